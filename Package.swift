@@ -1,0 +1,50 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "edshim",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "edshim", targets: ["edshim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // The model, the Envoy encoder, the wire protocol and docker-proxy argument
+        // parsing. Depends on no mode.
+        .target(name: "EdshimCore"),
+        // Linux headers Swift's Glibc module leaves out (signalfd, pidfd, recvmmsg).
+        .target(name: "CEdshimLinux"),
+        // Shim mode (and later the UDP proxy): runs once per published port, so it is
+        // plain blocking system calls on one thread — no NIO, no Foundation.
+        .target(name: "EdshimShim", dependencies: ["EdshimCore", "CEdshimLinux"]),
+        // The registrar daemon: Unix socket, registry, filesystem xDS.
+        .target(
+            name: "EdshimServer",
+            dependencies: [
+                "EdshimCore",
+                "CEdshimLinux",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The multicall binary: dispatches on argv[0] and the first argument.
+        .executableTarget(
+            name: "edshim",
+            dependencies: [
+                "EdshimCore",
+                "EdshimShim",
+                "EdshimServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "EdshimCoreTests", dependencies: ["EdshimCore"], resources: [.copy("Golden")]),
+        .testTarget(name: "EdshimIntegrationTests", dependencies: ["EdshimCore"]),
+    ]
+)

@@ -1,0 +1,134 @@
+/// The docker-proxy command line dockerd starts for each published port:
+/// `-proto tcp -host-ip 0.0.0.0 -host-port 8080 -container-ip 172.17.0.2
+/// -container-port 80 [-use-listen-fd]`.
+public struct ShimArguments: Equatable, Sendable {
+    /// `-proto`: tcp (default), udp or sctp.
+    public var proto: TransportProtocol
+    /// `-host-ip` and `-host-port`: where the port is published on the host.
+    public var host: SocketEndpoint
+    /// `-container-ip` and `-container-port`: where the container serves.
+    public var container: SocketEndpoint
+    /// `-use-listen-fd`: dockerd ≥ 28 passed the bound socket on fd 4.
+    public var useListenFD: Bool
+
+    /// Creates arguments directly (tests, resync).
+    public init(proto: TransportProtocol, host: SocketEndpoint, container: SocketEndpoint, useListenFD: Bool = false) {
+        self.proto = proto
+        self.host = host
+        self.container = container
+        self.useListenFD = useListenFD
+    }
+
+    /// The registry key these arguments publish.
+    public var key: RegistrationKey {
+        RegistrationKey(proto: proto, host: host)
+    }
+
+    /// The command line back in docker-proxy form, as dockerd writes it.
+    public var commandLine: [String] {
+        var line = [
+            "-proto", proto.rawValue,
+            "-host-ip", host.ip.description, "-host-port", String(host.port),
+            "-container-ip", container.ip.description, "-container-port", String(container.port),
+        ]
+        if useListenFD { line.append("-use-listen-fd") }
+        return line
+    }
+}
+
+/// What a shim-position command line asks for.
+public enum ShimInvocation: Equatable, Sendable {
+    /// Proxy the port.
+    case run(ShimArguments)
+    /// `-v` / `-version`: print the version and exit 0.
+    case version
+    /// `-h` / `-help`: print the usage and exit 0.
+    case help
+}
+
+extension ShimInvocation {
+    private static let scanner = GoFlagScanner(kinds: [
+        "proto": .value, "host-ip": .value, "host-port": .value,
+        "container-ip": .value, "container-port": .value,
+        "use-listen-fd": .bool, "v": .bool, "version": .bool,
+    ])
+
+    /// The usage text, in the shape Go's `flag` prints it.
+    public static let usage = """
+        Usage: edshim -proto tcp|udp -host-ip IP -host-port PORT -container-ip IP -container-port PORT [-use-listen-fd]
+
+        The docker-proxy drop-in dockerd runs for each published port
+        (dockerd --userland-proxy-path=/usr/local/bin/edshim --iptables=false).
+        TCP ports are registered with `edshim server` and served by Envoy;
+        UDP ports are proxied by edshim itself.
+
+          -proto string           tcp, udp or sctp (default "tcp"; sctp is refused)
+          -host-ip string         host address to publish on (0.0.0.0, ::, or one address)
+          -host-port int          host port, 1-65535
+          -container-ip string    container address
+          -container-port int     container port, 1-65535
+          -use-listen-fd          dockerd >= 28: fd 4 is the bound socket for the host port
+          -v, -version            print the version and exit
+
+        fd 3, when open, is dockerd's status pipe: edshim writes "0\\n" once the port
+        is served, or "1\\n<reason>" and exits 1.
+        EDSHIM_SOCKET overrides the server socket (default /run/edshim/edshim.sock).
+        """
+
+    /// Parses a shim command line (without the program name) with Go `flag` rules.
+    public static func parse(_ arguments: [String]) throws(ArgumentError) -> ShimInvocation {
+        let scan = try scanner.scan(arguments)
+        if scan.helpRequested { return .help }
+        if let extra = scan.positional.first {
+            throw ArgumentError("unexpected argument \"\(extra)\": edshim takes only docker-proxy's flags (see -h)")
+        }
+        var values: [String: String] = [:]
+        for flag in scan.flags { values[flag.name] = flag.value }
+
+        if values["v"].flatMap(GoFlagScanner.parseBool) == true
+            || values["version"].flatMap(GoFlagScanner.parseBool) == true {
+            return .version
+        }
+
+        let protoText = values["proto"] ?? "tcp"
+        guard let proto = TransportProtocol(rawValue: protoText) else {
+            throw ArgumentError("invalid value \"\(protoText)\" for -proto: use tcp, udp or sctp")
+        }
+        let host = SocketEndpoint(
+            ip: try address(values, "host-ip"),
+            port: try port(values, "host-port")
+        )
+        let container = SocketEndpoint(
+            ip: try address(values, "container-ip"),
+            port: try port(values, "container-port")
+        )
+        let useListenFD = values["use-listen-fd"].flatMap(GoFlagScanner.parseBool) ?? false
+        return .run(ShimArguments(proto: proto, host: host, container: container, useListenFD: useListenFD))
+    }
+
+    private static func address(_ values: [String: String], _ name: String) throws(ArgumentError) -> IPAddress {
+        guard let text = values[name] else {
+            throw ArgumentError("missing -\(name): dockerd always passes it; give an IPv4 or IPv6 address")
+        }
+        guard let address = IPAddress(text) else {
+            throw ArgumentError("invalid value \"\(text)\" for -\(name): not an IPv4 or IPv6 address")
+        }
+        return address
+    }
+
+    private static func port(_ values: [String: String], _ name: String) throws(ArgumentError) -> UInt16 {
+        guard let text = values[name] else {
+            throw ArgumentError("missing -\(name): give a port between 1 and 65535")
+        }
+        var digits = Substring(text)
+        if digits.first == "+" { digits = digits.dropFirst() }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit), let value = Int(digits), (1...65535).contains(value) else {
+            throw ArgumentError("invalid value \"\(text)\" for -\(name): use a port between 1 and 65535")
+        }
+        return UInt16(value)
+    }
+}
+
+extension Character {
+    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}

@@ -1,0 +1,15 @@
+/// Paths and addresses every mode agrees on (DESIGN.md).
+public enum EdshimDefaults {
+    /// The server's Unix socket; `EDSHIM_SOCKET` overrides it for clients.
+    public static let socketPath = "/run/edshim/edshim.sock"
+    /// The environment variable clients read for the socket path.
+    public static let socketEnvironmentVariable = "EDSHIM_SOCKET"
+    /// Where the server writes `lds.json` and `cds.json`.
+    public static let xdsDirectory = "/var/lib/edshim/xds"
+    /// Where the server keeps its registry across restarts.
+    public static let stateFile = "/var/lib/edshim/state.json"
+    /// The server's own admin and status HTTP endpoint.
+    public static let serverAdminAddress = "127.0.0.1:7776"
+    /// Envoy's admin API, in the bootstrap edshim prints.
+    public static let envoyAdminAddress = "127.0.0.1:9901"
+}

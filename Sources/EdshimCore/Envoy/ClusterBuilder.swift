@@ -1,0 +1,25 @@
+/// Builds the cluster of a service.
+public enum ClusterBuilder {
+    /// How long Envoy waits for the container to accept a connection.
+    static let connectTimeout = "5s"
+    /// Limits high enough never to be the bottleneck (Envoy's default is 1024),
+    /// because docker-proxy, which edshim replaces, had none.
+    static let unlimited: UInt32 = 1_000_000
+
+    /// A static, round-robin cluster over the container endpoints (sorted, unique).
+    public static func cluster(name: String, endpoints: [SocketEndpoint]) -> EnvoyCluster {
+        let lbEndpoints = Set(endpoints).sorted().map {
+            EnvoyCluster.LoadAssignment.LocalityEndpoints.LBEndpoint(endpoint: .init(address: EnvoyAddress($0)))
+        }
+        return EnvoyCluster(
+            name: name,
+            type: "STATIC",
+            connectTimeout: connectTimeout,
+            lbPolicy: "ROUND_ROBIN",
+            circuitBreakers: .init(thresholds: [
+                .init(maxConnections: unlimited, maxPendingRequests: unlimited, maxRequests: unlimited),
+            ]),
+            loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: lbEndpoints)])
+        )
+    }
+}

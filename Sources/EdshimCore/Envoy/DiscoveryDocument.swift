@@ -1,0 +1,52 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// Encodes resources as the v3 `DiscoveryResponse` JSON files Envoy's filesystem
+/// subscriptions read (`lds.json`, `cds.json`).
+///
+/// Deterministic: keys sorted, resources in name order, and `version_info` a hash
+/// of the resources, so the same resources always give the same bytes.
+public enum DiscoveryDocument {
+    /// `lds.json` for the listeners.
+    public static func listeners(_ listeners: [EnvoyListener]) throws -> [UInt8] {
+        try document(typeURL: EnvoyListener.typeURL, resources: listeners.map(Typed.init))
+    }
+
+    /// `cds.json` for the clusters.
+    public static func clusters(_ clusters: [EnvoyCluster]) throws -> [UInt8] {
+        try document(typeURL: EnvoyCluster.typeURL, resources: clusters.map(Typed.init))
+    }
+
+    private struct Response<Message: EnvoyMessage>: Encodable {
+        var versionInfo: String
+        var typeUrl: String
+        var resources: [Typed<Message>]
+    }
+
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return encoder
+    }
+
+    private static func document<Message: EnvoyMessage>(typeURL: String, resources: [Typed<Message>]) throws -> [UInt8] {
+        let encoder = encoder()
+        let version = fnv1a64(try encoder.encode(resources))
+        let data = try encoder.encode(Response(versionInfo: version, typeUrl: typeURL, resources: resources))
+        return Array(data) + [UInt8(ascii: "\n")]
+    }
+
+    private static func fnv1a64(_ data: Data) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in data {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}

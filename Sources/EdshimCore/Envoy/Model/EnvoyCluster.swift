@@ -1,0 +1,60 @@
+/// `envoy.config.cluster.v3.Cluster`, the subset edshim uses: a static cluster of
+/// container endpoints.
+public struct EnvoyCluster: EnvoyMessage {
+    public static let typeURL = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+
+    /// `envoy.config.cluster.v3.CircuitBreakers`.
+    public struct CircuitBreakers: Encodable, Hashable, Sendable {
+        /// One threshold set.
+        public struct Thresholds: Encodable, Hashable, Sendable {
+            /// Concurrent upstream connections.
+            public var maxConnections: UInt32
+            /// Requests waiting for a connection.
+            public var maxPendingRequests: UInt32
+            /// Concurrent requests.
+            public var maxRequests: UInt32
+        }
+
+        /// Thresholds for the default priority.
+        public var thresholds: [Thresholds]
+    }
+
+    /// `envoy.config.endpoint.v3.ClusterLoadAssignment`.
+    public struct LoadAssignment: Encodable, Hashable, Sendable {
+        /// `LocalityLbEndpoints`.
+        public struct LocalityEndpoints: Encodable, Hashable, Sendable {
+            /// `LbEndpoint`.
+            public struct LBEndpoint: Encodable, Hashable, Sendable {
+                /// `Endpoint`.
+                public struct Endpoint: Encodable, Hashable, Sendable {
+                    /// Where the container serves.
+                    public var address: EnvoyAddress
+                }
+
+                /// The endpoint.
+                public var endpoint: Endpoint
+            }
+
+            /// The endpoints.
+            public var lbEndpoints: [LBEndpoint]
+        }
+
+        /// Same as the cluster's name.
+        public var clusterName: String
+        /// One locality.
+        public var endpoints: [LocalityEndpoints]
+    }
+
+    /// The cluster name: the service name.
+    public var name: String
+    /// Always `STATIC`: endpoints are IP addresses.
+    public var type: String
+    /// How long to wait for the container to accept.
+    public var connectTimeout: String
+    /// `ROUND_ROBIN` across the endpoints.
+    public var lbPolicy: String
+    /// Raised far above Envoy's defaults (1024), which docker-proxy never had.
+    public var circuitBreakers: CircuitBreakers
+    /// The container endpoints.
+    public var loadAssignment: LoadAssignment
+}

@@ -1,0 +1,92 @@
+/// `envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
+/// the subset edshim uses.
+public struct HTTPConnectionManager: EnvoyMessage {
+    public static let typeURL = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+
+    /// `envoy.config.route.v3.RouteConfiguration`, inline.
+    public struct RouteConfiguration: Encodable, Hashable, Sendable {
+        /// The route table name.
+        public var name: String
+        /// False: a listener may arrive a moment before its cluster (separate files),
+        /// and Envoy must never reject it for that.
+        public var validateClusters: Bool
+        /// One catch-all virtual host.
+        public var virtualHosts: [VirtualHost]
+    }
+
+    /// `envoy.config.route.v3.VirtualHost`.
+    public struct VirtualHost: Encodable, Hashable, Sendable {
+        /// The virtual host name.
+        public var name: String
+        /// `*`.
+        public var domains: [String]
+        /// One route.
+        public var routes: [Route]
+    }
+
+    /// `envoy.config.route.v3.Route`.
+    public struct Route: Encodable, Hashable, Sendable {
+        /// `RouteMatch`.
+        public struct Match: Encodable, Hashable, Sendable {
+            /// `/`.
+            public var prefix: String
+        }
+
+        /// `RouteAction`.
+        public struct Action: Encodable, Hashable, Sendable {
+            /// The service's cluster.
+            public var cluster: String
+            /// `0s`: no route timeout, so streams and long polls work.
+            public var timeout: String
+        }
+
+        /// `Decorator`.
+        public struct Decorator: Encodable, Hashable, Sendable {
+            /// The span name in traces: the service.
+            public var operation: String
+        }
+
+        /// Matches every path.
+        public var match: Match
+        /// Sends to the cluster.
+        public var route: Action
+        /// Names the span.
+        public var decorator: Decorator
+    }
+
+    /// `HttpFilter`: only the router.
+    public struct HTTPFilter: Encodable, Hashable, Sendable {
+        /// `envoy.extensions.filters.http.router.v3.Router`.
+        public struct Router: EnvoyMessage {
+            public static let typeURL = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+        }
+
+        /// `envoy.filters.http.router`.
+        public var name: String
+        /// The router's (empty) configuration.
+        public var typedConfig: Typed<Router>
+    }
+
+    /// `UpgradeConfig`.
+    public struct UpgradeConfig: Encodable, Hashable, Sendable {
+        /// `websocket`.
+        public var upgradeType: String
+    }
+
+    /// `AUTO`: HTTP/1.1 and h2c.
+    public var codecType: String
+    /// Stats under `http.<stat_prefix>.`: the service name.
+    public var statPrefix: String
+    /// True: Envoy is the edge; it appends the client's address to X-Forwarded-For.
+    public var useRemoteAddress: Bool
+    /// True: every request gets an `x-request-id`.
+    public var generateRequestId: Bool
+    /// `0s`: a quiet stream (long poll, server-sent events) is never cut.
+    public var streamIdleTimeout: String
+    /// WebSocket upgrades pass.
+    public var upgradeConfigs: [UpgradeConfig]
+    /// The inline route table.
+    public var routeConfig: RouteConfiguration
+    /// The router.
+    public var httpFilters: [HTTPFilter]
+}

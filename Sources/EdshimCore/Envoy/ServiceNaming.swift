@@ -1,0 +1,32 @@
+/// The names edshim gives Envoy resources.
+///
+/// Service name: `{ServiceName}-{EnvironmentName}-{hostPort}`, empty parts left out,
+/// `unknown` when there is no service label. The cluster is named after the service,
+/// so the `0.0.0.0` and `::` twins of a port share it. Listener names come from the
+/// registration key alone: a relabelled container updates its listener in place
+/// instead of making Envoy rebind the port under a new name.
+public enum ServiceNaming {
+    /// The service part used when no label names the service.
+    public static let unknownService = "unknown"
+
+    /// The sanitized service label, or `unknown`: the tracing operation name.
+    public static func service(_ metadata: ContainerMetadata) -> String {
+        metadata.service.flatMap(LabelSanitizer.sanitize) ?? unknownService
+    }
+
+    /// `web-prod-8080`: the cluster name and the stat prefix.
+    public static func serviceName(for registration: Registration) -> String {
+        var parts = [service(registration.metadata)]
+        if let environment = registration.metadata.environment.flatMap(LabelSanitizer.sanitize) {
+            parts.append(environment)
+        }
+        parts.append(String(registration.key.host.port))
+        return parts.joined(separator: "-")
+    }
+
+    /// `tcp_0.0.0.0_8080`, `tcp_[::]_8080`.
+    public static func listenerName(for key: RegistrationKey) -> String {
+        let host = key.host.ip.isIPv6 ? "[\(key.host.ip)]" : key.host.ip.description
+        return "\(key.proto.rawValue)_\(host)_\(key.host.port)"
+    }
+}

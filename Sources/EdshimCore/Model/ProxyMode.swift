@@ -1,0 +1,26 @@
+/// How Envoy carries a TCP port.
+public enum ProxyMode: String, Hashable, Sendable, CaseIterable {
+    /// HTTP connection manager: HTTP/1.1 and h2c, request ids, X-Forwarded-For,
+    /// tracing decorator, WebSocket upgrades.
+    case http
+    /// TCP proxy: bytes untouched.
+    case tcp
+
+    /// Parses a label value: trimmed, case-insensitive; `nil` when unknown.
+    public init?(label: String) {
+        let trimmed = label.trimmingASCIIWhitespace().lowercased()
+        guard let mode = ProxyMode(rawValue: trimmed) else { return nil }
+        self = mode
+    }
+}
+
+extension String {
+    /// The string without leading and trailing spaces, tabs, CR and LF.
+    func trimmingASCIIWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else {
+            return ""
+        }
+        return String(self[start...end])
+    }
+}

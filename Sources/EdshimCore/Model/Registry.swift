@@ -1,0 +1,61 @@
+/// The set of live registrations, one per key. A value type: the server keeps one
+/// behind an actor and hands out copies as snapshots.
+public struct Registry: Hashable, Sendable {
+    private var entries: [RegistrationKey: Registration] = [:]
+
+    /// An empty registry.
+    public init() {}
+
+    /// A registry holding `registrations` (later ones replace earlier ones of the same key).
+    public init(_ registrations: [Registration]) {
+        for registration in registrations { entries[registration.key] = registration }
+    }
+
+    /// What `deregister` did.
+    public enum Removal: Equatable, Sendable {
+        /// The caller's registration is gone.
+        case removed(Registration)
+        /// Nothing is registered under the key.
+        case notRegistered
+        /// The key belongs to another owner (a newer registration): left in place.
+        case ownedByAnother(Owner)
+    }
+
+    /// Adds or replaces the registration for its key; returns the one it replaced.
+    @discardableResult
+    public mutating func register(_ registration: Registration) -> Registration? {
+        entries.updateValue(registration, forKey: registration.key)
+    }
+
+    /// Removes the registration for `key` only if `owner` owns it.
+    public mutating func deregister(_ key: RegistrationKey, owner: Owner) -> Removal {
+        guard let current = entries[key] else { return .notRegistered }
+        guard current.owner == owner else {
+            return .ownedByAnother(current.owner)
+        }
+        entries[key] = nil
+        return .removed(current)
+    }
+
+    /// Removes whatever is registered for `key`.
+    @discardableResult
+    public mutating func remove(_ key: RegistrationKey) -> Registration? {
+        entries.removeValue(forKey: key)
+    }
+
+    /// The registration for `key`, if any.
+    public subscript(key: RegistrationKey) -> Registration? { entries[key] }
+
+    /// Registrations under other keys that could not be bound together with `key`.
+    public func overlapping(_ key: RegistrationKey) -> [Registration] {
+        entries.values.filter { $0.key != key && $0.key.overlaps(key) }.sorted { $0.key < $1.key }
+    }
+
+    /// Every registration, ordered by key.
+    public var registrations: [Registration] {
+        entries.values.sorted { $0.key < $1.key }
+    }
+
+    /// The number of registrations.
+    public var count: Int { entries.count }
+}

@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A blocking client of the server's Unix socket: one request line, one response
+/// line, per connection. Plain system calls, because the shim uses it.
+public struct ServerClient: Sendable {
+    /// Why an exchange did not produce a response.
+    public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        /// The socket could not be connected (no server, no permission).
+        case unreachable(String)
+        /// The server did not answer before the deadline.
+        case timedOut
+        /// The interrupt descriptor became readable first (a signal arrived).
+        case interrupted
+        /// The server answered something that is not a response.
+        case malformed(String)
+
+        /// One line for people.
+        public var description: String {
+            switch self {
+            case .unreachable(let reason): reason
+            case .timedOut: "the edshim server did not answer in time"
+            case .interrupted: "interrupted by a signal"
+            case .malformed(let reason): "the edshim server answered something unreadable: \(reason)"
+            }
+        }
+    }
+
+    /// The socket path.
+    public let socketPath: String
+
+    /// A client of `socketPath`.
+    public init(socketPath: String) {
+        self.socketPath = socketPath
+    }
+
+    /// A client of `$EDSHIM_SOCKET`, else the default socket.
+    public static func fromEnvironment() -> ServerClient {
+        if let value = getenv(EdshimDefaults.socketEnvironmentVariable), value.pointee != 0 {
+            return ServerClient(socketPath: String(cString: value))
+        }
+        return ServerClient(socketPath: EdshimDefaults.socketPath)
+    }
+
+    /// Sends `request` and waits for the response until `deadline`, or until
+    /// `interrupt` (a signalfd) becomes readable.
+    public func exchange(_ request: WireRequest, deadline: Deadline, interrupt: Int32? = nil) throws(Failure) -> WireResponse {
+        let fd = try connect()
+        defer { close(fd) }
+        try send(request.encoded, on: fd)
+        let line = try receiveLine(on: fd, deadline: deadline, interrupt: interrupt)
+        do {
+            return try WireResponse.decode(line)
+        } catch {
+            throw .malformed(error.message)
+        }
+    }
+
+    private func connect() throws(Failure) -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let pathBytes = Array(socketPath.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard pathBytes.count < capacity else {
+            throw .unreachable("socket path \(socketPath) is longer than \(capacity - 1) bytes: choose a shorter EDSHIM_SOCKET")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: pathBytes)
+            raw[pathBytes.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .unreachable("socket: \(String(cString: strerror(errno)))") }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard result == 0 else {
+            let code = errno
+            close(fd)
+            let hint = code == EACCES
+                ? "run as root or as a member of the socket's group"
+                : "is `edshim server` running? (systemctl start edshim, or set EDSHIM_SOCKET)"
+            throw .unreachable("cannot reach the edshim server at \(socketPath): \(String(cString: strerror(code))); \(hint)")
+        }
+        return fd
+    }
+
+    private func send(_ bytes: [UInt8], on fd: Int32) throws(Failure) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else {
+                throw .unreachable("sending to the edshim server at \(socketPath): \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+    }
+
+    private func receiveLine(on fd: Int32, deadline: Deadline, interrupt: Int32?) throws(Failure) -> [UInt8] {
+        var line: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        if let interrupt { fds.append(pollfd(fd: interrupt, events: Int16(POLLIN), revents: 0)) }
+        while true {
+            if deadline.hasPassed { throw .timedOut }
+            let ready = poll(&fds, nfds_t(fds.count), deadline.remaining)
+            if ready < 0, errno == EINTR { continue }
+            if ready == 0 { continue }
+            if fds.count > 1, fds[1].revents != 0 { throw .interrupted }
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else {
+                throw .malformed(count == 0 ? "connection closed before a response" : String(cString: strerror(errno)))
+            }
+            line += chunk[0..<count]
+            if let newline = line.firstIndex(of: UInt8(ascii: "\n")) {
+                return Array(line[...newline])
+            }
+            if line.count > WireProtocol.maximumResponseBytes {
+                throw .malformed("response larger than \(WireProtocol.maximumResponseBytes) bytes")
+            }
+        }
+    }
+}

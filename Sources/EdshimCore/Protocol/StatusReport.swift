@@ -1,0 +1,37 @@
+/// How `edshim status` shows registrations.
+public enum StatusReport {
+    /// One JSON object per registration, in key order, as a JSON array.
+    public static func json(_ registrations: [Registration]) -> String {
+        let array = JSONValue.array(registrations.map { registration in
+            var object = WireResponse.encode(registration)
+            object.append("service_name", .string(ServiceNaming.serviceName(for: registration)))
+            object.append("listener", .string(ServiceNaming.listenerName(for: registration.key)))
+            return .object(object)
+        })
+        return String(decoding: array.serialized, as: UTF8.self)
+    }
+
+    /// An aligned table with a header, or a sentence when there is nothing.
+    public static func table(_ registrations: [Registration]) -> String {
+        guard !registrations.isEmpty else { return "no published ports registered" }
+        let header = ["HOST", "PROTO", "CONTAINER", "SERVICE", "MODE", "OWNER"]
+        let rows = registrations.map { registration in
+            [
+                registration.key.host.description,
+                registration.key.proto.rawValue,
+                registration.container.description,
+                ServiceNaming.serviceName(for: registration),
+                registration.mode.rawValue,
+                registration.owner.description,
+            ]
+        }
+        let widths = header.indices.map { column in
+            ([header] + rows).map { $0[column].count }.max() ?? 0
+        }
+        return ([header] + rows).map { row in
+            row.enumerated().map { column, cell in
+                column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,159 @@
+/// The version of the shim↔server protocol this build speaks.
+public enum WireProtocol {
+    /// Requests carry `"v": 1`; a server refuses versions newer than its own.
+    public static let version = 1
+    /// The largest request line a server reads, newline included.
+    public static let maximumRequestBytes = 64 * 1024
+    /// The largest response line a client reads, newline included (listings grow with ports).
+    public static let maximumResponseBytes = 16 * 1024 * 1024
+}
+
+/// A registration request: what the shim was started with.
+public struct RegisterRequest: Equatable, Sendable {
+    /// Protocol, host address and port.
+    public var key: RegistrationKey
+    /// Where the container serves.
+    public var container: SocketEndpoint
+    /// The inode of a listening socket the shim still holds for the port (dockerd ≥ 28's
+    /// fd 4), which readiness must not mistake for Envoy's.
+    public var heldSocketInode: UInt64?
+    /// Set by `edshim resync`: the shim process this registration is made for.
+    public var onBehalfOf: Int32?
+
+    /// Creates a request.
+    public init(key: RegistrationKey, container: SocketEndpoint, heldSocketInode: UInt64? = nil, onBehalfOf: Int32? = nil) {
+        self.key = key
+        self.container = container
+        self.heldSocketInode = heldSocketInode
+        self.onBehalfOf = onBehalfOf
+    }
+}
+
+/// A request line from a shim, `edshim status` or `edshim resync`.
+public enum WireRequest: Equatable, Sendable {
+    /// Register (or replace) the mapping for a key, answered once Envoy serves it.
+    case register(RegisterRequest)
+    /// Remove the caller's registration for a key, answered once Envoy let go of the port.
+    case deregister(RegistrationKey)
+    /// List every registration.
+    case list
+}
+
+extension WireRequest {
+    /// The request as one JSON line, newline included.
+    public var encoded: [UInt8] {
+        var object: JSONObject = ["v": .integer(WireProtocol.version)]
+        switch self {
+        case .register(let request):
+            object.append("op", .string("register"))
+            Self.appendKey(request.key, to: &object)
+            object.append("container_ip", .string(request.container.ip.description))
+            object.append("container_port", .integer(request.container.port))
+            object.append("held_socket_inode", request.heldSocketInode.map { .integer($0) })
+            object.append("on_behalf_of", request.onBehalfOf.map { .integer($0) })
+        case .deregister(let key):
+            object.append("op", .string("deregister"))
+            Self.appendKey(key, to: &object)
+        case .list:
+            object.append("op", .string("list"))
+        }
+        return JSONValue.object(object).serialized + [UInt8(ascii: "\n")]
+    }
+
+    /// Decodes one request line (trailing newline optional). Unknown fields are ignored.
+    public static func decode(_ line: [UInt8]) throws(WireError) -> WireRequest {
+        let object = try WireDecoding.object(line, limit: WireProtocol.maximumRequestBytes)
+        guard let version = object["v"]?.integerValue(Int.self) else {
+            throw WireError(.badRequest, "missing protocol version \"v\": is this an edshim client?")
+        }
+        guard version <= WireProtocol.version, version >= 1 else {
+            throw WireError(.unsupportedVersion, "protocol version \(version) is not supported; this server speaks version \(WireProtocol.version): upgrade edshim server")
+        }
+        guard let operation = object["op"]?.stringValue else {
+            throw WireError(.badRequest, "missing \"op\"")
+        }
+        switch operation {
+        case "register":
+            let key = try decodeKey(object)
+            let container = SocketEndpoint(
+                ip: try WireDecoding.address(object, "container_ip"),
+                port: try WireDecoding.port(object, "container_port")
+            )
+            return .register(RegisterRequest(
+                key: key,
+                container: container,
+                heldSocketInode: try WireDecoding.optionalInteger(object, "held_socket_inode"),
+                onBehalfOf: try WireDecoding.optionalInteger(object, "on_behalf_of")
+            ))
+        case "deregister":
+            return .deregister(try decodeKey(object))
+        case "list":
+            return .list
+        default:
+            throw WireError(.unknownOperation, "unknown operation \"\(operation)\": this server knows register, deregister and list")
+        }
+    }
+
+    static func appendKey(_ key: RegistrationKey, to object: inout JSONObject) {
+        object.append("proto", .string(key.proto.rawValue))
+        object.append("host_ip", .string(key.host.ip.description))
+        object.append("host_port", .integer(key.host.port))
+    }
+
+    static func decodeKey(_ object: JSONObject) throws(WireError) -> RegistrationKey {
+        guard let protoText = object["proto"]?.stringValue, let proto = TransportProtocol(rawValue: protoText) else {
+            throw WireError(.badRequest, "\"proto\" must be \"tcp\", \"udp\" or \"sctp\"")
+        }
+        return RegistrationKey(
+            proto: proto,
+            host: SocketEndpoint(ip: try WireDecoding.address(object, "host_ip"), port: try WireDecoding.port(object, "host_port"))
+        )
+    }
+}
+
+/// Field readers shared by request and response decoding.
+enum WireDecoding {
+    static func object(_ line: [UInt8], limit: Int) throws(WireError) -> JSONObject {
+        guard line.count <= limit else {
+            throw WireError(.tooLarge, "message of \(line.count) bytes exceeds the \(limit)-byte limit")
+        }
+        var body = line[...]
+        if body.last == UInt8(ascii: "\n") { body = body.dropLast() }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(Array(body))
+        } catch {
+            throw WireError(.badRequest, "malformed JSON: \(error)")
+        }
+        guard let object = value.objectValue else {
+            throw WireError(.badRequest, "a message must be a JSON object")
+        }
+        return object
+    }
+
+    static func address(_ object: JSONObject, _ name: String) throws(WireError) -> IPAddress {
+        guard let text = object[name]?.stringValue, let address = IPAddress(text) else {
+            throw WireError(.badRequest, "\"\(name)\" must be an IPv4 or IPv6 address")
+        }
+        return address
+    }
+
+    static func port(_ object: JSONObject, _ name: String) throws(WireError) -> UInt16 {
+        guard let port = object[name]?.integerValue(UInt16.self), port > 0 else {
+            throw WireError(.badRequest, "\"\(name)\" must be a port between 1 and 65535")
+        }
+        return port
+    }
+
+    static func optionalInteger<T: FixedWidthInteger>(_ object: JSONObject, _ name: String) throws(WireError) -> T? {
+        guard let value = object[name], value != .null else { return nil }
+        guard let integer = value.integerValue(T.self) else {
+            throw WireError(.badRequest, "\"\(name)\" must be an integer")
+        }
+        return integer
+    }
+
+    static func optionalString(_ object: JSONObject, _ name: String) -> String? {
+        object[name]?.stringValue
+    }
+}

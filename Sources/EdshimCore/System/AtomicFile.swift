@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Replaces files atomically: readers (Envoy, a restarted server) see the old
+/// contents or the new, never a mix. Write a temporary file beside the target, then
+/// rename it over the target.
+public enum AtomicFile {
+    /// Why a write failed.
+    public struct Failure: Error, CustomStringConvertible {
+        /// `writing /path: reason`.
+        public var description: String
+    }
+
+    /// Writes `bytes` to `path` atomically, with permission `mode`. With `durable`, the
+    /// data and the rename reach the disk before this returns.
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644, durable: Bool = false) throws(Failure) {
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(name).tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw failure(temporary) }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else {
+                let error = failure(temporary)
+                close(fd)
+                unlink(temporary)
+                throw error
+            }
+            offset += written
+        }
+        if durable, fsync(fd) != 0 {
+            let error = failure(temporary)
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let error = failure(path)
+            unlink(temporary)
+            throw error
+        }
+        if durable {
+            let directoryFD = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if directoryFD >= 0 {
+                fsync(directoryFD)
+                close(directoryFD)
+            }
+        }
+    }
+
+    /// Creates `path` and its missing parents with `mode` (like `mkdir -p`).
+    public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(Failure) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, mode) != 0, errno != EEXIST { throw failure(current, action: "creating") }
+        }
+    }
+
+    private static func failure(_ path: String, action: String = "writing") -> Failure {
+        Failure(description: "\(action) \(path): \(String(cString: strerror(errno)))")
+    }
+}

@@ -1,0 +1,32 @@
+/// Facts about a process read from `/proc/PID`.
+public enum ProcessTable {
+    /// The process start time in clock ticks since boot (field 22 of `/proc/PID/stat`),
+    /// or nil when the process does not exist.
+    public static func startTime(of pid: Int32, root: String = "/proc") -> UInt64? {
+        guard let stat = SystemFile.read("\(root)/\(pid)/stat") else { return nil }
+        return parseStartTime(stat)
+    }
+
+    /// Parses `/proc/PID/stat`. The command name (field 2) is in parentheses and may
+    /// itself hold spaces and parentheses, so fields are counted after the last `)`.
+    public static func parseStartTime(_ stat: [UInt8]) -> UInt64? {
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "))
+        // fields[0] is field 3 (state); field 22 is fields[19].
+        guard fields.count > 19 else { return nil }
+        return UInt64(String(decoding: fields[19], as: UTF8.self))
+    }
+
+    /// The owner of a live process: its pid and start time.
+    public static func owner(of pid: Int32, root: String = "/proc") -> Owner? {
+        startTime(of: pid, root: root).map { Owner(pid: pid, startTime: $0) }
+    }
+
+    /// The process's command line (argv), or nil when it cannot be read.
+    public static func commandLine(of pid: Int32, root: String = "/proc") -> [String]? {
+        guard let raw = SystemFile.read("\(root)/\(pid)/cmdline"), !raw.isEmpty else { return nil }
+        var arguments = raw.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        if arguments.last == "" { arguments.removeLast() }
+        return arguments
+    }
+}

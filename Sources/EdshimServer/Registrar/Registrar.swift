@@ -1,0 +1,140 @@
+import EdshimCore
+import Logging
+
+/// The registry's one owner: takes requests from the socket, keeps the registry,
+/// publishes it to Envoy and answers once Envoy has acted on it.
+actor Registrar {
+    private var registry: Registry
+    /// Sockets Envoy listened on for a key just deregistered: until they close,
+    /// readiness must not take them for the listener of a new registration.
+    private var retired: [RegistrationKey: Set<UInt64>] = [:]
+    private let publisher: XDSPublisher
+    private let watcher: ListenWatcher
+    private let metadataSource: any ContainerMetadataSource
+    private let configuration: ServerConfiguration
+    private let logger: Logger
+
+    init(
+        registry: Registry,
+        publisher: XDSPublisher,
+        watcher: ListenWatcher,
+        metadataSource: any ContainerMetadataSource,
+        configuration: ServerConfiguration,
+        logger: Logger
+    ) {
+        self.registry = registry
+        self.publisher = publisher
+        self.watcher = watcher
+        self.metadataSource = metadataSource
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Answers one request from `peer`.
+    func handle(_ request: WireRequest, from peer: PeerCredentials) async -> WireResponse {
+        switch request {
+        case .register(let registration):
+            await register(registration, from: peer)
+        case .deregister(let key):
+            await deregister(key, from: peer)
+        case .list:
+            .registrations(registry.registrations)
+        }
+    }
+
+    // MARK: Register
+
+    private func register(_ request: RegisterRequest, from peer: PeerCredentials) async -> WireResponse {
+        let key = request.key
+        guard key.proto == .tcp else {
+            return .failure(WireError(.unsupportedProtocol, "the server registers TCP ports only; \(key.proto.rawValue) ports are served by the shim itself"))
+        }
+        if request.onBehalfOf != nil {
+            return .failure(WireError(.permissionDenied, "registering on behalf of another process is not supported by this server"))
+        }
+        guard let owner = ProcessTable.owner(of: peer.pid) else {
+            return .failure(WireError(.unavailable, "cannot read /proc/\(peer.pid): the server must run in the host's PID namespace"))
+        }
+        if let conflict = registry.overlapping(key).first {
+            return .failure(WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both"))
+        }
+        var excluded = retired[key] ?? []
+        if let held = request.heldSocketInode { excluded.insert(held) }
+        if registry[key] == nil, let refusal = await refuseIfPortTaken(key.host, excluding: excluded) {
+            return .failure(refusal)
+        }
+
+        let metadata = await metadataSource.metadata(for: request.container)
+        let registration = Registration(
+            key: key,
+            container: request.container,
+            owner: owner,
+            metadata: metadata,
+            mode: metadata.mode ?? configuration.defaultMode
+        )
+        let replaced = registry.register(registration)
+        logger.info("registered", metadata: Self.describe(registration, replacing: replaced))
+        await publisher.publish(registry)
+
+        let ready = await watcher.waitUntilListening(on: key.host, excluding: excluded, timeout: configuration.readyTimeout)
+        guard registry[key]?.owner == owner else {
+            return .failure(WireError(.notOwner, "\(key) was deregistered or replaced before Envoy served it"))
+        }
+        if ready {
+            retired[key] = nil
+            return .ok
+        }
+        registry.remove(key)
+        await publisher.publish(registry)
+        logger.warning("Envoy did not listen in time; registration withdrawn", metadata: ["key": "\(key)"])
+        return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
+    }
+
+    /// A listener that is not Envoy's on the port would make Envoy's bind fail.
+    /// Sockets still closing (Envoy letting go of a port just deregistered) get a
+    /// moment to go.
+    private func refuseIfPortTaken(_ host: SocketEndpoint, excluding excluded: Set<UInt64>) async -> WireError? {
+        let taken = Set(await watcher.snapshot()
+            .filter { $0.endpoint.bindConflicts(with: host) && !excluded.contains($0.inode) }
+            .map(\.inode))
+        guard !taken.isEmpty else { return nil }
+        if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
+        return WireError(.portInUse, "another process already listens on \(host): stop it, or publish the container on a free port")
+    }
+
+    // MARK: Deregister
+
+    private func deregister(_ key: RegistrationKey, from peer: PeerCredentials) async -> WireResponse {
+        guard let owner = ProcessTable.owner(of: peer.pid) else {
+            return .failure(WireError(.unavailable, "cannot read /proc/\(peer.pid)"))
+        }
+        switch registry.deregister(key, owner: owner) {
+        case .notRegistered:
+            return .failure(WireError(.notRegistered, "nothing is registered for \(key)"))
+        case .ownedByAnother(let current):
+            logger.info("kept a newer registration", metadata: ["key": "\(key)", "owner": "\(current)", "caller": "\(owner)"])
+            return .failure(WireError(.notOwner, "\(key) now belongs to \(current); left in place"))
+        case .removed(let registration):
+            logger.info("deregistered", metadata: Self.describe(registration, replacing: nil))
+            let listening = Set(await watcher.snapshot().filter { $0.endpoint == key.host }.map(\.inode))
+            retired[key, default: []].formUnion(listening)
+            await publisher.publish(registry)
+            if await watcher.waitUntilClosed(listening, timeout: configuration.releaseTimeout), registry[key] == nil {
+                retired[key] = nil
+            }
+            return .ok
+        }
+    }
+
+    private static func describe(_ registration: Registration, replacing replaced: Registration?) -> Logger.Metadata {
+        var metadata: Logger.Metadata = [
+            "key": "\(registration.key)",
+            "container": "\(registration.container)",
+            "owner": "\(registration.owner)",
+            "service": "\(ServiceNaming.serviceName(for: registration))",
+            "mode": "\(registration.mode.rawValue)",
+        ]
+        if let replaced { metadata["replaced_owner"] = "\(replaced.owner)" }
+        return metadata
+    }
+}

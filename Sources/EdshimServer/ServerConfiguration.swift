@@ -1,0 +1,42 @@
+import EdshimCore
+
+/// Everything `edshim server` is told on its command line.
+public struct ServerConfiguration: Sendable {
+    /// The Unix socket shims register on.
+    public var socketPath: String
+    /// Where `lds.json` and `cds.json` go.
+    public var xdsDirectory: String
+    /// Where the registry is kept across restarts.
+    public var stateFile: String
+    /// The server's own admin and status endpoint.
+    public var adminAddress: SocketEndpoint
+    /// The Docker Engine API.
+    public var dockerHost: String
+    /// The mode for containers without a mode label.
+    public var defaultMode: ProxyMode
+    /// How long a registration waits for Envoy to listen before it fails.
+    public var readyTimeout: Duration
+    /// How long a deregistration waits for Envoy to let go of the port.
+    public var releaseTimeout: Duration
+
+    /// Creates a configuration.
+    public init(
+        socketPath: String = EdshimDefaults.socketPath,
+        xdsDirectory: String = EdshimDefaults.xdsDirectory,
+        stateFile: String = EdshimDefaults.stateFile,
+        adminAddress: SocketEndpoint = SocketEndpoint(ip: .loopbackIPv4, port: 7776),
+        dockerHost: String = "unix:///var/run/docker.sock",
+        defaultMode: ProxyMode = .http,
+        readyTimeout: Duration = .seconds(5),
+        releaseTimeout: Duration = .milliseconds(800)
+    ) {
+        self.socketPath = socketPath
+        self.xdsDirectory = xdsDirectory
+        self.stateFile = stateFile
+        self.adminAddress = adminAddress
+        self.dockerHost = dockerHost
+        self.defaultMode = defaultMode
+        self.readyTimeout = readyTimeout
+        self.releaseTimeout = releaseTimeout
+    }
+}

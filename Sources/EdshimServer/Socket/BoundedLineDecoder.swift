@@ -1,0 +1,29 @@
+import EdshimCore
+import NIOCore
+
+/// Splits the byte stream into request lines (newline included) and refuses a
+/// line longer than the protocol allows before it is buffered whole.
+struct BoundedLineDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+
+    /// A line grew past the limit.
+    struct LineTooLong: Error {}
+
+    let maximumLength: Int
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+            let length = newline - buffer.readerIndex + 1
+            guard length <= maximumLength, let line = buffer.readSlice(length: length) else { throw LineTooLong() }
+            context.fireChannelRead(Self.wrapInboundOut(line))
+            return .continue
+        }
+        if buffer.readableBytes > maximumLength { throw LineTooLong() }
+        return .needMoreData
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        return .needMoreData
+    }
+}

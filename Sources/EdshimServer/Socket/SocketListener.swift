@@ -1,0 +1,121 @@
+import CEdshimLinux
+import EdshimCore
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The Unix socket shims, `edshim status` and `edshim resync` talk to: one JSON
+/// request line, one JSON response line, as often as the client likes on one
+/// connection (docs/protocol.md).
+struct SocketListener: Service {
+    typealias Connection = (channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: PeerCredentials)
+
+    let path: String
+    let registrar: Registrar
+    let logger: Logger
+    let onReady: @Sendable () -> Void
+
+    func run() async throws {
+        try prepareDirectory()
+        try refuseIfAnotherServerListens()
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 1024)
+            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
+                Self.accept(channel)
+            }
+        defer { unlink(path) }
+        guard chmod(path, 0o660) == 0 else {
+            throw ServerStartupError("cannot set mode 0660 on \(path): \(String(cString: strerror(errno)))")
+        }
+        logger.info("listening", metadata: ["socket": "\(path)"])
+        onReady()
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    /// Reads the peer's credentials and wraps the connection for async use.
+    private static func accept(_ channel: any Channel) -> EventLoopFuture<Connection> {
+        let credentials: EventLoopFuture<edshim_ucred> = (channel as? any SocketOptionProvider)?
+            .unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+            ?? channel.eventLoop.makeFailedFuture(ServerStartupError("the connection offers no peer credentials"))
+        return credentials.flatMapThrowing { credentials in
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(BoundedLineDecoder(maximumLength: WireProtocol.maximumRequestBytes))
+            )
+            let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+            return (wrapped, PeerCredentials(credentials))
+        }
+    }
+
+    private func serve(_ connection: Connection) async {
+        do {
+            try await connection.channel.executeThenClose { inbound, outbound in
+                do {
+                    for try await line in inbound {
+                        let response: WireResponse
+                        do throws(WireError) {
+                            let request = try WireRequest.decode(Array(buffer: line))
+                            response = await registrar.handle(request, from: connection.peer)
+                        } catch {
+                            logger.notice("refused a malformed request", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
+                            response = .failure(error)
+                        }
+                        try await outbound.write(ByteBuffer(bytes: response.encoded))
+                    }
+                } catch is BoundedLineDecoder.LineTooLong {
+                    let error = WireError(.tooLarge, "request line exceeds \(WireProtocol.maximumRequestBytes) bytes")
+                    logger.notice("refused an oversized request", metadata: ["peer": "\(connection.peer)"])
+                    try await outbound.write(ByteBuffer(bytes: WireResponse.failure(error).encoded))
+                }
+            }
+        } catch {
+            logger.debug("connection ended", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
+        }
+    }
+
+    private func prepareDirectory() throws {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        let directory = String(path[..<slash])
+        do {
+            try AtomicFile.makeDirectories(directory, mode: 0o750)
+        } catch {
+            throw ServerStartupError("\(error.description): create it or choose another --socket")
+        }
+    }
+
+    /// A socket file someone still answers on belongs to a running server: taking it
+    /// over would cut that server off from its shims.
+    private func refuseIfAnotherServerListens() throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ServerStartupError("\(path) exists and is not a socket: remove it or choose another --socket")
+        }
+        let probe = ServerClient(socketPath: path)
+        if (try? probe.exchange(.list, deadline: .after(milliseconds: 500))) != nil {
+            throw ServerStartupError("another edshim server is already listening on \(path): stop it first, or choose another --socket")
+        }
+    }
+}
+
+/// The server cannot start; the message says why and what to do.
+struct ServerStartupError: Error, CustomStringConvertible {
+    var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,48 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// dockerd's status pipe on fd 3: `0\n` once the port is served, or `1\n<reason>`.
+/// When fd 3 is not a pipe (edshim run by hand), reports only go to the log.
+struct StatusPipe {
+    static let descriptor: Int32 = 3
+
+    private var open: Bool
+
+    /// Looks at fd 3 once, at start: only a FIFO is taken as the status pipe.
+    static func detect() -> StatusPipe {
+        var info = stat()
+        let isPipe = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO
+        if isPipe { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+        return StatusPipe(open: isPipe)
+    }
+
+    /// Reports the port as served and closes the pipe, so dockerd stops waiting.
+    mutating func reportReady() {
+        guard open else {
+            ShimLog.info("ready (no status pipe on fd 3)")
+            return
+        }
+        send("0\n")
+    }
+
+    /// Reports the reason on one line and closes the pipe.
+    mutating func reportFailure(_ reason: String) {
+        let line = reason.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        ShimLog.info("failed: \(line)")
+        guard open else { return }
+        send("1\n\(line)")
+    }
+
+    private mutating func send(_ text: String) {
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { write(Self.descriptor, $0.baseAddress, $0.count) }
+            if written < 0, errno == EINTR { continue }
+            guard written > 0 else { break }
+            bytes = bytes.dropFirst(written)
+        }
+        close(Self.descriptor)
+        open = false
+    }
+}

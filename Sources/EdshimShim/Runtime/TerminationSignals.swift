@@ -1,0 +1,40 @@
+import CEdshimLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SIGINT (dockerd stopping the proxy) and SIGTERM (dockerd's Pdeathsig) as a
+/// descriptor to poll, blocked from the first instruction so none is lost while the
+/// shim registers.
+struct TerminationSignals {
+    /// Readable when a termination signal is pending.
+    let descriptor: Int32
+
+    /// Blocks SIGINT and SIGTERM, ignores SIGPIPE, and opens a signalfd for them.
+    static func install() throws(ShimFailure) -> TerminationSignals {
+        signal(SIGPIPE, SIG_IGN)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGINT)
+        sigaddset(&mask, SIGTERM)
+        guard sigprocmask(SIG_BLOCK, &mask, nil) == 0 else { throw .system("blocking SIGINT/SIGTERM") }
+        let fd = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard fd >= 0 else { throw .system("signalfd") }
+        return TerminationSignals(descriptor: fd)
+    }
+
+    /// True when a signal arrived (and consumes it).
+    func takePending() -> Bool {
+        var info = signalfd_siginfo()
+        let count = withUnsafeMutableBytes(of: &info) { read(descriptor, $0.baseAddress, $0.count) }
+        return count == MemoryLayout<signalfd_siginfo>.size
+    }
+
+    /// Sleeps until a signal arrives.
+    func wait() {
+        var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
+        while !takePending() {
+            _ = poll(&fds, 1, -1)
+        }
+    }
+}

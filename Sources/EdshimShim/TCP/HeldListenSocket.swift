@@ -1,0 +1,66 @@
+import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The bound socket dockerd ≥ 28 passes on fd 4 with `-use-listen-fd`.
+///
+/// dockerd keeps its own copy until the shim reports ready, so Envoy can only bind
+/// the port beside it: the shim turns on SO_REUSEPORT on the shared socket, which
+/// lets Envoy's reuse-port listeners join it. Readiness then waits for a listening
+/// socket other than this one (its inode is sent to the server).
+struct HeldListenSocket {
+    static let descriptor: Int32 = 4
+
+    let descriptor: Int32
+    let inode: UInt64
+
+    /// Checks that fd 4 is a socket of the right type bound to `host`, and prepares it.
+    static func adopt(for arguments: ShimArguments) throws(ShimFailure) -> HeldListenSocket {
+        let fd = descriptor
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ShimFailure("-use-listen-fd was given but fd 4 is not a socket: dockerd >= 28 passes the bound host port there")
+        }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        var type: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length)
+        let expectedType = arguments.proto == .udp ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue)
+        guard type == expectedType else {
+            throw ShimFailure("fd 4 is not a \(arguments.proto.rawValue.uppercased()) socket, but -proto is \(arguments.proto.rawValue)")
+        }
+        guard let local = SocketEndpoint.local(of: fd), local == arguments.host else {
+            let bound = SocketEndpoint.local(of: fd)?.description ?? "an unknown address"
+            throw ShimFailure("fd 4 is bound to \(bound), not to \(arguments.host) as -host-ip/-host-port say")
+        }
+        if arguments.proto == .tcp {
+            var one: Int32 = 1
+            guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                throw .system("setting SO_REUSEPORT on fd 4 so Envoy can bind \(arguments.host)")
+            }
+        }
+        return HeldListenSocket(descriptor: fd, inode: UInt64(info.st_ino))
+    }
+
+    /// True once the parent (dockerd) no longer holds a descriptor for this socket, or
+    /// when that cannot be known (the parent is gone or its descriptors are unreadable).
+    func parentReleased() -> Bool {
+        let parent = getppid()
+        guard parent > 1, let directory = opendir("/proc/\(parent)/fd") else { return true }
+        defer { closedir(directory) }
+        let target = "socket:[\(inode)]"
+        var buffer = [CChar](repeating: 0, count: 64)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name.first != "." else { continue }
+            let length = readlink("/proc/\(parent)/fd/\(name)", &buffer, buffer.count - 1)
+            guard length > 0 else { continue }
+            let link = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if link == target { return false }
+        }
+        return true
+    }
+}

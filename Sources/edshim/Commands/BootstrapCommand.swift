@@ -1,0 +1,69 @@
+import ArgumentParser
+import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `edshim bootstrap`: the Envoy bootstrap that reads edshim's xDS files.
+struct BootstrapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bootstrap",
+        abstract: "Print an Envoy v3 bootstrap that takes its listeners and clusters from edshim.",
+        discussion: """
+            The bootstrap points Envoy's LDS and CDS at lds.json and cds.json in --xds-dir
+            (filesystem xDS: Envoy reloads them when edshim server replaces them) and puts
+            Envoy's admin API on --admin-address. Envoy runs it as is:
+
+              edshim bootstrap --xds-dir /var/lib/edshim/xds > /etc/edshim/envoy.yaml
+              envoy -c /etc/edshim/envoy.yaml
+
+            Envoy refuses to start when those files are missing, so this command creates
+            the directory and empty lds.json / cds.json when they do not exist yet (it never
+            changes existing ones). Pass --xds-dir and --admin-address to match the server.
+            """
+    )
+
+    @Option(name: .customLong("xds-dir"), help: "Directory edshim server writes lds.json and cds.json into.")
+    var xdsDirectory: String = EdshimDefaults.xdsDirectory
+
+    @Option(name: .customLong("admin-address"), help: "HOST:PORT for Envoy's admin API.")
+    var adminAddress: String = EdshimDefaults.envoyAdminAddress
+
+    @Option(name: .customLong("node-id"), help: "Envoy node id.")
+    var nodeID: String = "edshim"
+
+    @Option(name: .customLong("node-cluster"), help: "Envoy node cluster (the local service name in traces).")
+    var nodeCluster: String = "edshim"
+
+    func validate() throws {
+        guard SocketEndpoint(parsing: adminAddress) != nil else {
+            throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:9901")
+        }
+        guard !nodeID.isEmpty, !nodeCluster.isEmpty else {
+            throw ValidationError("--node-id and --node-cluster must not be empty")
+        }
+    }
+
+    func run() throws {
+        guard let admin = SocketEndpoint(parsing: adminAddress) else { throw ExitCode.validationFailure }
+        let document = BootstrapDocument(
+            xdsDirectory: absolute(xdsDirectory),
+            adminAddress: admin,
+            nodeID: nodeID,
+            nodeCluster: nodeCluster
+        )
+        do {
+            try AtomicFile.makeDirectories(document.xdsDirectory)
+            try seed(document.listenerPath, with: DiscoveryDocument.listeners([]))
+            try seed(document.clusterPath, with: DiscoveryDocument.clusters([]))
+        } catch {
+            throw CommandFailure("\(error): Envoy needs lds.json and cds.json to exist; run as a user who may create them, or start edshim server first")
+        }
+        print(document.yaml, terminator: "")
+    }
+
+    private func seed(_ path: String, with bytes: [UInt8]) throws {
+        guard access(path, F_OK) != 0 else { return }
+        try AtomicFile.write(bytes, to: path)
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import EdshimCore
+
+/// `edshim`: the root command.
+struct EdshimCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edshim",
+        abstract: "Envoy in front of every published Docker port.",
+        discussion: """
+            edshim replaces docker-proxy. Run dockerd with
+              --userland-proxy-path=/usr/local/bin/edshim --iptables=false
+            and dockerd starts edshim in shim mode for each published port. TCP ports are
+            registered with `edshim server`, which writes them as Envoy v3 configuration
+            (filesystem xDS): Envoy listens on the host port and proxies to the container,
+            with its metrics, access logs and tracing, named from the container's labels
+            (ServiceName, EnvironmentName, ProxyMode). UDP ports are proxied by edshim itself.
+
+            Shim mode starts when edshim is called as docker-proxy or envoy-docker-shim,
+            with a first argument that is a flag (-proto …), or as `edshim shim …`.
+
+            Quick start:
+              edshim server &                                  # the registrar
+              edshim bootstrap > /etc/edshim/envoy.yaml        # Envoy's bootstrap
+              envoy -c /etc/edshim/envoy.yaml &
+              edshim status                                    # what is published
+            """,
+        version: EdshimVersion.current,
+        subcommands: [
+            ShimCommand.self,
+            ServerCommand.self,
+            BootstrapCommand.self,
+            StatusCommand.self,
+            VersionCommand.self,
+        ]
+    )
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import EdshimCore
+import EdshimServer
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `edshim server`: the registrar daemon.
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server",
+        abstract: "Run the registrar: take registrations from shims, publish them to Envoy.",
+        discussion: """
+            Listens on a Unix socket for the shims dockerd starts, keeps the registry of
+            published TCP ports, and writes it as Envoy v3 filesystem xDS: lds.json and
+            cds.json in --xds-dir, each replaced atomically, clusters before the listeners
+            that use them. A registration is answered once Envoy listens on the port, which
+            the server reads from the kernel's socket table — it needs no access to Envoy's
+            admin API. Start Envoy with the bootstrap from `edshim bootstrap`.
+
+            Runs in the foreground until SIGINT or SIGTERM (contrib/edshim.service runs it
+            under systemd). Every flag has a default that works with an Envoy started from
+            `edshim bootstrap` alone.
+            """
+    )
+
+    @Option(name: .long, help: "Unix socket for shims (mode 0660). Clients read EDSHIM_SOCKET.")
+    var socket: String = EdshimDefaults.socketPath
+
+    @Option(name: .customLong("xds-dir"), help: "Directory Envoy watches for lds.json and cds.json.")
+    var xdsDirectory: String = EdshimDefaults.xdsDirectory
+
+    @Option(name: .customLong("state-file"), help: "Where the registry is kept across restarts.")
+    var stateFile: String = EdshimDefaults.stateFile
+
+    @Option(name: .customLong("admin-address"), help: "HOST:PORT of the server's own status endpoint.")
+    var adminAddress: String = EdshimDefaults.serverAdminAddress
+
+    @Option(name: .customLong("docker-host"), help: "Docker Engine API, unix:// or tcp:// (default: $DOCKER_HOST, else unix:///var/run/docker.sock).")
+    var dockerHost: String?
+
+    @Option(name: .customLong("default-mode"), help: "Mode for containers without a ProxyMode / edshim.mode label: http or tcp.")
+    var defaultMode: String = "http"
+
+    @Option(name: .customLong("ready-timeout"), help: "Seconds a registration waits for Envoy to listen before it fails (keep it well under dockerd's 16).")
+    var readyTimeout: Double = 5
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard ProxyMode(rawValue: defaultMode) != nil else {
+            throw ValidationError("--default-mode must be http or tcp, not \"\(defaultMode)\"")
+        }
+        guard SocketEndpoint(parsing: adminAddress) != nil else {
+            throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776")
+        }
+        guard readyTimeout > 0, readyTimeout < 16 else {
+            throw ValidationError("--ready-timeout must be between 0 and 16 seconds (dockerd gives up after 16)")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        if let dockerHost, !(dockerHost.hasPrefix("unix://") || dockerHost.hasPrefix("tcp://")) {
+            throw ValidationError("--docker-host must start with unix:// or tcp://")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "edshim.server")
+        let configuration = ServerConfiguration(
+            socketPath: socket,
+            xdsDirectory: absolute(xdsDirectory),
+            stateFile: stateFile,
+            adminAddress: SocketEndpoint(parsing: adminAddress) ?? SocketEndpoint(ip: .loopbackIPv4, port: 7776),
+            dockerHost: dockerHost ?? environmentDockerHost(),
+            defaultMode: ProxyMode(rawValue: defaultMode) ?? .http,
+            readyTimeout: .milliseconds(Int64(readyTimeout * 1000))
+        )
+        do {
+            try await RegistrarServer(configuration: configuration, logger: logger).run()
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func environmentDockerHost() -> String {
+        if let value = getenv("DOCKER_HOST"), value.pointee != 0 { return String(cString: value) }
+        return "unix:///var/run/docker.sock"
+    }
+}
+
+/// `path` made absolute against the working directory: Envoy may run elsewhere.
+func absolute(_ path: String) -> String {
+    guard !path.hasPrefix("/") else { return path }
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+    guard getcwd(&buffer, buffer.count) != nil else { return path }
+    let directory = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return directory == "/" ? "/" + path : directory + "/" + path
+}

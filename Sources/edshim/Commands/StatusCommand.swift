@@ -1,0 +1,40 @@
+import ArgumentParser
+import EdshimCore
+
+/// `edshim status`: what the server has registered.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "List the published ports the server knows, and where they go.",
+        discussion: """
+            Asks the server over its socket ($EDSHIM_SOCKET, else /run/edshim/edshim.sock).
+            Each line is one registration: host address and port, container address, the
+            Envoy service (cluster) name, the mode, and the shim process that owns it.
+            --json prints a JSON array of objects with the same facts, for scripts.
+            """
+    )
+
+    @Flag(help: "Print a JSON array instead of a table.")
+    var json = false
+
+    @Option(name: .long, help: "The server's socket (default: $EDSHIM_SOCKET, else /run/edshim/edshim.sock).")
+    var socket: String?
+
+    func run() throws {
+        let client = socket.map(ServerClient.init(socketPath:)) ?? ServerClient.fromEnvironment()
+        let response: WireResponse
+        do {
+            response = try client.exchange(.list, deadline: .after(milliseconds: 5000))
+        } catch {
+            throw CommandFailure(error.description)
+        }
+        switch response {
+        case .registrations(let registrations):
+            print(json ? StatusReport.json(registrations) : StatusReport.table(registrations))
+        case .failure(let error):
+            throw CommandFailure(error.message)
+        case .ok:
+            throw CommandFailure("the server answered without a listing: is it an older edshim?")
+        }
+    }
+}
