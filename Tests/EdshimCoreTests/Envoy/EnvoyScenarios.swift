@@ -1,0 +1,37 @@
+import EdshimCore
+import Testing
+
+/// The registry snapshots the encoder tests share: each names its golden files.
+enum EnvoyScenario: String, CaseIterable, Sendable {
+    /// `ServiceName=nginx EnvironmentName=prod`, `-p 8080:80`, HTTP mode.
+    case httpSinglePort = "http-single-port"
+    /// A database in TCP mode.
+    case tcpMode = "tcp-mode"
+    /// dockerd's `0.0.0.0` and `::` twins of one port: two listeners, one cluster.
+    case dualStackTwins = "dual-stack-twins"
+    /// Two services, one per mode, one of them without labels.
+    case twoServices = "two-services"
+
+    func registrations() throws -> [Registration] {
+        switch self {
+        case .httpSinglePort:
+            [try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http)]
+        case .tcpMode:
+            [try Fixture.registration(host: "127.0.0.1", 5432, container: "172.17.0.3", 5432, service: "postgres", mode: .tcp)]
+        case .dualStackTwins:
+            [
+                try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
+                try Fixture.registration(host: "::", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
+            ]
+        case .twoServices:
+            [
+                try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
+                try Fixture.registration(host: "0.0.0.0", 9000, container: "172.17.0.4", 9000, mode: .tcp),
+            ]
+        }
+    }
+
+    func configuration() throws -> EnvoyConfiguration {
+        EnvoyConfiguration(registrations: try registrations())
+    }
+}

@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EdshimCore
+import Foundation
+import Testing
+
+@Suite("ListenTable")
+struct ListenTableTests {
+    // As the kernel prints them (x86-64, little endian): addresses are 32-bit words
+    // in host byte order, ports plain hex, trailing padding included.
+    static let tcp = """
+          sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode                                                     
+           0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 40001 1 0000000000000000 100 0 0 10 0                     
+           1: 0100007F:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 40002 1 0000000000000000 100 0 0 10 0                     
+           2: 0100007F:0050 0100007F:D6A2 01 00000000:00000000 00:00000000 00000000     0        0 40003 1 0000000000000000 20 4 30 10 -1                    
+           3: 020011AC:C350 0100007F:1F90 01 00000000:00000000 02:000A7B2F 00000000     0        0 40004 2 0000000000000000 20 4 0 10 -1                     
+           4: 0100007F:1F91 0100007F:0050 06 00000000:00000000 03:00001562 00000000     0        0 0 3 0000000000000000                                      
+
+        """
+
+    static let tcp6 = """
+          sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+           0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 60001 1 0000000000000000 100 0 0 10 0
+           1: 00000000000000000000000001000000:26AD 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 60002 1 0000000000000000 100 0 0 10 0
+           2: 00000000000000000000000001000000:26AD 00000000000000000000000001000000:E3C4 01 00000000:00000000 00:00000000 00000000     0        0 60003 1 0000000000000000 20 4 31 10 -1
+           3: 000080FE0000000002FEFF020F0E0D0C:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 60004 1 0000000000000000 100 0 0 10 0
+
+        """
+
+    @Test func parsesIPv4ListenRowsOnly() throws {
+        let sockets = ListenTable.parse(Fixture.bytes(Self.tcp), ipv6: false)
+        #expect(sockets == [
+            ListeningSocket(endpoint: try Fixture.endpoint("0.0.0.0", 8080), inode: 40001),
+            ListeningSocket(endpoint: try Fixture.endpoint("127.0.0.1", 80), inode: 40002),
+        ])
+    }
+
+    @Test func parsesIPv6ListenRowsOnly() throws {
+        let sockets = ListenTable.parse(Fixture.bytes(Self.tcp6), ipv6: true)
+        #expect(sockets == [
+            ListeningSocket(endpoint: try Fixture.endpoint("::", 8080), inode: 60001),
+            ListeningSocket(endpoint: try Fixture.endpoint("::1", 9901), inode: 60002),
+            ListeningSocket(endpoint: try Fixture.endpoint("fe80::2ff:fe02:c0d:e0f", 22), inode: 60004),
+        ])
+    }
+
+    @Test func skipsRowsThatDoNotParse() throws {
+        let text = """
+              sl  local_address rem_address   st
+               0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+               1: 0000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1
+               2: 0000000G:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1
+               3: 00000000:XYZ 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4 1
+               4: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 notanumber 1
+               5: 00000000:1F90 00000000:0000 0A
+               6: 00000000000000000000000000000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7 1
+            """
+        let sockets = ListenTable.parse(Fixture.bytes(text), ipv6: false)
+        #expect(sockets == [ListeningSocket(endpoint: try Fixture.endpoint("0.0.0.0", 8080), inode: 1)])
+        #expect(ListenTable.parse([], ipv6: false).isEmpty)
+        #expect(ListenTable.parse(Fixture.bytes("header only\n"), ipv6: true).isEmpty)
+    }
+
+    @Test func readsBothFilesUnderARoot() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-listen-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data(Self.tcp.utf8).write(to: root.appendingPathComponent("tcp"))
+        try Data(Self.tcp6.utf8).write(to: root.appendingPathComponent("tcp6"))
+        let sockets = ListenTable.read(root: root.path)
+        #expect(sockets.map(\.inode) == [40001, 40002, 60001, 60002, 60004])
+
+        try FileManager.default.removeItem(at: root.appendingPathComponent("tcp6"))
+        #expect(ListenTable.read(root: root.path).map(\.inode) == [40001, 40002], "a missing tcp6 (IPv6 disabled) is no error")
+    }
+
+    /// The kernel's own table lists a socket this test listens on, with its inode.
+    @Test func seesARealListeningSocket() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        let loopback = try Fixture.endpoint("127.0.0.1", 0)
+        // Port 0: the kernel picks a free port, which getsockname reports.
+        let bound = SocketEndpoint(ip: loopback.ip, port: 0).withSocketAddress { bind(fd, $0, $1) }
+        try #require(bound == 0)
+        try #require(listen(fd, 1) == 0)
+        let endpoint = try #require(SocketEndpoint.local(of: fd))
+        #expect(endpoint.ip == loopback.ip && endpoint.port != 0)
+        var status = stat()
+        try #require(fstat(fd, &status) == 0)
+
+        let sockets = ListenTable.read()
+        #expect(sockets.contains(ListeningSocket(endpoint: endpoint, inode: UInt64(status.st_ino))))
+    }
+}

@@ -1,0 +1,65 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import EdshimCore
+import Foundation
+import Testing
+
+@Suite("ProcessTable")
+struct ProcessTableTests {
+    /// `/proc/PID/stat` with field 22 (start time) = `starttime`.
+    static func stat(comm: String, startTime: UInt64) -> [UInt8] {
+        let afterComm = "S 1 4242 4242 0 -1 4194560 1234 0 0 0 12 34 0 0 20 0 1 0 \(startTime) 12345678 456 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        return Array("4242 (\(comm)) \(afterComm)".utf8)
+    }
+
+    @Test(arguments: [
+        "docker-proxy",
+        "edshim",
+        "my proc",
+        "a (b) c",
+        ") S 1 2 3 4 5",
+        "((",
+        "x) 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9 (y",
+    ])
+    func parsesStartTimeAfterTheCommandName(_ comm: String) {
+        #expect(ProcessTable.parseStartTime(Self.stat(comm: comm, startTime: 987_654_321)) == 987_654_321)
+    }
+
+    @Test func refusesTruncatedOrGarbledStat() {
+        #expect(ProcessTable.parseStartTime([]) == nil)
+        #expect(ProcessTable.parseStartTime(Fixture.bytes("4242 (edshim S 1 2 3")) == nil)
+        #expect(ProcessTable.parseStartTime(Fixture.bytes("4242 (edshim) S 1 4242 4242 0 -1")) == nil)
+        #expect(ProcessTable.parseStartTime(Fixture.bytes("4242 (edshim) S 1 4242 4242 0 -1 4194560 1234 0 0 0 12 34 0 0 20 0 1 0 soon 1")) == nil)
+    }
+
+    @Test func readsThisProcess() throws {
+        let startTime = try #require(ProcessTable.startTime(of: getpid()))
+        #expect(startTime > 0)
+        #expect(ProcessTable.owner(of: getpid()) == Owner(pid: getpid(), startTime: startTime))
+        let commandLine = try #require(ProcessTable.commandLine(of: getpid()))
+        #expect(!commandLine.isEmpty)
+    }
+
+    @Test func absentProcessesAreNil() {
+        // Above any pid_max Linux allows (2^22).
+        #expect(ProcessTable.startTime(of: Int32.max) == nil)
+        #expect(ProcessTable.owner(of: Int32.max) == nil)
+        #expect(ProcessTable.commandLine(of: Int32.max) == nil)
+    }
+
+    @Test func readsAFakeProcRoot() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-proc-\(UUID().uuidString)")
+        let process = root.appendingPathComponent("77")
+        try FileManager.default.createDirectory(at: process, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data(Self.stat(comm: "docker-proxy", startTime: 555)).write(to: process.appendingPathComponent("stat"))
+        try Data("/usr/local/bin/edshim\u{0}-proto\u{0}tcp\u{0}\u{0}-host-ip\u{0}".utf8).write(to: process.appendingPathComponent("cmdline"))
+        #expect(ProcessTable.owner(of: 77, root: root.path) == Owner(pid: 77, startTime: 555))
+        #expect(ProcessTable.commandLine(of: 77, root: root.path) == ["/usr/local/bin/edshim", "-proto", "tcp", "", "-host-ip"])
+
+        // A kernel thread or a zombie has an empty cmdline.
+        try Data().write(to: process.appendingPathComponent("cmdline"))
+        #expect(ProcessTable.commandLine(of: 77, root: root.path) == nil)
+    }
+}

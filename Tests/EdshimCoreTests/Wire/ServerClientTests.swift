@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import EdshimCore
+import Foundation
+import Testing
+
+/// The blocking client the shim uses, against a throwaway Unix socket.
+@Suite("ServerClient")
+struct ServerClientTests {
+    /// A listening Unix socket in a fresh directory; removed by `close()`.
+    final class FakeServer: @unchecked Sendable {
+        let directory: String
+        let path: String
+        let fd: Int32
+
+        init() throws {
+            directory = "/tmp/edshim-client-\(UUID().uuidString.prefix(8))"
+            path = directory + "/s.sock"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            try #require(fd >= 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            let bytes = Array(path.utf8)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                raw.copyBytes(from: bytes)
+                raw[bytes.count] = 0
+            }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            try #require(bound == 0)
+            try #require(listen(fd, 4) == 0)
+        }
+
+        /// Accepts one connection on another thread, reads one line, answers `reply`
+        /// (or closes without answering when nil), and hands back the line it read.
+        func answerOnce(with reply: [UInt8]?) -> @Sendable () -> [UInt8] {
+            let done = DispatchSemaphore(value: 0)
+            let received = LockedBytes()
+            let listener = fd
+            DispatchQueue.global().async {
+                defer { done.signal() }
+                let connection = accept(listener, nil, nil)
+                guard connection >= 0 else { return }
+                defer { Glibc.close(connection) }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while !received.value.contains(UInt8(ascii: "\n")) {
+                    let count = buffer.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
+                    guard count > 0 else { break }
+                    received.append(buffer[0..<count])
+                }
+                if let reply {
+                    _ = reply.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                }
+            }
+            return {
+                done.wait()
+                return received.value
+            }
+        }
+
+        func close() {
+            Glibc.close(fd)
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+    }
+
+    final class LockedBytes: @unchecked Sendable {
+        private let lock = NSLock()
+        private var bytes: [UInt8] = []
+        var value: [UInt8] { lock.withLock { bytes } }
+        func append(_ more: ArraySlice<UInt8>) { lock.withLock { bytes += more } }
+    }
+
+    @Test func exchangesOneRequestForOneResponse() throws {
+        let server = try FakeServer()
+        defer { server.close() }
+        let registration = try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx")
+        let received = server.answerOnce(with: WireResponse.registrations([registration]).encoded)
+        let response = try ServerClient(socketPath: server.path).exchange(.list, deadline: .after(milliseconds: 30_000))
+        #expect(response == .registrations([registration]))
+        #expect(try WireRequest.decode(received()) == .list)
+    }
+
+    @Test func aResponseThatIsNotOneIsMalformed() throws {
+        let server = try FakeServer()
+        defer { server.close() }
+        let received = server.answerOnce(with: Fixture.bytes("HTTP/1.1 400 Bad Request\n"))
+        let error = try #require(throws: ServerClient.Failure.self) {
+            try ServerClient(socketPath: server.path).exchange(.list, deadline: .after(milliseconds: 30_000))
+        }
+        guard case .malformed = error else {
+            Issue.record("expected .malformed, got \(error)")
+            return
+        }
+        _ = received()
+    }
+
+    @Test func aServerThatHangsUpIsMalformed() throws {
+        let server = try FakeServer()
+        defer { server.close() }
+        let received = server.answerOnce(with: nil)
+        let error = try #require(throws: ServerClient.Failure.self) {
+            try ServerClient(socketPath: server.path).exchange(.list, deadline: .after(milliseconds: 30_000))
+        }
+        #expect(error == .malformed("connection closed before a response"))
+        _ = received()
+    }
+
+    /// The server never answers (it never even accepts), so only the interrupt can end the wait.
+    @Test func aReadableInterruptDescriptorEndsTheWait() throws {
+        let server = try FakeServer()
+        defer { server.close() }
+        var pipeFDs: [Int32] = [0, 0]
+        try #require(pipe(&pipeFDs) == 0)
+        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
+        try #require(write(pipeFDs[1], "x", 1) == 1)
+        let error = try #require(throws: ServerClient.Failure.self) {
+            try ServerClient(socketPath: server.path).exchange(.list, deadline: .after(milliseconds: 30_000), interrupt: pipeFDs[0])
+        }
+        #expect(error == .interrupted)
+    }
+
+    @Test func aServerThatNeverAnswersTimesOut() throws {
+        let server = try FakeServer()
+        defer { server.close() }
+        let error = try #require(throws: ServerClient.Failure.self) {
+            try ServerClient(socketPath: server.path).exchange(.list, deadline: .after(milliseconds: 20))
+        }
+        #expect(error == .timedOut)
+    }
+
+    @Test func noServerIsUnreachableWithAHint() throws {
+        let path = "/tmp/edshim-absent-\(UUID().uuidString.prefix(8))/edshim.sock"
+        let error = try #require(throws: ServerClient.Failure.self) {
+            try ServerClient(socketPath: path).exchange(.list, deadline: .after(milliseconds: 30_000))
+        }
+        guard case .unreachable(let reason) = error else {
+            Issue.record("expected .unreachable, got \(error)")
+            return
+        }
+        #expect(reason.contains(path) && reason.contains("EDSHIM_SOCKET"))
+    }
+
+    @Test func anOverlongSocketPathIsRefused() throws {
+        let path = "/tmp/" + String(repeating: "p", count: 200)
+        let error = try #require(throws: ServerClient.Failure.self) {
+            try ServerClient(socketPath: path).exchange(.list, deadline: .after(milliseconds: 30_000))
+        }
+        guard case .unreachable(let reason) = error else {
+            Issue.record("expected .unreachable, got \(error)")
+            return
+        }
+        #expect(reason.contains("longer than"))
+    }
+}

@@ -1,0 +1,55 @@
+import EdshimCore
+import Foundation
+import Testing
+
+@Suite("StatusReport")
+struct StatusReportTests {
+    static func registrations() throws -> [Registration] {
+        [
+            try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", owner: Owner(pid: 12, startTime: 1)),
+            try Fixture.registration(host: "::", 5432, container: "fd00::3", 5432, mode: .tcp, owner: Owner(pid: 34_567, startTime: 2)),
+        ]
+    }
+
+    @Test func emptyTableIsASentence() {
+        #expect(StatusReport.table([]) == "no published ports registered")
+        #expect(StatusReport.json([]) == "[]")
+    }
+
+    @Test func tableHasAHeaderAndAlignedColumns() throws {
+        let table = StatusReport.table(try Self.registrations())
+        #expect(table == """
+            HOST          PROTO  CONTAINER       SERVICE          MODE  OWNER
+            0.0.0.0:8080  tcp    172.17.0.2:80   nginx-prod-8080  http  pid 12
+            [::]:5432     tcp    [fd00::3]:5432  unknown-5432     tcp   pid 34567
+            """)
+        let lines = table.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(lines.allSatisfy { !$0.hasSuffix(" ") })
+        for column in ["PROTO", "CONTAINER", "SERVICE", "MODE", "OWNER"] {
+            let offset = try #require(lines[0].range(of: column)).lowerBound.utf16Offset(in: lines[0])
+            for line in lines.dropFirst() {
+                let index = line.index(line.startIndex, offsetBy: offset)
+                #expect(line[line.index(before: index)] == " " && line[index] != " ", "\(column) is aligned in `\(line)`")
+            }
+        }
+    }
+
+    @Test func jsonIsAnArrayOfRegistrationsWithNames() throws {
+        let json = StatusReport.json(try Self.registrations())
+        #expect(!json.contains("\n"))
+        let array = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])
+        #expect(array.count == 2)
+        #expect(array[0]["service_name"] as? String == "nginx-prod-8080")
+        #expect(array[0]["listener"] as? String == "tcp_0.0.0.0_8080")
+        #expect(array[0]["host_port"] as? Int == 8080)
+        #expect(array[0]["service"] as? String == "nginx")
+        #expect(array[0]["owner_pid"] as? Int == 12)
+        #expect(array[1]["listener"] as? String == "tcp_[::]_5432")
+        #expect(array[1]["mode"] as? String == "tcp")
+        #expect(array[1]["service"] == nil, "absent labels are left out")
+        // Each entry is still a registration a client can decode.
+        let decoded = try WireResponse.decode(Fixture.bytes(#"{"v":1,"ok":true,"registrations":"# + json + "}"))
+        #expect(decoded == .registrations(try Self.registrations()))
+    }
+}
