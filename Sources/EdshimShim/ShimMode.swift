@@ -86,10 +86,10 @@ public enum ShimMode {
             deregister(arguments.key, client: client)
             return 1
         }
+        let queued = held?.retire() ?? []
         status.reportReady()
         ShimLog.info("serving \(arguments.key) → \(arguments.container) through Envoy")
-        let signalled = held.map { TCPHandover.run($0, container: arguments.container, signals: signals) } ?? false
-        if !signalled { signals.wait() }
+        if !TCPHandover.relay(queued, to: arguments.container, signals: signals) { signals.wait() }
         deregister(arguments.key, client: client)
         return 0
     }

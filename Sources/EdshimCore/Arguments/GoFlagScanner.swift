@@ -68,7 +68,7 @@ public struct GoFlagScanner: Sendable {
             guard let kind = kinds[name] else {
                 if name == "h" || name == "help" {
                     result.helpRequested = true
-                    continue
+                    return result
                 }
                 throw ArgumentError("flag provided but not defined: -\(name)")
             }
@@ -91,6 +91,40 @@ public struct GoFlagScanner: Sendable {
             }
         }
         return result
+    }
+
+    /// Go's `strconv.ParseInt(text, 0, 64)`, which `flag.Int` uses: optional sign,
+    /// then decimal, `0x` hex, `0o` or leading-`0` octal, or `0b` binary; `_` may
+    /// separate digits after a base prefix.
+    public static func parseInt(_ text: String) -> Int? {
+        var body = Substring(text)
+        var negative = false
+        if let sign = body.first, sign == "+" || sign == "-" {
+            negative = sign == "-"
+            body = body.dropFirst()
+        }
+        var radix = 10
+        var prefixed = false
+        let lower = body.lowercased()
+        if lower.hasPrefix("0x") {
+            radix = 16
+        } else if lower.hasPrefix("0o") {
+            radix = 8
+        } else if lower.hasPrefix("0b") {
+            radix = 2
+        } else if body.count > 1, body.first == "0" {
+            radix = 8
+            body = body.dropFirst()
+        }
+        if radix != 10, lower.hasPrefix("0x") || lower.hasPrefix("0o") || lower.hasPrefix("0b") {
+            body = body.dropFirst(2)
+            prefixed = true
+        }
+        // Underscores only between digits, or right after a base prefix.
+        guard prefixed || !body.hasPrefix("_"), !body.hasSuffix("_"), !body.contains("__") else { return nil }
+        body = Substring(body.filter { $0 != "_" })
+        guard !body.isEmpty, body.allSatisfy({ $0.isHexDigit }), let magnitude = Int(body, radix: radix) else { return nil }
+        return negative ? -magnitude : magnitude
     }
 
     /// Go's `strconv.ParseBool`: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False.

@@ -120,15 +120,9 @@ extension ShimInvocation {
         guard let text = values[name] else {
             throw ArgumentError("missing -\(name): give a port between 1 and 65535")
         }
-        var digits = Substring(text)
-        if digits.first == "+" { digits = digits.dropFirst() }
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCIIDigit), let value = Int(digits), (1...65535).contains(value) else {
+        guard let value = GoFlagScanner.parseInt(text), (1...65535).contains(value) else {
             throw ArgumentError("invalid value \"\(text)\" for -\(name): use a port between 1 and 65535")
         }
         return UInt16(value)
     }
-}
-
-extension Character {
-    fileprivate var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }

@@ -2,9 +2,12 @@
 ///
 /// Service name: `{ServiceName}-{EnvironmentName}-{hostPort}`, empty parts left out,
 /// `unknown` when there is no service label. The cluster is named after the service,
-/// so the `0.0.0.0` and `::` twins of a port share it. Listener names come from the
-/// registration key alone: a relabelled container updates its listener in place
-/// instead of making Envoy rebind the port under a new name.
+/// so the `0.0.0.0` and `::` twins of a port share it. A port published on one
+/// specific host address gets that address too (`web-prod-8080-127_0_0_1`): two
+/// containers published on `127.0.0.1:8080` and `10.0.0.5:8080` with the same labels
+/// must not share a cluster. Listener names come from the registration key alone: a
+/// relabelled container updates its listener in place instead of making Envoy rebind
+/// the port under a new name.
 public enum ServiceNaming {
     /// The service part used when no label names the service.
     public static let unknownService = "unknown"
@@ -21,6 +24,10 @@ public enum ServiceNaming {
             parts.append(environment)
         }
         parts.append(String(registration.key.host.port))
+        let host = registration.key.host.ip
+        if !host.isUnspecified, let address = LabelSanitizer.sanitize(host.description) {
+            parts.append(address)
+        }
         return parts.joined(separator: "-")
     }
 

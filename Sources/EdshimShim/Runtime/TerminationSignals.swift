@@ -11,7 +11,11 @@ struct TerminationSignals {
     let descriptor: Int32
 
     /// Blocks SIGINT and SIGTERM, ignores SIGPIPE, and opens a signalfd for them.
+    /// The dispositions are reset first: a shell starts background jobs with SIGINT
+    /// ignored, and an ignored signal never reaches a signalfd.
     static func install() throws(ShimFailure) -> TerminationSignals {
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
         signal(SIGPIPE, SIG_IGN)
         var mask = sigset_t()
         sigemptyset(&mask)

@@ -8,7 +8,8 @@ import Glibc
 /// dockerd keeps its own copy until the shim reports ready, so Envoy can only bind
 /// the port beside it: the shim turns on SO_REUSEPORT on the shared socket, which
 /// lets Envoy's reuse-port listeners join it. Readiness then waits for a listening
-/// socket other than this one (its inode is sent to the server).
+/// socket other than this one (its inode is sent to the server), and `retire()`
+/// takes it out before the shim reports.
 struct HeldListenSocket {
     static let descriptor: Int32 = 4
 
@@ -43,24 +44,25 @@ struct HeldListenSocket {
         return HeldListenSocket(descriptor: fd, inode: UInt64(info.st_ino))
     }
 
-    /// True once the parent (dockerd) no longer holds a descriptor for this socket, or
-    /// when that cannot be known (the parent is gone or its descriptors are unreadable).
-    func parentReleased() -> Bool {
-        let parent = getppid()
-        guard parent > 1, let directory = opendir("/proc/\(parent)/fd") else { return true }
-        defer { closedir(directory) }
-        let target = "socket:[\(inode)]"
-        var buffer = [CChar](repeating: 0, count: 64)
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard name.first != "." else { continue }
-            let length = readlink("/proc/\(parent)/fd/\(name)", &buffer, buffer.count - 1)
-            guard length > 0 else { continue }
-            let link = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if link == target { return false }
+    /// Takes the socket out of service once Envoy listens beside it: accepts the
+    /// connections already queued on it (returned, to be relayed to the container),
+    /// then `shutdown(SHUT_RD)`, which on Linux removes a listening socket from the
+    /// listen table and from the reuse-port group at once — for dockerd's copy too,
+    /// since both descriptors are the same socket. From then on every connection
+    /// reaches Envoy; only one arriving in the microseconds between the last accept
+    /// and the shutdown can be refused (unless net.ipv4.tcp_migrate_req=1, which
+    /// hands it to Envoy).
+    func retire() -> [Int32] {
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        var queued: [Int32] = []
+        while true {
+            let client = accept(descriptor, nil, nil)
+            guard client >= 0 else { break }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            queued.append(client)
         }
-        return true
+        shutdown(descriptor, Int32(SHUT_RD))
+        close(descriptor)
+        return queued
     }
 }

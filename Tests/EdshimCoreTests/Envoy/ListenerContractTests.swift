@@ -61,8 +61,8 @@ struct ListenerContractTests {
         #expect(filter["name"] as? String == "envoy.filters.network.tcp_proxy")
         let proxy = try #require(filter["typed_config"] as? [String: Any])
         #expect(proxy["@type"] as? String == TCPProxy.typeURL)
-        #expect(proxy["cluster"] as? String == "postgres-5432")
-        #expect(proxy["stat_prefix"] as? String == "postgres-5432")
+        #expect(proxy["cluster"] as? String == "postgres-5432-127_0_0_1", "published on one host address: the address is part of the name")
+        #expect(proxy["stat_prefix"] as? String == "postgres-5432-127_0_0_1")
     }
 
     @Test func clusterPointsAtTheContainer() throws {

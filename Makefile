@@ -1,0 +1,42 @@
+# edshim — Envoy in front of every published Docker port.
+#
+#   make demo     build, then show a port published the way dockerd does, served by Envoy
+#   make test     install what the tests need (Envoy), build, run every test
+#   make install  PREFIX=/usr/local DESTDIR=   install the release binary
+#   make release  optimized, fully static binary in .build/release/edshim
+
+SWIFT   ?= swift
+PREFIX  ?= /usr/local
+DESTDIR ?=
+DEBUG_BIN   := $(CURDIR)/.build/debug/edshim
+RELEASE_BIN := $(CURDIR)/.build/release/edshim
+
+.PHONY: all build test test-deps demo install release clean
+
+all: build
+
+build:
+	$(SWIFT) build
+
+test-deps:
+	scripts/ensure-test-deps.sh
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	EDSHIM_BIN=$(DEBUG_BIN) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" $(SWIFT) test --skip-build
+
+demo: build
+	scripts/ensure-test-deps.sh --envoy-only
+	PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" EDSHIM_BIN=$(DEBUG_BIN) scripts/demo.sh
+
+# The shim runs once per published port: a fully static executable keeps each
+# idle shim's private memory small (no shared-library relocations to dirty).
+release:
+	$(SWIFT) build -c release --static-swift-stdlib -Xswiftc -static-executable
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/edshim
+
+clean:
+	rm -rf .build

@@ -1,0 +1,78 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// The helper modes: bootstrap, status, help.
+@Suite("Command line")
+struct CommandLineTests {
+    @Test("edshim bootstrap prints a bootstrap Envoy validates and runs")
+    func bootstrapValidates() async throws {
+        let directory = NSTemporaryDirectory() + "edshim-bootstrap-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let result = try await Binaries.run(try Binaries.edshim(), ["bootstrap", "--xds-dir", directory + "/xds", "--admin-address", "127.0.0.1:9901"], in: directory)
+        #expect(result.status == 0, "\(result.output)")
+        #expect(FileManager.default.fileExists(atPath: directory + "/xds/lds.json"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/xds/cds.json"))
+        try result.output.write(toFile: directory + "/envoy.yaml", atomically: true, encoding: .utf8)
+        let validation = try await Binaries.run(try Binaries.envoy(), ["--mode", "validate", "-c", directory + "/envoy.yaml"], in: directory)
+        #expect(validation.status == 0, "\(validation.output)")
+        #expect(validation.output.contains("OK"))
+    }
+
+    @Test("edshim status lists registrations; --json prints an array")
+    func status() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(table.status == 0)
+            #expect(table.output.contains("0.0.0.0:\(host.port)"))
+            #expect(table.output.contains(backend.endpoint.description))
+            #expect(table.output.contains("pid \(shim.process.pid)"))
+
+            let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            let array = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]])
+            #expect(array.count == 1)
+            #expect(array.first?["host_port"] as? Int == Int(host.port))
+            #expect(array.first?["owner_pid"] as? Int == Int(shim.process.pid))
+            #expect(array.first?["service_name"] as? String == "unknown-\(host.port)")
+        }
+    }
+
+    @Test("edshim status without a server says how to start one, without the usage text")
+    func statusWithoutServer() async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), ["status"], environment: ["EDSHIM_SOCKET": "/nonexistent/edshim.sock"], in: NSTemporaryDirectory())
+        #expect(result.status != 0)
+        #expect(result.output.contains("cannot reach the edshim server at /nonexistent/edshim.sock"))
+        #expect(!result.output.contains("USAGE"))
+    }
+
+    @Test("--help teaches every mode", arguments: [
+        ([] as [String], "userland-proxy-path"),
+        (["server"], "--xds-dir"),
+        (["bootstrap"], "envoy -c"),
+        (["status"], "--json"),
+        (["shim"], "-use-listen-fd"),
+        (["version"], "version"),
+    ])
+    func help(arguments: [String], expected: String) async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), arguments + ["--help"], in: NSTemporaryDirectory())
+        #expect(result.status == 0)
+        #expect(result.output.contains(expected), "\(result.output)")
+    }
+
+    @Test("bad server flags are refused with the reason", arguments: [
+        (["server", "--default-mode", "udp"], "--default-mode"),
+        (["server", "--admin-address", "localhost"], "--admin-address"),
+        (["server", "--ready-timeout", "30"], "--ready-timeout"),
+        (["server", "--docker-host", "http://x"], "--docker-host"),
+    ])
+    func badServerFlags(arguments: [String], expected: String) async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), arguments, in: NSTemporaryDirectory())
+        #expect(result.status != 0)
+        #expect(result.output.contains(expected))
+    }
+}

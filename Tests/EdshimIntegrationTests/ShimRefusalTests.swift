@@ -1,0 +1,97 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// Every failure answers `1\n<reason>` on fd 3, exits 1 and leaves nothing registered.
+@Suite("Shim refusals")
+struct ShimRefusalTests {
+    struct BadCase: CustomStringConvertible, Sendable {
+        let arguments: [String]
+        let reason: String
+        var description: String { arguments.joined(separator: " ") }
+    }
+
+    static let badFlags: [BadCase] = [
+        BadCase(arguments: ["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "0", "-container-ip", "127.0.0.1", "-container-port", "80"], reason: "-host-port"),
+        BadCase(arguments: ["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "70000", "-container-ip", "127.0.0.1", "-container-port", "80"], reason: "-host-port"),
+        BadCase(arguments: ["-proto", "tcp", "-host-ip", "localhost", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80"], reason: "-host-ip"),
+        BadCase(arguments: ["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1"], reason: "missing -container-port"),
+        BadCase(arguments: ["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80", "-bogus"], reason: "flag provided but not defined: -bogus"),
+        BadCase(arguments: ["-proto", "icmp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80"], reason: "-proto"),
+        BadCase(arguments: ["-proto", "sctp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80"], reason: "SCTP"),
+        BadCase(arguments: ["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80", "-use-listen-fd"], reason: "fd 4"),
+    ]
+
+    @Test("bad flags answer 1\\n<reason> with nothing registered", arguments: ShimRefusalTests.badFlags)
+    func refusesBadFlags(_ bad: BadCase) async throws {
+        try await withTestbed { bed in
+            let shim = try await bed.spawnShim(bad.arguments)
+            #expect(shim.status.hasPrefix("1\n"))
+            #expect(shim.status.contains(bad.reason), "reason was: \(shim.status)")
+            #expect(!shim.status.dropFirst(2).contains("\n"), "the reason is one line")
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+            #expect(try bed.registrations().isEmpty)
+            #expect(try bed.listeners().isEmpty)
+        }
+    }
+
+    @Test("no server: the reason says how to start it")
+    func serverUnreachable() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            await bed.stopServer()
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status.hasPrefix("1\n"))
+            #expect(shim.status.contains("cannot reach the edshim server"))
+            #expect(shim.status.contains("edshim server"))
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+        }
+    }
+
+    @Test("Envoy not taking the port in time: the reason names Envoy and nothing stays registered")
+    func envoyTimeout() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.readyTimeoutSeconds = 1
+        try await withTestbed(options) { bed in
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status.hasPrefix("1\n"))
+            #expect(shim.status.contains("Envoy did not start listening on 0.0.0.0:\(host.port)"))
+            #expect(shim.status.contains("edshim bootstrap"))
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+            #expect(try bed.registrations().isEmpty)
+            let listeners = try String(contentsOfFile: bed.xdsDirectory + "/lds.json", encoding: .utf8)
+            #expect(!listeners.contains("\(host.port)"), "the withdrawn listener is gone from lds.json")
+        }
+    }
+
+    @Test("a port another process listens on is refused, not handed to Envoy")
+    func portInUse() async throws {
+        try await withTestbed { bed in
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let squatter = try Sockets.dockerdBoundListener(host)
+            defer { close(squatter) }
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status.hasPrefix("1\n"))
+            #expect(shim.status.contains("already listens on 0.0.0.0:\(host.port)"))
+            #expect(try bed.registrations().isEmpty)
+        }
+    }
+
+    @Test("an address overlapping a registered one on the same port is refused")
+    func overlappingAddress() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            let wildcard = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
+            #expect(wildcard.isReady)
+            let specific = try await bed.publish(SocketEndpoint(ip: .loopbackIPv4, port: port), to: backend.endpoint)
+            #expect(specific.status.hasPrefix("1\n"))
+            #expect(specific.status.contains("overlaps tcp 0.0.0.0:\(port)"))
+            #expect(try bed.registrations().count == 1)
+        }
+    }
+}

@@ -1,0 +1,162 @@
+import EdshimCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A loopback server standing in for a container: each accepted connection is
+/// handled on its own thread. Closed (and its threads released) by `stop()`.
+final class LoopbackBackend: @unchecked Sendable {
+    let endpoint: SocketEndpoint
+    private let listener: Int32
+    private let lock = NSLock()
+    private var connections: Set<Int32> = []
+    private var stopped = false
+
+    /// An echo server: every byte comes back.
+    static func echo(on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
+        try LoopbackBackend(ip: ip) { fd in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0 else { return }
+                guard (try? Sockets.sendAll(fd, Array(buffer[0..<n]))) != nil else { return }
+            }
+        }
+    }
+
+    /// An HTTP/1.1 server (keep-alive) answering every request with a body that
+    /// says who answered and which forwarding headers arrived.
+    static func http(name: String, on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
+        try LoopbackBackend(ip: ip) { fd in
+            var pending: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                while let end = pending.firstRange(of: Array("\r\n\r\n".utf8)) {
+                    let head = String(decoding: pending[..<end.lowerBound], as: UTF8.self)
+                    pending.removeSubrange(..<end.upperBound)
+                    let lines = head.components(separatedBy: "\r\n")
+                    var headers: [String: String] = [:]
+                    for line in lines.dropFirst() {
+                        guard let colon = line.firstIndex(of: ":") else { continue }
+                        headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                    }
+                    let path = lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+                    let body = """
+                        backend=\(name)
+                        path=\(path)
+                        x-forwarded-for=\(headers["x-forwarded-for"] ?? "")
+                        x-request-id=\(headers["x-request-id"] ?? "")
+                        """ + "\n"
+                    let response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+                    guard (try? Sockets.sendAll(fd, Array(response.utf8))) != nil else { return }
+                    if headers["connection"]?.lowercased() == "close" { return }
+                }
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0 else { return }
+                pending += buffer[0..<n]
+            }
+        }
+    }
+
+    private init(ip: IPAddress, handler: @escaping @Sendable (Int32) -> Void) throws {
+        let fd = socket(ip.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        guard SocketEndpoint(ip: ip, port: 0).withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 512) == 0,
+              let local = SocketEndpoint.local(of: fd) else {
+            close(fd)
+            throw TestFailure("backend bind failed")
+        }
+        listener = fd
+        endpoint = local
+        Thread.detachNewThread { [self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                guard client >= 0 else {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return
+                }
+                guard track(client) else {
+                    close(client)
+                    return
+                }
+                Thread.detachNewThread { [self] in
+                    handler(client)
+                    untrack(client)
+                }
+            }
+        }
+    }
+
+    private func track(_ fd: Int32) -> Bool {
+        lock.withLock {
+            guard !stopped else { return false }
+            connections.insert(fd)
+            return true
+        }
+    }
+
+    private func untrack(_ fd: Int32) {
+        lock.withLock {
+            if connections.remove(fd) != nil { close(fd) }
+        }
+    }
+
+    func stop() {
+        lock.withLock {
+            guard !stopped else { return }
+            stopped = true
+            shutdown(listener, Int32(SHUT_RDWR))
+            close(listener)
+            for fd in connections { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 client for the tests: one request, `Connection: close`.
+enum TestHTTP {
+    struct Response {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    static func get(_ endpoint: SocketEndpoint, path: String = "/", headers: [String: String] = [:]) throws -> Response {
+        let fd = try Sockets.connect(endpoint)
+        defer { close(fd) }
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        request += "\r\n"
+        try Sockets.sendAll(fd, Array(request.utf8))
+        let raw = String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+        guard let split = raw.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP response from \(endpoint): \(raw.debugDescription)") }
+        let lines = raw[..<split.lowerBound].components(separatedBy: "\r\n")
+        guard let statusLine = lines.first, let status = statusLine.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else {
+            throw TestFailure("bad status line from \(endpoint): \(raw.debugDescription)")
+        }
+        var parsed: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            parsed[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = String(raw[split.upperBound...])
+        if parsed["transfer-encoding"]?.lowercased() == "chunked" { body = dechunk(body) }
+        return Response(status: status, headers: parsed, body: body)
+    }
+
+    /// Joins the chunks of a chunked body.
+    static func dechunk(_ body: String) -> String {
+        var bytes = Array(body.utf8)[...]
+        var output: [UInt8] = []
+        while let lineEnd = bytes.firstRange(of: Array("\r\n".utf8)) {
+            let sizeText = String(decoding: bytes[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText, radix: 16), size > 0 else { break }
+            let start = lineEnd.upperBound
+            guard start + size <= bytes.endIndex else { break }
+            output += bytes[start..<(start + size)]
+            bytes = bytes[(start + size + 2)...]
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}

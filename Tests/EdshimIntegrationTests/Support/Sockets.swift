@@ -1,0 +1,145 @@
+import EdshimCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Socket helpers for the harness: free ports, bound listeners, status pipes.
+enum Sockets {
+    /// A port free on both 127.0.0.1 and ::1 right now.
+    static func freePort() throws -> UInt16 {
+        for _ in 0..<50 {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let bound = SocketEndpoint(ip: .anyIPv4, port: 0).withSocketAddress({ bind(fd, $0, $1) }) == 0
+            let port = SocketEndpoint.local(of: fd)?.port
+            close(fd)
+            guard bound, let port else { continue }
+            if canBind(SocketEndpoint(ip: .anyIPv6, port: port)) { return port }
+        }
+        throw TestFailure("no free port")
+    }
+
+    static func canBind(_ endpoint: SocketEndpoint) -> Bool {
+        let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var one: Int32 = 1
+        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
+        return endpoint.withSocketAddress { bind(fd, $0, $1) } == 0
+    }
+
+    /// What dockerd ≥ 28 does before starting the proxy: bind the host port with
+    /// SO_REUSEADDR (v6-only for IPv6) and listen.
+    static func dockerdBoundListener(_ endpoint: SocketEndpoint) throws -> Int32 {
+        let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
+        guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 128) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw TestFailure("binding \(endpoint): \(reason)")
+        }
+        return fd
+    }
+
+    /// The socket inode of `fd`, as /proc/net/tcp shows it.
+    static func inode(of fd: Int32) -> UInt64 {
+        var info = stat()
+        fstat(fd, &info)
+        return UInt64(info.st_ino)
+    }
+
+    /// A pipe, both ends close-on-exec.
+    static func pipe() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [0, 0]
+        guard Glibc.pipe(&fds) == 0 else { throw TestFailure("pipe failed") }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        return (fds[0], fds[1])
+    }
+
+    /// Reads until EOF or timeout (the shim closes its end after reporting).
+    static func readAll(_ fd: Int32, timeout: Duration) async -> String {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                bytes += buffer[0..<count]
+                continue
+            }
+            if count == 0 { break }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Connects to `endpoint`, blocking, with a timeout on each read.
+    static func connect(_ endpoint: SocketEndpoint, timeoutSeconds: Int = 5) throws -> Int32 {
+        let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard endpoint.withSocketAddress({ Glibc.connect(fd, $0, $1) }) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw TestFailure("connecting to \(endpoint): \(reason)")
+        }
+        return fd
+    }
+
+    static func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard written > 0 else { throw TestFailure("send: \(String(cString: strerror(errno)))") }
+            offset += written
+        }
+    }
+
+    /// Reads exactly `count` bytes (or throws on EOF/timeout).
+    static func receive(_ fd: Int32, count: Int) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while bytes.count < count {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, count - bytes.count), 0) }
+            guard n > 0 else { throw TestFailure("receive: got \(bytes.count) of \(count) bytes (\(n == 0 ? "EOF" : String(cString: strerror(errno))))") }
+            bytes += buffer[0..<n]
+        }
+        return bytes
+    }
+
+    /// Reads until EOF.
+    static func receiveToEnd(_ fd: Int32) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 { return bytes }
+            guard n > 0 else { throw TestFailure("receive: \(String(cString: strerror(errno)))") }
+            bytes += buffer[0..<n]
+        }
+    }
+}
+
+extension Thread {
+    /// A finished-or-not handle for work on its own thread.
+    final class Completion: @unchecked Sendable {
+        private let semaphore = DispatchSemaphore(value: 0)
+        func signal() { semaphore.signal() }
+        func wait() { semaphore.wait() }
+    }
+
+    /// Runs `work` on a new thread (blocking I/O that must not occupy Swift
+    /// concurrency's few threads).
+    static func run(_ work: @escaping @Sendable () -> Void) -> Completion {
+        let completion = Completion()
+        Thread.detachNewThread {
+            work()
+            completion.signal()
+        }
+        return completion
+    }
+}

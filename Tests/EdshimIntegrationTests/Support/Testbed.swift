@@ -1,0 +1,265 @@
+import EdshimCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the shim is started.
+enum SpawnStyle: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// dockerd 20.10: fd 3 status pipe; the proxy binds the port itself.
+    case dockerd2010
+    /// dockerd ≥ 28: fd 3 status pipe, the bound listening socket on fd 4 and
+    /// `-use-listen-fd`; dockerd keeps its copy until the proxy reports.
+    case dockerd28
+
+    var description: String { rawValue }
+}
+
+/// A shim the test started, with what it reported on fd 3.
+struct ShimRun {
+    let process: ChildProcess
+    let status: String
+    var isReady: Bool { status == "0\n" }
+}
+
+/// A private edshim server and Envoy in a temporary directory, for one test.
+final class Testbed: @unchecked Sendable {
+    struct Options {
+        var defaultMode = "http"
+        var readyTimeoutSeconds = 5.0
+        var startEnvoy = true
+        var serverArguments: [String] = []
+    }
+
+    let directory: String
+    let socketPath: String
+    let xdsDirectory: String
+    let envoyAdmin: SocketEndpoint
+    let edshim: String
+    private(set) var server: ChildProcess?
+    private(set) var envoy: ChildProcess?
+    private let lock = NSLock()
+    private var shims: [ChildProcess] = []
+    private var backends: [LoopbackBackend] = []
+    private let options: Options
+
+    private init(options: Options) throws {
+        self.options = options
+        var template = Array("/tmp/edshim-test-XXXXXX".utf8CString)
+        guard mkdtemp(&template) != nil else { throw TestFailure("mkdtemp failed") }
+        directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        socketPath = directory + "/edshim.sock"
+        xdsDirectory = directory + "/xds"
+        envoyAdmin = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
+        edshim = try Binaries.edshim()
+    }
+
+    /// Starts a server (and Envoy, unless told not to), waits until both serve.
+    static func start(_ options: Options = Options()) async throws -> Testbed {
+        let bed = try Testbed(options: options)
+        do {
+            try await bed.startServer()
+            if options.startEnvoy { try await bed.startEnvoy() }
+        } catch {
+            await bed.teardown()
+            throw error
+        }
+        return bed
+    }
+
+    var environment: [String: String] { ["EDSHIM_SOCKET": socketPath] }
+
+    func startServer() async throws {
+        let arguments = [
+            "server", "--socket", socketPath, "--xds-dir", xdsDirectory,
+            "--state-file", directory + "/state.json",
+            "--default-mode", options.defaultMode,
+            "--ready-timeout", String(options.readyTimeoutSeconds),
+            "--log-level", "debug",
+        ] + options.serverArguments
+        server = try ChildProcess.spawn(edshim, arguments, logPath: directory + "/server.log")
+        let client = ServerClient(socketPath: socketPath)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            if (try? client.exchange(.list, deadline: .after(milliseconds: 1000))) != nil { return }
+            if server?.hasExited == true { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("edshim server did not come up:\n\(server?.log ?? "")")
+    }
+
+    func stopServer() async {
+        await server?.stop()
+    }
+
+    func startEnvoy() async throws {
+        let bootstrap = try await Binaries.run(edshim, ["bootstrap", "--xds-dir", xdsDirectory, "--admin-address", envoyAdmin.description], in: directory)
+        guard bootstrap.status == 0 else { throw TestFailure("edshim bootstrap failed: \(bootstrap.output)") }
+        let path = directory + "/envoy.yaml"
+        try bootstrap.output.write(toFile: path, atomically: true, encoding: .utf8)
+        envoy = try ChildProcess.spawn(
+            try Binaries.envoy(),
+            ["-c", path, "--disable-hot-restart", "--concurrency", "2", "-l", "warning", "--drain-time-s", "2"],
+            logPath: directory + "/envoy.log"
+        )
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if let response = try? TestHTTP.get(envoyAdmin, path: "/ready"), response.status == 200 { return }
+            if envoy?.hasExited == true { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("Envoy did not become ready:\n\(envoy?.log ?? "")")
+    }
+
+    /// Everything this testbed started ends; its directory goes.
+    func teardown() async {
+        let (shims, backends) = lock.withLock { (self.shims, self.backends) }
+        for shim in shims { shim.signal(SIGKILL) }
+        for shim in shims { _ = await shim.waitForExit(timeout: .seconds(5)) }
+        await server?.stop()
+        await envoy?.stop()
+        for backend in backends { backend.stop() }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    // MARK: Backends
+
+    func httpBackend(_ name: String, on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
+        let backend = try LoopbackBackend.http(name: name, on: ip)
+        lock.withLock { backends.append(backend) }
+        return backend
+    }
+
+    func echoBackend(on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
+        let backend = try LoopbackBackend.echo(on: ip)
+        lock.withLock { backends.append(backend) }
+        return backend
+    }
+
+    // MARK: Shims
+
+    /// Starts the shim the way dockerd does and waits (up to dockerd's 16 s) for its report on fd 3.
+    func spawnShim(
+        _ arguments: [String],
+        style: SpawnStyle = .dockerd2010,
+        argv0: String? = nil,
+        environment extra: [String: String] = [:],
+        host: SocketEndpoint? = nil,
+        whileDockerdHoldsThePort: (() throws -> Void)? = nil
+    ) async throws -> ShimRun {
+        let pipe = try Sockets.pipe()
+        defer { close(pipe.read) }
+        var descriptors: [Int32: Int32] = [3: pipe.write]
+        var arguments = arguments
+        var held: Int32?
+        if style == .dockerd28, let host {
+            let listener = try Sockets.dockerdBoundListener(host)
+            held = listener
+            descriptors[4] = listener
+            arguments.append("-use-listen-fd")
+            try whileDockerdHoldsThePort?()
+        }
+        // dockerd keeps its copy of the bound socket until the proxy has reported.
+        defer { if let held { close(held) } }
+        var environment = self.environment
+        for (key, value) in extra { environment[key] = value }
+        let process: ChildProcess
+        do {
+            process = try ChildProcess.spawn(edshim, arguments, argv0: argv0, environment: environment, descriptors: descriptors, logPath: directory + "/shims.log")
+        } catch {
+            close(pipe.write)
+            throw error
+        }
+        close(pipe.write)
+        lock.withLock { shims.append(process) }
+        let status = await Sockets.readAll(pipe.read, timeout: .seconds(17))
+        return ShimRun(process: process, status: status)
+    }
+
+    /// Publishes `host` → `container` as dockerd would.
+    func publish(_ host: SocketEndpoint, to container: SocketEndpoint, style: SpawnStyle = .dockerd2010, argv0: String? = nil) async throws -> ShimRun {
+        let arguments = ShimArguments(proto: .tcp, host: host, container: container).commandLine
+        return try await spawnShim(arguments, style: style, argv0: argv0, host: host)
+    }
+
+    // MARK: Envoy admin
+
+    func admin(_ path: String) throws -> String {
+        let response = try TestHTTP.get(envoyAdmin, path: path)
+        guard response.status == 200 else { throw TestFailure("Envoy admin \(path) answered \(response.status)") }
+        return response.body
+    }
+
+    /// Listener name → address, from Envoy's admin `/listeners`.
+    func listeners() throws -> [String: String] {
+        let object = try JSONSerialization.jsonObject(with: Data(try admin("/listeners?format=json").utf8)) as? [String: Any]
+        var result: [String: String] = [:]
+        for status in object?["listener_statuses"] as? [[String: Any]] ?? [] {
+            guard let name = status["name"] as? String else { continue }
+            let address = (status["local_address"] as? [String: Any])?["socket_address"] as? [String: Any]
+            result[name] = "\(address?["address"] ?? "?"):\(address?["port_value"] ?? "?")"
+        }
+        return result
+    }
+
+    /// Dynamic cluster name → endpoint addresses, from Envoy's admin `/clusters`.
+    func clusters() throws -> [String: [String]] {
+        let object = try JSONSerialization.jsonObject(with: Data(try admin("/clusters?format=json").utf8)) as? [String: Any]
+        var result: [String: [String]] = [:]
+        for status in object?["cluster_statuses"] as? [[String: Any]] ?? [] {
+            guard let name = status["name"] as? String else { continue }
+            result[name] = (status["host_statuses"] as? [[String: Any]] ?? []).map { host in
+                let address = (host["address"] as? [String: Any])?["socket_address"] as? [String: Any]
+                return "\(address?["address"] ?? "?"):\(address?["port_value"] ?? "?")"
+            }
+        }
+        return result
+    }
+
+    /// A counter or gauge from Envoy's `/stats`, 0 when absent.
+    func stat(_ name: String) throws -> Int {
+        let body = try admin("/stats?filter=^\(name)$")
+        for line in body.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0] == name { return Int(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0 }
+        }
+        return 0
+    }
+
+    /// Envoy rejected no listener or cluster update.
+    func expectNoRejectedUpdates(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(try stat("listener_manager.lds.update_rejected") == 0, "Envoy rejected a listener update:\n\(envoy?.log ?? "")", sourceLocation: sourceLocation)
+        #expect(try stat("cluster_manager.cds.update_rejected") == 0, "Envoy rejected a cluster update:\n\(envoy?.log ?? "")", sourceLocation: sourceLocation)
+    }
+
+    /// Waits until `condition` holds (polling), or fails with `message`.
+    func eventually(_ message: String, timeout: Duration = .seconds(5), _ condition: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (try? condition()) == true { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TestFailure("timed out: \(message)")
+    }
+
+    /// The server's registrations.
+    func registrations() throws -> [Registration] {
+        let response = try ServerClient(socketPath: socketPath).exchange(.list, deadline: .after(milliseconds: 3000))
+        guard case .registrations(let registrations) = response else { throw TestFailure("list answered \(response)") }
+        return registrations
+    }
+}
+
+/// Runs `body` with a fresh testbed; checks Envoy rejected nothing; tears down always.
+func withTestbed(_ options: Testbed.Options = Testbed.Options(), _ body: (Testbed) async throws -> Void) async throws {
+    let bed = try await Testbed.start(options)
+    do {
+        try await body(bed)
+        if bed.envoy != nil { try bed.expectNoRejectedUpdates() }
+    } catch {
+        await bed.teardown()
+        throw error
+    }
+    await bed.teardown()
+}
