@@ -1,0 +1,11 @@
+#!/bin/sh
+# Runs Envoy from the official image with host networking, configured by edshim.
+# edshim server must already be running (it writes /var/lib/edshim/xds).
+set -eu
+mkdir -p /etc/edshim
+edshim bootstrap --xds-dir /var/lib/edshim/xds --admin-address 127.0.0.1:9901 > /etc/edshim/envoy.yaml
+exec docker run -d --name envoy-edshim --restart always --network host \
+    --user 0 \
+    -v /etc/edshim/envoy.yaml:/etc/envoy/envoy.yaml:ro \
+    -v /var/lib/edshim/xds:/var/lib/edshim/xds:ro \
+    envoyproxy/envoy:v1.40-latest -c /etc/envoy/envoy.yaml --disable-hot-restart
