@@ -12,11 +12,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // The model, the Envoy encoder, the wire protocol and docker-proxy argument
         // parsing. Depends on no mode.
-        .target(name: "EdshimCore"),
+        .target(
+            name: "EdshimCore",
+            dependencies: [
+                // The Docker Engine API client (never used on the shim's path).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Linux headers Swift's Glibc module leaves out (signalfd, pidfd, recvmmsg).
         .target(name: "CEdshimLinux"),
         // Shim mode (and later the UDP proxy): runs once per published port, so it is

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "CEdshimLinux.h"
 
+#include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -17,4 +19,90 @@ int edshim_recvmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count,
 
 int edshim_sendmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count, int flags) {
     return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
+}
+
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "pktinfo control space");
+_Static_assert(CMSG_SPACE(sizeof(struct in_pktinfo)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "pktinfo control space");
+
+int edshim_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int edshim_epoll_watch(int epoll_fd, int fd, unsigned long long token) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    event.events = EPOLLIN;
+    event.data.u64 = token;
+    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int edshim_epoll_wait(int epoll_fd, unsigned long long *tokens, int capacity, int timeout_ms) {
+    struct epoll_event events[64];
+    if (capacity > 64) capacity = 64;
+    int count = epoll_wait(epoll_fd, events, capacity, timeout_ms);
+    for (int i = 0; i < count; i++) tokens[i] = events[i].data.u64;
+    return count;
+}
+
+int edshim_enable_packet_info(int fd, int family) {
+    int one = 1;
+    if (family == AF_INET) return setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+    if (setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) != 0) return -1;
+    int v6only = 0;
+    socklen_t length = sizeof v6only;
+    if (getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &length) == 0 && !v6only) {
+        // IPv4 clients of a dual-stack socket arrive as ::ffff:a.b.c.d.
+        (void)setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one);
+    }
+    return 0;
+}
+
+int edshim_packet_destination(const struct msghdr *message, unsigned char address[16], unsigned int *ifindex) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)message); c != NULL; c = CMSG_NXTHDR((struct msghdr *)message, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof info);
+            memcpy(address, &info.ipi_spec_dst, 4);
+            *ifindex = (unsigned int)info.ipi_ifindex;
+            return AF_INET;
+        }
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof info);
+            memcpy(address, &info.ipi6_addr, 16);
+            *ifindex = info.ipi6_ifindex;
+            return AF_INET6;
+        }
+    }
+    return 0;
+}
+
+size_t edshim_packet_source(void *control, size_t capacity, int family, const unsigned char *address, unsigned int ifindex) {
+    size_t length = family == AF_INET ? CMSG_SPACE(sizeof(struct in_pktinfo)) : CMSG_SPACE(sizeof(struct in6_pktinfo));
+    if (capacity < length) return 0;
+    memset(control, 0, length);
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_control = control;
+    message.msg_controllen = length;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&message);
+    if (family == AF_INET) {
+        struct in_pktinfo info;
+        memset(&info, 0, sizeof info);
+        memcpy(&info.ipi_spec_dst, address, 4);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(c), &info, sizeof info);
+    } else {
+        struct in6_pktinfo info;
+        memset(&info, 0, sizeof info);
+        memcpy(&info.ipi6_addr, address, 16);
+        info.ipi6_ifindex = ifindex;
+        c->cmsg_level = IPPROTO_IPV6;
+        c->cmsg_type = IPV6_PKTINFO;
+        c->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(c), &info, sizeof info);
+    }
+    return length;
 }

@@ -50,11 +50,23 @@ public enum ShimMode {
             status.reportFailure("edshim does not proxy SCTP: publish the port as tcp or udp, or use the stock docker-proxy for SCTP ports")
             return 1
         case .udp:
-            status.reportFailure("edshim cannot proxy UDP yet: publish the port as tcp, or use the stock docker-proxy for UDP ports")
-            return 1
+            return serveUDP(arguments, status: &status, signals: signals)
         case .tcp:
             return serveTCP(arguments, status: &status, signals: signals)
         }
+    }
+
+    /// UDP needs no server: edshim proxies the port itself, with the flow bounds
+    /// dockerd's environment sets (its command line is docker-proxy's).
+    private static func serveUDP(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
+        let options: UDPProxyOptions
+        do {
+            options = try UDPProxyOptions.fromEnvironment { name in getenv(name).map { String(cString: $0) } }
+        } catch {
+            status.reportFailure("\(error.description) (set in dockerd's environment)")
+            return 1
+        }
+        return UDPProxyMode.serve(arguments, options: options, status: &status, signals: signals)
     }
 
     private static func serveTCP(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {

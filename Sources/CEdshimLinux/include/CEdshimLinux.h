@@ -31,4 +31,35 @@ int edshim_recvmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count,
 /// sendmmsg(2).
 int edshim_sendmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count, int flags);
 
+// UDP proxy: epoll, and the packet-info control messages that let a socket bound
+// to 0.0.0.0 or :: answer from the address each datagram was sent to. The structs
+// and CMSG macros live behind _GNU_SOURCE or are macros Swift cannot call, so the
+// work happens in CEdshimLinux.c and the interface is plain types.
+
+/// Bytes of control buffer a datagram needs for one IP_PKTINFO / IPV6_PKTINFO message.
+#define EDSHIM_PKTINFO_CONTROL_SPACE 64
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int edshim_epoll_create(void);
+
+/// Watches `fd` for readability (level-triggered); `token` comes back from edshim_epoll_wait.
+int edshim_epoll_watch(int epoll_fd, int fd, unsigned long long token);
+
+/// epoll_wait: fills up to `capacity` tokens of ready descriptors; returns their count, or -1.
+int edshim_epoll_wait(int epoll_fd, unsigned long long *tokens, int capacity, int timeout_ms);
+
+/// Asks the kernel to report each datagram's local address (IP_PKTINFO for AF_INET,
+/// IPV6_RECVPKTINFO for AF_INET6 and, on a dual-stack socket, IP_PKTINFO too).
+int edshim_enable_packet_info(int fd, int family);
+
+/// The local address a received datagram was sent to, from its control messages:
+/// writes 4 (AF_INET: ipi_spec_dst) or 16 (AF_INET6: ipi6_addr) bytes to `address`
+/// and the arrival interface to `ifindex`; returns AF_INET, AF_INET6, or 0 when absent.
+int edshim_packet_destination(const struct msghdr *message, unsigned char address[16], unsigned int *ifindex);
+
+/// Writes the control message that makes a datagram leave from `address` (4 bytes for
+/// AF_INET, 16 for AF_INET6) into `control`; returns its length for msg_controllen,
+/// or 0 when `capacity` is too small.
+size_t edshim_packet_source(void *control, size_t capacity, int family, const unsigned char *address, unsigned int ifindex);
+
 #endif

@@ -28,6 +28,7 @@ struct EdshimCommand: AsyncParsableCommand {
         subcommands: [
             ShimCommand.self,
             ServerCommand.self,
+            UDPProxyCommand.self,
             BootstrapCommand.self,
             StatusCommand.self,
             VersionCommand.self,

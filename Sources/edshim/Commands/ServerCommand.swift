@@ -62,8 +62,12 @@ struct ServerCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        if let dockerHost, !(dockerHost.hasPrefix("unix://") || dockerHost.hasPrefix("tcp://")) {
-            throw ValidationError("--docker-host must start with unix:// or tcp://")
+        if let dockerHost {
+            do {
+                _ = try DockerHost(parsing: dockerHost)
+            } catch {
+                throw ValidationError("--docker-host: \(error.description)")
+            }
         }
     }
 
@@ -84,8 +88,16 @@ struct ServerCommand: AsyncParsableCommand {
             defaultMode: ProxyMode(rawValue: defaultMode) ?? .http,
             readyTimeout: .milliseconds(Int64(readyTimeout * 1000))
         )
+        let docker: DockerHost
         do {
-            try await RegistrarServer(configuration: configuration, logger: logger).run()
+            docker = try DockerHost(parsing: configuration.dockerHost)
+        } catch {
+            logger.critical("DOCKER_HOST: \(error.description)")
+            throw ExitCode.failure
+        }
+        let labels = DockerMetadataSource(client: DockerEngineClient(host: docker), logger: Logger(label: "edshim.docker"))
+        do {
+            try await RegistrarServer(configuration: configuration, metadataSource: labels, logger: logger).run()
         } catch {
             logger.critical("\(error)")
             throw ExitCode.failure

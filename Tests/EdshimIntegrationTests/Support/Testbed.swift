@@ -29,6 +29,7 @@ final class Testbed: @unchecked Sendable {
         var defaultMode = "http"
         var readyTimeoutSeconds = 5.0
         var startEnvoy = true
+        var startServer = true
         var serverArguments: [String] = []
     }
 
@@ -59,7 +60,7 @@ final class Testbed: @unchecked Sendable {
     static func start(_ options: Options = Options()) async throws -> Testbed {
         let bed = try Testbed(options: options)
         do {
-            try await bed.startServer()
+            if options.startServer { try await bed.startServer() }
             if options.startEnvoy { try await bed.startEnvoy() }
         } catch {
             await bed.teardown()

@@ -1,0 +1,78 @@
+/// How the UDP proxy bounds the flows it keeps: how long an idle one lives and how
+/// many there may be at once (the least recently used goes first).
+///
+/// `edshim udp-proxy` takes them as `--idle-timeout` / `--max-flows`; the shim, whose
+/// command line belongs to dockerd, reads them from dockerd's environment
+/// (`EDSHIM_UDP_IDLE_TIMEOUT`, `EDSHIM_UDP_MAX_FLOWS`).
+public struct UDPProxyOptions: Equatable, Sendable {
+    /// docker-proxy's conntrack timeout: 90 s.
+    public static let defaultIdleTimeoutMilliseconds: Int64 = 90_000
+    /// Enough for a busy DNS service's clients, small enough that a spray of source
+    /// ports costs at most this many sockets.
+    public static let defaultMaxFlows = 16_384
+    /// The accepted idle timeouts: 10 ms to a day.
+    public static let idleTimeoutRangeMilliseconds: ClosedRange<Int64> = 10...86_400_000
+    /// The accepted flow limits.
+    public static let maxFlowsRange: ClosedRange<Int> = 1...1_048_576
+    /// The environment variable the shim reads for the idle timeout.
+    public static let idleTimeoutEnvironmentVariable = "EDSHIM_UDP_IDLE_TIMEOUT"
+    /// The environment variable the shim reads for the flow limit.
+    public static let maxFlowsEnvironmentVariable = "EDSHIM_UDP_MAX_FLOWS"
+
+    /// A flow with no datagram either way for this long is closed.
+    public var idleTimeoutMilliseconds: Int64
+    /// At most this many flows (each one upstream socket) exist at once.
+    public var maxFlows: Int
+
+    /// Creates options; the defaults are docker-proxy's behaviour plus a bound.
+    public init(
+        idleTimeoutMilliseconds: Int64 = UDPProxyOptions.defaultIdleTimeoutMilliseconds,
+        maxFlows: Int = UDPProxyOptions.defaultMaxFlows
+    ) {
+        self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
+        self.maxFlows = maxFlows
+    }
+
+    /// Reads `EDSHIM_UDP_IDLE_TIMEOUT` and `EDSHIM_UDP_MAX_FLOWS` through `lookup`;
+    /// unset or empty means the default, anything unparsable is an error naming the variable.
+    public static func fromEnvironment(_ lookup: (String) -> String?) throws(ArgumentError) -> UDPProxyOptions {
+        var options = UDPProxyOptions()
+        if let text = lookup(idleTimeoutEnvironmentVariable), !text.isEmpty {
+            options.idleTimeoutMilliseconds = try parseIdleTimeout(text, source: idleTimeoutEnvironmentVariable)
+        }
+        if let text = lookup(maxFlowsEnvironmentVariable), !text.isEmpty {
+            options.maxFlows = try parseMaxFlows(text, source: maxFlowsEnvironmentVariable)
+        }
+        return options
+    }
+
+    /// Parses an idle timeout: seconds (`90`, `0.5`) or a number with a unit
+    /// (`500ms`, `90s`, `2m`). `source` names the flag or variable in the error.
+    public static func parseIdleTimeout(_ text: String, source: String) throws(ArgumentError) -> Int64 {
+        let units: [(suffix: String, milliseconds: Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        var number = Substring(text)
+        var scale = 1000.0
+        for unit in units where text.hasSuffix(unit.suffix) {
+            number = text.dropLast(unit.suffix.count)
+            scale = unit.milliseconds
+            break
+        }
+        let range = idleTimeoutRangeMilliseconds
+        guard let value = Double(number), value.isFinite, value >= 0 else {
+            throw ArgumentError("invalid value \"\(text)\" for \(source): give seconds (90, 0.5) or a number with ms, s, m or h")
+        }
+        let milliseconds = (value * scale).rounded()
+        guard milliseconds >= Double(range.lowerBound), milliseconds <= Double(range.upperBound) else {
+            throw ArgumentError("invalid value \"\(text)\" for \(source): the idle timeout must be between 10ms and 24h")
+        }
+        return Int64(milliseconds)
+    }
+
+    /// Parses a flow limit: a whole number in `maxFlowsRange`.
+    public static func parseMaxFlows(_ text: String, source: String) throws(ArgumentError) -> Int {
+        guard let value = Int(text), maxFlowsRange.contains(value) else {
+            throw ArgumentError("invalid value \"\(text)\" for \(source): give a whole number of flows between \(maxFlowsRange.lowerBound) and \(maxFlowsRange.upperBound)")
+        }
+        return value
+    }
+}

@@ -1,0 +1,87 @@
+import AsyncHTTPClient
+import NIOCore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A small client of the Docker Engine API: only the calls edshim needs, none of which
+/// waits for a container that is still starting (dockerd starts the proxy in the
+/// middle of starting the container, and waits for it).
+public struct DockerEngineClient: Sendable {
+    /// A failed call, with what to check.
+    public struct Failure: Error, CustomStringConvertible {
+        /// One line.
+        public var description: String
+    }
+
+    /// Where the API is.
+    public let host: DockerHost
+    private let http: HTTPClient
+    private let timeout: TimeAmount
+
+    /// A client of `host`; each call gives up after `timeout`.
+    public init(host: DockerHost, timeout: TimeAmount = .milliseconds(800), http: HTTPClient = .shared) {
+        self.host = host
+        self.http = http
+        self.timeout = timeout
+    }
+
+    /// The API version to speak: the one dockerd announces on `/_ping` (dockerd 20.10
+    /// says 1.41; newer releases refuse versions below their minimum, so edshim never
+    /// pins an older one).
+    public func negotiateVersion() async throws(Failure) -> String {
+        let response = try await get("/_ping")
+        guard let version = response.apiVersion, !version.isEmpty else {
+            throw Failure(description: "\(host) answered /_ping without an API-Version header: is it a Docker Engine?")
+        }
+        return version
+    }
+
+    func networks(version: String) async throws(Failure) -> [DockerEngine.NetworkSummary] {
+        try await decode([DockerEngine.NetworkSummary].self, from: "/v\(version)/networks")
+    }
+
+    func network(_ id: String, version: String) async throws(Failure) -> DockerEngine.NetworkDetail {
+        try await decode(DockerEngine.NetworkDetail.self, from: "/v\(version)/networks/\(id)")
+    }
+
+    /// Containers by id, in any state (`created` included: labels are known at creation).
+    func containers(id: String, version: String) async throws(Failure) -> [DockerEngine.ContainerSummary] {
+        let filter = #"{"id":["\#(id)"]}"#.utf8.map { byte -> String in
+            let isPlain = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+            return isPlain ? String(UnicodeScalar(byte)) : "%" + String(byte, radix: 16, uppercase: true)
+        }.joined()
+        return try await decode([DockerEngine.ContainerSummary].self, from: "/v\(version)/containers/json?all=1&filters=\(filter)")
+    }
+
+    private struct Response {
+        var status: Int
+        var apiVersion: String?
+        var body: ByteBuffer
+    }
+
+    private func get(_ path: String) async throws(Failure) -> Response {
+        let request = HTTPClientRequest(url: host.url(path))
+        do {
+            let response = try await http.execute(request, timeout: timeout)
+            let body = try await response.body.collect(upTo: 16 * 1024 * 1024)
+            return Response(status: Int(response.status.code), apiVersion: response.headers.first(name: "API-Version"), body: body)
+        } catch {
+            throw Failure(description: "GET \(path) on \(host): \(error)")
+        }
+    }
+
+    private func decode<Value: Decodable>(_ type: Value.Type, from path: String) async throws(Failure) -> Value {
+        let response = try await get(path)
+        guard response.status == 200 else {
+            throw Failure(description: "GET \(path) on \(host) answered HTTP \(response.status): \(String(buffer: response.body).prefix(200))")
+        }
+        do {
+            return try JSONDecoder().decode(Value.self, from: Data(response.body.readableBytesView))
+        } catch {
+            throw Failure(description: "GET \(path) on \(host): unreadable JSON (\(error))")
+        }
+    }
+}

@@ -1,0 +1,53 @@
+/// Where the Docker Engine API is: `unix:///var/run/docker.sock` or `tcp://host:2375`.
+public struct DockerHost: Equatable, Sendable, CustomStringConvertible {
+    /// How to reach the API.
+    public enum Transport: Equatable, Sendable {
+        /// A Unix socket path.
+        case unixSocket(String)
+        /// Plain HTTP to host and port (TLS is not supported).
+        case tcp(host: String, port: Int)
+    }
+
+    /// The transport.
+    public var transport: Transport
+    /// The text it was parsed from.
+    public var description: String
+
+    /// Parses `unix:///path` or `tcp://host:port` (as in DOCKER_HOST).
+    public init(parsing text: String) throws(ArgumentError) {
+        description = text
+        if text.hasPrefix("unix://") {
+            let path = String(text.dropFirst("unix://".count))
+            guard path.hasPrefix("/") else {
+                throw ArgumentError("docker host \(text) must name an absolute socket path, like unix:///var/run/docker.sock")
+            }
+            transport = .unixSocket(path)
+        } else if text.hasPrefix("tcp://") {
+            let rest = text.dropFirst("tcp://".count).split(separator: "/").first.map(String.init) ?? ""
+            guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port),
+                  !rest[..<colon].isEmpty else {
+                throw ArgumentError("docker host \(text) must be tcp://HOST:PORT")
+            }
+            transport = .tcp(host: String(rest[..<colon]), port: port)
+        } else {
+            throw ArgumentError("docker host \(text) must start with unix:// or tcp://")
+        }
+    }
+
+    /// The URL of an API path (`/_ping`, `/v1.41/networks`) for AsyncHTTPClient.
+    public func url(_ path: String) -> String {
+        switch transport {
+        case .unixSocket(let socket):
+            let host = socket.utf8.map { byte -> String in
+                let isUnreserved = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
+                guard !isUnreserved else { return String(UnicodeScalar(byte)) }
+                let hex = String(byte, radix: 16, uppercase: true)
+                return "%" + (hex.count == 1 ? "0" + hex : hex)
+            }.joined()
+            return "http+unix://\(host)\(path)"
+        case .tcp(let host, let port):
+            return "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)"
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Logging
+
+/// Reads the labels of the container behind a container address from the Docker
+/// Engine API.
+///
+/// The container is found through the networks' endpoint lists, which already show a
+/// container dockerd is still starting (it starts the proxy, and waits for it, before
+/// the container runs); its labels come from the container list, which has them from
+/// creation on. Neither call waits on the starting container.
+///
+/// Never fails a registration: Docker unreachable or the container not found give
+/// `.unknown` (the service is then named `unknown-<port>`), each cause logged once.
+/// The lookup retries briefly within `budget` and caches labels per container.
+public actor DockerMetadataSource: ContainerMetadataSource {
+    private let client: DockerEngineClient
+    private let logger: Logger
+    private let budget: Duration
+    private var version: String?
+    private var labelsByContainer: [String: ContainerMetadata] = [:]
+    private var unreachableReported = false
+    private var notFoundReported: Set<IPAddress> = []
+
+    /// A source reading from `client`, spending at most `budget` per lookup.
+    public init(client: DockerEngineClient, logger: Logger, budget: Duration = .seconds(1)) {
+        self.client = client
+        self.logger = logger
+        self.budget = budget
+    }
+
+    /// What the labels of the container serving at `container` say.
+    public func metadata(for container: SocketEndpoint) async -> ContainerMetadata {
+        let deadline = ContinuousClock.now + budget
+        var pause = Duration.milliseconds(25)
+        while true {
+            do throws(DockerEngineClient.Failure) {
+                if let found = try await lookup(container.ip) {
+                    if unreachableReported {
+                        logger.notice("Docker is reachable again; labels are read", metadata: ["docker_host": "\(client.host)"])
+                        unreachableReported = false
+                    }
+                    notFoundReported.remove(container.ip)
+                    return found
+                }
+            } catch {
+                version = nil
+                if !unreachableReported {
+                    logger.warning("cannot read container labels from Docker; services are named unknown-<port> until it answers", metadata: [
+                        "docker_host": "\(client.host)", "error": "\(error)",
+                    ])
+                    unreachableReported = true
+                }
+                return .unknown
+            }
+            guard ContinuousClock.now + pause < deadline else { break }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(200))
+        }
+        if notFoundReported.count < 4096, notFoundReported.insert(container.ip).inserted {
+            logger.warning("no Docker container has this address; its service is named unknown-<port>", metadata: [
+                "container_ip": "\(container.ip)",
+            ])
+        }
+        return .unknown
+    }
+
+    private func lookup(_ ip: IPAddress) async throws(DockerEngineClient.Failure) -> ContainerMetadata? {
+        let version = try await negotiatedVersion()
+        guard let (id, name) = try await findEndpoint(ip, version: version) else { return nil }
+        if let cached = labelsByContainer[id] { return cached }
+        let summary = try await client.containers(id: id, version: version).first { $0.Id == id }
+        let containerName = summary?.Names?.first.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? name
+        let reading = ContainerLabels.read(summary?.Labels ?? [:], containerID: id, containerName: containerName)
+        for warning in reading.warnings { logger.warning("\(warning)") }
+        if labelsByContainer.count >= 4096 { labelsByContainer.removeAll() }
+        labelsByContainer[id] = reading.metadata
+        return reading.metadata
+    }
+
+    private func negotiatedVersion() async throws(DockerEngineClient.Failure) -> String {
+        if let version { return version }
+        let negotiated = try await client.negotiateVersion()
+        version = negotiated
+        return negotiated
+    }
+
+    /// The container id and endpoint name that hold `ip`, searching the networks whose
+    /// subnets contain it first.
+    private func findEndpoint(_ ip: IPAddress, version: String) async throws(DockerEngineClient.Failure) -> (String, String?)? {
+        let networks = try await client.networks(version: version)
+        let likely = networks.filter { network in
+            (network.IPAM?.Config ?? []).contains { $0.Subnet.flatMap(Subnet.init)?.contains(ip) == true }
+        }
+        let others = networks.filter { network in !likely.contains { $0.Id == network.Id } }
+        for network in likely + others {
+            let detail = try await client.network(network.Id, version: version)
+            for (id, endpoint) in detail.Containers ?? [:] {
+                let addresses = [endpoint.IPv4Address, endpoint.IPv6Address].compactMap { $0 }
+                if addresses.contains(where: { IPAddress(String($0.split(separator: "/").first ?? "")) == ip }) {
+                    return (id, endpoint.Name)
+                }
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,70 @@
+/// The Docker labels edshim reads, and how they become `ContainerMetadata`.
+///
+/// Legacy names come from Nitro's Sidecar (`ServiceName`, `EnvironmentName`,
+/// `ProxyMode`); the namespaced `edshim.*` names win when both are set.
+public enum ContainerLabels {
+    /// `edshim.service`: the service name (cluster, stat prefix, trace operation).
+    public static let service = "edshim.service"
+    /// `edshim.environment`: the environment, second part of the service name.
+    public static let environment = "edshim.environment"
+    /// `edshim.mode`: `http` or `tcp`.
+    public static let mode = "edshim.mode"
+    /// Legacy `ServiceName`.
+    public static let legacyService = "ServiceName"
+    /// Legacy `EnvironmentName`.
+    public static let legacyEnvironment = "EnvironmentName"
+    /// Legacy `ProxyMode`.
+    public static let legacyMode = "ProxyMode"
+
+    /// What the labels say, plus warnings for values edshim could not use.
+    public struct Reading: Equatable, Sendable {
+        /// The metadata.
+        public var metadata: ContainerMetadata
+        /// One line per unusable label, naming the container and the label.
+        public var warnings: [String]
+    }
+
+    /// Reads `labels` of the container `id` called `name`. Empty values count as
+    /// unset; an unknown mode is dropped (the server default applies) with a warning.
+    public static func read(_ labels: [String: String], containerID: String?, containerName: String?) -> Reading {
+        func value(_ namespaced: String, _ legacy: String) -> (label: String, value: String)? {
+            for label in [namespaced, legacy] {
+                if let value = labels[label], !value.trimmingASCIIWhitespace().isEmpty { return (label, value) }
+            }
+            return nil
+        }
+        var warnings: [String] = []
+        var mode: ProxyMode?
+        if let (label, text) = value(Self.mode, legacyMode) {
+            mode = ProxyMode(label: text)
+            if mode == nil {
+                let container = containerName ?? containerID.map { String($0.prefix(12)) } ?? "unknown container"
+                warnings.append("container \(container): label \(label)=\(quoted(text)) is not a mode edshim knows (http, tcp); using the server's default mode")
+            }
+        }
+        return Reading(
+            metadata: ContainerMetadata(
+                service: value(service, legacyService)?.value,
+                environment: value(environment, legacyEnvironment)?.value,
+                mode: mode,
+                containerID: containerID,
+                containerName: containerName
+            ),
+            warnings: warnings
+        )
+    }
+
+    /// A label value as it may appear in one log line: quoted, control characters
+    /// escaped, cut at 80 characters.
+    static func quoted(_ text: String) -> String {
+        let escaped = text.unicodeScalars.prefix(80).map { scalar -> String in
+            switch scalar {
+            case "\"": "\\\""
+            case "\\": "\\\\"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: "\\u{\(String(scalar.value, radix: 16))}"
+            default: String(scalar)
+            }
+        }.joined()
+        return "\"\(escaped)\(text.unicodeScalars.count > 80 ? "…" : "")\""
+    }
+}

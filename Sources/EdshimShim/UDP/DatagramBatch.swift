@@ -1,0 +1,160 @@
+import CEdshimLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Preallocated room for a batch of datagrams, as recvmmsg/sendmmsg want it: one
+/// header, buffer, address and control area per datagram. Nothing is allocated per
+/// datagram.
+///
+/// The buffers (64 KiB each, so any datagram passes whole) are one anonymous mapping:
+/// the kernel commits a page only when a datagram is written into it, so an idle
+/// proxy or one carrying small datagrams stays small.
+final class DatagramBatch {
+    /// Datagrams per system call.
+    static let capacity = 32
+    /// Room per datagram: above the largest UDP payload (65,507 bytes over IPv4,
+    /// 65,527 over IPv6).
+    static let bufferSize = 65_536
+    /// Room per datagram for its packet-info control message.
+    static let controlSize = Int(EDSHIM_PKTINFO_CONTROL_SPACE)
+
+    let messages: UnsafeMutablePointer<edshim_mmsghdr>
+    private let vectors: UnsafeMutablePointer<iovec>
+    private let names: UnsafeMutablePointer<sockaddr_in6>
+    private let controls: UnsafeMutableRawPointer
+    private let buffers: UnsafeMutableRawPointer
+    private let mappingSize: Int
+
+    /// Maps the buffers; fails only when the address space is exhausted.
+    init() throws(ShimFailure) {
+        let count = Self.capacity
+        mappingSize = count * Self.bufferSize
+        let mapping = mmap(nil, mappingSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let mapping, mapping != UnsafeMutableRawPointer(bitPattern: -1) else {
+            throw .system("mapping \(mappingSize / 1024) KiB of datagram buffers")
+        }
+        buffers = mapping
+        messages = .allocate(capacity: count)
+        messages.initialize(repeating: edshim_mmsghdr(), count: count)
+        vectors = .allocate(capacity: count)
+        vectors.initialize(repeating: iovec(), count: count)
+        names = .allocate(capacity: count)
+        names.initialize(repeating: sockaddr_in6(), count: count)
+        controls = .allocate(byteCount: count * Self.controlSize, alignment: 16)
+        controls.initializeMemory(as: UInt8.self, repeating: 0, count: count * Self.controlSize)
+        for index in 0..<count {
+            vectors[index].iov_base = buffers + index * Self.bufferSize
+            messages[index].msg_hdr.msg_iov = vectors + index
+            messages[index].msg_hdr.msg_iovlen = 1
+        }
+    }
+
+    deinit {
+        munmap(buffers, mappingSize)
+        messages.deallocate()
+        vectors.deallocate()
+        names.deallocate()
+        controls.deallocate()
+    }
+
+    /// Resets `range` to take datagrams: whole buffers, with room for the sender's
+    /// address (`withNames`) and packet info (`withControl`).
+    func prepareToReceive(_ range: Range<Int>, withNames: Bool, withControl: Bool) {
+        for index in range {
+            vectors[index].iov_len = Self.bufferSize
+            messages[index].msg_len = 0
+            messages[index].msg_hdr.msg_flags = 0
+            if withNames {
+                messages[index].msg_hdr.msg_name = UnsafeMutableRawPointer(names + index)
+                messages[index].msg_hdr.msg_namelen = socklen_t(MemoryLayout<sockaddr_in6>.size)
+            } else {
+                messages[index].msg_hdr.msg_name = nil
+                messages[index].msg_hdr.msg_namelen = 0
+            }
+            if withControl {
+                messages[index].msg_hdr.msg_control = controls + index * Self.controlSize
+                messages[index].msg_hdr.msg_controllen = Self.controlSize
+            } else {
+                messages[index].msg_hdr.msg_control = nil
+                messages[index].msg_hdr.msg_controllen = 0
+            }
+        }
+    }
+
+    /// Receives into `range` (prepared) without blocking; the count received, 0 when
+    /// nothing is waiting, or -1 with errno for a socket error (which it clears).
+    func receive(_ fd: Int32, into range: Range<Int>) -> Int {
+        while true {
+            let count = edshim_recvmmsg(fd, messages + range.lowerBound, UInt32(range.count), Int32(MSG_DONTWAIT))
+            if count >= 0 { return Int(count) }
+            if errno == EINTR { continue }
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1
+        }
+    }
+
+    /// The sender of a datagram received with names.
+    func sender(at index: Int) -> UnsafePointer<sockaddr_in6> {
+        UnsafePointer(names + index)
+    }
+
+    /// Length of the sender address the kernel wrote.
+    func senderLength(at index: Int) -> socklen_t {
+        messages[index].msg_hdr.msg_namelen
+    }
+
+    /// The header of datagram `index`, to read its control messages.
+    func header(at index: Int) -> UnsafePointer<msghdr> {
+        UnsafeRawPointer(messages + index).assumingMemoryBound(to: msghdr.self)
+    }
+
+    /// Readies a received datagram to be sent on a connected socket, as it came.
+    func addressToPeer(at index: Int) {
+        vectors[index].iov_len = Int(messages[index].msg_len)
+        messages[index].msg_hdr.msg_name = nil
+        messages[index].msg_hdr.msg_namelen = 0
+        messages[index].msg_hdr.msg_control = nil
+        messages[index].msg_hdr.msg_controllen = 0
+    }
+
+    /// Readies a received datagram to be sent to `client`, leaving from `source`.
+    func address(at index: Int, to client: UnsafePointer<sockaddr_in6>, length: socklen_t, from source: ReplySource) {
+        vectors[index].iov_len = Int(messages[index].msg_len)
+        names[index] = client.pointee
+        messages[index].msg_hdr.msg_name = UnsafeMutableRawPointer(names + index)
+        messages[index].msg_hdr.msg_namelen = length
+        let control = controls + index * Self.controlSize
+        let controlLength = source.encode(into: control, capacity: Self.controlSize)
+        messages[index].msg_hdr.msg_control = controlLength > 0 ? control : nil
+        messages[index].msg_hdr.msg_controllen = controlLength
+    }
+
+    /// Sends the prepared datagrams in `range` on `fd`. A datagram the socket
+    /// refuses is dropped (UDP), the rest still go; when the socket's buffer is full
+    /// the remainder is dropped. ECONNREFUSED (ICMP port unreachable from an earlier
+    /// datagram, reported once) is not about this datagram: it is sent again.
+    /// Returns how many were sent.
+    @discardableResult
+    func send(_ range: Range<Int>, on fd: Int32) -> Int {
+        var next = range.lowerBound
+        var sent = 0
+        var retriedAt = -1
+        while next < range.upperBound {
+            let count = edshim_sendmmsg(fd, messages + next, UInt32(range.upperBound - next), 0)
+            if count > 0 {
+                next += Int(count)
+                sent += Int(count)
+                continue
+            }
+            let code = errno
+            if count < 0, code == EINTR { continue }
+            if count < 0, code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { break }
+            if count < 0, code == ECONNREFUSED, retriedAt != next {
+                retriedAt = next
+                continue
+            }
+            next += 1
+        }
+        return sent
+    }
+}

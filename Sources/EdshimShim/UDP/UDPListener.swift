@@ -1,0 +1,80 @@
+import CEdshimLinux
+import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The host-side UDP socket: bound by the proxy itself (dockerd 20.10, `edshim
+/// udp-proxy`) or taken from dockerd on fd 4 (dockerd ≥ 28), then made ready to
+/// serve: non-blocking, roomy buffers, packet info when bound to every address.
+struct UDPListener {
+    /// The socket.
+    let descriptor: Int32
+    /// Where it is bound.
+    let endpoint: SocketEndpoint
+
+    /// Receive buffer asked for (the kernel caps it at net.core.rmem_max): room for
+    /// bursts while the proxy is busy with the other direction.
+    static let receiveBufferBytes: Int32 = 4 << 20
+
+    /// True when bound to 0.0.0.0 or ::, so replies must name their source address.
+    var answersFromDestination: Bool { endpoint.ip.isUnspecified }
+
+    /// Binds `host` as docker-proxy does (IPv6 v6-only, no SO_REUSEADDR: a port
+    /// someone else holds is an error, not shared).
+    static func bind(_ host: SocketEndpoint) throws(ShimFailure) -> UDPListener {
+        let fd = socket(host.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .system("listen udp \(host): socket") }
+        var one: Int32 = 1
+        if host.ip.isIPv6, setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            let code = errno
+            close(fd)
+            throw .system("listen udp \(host): setting IPV6_V6ONLY", code)
+        }
+        guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
+            let code = errno
+            close(fd)
+            throw bindFailure(host, code)
+        }
+        return try prepare(fd, endpoint: host)
+    }
+
+    /// Takes the bound UDP socket dockerd ≥ 28 passes on fd 4 (checked to be UDP
+    /// and bound to `arguments.host`).
+    static func adopt(for arguments: ShimArguments) throws(ShimFailure) -> UDPListener {
+        let held = try HeldListenSocket.adopt(for: arguments)
+        return try prepare(held.descriptor, endpoint: arguments.host)
+    }
+
+    private static func prepare(_ fd: Int32, endpoint: SocketEndpoint) throws(ShimFailure) -> UDPListener {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var size = receiveBufferBytes
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        let listener = UDPListener(descriptor: fd, endpoint: endpoint)
+        if listener.answersFromDestination, edshim_enable_packet_info(fd, endpoint.family) != 0 {
+            let code = errno
+            close(fd)
+            throw .system("udp \(endpoint): turning on packet info, needed to answer from the address each client sent to", code)
+        }
+        return listener
+    }
+
+    /// docker-proxy's wording (`listen udp 0.0.0.0:53: bind: address already in
+    /// use`), then what to do about it.
+    static func bindFailure(_ host: SocketEndpoint, _ code: Int32) -> ShimFailure {
+        let reason = String(cString: strerror(code))
+        let goStyle = reason.prefix(1).lowercased() + reason.dropFirst()
+        let advice: String
+        switch code {
+        case EADDRINUSE:
+            advice = "another process already uses udp \(host); stop it, or publish the container on another host port"
+        case EACCES:
+            advice = "ports below 1024 need root or CAP_NET_BIND_SERVICE (or lower net.ipv4.ip_unprivileged_port_start)"
+        case EADDRNOTAVAIL:
+            advice = "this host has no address \(host.ip); publish on an address it has, or on \(host.ip.isIPv6 ? "::" : "0.0.0.0")"
+        default:
+            advice = "check -host-ip and -host-port"
+        }
+        return ShimFailure("listen udp \(host): bind: \(goStyle): \(advice)")
+    }
+}

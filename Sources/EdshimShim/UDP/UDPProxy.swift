@@ -1,0 +1,221 @@
+import CEdshimLinux
+import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The UDP proxy: one thread, one epoll set, datagrams moved in batches.
+///
+/// Each client address gets a flow with its own upstream socket connected to the
+/// container, so the container's replies on it belong to that client alone and the
+/// kernel drops anything else arriving there. Flows are kept in least-recently-used
+/// order: one idle for the timeout is closed, and at the limit the least recently
+/// used makes room for a new client. ICMP "port unreachable" from the container
+/// surfaces as ECONNREFUSED on the flow's socket; it is read and forgotten, never a
+/// reason to drop the flow (the container may just be starting).
+final class UDPProxy {
+    private static let listenerToken = UInt64.max
+    private static let signalToken = UInt64.max - 1
+    /// Batches read from one socket before the others get their turn.
+    private static let roundsPerWakeup = 4
+    /// Ready descriptors taken per epoll_wait.
+    private static let eventCapacity: Int32 = 64
+    /// Upstream failures are logged at most this often (a flood must not flood the log).
+    private static let failureLogInterval: Int64 = 60_000
+
+    private let listener: UDPListener
+    private let container: SocketEndpoint
+    private let idleTimeout: Int64
+    private let signals: TerminationSignals
+    private let epoll: Int32
+    private let flows: UDPFlowTable
+    private let batch: DatagramBatch
+    private let tokens: UnsafeMutablePointer<UInt64>
+    /// Replies received into the batch and not yet sent to their clients.
+    private var pendingReplies = 0
+    private var lastFailureLog: Int64 = .min
+
+    /// Sets up the proxy around a prepared listener; nothing is read yet.
+    init(listener: UDPListener, container: SocketEndpoint, options: UDPProxyOptions, signals: TerminationSignals) throws(ShimFailure) {
+        self.listener = listener
+        self.container = container
+        self.idleTimeout = options.idleTimeoutMilliseconds
+        self.signals = signals
+        batch = try DatagramBatch()
+        flows = UDPFlowTable(limit: options.maxFlows)
+        epoll = edshim_epoll_create()
+        guard epoll >= 0 else { throw .system("epoll_create1") }
+        tokens = .allocate(capacity: Int(Self.eventCapacity))
+        guard edshim_epoll_watch(epoll, listener.descriptor, Self.listenerToken) == 0,
+              edshim_epoll_watch(epoll, signals.descriptor, Self.signalToken) == 0 else {
+            throw .system("epoll_ctl")
+        }
+        Self.allowDescriptors(options.maxFlows + 64)
+    }
+
+    deinit {
+        flows.forEachUpstream { close($0) }
+        close(epoll)
+        tokens.deallocate()
+    }
+
+    /// Moves datagrams until SIGINT or SIGTERM.
+    func run() {
+        var now = Self.milliseconds()
+        while true {
+            let timeout = flows.millisecondsToNextExpiry(now: now, idle: idleTimeout)
+            let ready = edshim_epoll_wait(epoll, tokens, Self.eventCapacity, timeout)
+            now = Self.milliseconds()
+            if ready < 0 {
+                if errno == EINTR { continue }
+                ShimLog.info("epoll_wait: \(String(cString: strerror(errno))); stopping")
+                return
+            }
+            for event in 0..<Int(ready) {
+                switch tokens[event] {
+                case Self.signalToken:
+                    if signals.takePending() { return }
+                case Self.listenerToken:
+                    flushReplies()
+                    forwardFromClients(now: now)
+                case let token:
+                    collectReplies(slot: Int32(truncatingIfNeeded: token), now: now)
+                }
+            }
+            flushReplies()
+            while case let slot = flows.expired(now: now, idle: idleTimeout), slot >= 0 {
+                close(flows.remove(slot))
+            }
+        }
+    }
+
+    // MARK: Client → container
+
+    /// Reads client datagrams and sends each run of consecutive datagrams from one
+    /// client to its flow's socket in one sendmmsg. A run is sent before a new flow
+    /// is opened, since opening may evict the least recently used flow.
+    private func forwardFromClients(now: Int64) {
+        let capacity = DatagramBatch.capacity
+        let withSource = listener.answersFromDestination
+        for _ in 0..<Self.roundsPerWakeup {
+            batch.prepareToReceive(0..<capacity, withNames: true, withControl: withSource)
+            let count = batch.receive(listener.descriptor, into: 0..<capacity)
+            guard count > 0 else { return }
+            var runStart = 0
+            var runSlot: Int32 = -1
+            var runKey: FlowKey?
+            for index in 0..<count {
+                let key = FlowKey(batch.sender(at: index))
+                if key != runKey {
+                    forward(runStart..<index, slot: runSlot)
+                    runStart = index
+                    runKey = key
+                    var slot = flows.find(key)
+                    if slot < 0 { slot = openFlow(for: index, key: key, now: now) }
+                    if slot >= 0 { flows.touch(slot, now: now) }
+                    runSlot = slot
+                }
+                if runSlot >= 0, withSource {
+                    flows[runSlot].pointee.source = ReplySource(receivedWith: batch.header(at: index))
+                }
+                batch.addressToPeer(at: index)
+            }
+            forward(runStart..<count, slot: runSlot)
+            if count < capacity { return }
+        }
+    }
+
+    private func forward(_ range: Range<Int>, slot: Int32) {
+        guard slot >= 0, !range.isEmpty else { return }
+        batch.send(range, on: flows[slot].pointee.upstream)
+    }
+
+    /// A new flow for the sender of datagram `index`: a socket connected to the
+    /// container, watched for replies. -1 when none can be opened (the datagram is dropped).
+    private func openFlow(for index: Int, key: FlowKey, now: Int64) -> Int32 {
+        if flows.count >= flows.limit { close(flows.remove(flows.leastRecentlyUsed)) }
+        var upstream = connectUpstream()
+        if upstream < 0, errno == EMFILE || errno == ENFILE, flows.count > 0 {
+            close(flows.remove(flows.leastRecentlyUsed))
+            upstream = connectUpstream()
+        }
+        guard upstream >= 0 else {
+            logFailure("opening a socket to \(container): \(String(cString: strerror(errno)))", now: now)
+            return -1
+        }
+        let slot = flows.insert(key, upstream: upstream, client: batch.sender(at: index), clientLength: batch.senderLength(at: index), now: now)
+        guard edshim_epoll_watch(epoll, upstream, UInt64(slot)) == 0 else {
+            logFailure("watching a flow's socket: \(String(cString: strerror(errno)))", now: now)
+            close(flows.remove(slot))
+            return -1
+        }
+        return slot
+    }
+
+    private func connectUpstream() -> Int32 {
+        let fd = socket(container.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return -1 }
+        guard container.withSocketAddress({ connect(fd, $0, $1) }) == 0 else {
+            let code = errno
+            close(fd)
+            errno = code
+            return -1
+        }
+        return fd
+    }
+
+    // MARK: Container → client
+
+    /// Reads the replies waiting on a flow's socket into the batch, addressed to the
+    /// flow's client from the address it sent to; full batches go out at once.
+    private func collectReplies(slot: Int32, now: Int64) {
+        let capacity = DatagramBatch.capacity
+        let upstream = flows[slot].pointee.upstream
+        guard upstream >= 0 else { return }
+        for _ in 0..<Self.roundsPerWakeup {
+            if pendingReplies == capacity { flushReplies() }
+            let room = pendingReplies..<capacity
+            batch.prepareToReceive(room, withNames: false, withControl: false)
+            let count = batch.receive(upstream, into: room)
+            // 0: drained; -1: a reported ICMP error, now cleared. The flow stays.
+            guard count > 0 else { return }
+            flows.touch(slot, now: now)
+            let flow = flows[slot]
+            for index in pendingReplies..<(pendingReplies + count) {
+                batch.address(at: index, to: &flow.pointee.client, length: flow.pointee.clientLength, from: flow.pointee.source)
+            }
+            pendingReplies += count
+            if count < room.count { return }
+        }
+    }
+
+    private func flushReplies() {
+        guard pendingReplies > 0 else { return }
+        batch.send(0..<pendingReplies, on: listener.descriptor)
+        pendingReplies = 0
+    }
+
+    // MARK: Support
+
+    private func logFailure(_ message: String, now: Int64) {
+        guard now - lastFailureLog >= Self.failureLogInterval else { return }
+        lastFailureLog = now
+        ShimLog.info("udp \(listener.endpoint) → \(container): \(message) (datagram dropped; further failures are logged once a minute)")
+    }
+
+    private static func milliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+
+    /// Raises the soft descriptor limit towards `count` (one socket per flow); where
+    /// the hard limit is lower, a new flow evicts the least recently used instead.
+    private static func allowDescriptors(_ count: Int) {
+        var limit = rlimit()
+        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < rlim_t(count) else { return }
+        limit.rlim_cur = min(rlim_t(count), limit.rlim_max)
+        _ = setrlimit(resource, &limit)
+    }
+}

@@ -1,0 +1,42 @@
+import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// UDP ports: edshim proxies them itself (Envoy is not involved), for the shim's
+/// `-proto udp` and for `edshim udp-proxy`.
+public enum UDPProxyMode {
+    /// `edshim udp-proxy`: binds `host`, proxies to `container` until SIGINT or
+    /// SIGTERM, then exits 0. Reports on fd 3 like the shim when fd 3 is a pipe.
+    public static func run(host: SocketEndpoint, container: SocketEndpoint, options: UDPProxyOptions) -> Never {
+        var status = StatusPipe.detect()
+        let signals: TerminationSignals
+        do {
+            signals = try TerminationSignals.install()
+        } catch {
+            status.reportFailure(error.description)
+            exit(1)
+        }
+        let arguments = ShimArguments(proto: .udp, host: host, container: container)
+        exit(serve(arguments, options: options, status: &status, signals: signals))
+    }
+
+    /// Serves one UDP port: binds it (or takes dockerd's socket on fd 4 with
+    /// `-use-listen-fd`), reports `0\n` once it receives, proxies until a termination
+    /// signal. Returns the exit status.
+    static func serve(_ arguments: ShimArguments, options: UDPProxyOptions, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
+        let proxy: UDPProxy
+        do {
+            let listener = arguments.useListenFD ? try UDPListener.adopt(for: arguments) : try UDPListener.bind(arguments.host)
+            proxy = try UDPProxy(listener: listener, container: arguments.container, options: options, signals: signals)
+        } catch {
+            status.reportFailure(error.description)
+            return 1
+        }
+        status.reportReady()
+        let idle = Double(options.idleTimeoutMilliseconds) / 1000
+        ShimLog.info("proxying udp \(arguments.host) → \(arguments.container) (flows idle for \(idle) s close; at most \(options.maxFlows))")
+        proxy.run()
+        return 0
+    }
+}

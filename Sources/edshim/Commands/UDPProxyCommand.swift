@@ -1,0 +1,95 @@
+import ArgumentParser
+import EdshimCore
+import EdshimShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `edshim udp-proxy`: the UDP proxy the shim runs for `-proto udp`, on its own.
+struct UDPProxyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "udp-proxy",
+        abstract: "Proxy one UDP port to a container, without dockerd (what the shim runs for -proto udp).",
+        discussion: """
+            Binds -host-ip:-host-port (IPv6 v6-only) and relays datagrams to
+            -container-ip:-container-port until SIGINT or SIGTERM, then exits 0. Envoy
+            and `edshim server` are not involved: UDP is proxied by edshim itself.
+
+            Each client address gets a flow with its own socket to the container, so
+            replies go back to the client they answer; on 0.0.0.0 or :: a reply leaves
+            from the address the client sent to. Datagrams pass whole (up to 65,507
+            bytes over IPv4). An ICMP "port unreachable" from the container does not
+            end a flow: the next datagram is sent again.
+
+            A flow with no datagram either way for --idle-timeout closes (docker-proxy
+            keeps 90 s). At most --max-flows flows exist: a new client beyond that
+            evicts the least recently used, so a spray of source ports costs a bounded
+            number of sockets. dockerd cannot pass these flags to the shim; set them
+            for it in dockerd's environment instead:
+
+              EDSHIM_UDP_IDLE_TIMEOUT=30s  EDSHIM_UDP_MAX_FLOWS=4096
+
+            Here the flags win over those variables. Example, a DNS server published
+            on every IPv4 address of the host:
+
+              edshim udp-proxy -host-ip 0.0.0.0 -host-port 53 -container-ip 172.17.0.2 -container-port 53
+            """
+    )
+
+    @Option(name: [.customLong("host-ip", withSingleDash: true), .customLong("host-ip")], help: "Host address to bind: 0.0.0.0, ::, or one address.")
+    var hostIP: String
+
+    @Option(name: [.customLong("host-port", withSingleDash: true), .customLong("host-port")], help: "Host port, 1-65535.")
+    var hostPort: UInt16
+
+    @Option(name: [.customLong("container-ip", withSingleDash: true), .customLong("container-ip")], help: "Container address.")
+    var containerIP: String
+
+    @Option(name: [.customLong("container-port", withSingleDash: true), .customLong("container-port")], help: "Container port, 1-65535.")
+    var containerPort: UInt16
+
+    @Option(name: .customLong("idle-timeout"), help: "Close a flow idle this long: seconds (90, 0.5) or with a unit (500ms, 2m). Default: $EDSHIM_UDP_IDLE_TIMEOUT, else 90.")
+    var idleTimeout: String?
+
+    @Option(name: .customLong("max-flows"), help: "Most flows at once; the least recently used makes room. Default: $EDSHIM_UDP_MAX_FLOWS, else \(UDPProxyOptions.defaultMaxFlows).")
+    var maxFlows: String?
+
+    func validate() throws {
+        _ = try endpoints()
+        _ = try options()
+    }
+
+    func run() throws {
+        let (host, container) = try endpoints()
+        UDPProxyMode.run(host: host, container: container, options: try options())
+    }
+
+    private func endpoints() throws -> (host: SocketEndpoint, container: SocketEndpoint) {
+        guard let hostAddress = IPAddress(hostIP) else {
+            throw ValidationError("-host-ip \"\(hostIP)\" is not an IPv4 or IPv6 address")
+        }
+        guard let containerAddress = IPAddress(containerIP) else {
+            throw ValidationError("-container-ip \"\(containerIP)\" is not an IPv4 or IPv6 address")
+        }
+        guard hostPort > 0, containerPort > 0 else {
+            throw ValidationError("ports must be between 1 and 65535")
+        }
+        return (SocketEndpoint(ip: hostAddress, port: hostPort), SocketEndpoint(ip: containerAddress, port: containerPort))
+    }
+
+    /// Flags first, then dockerd-style environment variables, then the defaults.
+    private func options() throws -> UDPProxyOptions {
+        do {
+            var options = try UDPProxyOptions.fromEnvironment { name in getenv(name).map { String(cString: $0) } }
+            if let idleTimeout {
+                options.idleTimeoutMilliseconds = try UDPProxyOptions.parseIdleTimeout(idleTimeout, source: "--idle-timeout")
+            }
+            if let maxFlows {
+                options.maxFlows = try UDPProxyOptions.parseMaxFlows(maxFlows, source: "--max-flows")
+            }
+            return options
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+}

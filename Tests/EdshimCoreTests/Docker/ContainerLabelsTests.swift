@@ -1,0 +1,96 @@
+import EdshimCore
+import Testing
+
+@Suite("Container labels")
+struct ContainerLabelsTests {
+    @Test("legacy Sidecar labels name the service")
+    func legacyLabels() {
+        let reading = ContainerLabels.read(["ServiceName": "web", "EnvironmentName": "prod", "ProxyMode": "tcp"], containerID: "abc", containerName: "web1")
+        #expect(reading.metadata == ContainerMetadata(service: "web", environment: "prod", mode: .tcp, containerID: "abc", containerName: "web1"))
+        #expect(reading.warnings.isEmpty)
+    }
+
+    @Test("namespaced labels win over legacy ones")
+    func namespacedWins() {
+        let reading = ContainerLabels.read([
+            "ServiceName": "old", "edshim.service": "new",
+            "EnvironmentName": "staging", "edshim.environment": "prod",
+            "ProxyMode": "tcp", "edshim.mode": "http",
+        ], containerID: nil, containerName: nil)
+        #expect(reading.metadata.service == "new")
+        #expect(reading.metadata.environment == "prod")
+        #expect(reading.metadata.mode == .http)
+    }
+
+    @Test("an empty namespaced label falls back to the legacy one")
+    func emptyNamespaced() {
+        let reading = ContainerLabels.read(["edshim.service": "  ", "ServiceName": "web"], containerID: nil, containerName: nil)
+        #expect(reading.metadata.service == "web")
+    }
+
+    @Test("modes are read case-insensitively and trimmed", arguments: [("HTTP", ProxyMode.http), (" tcp\n", .tcp), ("Tcp", .tcp)])
+    func modeSpelling(text: String, mode: ProxyMode) {
+        #expect(ContainerLabels.read(["ProxyMode": text], containerID: nil, containerName: nil).metadata.mode == mode)
+    }
+
+    @Test("an unknown mode is dropped with a warning naming the container and the label")
+    func unknownMode() throws {
+        let reading = ContainerLabels.read(["edshim.mode": "grpc\n\"x\""], containerID: "0123456789abcdef", containerName: "api")
+        #expect(reading.metadata.mode == nil)
+        let warning = try #require(reading.warnings.first)
+        #expect(warning.contains("container api"))
+        #expect(warning.contains("edshim.mode"))
+        #expect(warning.contains(#""grpc\u{a}\"x\"""#))
+        #expect(!warning.contains("\n"), "one log line")
+    }
+
+    @Test("no labels: nothing known")
+    func noLabels() {
+        let reading = ContainerLabels.read([:], containerID: "id", containerName: nil)
+        #expect(reading.metadata == ContainerMetadata(containerID: "id"))
+    }
+}
+
+@Suite("Docker host")
+struct DockerHostTests {
+    @Test("unix sockets become http+unix URLs with the path percent-encoded")
+    func unixSocket() throws {
+        let host = try DockerHost(parsing: "unix:///var/run/docker.sock")
+        #expect(host.transport == .unixSocket("/var/run/docker.sock"))
+        #expect(host.url("/_ping") == "http+unix://%2Fvar%2Frun%2Fdocker.sock/_ping")
+    }
+
+    @Test("tcp hosts become http URLs")
+    func tcp() throws {
+        #expect(try DockerHost(parsing: "tcp://10.0.0.1:2375").url("/v1.41/networks") == "http://10.0.0.1:2375/v1.41/networks")
+        #expect(try DockerHost(parsing: "tcp://::1:2375").url("/x") == "http://[::1]:2375/x")
+    }
+
+    @Test("other forms are refused with what to write", arguments: ["http://x", "unix://relative.sock", "tcp://host", "tcp://:2375", "tcp://h:0", "/var/run/docker.sock"])
+    func refused(text: String) {
+        #expect(throws: ArgumentError.self) { try DockerHost(parsing: text) }
+    }
+}
+
+@Suite("Subnet")
+struct SubnetTests {
+    @Test("containment by prefix", arguments: [
+        ("172.17.0.0/16", "172.17.3.4", true),
+        ("172.17.0.0/16", "172.18.0.1", false),
+        ("10.0.0.0/8", "10.255.255.255", true),
+        ("192.168.1.128/25", "192.168.1.127", false),
+        ("0.0.0.0/0", "8.8.8.8", true),
+        ("fd00::/64", "fd00::2", true),
+        ("fd00::/64", "fd00:0:0:1::2", false),
+        ("172.17.0.0/16", "::1", false),
+    ])
+    func contains(subnet: String, ip: String, expected: Bool) throws {
+        let parsed = try #require(Subnet(subnet))
+        #expect(parsed.contains(try #require(IPAddress(ip))) == expected)
+    }
+
+    @Test("malformed CIDR is nil", arguments: ["172.17.0.0", "172.17.0.0/33", "fd00::/129", "x/8", "10.0.0.0/-1"])
+    func malformed(text: String) {
+        #expect(Subnet(text) == nil)
+    }
+}
