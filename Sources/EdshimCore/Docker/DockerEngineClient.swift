@@ -5,6 +5,9 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A small client of the Docker Engine API: only the calls edshim needs, none of which
 /// waits for a container that is still starting (dockerd starts the proxy in the
@@ -63,6 +66,10 @@ public struct DockerEngineClient: Sendable {
     }
 
     private func get(_ path: String) async throws(Failure) -> Response {
+        // A missing socket file fails at once (the HTTP client would wait for its timeout).
+        if case .unixSocket(let socket) = host.transport, access(socket, F_OK) != 0 {
+            throw Failure(description: "no Docker socket at \(socket)")
+        }
         let request = HTTPClientRequest(url: host.url(path))
         do {
             let response = try await http.execute(request, timeout: timeout)

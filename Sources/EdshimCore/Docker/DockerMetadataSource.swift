@@ -18,17 +18,23 @@ public actor DockerMetadataSource: ContainerMetadataSource {
     private var version: String?
     private var labelsByContainer: [String: ContainerMetadata] = [:]
     private var unreachableReported = false
+    /// After Docker failed, lookups are skipped until then: an outage must not slow
+    /// every registration down by a timeout.
+    private var quietUntil: ContinuousClock.Instant?
+    private let retryAfterFailure: Duration
     private var notFoundReported: Set<IPAddress> = []
 
     /// A source reading from `client`, spending at most `budget` per lookup.
-    public init(client: DockerEngineClient, logger: Logger, budget: Duration = .seconds(1)) {
+    public init(client: DockerEngineClient, logger: Logger, budget: Duration = .milliseconds(500), retryAfterFailure: Duration = .seconds(5)) {
         self.client = client
         self.logger = logger
         self.budget = budget
+        self.retryAfterFailure = retryAfterFailure
     }
 
     /// What the labels of the container serving at `container` say.
     public func metadata(for container: SocketEndpoint) async -> ContainerMetadata {
+        if let quietUntil, ContinuousClock.now < quietUntil { return .unknown }
         let deadline = ContinuousClock.now + budget
         var pause = Duration.milliseconds(25)
         while true {
@@ -43,6 +49,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                 }
             } catch {
                 version = nil
+                quietUntil = ContinuousClock.now + retryAfterFailure
                 if !unreachableReported {
                     logger.warning("cannot read container labels from Docker; services are named unknown-<port> until it answers", metadata: [
                         "docker_host": "\(client.host)", "error": "\(error)",

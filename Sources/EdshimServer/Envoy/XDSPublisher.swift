@@ -1,5 +1,8 @@
 import EdshimCore
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Publishes configurations to Envoy through the filesystem: `cds.json` and
 /// `lds.json` in the xds directory, replaced atomically, in an order Envoy never
@@ -30,6 +33,9 @@ actor XDSPublisher {
     /// Creates the directory and writes the configuration of `registry` (clusters
     /// first), whatever Envoy had before.
     func start(with registry: Registry) throws {
+        if access(directory, F_OK) != 0 {
+            logger.warning("created the xds directory; an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start)", metadata: ["xds_dir": "\(directory)"])
+        }
         try AtomicFile.makeDirectories(directory)
         let initial = EnvoyConfiguration(registrations: registry.registrations)
         let clusters = try DiscoveryDocument.clusters(initial.clusters)

@@ -49,11 +49,17 @@ actor Registrar {
         guard key.proto == .tcp else {
             return .failure(WireError(.unsupportedProtocol, "the server registers TCP ports only; \(key.proto.rawValue) ports are served by the shim itself"))
         }
-        if request.onBehalfOf != nil {
-            return .failure(WireError(.permissionDenied, "registering on behalf of another process is not supported by this server"))
-        }
-        guard let owner = ProcessTable.owner(of: peer.pid) else {
-            return .failure(WireError(.unavailable, "cannot read /proc/\(peer.pid): the server must run in the host's PID namespace"))
+        let owner: Owner
+        if let pid = request.onBehalfOf {
+            switch authorizeOnBehalf(of: pid, request, peer: peer) {
+            case .success(let shim): owner = shim
+            case .failure(let refusal): return .failure(refusal)
+            }
+        } else {
+            guard let peerOwner = ProcessTable.owner(of: peer.pid) else {
+                return .failure(WireError(.unavailable, "cannot read /proc/\(peer.pid): the server must run in the host's PID namespace"))
+            }
+            owner = peerOwner
         }
         if let conflict = registry.overlapping(key).first {
             return .failure(WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both"))
@@ -88,6 +94,26 @@ actor Registrar {
         await publisher.publish(registry)
         logger.warning("Envoy did not listen in time; registration withdrawn", metadata: ["key": "\(key)"])
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
+    }
+
+    /// `edshim resync` registers running shims on their behalf: accepted only for a
+    /// process that really is a shim publishing exactly this port, from root or the
+    /// shim's own user, and never over a newer live shim's registration.
+    private func authorizeOnBehalf(of pid: Int32, _ request: RegisterRequest, peer: PeerCredentials) -> Result<Owner, WireError> {
+        guard let shim = ShimProcesses.shim(pid: pid) else {
+            return .failure(WireError(.permissionDenied, "process \(pid) is not a running edshim shim"))
+        }
+        guard shim.arguments.key == request.key, shim.arguments.container == request.container else {
+            return .failure(WireError(.permissionDenied, "process \(pid) publishes \(shim.arguments.key) → \(shim.arguments.container), not \(request.key) → \(request.container)"))
+        }
+        guard peer.uid == 0 || ShimProcesses.userID(of: pid) == peer.uid else {
+            return .failure(WireError(.permissionDenied, "only root or the shim's own user may register on its behalf"))
+        }
+        if let current = registry[request.key]?.owner, current != shim.owner,
+           ProcessTable.owner(of: current.pid) == current, current.startTime > shim.owner.startTime {
+            return .failure(WireError(.notOwner, "\(request.key) belongs to a newer shim (\(current)); left in place"))
+        }
+        return .success(shim.owner)
     }
 
     /// A listener that is not Envoy's on the port would make Envoy's bind fail.

@@ -28,6 +28,7 @@ struct EdshimCommand: AsyncParsableCommand {
         subcommands: [
             ShimCommand.self,
             ServerCommand.self,
+            ResyncCommand.self,
             UDPProxyCommand.self,
             BootstrapCommand.self,
             StatusCommand.self,

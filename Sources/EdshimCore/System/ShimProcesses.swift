@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Finding and recognising running shims in `/proc`: what `edshim resync` registers,
+/// and what the server checks before it accepts a registration made on a shim's behalf.
+///
+/// A shim names itself `edshim` (its `comm`) when it starts, whatever name dockerd
+/// ran it by (`edshim`, a `docker-proxy` symlink, `edshim shim`), and its command line
+/// holds its docker-proxy flags.
+public enum ShimProcesses {
+    /// The process name every shim gives itself.
+    public static let processName = "edshim"
+
+    /// A running shim: its process and the port it publishes.
+    public struct Shim: Equatable, Sendable {
+        /// The process.
+        public var owner: Owner
+        /// What it was started with.
+        public var arguments: ShimArguments
+        /// The server socket it registers with (its `EDSHIM_SOCKET`, else the default).
+        public var socketPath: String
+    }
+
+    /// The arguments of a shim with command line `argv` and process name `comm`, or
+    /// nil when it is not an edshim shim.
+    public static func recognise(comm: String, argv: [String]) -> ShimArguments? {
+        guard comm == processName, let flags = ModeSelection.shimArguments(argv),
+              case .run(let arguments)? = try? ShimInvocation.parse(flags) else { return nil }
+        return arguments
+    }
+
+    /// The shim with process id `pid`, or nil when that process is not a shim.
+    public static func shim(pid: Int32, root: String = "/proc") -> Shim? {
+        guard let commBytes = SystemFile.read("\(root)/\(pid)/comm"),
+              let argv = ProcessTable.commandLine(of: pid, root: root),
+              let arguments = recognise(comm: String(decoding: commBytes, as: UTF8.self).trimmingASCIIWhitespace(), argv: argv),
+              let owner = ProcessTable.owner(of: pid, root: root) else { return nil }
+        let socket = environmentValue(EdshimDefaults.socketEnvironmentVariable, of: pid, root: root)
+        return Shim(owner: owner, arguments: arguments, socketPath: socket.flatMap { $0.isEmpty ? nil : $0 } ?? EdshimDefaults.socketPath)
+    }
+
+    /// A variable from a process's environment (`/proc/PID/environ`, as it was at exec).
+    public static func environmentValue(_ name: String, of pid: Int32, root: String = "/proc") -> String? {
+        guard let environ = SystemFile.read("\(root)/\(pid)/environ") else { return nil }
+        let prefix = Array((name + "=").utf8)
+        for entry in environ.split(separator: 0) where entry.starts(with: prefix) {
+            return String(decoding: entry.dropFirst(prefix.count), as: UTF8.self)
+        }
+        return nil
+    }
+
+    /// Every running shim, by process id.
+    public static func all(root: String = "/proc") -> [Shim] {
+        guard let directory = opendir(root) else { return [] }
+        defer { closedir(directory) }
+        var shims: [Shim] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = Int32(name), let shim = shim(pid: pid, root: root) else { continue }
+            shims.append(shim)
+        }
+        return shims.sorted { $0.owner.pid < $1.owner.pid }
+    }
+
+    /// Names the calling process `edshim` (its `comm`), so resync and the server can
+    /// tell shims from other processes.
+    public static func nameCurrentProcess() {
+        let fd = open("/proc/self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = processName.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
+        close(fd)
+    }
+
+    /// The real user id of a process, from `/proc/PID/status`.
+    public static func userID(of pid: Int32, root: String = "/proc") -> UInt32? {
+        guard let status = SystemFile.read("\(root)/\(pid)/status") else { return nil }
+        for line in status.split(separator: UInt8(ascii: "\n")) where line.starts(with: "Uid:".utf8) {
+            let fields = line.split(whereSeparator: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") })
+            guard fields.count > 1 else { return nil }
+            return UInt32(String(decoding: fields[1], as: UTF8.self))
+        }
+        return nil
+    }
+}

@@ -1,0 +1,140 @@
+import ArgumentParser
+import EdshimCore
+import Foundation
+
+/// `edshim resync`: registers the running shims again.
+struct ResyncCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resync",
+        abstract: "Register the running shims with a server that lost them.",
+        discussion: """
+            Finds the edshim shims running on this host (in /proc: processes named edshim
+            started with docker-proxy flags, however dockerd ran them) whose EDSHIM_SOCKET
+            is this server's socket, and registers each TCP port with the server again, on
+            behalf of its own shim process. The server
+            checks each process before it accepts. Prints `resynced N of M` and exits
+            non-zero if any registration failed.
+
+            Needed when the server came up without its registrations: its state file was
+            lost or corrupt. contrib/edshim.service runs it after every server start
+            (ExecStartPost); it is idempotent: a second run changes nothing.
+            """
+    )
+
+    @Option(name: .long, help: "The server's socket (default: $EDSHIM_SOCKET, else /run/edshim/edshim.sock).")
+    var socket: String?
+
+    @Option(name: .long, help: "Seconds to wait for the server's socket to answer.")
+    var wait: Double = 10
+
+    @Option(name: .long, help: "Registrations in flight at once.")
+    var parallel: Int = 16
+
+    func validate() throws {
+        guard wait >= 0 else { throw ValidationError("--wait must not be negative") }
+        guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
+    }
+
+    func run() throws {
+        let client = socket.map(ServerClient.init(socketPath:)) ?? ServerClient.fromEnvironment()
+        try waitForServer(client)
+        // Only the TCP shims that register with this socket: a host may run more than one server.
+        let shims = ShimProcesses.all().filter { $0.arguments.proto == .tcp && $0.socketPath == client.socketPath }
+        let outcomes = ResyncWorkers(client: client, parallel: parallel).register(shims)
+        let vanished = outcomes.filter { if case .vanished = $0 { true } else { false } }.count
+        var failed = 0
+        for (shim, outcome) in zip(shims, outcomes) {
+            guard case .failed(let reason) = outcome else { continue }
+            failed += 1
+            FileHandle.standardError.write(Data("edshim resync: pid \(shim.owner.pid) \(shim.arguments.key): \(reason)\n".utf8))
+        }
+        let total = shims.count - vanished
+        print("resynced \(total - failed) of \(total)")
+        if failed > 0 { throw ExitCode.failure }
+    }
+
+    private func waitForServer(_ client: ServerClient) throws {
+        let deadline = Deadline.after(milliseconds: Int64(wait * 1000))
+        while true {
+            do {
+                _ = try client.exchange(.list, deadline: .after(milliseconds: 2000))
+                return
+            } catch {
+                if deadline.hasPassed { throw CommandFailure("\(error.description) (waited \(wait) s)") }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+    }
+}
+
+/// Registers shims on a few threads at once (the client is blocking; the server
+/// answers each registration once Envoy serves it, and coalesces them).
+struct ResyncWorkers {
+    enum Outcome: Sendable {
+        case registered
+        case vanished
+        case failed(String)
+    }
+
+    let client: ServerClient
+    let parallel: Int
+
+    func register(_ shims: [ShimProcesses.Shim]) -> [Outcome] {
+        let results = ResultSlots(count: shims.count)
+        let next = ResultSlots.Counter()
+        let group = DispatchGroup()
+        for _ in 0..<min(parallel, max(shims.count, 1)) {
+            group.enter()
+            Thread.detachNewThread {
+                while let index = next.take(below: shims.count) {
+                    results.set(index, registerOne(shims[index]))
+                }
+                group.leave()
+            }
+        }
+        group.wait()
+        return results.values
+    }
+
+    private func registerOne(_ shim: ShimProcesses.Shim) -> Outcome {
+        let request = RegisterRequest(key: shim.arguments.key, container: shim.arguments.container, onBehalfOf: shim.owner.pid)
+        do {
+            switch try client.exchange(.register(request), deadline: .after(milliseconds: 15_000)) {
+            case .ok, .registrations: return .registered
+            case .failure(let error):
+                return ProcessTable.owner(of: shim.owner.pid) == shim.owner ? .failed(error.message) : .vanished
+            }
+        } catch {
+            return .failed(error.description)
+        }
+    }
+}
+
+/// Thread-safe result storage for the workers.
+final class ResultSlots: @unchecked Sendable {
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+
+        func take(below limit: Int) -> Int? {
+            lock.withLock {
+                guard value < limit else { return nil }
+                value += 1
+                return value - 1
+            }
+        }
+    }
+
+    private let lock = NSLock()
+    private var slots: [ResyncWorkers.Outcome]
+
+    init(count: Int) {
+        slots = Array(repeating: .failed("not attempted"), count: count)
+    }
+
+    func set(_ index: Int, _ outcome: ResyncWorkers.Outcome) {
+        lock.withLock { slots[index] = outcome }
+    }
+
+    var values: [ResyncWorkers.Outcome] { lock.withLock { slots } }
+}

@@ -1,0 +1,101 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// `edshim resync` brings back the registrations of running shims.
+@Suite("Resync")
+struct ResyncTests {
+    @Test("ten live shims serve again after a server restart without state or xds; a second resync changes nothing")
+    func resyncRestoresEveryShim() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            var ports: [UInt16] = []
+            var pids: Set<Int32> = []
+            let link = bed.directory + "/docker-proxy"
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: bed.edshim)
+            for index in 0..<10 {
+                let port = try Sockets.freePort()
+                let host = SocketEndpoint(ip: index.isMultiple(of: 3) ? .anyIPv6 : .anyIPv4, port: port)
+                var arguments = ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine
+                var argv0: String?
+                switch index % 3 {
+                case 0: argv0 = link
+                case 1: arguments.insert("shim", at: 0)
+                default: break
+                }
+                let shim = try await bed.spawnShim(arguments, style: index.isMultiple(of: 2) ? .dockerd28 : .dockerd2010, argv0: argv0, host: host)
+                #expect(shim.isReady, "shim \(index): \(shim.process.log)")
+                ports.append(port)
+                pids.insert(shim.process.pid)
+            }
+
+            // The server loses everything: its state and the xDS files. (The directory
+            // itself stays: Envoy watches it, and would not follow a new one.)
+            await bed.stopServer()
+            for name in try FileManager.default.contentsOfDirectory(atPath: bed.xdsDirectory) {
+                try FileManager.default.removeItem(atPath: bed.xdsDirectory + "/" + name)
+            }
+            try? FileManager.default.removeItem(atPath: bed.directory + "/state.json")
+            try await bed.startServer()
+            try await bed.eventually("the restarted server published nothing, and Envoy dropped every listener") {
+                try bed.listeners().isEmpty
+            }
+
+            let first = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(first.status == 0, "\(first.output)")
+            #expect(first.output.contains("resynced 10 of 10"), "\(first.output)")
+            let registrations = try bed.registrations()
+            #expect(Set(registrations.map(\.owner.pid)) == pids, "registered on behalf of the shims themselves")
+            for (index, port) in ports.enumerated() {
+                let ip: IPAddress = index.isMultiple(of: 3) ? .loopbackIPv6 : .loopbackIPv4
+                let response = try TestHTTP.get(SocketEndpoint(ip: ip, port: port))
+                #expect(response.status == 200)
+                #expect(response.headers["server"] == "envoy")
+            }
+
+            let listenersBefore = try String(contentsOfFile: bed.xdsDirectory + "/lds.json", encoding: .utf8)
+            let clustersBefore = try String(contentsOfFile: bed.xdsDirectory + "/cds.json", encoding: .utf8)
+            let modifiedBefore = try bed.stat("listener_manager.listener_modified")
+            let second = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(second.status == 0)
+            #expect(second.output.contains("resynced 10 of 10"))
+            #expect(try String(contentsOfFile: bed.xdsDirectory + "/lds.json", encoding: .utf8) == listenersBefore)
+            #expect(try String(contentsOfFile: bed.xdsDirectory + "/cds.json", encoding: .utf8) == clustersBefore)
+            #expect(try bed.stat("listener_manager.listener_modified") == modifiedBefore, "no listener was touched")
+        }
+    }
+
+    @Test("the server refuses a registration on behalf of a process that is not that shim")
+    func refusesImpostors() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            let client = ServerClient(socketPath: bed.socketPath)
+            let other = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let cases: [(RegisterRequest, String)] = [
+                (RegisterRequest(key: RegistrationKey(proto: .tcp, host: other), container: backend.endpoint, onBehalfOf: shim.process.pid), "publishes"),
+                (RegisterRequest(key: RegistrationKey(proto: .tcp, host: host), container: backend.endpoint, onBehalfOf: getpid()), "not a running edshim shim"),
+                (RegisterRequest(key: RegistrationKey(proto: .tcp, host: host), container: backend.endpoint, onBehalfOf: 999_999), "not a running edshim shim"),
+            ]
+            for (request, reason) in cases {
+                let response = try client.exchange(.register(request), deadline: .after(milliseconds: 5000))
+                guard case .failure(let error) = response else {
+                    Issue.record("accepted \(request)")
+                    continue
+                }
+                #expect(error.code == .permissionDenied)
+                #expect(error.message.contains(reason), "\(error.message)")
+            }
+            #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])
+        }
+    }
+
+    @Test("resync with no server waits, then says how to start one")
+    func noServer() async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), ["resync", "--wait", "0.3"], environment: ["EDSHIM_SOCKET": "/nonexistent/edshim.sock"], in: NSTemporaryDirectory())
+        #expect(result.status != 0)
+        #expect(result.output.contains("cannot reach the edshim server"))
+    }
+}
