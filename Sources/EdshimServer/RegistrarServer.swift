@@ -18,7 +18,21 @@ public struct RegistrarServer: Sendable {
 
     /// Runs until SIGINT or SIGTERM, then stops cleanly and removes the socket.
     public func run() async throws {
-        let registry = Registry()
+        let state = StateStore(path: configuration.stateFile, logger: logger)
+        let restored: [Registration]
+        do {
+            restored = try await state.load()
+        } catch {
+            throw ServerStartupError("\(error): check --state-file")
+        }
+        let owners = try OwnerWatcher()
+        // Only registrations whose shim still runs (same PID and start time) come back.
+        let live = restored.filter { owners.watch($0.owner) }
+        let registry = Registry(live)
+        if !restored.isEmpty {
+            logger.info("restored registrations", metadata: ["restored": "\(live.count)", "dropped_dead_owners": "\(restored.count - live.count)"])
+        }
+        if live.count != restored.count { await state.save(registry) }
         let publisher = XDSPublisher(directory: configuration.xdsDirectory, logger: logger)
         do {
             try await publisher.start(with: registry)
@@ -29,14 +43,17 @@ public struct RegistrarServer: Sendable {
         let registrar = Registrar(
             registry: registry,
             publisher: publisher,
+            state: state,
+            owners: owners,
             watcher: ListenWatcher(),
             metadataSource: metadataSource,
             configuration: configuration,
             logger: logger
         )
         let listener = SocketListener(path: configuration.socketPath, registrar: registrar, logger: logger, onReady: {})
+        let reaper = OwnerReaper(owners: owners, registrar: registrar)
         let group = ServiceGroup(configuration: .init(
-            services: [listener],
+            services: [listener, reaper],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

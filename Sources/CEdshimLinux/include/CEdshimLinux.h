@@ -5,6 +5,7 @@
 #define CEDSHIM_LINUX_H
 
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/types.h>

@@ -4,23 +4,15 @@ import Logging
 import Glibc
 #endif
 
-/// Publishes configurations to Envoy through the filesystem: `cds.json` and
-/// `lds.json` in the xds directory, replaced atomically, in an order Envoy never
-/// rejects (`EnvoyConfiguration.steps`).
-///
-/// Bursts coalesce: while one publication is being written, newer requests only
-/// replace the target; the next write takes the latest, and every caller whose
-/// configuration it includes resumes.
+/// Publishes the registry to Envoy through the filesystem: `cds.json` and `lds.json`
+/// in the xds directory, replaced atomically, in an order Envoy never rejects
+/// (`EnvoyConfiguration.steps`). Bursts coalesce (`Coalescer`).
 actor XDSPublisher {
     private let directory: String
     private let logger: Logger
     private var published: EnvoyConfiguration = .empty
-    private var target = Registry()
-    private var requestedGeneration = 0
-    private var writtenGeneration = 0
-    private var writing = false
-    private var waiters: [(generation: Int, continuation: CheckedContinuation<Void, Never>)] = []
     private var lastWritten: [String: [UInt8]] = [:]
+    private var coalescer: Coalescer<Registry>?
 
     var listenerPath: String { directory + "/lds.json" }
     var clusterPath: String { directory + "/cds.json" }
@@ -31,68 +23,45 @@ actor XDSPublisher {
     }
 
     /// Creates the directory and writes the configuration of `registry` (clusters
-    /// first), whatever Envoy had before.
+    /// first), whatever Envoy had before. Unchanged files are left alone, so a
+    /// restarted server republishes the same bytes and Envoy sees no change.
     func start(with registry: Registry) throws {
         if access(directory, F_OK) != 0 {
             logger.warning("created the xds directory; an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start)", metadata: ["xds_dir": "\(directory)"])
         }
         try AtomicFile.makeDirectories(directory)
         let initial = EnvoyConfiguration(registrations: registry.registrations)
-        let clusters = try DiscoveryDocument.clusters(initial.clusters)
-        let listeners = try DiscoveryDocument.listeners(initial.listeners)
-        try writeIfChanged(clusters, to: clusterPath)
-        try writeIfChanged(listeners, to: listenerPath)
+        try writeIfChanged(try DiscoveryDocument.clusters(initial.clusters), to: clusterPath)
+        try writeIfChanged(try DiscoveryDocument.listeners(initial.listeners), to: listenerPath)
         published = initial
-        target = registry
+        coalescer = Coalescer { [self] registry in await self.apply(registry) }
     }
 
-    /// Publishes the configuration of `registry` and returns once it (or a newer
-    /// one) is on disk.
+    /// Publishes the configuration of `registry`; returns once it (or a newer one) is on disk.
     func publish(_ registry: Registry) async {
-        target = registry
-        requestedGeneration += 1
-        let generation = requestedGeneration
-        if !writing {
-            writing = true
-            Task { await writeUntilCurrent() }
-        }
-        await withCheckedContinuation { continuation in
-            waiters.append((generation, continuation))
-        }
+        await coalescer?.submit(registry)
     }
 
-    private func writeUntilCurrent() async {
-        while writtenGeneration < requestedGeneration {
-            let generation = requestedGeneration
-            let destination = await Self.configuration(for: target)
-            for step in EnvoyConfiguration.steps(from: published, to: destination) {
-                let missing = step.missingClusters
-                guard missing.isEmpty else {
-                    logger.critical("refusing to publish an inconsistent step", metadata: ["missing_clusters": "\(missing.sorted())"])
-                    break
-                }
-                do {
-                    try await write(step)
-                    published = step
-                } catch {
-                    logger.error("writing Envoy configuration failed; the next change retries", metadata: ["error": "\(error)"])
-                    break
-                }
+    private func apply(_ registry: Registry) async {
+        let destination = await Self.configuration(for: registry)
+        for step in EnvoyConfiguration.steps(from: published, to: destination) {
+            let missing = step.missingClusters
+            guard missing.isEmpty else {
+                logger.critical("refusing to publish an inconsistent step", metadata: ["missing_clusters": "\(missing.sorted())"])
+                return
             }
-            writtenGeneration = generation
-            let ready = waiters.filter { $0.generation <= generation }
-            waiters.removeAll { $0.generation <= generation }
-            for waiter in ready { waiter.continuation.resume() }
-        }
-        writing = false
-    }
-
-    private func write(_ step: EnvoyConfiguration) async throws {
-        if step.clusters != published.clusters {
-            try writeIfChanged(try await Self.encode(step.clusters, DiscoveryDocument.clusters), to: clusterPath)
-        }
-        if step.listeners != published.listeners {
-            try writeIfChanged(try await Self.encode(step.listeners, DiscoveryDocument.listeners), to: listenerPath)
+            do {
+                if step.clusters != published.clusters {
+                    try writeIfChanged(try await Self.encode(step.clusters, DiscoveryDocument.clusters), to: clusterPath)
+                }
+                if step.listeners != published.listeners {
+                    try writeIfChanged(try await Self.encode(step.listeners, DiscoveryDocument.listeners), to: listenerPath)
+                }
+                published = step
+            } catch {
+                logger.error("writing Envoy configuration failed; the next change retries", metadata: ["error": "\(error)"])
+                return
+            }
         }
     }
 
@@ -102,7 +71,7 @@ actor XDSPublisher {
         EnvoyConfiguration(registrations: registry.registrations)
     }
 
-    /// Encodes off the actor, so that publications arriving meanwhile coalesce.
+    /// Encodes off the actor.
     @concurrent
     private nonisolated static func encode<Resource: Sendable>(
         _ resources: [Resource],

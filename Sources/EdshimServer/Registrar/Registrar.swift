@@ -9,6 +9,8 @@ actor Registrar {
     /// readiness must not take them for the listener of a new registration.
     private var retired: [RegistrationKey: Set<UInt64>] = [:]
     private let publisher: XDSPublisher
+    private let state: StateStore
+    private let owners: OwnerWatcher
     private let watcher: ListenWatcher
     private let metadataSource: any ContainerMetadataSource
     private let configuration: ServerConfiguration
@@ -17,6 +19,8 @@ actor Registrar {
     init(
         registry: Registry,
         publisher: XDSPublisher,
+        state: StateStore,
+        owners: OwnerWatcher,
         watcher: ListenWatcher,
         metadataSource: any ContainerMetadataSource,
         configuration: ServerConfiguration,
@@ -24,6 +28,8 @@ actor Registrar {
     ) {
         self.registry = registry
         self.publisher = publisher
+        self.state = state
+        self.owners = owners
         self.watcher = watcher
         self.metadataSource = metadataSource
         self.configuration = configuration
@@ -78,9 +84,13 @@ actor Registrar {
             metadata: metadata,
             mode: metadata.mode ?? configuration.defaultMode
         )
+        guard owners.watch(owner) else {
+            return .failure(WireError(.unavailable, "process \(owner.pid) exited while registering"))
+        }
         let replaced = registry.register(registration)
+        if let replaced, replaced.owner != owner { release(replaced.owner) }
         logger.info("registered", metadata: Self.describe(registration, replacing: replaced))
-        await publisher.publish(registry)
+        await commit()
 
         let ready = await watcher.waitUntilListening(on: key.host, excluding: excluded, timeout: configuration.readyTimeout)
         guard registry[key]?.owner == owner else {
@@ -91,7 +101,8 @@ actor Registrar {
             return .ok
         }
         registry.remove(key)
-        await publisher.publish(registry)
+        release(owner)
+        await commit()
         logger.warning("Envoy did not listen in time; registration withdrawn", metadata: ["key": "\(key)"])
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
     }
@@ -142,14 +153,54 @@ actor Registrar {
             return .failure(WireError(.notOwner, "\(key) now belongs to \(current); left in place"))
         case .removed(let registration):
             logger.info("deregistered", metadata: Self.describe(registration, replacing: nil))
-            let listening = Set(await watcher.snapshot().filter { $0.endpoint == key.host }.map(\.inode))
-            retired[key, default: []].formUnion(listening)
-            await publisher.publish(registry)
-            if await watcher.waitUntilClosed(listening, timeout: configuration.releaseTimeout), registry[key] == nil {
-                retired[key] = nil
-            }
+            await withdraw([registration])
             return .ok
         }
+    }
+
+    // MARK: Owners that died
+
+    /// A shim exited without deregistering (SIGKILL, OOM): its registrations go.
+    func ownerExited(_ owner: Owner) async {
+        let orphaned = registry.registrations.filter { $0.owner == owner }
+        guard !orphaned.isEmpty else { return }
+        for registration in orphaned {
+            registry.remove(registration.key)
+            logger.notice("shim exited without deregistering; removed its port", metadata: Self.describe(registration, replacing: nil))
+        }
+        await withdraw(orphaned)
+    }
+
+    /// Publishes the removal of `removed` (already out of the registry) and waits,
+    /// briefly, until Envoy has closed their ports.
+    private func withdraw(_ removed: [Registration]) async {
+        var closing: Set<UInt64> = []
+        let table = await watcher.snapshot()
+        for registration in removed {
+            release(registration.owner)
+            let listening = Set(table.filter { $0.endpoint == registration.key.host }.map(\.inode))
+            retired[registration.key, default: []].formUnion(listening)
+            closing.formUnion(listening)
+        }
+        await commit()
+        if await watcher.waitUntilClosed(closing, timeout: configuration.releaseTimeout) {
+            for registration in removed where registry[registration.key] == nil {
+                retired[registration.key] = nil
+            }
+        }
+    }
+
+    /// Stops watching `owner` unless it still owns a registration.
+    private func release(_ owner: Owner) {
+        if !registry.registrations.contains(where: { $0.owner == owner }) { owners.unwatch(owner) }
+    }
+
+    /// Hands the registry to Envoy and to the state file; returns once both have it.
+    private func commit() async {
+        let snapshot = registry
+        async let published: Void = publisher.publish(snapshot)
+        async let saved: Void = state.save(snapshot)
+        _ = await (published, saved)
     }
 
     private static func describe(_ registration: Registration, replacing replaced: Registration?) -> Logger.Metadata {

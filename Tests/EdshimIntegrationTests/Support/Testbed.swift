@@ -74,7 +74,7 @@ final class Testbed: @unchecked Sendable {
     func startServer() async throws {
         let arguments = [
             "server", "--socket", socketPath, "--xds-dir", xdsDirectory,
-            "--state-file", directory + "/state.json",
+            "--state-file", stateFile,
             "--default-mode", options.defaultMode,
             "--ready-timeout", String(options.readyTimeoutSeconds),
             "--log-level", "debug",
@@ -93,6 +93,22 @@ final class Testbed: @unchecked Sendable {
     func stopServer() async {
         await server?.stop()
     }
+
+    /// SIGKILL: the server gets no chance to clean up.
+    func killServer() async {
+        server?.signal(SIGKILL)
+        _ = await server?.waitForExit(timeout: .seconds(5))
+    }
+
+    /// SIGKILL Envoy and start it again with the same bootstrap and admin port.
+    func restartEnvoy() async throws {
+        envoy?.signal(SIGKILL)
+        _ = await envoy?.waitForExit(timeout: .seconds(5))
+        try await startEnvoy()
+    }
+
+    /// The server's state file.
+    var stateFile: String { directory + "/state.json" }
 
     func startEnvoy() async throws {
         let bootstrap = try await Binaries.run(edshim, ["bootstrap", "--xds-dir", xdsDirectory, "--admin-address", envoyAdmin.description], in: directory)

@@ -1,0 +1,52 @@
+import EdshimCore
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps the registry on disk (`--state-file`), replaced atomically and durably after
+/// every change, so a server that was killed comes back with every registration.
+actor StateStore {
+    private let path: String
+    private let logger: Logger
+    private var coalescer: Coalescer<Registry>?
+
+    init(path: String, logger: Logger) {
+        self.path = path
+        self.logger = logger
+    }
+
+    /// The registrations in the state file. A missing file is an empty registry; an
+    /// unreadable one is reported, moved aside for inspection, and treated as empty
+    /// (`edshim resync` then brings back the running shims).
+    func load() throws -> [Registration] {
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            try AtomicFile.makeDirectories(String(path[..<slash]))
+        }
+        coalescer = Coalescer { [self] registry in await self.write(registry) }
+        guard let bytes = SystemFile.read(path) else { return [] }
+        do {
+            return try StateDocument.decode(bytes)
+        } catch {
+            let aside = "\(path).corrupt-\(time(nil))"
+            let moved = rename(path, aside) == 0
+            logger.error("the state file is unreadable; starting without it (edshim resync restores the running shims)", metadata: [
+                "state_file": "\(path)", "error": "\(error.message)", "kept_as": "\(moved ? aside : "(could not move it)")",
+            ])
+            return []
+        }
+    }
+
+    /// Saves `registry`; returns once it (or a newer one) is on disk.
+    func save(_ registry: Registry) async {
+        await coalescer?.submit(registry)
+    }
+
+    private func write(_ registry: Registry) {
+        do {
+            try AtomicFile.write(StateDocument.encode(registry), to: path, mode: 0o640, durable: true)
+        } catch {
+            logger.error("cannot save the state file; a restart would need edshim resync", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,135 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// Nothing lost across restarts of the server or of Envoy.
+@Suite("Persistence")
+struct PersistenceTests {
+    @Test("a SIGKILLed server comes back with every live registration, republishes the same bytes, and Envoy drains nothing")
+    func killedServerRestores() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            var shims: [ShimRun] = []
+            var ports: [UInt16] = []
+            for index in 0..<4 {
+                let port = try Sockets.freePort()
+                let shim = try await bed.publish(SocketEndpoint(ip: index == 3 ? .anyIPv6 : .anyIPv4, port: port), to: backend.endpoint)
+                #expect(shim.isReady)
+                shims.append(shim)
+                ports.append(port)
+            }
+            let listenersBefore = try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/lds.json"))
+            let clustersBefore = try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/cds.json"))
+            let modifiedBefore = try bed.stat("listener_manager.listener_modified")
+            let removedBefore = try bed.stat("listener_manager.listener_removed")
+
+            await bed.killServer()
+            // One shim dies while the server is down: it must not come back.
+            shims[0].process.signal(SIGKILL)
+            _ = await shims[0].process.waitForExit(timeout: .seconds(5))
+
+            let restart = ContinuousClock.now
+            try await bed.startServer()
+            try await bed.eventually("the live registrations are back, the dead shim's is not", timeout: .seconds(1)) {
+                Set(try bed.registrations().map(\.owner.pid)) == Set(shims.dropFirst().map(\.process.pid))
+            }
+            #expect(ContinuousClock.now - restart < .seconds(2))
+            try await bed.eventually("Envoy lets go of the dead shim's port") { try bed.listeners()["tcp_0.0.0.0_\(ports[0])"] == nil }
+            for (index, port) in ports.enumerated().dropFirst() {
+                let ip: IPAddress = index == 3 ? .loopbackIPv6 : .loopbackIPv4
+                #expect(try TestHTTP.get(SocketEndpoint(ip: ip, port: port)).status == 200)
+            }
+            #expect(try bed.stat("listener_manager.listener_modified") == modifiedBefore, "no surviving listener was touched")
+            #expect(try bed.stat("listener_manager.listener_removed") == removedBefore + 1, "only the dead shim's listener went")
+
+            // With every shim alive, a restart republishes exactly the same bytes.
+            let listenersNow = try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/lds.json"))
+            await bed.killServer()
+            try await bed.startServer()
+            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/lds.json")) == listenersNow)
+            #expect(listenersNow != listenersBefore, "sanity: the dead shim's listener was removed in between")
+            _ = clustersBefore
+        }
+    }
+
+    @Test("a corrupt state file is reported and kept aside, the server starts, and resync restores the shims")
+    func corruptStateFile() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
+            #expect(shim.isReady)
+            await bed.killServer()
+            let truncated = Array(try Data(contentsOf: URL(fileURLWithPath: bed.stateFile)).prefix(40))
+            try Data(truncated).write(to: URL(fileURLWithPath: bed.stateFile))
+
+            try await bed.startServer()
+            let kept = try FileManager.default.contentsOfDirectory(atPath: bed.directory).filter { $0.hasPrefix("state.json.corrupt-") }
+            #expect(kept.count == 1, "kept aside: \(kept)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.directory + "/" + (kept.first ?? ""))) == Data(truncated))
+            #expect(bed.server?.log.contains("the state file is unreadable") == true)
+            #expect(try bed.registrations().isEmpty)
+
+            let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(resync.output.contains("resynced 1 of 1"), "\(resync.output)")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+        }
+    }
+
+    @Test("Envoy restarted alone gets the whole configuration back from the xds directory")
+    func envoyRestart() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            var ports: [UInt16] = []
+            for _ in 0..<3 {
+                let port = try Sockets.freePort()
+                #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+                ports.append(port)
+            }
+            try await bed.restartEnvoy()
+            try await bed.eventually("every listener is back") { try bed.listeners().count == 3 }
+            for port in ports {
+                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+            }
+        }
+    }
+}
+
+/// Shims that die leave nothing behind.
+@Suite("Dead shims")
+struct DeadShimTests {
+    @Test("a SIGKILLed shim's listener and cluster are gone within a second")
+    func killedShimCleanedUp() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
+            #expect(shim.isReady)
+            shim.process.signal(SIGKILL)
+            _ = await shim.process.waitForExit(timeout: .seconds(5))
+            try await bed.eventually("listener, cluster and registration gone", timeout: .seconds(1)) {
+                try bed.listeners()["tcp_0.0.0.0_\(port)"] == nil && bed.clusters()["unknown-\(port)"] == nil && bed.registrations().isEmpty
+            }
+            #expect(bed.server?.log.contains("shim exited without deregistering") == true)
+            #expect(Sockets.canBind(SocketEndpoint(ip: .anyIPv4, port: port)), "the port is free for the next container")
+        }
+    }
+
+    @Test("an old shim's late deregistration leaves the newer registration of the same port alone")
+    func lateDeregistration() async throws {
+        try await withTestbed { bed in
+            let first = try bed.httpBackend("first")
+            let second = try bed.httpBackend("second")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let old = try await bed.publish(host, to: first.endpoint)
+            #expect(old.isReady)
+            let new = try await bed.publish(host, to: second.endpoint)
+            #expect(new.isReady)
+            old.process.signal(SIGINT)
+            #expect(await old.process.waitForExit(timeout: .seconds(1)) == 0)
+            let registrations = try bed.registrations()
+            #expect(registrations.map(\.owner.pid) == [new.process.pid])
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).body.contains("backend=second"))
+        }
+    }
+}
