@@ -1,20 +1,27 @@
 import EdshimCore
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Socket helpers for the harness: free ports, bound listeners, status pipes.
 enum Sockets {
-    /// A port free on both 127.0.0.1 and ::1 right now.
+    /// Ports already handed out in this test run: tests run in parallel, and a port
+    /// free now may be given to another test before the first one binds it.
+    private static let handedOut = Mutex<Set<UInt16>>([])
+
+    /// A port free on both 127.0.0.1 and ::1 right now, never handed out before.
     static func freePort() throws -> UInt16 {
-        for _ in 0..<50 {
+        for _ in 0..<200 {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             let bound = SocketEndpoint(ip: .anyIPv4, port: 0).withSocketAddress({ bind(fd, $0, $1) }) == 0
             let port = SocketEndpoint.local(of: fd)?.port
             close(fd)
             guard bound, let port else { continue }
-            if canBind(SocketEndpoint(ip: .anyIPv6, port: port)) { return port }
+            guard canBind(SocketEndpoint(ip: .anyIPv6, port: port)),
+                  handedOut.withLock({ $0.insert(port).inserted }) else { continue }
+            return port
         }
         throw TestFailure("no free port")
     }
