@@ -50,7 +50,13 @@ public struct RegistrarServer: Sendable {
             configuration: configuration,
             logger: logger
         )
-        let listener = SocketListener(path: configuration.socketPath, registrar: registrar, logger: logger, onReady: {})
+        let listener = SocketListener(
+            path: configuration.socketPath,
+            policy: try PeerPolicy.resolve(groupName: configuration.socketGroup),
+            peerRate: configuration.peerRequestsPerSecond,
+            registrar: registrar,
+            logger: logger
+        )
         let reaper = OwnerReaper(owners: owners, registrar: registrar)
         let group = ServiceGroup(configuration: .init(
             services: [listener, reaper],

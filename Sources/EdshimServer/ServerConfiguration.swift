@@ -4,6 +4,8 @@ import EdshimCore
 public struct ServerConfiguration: Sendable {
     /// The Unix socket shims register on.
     public var socketPath: String
+    /// The group allowed on the socket besides root; nil: `docker` when it exists.
+    public var socketGroup: String?
     /// Where `lds.json` and `cds.json` go.
     public var xdsDirectory: String
     /// Where the registry is kept across restarts.
@@ -18,19 +20,24 @@ public struct ServerConfiguration: Sendable {
     public var readyTimeout: Duration
     /// How long a deregistration waits for Envoy to let go of the port.
     public var releaseTimeout: Duration
+    /// Requests per second one peer process may send (bursts of twice as many).
+    public var peerRequestsPerSecond: Double
 
     /// Creates a configuration.
     public init(
         socketPath: String = EdshimDefaults.socketPath,
+        socketGroup: String? = nil,
         xdsDirectory: String = EdshimDefaults.xdsDirectory,
         stateFile: String = EdshimDefaults.stateFile,
         adminAddress: SocketEndpoint = SocketEndpoint(ip: .loopbackIPv4, port: 7776),
         dockerHost: String = "unix:///var/run/docker.sock",
         defaultMode: ProxyMode = .http,
         readyTimeout: Duration = .seconds(5),
-        releaseTimeout: Duration = .milliseconds(800)
+        releaseTimeout: Duration = .milliseconds(800),
+        peerRequestsPerSecond: Double = 1000
     ) {
         self.socketPath = socketPath
+        self.socketGroup = socketGroup
         self.xdsDirectory = xdsDirectory
         self.stateFile = stateFile
         self.adminAddress = adminAddress
@@ -38,5 +45,6 @@ public struct ServerConfiguration: Sendable {
         self.defaultMode = defaultMode
         self.readyTimeout = readyTimeout
         self.releaseTimeout = releaseTimeout
+        self.peerRequestsPerSecond = peerRequestsPerSecond
     }
 }

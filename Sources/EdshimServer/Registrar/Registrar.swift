@@ -62,10 +62,13 @@ actor Registrar {
             case .failure(let refusal): return .failure(refusal)
             }
         } else {
-            guard let peerOwner = ProcessTable.owner(of: peer.pid) else {
-                return .failure(WireError(.unavailable, "cannot read /proc/\(peer.pid): the server must run in the host's PID namespace"))
+            guard let shim = ShimProcesses.shim(pid: peer.pid) else {
+                return .failure(WireError(.permissionDenied, "process \(peer.pid) is not an edshim shim: ports are registered by the shims dockerd starts (or by edshim resync for them)"))
             }
-            owner = peerOwner
+            guard shim.arguments.key == key, shim.arguments.container == request.container else {
+                return .failure(WireError(.permissionDenied, "process \(peer.pid) publishes \(shim.arguments.key) → \(shim.arguments.container), not \(key) → \(request.container)"))
+            }
+            owner = shim.owner
         }
         if let conflict = registry.overlapping(key).first {
             return .failure(WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both"))

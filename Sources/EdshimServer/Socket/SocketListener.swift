@@ -15,9 +15,18 @@ struct SocketListener: Service {
     typealias Connection = (channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: PeerCredentials)
 
     let path: String
+    let policy: PeerPolicy
     let registrar: Registrar
     let logger: Logger
-    let onReady: @Sendable () -> Void
+    private let limiter: RateLimiter
+
+    init(path: String, policy: PeerPolicy, peerRate: Double, registrar: Registrar, logger: Logger) {
+        self.path = path
+        self.policy = policy
+        self.limiter = RateLimiter(capacity: max(1, peerRate * 2), perSecond: peerRate)
+        self.registrar = registrar
+        self.logger = logger
+    }
 
     func run() async throws {
         try prepareDirectory()
@@ -28,11 +37,11 @@ struct SocketListener: Service {
                 Self.accept(channel)
             }
         defer { unlink(path) }
-        guard chmod(path, 0o660) == 0 else {
-            throw ServerStartupError("cannot set mode 0660 on \(path): \(String(cString: strerror(errno)))")
+        guard chmod(path, 0o660) == 0, chown(path, 0, policy.group?.gid ?? 0) == 0 else {
+            throw ServerStartupError("cannot set owner root:\(policy.group?.name ?? "root") and mode 0660 on \(path): \(String(cString: strerror(errno)))")
         }
-        logger.info("listening", metadata: ["socket": "\(path)"])
-        onReady()
+        logger.info("listening", metadata: ["socket": "\(path)", "group": "\(policy.group?.name ?? "(root only)")"])
+        SystemdNotifier.notify("READY=1")
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
@@ -42,6 +51,7 @@ struct SocketListener: Service {
                 }
             }
         } onGracefulShutdown: {
+            SystemdNotifier.notify("STOPPING=1")
             server.channel.close(promise: nil)
         }
     }
@@ -65,14 +75,7 @@ struct SocketListener: Service {
             try await connection.channel.executeThenClose { inbound, outbound in
                 do {
                     for try await line in inbound {
-                        let response: WireResponse
-                        do throws(WireError) {
-                            let request = try WireRequest.decode(Array(buffer: line))
-                            response = await registrar.handle(request, from: connection.peer)
-                        } catch {
-                            logger.notice("refused a malformed request", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
-                            response = .failure(error)
-                        }
+                        let response = await answer(line, from: connection.peer)
                         try await outbound.write(ByteBuffer(bytes: response.encoded))
                     }
                 } catch is BoundedLineDecoder.LineTooLong {
@@ -86,13 +89,36 @@ struct SocketListener: Service {
         }
     }
 
+    /// Checks the peer, its rate and the request, then asks the registrar.
+    private func answer(_ line: ByteBuffer, from peer: PeerCredentials) async -> WireResponse {
+        if let refusal = policy.refusal(for: peer) {
+            logger.notice("refused a peer", metadata: ["peer": "\(peer)", "reason": "\(refusal.message)"])
+            return .failure(refusal)
+        }
+        guard await limiter.admit(peer.pid) else {
+            return .failure(WireError(.rateLimited, "too many requests from pid \(peer.pid); slow down and retry"))
+        }
+        do throws(WireError) {
+            return await registrar.handle(try WireRequest.decode(Array(buffer: line)), from: peer)
+        } catch {
+            logger.notice("refused a malformed request", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            return .failure(error)
+        }
+    }
+
+    /// Creates the socket's directory when missing: mode 0750, group of the socket, so
+    /// only root and the group can reach the socket. An existing directory is left as is.
     private func prepareDirectory() throws {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
         let directory = String(path[..<slash])
+        guard access(directory, F_OK) != 0 else { return }
         do {
             try AtomicFile.makeDirectories(directory, mode: 0o750)
         } catch {
             throw ServerStartupError("\(error.description): create it or choose another --socket")
+        }
+        guard chmod(directory, 0o750) == 0, chown(directory, 0, policy.group?.gid ?? 0) == 0 else {
+            throw ServerStartupError("cannot set owner and mode 0750 on \(directory): \(String(cString: strerror(errno)))")
         }
     }
 

@@ -98,14 +98,19 @@ struct ResyncWorkers {
 
     private func registerOne(_ shim: ShimProcesses.Shim) -> Outcome {
         let request = RegisterRequest(key: shim.arguments.key, container: shim.arguments.container, onBehalfOf: shim.owner.pid)
-        do {
-            switch try client.exchange(.register(request), deadline: .after(milliseconds: 15_000)) {
-            case .ok, .registrations: return .registered
-            case .failure(let error):
-                return ProcessTable.owner(of: shim.owner.pid) == shim.owner ? .failed(error.message) : .vanished
+        let deadline = Deadline.after(milliseconds: 30_000)
+        while true {
+            do {
+                switch try client.exchange(.register(request), deadline: .after(milliseconds: 15_000)) {
+                case .ok, .registrations: return .registered
+                case .failure(let error) where error.code == .rateLimited && !deadline.hasPassed:
+                    Thread.sleep(forTimeInterval: 0.05)
+                case .failure(let error):
+                    return ProcessTable.owner(of: shim.owner.pid) == shim.owner ? .failed(error.message) : .vanished
+                }
+            } catch {
+                return .failed(error.description)
             }
-        } catch {
-            return .failed(error.description)
         }
     }
 }

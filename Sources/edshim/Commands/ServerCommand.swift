@@ -28,6 +28,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Unix socket for shims (mode 0660). Clients read EDSHIM_SOCKET.")
     var socket: String = EdshimDefaults.socketPath
 
+    @Option(name: .customLong("socket-group"), help: "Group allowed to use the socket besides root (default: docker, when it exists).")
+    var socketGroup: String?
+
     @Option(name: .customLong("xds-dir"), help: "Directory Envoy watches for lds.json and cds.json.")
     var xdsDirectory: String = EdshimDefaults.xdsDirectory
 
@@ -46,6 +49,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("ready-timeout"), help: "Seconds a registration waits for Envoy to listen before it fails (keep it well under dockerd's 16).")
     var readyTimeout: Double = 5
 
+    @Option(name: .customLong("peer-rate"), help: "Requests per second one client process may send (bursts of twice as many).")
+    var peerRate: Double = 1000
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -58,6 +64,9 @@ struct ServerCommand: AsyncParsableCommand {
         }
         guard readyTimeout > 0, readyTimeout < 16 else {
             throw ValidationError("--ready-timeout must be between 0 and 16 seconds (dockerd gives up after 16)")
+        }
+        guard peerRate >= 1 else {
+            throw ValidationError("--peer-rate must be at least 1 request per second")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -81,12 +90,14 @@ struct ServerCommand: AsyncParsableCommand {
         let logger = Logger(label: "edshim.server")
         let configuration = ServerConfiguration(
             socketPath: socket,
+            socketGroup: socketGroup,
             xdsDirectory: absolute(xdsDirectory),
             stateFile: stateFile,
             adminAddress: SocketEndpoint(parsing: adminAddress) ?? SocketEndpoint(ip: .loopbackIPv4, port: 7776),
             dockerHost: dockerHost ?? environmentDockerHost(),
             defaultMode: ProxyMode(rawValue: defaultMode) ?? .http,
-            readyTimeout: .milliseconds(Int64(readyTimeout * 1000))
+            readyTimeout: .milliseconds(Int64(readyTimeout * 1000)),
+            peerRequestsPerSecond: peerRate
         )
         let docker: DockerHost
         do {

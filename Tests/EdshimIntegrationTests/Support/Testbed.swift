@@ -31,6 +31,8 @@ final class Testbed: @unchecked Sendable {
         var startEnvoy = true
         var startServer = true
         var serverArguments: [String] = []
+        /// The socket's path inside the testbed directory.
+        var socketName = "edshim.sock"
     }
 
     let directory: String
@@ -50,7 +52,7 @@ final class Testbed: @unchecked Sendable {
         var template = Array("/tmp/edshim-test-XXXXXX".utf8CString)
         guard mkdtemp(&template) != nil else { throw TestFailure("mkdtemp failed") }
         directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        socketPath = directory + "/edshim.sock"
+        socketPath = directory + "/" + options.socketName
         xdsDirectory = directory + "/xds"
         envoyAdmin = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
         edshim = try Binaries.edshim()

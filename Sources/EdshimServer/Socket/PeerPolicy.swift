@@ -1,0 +1,49 @@
+import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who may use the socket: root, and members of the socket's group (`docker` by
+/// default), as the kernel reports them (SO_PEERCRED, /proc/PID/status). Everyone else
+/// is refused with the reason, even if the socket's mode was loosened by hand.
+struct PeerPolicy: Sendable {
+    /// The group whose members may use the socket; nil: root only.
+    let group: (name: String, gid: UInt32)?
+
+    /// Resolves `--socket-group`: the given name (must exist), or `docker` when it
+    /// exists, else root only.
+    static func resolve(groupName: String?) throws -> PeerPolicy {
+        let name = groupName ?? "docker"
+        if let gid = groupID(named: name) { return PeerPolicy(group: (name, gid)) }
+        if groupName != nil {
+            throw ServerStartupError("--socket-group \(name): no such group; create it or choose another")
+        }
+        return PeerPolicy(group: nil)
+    }
+
+    static func groupID(named name: String) -> UInt32? {
+        var entry = Glibc.group()
+        var buffer = [CChar](repeating: 0, count: 16 * 1024)
+        var result: UnsafeMutablePointer<Glibc.group>?
+        guard getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
+        return entry.gr_gid
+    }
+
+    /// nil when `peer` may use the socket, else the refusal.
+    func refusal(for peer: PeerCredentials) -> WireError? {
+        if peer.uid == 0 { return nil }
+        if let group, peer.gid == group.gid || Self.supplementaryGroups(of: peer.pid).contains(group.gid) { return nil }
+        let who = group.map { "root or members of group \($0.name)" } ?? "root"
+        return WireError(.permissionDenied, "uid \(peer.uid) may not use this socket: only \(who) may (see --socket-group)")
+    }
+
+    /// The supplementary groups of a process (`Groups:` in /proc/PID/status).
+    static func supplementaryGroups(of pid: Int32) -> Set<UInt32> {
+        guard let status = SystemFile.read("/proc/\(pid)/status") else { return [] }
+        for line in status.split(separator: UInt8(ascii: "\n")) where line.starts(with: "Groups:".utf8) {
+            let fields = line.dropFirst("Groups:".count).split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
+            return Set(fields.compactMap { UInt32(String(decoding: $0, as: UTF8.self)) })
+        }
+        return []
+    }
+}

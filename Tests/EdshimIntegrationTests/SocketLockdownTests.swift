@@ -1,0 +1,151 @@
+import EdshimCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Only root, the socket's group and real shims get in; refusals say why.
+@Suite("Locked-down socket")
+struct SocketLockdownTests {
+    @Test("the server creates the socket directory 0750 and the socket 0660, group docker")
+    func modes() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.socketName = "run/edshim/edshim.sock"
+        try await withTestbed(options) { bed in
+            let directory = try FileManager.default.attributesOfItem(atPath: bed.directory + "/run/edshim")
+            let socket = try FileManager.default.attributesOfItem(atPath: bed.socketPath)
+            #expect((directory[.posixPermissions] as? Int) == 0o750)
+            #expect((socket[.posixPermissions] as? Int) == 0o660)
+            #expect((socket[.ownerAccountID] as? Int) == 0)
+            if let docker = try? groupID("docker") {
+                #expect((socket[.groupOwnerAccountID] as? Int) == Int(docker))
+                #expect((directory[.groupOwnerAccountID] as? Int) == Int(docker))
+            }
+        }
+    }
+
+    @Test("a user who is neither root nor in the group is refused with the reason, even on a loosened socket")
+    func strangerRefused() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.serverArguments = ["--socket-group", "docker"]
+        try await withTestbed(options) { bed in
+            chmod(bed.directory, 0o755)
+            chmod(bed.socketPath, 0o666)
+            let stranger = try await Binaries.run(
+                try Binaries.onPath("setpriv", install: "apt-get install util-linux"),
+                ["--reuid=65534", "--regid=65534", "--clear-groups", bed.edshim, "status"],
+                environment: bed.environment, in: bed.directory
+            )
+            #expect(stranger.status != 0)
+            #expect(stranger.output.contains("uid 65534 may not use this socket: only root or members of group docker may"), "\(stranger.output)")
+
+            let member = try await Binaries.run(
+                try Binaries.onPath("setpriv", install: "apt-get install util-linux"),
+                ["--reuid=65534", "--regid=\(try groupID("docker"))", "--clear-groups", bed.edshim, "status"],
+                environment: bed.environment, in: bed.directory
+            )
+            #expect(member.status == 0, "a member of the group may: \(member.output)")
+        }
+    }
+
+    @Test("a process that is not a shim cannot register a port")
+    func nonShimRefused() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let request = RegisterRequest(
+                key: RegistrationKey(proto: .tcp, host: SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())),
+                container: SocketEndpoint(ip: .loopbackIPv4, port: 80)
+            )
+            let response = try ServerClient(socketPath: bed.socketPath).exchange(.register(request), deadline: .after(milliseconds: 3000))
+            guard case .failure(let error) = response else {
+                Issue.record("accepted a registration from the test process: \(response)")
+                return
+            }
+            #expect(error.code == .permissionDenied)
+            #expect(error.message.contains("is not an edshim shim"))
+            #expect(try bed.registrations().isEmpty)
+        }
+    }
+
+    @Test("a peer sending too many requests is told to slow down")
+    func rateLimited() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.serverArguments = ["--peer-rate", "5"]
+        try await withTestbed(options) { bed in
+            let client = ServerClient(socketPath: bed.socketPath)
+            var limited: WireError?
+            for _ in 0..<40 {
+                if case .failure(let error) = try client.exchange(.list, deadline: .after(milliseconds: 3000)), error.code == .rateLimited {
+                    limited = error
+                    break
+                }
+            }
+            #expect(limited?.message.contains("too many requests from pid \(getpid())") == true)
+        }
+    }
+
+    @Test("an oversized request is answered too_large and the connection closed")
+    func oversized() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(bed.socketPath.utf8)) }
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            #expect(connected == 0)
+            try? Sockets.sendAll(fd, [UInt8](repeating: UInt8(ascii: "x"), count: 200_000))
+            let answer = String(decoding: (try? Sockets.receiveToEnd(fd)) ?? [], as: UTF8.self)
+            #expect(answer.contains(#""code":"too_large""#), "\(answer)")
+        }
+    }
+
+    @Test("under systemd (Type=notify) the server says READY=1 once the socket accepts")
+    func notifiesSystemd() async throws {
+        var options = Testbed.Options()
+        options.startServer = false
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let notifyPath = bed.directory + "/notify.sock"
+            let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(notifyPath.utf8)) }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            #expect(bound == 0)
+            let server = try ChildProcess.spawn(
+                bed.edshim,
+                ["server", "--socket", bed.socketPath, "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile],
+                environment: ["NOTIFY_SOCKET": notifyPath],
+                logPath: bed.directory + "/notify-server.log"
+            )
+            defer { server.signal(SIGKILL); _ = server.poll() }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 256)
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            #expect(count > 0 && String(decoding: buffer[0..<max(count, 0)], as: UTF8.self) == "READY=1")
+            #expect(FileManager.default.fileExists(atPath: bed.socketPath), "the socket exists when READY=1 arrives")
+            #expect((try? ServerClient(socketPath: bed.socketPath).exchange(.list, deadline: .after(milliseconds: 2000))) != nil)
+            server.signal(SIGTERM)
+            _ = await server.waitForExit(timeout: .seconds(5))
+        }
+    }
+
+    private func groupID(_ name: String) throws -> UInt32 {
+        guard let entry = getgrnam(name) else { throw TestFailure("no group \(name)") }
+        return entry.pointee.gr_gid
+    }
+}
