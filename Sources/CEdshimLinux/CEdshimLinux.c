@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "CEdshimLinux.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -105,4 +107,23 @@ size_t edshim_packet_source(void *control, size_t capacity, int family, const un
         memcpy(CMSG_DATA(c), &info, sizeof info);
     }
     return length;
+}
+
+static volatile pid_t edshim_signal_thread;
+
+static void edshim_forward_signal(int signo) {
+    int saved = errno;
+    syscall(SYS_tgkill, getpid(), edshim_signal_thread, signo);
+    errno = saved;
+}
+
+int edshim_route_termination_signals_to_this_thread(void) {
+    edshim_signal_thread = (pid_t)syscall(SYS_gettid);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = edshim_forward_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
+    return sigaction(SIGTERM, &action, NULL);
 }

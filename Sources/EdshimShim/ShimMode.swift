@@ -60,7 +60,7 @@ public enum ShimMode {
     /// dockerd's environment sets (its command line is docker-proxy's).
     private static func serveUDP(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
         let options: UDPProxyOptions
-        do {
+        do throws(ArgumentError) {
             options = try UDPProxyOptions.fromEnvironment { name in getenv(name).map { String(cString: $0) } }
         } catch {
             status.reportFailure("\(error.description) (set in dockerd's environment)")

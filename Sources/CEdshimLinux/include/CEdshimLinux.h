@@ -63,4 +63,9 @@ int edshim_packet_destination(const struct msghdr *message, unsigned char addres
 /// or 0 when `capacity` is too small.
 size_t edshim_packet_source(void *control, size_t capacity, int family, const unsigned char *address, unsigned int ifindex);
 
+/// For a process with threads it did not start (Swift's runtime): SIGINT and SIGTERM
+/// that the kernel hands to another thread are passed on to the calling thread, where
+/// they are blocked and so reach its signalfd. Call after blocking them here.
+int edshim_route_termination_signals_to_this_thread(void);
+
 #endif

@@ -1,3 +1,4 @@
+import CEdshimLinux
 import EdshimCore
 #if canImport(Glibc)
 import Glibc
@@ -11,8 +12,11 @@ public enum UDPProxyMode {
     public static func run(host: SocketEndpoint, container: SocketEndpoint, options: UDPProxyOptions) -> Never {
         var status = StatusPipe.detect()
         let signals: TerminationSignals
-        do {
+        do throws(ShimFailure) {
             signals = try TerminationSignals.install()
+            // ArgumentParser runs this command on a thread of Swift's runtime; the
+            // main thread does not block the signals, and would die of them.
+            guard edshim_route_termination_signals_to_this_thread() == 0 else { throw .system("routing SIGINT/SIGTERM to the proxy thread") }
         } catch {
             status.reportFailure(error.description)
             exit(1)
