@@ -119,7 +119,7 @@ final class Testbed: @unchecked Sendable {
         try bootstrap.output.write(toFile: path, atomically: true, encoding: .utf8)
         envoy = try ChildProcess.spawn(
             try Binaries.envoy(),
-            ["-c", path, "--disable-hot-restart", "--concurrency", "2", "-l", "warning", "--drain-time-s", "2"],
+            ["-c", path, "--disable-hot-restart", "--concurrency", "1", "-l", "warning", "--drain-time-s", "2"],
             logPath: directory + "/envoy.log"
         )
         let deadline = ContinuousClock.now + .seconds(30)
