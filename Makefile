@@ -40,3 +40,16 @@ install: release
 
 clean:
 	rm -rf .build
+
+# UDP echoes per second through edshim and through Debian's docker-proxy, same run
+# (bench/udp-bench.sh; docs/PERFORMANCE.md records the numbers).
+BENCH_DIR := $(CURDIR)/.build/bench
+
+.PHONY: bench
+
+$(BENCH_DIR)/%: bench/%.c
+	mkdir -p $(BENCH_DIR)
+	$(CC) -O2 -Wall -o $@ $<
+
+bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server
+	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) bench/udp-bench.sh

@@ -33,7 +33,9 @@ struct UDPProxyCommand: ParsableCommand {
             on every IPv4 address of the host:
 
               edshim udp-proxy -host-ip 0.0.0.0 -host-port 53 -container-ip 172.17.0.2 -container-port 53
-            """
+            """,
+        // No -h: ArgumentParser would read a mistyped -host-ip as -h -o -s ….
+        helpNames: [.long, .customLong("help", withSingleDash: true)]
     )
 
     @Option(name: [.customLong("host-ip", withSingleDash: true), .customLong("host-ip")], help: "Host address to bind: 0.0.0.0, ::, or one address.")

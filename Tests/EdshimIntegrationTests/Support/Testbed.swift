@@ -173,7 +173,7 @@ final class Testbed: @unchecked Sendable {
         var arguments = arguments
         var held: Int32?
         if style == .dockerd28, let host {
-            let listener = try Sockets.dockerdBoundListener(host)
+            let listener = try Sockets.dockerdBoundSocket(host, for: arguments)
             held = listener
             descriptors[4] = listener
             arguments.append("-use-listen-fd")

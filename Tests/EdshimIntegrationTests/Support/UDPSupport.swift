@@ -1,0 +1,268 @@
+import EdshimCore
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The ways a UDP port gets proxied: the shim as each dockerd generation runs it,
+/// and `edshim udp-proxy` alone.
+enum UDPWay: String, CaseIterable, Sendable, CustomStringConvertible {
+    case dockerd2010
+    case dockerd28
+    case standalone
+
+    var description: String { rawValue }
+}
+
+/// IPv4 or IPv6, with the addresses the tests use.
+enum UDPFamily: String, CaseIterable, Sendable, CustomStringConvertible {
+    case ipv4
+    case ipv6
+
+    var any: IPAddress { self == .ipv4 ? .anyIPv4 : .anyIPv6 }
+    var loopback: IPAddress { self == .ipv4 ? .loopbackIPv4 : .loopbackIPv6 }
+    var description: String { rawValue }
+}
+
+extension Sockets {
+    /// What dockerd ≥ 28 does before starting a UDP proxy: bind the host port
+    /// (v6-only for IPv6) and pass the socket on fd 4.
+    static func dockerdBoundUDPSocket(_ endpoint: SocketEndpoint) throws -> Int32 {
+        let fd = socket(endpoint.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var one: Int32 = 1
+        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
+        guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw TestFailure("binding udp \(endpoint): \(reason)")
+        }
+        return fd
+    }
+
+    /// The socket dockerd ≥ 28 binds for a shim command line: UDP for `-proto udp`.
+    static func dockerdBoundSocket(_ endpoint: SocketEndpoint, for arguments: [String]) throws -> Int32 {
+        let udp = zip(arguments, arguments.dropFirst()).contains { $0 == "-proto" && $1 == "udp" } || arguments.contains("-proto=udp")
+        return udp ? try dockerdBoundUDPSocket(endpoint) : try dockerdBoundListener(endpoint)
+    }
+
+    /// A port free for TCP and UDP on 0.0.0.0 and :: right now, never handed out before.
+    static func freeUDPPort() throws -> UInt16 {
+        for _ in 0..<100 {
+            let port = try freePort()
+            let families: [IPAddress] = [.anyIPv4, .anyIPv6]
+            if families.allSatisfy({ canBindUDP(SocketEndpoint(ip: $0, port: port)) }) { return port }
+        }
+        throw TestFailure("no free UDP port")
+    }
+
+    static func canBindUDP(_ endpoint: SocketEndpoint) -> Bool {
+        guard let fd = try? dockerdBoundUDPSocket(endpoint) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// How many sockets process `pid` has open (its flows, listener, and a few more).
+    static func openSockets(of pid: pid_t) -> Int {
+        let directory = "/proc/\(pid)/fd"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return entries.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\($0)")) ?? "").hasPrefix("socket:") }.count
+    }
+
+    /// Resident memory of `pid` in KiB.
+    static func residentKiB(of pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+}
+
+/// Runs blocking socket work on a thread of its own and awaits it, so that no
+/// Swift concurrency thread (there are few) is held while it waits.
+func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            do {
+                continuation.resume(returning: try work())
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}
+
+/// A UDP socket for a test client: unconnected, so the source of every reply is seen.
+final class UDPTestClient: @unchecked Sendable {
+    let fd: Int32
+
+    /// A client of `family`, bound to an ephemeral port of `address` (any when nil).
+    init(_ family: UDPFamily, bindTo address: IPAddress? = nil) throws {
+        fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+        var size: Int32 = 1 << 20
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)
+        let local = SocketEndpoint(ip: address ?? family.any, port: 0)
+        guard local.withSocketAddress({ bind(fd, $0, $1) }) == 0 else {
+            close(fd)
+            throw TestFailure("binding a client to \(local): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// The client's own address.
+    var local: SocketEndpoint? { SocketEndpoint.local(of: fd) }
+
+    func send(_ bytes: [UInt8], to target: SocketEndpoint) throws {
+        let sent = bytes.withUnsafeBytes { raw in
+            target.withSocketAddress { sendto(fd, raw.baseAddress, raw.count, 0, $0, $1) }
+        }
+        guard sent == bytes.count else { throw TestFailure("sendto \(target): \(String(cString: strerror(errno)))") }
+    }
+
+    /// The next datagram and who sent it, or nil after `timeout` milliseconds.
+    func receive(timeout: Int32 = 2000) -> (bytes: [UInt8], from: SocketEndpoint)? {
+        var waiter = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            guard poll(&waiter, 1, timeout) == 1 else { return nil }
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let count = buffer.withUnsafeMutableBytes { raw in
+                withUnsafeMutablePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT), $0, &length) }
+                }
+            }
+            // ECONNREFUSED and friends: ICMP errors are not datagrams; keep waiting.
+            guard count >= 0, let from = SocketEndpoint(storage: storage) else { continue }
+            return (Array(buffer[0..<count]), from)
+        }
+    }
+
+    /// Sends and waits for the answer, resending on silence (UDP may drop).
+    func exchange(_ bytes: [UInt8], with target: SocketEndpoint, attempts: Int = 3, timeout: Int32 = 2000) throws -> [UInt8] {
+        for _ in 0..<attempts {
+            try send(bytes, to: target)
+            if let reply = receive(timeout: timeout) { return reply.bytes }
+        }
+        throw TestFailure("no answer from \(target) to \(bytes.count) bytes after \(attempts) attempts")
+    }
+
+    /// The address the echo server saw this client's datagrams come from: the
+    /// proxy's upstream socket for this client's flow.
+    func upstreamAddress(via target: SocketEndpoint, attempts: Int = 3) throws -> String {
+        String(decoding: try exchange(Array(UDPEchoServer.whoami.utf8), with: target, attempts: attempts), as: UTF8.self)
+    }
+}
+
+/// A loopback UDP server standing in for a container, on a thread of its own. It
+/// echoes every datagram, except `whoami`, which it answers with the sender's address,
+/// and `sink`, which it never answers (floods from senders that are gone: their
+/// ports may already belong to another test's client).
+final class UDPEchoServer: @unchecked Sendable {
+    static let whoami = "whoami"
+    static let sink = "sink"
+
+    let endpoint: SocketEndpoint
+    private let fd: Int32
+    private final class Flag: Sendable {
+        let raised = Atomic<Bool>(false)
+    }
+
+    private let stopped = Flag()
+    private let finished: Thread.Completion
+
+    /// Binds `ip` on `port` (0: any free port) and starts echoing.
+    init(on ip: IPAddress, port: UInt16 = 0) throws {
+        let fd = socket(ip.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        var size: Int32 = 4 << 20
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
+        var tick = timeval(tv_sec: 0, tv_usec: 100_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, socklen_t(MemoryLayout<timeval>.size))
+        guard SocketEndpoint(ip: ip, port: port).withSocketAddress({ bind(fd, $0, $1) }) == 0, let local = SocketEndpoint.local(of: fd) else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw TestFailure("binding the UDP echo server on \(ip) port \(port): \(reason)")
+        }
+        self.fd = fd
+        endpoint = local
+        let stopped = self.stopped
+        finished = Thread.run {
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while !stopped.raised.load(ordering: .relaxed) {
+                var storage = sockaddr_storage()
+                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                let count = buffer.withUnsafeMutableBytes { raw in
+                    withUnsafeMutablePointer(to: &storage) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length) }
+                    }
+                }
+                guard count >= 0, let sender = SocketEndpoint(storage: storage) else { continue }
+                var reply = Array(buffer[0..<count])
+                if reply == Array(Self.sink.utf8) { continue }
+                if reply == Array(Self.whoami.utf8) { reply = Array(sender.description.utf8) }
+                _ = reply.withUnsafeBytes { raw in
+                    sender.withSocketAddress { sendto(fd, raw.baseAddress, raw.count, 0, $0, $1) }
+                }
+            }
+        }
+    }
+
+    /// Stops echoing and closes the port (a later datagram to it is refused by ICMP).
+    func stop() {
+        guard !stopped.raised.exchange(true, ordering: .relaxed) else { return }
+        finished.wait()
+        close(fd)
+    }
+
+    deinit { stop() }
+}
+
+/// The UDP echo servers of one test, stopped when it ends.
+final class UDPEchoServers: @unchecked Sendable {
+    private let servers = Mutex<[UDPEchoServer]>([])
+
+    func start(on ip: IPAddress, port: UInt16 = 0) throws -> UDPEchoServer {
+        let server = try UDPEchoServer(on: ip, port: port)
+        servers.withLock { $0.append(server) }
+        return server
+    }
+
+    func stopAll() {
+        for server in servers.withLock({ $0 }) { server.stop() }
+    }
+}
+
+extension Testbed {
+    /// Starts the UDP proxy for `host` → `container` the `way` asks for, and waits
+    /// for its report on fd 3. The flow bounds go in as dockerd would pass them
+    /// (environment) or as `udp-proxy` flags.
+    func startUDPProxy(_ way: UDPWay, host: SocketEndpoint, container: SocketEndpoint, idleTimeout: String? = nil, maxFlows: Int? = nil) async throws -> ShimRun {
+        let shimArguments = ShimArguments(proto: .udp, host: host, container: container).commandLine
+        switch way {
+        case .dockerd2010, .dockerd28:
+            var environment: [String: String] = [:]
+            if let idleTimeout { environment[UDPProxyOptions.idleTimeoutEnvironmentVariable] = idleTimeout }
+            if let maxFlows { environment[UDPProxyOptions.maxFlowsEnvironmentVariable] = String(maxFlows) }
+            return try await spawnShim(shimArguments, style: way == .dockerd28 ? .dockerd28 : .dockerd2010, environment: environment, host: host)
+        case .standalone:
+            var arguments = ["udp-proxy"] + shimArguments.dropFirst(2)
+            if let idleTimeout { arguments += ["--idle-timeout", idleTimeout] }
+            if let maxFlows { arguments += ["--max-flows", String(maxFlows)] }
+            return try await spawnShim(arguments, host: host)
+        }
+    }
+}
+
+/// Runs `body` with a testbed without Envoy (UDP needs neither it nor the server)
+/// and a set of UDP echo servers; stops everything afterwards.
+func withUDPTestbed(_ body: (Testbed, UDPEchoServers) async throws -> Void) async throws {
+    var options = Testbed.Options()
+    options.startEnvoy = false
+    let echoes = UDPEchoServers()
+    defer { echoes.stopAll() }
+    try await withTestbed(options) { bed in try await body(bed, echoes) }
+}

@@ -1,0 +1,139 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// Datagrams through the UDP proxy, started each way dockerd (or a user) starts it,
+/// over IPv4 and IPv6: whole, to the right client, from the right address.
+@Suite("UDP datagrams")
+struct UDPDatagramTests {
+    @Test("large datagrams echo intact", arguments: UDPWay.allCases, UDPFamily.allCases)
+    func largeDatagrams(way: UDPWay, family: UDPFamily) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: family.loopback)
+            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
+            let target = SocketEndpoint(ip: family.loopback, port: host.port)
+            for size in [60_000, 65_507] {
+                let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
+                let reply = try await onThread { try UDPTestClient(family).exchange(payload, with: target) }
+                #expect(reply.count == size)
+                #expect(reply == payload, "a \(size)-byte datagram came back changed")
+            }
+            #expect(try bed.registrations().isEmpty, "UDP ports are not registered with the server")
+        }
+    }
+
+    @Test("concurrent clients each get only their own replies", arguments: UDPWay.allCases, UDPFamily.allCases)
+    func concurrentClients(way: UDPWay, family: UDPFamily) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: family.loopback)
+            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
+            let target = SocketEndpoint(ip: family.loopback, port: host.port)
+            let clients = 24
+            let rounds = 40
+            let foreign = try await withThrowingTaskGroup(of: [String].self) { group in
+                for client in 0..<clients {
+                    group.addTask {
+                        try await onThread { try Self.talk(as: client, rounds: rounds, family: family, to: target) }
+                    }
+                }
+                var all: [String] = []
+                for try await replies in group { all += replies }
+                return all
+            }
+            #expect(foreign.isEmpty, "replies delivered to the wrong client: \(foreign.prefix(5))")
+        }
+    }
+
+    /// Sends `rounds` numbered datagrams one at a time; returns any reply meant for
+    /// another client of this test (a late duplicate of its own is fine).
+    private static func talk(as client: Int, rounds: Int, family: UDPFamily, to target: SocketEndpoint) throws -> [String] {
+        let socket = try UDPTestClient(family)
+        var foreign: [String] = []
+        for round in 0..<rounds {
+            let message = "client-\(client)-round-\(round)"
+            var answered = false
+            for _ in 0..<3 where !answered {
+                try socket.send(Array(message.utf8), to: target)
+                while let reply = socket.receive(timeout: 2000) {
+                    let text = String(decoding: reply.bytes, as: UTF8.self)
+                    if text == message {
+                        answered = true
+                        break
+                    }
+                    if text.hasPrefix("client-"), !text.hasPrefix("client-\(client)-round-") { foreign.append("\(client) got \(text)") }
+                }
+            }
+            guard answered else { throw TestFailure("client \(client): no answer to \(message)") }
+        }
+        return foreign
+    }
+
+    @Test("bound to 0.0.0.0, a reply leaves from the address the client sent to", arguments: UDPWay.allCases)
+    func replySourceIPv4(way: UDPWay) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            #expect(proxy.isReady)
+            // All of 127/8 is this host's: 127.0.0.2 is a second address without
+            // touching the network configuration. The client's own source is 127.0.0.1,
+            // so a reply the kernel addressed by route would come from 127.0.0.1.
+            for address in ["127.0.0.2", "127.0.0.1", "127.0.0.2"] {
+                let target = SocketEndpoint(ip: IPAddress(address) ?? .loopbackIPv4, port: host.port)
+                let reply = try await onThread { () -> SocketEndpoint? in
+                    let client = try UDPTestClient(.ipv4, bindTo: .loopbackIPv4)
+                    try client.send(Array("hello".utf8), to: target)
+                    return client.receive()?.from
+                }
+                #expect(reply == target, "sent to \(target), answered from \(String(describing: reply))")
+            }
+        }
+    }
+
+    @Test("bound to ::, a reply leaves from the address the client sent to", arguments: UDPWay.allCases)
+    func replySourceIPv6(way: UDPWay) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv6)
+            let host = SocketEndpoint(ip: .anyIPv6, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            #expect(proxy.isReady)
+            let target = SocketEndpoint(ip: .loopbackIPv6, port: host.port)
+            let reply = try await onThread { () -> SocketEndpoint? in
+                let client = try UDPTestClient(.ipv6)
+                try client.send(Array("hello".utf8), to: target)
+                return client.receive()?.from
+            }
+            #expect(reply == target)
+        }
+    }
+
+    @Test("the IPv4 and IPv6 twins dockerd starts for one port work side by side; one address works alone")
+    func twinsAndSpecificAddress() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let port = try Sockets.freeUDPPort()
+            let v4 = try await bed.startUDPProxy(.dockerd2010, host: SocketEndpoint(ip: .anyIPv4, port: port), container: echo.endpoint)
+            // dockerd maps the IPv6 twin to the container's IPv4 address.
+            let v6 = try await bed.startUDPProxy(.dockerd2010, host: SocketEndpoint(ip: .anyIPv6, port: port), container: echo.endpoint)
+            #expect(v4.isReady && v6.isReady, "reported \(v4.status.debugDescription) and \(v6.status.debugDescription)")
+            for family in UDPFamily.allCases {
+                let target = SocketEndpoint(ip: family.loopback, port: port)
+                let reply = try await onThread { try UDPTestClient(family).exchange(Array("twin".utf8), with: target) }
+                #expect(reply == Array("twin".utf8))
+            }
+            let single = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(.dockerd2010, host: single, container: echo.endpoint)
+            #expect(proxy.isReady)
+            let reply = try await onThread { () -> SocketEndpoint? in
+                let client = try UDPTestClient(.ipv4)
+                try client.send(Array("one".utf8), to: single)
+                return client.receive()?.from
+            }
+            #expect(reply == single)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// The flows of the UDP proxy, seen from outside: the echo server's `whoami` tells
+/// which upstream socket (so which flow) carried a client's datagram, and the proxy's
+/// open sockets in /proc tell how many flows it holds.
+@Suite("UDP flows")
+struct UDPFlowTests {
+    @Test("a flow idle for the timeout closes; a new datagram opens a new one", arguments: UDPWay.allCases, UDPFamily.allCases)
+    func idleExpiry(way: UDPWay, family: UDPFamily) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: family.loopback)
+            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint, idleTimeout: "400ms")
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
+            let pid = proxy.process.pid
+            let idleSockets = Sockets.openSockets(of: pid)
+            let target = SocketEndpoint(ip: family.loopback, port: host.port)
+            let client = try UDPTestClient(family)
+
+            let first = try await onThread { try client.upstreamAddress(via: target) }
+            #expect(try await onThread { try client.upstreamAddress(via: target) } == first, "a busy flow stays")
+            #expect(Sockets.openSockets(of: pid) == idleSockets + 1, "one flow, one upstream socket")
+
+            try await bed.eventually("the idle flow closes", timeout: .seconds(3)) { Sockets.openSockets(of: pid) == idleSockets }
+            let second = try await onThread { try client.upstreamAddress(via: target) }
+            #expect(second != first, "after expiry the client gets a new flow (new upstream socket)")
+        }
+    }
+
+    @Test("at the flow limit, a new client evicts the least recently used", arguments: UDPWay.allCases, UDPFamily.allCases)
+    func leastRecentlyUsedEviction(way: UDPWay, family: UDPFamily) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: family.loopback)
+            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint, maxFlows: 2)
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
+            let pid = proxy.process.pid
+            let idleSockets = Sockets.openSockets(of: pid)
+            let target = SocketEndpoint(ip: family.loopback, port: host.port)
+            let (a, b, c) = (try UDPTestClient(family), try UDPTestClient(family), try UDPTestClient(family))
+
+            let a1 = try await onThread { try a.upstreamAddress(via: target) }
+            let b1 = try await onThread { try b.upstreamAddress(via: target) }
+            #expect(try await onThread { try a.upstreamAddress(via: target) } == a1, "a is now the most recently used")
+            _ = try await onThread { try c.upstreamAddress(via: target) }
+            #expect(Sockets.openSockets(of: pid) == idleSockets + 2, "never more than --max-flows flows")
+            #expect(try await onThread { try a.upstreamAddress(via: target) } == a1, "a kept its flow")
+            let b2 = try await onThread { try b.upstreamAddress(via: target) }
+            #expect(b2 != b1, "b, the least recently used, was evicted for c")
+            #expect(Sockets.openSockets(of: pid) == idleSockets + 2)
+        }
+    }
+
+    @Test("ICMP port unreachable from the container does not end the flow", arguments: UDPWay.allCases, UDPFamily.allCases)
+    func refusedKeepsFlow(way: UDPWay, family: UDPFamily) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let containerPort = try Sockets.freeUDPPort()
+            let container = SocketEndpoint(ip: family.loopback, port: containerPort)
+            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: container)
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
+            let target = SocketEndpoint(ip: family.loopback, port: host.port)
+            let client = try UDPTestClient(family)
+
+            // Nothing listens yet: each datagram draws an ICMP port unreachable.
+            let early = try await onThread { () -> [UInt8]? in
+                for _ in 0..<5 { try client.send(Array("anyone?".utf8), to: target) }
+                return client.receive(timeout: 300)?.bytes
+            }
+            #expect(early == nil)
+
+            let echo = try echoes.start(on: family.loopback, port: containerPort)
+            let first = try await onThread { try client.upstreamAddress(via: target) }
+
+            // The container goes away and comes back: refused in between.
+            echo.stop()
+            let silent = try await onThread { () -> [UInt8]? in
+                for _ in 0..<5 { try client.send(Array("gone?".utf8), to: target) }
+                return client.receive(timeout: 300)?.bytes
+            }
+            #expect(silent == nil)
+            _ = try echoes.start(on: family.loopback, port: containerPort)
+            let second = try await onThread { try client.upstreamAddress(via: target) }
+            #expect(second == first, "the same flow (same upstream socket) carries the client after the refusals")
+            #expect(!proxy.process.hasExited)
+        }
+    }
+
+    @Test("a spray from thousands of source ports stays within the flow limit")
+    func sprayIsBounded() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let limit = 64
+            let proxy = try await bed.startUDPProxy(.dockerd2010, host: host, container: echo.endpoint, idleTimeout: "60s", maxFlows: limit)
+            #expect(proxy.isReady)
+            let pid = proxy.process.pid
+            let idleSockets = Sockets.openSockets(of: pid)
+            let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let sources = 20_000
+            var peak = 0
+            var residentAfterFirstBurst = 0
+            for burst in 0..<4 {
+                try await onThread {
+                    for _ in 0..<(sources / 4) {
+                        let client = try UDPTestClient(.ipv4)
+                        try client.send(Array(UDPEchoServer.sink.utf8), to: target)
+                    }
+                }
+                peak = max(peak, Sockets.openSockets(of: pid))
+                if burst == 0 { residentAfterFirstBurst = Sockets.residentKiB(of: pid) }
+            }
+            #expect(peak <= idleSockets + limit, "\(peak - idleSockets) upstream sockets for a limit of \(limit)")
+            let resident = Sockets.residentKiB(of: pid)
+            #expect(resident - residentAfterFirstBurst < 2048, "memory grew from \(residentAfterFirstBurst) KiB to \(resident) KiB while spraying")
+            let reply = try await onThread { try UDPTestClient(.ipv4).exchange(Array("still here".utf8), with: target) }
+            #expect(reply == Array("still here".utf8), "a new client is served after the spray")
+        }
+    }
+}

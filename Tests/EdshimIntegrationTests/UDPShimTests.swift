@@ -1,0 +1,102 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// The UDP shim as dockerd sees it: what it reports on fd 3, how it stops, and how
+/// it refuses; and `edshim udp-proxy`'s command line.
+@Suite("UDP shim")
+struct UDPShimTests {
+    @Test("SIGINT and SIGTERM stop it with exit 0 within a second", arguments: UDPWay.allCases, [SIGINT, SIGTERM])
+    func stops(way: UDPWay, signal: Int32) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            #expect(proxy.isReady)
+            let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let client = try UDPTestClient(.ipv4)
+            _ = try await onThread { try client.exchange(Array("busy".utf8), with: target) }
+
+            let start = ContinuousClock.now
+            proxy.process.signal(signal)
+            let status = await proxy.process.waitForExit(timeout: .seconds(1))
+            #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - start): \(proxy.process.log)")
+            #expect(Sockets.canBindUDP(host), "the port is free again")
+        }
+    }
+
+    @Test("the UDP shim needs no server", arguments: [SpawnStyle.dockerd2010, .dockerd28], UDPFamily.allCases)
+    func noServerNeeded(style: SpawnStyle, family: UDPFamily) async throws {
+        try await withUDPTestbed { bed, echoes in
+            await bed.stopServer()
+            let echo = try echoes.start(on: family.loopback)
+            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
+            let shim = try await bed.startUDPProxy(style == .dockerd28 ? .dockerd28 : .dockerd2010, host: host, container: echo.endpoint)
+            #expect(shim.status == "0\n", "reported \(shim.status.debugDescription): \(shim.process.log)")
+            let target = SocketEndpoint(ip: family.loopback, port: host.port)
+            let reply = try await onThread { try UDPTestClient(family).exchange(Array("ping".utf8), with: target) }
+            #expect(reply == Array("ping".utf8))
+        }
+    }
+
+    @Test("a port in use is refused the way docker-proxy words it", arguments: UDPFamily.allCases)
+    func portInUse(family: UDPFamily) async throws {
+        try await withUDPTestbed { bed, _ in
+            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
+            let squatter = try Sockets.dockerdBoundUDPSocket(host)
+            defer { close(squatter) }
+            let shim = try await bed.startUDPProxy(.dockerd2010, host: host, container: SocketEndpoint(ip: family.loopback, port: 9))
+            #expect(shim.status.hasPrefix("1\nlisten udp \(host): bind: address already in use"), "reported \(shim.status.debugDescription)")
+            #expect(shim.status.contains("another host port"), "the reason says what to do")
+            #expect(!shim.status.dropFirst(2).contains("\n"), "the reason is one line")
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+        }
+    }
+
+    struct BadSetting: CustomStringConvertible, Sendable {
+        let variable: String
+        let value: String
+        var description: String { "\(variable)=\(value)" }
+    }
+
+    static let badSettings: [BadSetting] = [
+        BadSetting(variable: UDPProxyOptions.idleTimeoutEnvironmentVariable, value: "soon"),
+        BadSetting(variable: UDPProxyOptions.idleTimeoutEnvironmentVariable, value: "0"),
+        BadSetting(variable: UDPProxyOptions.idleTimeoutEnvironmentVariable, value: "-5s"),
+        BadSetting(variable: UDPProxyOptions.maxFlowsEnvironmentVariable, value: "0"),
+        BadSetting(variable: UDPProxyOptions.maxFlowsEnvironmentVariable, value: "many"),
+    ]
+
+    @Test("bad EDSHIM_UDP_* settings in dockerd's environment answer 1\\n<reason>", arguments: UDPShimTests.badSettings)
+    func badEnvironment(bad: BadSetting) async throws {
+        try await withUDPTestbed { bed, _ in
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let arguments = ShimArguments(proto: .udp, host: host, container: SocketEndpoint(ip: .loopbackIPv4, port: 9)).commandLine
+            let shim = try await bed.spawnShim(arguments, environment: [bad.variable: bad.value])
+            #expect(shim.status.hasPrefix("1\n"))
+            #expect(shim.status.contains(bad.variable), "reason was: \(shim.status)")
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+        }
+    }
+
+    @Test("edshim udp-proxy refuses bad flags before binding", arguments: [
+        ["-host-ip", "nowhere", "-host-port", "5353", "-container-ip", "127.0.0.1", "-container-port", "53"],
+        ["-host-ip", "0.0.0.0", "-host-port", "5353", "-container-ip", "127.0.0.1"],
+        ["-host-ip", "0.0.0.0", "-host-port", "5353", "-container-ip", "127.0.0.1", "-container-port", "53", "--max-flows", "0"],
+        ["-host-ip", "0.0.0.0", "-host-port", "5353", "-container-ip", "127.0.0.1", "-container-port", "53", "--idle-timeout", "forever"],
+    ])
+    func badFlags(arguments: [String]) async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), ["udp-proxy"] + arguments, in: NSTemporaryDirectory())
+        #expect(result.status != 0)
+        #expect(result.output.contains("Error:"), "output: \(result.output)")
+    }
+
+    @Test("edshim udp-proxy --help teaches the flags and the environment")
+    func help() async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), ["udp-proxy", "--help"], in: NSTemporaryDirectory())
+        #expect(result.status == 0)
+        for needle in ["-host-ip", "--idle-timeout", "--max-flows", UDPProxyOptions.idleTimeoutEnvironmentVariable, UDPProxyOptions.maxFlowsEnvironmentVariable] {
+            #expect(result.output.contains(needle), "--help does not mention \(needle)")
+        }
+    }
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# UDP echoes per second through edshim and through Debian's docker-proxy, in the same
+# run, against the same echo server: 64-byte datagrams, 16 in flight from one client
+# (one flow), medians of ROUNDS rounds. Both proxies are started the way dockerd
+# 20.10 starts docker-proxy (-proto udp -host-ip 0.0.0.0 …, status pipe on fd 3).
+#
+#   bench/udp-bench.sh            (make bench builds the release binary and the tools)
+#
+# Environment: EDSHIM (default .build/release/edshim), DOCKER_PROXY (default
+# /usr/sbin/docker-proxy, fetched from Debian's docker.io package when missing),
+# BENCH_DIR (where udp-load and udp-echo-server are), ROUNDS (5), SECONDS_PER_RUN (3),
+# HOST_IP (0.0.0.0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+EDSHIM=${EDSHIM:-$PWD/.build/release/edshim}
+DOCKER_PROXY=${DOCKER_PROXY:-/usr/sbin/docker-proxy}
+BENCH_DIR=${BENCH_DIR:-$PWD/.build/bench}
+ROUNDS=${ROUNDS:-5}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
+HOST_IP=${HOST_IP:-0.0.0.0}
+SIZE=64
+IN_FLIGHT=16
+
+say() { echo "udp-bench: $*" >&2; }
+
+[[ -x "$EDSHIM" ]] || { say "no edshim at $EDSHIM: run make release (or make bench)"; exit 1; }
+for tool in udp-load udp-echo-server; do
+    [[ -x "$BENCH_DIR/$tool" ]] || { say "no $BENCH_DIR/$tool: run make bench"; exit 1; }
+done
+
+# docker-proxy comes from Debian's docker.io package. Only the one binary is needed:
+# unpack it rather than install the package (which would want to start dockerd).
+if [[ ! -x "$DOCKER_PROXY" ]]; then
+    mkdir -p "$BENCH_DIR/docker.io"
+    if [[ ! -x "$BENCH_DIR/docker.io/usr/sbin/docker-proxy" ]]; then
+        say "no docker-proxy at $DOCKER_PROXY: unpacking it from Debian's docker.io package"
+        ( cd "$BENCH_DIR" && { apt-get download docker.io >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get download docker.io >/dev/null; }; } )
+        dpkg-deb -x "$BENCH_DIR"/docker.io_*.deb "$BENCH_DIR/docker.io"
+    fi
+    DOCKER_PROXY="$BENCH_DIR/docker.io/usr/sbin/docker-proxy"
+fi
+
+work=$(mktemp -d /tmp/edshim-bench-XXXXXX)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_udp_port() {
+    python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'
+}
+
+# Starts a docker-proxy-style proxy, waits for its report on fd 3.
+start_proxy() {
+    local name=$1 binary=$2 host_port=$3
+    mkfifo "$work/$name.status"
+    "$binary" -proto udp -host-ip "$HOST_IP" -host-port "$host_port" \
+        -container-ip 127.0.0.1 -container-port "$echo_port" \
+        3>"$work/$name.status" 2>"$work/$name.log" &
+    pids+=($!)
+    local status
+    status=$(timeout 16 cat "$work/$name.status" || true)
+    [[ "$status" == 0* ]] || { say "$name did not start: ${status:-no report} $(cat "$work/$name.log")"; exit 1; }
+}
+
+echo_port=$(free_udp_port)
+"$BENCH_DIR/udp-echo-server" 127.0.0.1 "$echo_port" >"$work/echo.log" &
+pids+=($!)
+for _ in $(seq 50); do grep -q ready "$work/echo.log" 2>/dev/null && break; sleep 0.1; done
+
+docker_proxy_port=$(free_udp_port)
+edshim_port=$(free_udp_port)
+start_proxy docker-proxy "$DOCKER_PROXY" "$docker_proxy_port"
+start_proxy edshim "$EDSHIM" "$edshim_port"
+
+measure() {
+    "$BENCH_DIR/udp-load" 127.0.0.1 "$1" --size "$SIZE" --in-flight "$IN_FLIGHT" --seconds "$SECONDS_PER_RUN" --warmup 0.5
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+say "$(nproc) CPUs, $(uname -r); $ROUNDS rounds of ${SECONDS_PER_RUN}s each; $SIZE-byte datagrams, $IN_FLIGHT in flight, proxies on $HOST_IP"
+direct=() through_docker_proxy=() through_edshim=()
+for round in $(seq "$ROUNDS"); do
+    # Rotate the order each round so that neither proxy always runs first.
+    case $((round % 3)) in
+        1) order="direct docker-proxy edshim" ;;
+        2) order="docker-proxy edshim direct" ;;
+        0) order="edshim direct docker-proxy" ;;
+    esac
+    line=""
+    for target in $order; do
+        case $target in
+            direct) rate=$(measure "$echo_port"); direct+=("$rate") ;;
+            docker-proxy) rate=$(measure "$docker_proxy_port"); through_docker_proxy+=("$rate") ;;
+            edshim) rate=$(measure "$edshim_port"); through_edshim+=("$rate") ;;
+        esac
+        line="$line $target=$rate"
+    done
+    say "round $round:$line"
+done
+
+direct_median=$(echo "${direct[*]}" | median)
+docker_proxy_median=$(echo "${through_docker_proxy[*]}" | median)
+edshim_median=$(echo "${through_edshim[*]}" | median)
+ratio=$(awk -v a="$edshim_median" -v b="$docker_proxy_median" 'BEGIN { printf "%.2f", a / b }')
+
+printf '\nUDP echoes per second (median of %d rounds, %d-byte datagrams, %d in flight)\n' "$ROUNDS" "$SIZE" "$IN_FLIGHT"
+printf '  %-26s %10s\n' "direct to the echo server" "$direct_median"
+printf '  %-26s %10s\n' "through docker-proxy" "$docker_proxy_median"
+printf '  %-26s %10s\n' "through edshim" "$edshim_median"
+printf '  %-26s %9sx\n' "edshim / docker-proxy" "$ratio"
+printf '  rounds: direct %s | docker-proxy %s | edshim %s\n' "${direct[*]}" "${through_docker_proxy[*]}" "${through_edshim[*]}"

@@ -1,0 +1,137 @@
+// udp-load: measures UDP echoes per second through a proxy (or straight to the
+// echo server): one client socket keeps IN_FLIGHT datagrams of SIZE bytes in
+// flight, sending a new one for each reply, batched with recvmmsg/sendmmsg.
+//   udp-load HOST PORT [--size 64] [--in-flight 16] [--seconds 3] [--warmup 0.5]
+// Prints one number: echoes per second over the measured interval.
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_BATCH 256
+
+static double now_seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s HOST PORT [--size N] [--in-flight N] [--seconds S] [--warmup S]\n", argv[0]);
+        return 2;
+    }
+    int size = 64, in_flight = 16;
+    double seconds = 3, warmup = 0.5;
+    for (int i = 3; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--in-flight")) in_flight = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
+        else { fprintf(stderr, "udp-load: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (size < 1 || size > 65507 || in_flight < 1 || in_flight > MAX_BATCH) {
+        fprintf(stderr, "udp-load: --size 1..65507, --in-flight 1..%d\n", MAX_BATCH);
+        return 2;
+    }
+    struct sockaddr_storage address;
+    memset(&address, 0, sizeof address);
+    socklen_t length;
+    int family;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&address;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&address;
+    if (inet_pton(AF_INET, argv[1], &v4->sin_addr) == 1) {
+        family = AF_INET;
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((unsigned short)atoi(argv[2]));
+        length = sizeof *v4;
+    } else if (inet_pton(AF_INET6, argv[1], &v6->sin6_addr) == 1) {
+        family = AF_INET6;
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((unsigned short)atoi(argv[2]));
+        length = sizeof *v6;
+    } else {
+        fprintf(stderr, "udp-load: %s is not an address\n", argv[1]);
+        return 2;
+    }
+    int fd = socket(family, SOCK_DGRAM, 0);
+    if (connect(fd, (struct sockaddr *)&address, length) != 0) {
+        perror("udp-load: connect");
+        return 1;
+    }
+
+    static char payload[65536];
+    static char inbox[MAX_BATCH][2048];
+    memset(payload, 'x', sizeof payload);
+    struct iovec send_vector = {payload, (size_t)size};
+    struct mmsghdr outgoing[MAX_BATCH];
+    struct iovec receive_vectors[MAX_BATCH];
+    struct mmsghdr incoming[MAX_BATCH];
+    memset(outgoing, 0, sizeof outgoing);
+    memset(incoming, 0, sizeof incoming);
+    for (int i = 0; i < MAX_BATCH; i++) {
+        outgoing[i].msg_hdr.msg_iov = &send_vector;
+        outgoing[i].msg_hdr.msg_iovlen = 1;
+        receive_vectors[i].iov_base = inbox[i];
+        receive_vectors[i].iov_len = sizeof inbox[i];
+        incoming[i].msg_hdr.msg_iov = &receive_vectors[i];
+        incoming[i].msg_hdr.msg_iovlen = 1;
+    }
+
+    long long echoes = 0, lost = 0;
+    int outstanding = 0;
+    double start = now_seconds();
+    double measure_from = start + warmup, measure_until = measure_from + seconds;
+    long long counted = 0;
+    int measuring = 0;
+    struct pollfd waiter = {fd, POLLIN, 0};
+    double last_echo = start;
+    for (;;) {
+        if (now_seconds() - last_echo > 5) {
+            fprintf(stderr, "udp-load: no echo from %s:%s for 5 s\n", argv[1], argv[2]);
+            return 1;
+        }
+        int deficit = in_flight - outstanding;
+        if (deficit > 0) {
+            int sent = sendmmsg(fd, outgoing, (unsigned)deficit, 0);
+            if (sent > 0) outstanding += sent;
+        }
+        // A reply that never comes (a drop) must not stall the pipeline.
+        if (poll(&waiter, 1, 100) == 0) {
+            lost += outstanding;
+            outstanding = 0;
+            continue;
+        }
+        int got = recvmmsg(fd, incoming, (unsigned)in_flight, MSG_DONTWAIT, NULL);
+        if (got < 0) {
+            if (errno == ECONNREFUSED) {
+                fprintf(stderr, "udp-load: nothing answers on %s:%s\n", argv[1], argv[2]);
+                return 1;
+            }
+            continue;
+        }
+        outstanding -= got;
+        if (outstanding < 0) outstanding = 0;
+        echoes += got;
+        double t = now_seconds();
+        if (got > 0) last_echo = t;
+        if (!measuring && t >= measure_from) {
+            measuring = 1;
+            counted = echoes;
+            measure_from = t;
+            measure_until = t + seconds;
+        } else if (measuring && t >= measure_until) {
+            double rate = (double)(echoes - counted) / (t - measure_from);
+            printf("%.0f\n", rate);
+            if (lost) fprintf(stderr, "udp-load: %lld datagrams lost\n", lost);
+            return 0;
+        }
+    }
+}
