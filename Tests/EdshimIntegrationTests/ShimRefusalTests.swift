@@ -35,14 +35,14 @@ struct ShimRefusalTests {
         }
     }
 
-    @Test("no server: the reason says how to start it")
+    @Test("no server, EDSHIM_FALLBACK=fail: the reason says how to start it")
     func serverUnreachable() async throws {
         var options = Testbed.Options()
         options.startEnvoy = false
         try await withTestbed(options) { bed in
             await bed.stopServer()
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9), environment: ["EDSHIM_FALLBACK": "fail"])
             #expect(shim.status.hasPrefix("1\n"))
             #expect(shim.status.contains("cannot reach the edshim server"))
             #expect(shim.status.contains("edshim server"))
@@ -50,14 +50,14 @@ struct ShimRefusalTests {
         }
     }
 
-    @Test("Envoy not taking the port in time: the reason names Envoy and nothing stays registered")
+    @Test("Envoy not taking the port in time, EDSHIM_FALLBACK=fail: the reason names Envoy and nothing stays registered")
     func envoyTimeout() async throws {
         var options = Testbed.Options()
         options.startEnvoy = false
         options.readyTimeoutSeconds = 1
         try await withTestbed(options) { bed in
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9), environment: ["EDSHIM_FALLBACK": "fail"])
             #expect(shim.status.hasPrefix("1\n"))
             #expect(shim.status.contains("Envoy did not start listening on 0.0.0.0:\(host.port)"))
             #expect(shim.status.contains("edshim bootstrap"))

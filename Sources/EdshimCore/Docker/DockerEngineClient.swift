@@ -36,6 +36,9 @@ public struct DockerEngineClient: Sendable {
     /// pins an older one).
     public func negotiateVersion() async throws(Failure) -> String {
         let response = try await get("/_ping")
+        guard response.status == 200 else {
+            throw Failure(description: "GET /_ping on \(host) answered HTTP \(response.status): \(String(buffer: response.body).prefix(200))")
+        }
         guard let version = response.apiVersion, !version.isEmpty else {
             throw Failure(description: "\(host) answered /_ping without an API-Version header: is it a Docker Engine?")
         }
@@ -70,7 +73,10 @@ public struct DockerEngineClient: Sendable {
         if case .unixSocket(let socket) = host.transport, access(socket, F_OK) != 0 {
             throw Failure(description: "no Docker socket at \(socket)")
         }
-        let request = HTTPClientRequest(url: host.url(path))
+        var request = HTTPClientRequest(url: host.url(path))
+        // HTTP/1.1 needs a Host, which the client leaves out for a Unix socket; dockerd
+        // answers 400 without it. The Docker CLI sends this one.
+        request.headers.replaceOrAdd(name: "Host", value: "api.moby.localhost")
         do {
             let response = try await http.execute(request, timeout: timeout)
             let body = try await response.body.collect(upTo: 16 * 1024 * 1024)

@@ -57,6 +57,21 @@ public struct ServerClient: Sendable {
         }
     }
 
+    /// Starts an exchange without waiting for its answer: for callers that run their
+    /// own `poll` loop (the shim while it serves a port itself). Poll `descriptor` for
+    /// input and call `receive()`; `close()` when done.
+    public func begin(_ request: WireRequest) throws(Failure) -> PendingExchange {
+        let fd = try connect()
+        do {
+            try send(request.encoded, on: fd)
+        } catch {
+            close(fd)
+            throw error
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        return PendingExchange(descriptor: fd)
+    }
+
     private func connect() throws(Failure) -> Int32 {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -123,5 +138,45 @@ public struct ServerClient: Sendable {
                 throw .malformed("response larger than \(WireProtocol.maximumResponseBytes) bytes")
             }
         }
+    }
+}
+
+/// An exchange whose answer has not been read yet (`ServerClient.begin`).
+public struct PendingExchange: Sendable {
+    /// Poll this for input.
+    public let descriptor: Int32
+    private var received: [UInt8] = []
+
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    /// Reads what has arrived; the response once the line is complete, nil before.
+    public mutating func receive() throws(ServerClient.Failure) -> WireResponse? {
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count < 0, errno == EINTR { continue }
+            if count < 0, errno == EAGAIN { return nil }
+            guard count > 0 else {
+                throw .malformed(count == 0 ? "connection closed before a response" : String(cString: strerror(errno)))
+            }
+            received += chunk[0..<count]
+            if let newline = received.firstIndex(of: UInt8(ascii: "\n")) {
+                do {
+                    return try WireResponse.decode(Array(received[...newline]))
+                } catch {
+                    throw .malformed(error.message)
+                }
+            }
+            if received.count > WireProtocol.maximumResponseBytes {
+                throw .malformed("response larger than \(WireProtocol.maximumResponseBytes) bytes")
+            }
+        }
+    }
+
+    /// Closes the connection.
+    public func close() {
+        Glibc.close(descriptor)
     }
 }

@@ -44,25 +44,13 @@ struct HeldListenSocket {
         return HeldListenSocket(descriptor: fd, inode: UInt64(info.st_ino))
     }
 
-    /// Takes the socket out of service once Envoy listens beside it: accepts the
-    /// connections already queued on it (returned, to be relayed to the container),
-    /// then `shutdown(SHUT_RD)`, which on Linux removes a listening socket from the
-    /// listen table and from the reuse-port group at once — for dockerd's copy too,
-    /// since both descriptors are the same socket. From then on every connection
-    /// reaches Envoy; only one arriving in the microseconds between the last accept
-    /// and the shutdown can be refused (unless net.ipv4.tcp_migrate_req=1, which
-    /// hands it to Envoy).
+    /// The socket as a `PortListener` (to retire, or to serve from in fallback).
+    var listener: PortListener {
+        PortListener(descriptor: descriptor, inode: inode)
+    }
+
+    /// Accepts what is queued and takes the socket out of the port (`PortListener.retire`).
     func retire() -> [Int32] {
-        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
-        var queued: [Int32] = []
-        while true {
-            let client = accept(descriptor, nil, nil)
-            guard client >= 0 else { break }
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            queued.append(client)
-        }
-        shutdown(descriptor, Int32(SHUT_RD))
-        close(descriptor)
-        return queued
+        listener.retire()
     }
 }

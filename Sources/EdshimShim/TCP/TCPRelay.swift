@@ -42,6 +42,9 @@ final class TCPRelay {
     /// True when no connection is open.
     var isIdle: Bool { connections.isEmpty }
 
+    /// The connections being relayed.
+    var count: Int { connections.count }
+
     /// Takes over an accepted client connection and starts connecting to the container.
     func add(client: Int32) {
         _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)

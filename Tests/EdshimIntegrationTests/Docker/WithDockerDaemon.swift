@@ -41,8 +41,16 @@ func withDockerTestbed(
     sourceLocation: SourceLocation = #_sourceLocation,
     _ body: (Testbed, DockerDaemon) async throws -> Void
 ) async throws {
+    // dockerd first: the server must be told where it is (--docker-host) to read labels.
+    var options = options
+    let startServer = options.startServer
+    let startEnvoy = options.startEnvoy
+    options.startServer = false
+    options.startEnvoy = false
     try await withTestbed(options) { bed in
         try await withDockerDaemon(edshim: bed.edshim, socket: bed.socketPath, sourceLocation: sourceLocation) { docker in
+            if startServer { try await bed.startServer(extraArguments: ["--docker-host", docker.host]) }
+            if startEnvoy { try await bed.startEnvoy() }
             try await body(bed, docker)
         }
     }

@@ -26,10 +26,13 @@ enum Sockets {
         throw TestFailure("no free port")
     }
 
+    /// Whether dockerd could bind `endpoint` now: with SO_REUSEADDR, as dockerd binds,
+    /// so connections lingering in TIME_WAIT do not count.
     static func canBind(_ endpoint: SocketEndpoint) -> Bool {
         let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
         if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
         return endpoint.withSocketAddress { bind(fd, $0, $1) } == 0
     }

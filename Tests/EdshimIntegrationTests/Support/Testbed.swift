@@ -73,14 +73,14 @@ final class Testbed: @unchecked Sendable {
 
     var environment: [String: String] { ["EDSHIM_SOCKET": socketPath] }
 
-    func startServer() async throws {
+    func startServer(extraArguments: [String] = []) async throws {
         let arguments = [
             "server", "--socket", socketPath, "--xds-dir", xdsDirectory,
             "--state-file", stateFile,
             "--default-mode", options.defaultMode,
             "--ready-timeout", String(options.readyTimeoutSeconds),
             "--log-level", "debug",
-        ] + options.serverArguments
+        ] + options.serverArguments + extraArguments
         server = try ChildProcess.spawn(edshim, arguments, logPath: directory + "/server.log")
         let client = ServerClient(socketPath: socketPath)
         let deadline = ContinuousClock.now + .seconds(20)
@@ -197,9 +197,15 @@ final class Testbed: @unchecked Sendable {
     }
 
     /// Publishes `host` → `container` as dockerd would.
-    func publish(_ host: SocketEndpoint, to container: SocketEndpoint, style: SpawnStyle = .dockerd2010, argv0: String? = nil) async throws -> ShimRun {
+    func publish(
+        _ host: SocketEndpoint,
+        to container: SocketEndpoint,
+        style: SpawnStyle = .dockerd2010,
+        argv0: String? = nil,
+        environment: [String: String] = [:]
+    ) async throws -> ShimRun {
         let arguments = ShimArguments(proto: .tcp, host: host, container: container).commandLine
-        return try await spawnShim(arguments, style: style, argv0: argv0, host: host)
+        return try await spawnShim(arguments, style: style, argv0: argv0, environment: environment, host: host)
     }
 
     // MARK: Envoy admin
@@ -271,7 +277,12 @@ final class Testbed: @unchecked Sendable {
 }
 
 /// Runs `body` with a fresh testbed; checks Envoy rejected nothing; tears down always.
+/// At most `TestbedSlots.limit` testbeds run at once (each is a server and an Envoy):
+/// on a small machine, forty Envoys starting together would turn every timeout into
+/// a coin toss.
 func withTestbed(_ options: Testbed.Options = Testbed.Options(), _ body: (Testbed) async throws -> Void) async throws {
+    await TestbedSlots.shared.acquire()
+    defer { Task { await TestbedSlots.shared.release() } }
     let bed = try await Testbed.start(options)
     do {
         try await body(bed)
@@ -281,4 +292,33 @@ func withTestbed(_ options: Testbed.Options = Testbed.Options(), _ body: (Testbe
         throw error
     }
     await bed.teardown()
+}
+
+/// An async semaphore bounding the testbeds alive at once (`EDSHIM_TESTBEDS`, default 4).
+actor TestbedSlots {
+    static let shared = TestbedSlots(limit: ProcessInfo.processInfo.environment["EDSHIM_TESTBEDS"].flatMap(Int.init) ?? 4)
+
+    let limit: Int
+    private var inUse = 0
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+    }
+
+    func acquire() async {
+        if inUse < limit {
+            inUse += 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            inUse -= 1
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
 }

@@ -1,0 +1,31 @@
+import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the shim does when Envoy cannot serve the port yet (`EDSHIM_FALLBACK`, which
+/// dockerd passes on from its own environment).
+enum FallbackPolicy: String {
+    /// Serve the port itself, as docker-proxy does, and hand it to Envoy later (default).
+    case proxy
+    /// Report `1\n<reason>`: the container does not start.
+    case fail
+
+    static let variable = "EDSHIM_FALLBACK"
+
+    static func fromEnvironment() throws(ShimFailure) -> FallbackPolicy {
+        guard let raw = getenv(variable), raw.pointee != 0 else { return .proxy }
+        let value = String(cString: raw)
+        guard let policy = FallbackPolicy(rawValue: value) else {
+            throw ShimFailure("\(variable)=\(value) is not a fallback edshim knows: use proxy or fail")
+        }
+        return policy
+    }
+
+    /// Whether the shim may serve the port itself after `failure`: yes when the server
+    /// or Envoy is not there (yet), no when the server refused for a reason that
+    /// serving the port would not fix.
+    static func isTransient(_ error: WireError) -> Bool {
+        [.envoyTimeout, .unavailable, .rateLimited].contains(error.code)
+    }
+}

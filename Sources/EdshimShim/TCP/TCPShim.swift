@@ -1,0 +1,104 @@
+import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A TCP port: registered with the server and served by Envoy, or — when the server
+/// or Envoy is not there — served by the shim itself until Envoy can take it
+/// (`EDSHIM_FALLBACK=proxy`, the default; `fail` reports the reason to dockerd instead).
+enum TCPShim {
+    /// How long the server may take to confirm Envoy serves the port (it answers
+    /// itself after its own, shorter readiness timeout): well under dockerd's 16 s.
+    static let registerTimeoutMilliseconds: Int64 = 12_000
+    /// How long deregistration may take, so the shim exits within a second.
+    static let deregisterTimeoutMilliseconds: Int64 = 900
+
+    static func serve(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
+        let client = ServerClient.fromEnvironment()
+        let fallback: FallbackPolicy
+        var held: HeldListenSocket?
+        do throws(ShimFailure) {
+            fallback = try FallbackPolicy.fromEnvironment()
+            if arguments.useListenFD { held = try HeldListenSocket.adopt(for: arguments) }
+        } catch {
+            status.reportFailure(error.description)
+            return 1
+        }
+        let request = RegisterRequest(key: arguments.key, container: arguments.container, heldSocketInode: held?.inode)
+        var unservedBecause: String?
+        do {
+            let response = try client.exchange(
+                .register(request),
+                deadline: .after(milliseconds: registerTimeoutMilliseconds),
+                interrupt: signals.descriptor
+            )
+            if case .failure(let error) = response {
+                guard fallback == .proxy, FallbackPolicy.isTransient(error) else {
+                    status.reportFailure(error.message)
+                    return 1
+                }
+                unservedBecause = error.message
+            }
+        } catch .interrupted {
+            ShimLog.info("stopped while registering \(arguments.key)")
+            deregister(arguments.key, client: client)
+            return 0
+        } catch {
+            let reason = "registering \(arguments.key) → \(arguments.container): \(error.description)"
+            guard fallback == .proxy else {
+                status.reportFailure(reason)
+                deregister(arguments.key, client: client)
+                return 1
+            }
+            unservedBecause = reason
+        }
+        if let unservedBecause {
+            return serveItself(arguments, listener: held?.listener, because: unservedBecause, client: client, status: &status, signals: signals)
+        }
+        let queued = held?.retire() ?? []
+        status.reportReady()
+        ShimLog.info("serving \(arguments.key) → \(arguments.container) through Envoy")
+        if !TCPHandover.relay(queued, to: arguments.container, signals: signals) { signals.wait() }
+        deregister(arguments.key, client: client)
+        return 0
+    }
+
+    /// docker-proxy's behaviour while Envoy cannot take the port: the container stays
+    /// reachable, and the port moves to Envoy as soon as it can.
+    private static func serveItself(
+        _ arguments: ShimArguments,
+        listener held: PortListener?,
+        because reason: String,
+        client: ServerClient,
+        status: inout StatusPipe,
+        signals: TerminationSignals
+    ) -> Int32 {
+        let listener: PortListener
+        if let held {
+            listener = held
+        } else {
+            do throws(ShimFailure) {
+                listener = try PortListener.bind(arguments.host)
+            } catch {
+                status.reportFailure(error.description)
+                return 1
+            }
+        }
+        status.reportReady()
+        ShimLog.info("serving \(arguments.key) → \(arguments.container) itself, as docker-proxy would (\(reason)); handing it to Envoy as soon as it can (EDSHIM_FALLBACK=fail refuses instead)")
+        let proxy = FallbackProxy(key: arguments.key, container: arguments.container, client: client, signals: signals)
+        if proxy.run(serving: listener) { deregister(arguments.key, client: client) }
+        return 0
+    }
+
+    static func deregister(_ key: RegistrationKey, client: ServerClient) {
+        do {
+            let response = try client.exchange(.deregister(key), deadline: .after(milliseconds: deregisterTimeoutMilliseconds))
+            if case .failure(let error) = response, error.code != .notRegistered {
+                ShimLog.info("deregistering \(key): \(error.message)")
+            }
+        } catch {
+            ShimLog.info("deregistering \(key): \(error.description)")
+        }
+    }
+}

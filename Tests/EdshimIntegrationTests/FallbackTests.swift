@@ -1,0 +1,133 @@
+import EdshimCore
+import Foundation
+import Synchronization
+import Testing
+
+/// When the server or Envoy is not there, the shim serves the port itself, as
+/// docker-proxy does, and hands it to Envoy as soon as it can.
+@Suite("Fallback proxy")
+struct FallbackTests {
+    @Test("server down: the port is served at once; when the server and Envoy come up it moves to Envoy without a failed connection", arguments: SpawnStyle.allCases)
+    func serverDownThenUp(style: SpawnStyle) async throws {
+        var options = Testbed.Options()
+        options.startServer = false
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let dial = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let shim = try await bed.publish(host, to: backend.endpoint, style: style)
+            #expect(shim.status == "0\n", "served by the shim itself: \(shim.process.log)")
+            let direct = try TestHTTP.get(dial)
+            #expect(direct.status == 200)
+            #expect(direct.headers["server"] == nil, "no Envoy yet")
+
+            let load = ConnectionLoop(dial)
+            let loopStart = ContinuousClock.now
+            defer { load.stop() }
+            try await bed.startServer()
+            try await bed.startEnvoy()
+            // Envoy serves part of the connections as soon as it binds beside the shim;
+            // the handover is complete once the shim retired its socket.
+            try await bed.eventually("the shim handed the port to Envoy", timeout: .seconds(15)) {
+                shim.process.log.contains("handed tcp 0.0.0.0:\(host.port) over to Envoy")
+            }
+            print("HANDOVER seen \(ContinuousClock.now - loopStart) into the loop")
+            #expect(ListenTable.read().filter { $0.endpoint == host }.count == 1, "only Envoy's socket listens (one worker)")
+            try await Task.sleep(for: .milliseconds(300))
+            let (succeeded, failures) = load.stop()
+            #expect(succeeded >= 5)
+            #expect(failures.isEmpty, "connections failed during the handover: \(failures)")
+            #expect(try TestHTTP.get(dial).headers["server"] == "envoy")
+            #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])
+        }
+    }
+
+    @Test("Envoy not listening in time: served by the shim, then by Envoy once it runs")
+    func envoyLate() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.readyTimeoutSeconds = 1
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let dial = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            #expect(try TestHTTP.get(dial).status == 200)
+            try await bed.startEnvoy()
+            try await bed.eventually("the port moved to Envoy", timeout: .seconds(15)) {
+                try TestHTTP.get(dial).headers["server"] == "envoy"
+            }
+        }
+    }
+
+    @Test("SIGINT while serving the port itself: exits 0 at once and frees the port")
+    func stopWhileServingItself() async throws {
+        var options = Testbed.Options()
+        options.startServer = false
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            shim.process.signal(SIGINT)
+            #expect(await shim.process.waitForExit(timeout: .seconds(1)) == 0)
+            #expect(Sockets.canBind(host))
+        }
+    }
+
+    @Test("EDSHIM_FALLBACK with an unknown value is refused with what to write")
+    func badPolicy() async throws {
+        try await withTestbed { bed in
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9), environment: ["EDSHIM_FALLBACK": "maybe"])
+            #expect(shim.status.hasPrefix("1\n"))
+            #expect(shim.status.contains("EDSHIM_FALLBACK=maybe is not a fallback edshim knows: use proxy or fail"))
+        }
+    }
+}
+
+/// Opens connections to an endpoint one after another on its own thread, each an
+/// HTTP request, counting answers and failures, until stopped.
+final class ConnectionLoop: @unchecked Sendable {
+    private struct Tally {
+        var succeeded = 0
+        var failures: [String] = []
+        var stopped = false
+    }
+
+    private final class Box: Sendable {
+        let mutex = Mutex(Tally())
+    }
+
+    private let box = Box()
+    private let done: Thread.Completion
+
+    init(_ endpoint: SocketEndpoint) {
+        let loopStart = ContinuousClock.now
+        done = Thread.run { [box] in
+            while !box.mutex.withLock({ $0.stopped }) {
+                let started = ContinuousClock.now - loopStart
+                do {
+                    let response = try TestHTTP.get(endpoint, path: "/loop")
+                    box.mutex.withLock { response.status == 200 ? ($0.succeeded += 1) : $0.failures.append("HTTP \(response.status)") }
+                } catch {
+                    box.mutex.withLock { $0.failures.append("\(error) (started \(started) into the loop)") }
+                }
+                usleep(5000)
+            }
+        }
+    }
+
+    @discardableResult
+    func stop() -> (succeeded: Int, failures: [String]) {
+        let first = box.mutex.withLock { state -> Bool in
+            defer { state.stopped = true }
+            return !state.stopped
+        }
+        if first { done.wait() }
+        return box.mutex.withLock { ($0.succeeded, $0.failures) }
+    }
+}

@@ -1,0 +1,104 @@
+import EdshimCore
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A stand-in for the Docker Engine API on a Unix socket, answering the calls edshim
+/// makes (`/_ping`, `/v1.41/networks`, `/v1.41/networks/{id}`, `/v1.41/containers/json`)
+/// from a table the test controls: container address → id, name, labels.
+final class FakeDockerEngine: @unchecked Sendable {
+    struct Container: Sendable {
+        var id: String
+        var name: String
+        var labels: [String: String]
+    }
+
+    let socketPath: String
+    private let listener: Int32
+    private let containers = Mutex<[IPAddress: Container]>([:])
+    private let stopped = Mutex(false)
+
+    init(socketPath: String) throws {
+        self.socketPath = socketPath
+        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, listen(listener, 128) == 0 else { throw TestFailure("fake Docker bind failed") }
+        Thread.detachNewThread { [self] in acceptLoop() }
+    }
+
+    /// Makes the container at `ip` known, with `labels`.
+    func set(_ ip: IPAddress, labels: [String: String]) {
+        let id = String(format: "%064x", ip.bytes.reduce(0) { $0 &* 257 &+ Int($1) })
+        containers.withLock { $0[ip] = Container(id: id, name: "c-\(ip)", labels: labels) }
+    }
+
+    func stop() {
+        stopped.withLock { $0 = true }
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        unlink(socketPath)
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else {
+                if stopped.withLock({ $0 }) { return }
+                continue
+            }
+            Thread.detachNewThread { [self] in serve(client) }
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        defer { close(fd) }
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while true {
+            while let end = pending.firstRange(of: Array("\r\n\r\n".utf8)) {
+                let head = String(decoding: pending[..<end.lowerBound], as: UTF8.self)
+                pending.removeSubrange(..<end.upperBound)
+                let target = head.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+                let (body, extraHeaders) = respond(to: target)
+                let response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAPI-Version: 1.41\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n" + body
+                guard (try? Sockets.sendAll(fd, Array(response.utf8))) != nil else { return }
+            }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { return }
+            pending += buffer[0..<n]
+        }
+    }
+
+    private func respond(to target: String) -> (String, String) {
+        let path = target.split(separator: "?").first.map(String.init) ?? target
+        let table = containers.withLock { $0 }
+        func json(_ value: Any) -> String {
+            String(decoding: (try? JSONSerialization.data(withJSONObject: value)) ?? Data("null".utf8), as: UTF8.self)
+        }
+        switch path {
+        case "/_ping":
+            return ("OK", "")
+        case "/v1.41/networks":
+            return (json([["Id": "fakenet", "Name": "bridge", "IPAM": ["Config": [["Subnet": "127.0.0.0/8"]]]]]), "")
+        case "/v1.41/networks/fakenet":
+            var endpoints: [String: Any] = [:]
+            for (ip, container) in table {
+                endpoints[container.id] = ["Name": container.name, "IPv4Address": "\(ip)/8", "IPv6Address": ""]
+            }
+            return (json(["Id": "fakenet", "Containers": endpoints]), "")
+        case "/v1.41/containers/json":
+            let query = target.removingPercentEncoding ?? target
+            let matching = table.values.filter { query.contains($0.id) }
+            return (json(matching.map { ["Id": $0.id, "Names": ["/" + $0.name], "Labels": $0.labels] }), "")
+        default:
+            return (json(["message": "not found"]), "")
+        }
+    }
+}
