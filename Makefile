@@ -1,7 +1,8 @@
 # edshim — Envoy in front of every published Docker port.
 #
 #   make demo     build, then show a port published the way dockerd does, served by Envoy
-#   make test     install what the tests need (Envoy), build, run every test
+#   make test     install what the tests need (Envoy, dockerd), build, run every test
+#   make test-long  the same with the property and chaos tests at full size
 #   make install  PREFIX=/usr/local DESTDIR=   install the release binary
 #   make release  optimized, fully static binary in .build/release/edshim
 
@@ -11,7 +12,7 @@ DESTDIR ?=
 DEBUG_BIN   := $(CURDIR)/.build/debug/edshim
 RELEASE_BIN := $(CURDIR)/.build/release/edshim
 
-.PHONY: all build test test-deps demo install release clean
+.PHONY: all build test test-long test-deps demo install release clean
 
 all: build
 
@@ -24,6 +25,13 @@ test-deps:
 test: test-deps
 	$(SWIFT) build --build-tests
 	EDSHIM_BIN=$(DEBUG_BIN) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" $(SWIFT) test --skip-build
+
+# The property test (10,000 random operations against a real Envoy) and the chaos
+# test (200 shims while the server is SIGKILLed at random) at full size.
+test-long: test-deps
+	$(SWIFT) build --build-tests
+	EDSHIM_PROPERTY_OPERATIONS=10000 EDSHIM_CHAOS_SHIMS=200 EDSHIM_BIN=$(DEBUG_BIN) \
+		PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" $(SWIFT) test --skip-build
 
 demo: build
 	scripts/ensure-test-deps.sh --envoy-only
