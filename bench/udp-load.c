@@ -30,6 +30,8 @@ int main(int argc, char **argv) {
     }
     int size = 64, in_flight = 16;
     double seconds = 3, warmup = 0.5;
+    int stats = getenv("UDP_LOAD_STATS") != NULL;
+    long long receives = 0;
     for (int i = 3; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--in-flight")) in_flight = atoi(argv[i + 1]);
@@ -117,6 +119,7 @@ int main(int argc, char **argv) {
             }
             continue;
         }
+        receives++;
         outstanding -= got;
         if (outstanding < 0) outstanding = 0;
         echoes += got;
@@ -131,6 +134,7 @@ int main(int argc, char **argv) {
             double rate = (double)(echoes - counted) / (t - measure_from);
             printf("%.0f\n", rate);
             if (lost) fprintf(stderr, "udp-load: %lld datagrams lost\n", lost);
+            if (stats) fprintf(stderr, "udp-load: %.1f echoes per receive\n", (double)echoes / (double)receives);
             return 0;
         }
     }

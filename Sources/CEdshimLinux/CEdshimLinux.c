@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -106,6 +107,21 @@ size_t edshim_packet_source(void *control, size_t capacity, int family, const un
         c->cmsg_len = CMSG_LEN(sizeof info);
         memcpy(CMSG_DATA(c), &info, sizeof info);
     }
+    return length;
+}
+
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "pktinfo and segment size");
+
+size_t edshim_append_segment_size(void *control, size_t used, size_t capacity, unsigned short segment_size) {
+    size_t length = used + CMSG_SPACE(sizeof(uint16_t));
+    if (capacity < length) return 0;
+    struct cmsghdr *c = (struct cmsghdr *)((char *)control + used);
+    memset(c, 0, CMSG_SPACE(sizeof(uint16_t)));
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t value = segment_size;
+    memcpy(CMSG_DATA(c), &value, sizeof value);
     return length;
 }
 

@@ -65,6 +65,7 @@ struct UDPShimTests {
         BadSetting(variable: UDPProxyOptions.idleTimeoutEnvironmentVariable, value: "-5s"),
         BadSetting(variable: UDPProxyOptions.maxFlowsEnvironmentVariable, value: "0"),
         BadSetting(variable: UDPProxyOptions.maxFlowsEnvironmentVariable, value: "many"),
+        BadSetting(variable: UDPProxyOptions.busyPollEnvironmentVariable, value: "always"),
     ]
 
     @Test("bad EDSHIM_UDP_* settings in dockerd's environment answer 1\\n<reason>", arguments: UDPShimTests.badSettings)
@@ -95,7 +96,7 @@ struct UDPShimTests {
     func help() async throws {
         let result = try await Binaries.run(try Binaries.edshim(), ["udp-proxy", "--help"], in: NSTemporaryDirectory())
         #expect(result.status == 0)
-        for needle in ["-host-ip", "--idle-timeout", "--max-flows", UDPProxyOptions.idleTimeoutEnvironmentVariable, UDPProxyOptions.maxFlowsEnvironmentVariable] {
+        for needle in ["-host-ip", "--idle-timeout", "--max-flows", "--busy-poll", UDPProxyOptions.idleTimeoutEnvironmentVariable, UDPProxyOptions.maxFlowsEnvironmentVariable, UDPProxyOptions.busyPollEnvironmentVariable] {
             #expect(result.output.contains(needle), "--help does not mention \(needle)")
         }
     }

@@ -63,6 +63,11 @@ int edshim_packet_destination(const struct msghdr *message, unsigned char addres
 /// or 0 when `capacity` is too small.
 size_t edshim_packet_source(void *control, size_t capacity, int family, const unsigned char *address, unsigned int ifindex);
 
+/// Appends a UDP_SEGMENT control message (UDP GSO: the kernel cuts the payload into
+/// datagrams of `segment_size` bytes, the last one possibly shorter) after the `used`
+/// bytes already in `control`; returns the new length, or 0 when `capacity` is too small.
+size_t edshim_append_segment_size(void *control, size_t used, size_t capacity, unsigned short segment_size);
+
 /// For a process with threads it did not start (Swift's runtime): SIGINT and SIGTERM
 /// that the kernel hands to another thread are passed on to the calling thread, where
 /// they are blocked and so reach its signalfd. Call after blocking them here.

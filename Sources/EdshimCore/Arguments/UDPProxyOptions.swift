@@ -14,26 +14,38 @@ public struct UDPProxyOptions: Equatable, Sendable {
     public static let idleTimeoutRangeMilliseconds: ClosedRange<Int64> = 10...86_400_000
     /// The accepted flow limits.
     public static let maxFlowsRange: ClosedRange<Int> = 1...1_048_576
+    /// How long the proxy keeps polling after a datagram before it sleeps: 50 µs,
+    /// so polling happens only on ports busier than 20,000 datagrams a second.
+    public static let defaultBusyPollMicroseconds: Int64 = 50
+    /// The accepted polling windows, in microseconds (0: never poll).
+    public static let busyPollRangeMicroseconds: ClosedRange<Int64> = 0...10_000
     /// The environment variable the shim reads for the idle timeout.
     public static let idleTimeoutEnvironmentVariable = "EDSHIM_UDP_IDLE_TIMEOUT"
     /// The environment variable the shim reads for the flow limit.
     public static let maxFlowsEnvironmentVariable = "EDSHIM_UDP_MAX_FLOWS"
+    /// The environment variable the shim reads for the polling window.
+    public static let busyPollEnvironmentVariable = "EDSHIM_UDP_BUSY_POLL"
 
     /// A flow with no datagram either way for this long is closed.
     public var idleTimeoutMilliseconds: Int64
     /// At most this many flows (each one upstream socket) exist at once.
     public var maxFlows: Int
+    /// After a datagram, keep polling for the next one this long (µs) instead of
+    /// sleeping, while traffic is that dense; 0: always sleep.
+    public var busyPollMicroseconds: Int64
 
     /// Creates options; the defaults are docker-proxy's behaviour plus a bound.
     public init(
         idleTimeoutMilliseconds: Int64 = UDPProxyOptions.defaultIdleTimeoutMilliseconds,
-        maxFlows: Int = UDPProxyOptions.defaultMaxFlows
+        maxFlows: Int = UDPProxyOptions.defaultMaxFlows,
+        busyPollMicroseconds: Int64 = UDPProxyOptions.defaultBusyPollMicroseconds
     ) {
         self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
         self.maxFlows = maxFlows
+        self.busyPollMicroseconds = busyPollMicroseconds
     }
 
-    /// Reads `EDSHIM_UDP_IDLE_TIMEOUT` and `EDSHIM_UDP_MAX_FLOWS` through `lookup`;
+    /// Reads `EDSHIM_UDP_IDLE_TIMEOUT`, `EDSHIM_UDP_MAX_FLOWS` and `EDSHIM_UDP_BUSY_POLL` through `lookup`;
     /// unset or empty means the default, anything unparsable is an error naming the variable.
     public static func fromEnvironment(_ lookup: (String) -> String?) throws(ArgumentError) -> UDPProxyOptions {
         var options = UDPProxyOptions()
@@ -42,6 +54,9 @@ public struct UDPProxyOptions: Equatable, Sendable {
         }
         if let text = lookup(maxFlowsEnvironmentVariable), !text.isEmpty {
             options.maxFlows = try parseMaxFlows(text, source: maxFlowsEnvironmentVariable)
+        }
+        if let text = lookup(busyPollEnvironmentVariable), !text.isEmpty {
+            options.busyPollMicroseconds = try parseBusyPoll(text, source: busyPollEnvironmentVariable)
         }
         return options
     }
@@ -72,6 +87,15 @@ public struct UDPProxyOptions: Equatable, Sendable {
     public static func parseMaxFlows(_ text: String, source: String) throws(ArgumentError) -> Int {
         guard let value = Int(text), maxFlowsRange.contains(value) else {
             throw ArgumentError("invalid value \"\(text)\" for \(source): give a whole number of flows between \(maxFlowsRange.lowerBound) and \(maxFlowsRange.upperBound)")
+        }
+        return value
+    }
+
+    /// Parses a polling window: whole microseconds (`50`, or `50us`), 0 to turn polling off.
+    public static func parseBusyPoll(_ text: String, source: String) throws(ArgumentError) -> Int64 {
+        let number = text.hasSuffix("us") ? String(text.dropLast(2)) : text
+        guard let value = Int64(number), busyPollRangeMicroseconds.contains(value) else {
+            throw ArgumentError("invalid value \"\(text)\" for \(source): give microseconds between 0 (never poll) and \(busyPollRangeMicroseconds.upperBound)")
         }
         return value
     }

@@ -19,8 +19,13 @@ final class DatagramBatch {
     /// Room per datagram for its packet-info control message.
     static let controlSize = Int(EDSHIM_PKTINFO_CONTROL_SPACE)
 
+    /// One header per datagram; `msg_iov` points at its own entry of `vectors`.
     let messages: UnsafeMutablePointer<edshim_mmsghdr>
-    private let vectors: UnsafeMutablePointer<iovec>
+    /// One buffer descriptor per datagram, contiguous: consecutive datagrams can go
+    /// out as one segmented send.
+    let vectors: UnsafeMutablePointer<iovec>
+    /// Which datagrams may be sent together: same destination and source.
+    let groups: UnsafeMutablePointer<Int32>
     private let names: UnsafeMutablePointer<sockaddr_in6>
     private let controls: UnsafeMutableRawPointer
     private let buffers: UnsafeMutableRawPointer
@@ -39,6 +44,8 @@ final class DatagramBatch {
         messages.initialize(repeating: edshim_mmsghdr(), count: count)
         vectors = .allocate(capacity: count)
         vectors.initialize(repeating: iovec(), count: count)
+        groups = .allocate(capacity: count)
+        groups.initialize(repeating: 0, count: count)
         names = .allocate(capacity: count)
         names.initialize(repeating: sockaddr_in6(), count: count)
         controls = .allocate(byteCount: count * Self.controlSize, alignment: 16)
@@ -54,6 +61,7 @@ final class DatagramBatch {
         munmap(buffers, mappingSize)
         messages.deallocate()
         vectors.deallocate()
+        groups.deallocate()
         names.deallocate()
         controls.deallocate()
     }
@@ -108,8 +116,14 @@ final class DatagramBatch {
         UnsafeRawPointer(messages + index).assumingMemoryBound(to: msghdr.self)
     }
 
+    /// Bytes in datagram `index` once it is addressed for sending.
+    func length(at index: Int) -> Int {
+        vectors[index].iov_len
+    }
+
     /// Readies a received datagram to be sent on a connected socket, as it came.
     func addressToPeer(at index: Int) {
+        groups[index] = 0
         vectors[index].iov_len = Int(messages[index].msg_len)
         messages[index].msg_hdr.msg_name = nil
         messages[index].msg_hdr.msg_namelen = 0
@@ -117,8 +131,10 @@ final class DatagramBatch {
         messages[index].msg_hdr.msg_controllen = 0
     }
 
-    /// Readies a received datagram to be sent to `client`, leaving from `source`.
-    func address(at index: Int, to client: UnsafePointer<sockaddr_in6>, length: socklen_t, from source: ReplySource) {
+    /// Readies a received datagram to be sent to `client`, leaving from `source`;
+    /// datagrams with the same `group` share both and may go out together.
+    func address(at index: Int, to client: UnsafePointer<sockaddr_in6>, length: socklen_t, from source: ReplySource, group: Int32) {
+        groups[index] = group
         vectors[index].iov_len = Int(messages[index].msg_len)
         names[index] = client.pointee
         messages[index].msg_hdr.msg_name = UnsafeMutableRawPointer(names + index)
@@ -127,34 +143,5 @@ final class DatagramBatch {
         let controlLength = source.encode(into: control, capacity: Self.controlSize)
         messages[index].msg_hdr.msg_control = controlLength > 0 ? control : nil
         messages[index].msg_hdr.msg_controllen = controlLength
-    }
-
-    /// Sends the prepared datagrams in `range` on `fd`. A datagram the socket
-    /// refuses is dropped (UDP), the rest still go; when the socket's buffer is full
-    /// the remainder is dropped. ECONNREFUSED (ICMP port unreachable from an earlier
-    /// datagram, reported once) is not about this datagram: it is sent again.
-    /// Returns how many were sent.
-    @discardableResult
-    func send(_ range: Range<Int>, on fd: Int32) -> Int {
-        var next = range.lowerBound
-        var sent = 0
-        var retriedAt = -1
-        while next < range.upperBound {
-            let count = edshim_sendmmsg(fd, messages + next, UInt32(range.upperBound - next), 0)
-            if count > 0 {
-                next += Int(count)
-                sent += Int(count)
-                continue
-            }
-            let code = errno
-            if count < 0, code == EINTR { continue }
-            if count < 0, code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { break }
-            if count < 0, code == ECONNREFUSED, retriedAt != next {
-                retriedAt = next
-                continue
-            }
-            next += 1
-        }
-        return sent
     }
 }

@@ -30,9 +30,13 @@ final class UDPProxy {
     private let epoll: Int32
     private let flows: UDPFlowTable
     private let batch: DatagramBatch
+    private let sender = SegmentingSender()
     private let tokens: UnsafeMutablePointer<UInt64>
     /// Replies received into the batch and not yet sent to their clients.
     private var pendingReplies = 0
+    private var busyPoll: BusyPoll
+    /// Tells the replies of one read apart from the next (see `DatagramBatch.groups`).
+    private var replyGroup: Int32 = 0
     private var lastFailureLog: Int64 = .min
 
     /// Sets up the proxy around a prepared listener; nothing is read yet.
@@ -41,6 +45,7 @@ final class UDPProxy {
         self.container = container
         self.idleTimeout = options.idleTimeoutMilliseconds
         self.signals = signals
+        busyPoll = BusyPoll(windowMicroseconds: options.busyPollMicroseconds)
         batch = try DatagramBatch()
         flows = UDPFlowTable(limit: options.maxFlows)
         epoll = edshim_epoll_create()
@@ -61,16 +66,22 @@ final class UDPProxy {
 
     /// Moves datagrams until SIGINT or SIGTERM.
     func run() {
-        var now = Self.milliseconds()
+        var clock = Self.microseconds()
         while true {
-            let timeout = flows.millisecondsToNextExpiry(now: now, idle: idleTimeout)
+            let polling = busyPoll.isPolling(at: clock)
+            let timeout = polling ? 0 : flows.millisecondsToNextExpiry(now: clock / 1000, idle: idleTimeout)
             let ready = edshim_epoll_wait(epoll, tokens, Self.eventCapacity, timeout)
-            now = Self.milliseconds()
+            clock = Self.microseconds()
             if ready < 0 {
                 if errno == EINTR { continue }
                 ShimLog.info("epoll_wait: \(String(cString: strerror(errno))); stopping")
                 return
             }
+            if ready == 0, polling {
+                sched_yield()
+                continue
+            }
+            let now = clock / 1000
             for event in 0..<Int(ready) {
                 switch tokens[event] {
                 case Self.signalToken:
@@ -78,8 +89,10 @@ final class UDPProxy {
                 case Self.listenerToken:
                     flushReplies()
                     forwardFromClients(now: now)
+                    busyPoll.noteActivity(at: clock)
                 case let token:
                     collectReplies(slot: Int32(truncatingIfNeeded: token), now: now)
+                    busyPoll.noteActivity(at: clock)
                 }
             }
             flushReplies()
@@ -127,7 +140,7 @@ final class UDPProxy {
 
     private func forward(_ range: Range<Int>, slot: Int32) {
         guard slot >= 0, !range.isEmpty else { return }
-        batch.send(range, on: flows[slot].pointee.upstream)
+        sender.send(range, of: batch, on: flows[slot].pointee.upstream)
     }
 
     /// A new flow for the sender of datagram `index`: a socket connected to the
@@ -181,8 +194,9 @@ final class UDPProxy {
             guard count > 0 else { return }
             flows.touch(slot, now: now)
             let flow = flows[slot]
+            replyGroup &+= 1
             for index in pendingReplies..<(pendingReplies + count) {
-                batch.address(at: index, to: &flow.pointee.client, length: flow.pointee.clientLength, from: flow.pointee.source)
+                batch.address(at: index, to: &flow.pointee.client, length: flow.pointee.clientLength, from: flow.pointee.source, group: replyGroup)
             }
             pendingReplies += count
             if count < room.count { return }
@@ -191,7 +205,7 @@ final class UDPProxy {
 
     private func flushReplies() {
         guard pendingReplies > 0 else { return }
-        batch.send(0..<pendingReplies, on: listener.descriptor)
+        sender.send(0..<pendingReplies, of: batch, on: listener.descriptor)
         pendingReplies = 0
     }
 
@@ -203,10 +217,10 @@ final class UDPProxy {
         ShimLog.info("udp \(listener.endpoint) → \(container): \(message) (datagram dropped; further failures are logged once a minute)")
     }
 
-    private static func milliseconds() -> Int64 {
+    private static func microseconds() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
     }
 
     /// Raises the soft descriptor limit towards `count` (one socket per flow); where

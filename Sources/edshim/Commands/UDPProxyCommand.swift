@@ -29,6 +29,11 @@ struct UDPProxyCommand: ParsableCommand {
 
               EDSHIM_UDP_IDLE_TIMEOUT=30s  EDSHIM_UDP_MAX_FLOWS=4096
 
+            On a port busier than about 20,000 datagrams a second, the proxy keeps
+            polling for the next datagram for --busy-poll microseconds instead of
+            sleeping (EDSHIM_UDP_BUSY_POLL; 0 turns it off): cheaper than a sleep and
+            a wakeup per burst, and a quiet port never polls.
+
             Here the flags win over those variables. Example, a DNS server published
             on every IPv4 address of the host:
 
@@ -55,6 +60,9 @@ struct UDPProxyCommand: ParsableCommand {
 
     @Option(name: .customLong("max-flows"), help: "Most flows at once; the least recently used makes room. Default: $EDSHIM_UDP_MAX_FLOWS, else \(UDPProxyOptions.defaultMaxFlows).")
     var maxFlows: String?
+
+    @Option(name: .customLong("busy-poll"), help: "Microseconds to keep polling after a datagram on a busy port instead of sleeping; 0: never. Default: $EDSHIM_UDP_BUSY_POLL, else \(UDPProxyOptions.defaultBusyPollMicroseconds).")
+    var busyPoll: String?
 
     func validate() throws {
         _ = try endpoints()
@@ -88,6 +96,9 @@ struct UDPProxyCommand: ParsableCommand {
             }
             if let maxFlows {
                 options.maxFlows = try UDPProxyOptions.parseMaxFlows(maxFlows, source: "--max-flows")
+            }
+            if let busyPoll {
+                options.busyPollMicroseconds = try UDPProxyOptions.parseBusyPoll(busyPoll, source: "--busy-poll")
             }
             return options
         } catch {

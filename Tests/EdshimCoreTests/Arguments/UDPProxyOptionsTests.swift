@@ -35,12 +35,32 @@ struct UDPProxyOptionsTests {
         #expect(try UDPProxyOptions.fromEnvironment { _ in nil } == UDPProxyOptions())
         #expect(try UDPProxyOptions.fromEnvironment { _ in "" } == UDPProxyOptions())
         let set = try UDPProxyOptions.fromEnvironment { name in
-            name == UDPProxyOptions.idleTimeoutEnvironmentVariable ? "30s" : "100"
+            [UDPProxyOptions.idleTimeoutEnvironmentVariable: "30s", UDPProxyOptions.maxFlowsEnvironmentVariable: "100"][name]
         }
         #expect(set == UDPProxyOptions(idleTimeoutMilliseconds: 30_000, maxFlows: 100))
         #expect(UDPProxyOptions().idleTimeoutMilliseconds == 90_000, "docker-proxy's 90 s")
         #expect(throws: ArgumentError.self) {
             try UDPProxyOptions.fromEnvironment { name in name == UDPProxyOptions.maxFlowsEnvironmentVariable ? "lots" : nil }
         }
+    }
+}
+
+@Suite("UDP proxy busy polling option")
+struct UDPProxyBusyPollOptionTests {
+    @Test("polling windows in microseconds", arguments: [("0", Int64(0)), ("50", 50), ("50us", 50), ("10000", 10_000)])
+    func windows(text: String, microseconds: Int64) throws {
+        #expect(try UDPProxyOptions.parseBusyPoll(text, source: "--busy-poll") == microseconds)
+    }
+
+    @Test("bad polling windows", arguments: ["-1", "10001", "fast", "5ms", ""])
+    func badWindows(text: String) {
+        #expect(throws: ArgumentError.self) { try UDPProxyOptions.parseBusyPoll(text, source: "EDSHIM_UDP_BUSY_POLL") }
+    }
+
+    @Test("read from the environment, default 50 µs")
+    func environment() throws {
+        #expect(UDPProxyOptions().busyPollMicroseconds == 50)
+        let off = try UDPProxyOptions.fromEnvironment { $0 == UDPProxyOptions.busyPollEnvironmentVariable ? "0" : nil }
+        #expect(off.busyPollMicroseconds == 0)
     }
 }

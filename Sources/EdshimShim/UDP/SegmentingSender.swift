@@ -1,0 +1,158 @@
+import CEdshimLinux
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends a batch's datagrams with as few trips through the network stack as the
+/// kernel allows: consecutive datagrams of one group (same destination and source)
+/// and the same size go out as one UDP GSO send — one buffer list, one `UDP_SEGMENT`
+/// control message, cut into the original datagrams by the kernel — and every send of
+/// the batch goes in one sendmmsg. The receiver sees the same datagrams, in order.
+///
+/// Only datagrams small enough for any path MTU are combined; should the kernel refuse
+/// a combined send anyway (no GSO before Linux 4.18, an odd route), its datagrams go
+/// one by one, and after repeated refusals with no success the sender stops combining.
+final class SegmentingSender {
+    /// Largest datagram combined: a 1,200-byte payload fits the IPv6 minimum MTU
+    /// (1,280) with its headers, so no route refuses the segment size.
+    static let largestSegment = 1200
+    /// The kernel's UDP_MAX_SEGMENTS.
+    static let mostSegments = 64
+    private static let refusalsBeforeGivingUp = 16
+
+    private let units: UnsafeMutablePointer<edshim_mmsghdr>
+    private let unitStarts: UnsafeMutablePointer<Int>
+    private let controls: UnsafeMutableRawPointer
+    private let controlSize = DatagramBatch.controlSize
+    private var combining = true
+    private var combinedSends = 0
+    private var refusals = 0
+
+    init() {
+        let count = DatagramBatch.capacity
+        units = .allocate(capacity: count)
+        units.initialize(repeating: edshim_mmsghdr(), count: count)
+        unitStarts = .allocate(capacity: count + 1)
+        unitStarts.initialize(repeating: 0, count: count + 1)
+        controls = .allocate(byteCount: count * controlSize, alignment: 16)
+        controls.initializeMemory(as: UInt8.self, repeating: 0, count: count * controlSize)
+    }
+
+    deinit {
+        units.deallocate()
+        unitStarts.deallocate()
+        controls.deallocate()
+    }
+
+    /// Sends the addressed datagrams `range` of `batch` on `fd`. UDP semantics: a
+    /// datagram the socket refuses is dropped and the rest still go; when the socket's
+    /// buffer is full, the remainder is dropped.
+    func send(_ range: Range<Int>, of batch: DatagramBatch, on fd: Int32) {
+        guard combining, range.count > 1 else {
+            sendEach(range, of: batch, on: fd)
+            return
+        }
+        let count = plan(range, of: batch)
+        var next = 0
+        var retried = -1
+        while next < count {
+            let sent = edshim_sendmmsg(fd, units + next, UInt32(count - next), 0)
+            if sent > 0 {
+                noteSuccess(from: next, count: Int(sent))
+                next += Int(sent)
+                continue
+            }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return }
+            if code == ECONNREFUSED, retried != next {
+                retried = next
+                continue
+            }
+            let datagrams = unitStarts[next]..<unitStarts[next + 1]
+            if datagrams.count > 1, code == EINVAL || code == EIO {
+                noteRefusal()
+                sendEach(datagrams, of: batch, on: fd)
+            }
+            next += 1
+        }
+    }
+
+    /// Groups `range` into units (one send each); returns how many.
+    private func plan(_ range: Range<Int>, of batch: DatagramBatch) -> Int {
+        var count = 0
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let size = batch.length(at: start)
+            var end = start + 1
+            if size > 0, size <= Self.largestSegment {
+                while end < range.upperBound, end - start < Self.mostSegments, batch.groups[end] == batch.groups[start] {
+                    let next = batch.length(at: end)
+                    guard next > 0, next <= size else { break }
+                    end += 1
+                    // Only the last segment may be shorter.
+                    if next < size { break }
+                }
+            }
+            describe(unit: count, datagrams: start..<end, segmentSize: size, of: batch)
+            unitStarts[count] = start
+            count += 1
+            start = end
+        }
+        unitStarts[count] = range.upperBound
+        return count
+    }
+
+    private func describe(unit index: Int, datagrams: Range<Int>, segmentSize: Int, of batch: DatagramBatch) {
+        let first = batch.messages[datagrams.lowerBound].msg_hdr
+        var header = first
+        header.msg_iov = batch.vectors + datagrams.lowerBound
+        header.msg_iovlen = datagrams.count
+        if datagrams.count > 1 {
+            let control = controls + index * controlSize
+            var used = 0
+            if let own = first.msg_control, first.msg_controllen > 0 {
+                control.copyMemory(from: own, byteCount: first.msg_controllen)
+                used = first.msg_controllen
+            }
+            let length = edshim_append_segment_size(control, used, controlSize, UInt16(segmentSize))
+            header.msg_control = control
+            header.msg_controllen = length
+        }
+        units[index].msg_hdr = header
+        units[index].msg_len = 0
+    }
+
+    private func sendEach(_ range: Range<Int>, of batch: DatagramBatch, on fd: Int32) {
+        var next = range.lowerBound
+        var retried = -1
+        while next < range.upperBound {
+            let sent = edshim_sendmmsg(fd, batch.messages + next, UInt32(range.upperBound - next), 0)
+            if sent > 0 {
+                next += Int(sent)
+                continue
+            }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return }
+            if code == ECONNREFUSED, retried != next {
+                retried = next
+                continue
+            }
+            next += 1
+        }
+    }
+
+    private func noteSuccess(from unit: Int, count: Int) {
+        guard combinedSends == 0 else { return }
+        for index in unit..<(unit + count) where unitStarts[index + 1] - unitStarts[index] > 1 {
+            combinedSends += 1
+            return
+        }
+    }
+
+    private func noteRefusal() {
+        refusals += 1
+        if combinedSends == 0, refusals >= Self.refusalsBeforeGivingUp { combining = false }
+    }
+}
