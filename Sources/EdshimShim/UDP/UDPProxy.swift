@@ -37,7 +37,7 @@ final class UDPProxy {
     private var busyPoll: BusyPoll
     /// Tells the replies of one read apart from the next (see `DatagramBatch.groups`).
     private var replyGroup: Int32 = 0
-    private var lastFailureLog: Int64 = .min
+    private var lastFailureLog: Int64?
 
     /// Sets up the proxy around a prepared listener; nothing is read yet.
     init(listener: UDPListener, container: SocketEndpoint, options: UDPProxyOptions, signals: TerminationSignals) throws(ShimFailure) {
@@ -212,7 +212,7 @@ final class UDPProxy {
     // MARK: Support
 
     private func logFailure(_ message: String, now: Int64) {
-        guard now - lastFailureLog >= Self.failureLogInterval else { return }
+        if let lastFailureLog, now - lastFailureLog < Self.failureLogInterval { return }
         lastFailureLog = now
         ShimLog.info("udp \(listener.endpoint) → \(container): \(message) (datagram dropped; further failures are logged once a minute)")
     }
