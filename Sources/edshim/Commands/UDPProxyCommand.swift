@@ -29,7 +29,7 @@ struct UDPProxyCommand: ParsableCommand {
 
               EDSHIM_UDP_IDLE_TIMEOUT=30s  EDSHIM_UDP_MAX_FLOWS=4096
 
-            On a port busier than about 20,000 datagrams a second, the proxy keeps
+            On a port busier than about 10,000 datagrams a second, the proxy keeps
             polling for the next datagram for --busy-poll microseconds instead of
             sleeping (EDSHIM_UDP_BUSY_POLL; 0 turns it off): cheaper than a sleep and
             a wakeup per burst, and a quiet port never polls.

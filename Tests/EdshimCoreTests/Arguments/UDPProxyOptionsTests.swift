@@ -57,9 +57,9 @@ struct UDPProxyBusyPollOptionTests {
         #expect(throws: ArgumentError.self) { try UDPProxyOptions.parseBusyPoll(text, source: "EDSHIM_UDP_BUSY_POLL") }
     }
 
-    @Test("read from the environment, default 50 µs")
+    @Test("read from the environment, default 100 µs")
     func environment() throws {
-        #expect(UDPProxyOptions().busyPollMicroseconds == 50)
+        #expect(UDPProxyOptions().busyPollMicroseconds == 100)
         let off = try UDPProxyOptions.fromEnvironment { $0 == UDPProxyOptions.busyPollEnvironmentVariable ? "0" : nil }
         #expect(off.busyPollMicroseconds == 0)
     }
