@@ -14,10 +14,11 @@ public struct UDPProxyOptions: Equatable, Sendable {
     public static let idleTimeoutRangeMilliseconds: ClosedRange<Int64> = 10...86_400_000
     /// The accepted flow limits.
     public static let maxFlowsRange: ClosedRange<Int> = 1...1_048_576
-    /// How long the proxy keeps polling after a datagram before it sleeps: 100 µs,
-    /// so polling happens only on ports busier than 10,000 datagrams a second (and
-    /// long enough to span a container's turnaround on a burst of small datagrams).
-    public static let defaultBusyPollMicroseconds: Int64 = 100
+    /// Off by default: polling pays on a host with CPU to spare, but where
+    /// CPU-bound work shares the proxy's CPU, each yield between polls can hand that
+    /// work a whole time slice and stall the port for milliseconds. 100 µs (polling
+    /// on ports busier than 10,000 datagrams a second) suits a dedicated host.
+    public static let defaultBusyPollMicroseconds: Int64 = 0
     /// The accepted polling windows, in microseconds (0: never poll).
     public static let busyPollRangeMicroseconds: ClosedRange<Int64> = 0...10_000
     /// The environment variable the shim reads for the idle timeout.

@@ -8,6 +8,9 @@
 /// until `window` passes without one. It only does so while traffic is dense: when the
 /// gap before a wakeup was longer than the window, polling would have caught nothing,
 /// and the proxy goes straight back to sleep. A quiet or sparse port never polls.
+///
+/// Opt-in (`window` 0 by default): where CPU-bound work shares the proxy's CPU, a
+/// yield can hand it a whole time slice, and the port then stalls for milliseconds.
 struct BusyPoll {
     /// Microseconds without a datagram after which polling gives way to sleeping; 0
     /// turns polling off.
@@ -26,6 +29,7 @@ struct BusyPoll {
 
     /// Datagrams moved at `now` (microseconds).
     mutating func noteActivity(at now: Int64) {
+        guard window > 0 else { return }
         if isPolling(at: now) || now - lastActivity <= window {
             pollUntil = now + window
         }

@@ -29,10 +29,10 @@ struct UDPProxyCommand: ParsableCommand {
 
               EDSHIM_UDP_IDLE_TIMEOUT=30s  EDSHIM_UDP_MAX_FLOWS=4096
 
-            On a port busier than about 10,000 datagrams a second, the proxy keeps
-            polling for the next datagram for --busy-poll microseconds instead of
-            sleeping (EDSHIM_UDP_BUSY_POLL; 0 turns it off): cheaper than a sleep and
-            a wakeup per burst, and a quiet port never polls.
+            --busy-poll 100 (EDSHIM_UDP_BUSY_POLL=100) makes the proxy keep polling for
+            the next datagram for 100 µs after one, on ports busier than about 10,000
+            datagrams a second, instead of sleeping: faster on a host with CPU to spare,
+            slower where CPU-bound work shares the CPU. Off (0) by default.
 
             Here the flags win over those variables. Example, a DNS server published
             on every IPv4 address of the host:
@@ -61,7 +61,7 @@ struct UDPProxyCommand: ParsableCommand {
     @Option(name: .customLong("max-flows"), help: "Most flows at once; the least recently used makes room. Default: $EDSHIM_UDP_MAX_FLOWS, else \(UDPProxyOptions.defaultMaxFlows).")
     var maxFlows: String?
 
-    @Option(name: .customLong("busy-poll"), help: "Microseconds to keep polling after a datagram on a busy port instead of sleeping; 0: never. Default: $EDSHIM_UDP_BUSY_POLL, else \(UDPProxyOptions.defaultBusyPollMicroseconds).")
+    @Option(name: .customLong("busy-poll"), help: "Microseconds to keep polling after a datagram on a busy port instead of sleeping; 0: never. Default: $EDSHIM_UDP_BUSY_POLL, else 0.")
     var busyPoll: String?
 
     func validate() throws {

@@ -57,10 +57,10 @@ struct UDPProxyBusyPollOptionTests {
         #expect(throws: ArgumentError.self) { try UDPProxyOptions.parseBusyPoll(text, source: "EDSHIM_UDP_BUSY_POLL") }
     }
 
-    @Test("read from the environment, default 100 µs")
+    @Test("read from the environment, off by default")
     func environment() throws {
-        #expect(UDPProxyOptions().busyPollMicroseconds == 100)
-        let off = try UDPProxyOptions.fromEnvironment { $0 == UDPProxyOptions.busyPollEnvironmentVariable ? "0" : nil }
-        #expect(off.busyPollMicroseconds == 0)
+        #expect(UDPProxyOptions().busyPollMicroseconds == 0)
+        let on = try UDPProxyOptions.fromEnvironment { $0 == UDPProxyOptions.busyPollEnvironmentVariable ? "100" : nil }
+        #expect(on.busyPollMicroseconds == 100)
     }
 }

@@ -46,14 +46,24 @@ extension Sockets {
         return udp ? try dockerdBoundUDPSocket(endpoint) : try dockerdBoundListener(endpoint)
     }
 
-    /// A port free for TCP and UDP on 0.0.0.0 and :: right now, never handed out before.
+    /// UDP ports already handed out in this test run.
+    private static let handedOutUDP = Mutex<Set<UInt16>>([])
+
+    /// A port free for UDP on 0.0.0.0 and :: right now, never handed out before, and
+    /// below the ephemeral range: the UDP tests open thousands of client sockets on
+    /// ephemeral ports, and one of them must not take a port a test is about to bind.
     static func freeUDPPort() throws -> UInt16 {
-        for _ in 0..<100 {
-            let port = try freePort()
+        let ephemeral = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { UInt16($0) } ?? 32768
+        let range: Range<UInt16> = 10_000..<max(10_001, ephemeral)
+        for _ in 0..<500 {
+            let port = UInt16.random(in: range)
             let families: [IPAddress] = [.anyIPv4, .anyIPv6]
-            if families.allSatisfy({ canBindUDP(SocketEndpoint(ip: $0, port: port)) }) { return port }
+            guard families.allSatisfy({ canBindUDP(SocketEndpoint(ip: $0, port: port)) && canBind(SocketEndpoint(ip: $0, port: port)) }),
+                  handedOutUDP.withLock({ $0.insert(port).inserted }) else { continue }
+            return port
         }
-        throw TestFailure("no free UDP port")
+        throw TestFailure("no free UDP port below \(ephemeral)")
     }
 
     static func canBindUDP(_ endpoint: SocketEndpoint) -> Bool {
