@@ -9,7 +9,8 @@
 # Environment: EDSHIM (default .build/release/edshim), DOCKER_PROXY (default
 # /usr/sbin/docker-proxy, fetched from Debian's docker.io package when missing),
 # BENCH_DIR (where udp-load and udp-echo-server are), ROUNDS (5), SECONDS_PER_RUN (3),
-# HOST_IP (0.0.0.0).
+# HOST_IP (0.0.0.0). A fourth line measures edshim with busy polling on
+# (EDSHIM_UDP_BUSY_POLL=100, opt-in), for comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,9 +57,9 @@ free_udp_port() {
 
 # Starts a docker-proxy-style proxy, waits for its report on fd 3.
 start_proxy() {
-    local name=$1 binary=$2 host_port=$3
+    local name=$1 binary=$2 host_port=$3 busy_poll=${4:-0}
     mkfifo "$work/$name.status"
-    "$binary" -proto udp -host-ip "$HOST_IP" -host-port "$host_port" \
+    EDSHIM_UDP_BUSY_POLL=$busy_poll "$binary" -proto udp -host-ip "$HOST_IP" -host-port "$host_port" \
         -container-ip 127.0.0.1 -container-port "$echo_port" \
         3>"$work/$name.status" 2>"$work/$name.log" &
     pids+=($!)
@@ -74,8 +75,10 @@ for _ in $(seq 50); do grep -q ready "$work/echo.log" 2>/dev/null && break; slee
 
 docker_proxy_port=$(free_udp_port)
 edshim_port=$(free_udp_port)
+polling_port=$(free_udp_port)
 start_proxy docker-proxy "$DOCKER_PROXY" "$docker_proxy_port"
 start_proxy edshim "$EDSHIM" "$edshim_port"
+start_proxy edshim-polling "$EDSHIM" "$polling_port" 100
 
 measure() {
     "$BENCH_DIR/udp-load" 127.0.0.1 "$1" --size "$SIZE" --in-flight "$IN_FLIGHT" --seconds "$SECONDS_PER_RUN" --warmup 0.5
@@ -84,13 +87,13 @@ measure() {
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
 say "$(nproc) CPUs, $(uname -r); $ROUNDS rounds of ${SECONDS_PER_RUN}s each; $SIZE-byte datagrams, $IN_FLIGHT in flight, proxies on $HOST_IP"
-direct=() through_docker_proxy=() through_edshim=()
+direct=() through_docker_proxy=() through_edshim=() through_polling=()
 for round in $(seq "$ROUNDS"); do
     # Rotate the order each round so that neither proxy always runs first.
     case $((round % 3)) in
-        1) order="direct docker-proxy edshim" ;;
-        2) order="docker-proxy edshim direct" ;;
-        0) order="edshim direct docker-proxy" ;;
+        1) order="direct docker-proxy edshim edshim-polling" ;;
+        2) order="docker-proxy edshim edshim-polling direct" ;;
+        0) order="edshim edshim-polling direct docker-proxy" ;;
     esac
     line=""
     for target in $order; do
@@ -98,6 +101,7 @@ for round in $(seq "$ROUNDS"); do
             direct) rate=$(measure "$echo_port"); direct+=("$rate") ;;
             docker-proxy) rate=$(measure "$docker_proxy_port"); through_docker_proxy+=("$rate") ;;
             edshim) rate=$(measure "$edshim_port"); through_edshim+=("$rate") ;;
+            edshim-polling) rate=$(measure "$polling_port"); through_polling+=("$rate") ;;
         esac
         line="$line $target=$rate"
     done
@@ -107,11 +111,14 @@ done
 direct_median=$(echo "${direct[*]}" | median)
 docker_proxy_median=$(echo "${through_docker_proxy[*]}" | median)
 edshim_median=$(echo "${through_edshim[*]}" | median)
+polling_median=$(echo "${through_polling[*]}" | median)
 ratio=$(awk -v a="$edshim_median" -v b="$docker_proxy_median" 'BEGIN { printf "%.2f", a / b }')
+polling_ratio=$(awk -v a="$polling_median" -v b="$docker_proxy_median" 'BEGIN { printf "%.2f", a / b }')
 
 printf '\nUDP echoes per second (median of %d rounds, %d-byte datagrams, %d in flight)\n' "$ROUNDS" "$SIZE" "$IN_FLIGHT"
 printf '  %-26s %10s\n' "direct to the echo server" "$direct_median"
 printf '  %-26s %10s\n' "through docker-proxy" "$docker_proxy_median"
 printf '  %-26s %10s\n' "through edshim" "$edshim_median"
 printf '  %-26s %9sx\n' "edshim / docker-proxy" "$ratio"
-printf '  rounds: direct %s | docker-proxy %s | edshim %s\n' "${direct[*]}" "${through_docker_proxy[*]}" "${through_edshim[*]}"
+printf '  %-26s %10s  (%sx; EDSHIM_UDP_BUSY_POLL=100)\n' "through edshim, polling" "$polling_median" "$polling_ratio"
+printf '  rounds: direct %s | docker-proxy %s | edshim %s | edshim polling %s\n' "${direct[*]}" "${through_docker_proxy[*]}" "${through_edshim[*]}" "${through_polling[*]}"
