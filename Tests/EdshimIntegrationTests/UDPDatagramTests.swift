@@ -24,6 +24,30 @@ struct UDPDatagramTests {
         }
     }
 
+    @Test("a burst of datagrams of mixed sizes comes back whole and in order", arguments: UDPWay.allCases, UDPFamily.allCases)
+    func burst(way: UDPWay, family: UDPFamily) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: family.loopback)
+            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            #expect(proxy.isReady)
+            let target = SocketEndpoint(ip: family.loopback, port: host.port)
+            // Runs of equal sizes (sent on as one segmented send), shorter ones closing a
+            // run, sizes on both sides of the segmentation limit, an empty datagram.
+            let sizes = [64, 64, 64, 64, 32, 64, 64, 1200, 1200, 1201, 1201, 0, 500, 500, 500, 499, 9000, 64, 64, 64]
+            let burst = sizes.enumerated().map { index, size in (0..<size).map { UInt8(truncatingIfNeeded: index &* 37 &+ $0) } }
+            let replies = try await onThread { () -> [[UInt8]] in
+                let client = try UDPTestClient(family)
+                for datagram in burst { try client.send(datagram, to: target) }
+                var replies: [[UInt8]] = []
+                while replies.count < burst.count, let reply = client.receive(timeout: 2000) { replies.append(reply.bytes) }
+                return replies
+            }
+            #expect(replies.map(\.count) == sizes)
+            #expect(replies == burst, "the burst came back changed or reordered")
+        }
+    }
+
     @Test("concurrent clients each get only their own replies", arguments: UDPWay.allCases, UDPFamily.allCases)
     func concurrentClients(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in
