@@ -58,8 +58,12 @@ public struct RegistrarServer: Sendable {
             logger: logger
         )
         let reaper = OwnerReaper(owners: owners, registrar: registrar)
+        var services: [any Service] = [listener, reaper]
+        if let admin = configuration.adminAddress {
+            services.append(AdminEndpoint(address: admin, registrar: registrar, logger: logger))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [listener, reaper],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

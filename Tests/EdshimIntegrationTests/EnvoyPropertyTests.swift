@@ -117,6 +117,14 @@ struct PropertyRun {
 
     private mutating func spawn(_ key: RegistrationKey, _ container: IPAddress, style: SpawnStyle) async throws -> ChildProcess {
         let containerEndpoint = SocketEndpoint(ip: container, port: 80)
+        if style == .dockerd28 {
+            // dockerd binds the port itself: wait until Envoy has closed the socket of a
+            // listener just removed for it (fast, but not instant under load).
+            let bed = self.bed
+            try await bed.eventually("\(key.host) is free for dockerd to bind") {
+                !ListenTable.read().contains { $0.endpoint.bindConflicts(with: key.host) }
+            }
+        }
         let shim = try await bed.publish(key.host, to: containerEndpoint, style: style)
         guard shim.isReady else { throw TestFailure("publishing \(key) (\(style)): \(shim.status)") }
         return shim.process

@@ -37,7 +37,11 @@ struct FallbackTests {
             try await Task.sleep(for: .milliseconds(300))
             let (succeeded, failures) = load.stop()
             #expect(succeeded >= 5)
-            #expect(failures.isEmpty, "connections failed during the handover: \(failures)")
+            if !failures.isEmpty {
+                let ss = try await Binaries.run("/usr/bin/ss", ["-tanp"], in: bed.directory)
+                let lines = ss.output.split(separator: "\n").filter { $0.contains("edshim") || $0.contains(":\(host.port)") || $0.contains(":\(backend.endpoint.port)") }
+                Issue.record("connections failed during the handover: \(failures)\n\(lines.joined(separator: "\n"))")
+            }
             #expect(try TestHTTP.get(dial).headers["server"] == "envoy")
             #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])
         }
@@ -112,7 +116,7 @@ final class ConnectionLoop: @unchecked Sendable {
                 let started = ContinuousClock.now - loopStart
                 do {
                     let response = try TestHTTP.get(endpoint, path: "/loop")
-                    box.mutex.withLock { response.status == 200 ? ($0.succeeded += 1) : $0.failures.append("HTTP \(response.status)") }
+                    box.mutex.withLock { response.status == 200 ? ($0.succeeded += 1) : $0.failures.append("HTTP \(response.status) \(response.headers) \(response.body)") }
                 } catch {
                     box.mutex.withLock { $0.failures.append("\(error) (started \(started) into the loop)") }
                 }

@@ -127,7 +127,7 @@ struct SocketLockdownTests {
             #expect(bound == 0)
             let server = try ChildProcess.spawn(
                 bed.edshim,
-                ["server", "--socket", bed.socketPath, "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile],
+                ["server", "--socket", bed.socketPath, "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile, "--admin-address", "off"],
                 environment: ["NOTIFY_SOCKET": notifyPath],
                 logPath: bed.directory + "/notify-server.log"
             )

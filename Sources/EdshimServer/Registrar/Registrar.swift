@@ -36,6 +36,11 @@ actor Registrar {
         self.logger = logger
     }
 
+    /// Every registration, in key order.
+    func registrations() -> [Registration] {
+        registry.registrations
+    }
+
     /// Answers one request from `peer`.
     func handle(_ request: WireRequest, from peer: PeerCredentials) async -> WireResponse {
         switch request {

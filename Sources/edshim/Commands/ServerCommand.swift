@@ -37,7 +37,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("state-file"), help: "Where the registry is kept across restarts.")
     var stateFile: String = EdshimDefaults.stateFile
 
-    @Option(name: .customLong("admin-address"), help: "HOST:PORT of the server's own status endpoint.")
+    @Option(name: .customLong("admin-address"), help: "HOST:PORT of the server's own HTTP endpoint (GET /healthz, /status), or off.")
     var adminAddress: String = EdshimDefaults.serverAdminAddress
 
     @Option(name: .customLong("docker-host"), help: "Docker Engine API, unix:// or tcp:// (default: $DOCKER_HOST, else unix:///var/run/docker.sock).")
@@ -59,8 +59,8 @@ struct ServerCommand: AsyncParsableCommand {
         guard ProxyMode(rawValue: defaultMode) != nil else {
             throw ValidationError("--default-mode must be http or tcp, not \"\(defaultMode)\"")
         }
-        guard SocketEndpoint(parsing: adminAddress) != nil else {
-            throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776")
+        guard adminAddress == "off" || SocketEndpoint(parsing: adminAddress) != nil else {
+            throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776, or off")
         }
         guard readyTimeout > 0, readyTimeout < 16 else {
             throw ValidationError("--ready-timeout must be between 0 and 16 seconds (dockerd gives up after 16)")
@@ -93,7 +93,7 @@ struct ServerCommand: AsyncParsableCommand {
             socketGroup: socketGroup,
             xdsDirectory: absolute(xdsDirectory),
             stateFile: stateFile,
-            adminAddress: SocketEndpoint(parsing: adminAddress) ?? SocketEndpoint(ip: .loopbackIPv4, port: 7776),
+            adminAddress: SocketEndpoint(parsing: adminAddress),
             dockerHost: dockerHost ?? environmentDockerHost(),
             defaultMode: ProxyMode(rawValue: defaultMode) ?? .http,
             readyTimeout: .milliseconds(Int64(readyTimeout * 1000)),

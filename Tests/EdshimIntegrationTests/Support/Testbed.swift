@@ -39,6 +39,8 @@ final class Testbed: @unchecked Sendable {
     let socketPath: String
     let xdsDirectory: String
     let envoyAdmin: SocketEndpoint
+    /// The server's own admin endpoint.
+    let serverAdmin: SocketEndpoint
     let edshim: String
     private(set) var server: ChildProcess?
     private(set) var envoy: ChildProcess?
@@ -55,6 +57,7 @@ final class Testbed: @unchecked Sendable {
         socketPath = directory + "/" + options.socketName
         xdsDirectory = directory + "/xds"
         envoyAdmin = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
+        serverAdmin = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
         edshim = try Binaries.edshim()
     }
 
@@ -77,6 +80,7 @@ final class Testbed: @unchecked Sendable {
         let arguments = [
             "server", "--socket", socketPath, "--xds-dir", xdsDirectory,
             "--state-file", stateFile,
+            "--admin-address", serverAdmin.description,
             "--default-mode", options.defaultMode,
             "--ready-timeout", String(options.readyTimeoutSeconds),
             "--log-level", "debug",

@@ -1,0 +1,80 @@
+import EdshimCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+
+/// The server's own HTTP endpoint (`--admin-address`, 127.0.0.1:7776 by default):
+/// `GET /healthz` for probes, `GET /status` for the registrations as JSON (what
+/// `edshim status --json` prints). Read-only; loopback unless told otherwise.
+struct AdminEndpoint: Service {
+    typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+
+    let address: SocketEndpoint
+    let registrar: Registrar
+    let logger: Logger
+
+    func run() async throws {
+        let server: NIOAsyncChannel<Connection, Never>
+        do {
+            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: address.ip.description, port: Int(address.port)) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        return try Connection(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw ServerStartupError("--admin-address \(address): \(error); choose a free address, or off")
+        }
+        logger.info("admin endpoint listening", metadata: ["address": "http://\(address)/status"])
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await serve(connection) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    private func serve(_ connection: Connection) async {
+        try? await connection.executeThenClose { inbound, outbound in
+            var request: HTTPRequestHead?
+            for try await part in inbound {
+                switch part {
+                case .head(let head): request = head
+                case .body: continue
+                case .end:
+                    guard let head = request else { continue }
+                    let (status, type, body) = await respond(to: head)
+                    var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(body.utf8.count))])
+                    if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
+                    try await outbound.write(.head(HTTPResponseHead(version: head.version, status: status, headers: headers)))
+                    try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body))))
+                    try await outbound.write(.end(nil))
+                    if !head.isKeepAlive { return }
+                }
+            }
+        }
+    }
+
+    private func respond(to head: HTTPRequestHead) async -> (HTTPResponseStatus, String, String) {
+        guard head.method == .GET || head.method == .HEAD else {
+            return (.methodNotAllowed, "text/plain", "only GET\n")
+        }
+        switch head.uri.split(separator: "?").first.map(String.init) ?? head.uri {
+        case "/healthz":
+            return (.ok, "text/plain", "ok\n")
+        case "/status":
+            return (.ok, "application/json", StatusReport.json(await registrar.registrations()) + "\n")
+        default:
+            return (.notFound, "text/plain", "edshim admin: GET /healthz or /status\n")
+        }
+    }
+}
