@@ -30,17 +30,7 @@ struct AdminEndpoint: Service {
             throw ServerStartupError("--admin-address \(address): \(error); choose a free address, or off")
         }
         logger.info("admin endpoint listening", metadata: ["address": "http://\(address)/status"])
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        group.addTask { await serve(connection) }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            server.channel.close(promise: nil)
-        }
+        try await server.serveConnections { connection in await serve(connection) }
     }
 
     private func serve(_ connection: Connection) async {

@@ -42,17 +42,8 @@ struct SocketListener: Service {
         }
         logger.info("listening", metadata: ["socket": "\(path)", "group": "\(policy.group?.name ?? "(root only)")"])
         SystemdNotifier.notify("READY=1")
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        group.addTask { await serve(connection) }
-                    }
-                }
-            }
-        } onGracefulShutdown: {
-            SystemdNotifier.notify("STOPPING=1")
-            server.channel.close(promise: nil)
+        try await server.serveConnections(onShutdown: { SystemdNotifier.notify("STOPPING=1") }) { connection in
+            await serve(connection)
         }
     }
 
