@@ -55,7 +55,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "EdshimCoreTests", dependencies: ["EdshimCore"], resources: [.copy("Golden")]),
-        .testTarget(name: "EdshimIntegrationTests", dependencies: ["EdshimCore"]),
+        // What both test targets share (seeded randomness).
+        .target(name: "EdshimTestSupport", path: "Tests/EdshimTestSupport"),
+        .testTarget(name: "EdshimCoreTests", dependencies: ["EdshimCore", "EdshimTestSupport"], resources: [.copy("Golden")]),
+        .testTarget(name: "EdshimIntegrationTests", dependencies: ["EdshimCore", "EdshimTestSupport"]),
     ]
 )

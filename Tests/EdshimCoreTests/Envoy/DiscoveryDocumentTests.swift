@@ -1,4 +1,5 @@
 import EdshimCore
+import EdshimTestSupport
 import Foundation
 import Testing
 

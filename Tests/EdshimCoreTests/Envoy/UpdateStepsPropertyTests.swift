@@ -1,4 +1,5 @@
 import EdshimCore
+import EdshimTestSupport
 import Testing
 
 /// `EnvoyConfiguration.steps` on a few hundred random pairs of registry states,

@@ -1,4 +1,5 @@
 import EdshimCore
+import EdshimTestSupport
 import Testing
 
 @Suite("LabelSanitizer.sanitize")

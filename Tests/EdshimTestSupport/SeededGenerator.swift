@@ -1,13 +1,15 @@
 /// SplitMix64: a tiny deterministic generator, so that randomised tests explore
-/// many cases yet fail the same way on every run.
-struct SeededGenerator: RandomNumberGenerator {
+/// many cases yet fail the same way on every run (and print their seed to replay).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
-    init(seed: UInt64) {
+    /// A generator whose sequence is fixed by `seed`.
+    public init(seed: UInt64) {
         state = seed
     }
 
-    mutating func next() -> UInt64 {
+    /// The next value of the sequence.
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
