@@ -61,3 +61,24 @@ $(BENCH_DIR)/%: bench/%.c
 
 bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) bench/udp-bench.sh
+
+# libFuzzer over the protocol decoders, the flag parser and the label sanitizer
+# (docs/fuzzing.md): FUZZ_RUNS executions per target, on a scratch copy of
+# Fuzz/Corpus; fails on any crash, trap or violated property, leaving the input in
+# .build-fuzz/findings/. Fuzz/ is a package of its own with its own scratch path, so
+# `make build` and `make test` never compile it. `--sanitize fuzzer` tells SwiftPM
+# that libFuzzer supplies main; SwiftPM turns each `--sanitize` into its own
+# `-sanitize=` flag and the compiler keeps only the last, so ASan is added through
+# `-Xswiftc -sanitize=fuzzer,address`. FUZZ_FLAGS passes libFuzzer options
+# (FUZZ_FLAGS=-max_total_time=60).
+FUZZ_RUNS    ?= 1000000
+FUZZ_FLAGS   ?=
+FUZZ_SCRATCH := $(CURDIR)/.build-fuzz
+
+.PHONY: fuzz
+fuzz:
+	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_SCRATCH) -c release \
+		--sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING
+	Fuzz/run-fuzzer.sh $(FUZZ_SCRATCH) FuzzWireProtocol 4096 $(FUZZ_RUNS) $(FUZZ_FLAGS)
+	Fuzz/run-fuzzer.sh $(FUZZ_SCRATCH) FuzzShimArguments 512 $(FUZZ_RUNS) $(FUZZ_FLAGS)
+	Fuzz/run-fuzzer.sh $(FUZZ_SCRATCH) FuzzLabels 512 $(FUZZ_RUNS) $(FUZZ_FLAGS)

@@ -15,6 +15,8 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text; `nil` for anything else
     /// (host names, zones, brackets, CIDR suffixes are not addresses).
     public init?(_ text: String) {
+        // inet_pton reads a C string: text past a NUL would go unseen.
+        guard !text.utf8.contains(0) else { return nil }
         if text.contains(":") {
             var storage = in6_addr()
             guard inet_pton(AF_INET6, text, &storage) == 1 else { return nil }

@@ -16,11 +16,13 @@ public enum ProxyMode: String, Hashable, Sendable, CaseIterable {
 
 extension String {
     /// The string without leading and trailing spaces, tabs, CR and LF.
+    /// (By scalar: as a `Character`, CR LF is one grapheme equal to neither.)
     func trimmingASCIIWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else {
+        let isSpace: (Unicode.Scalar) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let start = unicodeScalars.firstIndex(where: { !isSpace($0) }),
+              let end = unicodeScalars.lastIndex(where: { !isSpace($0) }) else {
             return ""
         }
-        return String(self[start...end])
+        return String(unicodeScalars[start...end])
     }
 }
