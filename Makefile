@@ -49,8 +49,9 @@ install: release
 clean:
 	rm -rf .build
 
-# UDP echoes per second through edshim and through Debian's docker-proxy, same run
-# (bench/udp-bench.sh; docs/PERFORMANCE.md records the numbers).
+# edshim against Debian's docker-proxy, same run (docs/PERFORMANCE.md records the
+# numbers): UDP echoes per second (bench/udp-bench.sh) and the private memory of an
+# idle TCP port (bench/idle-memory.sh).
 BENCH_DIR := $(CURDIR)/.build/bench
 
 .PHONY: bench
@@ -61,6 +62,8 @@ $(BENCH_DIR)/%: bench/%.c
 
 bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) bench/udp-bench.sh
+	scripts/ensure-test-deps.sh --envoy-only
+	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/idle-memory.sh
 
 # libFuzzer over the protocol decoders, the flag parser and the label sanitizer
 # (docs/fuzzing.md): FUZZ_RUNS executions per target, on a scratch copy of

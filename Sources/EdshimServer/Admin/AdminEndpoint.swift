@@ -16,14 +16,15 @@ struct AdminEndpoint: Service {
     let logger: Logger
 
     func run() async throws {
-        let server: NIOAsyncChannel<Connection, Never>
+        let server: NIOAsyncChannel<any Channel, Never>
         do {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.autoRead, value: false)
                 .bind(host: address.ip.description, port: Int(address.port)) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        return try Connection(wrappingChannelSynchronously: channel)
+                        return channel
                     }
                 }
         } catch {
@@ -33,7 +34,11 @@ struct AdminEndpoint: Service {
         try await server.serveConnections { connection in await serve(connection) }
     }
 
-    private func serve(_ connection: Connection) async {
+    private func serve(_ channel: any Channel) async {
+        guard let connection = try? await adopt(channel, as: Connection.self) else {
+            channel.close(promise: nil)
+            return
+        }
         try? await connection.executeThenClose { inbound, outbound in
             var request: HTTPRequestHead?
             for try await part in inbound {

@@ -12,7 +12,7 @@ import Glibc
 /// request line, one JSON response line, as often as the client likes on one
 /// connection (docs/protocol.md).
 struct SocketListener: Service {
-    typealias Connection = (channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>, peer: PeerCredentials)
+    typealias Connection = NIOAsyncChannel<ByteBuffer, ByteBuffer>
 
     let path: String
     let policy: PeerPolicy
@@ -33,8 +33,14 @@ struct SocketListener: Service {
         try refuseIfAnotherServerListens()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
+            .childChannelOption(.autoRead, value: false)
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
-                Self.accept(channel)
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(BoundedLineDecoder(maximumLength: WireProtocol.maximumRequestBytes))
+                    )
+                    return channel
+                }
             }
         defer { unlink(path) }
         guard chmod(path, 0o660) == 0, chown(path, 0, policy.group?.gid ?? 0) == 0 else {
@@ -47,36 +53,42 @@ struct SocketListener: Service {
         }
     }
 
-    /// Reads the peer's credentials and wraps the connection for async use.
-    private static func accept(_ channel: any Channel) -> EventLoopFuture<Connection> {
-        let credentials: EventLoopFuture<edshim_ucred> = (channel as? any SocketOptionProvider)?
-            .unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
-            ?? channel.eventLoop.makeFailedFuture(ServerStartupError("the connection offers no peer credentials"))
-        return credentials.flatMapThrowing { credentials in
-            try channel.pipeline.syncOperations.addHandler(
-                ByteToMessageHandler(BoundedLineDecoder(maximumLength: WireProtocol.maximumRequestBytes))
-            )
-            let wrapped = try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-            return (wrapped, PeerCredentials(credentials))
+    /// The peer's credentials, as the kernel reports them (SO_PEERCRED).
+    private static func credentials(of channel: any Channel) async throws -> PeerCredentials {
+        guard let provider = channel as? any SocketOptionProvider else {
+            throw ServerStartupError("the connection offers no peer credentials")
         }
+        let credentials: edshim_ucred = try await provider
+            .unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get()
+        return PeerCredentials(credentials)
     }
 
-    private func serve(_ connection: Connection) async {
+    private func serve(_ channel: any Channel) async {
+        let peer: PeerCredentials
+        let connection: Connection
         do {
-            try await connection.channel.executeThenClose { inbound, outbound in
+            peer = try await Self.credentials(of: channel)
+            connection = try await adopt(channel)
+        } catch {
+            logger.debug("dropped a connection", metadata: ["error": "\(error)"])
+            channel.close(promise: nil)
+            return
+        }
+        do {
+            try await connection.executeThenClose { inbound, outbound in
                 do {
                     for try await line in inbound {
-                        let response = await answer(line, from: connection.peer)
+                        let response = await answer(line, from: peer)
                         try await outbound.write(ByteBuffer(bytes: response.encoded))
                     }
                 } catch is BoundedLineDecoder.LineTooLong {
                     let error = WireError(.tooLarge, "request line exceeds \(WireProtocol.maximumRequestBytes) bytes")
-                    logger.notice("refused an oversized request", metadata: ["peer": "\(connection.peer)"])
+                    logger.notice("refused an oversized request", metadata: ["peer": "\(peer)"])
                     try await outbound.write(ByteBuffer(bytes: WireResponse.failure(error).encoded))
                 }
             }
         } catch {
-            logger.debug("connection ended", metadata: ["peer": "\(connection.peer)", "error": "\(error)"])
+            logger.debug("connection ended", metadata: ["peer": "\(peer)", "error": "\(error)"])
         }
     }
 
