@@ -57,6 +57,8 @@ struct CommandLineTests {
         (["status"], "--json"),
         (["shim"], "-use-listen-fd"),
         (["version"], "version"),
+        (["resync"], "resynced N of M"),
+        (["udp-proxy"], "--max-flows"),
     ])
     func help(arguments: [String], expected: String) async throws {
         let result = try await Binaries.run(try Binaries.edshim(), arguments + ["--help"], in: NSTemporaryDirectory())

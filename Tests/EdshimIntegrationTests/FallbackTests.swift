@@ -23,7 +23,6 @@ struct FallbackTests {
             #expect(direct.headers["server"] == nil, "no Envoy yet")
 
             let load = ConnectionLoop(dial)
-            let loopStart = ContinuousClock.now
             defer { load.stop() }
             try await bed.startServer()
             try await bed.startEnvoy()
@@ -32,7 +31,6 @@ struct FallbackTests {
             try await bed.eventually("the shim handed the port to Envoy", timeout: .seconds(15)) {
                 shim.process.log.contains("handed tcp 0.0.0.0:\(host.port) over to Envoy")
             }
-            print("HANDOVER seen \(ContinuousClock.now - loopStart) into the loop")
             #expect(ListenTable.read().filter { $0.endpoint == host }.count == 1, "only Envoy's socket listens (one worker)")
             try await Task.sleep(for: .milliseconds(300))
             let (succeeded, failures) = load.stop()

@@ -45,7 +45,9 @@ final class ChildProcess: @unchecked Sendable {
         // Nothing else crosses: descriptors other threads of the test process hold
         // (accepted sockets, pipes) would otherwise leak into the child and keep those
         // sockets open after the test closed them.
-        posix_spawn_file_actions_addclosefrom_np(&actions, (descriptors.keys.max() ?? 2) + 1)
+        guard posix_spawn_file_actions_addclosefrom_np(&actions, (descriptors.keys.max() ?? 2) + 1) == 0 else {
+            throw TestFailure("posix_spawn_file_actions_addclosefrom_np failed")
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
