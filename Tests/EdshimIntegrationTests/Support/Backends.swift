@@ -42,6 +42,18 @@ final class LoopbackBackend: @unchecked Sendable {
                         headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
                     }
                     let path = lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+                    if headers["upgrade"]?.lowercased() == "websocket" {
+                        // Accept the upgrade (the key is the RFC 6455 sample), then echo raw bytes.
+                        let switching = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+                        guard (try? Sockets.sendAll(fd, Array(switching.utf8) + pending)) != nil else { return }
+                        while true {
+                            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                            guard n > 0, (try? Sockets.sendAll(fd, Array(buffer[0..<n]))) != nil else { return }
+                        }
+                    }
+                    if path.hasPrefix("/slow/"), let seconds = UInt32(path.dropFirst("/slow/".count)) {
+                        sleep(seconds)
+                    }
                     let body = """
                         backend=\(name)
                         path=\(path)
