@@ -1,3 +1,4 @@
+import EdshimCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -6,8 +7,8 @@ import Glibc
 /// `$NOTIFY_SOCKET`, as sd_notify(3) sends it. Without the variable, nothing happens.
 enum SystemdNotifier {
     static func notify(_ state: String) {
-        guard let value = getenv("NOTIFY_SOCKET"), value.pointee != 0 else { return }
-        var path = Array(String(cString: value).utf8)
+        guard let value = ProcessEnvironment.value("NOTIFY_SOCKET") else { return }
+        var path = Array(value.utf8)
         if path.first == UInt8(ascii: "@") { path[0] = 0 }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)

@@ -55,7 +55,7 @@ public enum ShimMode {
     private static func serveUDP(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
         let options: UDPProxyOptions
         do throws(ArgumentError) {
-            options = try UDPProxyOptions.fromEnvironment { name in getenv(name).map { String(cString: $0) } }
+            options = try UDPProxyOptions.fromEnvironment()
         } catch {
             status.reportFailure("\(error.description) (set in dockerd's environment)")
             return 1

@@ -72,7 +72,13 @@ extension ShimInvocation {
 
         fd 3, when open, is dockerd's status pipe: edshim writes "0\\n" once the port
         is served, or "1\\n<reason>" and exits 1.
-        EDSHIM_SOCKET overrides the server socket (default /run/edshim/edshim.sock).
+        The command line belongs to dockerd, so settings come from its environment:
+          EDSHIM_SOCKET            the server socket (default /run/edshim/edshim.sock)
+          EDSHIM_FALLBACK          proxy (default): serve a TCP port itself while the
+                                   server or Envoy is not there; fail: report 1 instead
+          EDSHIM_UDP_IDLE_TIMEOUT  idle time before a UDP flow closes (default 90s)
+          EDSHIM_UDP_MAX_FLOWS     UDP flows kept at once, least recent evicted (16384)
+          EDSHIM_UDP_BUSY_POLL     microseconds of SO_BUSY_POLL on UDP sockets (0: off)
         """
 
     /// Parses a shim command line (without the program name) with Go `flag` rules.

@@ -49,7 +49,7 @@ public struct UDPProxyOptions: Equatable, Sendable {
 
     /// Reads `EDSHIM_UDP_IDLE_TIMEOUT`, `EDSHIM_UDP_MAX_FLOWS` and `EDSHIM_UDP_BUSY_POLL` through `lookup`;
     /// unset or empty means the default, anything unparsable is an error naming the variable.
-    public static func fromEnvironment(_ lookup: (String) -> String?) throws(ArgumentError) -> UDPProxyOptions {
+    public static func fromEnvironment(_ lookup: (String) -> String? = ProcessEnvironment.value) throws(ArgumentError) -> UDPProxyOptions {
         var options = UDPProxyOptions()
         if let text = lookup(idleTimeoutEnvironmentVariable), !text.isEmpty {
             options.idleTimeoutMilliseconds = try parseIdleTimeout(text, source: idleTimeoutEnvironmentVariable)

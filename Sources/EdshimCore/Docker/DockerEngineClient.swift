@@ -55,10 +55,7 @@ public struct DockerEngineClient: Sendable {
 
     /// Containers by id, in any state (`created` included: labels are known at creation).
     func containers(id: String, version: String) async throws(Failure) -> [DockerEngine.ContainerSummary] {
-        let filter = #"{"id":["\#(id)"]}"#.utf8.map { byte -> String in
-            let isPlain = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-            return isPlain ? String(UnicodeScalar(byte)) : "%" + String(byte, radix: 16, uppercase: true)
-        }.joined()
+        let filter = #"{"id":["\#(id)"]}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         return try await decode([DockerEngine.ContainerSummary].self, from: "/v\(version)/containers/json?all=1&filters=\(filter)")
     }
 

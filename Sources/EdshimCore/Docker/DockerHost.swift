@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import Foundation
+
 /// Where the Docker Engine API is: `unix:///var/run/docker.sock` or `tcp://host:2375`.
 public struct DockerHost: Equatable, Sendable, CustomStringConvertible {
     /// How to reach the API.
@@ -38,14 +41,8 @@ public struct DockerHost: Equatable, Sendable, CustomStringConvertible {
     public func url(_ path: String) -> String {
         switch transport {
         case .unixSocket(let socket):
-            let host = socket.utf8.map { byte -> String in
-                let isUnreserved = (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
-                guard !isUnreserved else { return String(UnicodeScalar(byte)) }
-                let hex = String(byte, radix: 16, uppercase: true)
-                return "%" + (hex.count == 1 ? "0" + hex : hex)
-            }.joined()
-            return "http+unix://\(host)\(path)"
+            // The client's own form: the socket path, percent-encoded, as the host.
+            return URL(httpURLWithSocketPath: socket, uri: path)?.absoluteString ?? "http+unix://invalid\(path)"
         case .tcp(let host, let port):
             return "http://\(host.contains(":") ? "[\(host)]" : host):\(port)\(path)"
         }

@@ -23,9 +23,9 @@ public struct BootstrapDocument: Equatable, Sendable {
     }
 
     /// The listener file in the xds directory.
-    public var listenerPath: String { Self.join(xdsDirectory, "lds.json") }
+    public var listenerPath: String { Self.join(xdsDirectory, DiscoveryDocument.listenerFileName) }
     /// The cluster file in the xds directory.
-    public var clusterPath: String { Self.join(xdsDirectory, "cds.json") }
+    public var clusterPath: String { Self.join(xdsDirectory, DiscoveryDocument.clusterFileName) }
 
     static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name

@@ -10,6 +10,11 @@ import Foundation
 /// Deterministic: keys sorted, resources in name order, and `version_info` a hash
 /// of the resources, so the same resources always give the same bytes.
 public enum DiscoveryDocument {
+    /// The listener file's name in the xds directory.
+    public static let listenerFileName = "lds.json"
+    /// The cluster file's name in the xds directory.
+    public static let clusterFileName = "cds.json"
+
     /// `lds.json` for the listeners.
     public static func listeners(_ listeners: [EnvoyListener]) throws -> [UInt8] {
         try document(typeURL: EnvoyListener.typeURL, resources: listeners.map(Typed.init))

@@ -51,6 +51,11 @@ public struct Registry: Hashable, Sendable {
         entries.values.filter { $0.key != key && $0.key.overlaps(key) }.sorted { $0.key < $1.key }
     }
 
+    /// The registrations `owner` holds (a shim holds one; unordered).
+    public func registrations(ownedBy owner: Owner) -> [Registration] {
+        entries.values.filter { $0.owner == owner }
+    }
+
     /// Every registration, ordered by key.
     public var registrations: [Registration] {
         entries.values.sorted { $0.key < $1.key }

@@ -37,10 +37,7 @@ public struct ServerClient: Sendable {
 
     /// A client of `$EDSHIM_SOCKET`, else the default socket.
     public static func fromEnvironment() -> ServerClient {
-        if let value = getenv(EdshimDefaults.socketEnvironmentVariable), value.pointee != 0 {
-            return ServerClient(socketPath: String(cString: value))
-        }
-        return ServerClient(socketPath: EdshimDefaults.socketPath)
+        ServerClient(socketPath: ProcessEnvironment.value(EdshimDefaults.socketEnvironmentVariable) ?? EdshimDefaults.socketPath)
     }
 
     /// Sends `request` and waits for the response until `deadline`, or until

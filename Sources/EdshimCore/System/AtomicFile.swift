@@ -54,6 +54,12 @@ public enum AtomicFile {
         }
     }
 
+    /// The directory part of `path` (nil for a bare name or a path directly under `/`).
+    public static func parent(of path: String) -> String? {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return nil }
+        return String(path[..<slash])
+    }
+
     /// Creates `path` and its missing parents with `mode` (like `mkdir -p`).
     public static func makeDirectories(_ path: String, mode: mode_t = 0o755) throws(Failure) {
         var current = path.hasPrefix("/") ? "" : "."

@@ -14,8 +14,8 @@ actor XDSPublisher {
     private var lastWritten: [String: [UInt8]] = [:]
     private var coalescer: Coalescer<Registry>?
 
-    var listenerPath: String { directory + "/lds.json" }
-    var clusterPath: String { directory + "/cds.json" }
+    var listenerPath: String { directory + "/" + DiscoveryDocument.listenerFileName }
+    var clusterPath: String { directory + "/" + DiscoveryDocument.clusterFileName }
 
     init(directory: String, logger: Logger) {
         self.directory = directory

@@ -67,13 +67,11 @@ actor Registrar {
             case .failure(let refusal): return .failure(refusal)
             }
         } else {
-            guard let shim = ShimProcesses.shim(pid: peer.pid) else {
-                return .failure(WireError(.permissionDenied, "process \(peer.pid) is not an edshim shim: ports are registered by the shims dockerd starts (or by edshim resync for them)"))
+            let notAShim = "is not an edshim shim: ports are registered by the shims dockerd starts (or by edshim resync for them)"
+            switch shim(peer.pid, publishing: request, otherwise: notAShim) {
+            case .success(let shim): owner = shim.owner
+            case .failure(let refusal): return .failure(refusal)
             }
-            guard shim.arguments.key == key, shim.arguments.container == request.container else {
-                return .failure(WireError(.permissionDenied, "process \(peer.pid) publishes \(shim.arguments.key) → \(shim.arguments.container), not \(key) → \(request.container)"))
-            }
-            owner = shim.owner
         }
         if let conflict = registry.overlapping(key).first {
             return .failure(WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both"))
@@ -119,11 +117,10 @@ actor Registrar {
     /// process that really is a shim publishing exactly this port, from root or the
     /// shim's own user, and never over a newer live shim's registration.
     private func authorizeOnBehalf(of pid: Int32, _ request: RegisterRequest, peer: PeerCredentials) -> Result<Owner, WireError> {
-        guard let shim = ShimProcesses.shim(pid: pid) else {
-            return .failure(WireError(.permissionDenied, "process \(pid) is not a running edshim shim"))
-        }
-        guard shim.arguments.key == request.key, shim.arguments.container == request.container else {
-            return .failure(WireError(.permissionDenied, "process \(pid) publishes \(shim.arguments.key) → \(shim.arguments.container), not \(request.key) → \(request.container)"))
+        let shim: ShimProcesses.Shim
+        switch self.shim(pid, publishing: request, otherwise: "is not a running edshim shim") {
+        case .success(let found): shim = found
+        case .failure(let refusal): return .failure(refusal)
         }
         guard peer.uid == 0 || ShimProcesses.userID(of: pid) == peer.uid else {
             return .failure(WireError(.permissionDenied, "only root or the shim's own user may register on its behalf"))
@@ -133,6 +130,18 @@ actor Registrar {
             return .failure(WireError(.notOwner, "\(request.key) belongs to a newer shim (\(current)); left in place"))
         }
         return .success(shim.owner)
+    }
+
+    /// The shim process `pid`, if it is one and publishes exactly what `request` asks
+    /// (its name, flags and start time, from /proc); else the refusal.
+    private func shim(_ pid: Int32, publishing request: RegisterRequest, otherwise notAShim: String) -> Result<ShimProcesses.Shim, WireError> {
+        guard let shim = ShimProcesses.shim(pid: pid) else {
+            return .failure(WireError(.permissionDenied, "process \(pid) \(notAShim)"))
+        }
+        guard shim.arguments.key == request.key, shim.arguments.container == request.container else {
+            return .failure(WireError(.permissionDenied, "process \(pid) publishes \(shim.arguments.key) → \(shim.arguments.container), not \(request.key) → \(request.container)"))
+        }
+        return .success(shim)
     }
 
     /// A listener that is not Envoy's on the port would make Envoy's bind fail.
@@ -170,7 +179,7 @@ actor Registrar {
 
     /// A shim exited without deregistering (SIGKILL, OOM): its registrations go.
     func ownerExited(_ owner: Owner) async {
-        let orphaned = registry.registrations.filter { $0.owner == owner }
+        let orphaned = registry.registrations(ownedBy: owner)
         guard !orphaned.isEmpty else { return }
         for registration in orphaned {
             registry.remove(registration.key)
@@ -200,7 +209,7 @@ actor Registrar {
 
     /// Stops watching `owner` unless it still owns a registration.
     private func release(_ owner: Owner) {
-        if !registry.registrations.contains(where: { $0.owner == owner }) { owners.unwatch(owner) }
+        if registry.registrations(ownedBy: owner).isEmpty { owners.unwatch(owner) }
     }
 
     /// Hands the registry to Envoy and to the state file; returns once both have it.

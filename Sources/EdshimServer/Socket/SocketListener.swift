@@ -112,8 +112,7 @@ struct SocketListener: Service {
     /// Creates the socket's directory when missing: mode 0750, group of the socket, so
     /// only root and the group can reach the socket. An existing directory is left as is.
     private func prepareDirectory() throws {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
-        let directory = String(path[..<slash])
+        guard let directory = AtomicFile.parent(of: path) else { return }
         guard access(directory, F_OK) != 0 else { return }
         do {
             try AtomicFile.makeDirectories(directory, mode: 0o750)

@@ -20,9 +20,7 @@ actor StateStore {
     /// unreadable one is reported, moved aside for inspection, and treated as empty
     /// (`edshim resync` then brings back the running shims).
     func load() throws -> [Registration] {
-        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-            try AtomicFile.makeDirectories(String(path[..<slash]))
-        }
+        if let directory = AtomicFile.parent(of: path) { try AtomicFile.makeDirectories(directory) }
         coalescer = Coalescer { [self] registry in await self.write(registry) }
         guard let bytes = SystemFile.read(path) else { return [] }
         do {

@@ -14,8 +14,7 @@ enum FallbackPolicy: String {
     static let variable = "EDSHIM_FALLBACK"
 
     static func fromEnvironment() throws(ShimFailure) -> FallbackPolicy {
-        guard let raw = getenv(variable), raw.pointee != 0 else { return .proxy }
-        let value = String(cString: raw)
+        guard let value = ProcessEnvironment.value(variable) else { return .proxy }
         guard let policy = FallbackPolicy(rawValue: value) else {
             throw ShimFailure("\(variable)=\(value) is not a fallback edshim knows: use proxy or fail")
         }

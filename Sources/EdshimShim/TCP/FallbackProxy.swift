@@ -13,9 +13,6 @@ struct FallbackProxy {
     let client: ServerClient
     let signals: TerminationSignals
 
-    static let firstRetryMilliseconds: Int64 = 250
-    static let maximumRetryMilliseconds: Int64 = 5000
-
     /// Serves until a termination signal; returns whether the port ended up registered
     /// (the caller then deregisters).
     func run(serving listener: PortListener) -> Bool {
@@ -24,18 +21,14 @@ struct FallbackProxy {
         var serving: PortListener? = listener
         var registered = false
         var pending: PendingExchange?
-        var delay = Self.firstRetryMilliseconds
-        var nextAttempt = Deadline.after(milliseconds: delay)
-        var lastFailure = ""
+        var retry = RegistrationRetry(key: key)
         while true {
-            if serving != nil, pending == nil, nextAttempt.hasPassed {
+            if serving != nil, pending == nil, retry.isDue {
                 let request = RegisterRequest(key: key, container: container, heldSocketInode: serving?.inode)
                 do {
                     pending = try client.begin(.register(request))
                 } catch {
-                    note(error.description, &lastFailure)
-                    delay = min(delay * 2, Self.maximumRetryMilliseconds)
-                    nextAttempt = .after(milliseconds: delay)
+                    retry.failed(error.description)
                 }
             }
             var fds = [pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)]
@@ -43,7 +36,7 @@ struct FallbackProxy {
             if let pending { fds.append(pollfd(fd: pending.descriptor, events: Int16(POLLIN), revents: 0)) }
             let relayStart = fds.count
             relay.appendPollDescriptors(to: &fds)
-            let timeout: Int32 = serving == nil ? -1 : (pending == nil ? nextAttempt.remaining : 1000)
+            let timeout: Int32 = serving == nil ? -1 : (pending == nil ? retry.remaining : 1000)
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0, errno != EINTR { return registered }
             if fds[0].revents != 0, signals.takePending() {
@@ -70,9 +63,7 @@ struct FallbackProxy {
                             registered = true
                             ShimLog.info("handed \(key) over to Envoy; finishing \(relay.count) connection(s) it was relaying")
                         case .failure(let error):
-                            note(error.message, &lastFailure)
-                            delay = FallbackPolicy.isTransient(error) ? min(delay * 2, Self.maximumRetryMilliseconds) : Self.maximumRetryMilliseconds
-                            nextAttempt = .after(milliseconds: delay)
+                            retry.failed(error.message, transient: FallbackPolicy.isTransient(error))
                         }
                     } else {
                         pending = exchange
@@ -80,19 +71,37 @@ struct FallbackProxy {
                 } catch {
                     exchange.close()
                     pending = nil
-                    note(error.description, &lastFailure)
-                    delay = min(delay * 2, Self.maximumRetryMilliseconds)
-                    nextAttempt = .after(milliseconds: delay)
+                    retry.failed(error.description)
                 }
             }
             relay.process(fds[relayStart...])
         }
     }
+}
 
-    /// Logs a reason the first time it differs from the last one.
-    private func note(_ reason: String, _ last: inout String) {
-        guard reason != last else { return }
-        last = reason
-        ShimLog.info("still serving \(key) itself; will retry: \(reason)")
+/// When the fallback tries to register again: after 250 ms, doubling up to 5 s, at
+/// once 5 s after a refusal that will not go away by itself. Each new reason is logged
+/// once.
+struct RegistrationRetry {
+    static let firstDelayMilliseconds: Int64 = 250
+    static let maximumDelayMilliseconds: Int64 = 5000
+
+    let key: RegistrationKey
+    private var delay = Self.firstDelayMilliseconds
+    private var nextAttempt = Deadline.after(milliseconds: Self.firstDelayMilliseconds)
+    private var lastReason = ""
+
+    init(key: RegistrationKey) { self.key = key }
+
+    var isDue: Bool { nextAttempt.hasPassed }
+    var remaining: Int32 { nextAttempt.remaining }
+
+    mutating func failed(_ reason: String, transient: Bool = true) {
+        if reason != lastReason {
+            lastReason = reason
+            ShimLog.info("still serving \(key) itself; will retry: \(reason)")
+        }
+        delay = transient ? min(delay * 2, Self.maximumDelayMilliseconds) : Self.maximumDelayMilliseconds
+        nextAttempt = .after(milliseconds: delay)
     }
 }

@@ -8,7 +8,7 @@ import Glibc
 /// dockerd keeps its own copy until the shim reports ready, so Envoy can only bind
 /// the port beside it: the shim turns on SO_REUSEPORT on the shared socket, which
 /// lets Envoy's reuse-port listeners join it. Readiness then waits for a listening
-/// socket other than this one (its inode is sent to the server), and `retire()`
+/// socket other than this one (its inode is sent to the server), and `listener.retire()`
 /// takes it out before the shim reports.
 struct HeldListenSocket {
     static let descriptor: Int32 = 4
@@ -47,10 +47,5 @@ struct HeldListenSocket {
     /// The socket as a `PortListener` (to retire, or to serve from in fallback).
     var listener: PortListener {
         PortListener(descriptor: descriptor, inode: inode)
-    }
-
-    /// Accepts what is queued and takes the socket out of the port (`PortListener.retire`).
-    func retire() -> [Int32] {
-        listener.retire()
     }
 }

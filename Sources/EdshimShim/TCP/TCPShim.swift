@@ -55,7 +55,7 @@ enum TCPShim {
         if let unservedBecause {
             return serveItself(arguments, listener: held?.listener, because: unservedBecause, client: client, status: &status, signals: signals)
         }
-        let queued = held?.retire() ?? []
+        let queued = held?.listener.retire() ?? []
         status.reportReady()
         ShimLog.info("serving \(arguments.key) → \(arguments.container) through Envoy")
         if !TCPHandover.relay(queued, to: arguments.container, signals: signals) { signals.wait() }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import EdshimCore
 import Foundation
+import Synchronization
 
 /// `edshim resync`: registers the running shims again.
 struct ResyncCommand: ParsableCommand {
@@ -80,20 +81,17 @@ struct ResyncWorkers {
     let parallel: Int
 
     func register(_ shims: [ShimProcesses.Shim]) -> [Outcome] {
-        let results = ResultSlots(count: shims.count)
-        let next = ResultSlots.Counter()
+        let work = ResyncWork(count: shims.count)
         let group = DispatchGroup()
         for _ in 0..<min(parallel, max(shims.count, 1)) {
             group.enter()
             Thread.detachNewThread {
-                while let index = next.take(below: shims.count) {
-                    results.set(index, registerOne(shims[index]))
-                }
+                while let index = work.take() { work.record(index, registerOne(shims[index])) }
                 group.leave()
             }
         }
         group.wait()
-        return results.values
+        return work.outcomes
     }
 
     private func registerOne(_ shim: ShimProcesses.Shim) -> Outcome {
@@ -115,31 +113,26 @@ struct ResyncWorkers {
     }
 }
 
-/// Thread-safe result storage for the workers.
-final class ResultSlots: @unchecked Sendable {
-    final class Counter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var value = 0
+/// The workers' shared state: the next shim to take, and each shim's outcome.
+final class ResyncWork: Sendable {
+    private let state: Mutex<(next: Int, outcomes: [ResyncWorkers.Outcome])>
 
-        func take(below limit: Int) -> Int? {
-            lock.withLock {
-                guard value < limit else { return nil }
-                value += 1
-                return value - 1
-            }
+    init(count: Int) {
+        state = Mutex((0, Array(repeating: .failed("not attempted"), count: count)))
+    }
+
+    /// The index of a shim no worker has taken yet.
+    func take() -> Int? {
+        state.withLock { state in
+            guard state.next < state.outcomes.count else { return nil }
+            state.next += 1
+            return state.next - 1
         }
     }
 
-    private let lock = NSLock()
-    private var slots: [ResyncWorkers.Outcome]
-
-    init(count: Int) {
-        slots = Array(repeating: .failed("not attempted"), count: count)
+    func record(_ index: Int, _ outcome: ResyncWorkers.Outcome) {
+        state.withLock { $0.outcomes[index] = outcome }
     }
 
-    func set(_ index: Int, _ outcome: ResyncWorkers.Outcome) {
-        lock.withLock { slots[index] = outcome }
-    }
-
-    var values: [ResyncWorkers.Outcome] { lock.withLock { slots } }
+    var outcomes: [ResyncWorkers.Outcome] { state.withLock { $0.outcomes } }
 }

@@ -116,8 +116,7 @@ struct ServerCommand: AsyncParsableCommand {
     }
 
     private func environmentDockerHost() -> String {
-        if let value = getenv("DOCKER_HOST"), value.pointee != 0 { return String(cString: value) }
-        return "unix:///var/run/docker.sock"
+        ProcessEnvironment.value("DOCKER_HOST") ?? "unix:///var/run/docker.sock"
     }
 }
 

@@ -90,7 +90,7 @@ struct UDPProxyCommand: ParsableCommand {
     /// Flags first, then dockerd-style environment variables, then the defaults.
     private func options() throws -> UDPProxyOptions {
         do {
-            var options = try UDPProxyOptions.fromEnvironment { name in getenv(name).map { String(cString: $0) } }
+            var options = try UDPProxyOptions.fromEnvironment()
             if let idleTimeout {
                 options.idleTimeoutMilliseconds = try UDPProxyOptions.parseIdleTimeout(idleTimeout, source: "--idle-timeout")
             }
