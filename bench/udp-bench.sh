@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # UDP echoes per second through edshim and through Debian's docker-proxy, in the same
 # run, against the same echo server: 64-byte datagrams, 16 in flight from one client
-# (one flow), medians of ROUNDS rounds. Both proxies are started the way dockerd
+# (one flow) — or, with CLIENTS=16 IN_FLIGHT=1, from 16 clients with one each (16
+# flows) — medians of ROUNDS rounds. Both proxies are started the way dockerd
 # 20.10 starts docker-proxy (-proto udp -host-ip 0.0.0.0 …, status pipe on fd 3).
 #
 #   bench/udp-bench.sh            (make bench builds the release binary and the tools)
@@ -9,7 +10,7 @@
 # Environment: EDSHIM (default .build/release/edshim), DOCKER_PROXY (default
 # /usr/sbin/docker-proxy, fetched from Debian's docker.io package when missing),
 # BENCH_DIR (where udp-load and udp-echo-server are), ROUNDS (5), SECONDS_PER_RUN (3),
-# HOST_IP (0.0.0.0). A fourth line measures edshim with busy polling on
+# HOST_IP (0.0.0.0), CLIENTS (1), IN_FLIGHT (16, per client). A fourth line measures edshim with busy polling on
 # (EDSHIM_UDP_BUSY_POLL=100, opt-in), for comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,8 @@ ROUNDS=${ROUNDS:-5}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
 HOST_IP=${HOST_IP:-0.0.0.0}
 SIZE=64
-IN_FLIGHT=16
+CLIENTS=${CLIENTS:-1}
+IN_FLIGHT=${IN_FLIGHT:-16}
 
 say() { echo "udp-bench: $*" >&2; }
 
@@ -81,12 +83,12 @@ start_proxy edshim "$EDSHIM" "$edshim_port"
 start_proxy edshim-polling "$EDSHIM" "$polling_port" 100
 
 measure() {
-    "$BENCH_DIR/udp-load" 127.0.0.1 "$1" --size "$SIZE" --in-flight "$IN_FLIGHT" --seconds "$SECONDS_PER_RUN" --warmup 0.5
+    "$BENCH_DIR/udp-load" 127.0.0.1 "$1" --size "$SIZE" --in-flight "$IN_FLIGHT" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" --warmup 0.5
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
-say "$(nproc) CPUs, $(uname -r); $ROUNDS rounds of ${SECONDS_PER_RUN}s each; $SIZE-byte datagrams, $IN_FLIGHT in flight, proxies on $HOST_IP"
+say "$(nproc) CPUs, $(uname -r); $ROUNDS rounds of ${SECONDS_PER_RUN}s each; $SIZE-byte datagrams, $CLIENTS client(s) with $IN_FLIGHT in flight each, proxies on $HOST_IP"
 direct=() through_docker_proxy=() through_edshim=() through_polling=()
 for round in $(seq "$ROUNDS"); do
     # Rotate the order each round so that neither proxy always runs first.
@@ -115,7 +117,7 @@ polling_median=$(echo "${through_polling[*]}" | median)
 ratio=$(awk -v a="$edshim_median" -v b="$docker_proxy_median" 'BEGIN { printf "%.2f", a / b }')
 polling_ratio=$(awk -v a="$polling_median" -v b="$docker_proxy_median" 'BEGIN { printf "%.2f", a / b }')
 
-printf '\nUDP echoes per second (median of %d rounds, %d-byte datagrams, %d in flight)\n' "$ROUNDS" "$SIZE" "$IN_FLIGHT"
+printf '\nUDP echoes per second (median of %d rounds, %d-byte datagrams, %d client(s) with %d in flight each)\n' "$ROUNDS" "$SIZE" "$CLIENTS" "$IN_FLIGHT"
 printf '  %-26s %10s\n' "direct to the echo server" "$direct_median"
 printf '  %-26s %10s\n' "through docker-proxy" "$docker_proxy_median"
 printf '  %-26s %10s\n' "through edshim" "$edshim_median"

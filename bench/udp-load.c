@@ -1,7 +1,8 @@
 // udp-load: measures UDP echoes per second through a proxy (or straight to the
-// echo server): one client socket keeps IN_FLIGHT datagrams of SIZE bytes in
-// flight, sending a new one for each reply, batched with recvmmsg/sendmmsg.
-//   udp-load HOST PORT [--size 64] [--in-flight 16] [--seconds 3] [--warmup 0.5]
+// echo server): each of CLIENTS client sockets (one flow each through a proxy)
+// keeps IN_FLIGHT datagrams of SIZE bytes in flight, sending a new one for each
+// reply, batched with recvmmsg/sendmmsg.
+//   udp-load HOST PORT [--size 64] [--in-flight 16] [--clients 1] [--seconds 3] [--warmup 0.5]
 // Prints one number: echoes per second over the measured interval.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #define MAX_BATCH 256
+#define MAX_CLIENTS 256
 
 static double now_seconds(void) {
     struct timespec t;
@@ -25,22 +27,23 @@ static double now_seconds(void) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s HOST PORT [--size N] [--in-flight N] [--seconds S] [--warmup S]\n", argv[0]);
+        fprintf(stderr, "usage: %s HOST PORT [--size N] [--in-flight N] [--clients N] [--seconds S] [--warmup S]\n", argv[0]);
         return 2;
     }
-    int size = 64, in_flight = 16;
+    int size = 64, in_flight = 16, clients = 1;
     double seconds = 3, warmup = 0.5;
     int stats = getenv("UDP_LOAD_STATS") != NULL;
     long long receives = 0;
     for (int i = 3; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--in-flight")) in_flight = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--clients")) clients = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
         else { fprintf(stderr, "udp-load: unknown option %s\n", argv[i]); return 2; }
     }
-    if (size < 1 || size > 65507 || in_flight < 1 || in_flight > MAX_BATCH) {
-        fprintf(stderr, "udp-load: --size 1..65507, --in-flight 1..%d\n", MAX_BATCH);
+    if (size < 1 || size > 65507 || in_flight < 1 || in_flight > MAX_BATCH || clients < 1 || clients > MAX_CLIENTS) {
+        fprintf(stderr, "udp-load: --size 1..65507, --in-flight 1..%d, --clients 1..%d\n", MAX_BATCH, MAX_CLIENTS);
         return 2;
     }
     struct sockaddr_storage address;
@@ -63,10 +66,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "udp-load: %s is not an address\n", argv[1]);
         return 2;
     }
-    int fd = socket(family, SOCK_DGRAM, 0);
-    if (connect(fd, (struct sockaddr *)&address, length) != 0) {
-        perror("udp-load: connect");
-        return 1;
+    struct pollfd waiters[MAX_CLIENTS];
+    int outstanding[MAX_CLIENTS];
+    for (int c = 0; c < clients; c++) {
+        int fd = socket(family, SOCK_DGRAM, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&address, length) != 0) {
+            perror("udp-load: connect");
+            return 1;
+        }
+        waiters[c] = (struct pollfd){fd, POLLIN, 0};
+        outstanding[c] = 0;
     }
 
     static char payload[65536];
@@ -88,40 +97,46 @@ int main(int argc, char **argv) {
     }
 
     long long echoes = 0, lost = 0;
-    int outstanding = 0;
     double start = now_seconds();
     double measure_from = start + warmup, measure_until = measure_from + seconds;
     long long counted = 0;
     int measuring = 0;
-    struct pollfd waiter = {fd, POLLIN, 0};
     double last_echo = start;
     for (;;) {
         if (now_seconds() - last_echo > 5) {
             fprintf(stderr, "udp-load: no echo from %s:%s for 5 s\n", argv[1], argv[2]);
             return 1;
         }
-        int deficit = in_flight - outstanding;
-        if (deficit > 0) {
-            int sent = sendmmsg(fd, outgoing, (unsigned)deficit, 0);
-            if (sent > 0) outstanding += sent;
+        for (int c = 0; c < clients; c++) {
+            int deficit = in_flight - outstanding[c];
+            if (deficit <= 0) continue;
+            int sent = sendmmsg(waiters[c].fd, outgoing, (unsigned)deficit, 0);
+            if (sent > 0) outstanding[c] += sent;
         }
         // A reply that never comes (a drop) must not stall the pipeline.
-        if (poll(&waiter, 1, 100) == 0) {
-            lost += outstanding;
-            outstanding = 0;
-            continue;
-        }
-        int got = recvmmsg(fd, incoming, (unsigned)in_flight, MSG_DONTWAIT, NULL);
-        if (got < 0) {
-            if (errno == ECONNREFUSED) {
-                fprintf(stderr, "udp-load: nothing answers on %s:%s\n", argv[1], argv[2]);
-                return 1;
+        if (poll(waiters, (nfds_t)clients, 100) == 0) {
+            for (int c = 0; c < clients; c++) {
+                lost += outstanding[c];
+                outstanding[c] = 0;
             }
             continue;
         }
-        receives++;
-        outstanding -= got;
-        if (outstanding < 0) outstanding = 0;
+        int got = 0;
+        for (int c = 0; c < clients; c++) {
+            if (!waiters[c].revents) continue;
+            int received = recvmmsg(waiters[c].fd, incoming, (unsigned)in_flight, MSG_DONTWAIT, NULL);
+            if (received < 0) {
+                if (errno == ECONNREFUSED) {
+                    fprintf(stderr, "udp-load: nothing answers on %s:%s\n", argv[1], argv[2]);
+                    return 1;
+                }
+                continue;
+            }
+            receives++;
+            outstanding[c] -= received;
+            if (outstanding[c] < 0) outstanding[c] = 0;
+            got += received;
+        }
         echoes += got;
         double t = now_seconds();
         if (got > 0) last_echo = t;

@@ -66,6 +66,15 @@ struct CommandLineTests {
         #expect(result.output.contains(expected), "\(result.output)")
     }
 
+    @Test("the shim's help names every variable it reads from dockerd's environment")
+    func shimHelpNamesItsEnvironment() async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), ["-proto", "udp", "-h"], in: NSTemporaryDirectory())
+        #expect(result.status == 0)
+        for variable in ["EDSHIM_SOCKET", "EDSHIM_FALLBACK", "EDSHIM_UDP_IDLE_TIMEOUT", "EDSHIM_UDP_MAX_FLOWS", "EDSHIM_UDP_BUSY_POLL"] {
+            #expect(result.output.contains(variable), "the shim's help does not mention \(variable)")
+        }
+    }
+
     @Test("bad server flags are refused with the reason", arguments: [
         (["server", "--default-mode", "udp"], "--default-mode"),
         (["server", "--admin-address", "localhost"], "--admin-address"),

@@ -78,7 +78,8 @@ extension ShimInvocation {
                                    server or Envoy is not there; fail: report 1 instead
           EDSHIM_UDP_IDLE_TIMEOUT  idle time before a UDP flow closes (default 90s)
           EDSHIM_UDP_MAX_FLOWS     UDP flows kept at once, least recent evicted (16384)
-          EDSHIM_UDP_BUSY_POLL     microseconds of SO_BUSY_POLL on UDP sockets (0: off)
+          EDSHIM_UDP_BUSY_POLL     microseconds to keep polling after a datagram on a
+                                   busy UDP port instead of sleeping (default 0: off)
         """
 
     /// Parses a shim command line (without the program name) with Go `flag` rules.
