@@ -53,28 +53,12 @@ final class SegmentingSender {
             return
         }
         let count = plan(range, of: batch)
-        var next = 0
-        var retried = -1
-        while next < count {
-            let sent = edshim_sendmmsg(fd, units + next, UInt32(count - next), 0)
-            if sent > 0 {
-                noteSuccess(from: next, count: Int(sent))
-                next += Int(sent)
-                continue
-            }
-            let code = errno
-            if code == EINTR { continue }
-            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return }
-            if code == ECONNREFUSED, retried != next {
-                retried = next
-                continue
-            }
-            let datagrams = unitStarts[next]..<unitStarts[next + 1]
+        Self.sendAll(units, count: count, on: fd, sent: noteSuccess) { unit, code in
+            let datagrams = unitStarts[unit]..<unitStarts[unit + 1]
             if datagrams.count > 1, code == EINVAL || code == EIO {
                 noteRefusal()
                 sendEach(datagrams, of: batch, on: fd)
             }
-            next += 1
         }
     }
 
@@ -124,12 +108,24 @@ final class SegmentingSender {
     }
 
     private func sendEach(_ range: Range<Int>, of batch: DatagramBatch, on fd: Int32) {
-        var next = range.lowerBound
+        Self.sendAll(batch.messages + range.lowerBound, count: range.count, on: fd)
+    }
+
+    /// Sends `count` messages in as few sendmmsg calls as the socket takes. When its
+    /// buffer is full the rest is dropped; a message refused for a reported ICMP error
+    /// is tried once more (the error was the earlier datagram's); any other refusal
+    /// goes to `refused` with the message's index and errno, and the rest still go.
+    private static func sendAll(
+        _ messages: UnsafeMutablePointer<edshim_mmsghdr>, count: Int, on fd: Int32,
+        sent: (Range<Int>) -> Void = { _ in }, refused: (Int, Int32) -> Void = { _, _ in }
+    ) {
+        var next = 0
         var retried = -1
-        while next < range.upperBound {
-            let sent = edshim_sendmmsg(fd, batch.messages + next, UInt32(range.upperBound - next), 0)
-            if sent > 0 {
-                next += Int(sent)
+        while next < count {
+            let taken = Int(edshim_sendmmsg(fd, messages + next, UInt32(count - next), 0))
+            if taken > 0 {
+                sent(next..<(next + taken))
+                next += taken
                 continue
             }
             let code = errno
@@ -139,13 +135,14 @@ final class SegmentingSender {
                 retried = next
                 continue
             }
+            refused(next, code)
             next += 1
         }
     }
 
-    private func noteSuccess(from unit: Int, count: Int) {
+    private func noteSuccess(_ units: Range<Int>) {
         guard combinedSends == 0 else { return }
-        for index in unit..<(unit + count) where unitStarts[index + 1] - unitStarts[index] > 1 {
+        for index in units where unitStarts[index + 1] - unitStarts[index] > 1 {
             combinedSends += 1
             return
         }
