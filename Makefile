@@ -56,7 +56,7 @@ BENCH_DIR := $(CURDIR)/.build/bench
 
 .PHONY: bench
 
-$(BENCH_DIR)/%: bench/%.c
+$(BENCH_DIR)/%: bench/%.c bench/bench-address.h
 	mkdir -p $(BENCH_DIR)
 	$(CC) -O2 -Wall -o $@ $<
 

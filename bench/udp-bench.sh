@@ -82,8 +82,15 @@ start_proxy docker-proxy "$DOCKER_PROXY" "$docker_proxy_port"
 start_proxy edshim "$EDSHIM" "$edshim_port"
 start_proxy edshim-polling "$EDSHIM" "$polling_port" 100
 
+# The address the client sends to a proxy: loopback of HOST_IP's family.
+case $HOST_IP in
+    0.0.0.0) proxy_address=127.0.0.1 ;;
+    ::) proxy_address=::1 ;;
+    *) proxy_address=$HOST_IP ;;
+esac
+
 measure() {
-    "$BENCH_DIR/udp-load" 127.0.0.1 "$1" --size "$SIZE" --in-flight "$IN_FLIGHT" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" --warmup 0.5
+    "$BENCH_DIR/udp-load" "$1" "$2" --size "$SIZE" --in-flight "$IN_FLIGHT" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" --warmup 0.5
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -100,10 +107,10 @@ for round in $(seq "$ROUNDS"); do
     line=""
     for target in $order; do
         case $target in
-            direct) rate=$(measure "$echo_port"); direct+=("$rate") ;;
-            docker-proxy) rate=$(measure "$docker_proxy_port"); through_docker_proxy+=("$rate") ;;
-            edshim) rate=$(measure "$edshim_port"); through_edshim+=("$rate") ;;
-            edshim-polling) rate=$(measure "$polling_port"); through_polling+=("$rate") ;;
+            direct) rate=$(measure 127.0.0.1 "$echo_port"); direct+=("$rate") ;;
+            docker-proxy) rate=$(measure "$proxy_address" "$docker_proxy_port"); through_docker_proxy+=("$rate") ;;
+            edshim) rate=$(measure "$proxy_address" "$edshim_port"); through_edshim+=("$rate") ;;
+            edshim-polling) rate=$(measure "$proxy_address" "$polling_port"); through_polling+=("$rate") ;;
         esac
         line="$line $target=$rate"
     done

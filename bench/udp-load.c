@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-address.h"
+
 #define MAX_BATCH 256
 #define MAX_CLIENTS 256
 
@@ -47,22 +49,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     struct sockaddr_storage address;
-    memset(&address, 0, sizeof address);
     socklen_t length;
-    int family;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&address;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&address;
-    if (inet_pton(AF_INET, argv[1], &v4->sin_addr) == 1) {
-        family = AF_INET;
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((unsigned short)atoi(argv[2]));
-        length = sizeof *v4;
-    } else if (inet_pton(AF_INET6, argv[1], &v6->sin6_addr) == 1) {
-        family = AF_INET6;
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((unsigned short)atoi(argv[2]));
-        length = sizeof *v6;
-    } else {
+    int family = bench_address(argv[1], argv[2], &address, &length);
+    if (family < 0) {
         fprintf(stderr, "udp-load: %s is not an address\n", argv[1]);
         return 2;
     }

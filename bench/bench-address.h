@@ -1,0 +1,30 @@
+// bench-address.h: the HOST PORT arguments of the bench tools as a socket address.
+#ifndef BENCH_ADDRESS_H
+#define BENCH_ADDRESS_H
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+// Fills `address` and `length` from HOST (IPv4 or IPv6) and PORT; returns the
+// address family, or -1 when HOST is not an address.
+static int bench_address(const char *host, const char *port, struct sockaddr_storage *address, socklen_t *length) {
+    memset(address, 0, sizeof *address);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)address;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)address;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((unsigned short)atoi(port));
+        *length = sizeof *v4;
+        return AF_INET;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((unsigned short)atoi(port));
+        *length = sizeof *v6;
+        return AF_INET6;
+    }
+    return -1;
+}
+#endif
