@@ -40,18 +40,8 @@ public enum DiscoveryDocument {
 
     private static func document<Message: EnvoyMessage>(typeURL: String, resources: [Typed<Message>]) throws -> [UInt8] {
         let encoder = encoder()
-        let version = fnv1a64(try encoder.encode(resources))
+        let version = FNV1a.hex64(try encoder.encode(resources))
         let data = try encoder.encode(Response(versionInfo: version, typeUrl: typeURL, resources: resources))
         return Array(data) + [UInt8(ascii: "\n")]
-    }
-
-    private static func fnv1a64(_ data: Data) -> String {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in data {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01B3
-        }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

@@ -26,7 +26,7 @@ public enum LabelSanitizer {
         while let last = output.last, last == UInt8(ascii: "-") || last == UInt8(ascii: "_") { output.removeLast() }
         guard !output.isEmpty else { return nil }
         if output.count > maximumLength {
-            let suffix = Array(Self.hexFNV1a32(value.utf8).utf8)
+            let suffix = Array(FNV1a.hex32(value.utf8).utf8)
             output = Array(output.prefix(maximumLength - suffix.count - 1)) + [UInt8(ascii: "_")] + suffix
         }
         return String(decoding: output, as: UTF8.self)
@@ -40,16 +40,5 @@ public enum LabelSanitizer {
         default:
             false
         }
-    }
-
-    /// FNV-1a, 32 bits, as 8 lowercase hex digits: short, stable across runs and builds.
-    static func hexFNV1a32<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
-        var hash: UInt32 = 0x811C_9DC5
-        for byte in bytes {
-            hash ^= UInt32(byte)
-            hash = hash &* 0x0100_0193
-        }
-        let hex = String(hash, radix: 16)
-        return String(repeating: "0", count: 8 - hex.count) + hex
     }
 }
