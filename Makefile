@@ -6,7 +6,7 @@
 #   make install  PREFIX=/usr/local DESTDIR=   install the release binary
 #   make release  optimized, fully static binary in .build/release/edshim
 
-SWIFT   ?= swift
+SWIFT   ?= $(CURDIR)/scripts/own-tmpdir.sh swift
 PREFIX  ?= /usr/local
 DESTDIR ?=
 DEBUG_BIN   := $(CURDIR)/.build/debug/edshim
