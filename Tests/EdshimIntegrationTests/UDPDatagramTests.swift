@@ -9,11 +9,8 @@ struct UDPDatagramTests {
     @Test("large datagrams echo intact", arguments: UDPWay.allCases, UDPFamily.allCases)
     func largeDatagrams(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in
-            let echo = try echoes.start(on: family.loopback)
-            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
-            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            let (proxy, target) = try await bed.startUDPProxyToEcho(way, family, echoes: echoes)
             #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
-            let target = SocketEndpoint(ip: family.loopback, port: host.port)
             for size in [60_000, 65_507] {
                 let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 9) }
                 let reply = try await onThread { try UDPTestClient(family).exchange(payload, with: target) }
@@ -27,11 +24,8 @@ struct UDPDatagramTests {
     @Test("a burst of datagrams of mixed sizes comes back whole and in order", arguments: UDPWay.allCases, UDPFamily.allCases)
     func burst(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in
-            let echo = try echoes.start(on: family.loopback)
-            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
-            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            let (proxy, target) = try await bed.startUDPProxyToEcho(way, family, echoes: echoes)
             #expect(proxy.isReady)
-            let target = SocketEndpoint(ip: family.loopback, port: host.port)
             // Runs of equal sizes (sent on as one segmented send), shorter ones closing a
             // run, sizes on both sides of the segmentation limit, an empty datagram.
             let sizes = [64, 64, 64, 64, 32, 64, 64, 1200, 1200, 1201, 1201, 0, 500, 500, 500, 499, 9000, 64, 64, 64]
@@ -51,11 +45,8 @@ struct UDPDatagramTests {
     @Test("concurrent clients each get only their own replies", arguments: UDPWay.allCases, UDPFamily.allCases)
     func concurrentClients(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in
-            let echo = try echoes.start(on: family.loopback)
-            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
-            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            let (proxy, target) = try await bed.startUDPProxyToEcho(way, family, echoes: echoes)
             #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
-            let target = SocketEndpoint(ip: family.loopback, port: host.port)
             let clients = 24
             let rounds = 40
             let foreign = try await withThrowingTaskGroup(of: [String].self) { group in

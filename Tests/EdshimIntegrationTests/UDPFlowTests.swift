@@ -10,13 +10,10 @@ struct UDPFlowTests {
     @Test("a flow idle for the timeout closes; a new datagram opens a new one", arguments: UDPWay.allCases, UDPFamily.allCases)
     func idleExpiry(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in
-            let echo = try echoes.start(on: family.loopback)
-            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
-            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint, idleTimeout: "400ms")
+            let (proxy, target) = try await bed.startUDPProxyToEcho(way, family, echoes: echoes, idleTimeout: "400ms")
             #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
             let pid = proxy.process.pid
             let idleSockets = Sockets.openSockets(of: pid)
-            let target = SocketEndpoint(ip: family.loopback, port: host.port)
             let client = try UDPTestClient(family)
 
             let first = try await onThread { try client.upstreamAddress(via: target) }
@@ -32,13 +29,10 @@ struct UDPFlowTests {
     @Test("at the flow limit, a new client evicts the least recently used", arguments: UDPWay.allCases, UDPFamily.allCases)
     func leastRecentlyUsedEviction(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in
-            let echo = try echoes.start(on: family.loopback)
-            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
-            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint, maxFlows: 2)
+            let (proxy, target) = try await bed.startUDPProxyToEcho(way, family, echoes: echoes, maxFlows: 2)
             #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
             let pid = proxy.process.pid
             let idleSockets = Sockets.openSockets(of: pid)
-            let target = SocketEndpoint(ip: family.loopback, port: host.port)
             let (a, b, c) = (try UDPTestClient(family), try UDPTestClient(family), try UDPTestClient(family))
 
             let a1 = try await onThread { try a.upstreamAddress(via: target) }

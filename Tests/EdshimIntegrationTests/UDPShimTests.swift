@@ -29,11 +29,8 @@ struct UDPShimTests {
     func noServerNeeded(style: SpawnStyle, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in
             await bed.stopServer()
-            let echo = try echoes.start(on: family.loopback)
-            let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
-            let shim = try await bed.startUDPProxy(style == .dockerd28 ? .dockerd28 : .dockerd2010, host: host, container: echo.endpoint)
+            let (shim, target) = try await bed.startUDPProxyToEcho(style == .dockerd28 ? .dockerd28 : .dockerd2010, family, echoes: echoes)
             #expect(shim.status == "0\n", "reported \(shim.status.debugDescription): \(shim.process.log)")
-            let target = SocketEndpoint(ip: family.loopback, port: host.port)
             let reply = try await onThread { try UDPTestClient(family).exchange(Array("ping".utf8), with: target) }
             #expect(reply == Array("ping".utf8))
         }

@@ -247,6 +247,18 @@ final class UDPEchoServers: @unchecked Sendable {
 }
 
 extension Testbed {
+    /// A new echo server on `family`'s loopback standing in for the container, and the
+    /// UDP proxy in front of it on `family`'s any-address, started the `way` asks for;
+    /// `target` is where clients send.
+    func startUDPProxyToEcho(
+        _ way: UDPWay, _ family: UDPFamily, echoes: UDPEchoServers, idleTimeout: String? = nil, maxFlows: Int? = nil
+    ) async throws -> (proxy: ShimRun, target: SocketEndpoint) {
+        let echo = try echoes.start(on: family.loopback)
+        let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
+        let proxy = try await startUDPProxy(way, host: host, container: echo.endpoint, idleTimeout: idleTimeout, maxFlows: maxFlows)
+        return (proxy, SocketEndpoint(ip: family.loopback, port: host.port))
+    }
+
     /// Starts the UDP proxy for `host` → `container` the `way` asks for, and waits
     /// for its report on fd 3. The flow bounds go in as dockerd would pass them
     /// (environment) or as `udp-proxy` flags.
