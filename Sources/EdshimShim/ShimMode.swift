@@ -6,8 +6,9 @@ import Glibc
 /// The docker-proxy drop-in: what dockerd runs for each published port.
 ///
 /// TCP: register with `edshim server`, report `0\n` on fd 3 once Envoy listens on
-/// the port, sleep until SIGINT/SIGTERM, deregister, exit 0. Plain system calls on
-/// one thread: a host runs one of these per published port.
+/// the port (or, while the server or Envoy is not there, once the shim serves it
+/// itself), sleep until SIGINT/SIGTERM, deregister, exit 0. UDP: proxy the port.
+/// Plain system calls on one thread: a host runs one of these per published port.
 public enum ShimMode {
     /// Runs the shim with docker-proxy's arguments (program name excluded); never returns.
     public static func run(_ arguments: [String]) -> Never {
