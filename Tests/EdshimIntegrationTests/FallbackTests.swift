@@ -9,10 +9,7 @@ import Testing
 struct FallbackTests {
     @Test("server down: the port is served at once; when the server and Envoy come up it moves to Envoy without a failed connection", arguments: SpawnStyle.allCases)
     func serverDownThenUp(style: SpawnStyle) async throws {
-        var options = Testbed.Options()
-        options.startServer = false
-        options.startEnvoy = false
-        try await withTestbed(options) { bed in
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let dial = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
@@ -66,10 +63,7 @@ struct FallbackTests {
 
     @Test("SIGINT while serving the port itself: exits 0 at once and frees the port")
     func stopWhileServingItself() async throws {
-        var options = Testbed.Options()
-        options.startServer = false
-        options.startEnvoy = false
-        try await withTestbed(options) { bed in
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let shim = try await bed.publish(host, to: backend.endpoint)

@@ -111,10 +111,7 @@ struct SocketLockdownTests {
 
     @Test("under systemd (Type=notify) the server says READY=1 once the socket accepts")
     func notifiesSystemd() async throws {
-        var options = Testbed.Options()
-        options.startServer = false
-        options.startEnvoy = false
-        try await withTestbed(options) { bed in
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
             let notifyPath = bed.directory + "/notify.sock"
             let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
             defer { close(fd) }

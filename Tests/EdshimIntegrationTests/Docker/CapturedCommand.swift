@@ -39,11 +39,7 @@ enum CapturedCommand {
             throw error
         }
         close(out)
-        guard let status = await process.waitForExit(timeout: timeout) else {
-            process.signal(SIGKILL)
-            _ = await process.waitForExit(timeout: .seconds(5))
-            throw TestFailure("\(executable) \(arguments.joined(separator: " ")) did not finish in \(timeout)")
-        }
+        let status = try await process.finish(within: timeout, command: "\(executable) \(arguments.joined(separator: " "))")
         let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
         return CommandResult(status: status, stdout: stdout, stderr: stderr)

@@ -45,10 +45,7 @@ enum Binaries {
     static func run(_ executable: String, _ arguments: [String], argv0: String? = nil, environment: [String: String] = [:], in directory: String) async throws -> (status: Int32, output: String) {
         let log = directory + "/run-\(UUID().uuidString).log"
         let process = try ChildProcess.spawn(executable, arguments, argv0: argv0, environment: environment, logPath: log)
-        guard let status = await process.waitForExit(timeout: .seconds(60)) else {
-            await process.stop()
-            throw TestFailure("\(executable) \(arguments) did not finish in 60 s")
-        }
+        let status = try await process.finish(within: .seconds(60), command: "\(executable) \(arguments.joined(separator: " "))")
         let output = process.log
         try? FileManager.default.removeItem(atPath: log)
         return (status, output)

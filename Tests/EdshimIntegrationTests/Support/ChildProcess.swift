@@ -104,6 +104,14 @@ final class ChildProcess: @unchecked Sendable {
         return poll()
     }
 
+    /// The exit status of a command expected to finish: one still running after
+    /// `timeout` is stopped, and the test fails naming `command`.
+    func finish(within timeout: Duration, command: @autoclosure () -> String) async throws -> Int32 {
+        if let status = await waitForExit(timeout: timeout) { return status }
+        await stop()
+        throw TestFailure("\(command()) did not finish in \(timeout)")
+    }
+
     /// SIGTERM, then SIGKILL if it lingers.
     func stop() async {
         guard poll() == nil else { return }

@@ -33,6 +33,9 @@ final class Testbed: @unchecked Sendable {
         var serverArguments: [String] = []
         /// The socket's path inside the testbed directory.
         var socketName = "edshim.sock"
+
+        /// A testbed whose server and Envoy a test starts itself, or never.
+        static let neitherServerNorEnvoy = Options(startEnvoy: false, startServer: false)
     }
 
     let directory: String
