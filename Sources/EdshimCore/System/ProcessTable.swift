@@ -22,6 +22,29 @@ public enum ProcessTable {
         startTime(of: pid, root: root).map { Owner(pid: pid, startTime: $0) }
     }
 
+    /// The real user id of a process (`Uid:` in `/proc/PID/status`).
+    public static func userID(of pid: Int32, root: String = "/proc") -> UInt32? {
+        statusNumbers("Uid", of: pid, root: root)?.first
+    }
+
+    /// The supplementary groups of a process (`Groups:` in `/proc/PID/status`); empty
+    /// when it cannot be read.
+    public static func supplementaryGroups(of pid: Int32, root: String = "/proc") -> Set<UInt32> {
+        Set(statusNumbers("Groups", of: pid, root: root) ?? [])
+    }
+
+    /// The numbers on the `field:` line of `/proc/PID/status`, or nil when the process
+    /// or the line is not there.
+    static func statusNumbers(_ field: String, of pid: Int32, root: String) -> [UInt32]? {
+        guard let status = SystemFile.read("\(root)/\(pid)/status") else { return nil }
+        let prefix = Array((field + ":").utf8)
+        for line in status.split(separator: UInt8(ascii: "\n")) where line.starts(with: prefix) {
+            let fields = line.dropFirst(prefix.count).split(whereSeparator: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") })
+            return fields.compactMap { UInt32(String(decoding: $0, as: UTF8.self)) }
+        }
+        return nil
+    }
+
     /// The process's command line (argv), or nil when it cannot be read.
     public static func commandLine(of pid: Int32, root: String = "/proc") -> [String]? {
         guard let raw = SystemFile.read("\(root)/\(pid)/cmdline"), !raw.isEmpty else { return nil }

@@ -73,15 +73,4 @@ public enum ShimProcesses {
         _ = processName.utf8CString.withUnsafeBufferPointer { write(fd, $0.baseAddress, $0.count - 1) }
         close(fd)
     }
-
-    /// The real user id of a process, from `/proc/PID/status`.
-    public static func userID(of pid: Int32, root: String = "/proc") -> UInt32? {
-        guard let status = SystemFile.read("\(root)/\(pid)/status") else { return nil }
-        for line in status.split(separator: UInt8(ascii: "\n")) where line.starts(with: "Uid:".utf8) {
-            let fields = line.split(whereSeparator: { $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: " ") })
-            guard fields.count > 1 else { return nil }
-            return UInt32(String(decoding: fields[1], as: UTF8.self))
-        }
-        return nil
-    }
 }

@@ -122,7 +122,7 @@ actor Registrar {
         case .success(let found): shim = found
         case .failure(let refusal): return .failure(refusal)
         }
-        guard peer.uid == 0 || ShimProcesses.userID(of: pid) == peer.uid else {
+        guard peer.uid == 0 || ProcessTable.userID(of: pid) == peer.uid else {
             return .failure(WireError(.permissionDenied, "only root or the shim's own user may register on its behalf"))
         }
         if let current = registry[request.key]?.owner, current != shim.owner,

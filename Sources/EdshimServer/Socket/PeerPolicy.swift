@@ -32,18 +32,8 @@ struct PeerPolicy: Sendable {
     /// nil when `peer` may use the socket, else the refusal.
     func refusal(for peer: PeerCredentials) -> WireError? {
         if peer.uid == 0 { return nil }
-        if let group, peer.gid == group.gid || Self.supplementaryGroups(of: peer.pid).contains(group.gid) { return nil }
+        if let group, peer.gid == group.gid || ProcessTable.supplementaryGroups(of: peer.pid).contains(group.gid) { return nil }
         let who = group.map { "root or members of group \($0.name)" } ?? "root"
         return WireError(.permissionDenied, "uid \(peer.uid) may not use this socket: only \(who) may (see --socket-group)")
-    }
-
-    /// The supplementary groups of a process (`Groups:` in /proc/PID/status).
-    static func supplementaryGroups(of pid: Int32) -> Set<UInt32> {
-        guard let status = SystemFile.read("/proc/\(pid)/status") else { return [] }
-        for line in status.split(separator: UInt8(ascii: "\n")) where line.starts(with: "Groups:".utf8) {
-            let fields = line.dropFirst("Groups:".count).split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") })
-            return Set(fields.compactMap { UInt32(String(decoding: $0, as: UTF8.self)) })
-        }
-        return []
     }
 }

@@ -62,4 +62,22 @@ struct ProcessTableTests {
         try Data().write(to: process.appendingPathComponent("cmdline"))
         #expect(ProcessTable.commandLine(of: 77, root: root.path) == nil)
     }
+
+    @Test func readsUserAndGroupsFromStatus() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-proc-\(UUID().uuidString)")
+        let process = root.appendingPathComponent("78")
+        try FileManager.default.createDirectory(at: process, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let status = "Name:\tedshim\nUmask:\t0022\nUid:\t1000\t1001\t1002\t1003\nGid:\t50\t50\t50\t50\nGroups:\t4 24 998 \n"
+        try Data(status.utf8).write(to: process.appendingPathComponent("status"))
+        #expect(ProcessTable.userID(of: 78, root: root.path) == 1000)
+        #expect(ProcessTable.supplementaryGroups(of: 78, root: root.path) == [4, 24, 998])
+
+        try Data("Name:\tedshim\nGroups:\t\n".utf8).write(to: process.appendingPathComponent("status"))
+        #expect(ProcessTable.userID(of: 78, root: root.path) == nil)
+        #expect(ProcessTable.supplementaryGroups(of: 78, root: root.path).isEmpty)
+
+        #expect(ProcessTable.userID(of: getpid()) == getuid())
+        #expect(ProcessTable.supplementaryGroups(of: Int32.max).isEmpty)
+    }
 }

@@ -180,15 +180,9 @@ final class DockerDaemon: @unchecked Sendable {
             logPath: directory + "/containerd.log"
         )
         containerd = process
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            if let status = process.poll() {
-                throw DockerUnavailable.classify("containerd exited \(status)", detail: DockerUnavailable.reason(inLog: process.log), context: logTail())
-            }
-            if FileManager.default.fileExists(atPath: containerdSocket) { return }
-            try await Task.sleep(for: .milliseconds(20))
+        try await waitUntilReady(process, "containerd", within: 20, every: .milliseconds(20), "did not open \(containerdSocket)") {
+            FileManager.default.fileExists(atPath: containerdSocket)
         }
-        throw TestFailure("containerd did not open \(containerdSocket) in 20 s\n\(logTail())")
     }
 
     private func startDockerd() async throws {
@@ -215,19 +209,29 @@ final class DockerDaemon: @unchecked Sendable {
             logPath: directory + "/dockerd.log"
         )
         dockerd = process
-        let deadline = ContinuousClock.now + .seconds(30)
+        try await waitUntilReady(process, "dockerd", within: 30, every: .milliseconds(50), "did not answer on \(socketPath)") {
+            guard FileManager.default.fileExists(atPath: socketPath),
+                  let answer = try? await result(["version", "--format", "{{.Server.Version}}"], timeout: .seconds(10)), answer.succeeded else { return false }
+            version = answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            return true
+        }
+    }
+
+    /// Waits until `ready` holds for a daemon just started; one that exits first is
+    /// classified (`DockerUnavailable`) from its log.
+    private func waitUntilReady(
+        _ process: ChildProcess, _ name: String, within seconds: Int, every interval: Duration,
+        _ notReady: String, ready: () async -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + .seconds(seconds)
         while ContinuousClock.now < deadline {
             if let status = process.poll() {
-                throw DockerUnavailable.classify("dockerd exited \(status)", detail: DockerUnavailable.reason(inLog: process.log), context: logTail())
+                throw DockerUnavailable.classify("\(name) exited \(status)", detail: DockerUnavailable.reason(inLog: process.log), context: logTail())
             }
-            if FileManager.default.fileExists(atPath: socketPath),
-               let answer = try? await result(["version", "--format", "{{.Server.Version}}"], timeout: .seconds(10)), answer.succeeded {
-                version = answer.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-                return
-            }
-            try await Task.sleep(for: .milliseconds(50))
+            if await ready() { return }
+            try await Task.sleep(for: interval)
         }
-        throw TestFailure("dockerd did not answer on \(socketPath) in 30 s\n\(logTail())")
+        throw TestFailure("\(name) \(notReady) in \(seconds) s\n\(logTail())")
     }
 
     // MARK: Stopping
