@@ -10,7 +10,7 @@ actor RateLimiter {
     private let perSecond: Double
     private var buckets: [Int32: Bucket] = [:]
 
-    init(capacity: Double = 2000, perSecond: Double = 1000) {
+    init(capacity: Double, perSecond: Double) {
         self.capacity = capacity
         self.perSecond = perSecond
     }
