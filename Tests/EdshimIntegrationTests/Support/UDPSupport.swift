@@ -279,8 +279,9 @@ extension Testbed {
     }
 }
 
-/// Runs `body` with a testbed without Envoy (UDP needs neither it nor the server)
-/// and a set of UDP echo servers; stops everything afterwards.
+/// Runs `body` with a testbed without Envoy (UDP needs neither it nor the server; the
+/// server runs so that tests can check the UDP proxy registers nothing with it) and a
+/// set of UDP echo servers; stops everything afterwards.
 func withUDPTestbed(_ body: (Testbed, UDPEchoServers) async throws -> Void) async throws {
     var options = Testbed.Options()
     options.startEnvoy = false
