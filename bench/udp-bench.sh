@@ -10,8 +10,8 @@
 # Environment: EDSHIM (default .build/release/edshim), DOCKER_PROXY (default
 # /usr/sbin/docker-proxy, fetched from Debian's docker.io package when missing),
 # BENCH_DIR (where udp-load and udp-echo-server are), ROUNDS (5), SECONDS_PER_RUN (3),
-# HOST_IP (0.0.0.0), CLIENTS (1), IN_FLIGHT (16, per client). A fourth line measures edshim with busy polling on
-# (EDSHIM_UDP_BUSY_POLL=100, opt-in), for comparison.
+# HOST_IP (0.0.0.0), CLIENTS (1), IN_FLIGHT (16, per client). A fourth line
+# measures edshim with busy polling on (EDSHIM_UDP_BUSY_POLL=100, opt-in), for comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

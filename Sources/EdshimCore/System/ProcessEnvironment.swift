@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// This process's environment, read without Foundation (the shim links only what it needs).
+/// This process's environment, read with getenv: the shim's path must not start Foundation.
 public enum ProcessEnvironment {
     /// The value of `name`; nil when it is unset or empty, which edshim treats alike.
     public static func value(_ name: String) -> String? {

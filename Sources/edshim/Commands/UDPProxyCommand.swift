@@ -61,7 +61,7 @@ struct UDPProxyCommand: ParsableCommand {
     @Option(name: .customLong("max-flows"), help: "Most flows at once; the least recently used makes room. Default: $EDSHIM_UDP_MAX_FLOWS, else \(UDPProxyOptions.defaultMaxFlows).")
     var maxFlows: String?
 
-    @Option(name: .customLong("busy-poll"), help: "Microseconds to keep polling after a datagram on a busy port instead of sleeping; 0: never. Default: $EDSHIM_UDP_BUSY_POLL, else 0.")
+    @Option(name: .customLong("busy-poll"), help: "Microseconds to keep polling after a datagram on a busy port instead of sleeping; 0: never. Default: $EDSHIM_UDP_BUSY_POLL, else \(UDPProxyOptions.defaultBusyPollMicroseconds).")
     var busyPoll: String?
 
     func validate() throws {
