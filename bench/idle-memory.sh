@@ -30,7 +30,10 @@ cleanup() {
     for pid in "${pids[@]:3}" "${pids[@]:0:3}"; do kill -INT "$pid" 2>/dev/null || true; done
     local status=0
     wait "${pids[0]}" 2>/dev/null || status=$?
-    if (( status >= 128 )); then cp "$work/server.log" /tmp/edshim-server-crash.log; say "the server died of signal $((status - 128)) while stopping; its log: /tmp/edshim-server-crash.log"; fi
+    if (( status >= 128 )); then
+        say "the server died of signal $((status - 128)) while stopping; the end of its log:"
+        tail -n 40 "$work/server.log" >&2
+    fi
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
