@@ -60,7 +60,7 @@ $(BENCH_DIR)/%: bench/%.c bench/bench-address.h
 	mkdir -p $(BENCH_DIR)
 	$(CC) -O2 -Wall -o $@ $<
 
-bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server
+bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server $(BENCH_DIR)/udp-reference-proxy
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) bench/udp-bench.sh
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) CLIENTS=16 IN_FLIGHT=1 bench/udp-bench.sh
 	scripts/ensure-test-deps.sh --envoy-only

@@ -10,8 +10,9 @@
 # Environment: EDSHIM (default .build/release/edshim), DOCKER_PROXY (default
 # /usr/sbin/docker-proxy, fetched from Debian's docker.io package when missing),
 # BENCH_DIR (where udp-load and udp-echo-server are), ROUNDS (5), SECONDS_PER_RUN (3),
-# HOST_IP (0.0.0.0), CLIENTS (1), IN_FLIGHT (16, per client). A fourth line
-# measures edshim with busy polling on (EDSHIM_UDP_BUSY_POLL=100, opt-in), for comparison.
+# HOST_IP (0.0.0.0), CLIENTS (1), IN_FLIGHT (16, per client). Two more lines, for
+# comparison: edshim with busy polling on (EDSHIM_UDP_BUSY_POLL=100, opt-in), and
+# bench/udp-reference-proxy, the least a proxy on kernel sockets can do (a yardstick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,7 @@ IN_FLIGHT=${IN_FLIGHT:-16}
 say() { echo "udp-bench: $*" >&2; }
 
 [[ -x "$EDSHIM" ]] || { say "no edshim at $EDSHIM: run make release (or make bench)"; exit 1; }
-for tool in udp-load udp-echo-server; do
+for tool in udp-load udp-echo-server udp-reference-proxy; do
     [[ -x "$BENCH_DIR/$tool" ]] || { say "no $BENCH_DIR/$tool: run make bench"; exit 1; }
 done
 
@@ -78,9 +79,11 @@ for _ in $(seq 50); do grep -q ready "$work/echo.log" 2>/dev/null && break; slee
 docker_proxy_port=$(free_udp_port)
 edshim_port=$(free_udp_port)
 polling_port=$(free_udp_port)
+reference_port=$(free_udp_port)
 start_proxy docker-proxy "$DOCKER_PROXY" "$docker_proxy_port"
 start_proxy edshim "$EDSHIM" "$edshim_port"
 start_proxy edshim-polling "$EDSHIM" "$polling_port" 100
+start_proxy reference "$BENCH_DIR/udp-reference-proxy" "$reference_port"
 
 # The address the client sends to a proxy: loopback of HOST_IP's family.
 case $HOST_IP in
@@ -96,13 +99,13 @@ measure() {
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
 say "$(nproc) CPUs, $(uname -r); $ROUNDS rounds of ${SECONDS_PER_RUN}s each; $SIZE-byte datagrams, $CLIENTS client(s) with $IN_FLIGHT in flight each, proxies on $HOST_IP"
-direct=() through_docker_proxy=() through_edshim=() through_polling=()
+direct=() through_docker_proxy=() through_edshim=() through_polling=() through_reference=()
 for round in $(seq "$ROUNDS"); do
     # Rotate the order each round so that neither proxy always runs first.
     case $((round % 3)) in
-        1) order="direct docker-proxy edshim edshim-polling" ;;
-        2) order="docker-proxy edshim edshim-polling direct" ;;
-        0) order="edshim edshim-polling direct docker-proxy" ;;
+        1) order="direct docker-proxy edshim edshim-polling reference" ;;
+        2) order="docker-proxy edshim edshim-polling reference direct" ;;
+        0) order="edshim edshim-polling reference direct docker-proxy" ;;
     esac
     line=""
     for target in $order; do
@@ -111,6 +114,7 @@ for round in $(seq "$ROUNDS"); do
             docker-proxy) rate=$(measure "$proxy_address" "$docker_proxy_port"); through_docker_proxy+=("$rate") ;;
             edshim) rate=$(measure "$proxy_address" "$edshim_port"); through_edshim+=("$rate") ;;
             edshim-polling) rate=$(measure "$proxy_address" "$polling_port"); through_polling+=("$rate") ;;
+            reference) rate=$(measure "$proxy_address" "$reference_port"); through_reference+=("$rate") ;;
         esac
         line="$line $target=$rate"
     done
@@ -121,13 +125,15 @@ direct_median=$(echo "${direct[*]}" | median)
 docker_proxy_median=$(echo "${through_docker_proxy[*]}" | median)
 edshim_median=$(echo "${through_edshim[*]}" | median)
 polling_median=$(echo "${through_polling[*]}" | median)
-ratio=$(awk -v a="$edshim_median" -v b="$docker_proxy_median" 'BEGIN { printf "%.2f", a / b }')
-polling_ratio=$(awk -v a="$polling_median" -v b="$docker_proxy_median" 'BEGIN { printf "%.2f", a / b }')
+reference_median=$(echo "${through_reference[*]}" | median)
+over_docker_proxy() { awk -v a="$1" -v b="$docker_proxy_median" 'BEGIN { printf "%.2f", a / b }'; }
+ratio=$(over_docker_proxy "$edshim_median")
 
 printf '\nUDP echoes per second (median of %d rounds, %d-byte datagrams, %d client(s) with %d in flight each)\n' "$ROUNDS" "$SIZE" "$CLIENTS" "$IN_FLIGHT"
 printf '  %-26s %10s\n' "direct to the echo server" "$direct_median"
 printf '  %-26s %10s\n' "through docker-proxy" "$docker_proxy_median"
 printf '  %-26s %10s\n' "through edshim" "$edshim_median"
 printf '  %-26s %9sx\n' "edshim / docker-proxy" "$ratio"
-printf '  %-26s %10s  (%sx; EDSHIM_UDP_BUSY_POLL=100)\n' "through edshim, polling" "$polling_median" "$polling_ratio"
-printf '  rounds: direct %s | docker-proxy %s | edshim %s | edshim polling %s\n' "${direct[*]}" "${through_docker_proxy[*]}" "${through_edshim[*]}" "${through_polling[*]}"
+printf '  %-26s %10s  (%sx; EDSHIM_UDP_BUSY_POLL=100)\n' "through edshim, polling" "$polling_median" "$(over_docker_proxy "$polling_median")"
+printf '  %-26s %10s  (%sx; bench/udp-reference-proxy.c, a yardstick)\n' "through a minimal C proxy" "$reference_median" "$(over_docker_proxy "$reference_median")"
+printf '  rounds: direct %s | docker-proxy %s | edshim %s | edshim polling %s | minimal C proxy %s\n' "${direct[*]}" "${through_docker_proxy[*]}" "${through_edshim[*]}" "${through_polling[*]}" "${through_reference[*]}"
