@@ -1,6 +1,6 @@
 # edshim — Envoy in front of every published Docker port.
 #
-#   make demo     build, then show a port published the way dockerd does, served by Envoy
+#   make demo     build, then publish a container's port with a private dockerd, served by Envoy
 #   make test     install what the tests need (Envoy, dockerd), build, run every test
 #   make test-long  the same with the property and chaos tests at full size
 #   make install  PREFIX=/usr/local DESTDIR=   install the release binary

@@ -1,17 +1,38 @@
 #!/usr/bin/env bash
-# make demo: a published port, the way dockerd publishes it, served by Envoy.
+# make demo: a published Docker port, served by Envoy through edshim.
 #
-# Starts, in a temporary directory: edshim server, Envoy (from `edshim bootstrap`),
-# a small HTTP backend standing in for a container, and edshim exactly as dockerd
-# runs it (docker-proxy flags, status pipe on fd 3). Then shows a request answered
-# through Envoy, the registration in `edshim status` and Envoy's admin URL.
-# Ctrl-C tears it all down.
+# As root (the usual case on a Docker host), in a temporary directory: a private
+# dockerd 20.10 with edshim as its userland proxy (scripts/demo-dockerd.sh), edshim
+# server reading that dockerd's labels, Envoy from `edshim bootstrap`, and then
+# `docker run -p … -l ServiceName=hello …`. It shows the proxies dockerd started, a
+# request answered through Envoy, `edshim status`, and the Envoy cluster named from the
+# container's labels.
+#
+# Without root (dockerd needs it), or with DEMO_DOCKER=0, it says so and shows the
+# same path without dockerd: a small HTTP backend stands in for the container, and
+# edshim is started exactly as dockerd runs it (docker-proxy flags, status pipe on
+# fd 3).
+#
+# Ctrl-C tears it all down. DEMO_PORT picks the host port.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 EDSHIM="${EDSHIM_BIN:-$(pwd)/.build/debug/edshim}"
 ENVOY="${ENVOY_BIN:-$(command -v envoy || true)}"
 [[ -x "$EDSHIM" ]] || { echo "demo: no edshim at $EDSHIM (run: swift build)" >&2; exit 1; }
 [[ -x "$ENVOY" ]] || { echo "demo: Envoy not found (run: scripts/ensure-test-deps.sh --envoy-only)" >&2; exit 1; }
+[[ "$EDSHIM" == /* ]] || EDSHIM="$PWD/$EDSHIM"
+
+if [[ "${DEMO_DOCKER:-1}" == 0 ]]; then
+    WITH_DOCKER=0
+elif (( EUID != 0 )); then
+    WITH_DOCKER=0
+    echo "demo: not root, so no private dockerd (it needs root: sudo make demo)." >&2
+    echo "demo: showing edshim as dockerd runs it, with a stand-in for the container." >&2
+else
+    WITH_DOCKER=1
+    scripts/ensure-test-deps.sh --docker-only
+fi
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'
@@ -20,17 +41,22 @@ free_port() {
 DIR="$(mktemp -d /tmp/edshim-demo-XXXXXX)"
 export EDSHIM_SOCKET="$DIR/edshim.sock"
 ADMIN_PORT="$(free_port)"
-BACKEND_PORT="$(free_port)"
+SERVER_ADMIN_PORT="$(free_port)"
 HOST_PORT="${DEMO_PORT:-$(free_port)}"
 PIDS=()
+# shellcheck source=scripts/demo-dockerd.sh
+source scripts/demo-dockerd.sh
 
 # Every child runs in its own session, so Ctrl-C reaches only this script, which
-# then stops them in order: the shim first (SIGINT, as dockerd does; it deregisters
-# and Envoy lets go of the port), then the backend, Envoy and the server.
+# then stops them in order: the containers and dockerd first (its proxies get SIGINT
+# and deregister; Envoy lets go of the ports) — or, without dockerd, the shim and
+# the backend — then Envoy and the server.
 cleanup() {
-    trap - EXIT INT TERM
+    trap - EXIT
+    set +e
     echo
     echo "== tearing down"
+    demo_dockerd_stop
     for pid in "${PIDS[@]}"; do
         kill -INT "$pid" 2>/dev/null || true
         kill -TERM "$pid" 2>/dev/null || true
@@ -39,51 +65,81 @@ cleanup() {
     rm -rf "$DIR"
     echo "== done"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 step() { echo; echo "== $*"; }
+indent() { sed 's/^/   /'; }
+
+SERVER_FLAGS=()
+if (( WITH_DOCKER )); then
+    step "a private dockerd, with edshim as its userland proxy"
+    echo "   dockerd --userland-proxy-path=$EDSHIM --iptables=false …  (EDSHIM_SOCKET=$EDSHIM_SOCKET)"
+    demo_dockerd_start "$EDSHIM" "$EDSHIM_SOCKET"
+    echo "   dockerd $("${DOCKER[@]}" version --format '{{.Server.Version}}'), DOCKER_HOST=$DOCKER_HOST_URL"
+    SERVER_FLAGS=(--docker-host "$DOCKER_HOST_URL")
+fi
 
 step "edshim server (socket $EDSHIM_SOCKET, xDS in $DIR/xds)"
 setsid "$EDSHIM" server --socket "$EDSHIM_SOCKET" --xds-dir "$DIR/xds" --state-file "$DIR/state.json" \
-    >"$DIR/server.log" 2>&1 &
+    --admin-address "127.0.0.1:$SERVER_ADMIN_PORT" "${SERVER_FLAGS[@]}" >"$DIR/server.log" 2>&1 &
 PIDS=("$!" "${PIDS[@]}")
-for _ in $(seq 100); do [[ -S "$EDSHIM_SOCKET" ]] && break; sleep 0.05; done
+demo_wait 5 "edshim server" "$DIR/server.log" test -S "$EDSHIM_SOCKET"
 
 step "Envoy, from \`edshim bootstrap --xds-dir $DIR/xds --admin-address 127.0.0.1:$ADMIN_PORT\`"
 "$EDSHIM" bootstrap --xds-dir "$DIR/xds" --admin-address "127.0.0.1:$ADMIN_PORT" >"$DIR/envoy.yaml"
 setsid "$ENVOY" -c "$DIR/envoy.yaml" --disable-hot-restart -l warning >"$DIR/envoy.log" 2>&1 &
 PIDS=("$!" "${PIDS[@]}")
-for _ in $(seq 200); do curl -sf "http://127.0.0.1:$ADMIN_PORT/ready" >/dev/null 2>&1 && break; sleep 0.05; done
+demo_wait 10 "Envoy" "$DIR/envoy.log" curl -sf "http://127.0.0.1:$ADMIN_PORT/ready"
 
-step "a backend on 127.0.0.1:$BACKEND_PORT (standing in for a container)"
-mkdir -p "$DIR/www" && echo "hello from the container behind Envoy" >"$DIR/www/index.html"
-setsid python3 -m http.server "$BACKEND_PORT" --bind 127.0.0.1 --directory "$DIR/www" >"$DIR/backend.log" 2>&1 &
-PIDS=("$!" "${PIDS[@]}")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$BACKEND_PORT/" >/dev/null 2>&1 && break; sleep 0.05; done
+if (( WITH_DOCKER )); then
+    SERVICE=hello-demo-$HOST_PORT
+    step "docker run: a busybox httpd, port 80 published on $HOST_PORT, with labels"
+    echo "   docker run -d --name hello -l ServiceName=hello -l EnvironmentName=demo -p $HOST_PORT:80 $DEMO_IMAGE httpd -f -p 80 -h /www"
+    "${DOCKER[@]}" run -d --name hello -l ServiceName=hello -l EnvironmentName=demo -p "$HOST_PORT:80" \
+        "$DEMO_IMAGE" httpd -f -p 80 -h /www >/dev/null
+    echo "   dockerd started its userland proxies (one per address family):"
+    ps --ppid "$DOCKERD_PID" -o pid=,args= | indent
+    # docker run returns once the port is served; httpd itself may need a moment more.
+    demo_wait 10 "the container's httpd" "$DOCKER_DIR/dockerd.log" curl -sf "http://127.0.0.1:$HOST_PORT/"
+else
+    SERVICE=unknown-$HOST_PORT
+    BACKEND_PORT="$(free_port)"
+    step "a backend on 127.0.0.1:$BACKEND_PORT (standing in for a container)"
+    mkdir -p "$DIR/www" && echo "hello from the container behind Envoy" >"$DIR/www/index.html"
+    setsid python3 -m http.server "$BACKEND_PORT" --bind 127.0.0.1 --directory "$DIR/www" >"$DIR/backend.log" 2>&1 &
+    PIDS=("$!" "${PIDS[@]}")
+    demo_wait 5 "the backend" "$DIR/backend.log" curl -sf "http://127.0.0.1:$BACKEND_PORT/"
 
-step "edshim, as dockerd runs it: status pipe on fd 3"
-echo "   $EDSHIM -proto tcp -host-ip 0.0.0.0 -host-port $HOST_PORT -container-ip 127.0.0.1 -container-port $BACKEND_PORT"
-mkfifo "$DIR/status"
-setsid "$EDSHIM" -proto tcp -host-ip 0.0.0.0 -host-port "$HOST_PORT" \
-    -container-ip 127.0.0.1 -container-port "$BACKEND_PORT" 3>"$DIR/status" 2>>"$DIR/shim.log" &
-PIDS=("$!" "${PIDS[@]}")
-STATUS="$(cat "$DIR/status")"
-if [[ "$STATUS" != "0" ]]; then
-    echo "   the shim reported: $STATUS" >&2
-    exit 1
+    step "edshim, as dockerd runs it: status pipe on fd 3"
+    echo "   $EDSHIM -proto tcp -host-ip 0.0.0.0 -host-port $HOST_PORT -container-ip 127.0.0.1 -container-port $BACKEND_PORT"
+    mkfifo "$DIR/status"
+    setsid "$EDSHIM" -proto tcp -host-ip 0.0.0.0 -host-port "$HOST_PORT" \
+        -container-ip 127.0.0.1 -container-port "$BACKEND_PORT" 3>"$DIR/status" 2>>"$DIR/shim.log" &
+    PIDS=("$!" "${PIDS[@]}")
+    STATUS="$(cat "$DIR/status")"
+    if [[ "$STATUS" != "0" ]]; then
+        echo "   the shim reported: $STATUS" >&2
+        exit 1
+    fi
+    echo "   fd 3 said: 0 (served)"
 fi
-echo "   fd 3 said: 0 (served)"
 
 step "a request to 127.0.0.1:$HOST_PORT, answered through Envoy"
-curl -si "http://127.0.0.1:$HOST_PORT/" | sed 's/^/   /'
+curl -si "http://127.0.0.1:$HOST_PORT/" | indent
 
 step "edshim status"
-"$EDSHIM" status | sed 's/^/   /'
+"$EDSHIM" status | indent
 
 step "Envoy"
 echo "   admin:     http://127.0.0.1:$ADMIN_PORT/"
 echo "   listeners: $(curl -s "http://127.0.0.1:$ADMIN_PORT/listeners" | tr '\n' ' ')"
-echo "   stats:     curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep unknown-$HOST_PORT"
+echo "   cluster:   $(curl -s "http://127.0.0.1:$ADMIN_PORT/clusters" | grep -m1 "^$SERVICE::.*::cx_total" || true)"
+echo "   stats:     curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep $SERVICE"
 echo
-echo "Try: curl -i http://127.0.0.1:$HOST_PORT/   (Ctrl-C to stop and tear everything down)"
+echo "Try: curl -i http://127.0.0.1:$HOST_PORT/"
+if (( WITH_DOCKER )); then
+    echo "     DOCKER_HOST=$DOCKER_HOST_URL DOCKER_CONFIG=$DOCKER_DIR/cli ${DOCKER[*]} run -d -p 8081:80 -l ServiceName=web $DEMO_IMAGE httpd -f -p 80 -h /www"
+fi
+echo "(Ctrl-C to stop and tear everything down)"
 while true; do sleep 1; done

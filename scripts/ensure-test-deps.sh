@@ -2,7 +2,7 @@
 # Installs what edshim's tests and demo need when it is missing, so that a fresh
 # machine passes `make test` with nothing done by hand.
 #   (no flag)       everything the tests need: Envoy, then dockerd and busybox
-#   --envoy-only    just Envoy (make demo)
+#   --envoy-only    just Envoy (make demo; as root, the demo then runs --docker-only)
 #   --docker-only   just what the real-dockerd tests need: Debian's docker.io
 #                   (dockerd 20.10, containerd, runc, docker-proxy, the docker CLI)
 #                   and busybox-static (the tests' image is made from /bin/busybox)
