@@ -138,6 +138,7 @@ echo "   cluster:   $(curl -s "http://127.0.0.1:$ADMIN_PORT/clusters" | grep -m1
 echo "   stats:     curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep $SERVICE"
 echo
 echo "Try: curl -i http://127.0.0.1:$HOST_PORT/"
+echo "     EDSHIM_SOCKET=$EDSHIM_SOCKET $EDSHIM status"
 if (( WITH_DOCKER )); then
     echo "     DOCKER_HOST=$DOCKER_HOST_URL DOCKER_CONFIG=$DOCKER_DIR/cli ${DOCKER[*]} run -d -p 8081:80 -l ServiceName=web $DEMO_IMAGE httpd -f -p 80 -h /www"
 fi
