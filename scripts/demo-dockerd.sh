@@ -54,7 +54,11 @@ demo_dockerd_start() {
 
     local subnet; subnet="$(demo_free_subnet)"
     DEMO_BRIDGE="edsdemo$(printf '%04x' $((RANDOM % 65536)))"
-    ip link add name "$DEMO_BRIDGE" type bridge
+    ip link add name "$DEMO_BRIDGE" type bridge || {
+        echo "demo: could not create the demo's bridge (it needs CAP_NET_ADMIN); DEMO_DOCKER=0 make demo runs without dockerd" >&2
+        DEMO_BRIDGE=""
+        return 1
+    }
     ip addr add "${subnet%.0/24}.1/24" dev "$DEMO_BRIDGE"
     ip link set "$DEMO_BRIDGE" up
 
