@@ -3,8 +3,10 @@
 # cgroup of their own, with edshim as the userland proxy. It never touches docker0,
 # iptables or a dockerd already on the machine. Needs root.
 #
-#   demo_dockerd_start EDSHIM EDSHIM_SOCKET   sets DOCKER (the CLI, with its flags)
-#                                             and DOCKER_HOST_URL
+#   demo_dockerd_start EDSHIM EDSHIM_SOCKET   in $DIR/docker; sets DOCKER (the CLI,
+#                                             with DOCKER_HOST and DOCKER_CONFIG
+#                                             exported for it), DOCKER_HOST_URL,
+#                                             DOCKERD_PID, and imports DEMO_IMAGE
 #   demo_dockerd_stop                         idempotent; removes every trace
 
 DEMO_IMAGE=edshim-demo-busybox:latest
