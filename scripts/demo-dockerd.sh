@@ -6,12 +6,14 @@
 #   demo_dockerd_start EDSHIM EDSHIM_SOCKET   in $DIR/docker; sets DOCKER (the CLI,
 #                                             with DOCKER_HOST and DOCKER_CONFIG
 #                                             exported for it), DOCKER_HOST_URL,
-#                                             DOCKERD_PID, and imports DEMO_IMAGE
+#                                             DOCKERD_PID, DEMO_BRIDGE, DEMO_GATEWAY,
+#                                             and imports DEMO_IMAGE
 #   demo_dockerd_stop                         idempotent; removes every trace
 
 DEMO_IMAGE=edshim-demo-busybox:latest
 DOCKER_DIR=""
 DEMO_BRIDGE=""
+DEMO_GATEWAY=""
 DOCKERD_PID=""
 CONTAINERD_PID=""
 
@@ -61,7 +63,8 @@ demo_dockerd_start() {
         DEMO_BRIDGE=""
         return 1
     }
-    ip addr add "${subnet%.0/24}.1/24" dev "$DEMO_BRIDGE"
+    DEMO_GATEWAY="${subnet%.0/24}.1"
+    ip addr add "$DEMO_GATEWAY/24" dev "$DEMO_BRIDGE"
     ip link set "$DEMO_BRIDGE" up
 
     # Without the plugins dockerd does not use (the opt plugin would create /opt/containerd).

@@ -13,7 +13,8 @@
 # edshim is started exactly as dockerd runs it (docker-proxy flags, status pipe on
 # fd 3).
 #
-# Ctrl-C tears it all down. DEMO_PORT picks the host port.
+# Ctrl-C tears it all down. DEMO_PORT picks the host port; DEMO_ONCE=1 tears down
+# right after showing everything (the tests run it so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,6 +78,7 @@ if (( WITH_DOCKER )); then
     echo "   dockerd --userland-proxy-path=$EDSHIM --iptables=false …  (EDSHIM_SOCKET=$EDSHIM_SOCKET)"
     demo_dockerd_start "$EDSHIM" "$EDSHIM_SOCKET"
     echo "   dockerd $("${DOCKER[@]}" version --format '{{.Server.Version}}'), DOCKER_HOST=$DOCKER_HOST_URL"
+    echo "   bridge $DEMO_BRIDGE ($DEMO_GATEWAY/24), cgroup /$DEMO_BRIDGE"
     SERVER_FLAGS=(--docker-host "$DOCKER_HOST_URL")
 fi
 
@@ -142,5 +144,6 @@ echo "     EDSHIM_SOCKET=$EDSHIM_SOCKET $EDSHIM status"
 if (( WITH_DOCKER )); then
     echo "     DOCKER_HOST=$DOCKER_HOST_URL DOCKER_CONFIG=$DOCKER_DIR/cli ${DOCKER[*]} run -d -p 8081:80 -l ServiceName=web $DEMO_IMAGE httpd -f -p 80 -h /www"
 fi
+[[ "${DEMO_ONCE:-0}" != 1 ]] || exit 0
 echo "(Ctrl-C to stop and tear everything down)"
 while true; do sleep 1; done

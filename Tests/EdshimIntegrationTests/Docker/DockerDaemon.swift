@@ -56,9 +56,7 @@ final class DockerDaemon: @unchecked Sendable {
         if reapLock.withLock({ () -> Bool in defer { reaped = true }; return !reaped }) {
             await DockerLeftovers.reapStale(ip: tools.ip)
         }
-        var template = Array((DockerLeftovers.directoryPrefix + "XXXXXX").utf8CString)
-        guard mkdtemp(&template) != nil else { throw TestFailure("mkdtemp: \(String(cString: strerror(errno)))") }
-        let directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let directory = try ScratchDirectory.make(DockerLeftovers.directoryPrefix)
         let bridge: PrivateBridge
         do {
             try DockerLeftovers.recordOwner(of: directory, bridge: nil)

@@ -54,9 +54,7 @@ final class Testbed: @unchecked Sendable {
 
     private init(options: Options) throws {
         self.options = options
-        var template = Array("/tmp/edshim-test-XXXXXX".utf8CString)
-        guard mkdtemp(&template) != nil else { throw TestFailure("mkdtemp failed") }
-        directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        directory = try ScratchDirectory.make("/tmp/edshim-test-")
         socketPath = directory + "/" + options.socketName
         xdsDirectory = directory + "/xds"
         envoyAdmin = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())

@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `make demo` (scripts/demo.sh, run with DEMO_ONCE=1 so that it tears down right
+/// after showing everything) does what README.md promises a newcomer, and leaves
+/// nothing behind.
+@Suite("make demo")
+struct DemoScriptTests {
+    @Test("as root: dockerd publishes a labelled container's port through two shims, Envoy answers, the cluster is named from the labels; nothing is left")
+    func withPrivateDockerd() async throws {
+        guard getuid() == 0 else {
+            try DockerUnavailable(reason: "the demo's private dockerd needs root; running as uid \(getuid())").skip()
+        }
+        let demo = try await DemoRun.start([:])
+        #expect(demo.output.contains("server: envoy"), "\(demo.output)")
+        #expect(demo.output.contains("hello from a Docker container, through Envoy"))
+        let shims = demo.output.split(separator: "\n").filter { $0.contains(" -proto tcp -host-ip ") && $0.contains(" -container-port 80") }
+        #expect(shims.count == 2, "one shim per address family, started by dockerd: \(shims)")
+        #expect(demo.output.range(of: #"cluster: +hello-demo-\d+::10\.\d+\.\d+\.\d+:80::"#, options: .regularExpression) != nil)
+
+        let bridge = try #require(demo.output.firstMatch(of: /bridge (edsdemo[0-9a-f]{4})/)?.1, "the demo names its bridge")
+        #expect(!FileManager.default.fileExists(atPath: "/sys/class/net/\(bridge)"), "bridge \(bridge) removed")
+        #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/\(bridge)"), "cgroup /\(bridge) removed")
+    }
+
+    @Test("DEMO_DOCKER=0: edshim started as dockerd starts it says 0 on fd 3, Envoy answers; nothing is left")
+    func withStandIn() async throws {
+        let demo = try await DemoRun.start(["DEMO_DOCKER": "0"])
+        #expect(demo.output.contains("fd 3 said: 0 (served)"), "\(demo.output)")
+        #expect(demo.output.contains("server: envoy"))
+        #expect(demo.output.contains("hello from the container behind Envoy"))
+        #expect(demo.output.range(of: #"cluster: +unknown-\d+::127\.0\.0\.1:\d+::"#, options: .regularExpression) != nil)
+    }
+}
+
+/// One run of scripts/demo.sh to its end, checked for a clean exit and a clean
+/// teardown: its directory is gone and no process names it.
+private struct DemoRun {
+    let output: String
+
+    static func start(_ environment: [String: String]) async throws -> DemoRun {
+        let scratch = try ScratchDirectory.make("/tmp/edshim-test-demo-")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var variables = ["EDSHIM_BIN": try Binaries.edshim(), "ENVOY_BIN": try Binaries.envoy(), "DEMO_ONCE": "1"]
+        variables.merge(environment) { $1 }
+        let result = try await CapturedCommand.run(
+            Binaries.packageRoot + "/scripts/demo.sh", [], environment: variables, in: scratch, timeout: .seconds(180))
+        #expect(result.status == 0, "demo exited \(result.status): \(result.stderr)\n\(result.stdout)")
+        #expect(result.stdout.hasSuffix("== done\n"), "the demo tore down: \(result.stdout.suffix(300))")
+
+        let directory = try #require(result.stdout.firstMatch(of: /socket (\/tmp\/edshim-demo-[A-Za-z0-9]{6})\//)?.1, "the demo names its directory")
+        #expect(!FileManager.default.fileExists(atPath: String(directory)), "\(directory) removed")
+        #expect(DockerLeftovers.processesNaming(String(directory)).isEmpty, "no process of the demo left")
+        return DemoRun(output: result.stdout)
+    }
+}
