@@ -180,8 +180,7 @@ int main(int argc, char **argv) {
                 for (int i = start; i < end; i++) replies.messages[i].msg_hdr.msg_name = &replies.sources[i];
                 sendmmsg(listener, &replies.messages[start], end - start, 0);
             } else {
-                struct sockaddr_storage to = replies.sources[start];
-                send_run(listener, &replies, start, end - start, &to, length);
+                send_run(listener, &replies, start, end - start, &replies.sources[start], length);
             }
         }
     }

@@ -149,9 +149,13 @@ demo_dockerd_stop() {
     for mount in $(awk -v dir="$DOCKER_DIR/" 'index($5, dir) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
         umount -l "$mount" 2>/dev/null || true
     done
-    [[ -z "$DEMO_BRIDGE" ]] || ip link del "$DEMO_BRIDGE" 2>/dev/null || true
-    for cgroup in /sys/fs/cgroup/"$DEMO_BRIDGE" /sys/fs/cgroup/*/"$DEMO_BRIDGE"; do
-        [[ -z "$DEMO_BRIDGE" || ! -d "$cgroup" ]] || find "$cgroup" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    done
+    # The bridge, and the containers' cgroup named after it (v2, or each v1 hierarchy).
+    if [[ -n "$DEMO_BRIDGE" ]]; then
+        ip link del "$DEMO_BRIDGE" 2>/dev/null || true
+        local cgroup
+        for cgroup in /sys/fs/cgroup/"$DEMO_BRIDGE" /sys/fs/cgroup/*/"$DEMO_BRIDGE"; do
+            [[ ! -d "$cgroup" ]] || find "$cgroup" -depth -type d -exec rmdir {} + 2>/dev/null || true
+        done
+    fi
     DOCKER_DIR=""
 }
