@@ -29,17 +29,7 @@ struct ResyncTests {
                 pids.insert(shim.process.pid)
             }
 
-            // The server loses everything: its state and the xDS files. (The directory
-            // itself stays: Envoy watches it, and would not follow a new one.)
-            await bed.stopServer()
-            for name in try FileManager.default.contentsOfDirectory(atPath: bed.xdsDirectory) {
-                try FileManager.default.removeItem(atPath: bed.xdsDirectory + "/" + name)
-            }
-            try? FileManager.default.removeItem(atPath: bed.directory + "/state.json")
-            try await bed.startServer()
-            try await bed.eventually("the restarted server published nothing, and Envoy dropped every listener") {
-                try bed.listeners().isEmpty
-            }
+            try await bed.restartServerWithoutState()
 
             let first = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
             #expect(first.status == 0, "\(first.output)")

@@ -135,11 +135,14 @@ final class DockerDaemon: @unchecked Sendable {
         if !ids.isEmpty { try await run(["rm", "-f", "-v"] + ids) }
     }
 
-    /// The command lines (argv, argv[0] first) of the userland proxies dockerd runs now.
-    func proxies() -> [[String]] {
+    /// The userland proxies dockerd runs now: process id and command line (argv[0] first).
+    func proxyProcesses() -> [(pid: pid_t, argv: [String])] {
         guard let dockerd, !dockerd.hasExited else { return [] }
-        return DockerLeftovers.children(of: dockerd.pid).map(\.argv)
+        return DockerLeftovers.children(of: dockerd.pid)
     }
+
+    /// The command lines of the userland proxies dockerd runs now.
+    func proxies() -> [[String]] { proxyProcesses().map(\.argv) }
 
     /// The last lines of both daemons' logs, for failure messages.
     func logTail(lines: Int = 60) -> String {

@@ -183,9 +183,17 @@ final class UDPEchoServer: @unchecked Sendable {
     private let stopped = Flag()
     private let finished: Thread.Completion
 
+    static let socketType = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+
     /// Binds `ip` on `port` (0: any free port) and starts echoing.
-    init(on ip: IPAddress, port: UInt16 = 0) throws {
-        let fd = socket(ip.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    convenience init(on ip: IPAddress, port: UInt16 = 0) throws {
+        try self.init(socket: socket(ip.isIPv6 ? AF_INET6 : AF_INET, Self.socketType, 0), on: ip, port: port)
+    }
+
+    /// Echoes on `fd`, a new UDP socket made elsewhere (in a container's network
+    /// namespace), bound here to `ip` on `port`; the server owns it from now on.
+    init(socket fd: Int32, on ip: IPAddress, port: UInt16) throws {
+        guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
         var size: Int32 = 4 << 20
@@ -236,7 +244,16 @@ final class UDPEchoServers: @unchecked Sendable {
     private let servers = Mutex<[UDPEchoServer]>([])
 
     func start(on ip: IPAddress, port: UInt16 = 0) throws -> UDPEchoServer {
-        let server = try UDPEchoServer(on: ip, port: port)
+        keep(try UDPEchoServer(on: ip, port: port))
+    }
+
+    /// One on `port` of every IPv4 address in the network namespace of `pid` (a container's).
+    func start(inNetworkNamespaceOf pid: pid_t, port: UInt16) async throws -> UDPEchoServer {
+        let fd = try await NetworkNamespace.socket(of: pid, family: AF_INET, type: UDPEchoServer.socketType)
+        return keep(try UDPEchoServer(socket: fd, on: .anyIPv4, port: port))
+    }
+
+    private func keep(_ server: UDPEchoServer) -> UDPEchoServer {
         servers.withLock { $0.append(server) }
         return server
     }
