@@ -8,4 +8,4 @@ exec docker run -d --name envoy-edshim --restart always --network host \
     --user 0 \
     -v /etc/edshim/envoy.yaml:/etc/envoy/envoy.yaml:ro \
     -v /var/lib/edshim/xds:/var/lib/edshim/xds:ro \
-    envoyproxy/envoy:v1.40-latest -c /etc/envoy/envoy.yaml --disable-hot-restart
+    envoyproxy/envoy:v1.40-latest -c /etc/envoy/envoy.yaml --disable-hot-restart --file-flush-interval-msec 1000

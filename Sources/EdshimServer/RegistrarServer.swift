@@ -33,7 +33,7 @@ public struct RegistrarServer: Sendable {
             logger.info("restored registrations", metadata: ["restored": "\(live.count)", "dropped_dead_owners": "\(restored.count - live.count)"])
         }
         if live.count != restored.count { await state.save(registry) }
-        let publisher = XDSPublisher(directory: configuration.xdsDirectory, logger: logger)
+        let publisher = XDSPublisher(directory: configuration.xdsDirectory, telemetry: configuration.telemetry, logger: logger)
         do {
             try await publisher.start(with: registry)
         } catch {

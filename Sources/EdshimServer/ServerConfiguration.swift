@@ -22,6 +22,8 @@ public struct ServerConfiguration: Sendable {
     public var releaseTimeout: Duration
     /// Requests per second one peer process may send (bursts of twice as many).
     public var peerRequestsPerSecond: Double
+    /// What every listener reports: the access log.
+    public var telemetry: Telemetry
 
     /// Creates a configuration.
     public init(
@@ -34,7 +36,8 @@ public struct ServerConfiguration: Sendable {
         defaultMode: ProxyMode = .http,
         readyTimeout: Duration = .seconds(5),
         releaseTimeout: Duration = .milliseconds(800),
-        peerRequestsPerSecond: Double = 1000
+        peerRequestsPerSecond: Double = 1000,
+        telemetry: Telemetry = .standard
     ) {
         self.socketPath = socketPath
         self.socketGroup = socketGroup
@@ -46,5 +49,6 @@ public struct ServerConfiguration: Sendable {
         self.readyTimeout = readyTimeout
         self.releaseTimeout = releaseTimeout
         self.peerRequestsPerSecond = peerRequestsPerSecond
+        self.telemetry = telemetry
     }
 }

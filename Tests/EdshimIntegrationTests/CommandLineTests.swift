@@ -53,6 +53,7 @@ struct CommandLineTests {
     @Test("--help teaches every mode", arguments: [
         ([] as [String], "userland-proxy-path"),
         (["server"], "--xds-dir"),
+        (["server"], "--access-log"),
         (["bootstrap"], "envoy -c"),
         (["status"], "--json"),
         (["shim"], "-use-listen-fd"),
@@ -80,6 +81,7 @@ struct CommandLineTests {
         (["server", "--admin-address", "localhost"], "--admin-address"),
         (["server", "--ready-timeout", "30"], "--ready-timeout"),
         (["server", "--docker-host", "http://x"], "--docker-host"),
+        (["server", "--access-log", "access.log"], "--access-log must be stdout, stderr, off or an absolute file path"),
     ])
     func badServerFlags(arguments: [String], expected: String) async throws {
         let result = try await Binaries.run(try Binaries.edshim(), arguments, in: NSTemporaryDirectory())

@@ -17,15 +17,16 @@ public struct EnvoyConfiguration: Hashable, Sendable {
 
     /// The configuration for `registrations`: a listener per TCP registration, a
     /// cluster per service name over the container endpoints of all registrations
-    /// that share it (the `0.0.0.0` and `::` twins). UDP registrations are not Envoy's.
-    public init(registrations: [Registration]) {
+    /// that share it (the `0.0.0.0` and `::` twins), every listener reporting as
+    /// `telemetry` says. UDP registrations are not Envoy's.
+    public init(registrations: [Registration], telemetry: Telemetry = .standard) {
         let tcp = registrations.filter { $0.key.proto == .tcp }
         var endpointsByCluster: [String: [SocketEndpoint]] = [:]
         for registration in tcp {
             endpointsByCluster[ServiceNaming.serviceName(for: registration), default: []].append(registration.container)
         }
         self.init(
-            listeners: tcp.map(ListenerBuilder.listener(for:)),
+            listeners: tcp.map { ListenerBuilder.listener(for: $0, telemetry: telemetry) },
             clusters: endpointsByCluster.map { ClusterBuilder.cluster(name: $0.key, endpoints: $0.value) }
         )
     }

@@ -1,17 +1,21 @@
 /// Builds the listener for a TCP registration.
 public enum ListenerBuilder {
     /// One listener on the host address and port, carrying the port in the
-    /// registration's mode to the service's cluster.
-    public static func listener(for registration: Registration) -> EnvoyListener {
+    /// registration's mode to the service's cluster, reporting as `telemetry` says.
+    public static func listener(for registration: Registration, telemetry: Telemetry = .standard) -> EnvoyListener {
         let serviceName = ServiceNaming.serviceName(for: registration)
         let filter: NetworkFilter.Config = switch registration.mode {
         case .http:
             .http(httpConnectionManager(
                 serviceName: serviceName,
-                operation: ServiceNaming.service(registration.metadata)
+                operation: ServiceNaming.service(registration.metadata),
+                accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.http(serviceName: serviceName))
             ))
         case .tcp:
-            .tcp(tcpProxy(serviceName: serviceName))
+            .tcp(tcpProxy(
+                serviceName: serviceName,
+                accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.tcp(serviceName: serviceName))
+            ))
         }
         return EnvoyListener(
             name: ServiceNaming.listenerName(for: registration.key),
@@ -23,8 +27,9 @@ public enum ListenerBuilder {
     }
 
     /// HTTP mode: auto codec, one catch-all route to the cluster with no timeouts,
-    /// client address in X-Forwarded-For, request ids, WebSockets, traced as the service.
-    static func httpConnectionManager(serviceName: String, operation: String) -> HTTPConnectionManager {
+    /// client address in X-Forwarded-For, request ids, WebSockets, traced as the
+    /// service, a line per request in the access log.
+    static func httpConnectionManager(serviceName: String, operation: String, accessLog: AccessLog?) -> HTTPConnectionManager {
         typealias Manager = HTTPConnectionManager
         let route = Manager.Route(
             match: .init(prefix: "/"),
@@ -43,12 +48,13 @@ public enum ListenerBuilder {
                 validateClusters: false,
                 virtualHosts: [.init(name: serviceName, domains: ["*"], routes: [route])]
             ),
-            httpFilters: [.init(name: "envoy.filters.http.router", typedConfig: Typed(.init()))]
+            httpFilters: [.init(name: "envoy.filters.http.router", typedConfig: Typed(.init()))],
+            accessLog: accessLog.map { [$0] }
         )
     }
 
-    /// TCP mode: bytes untouched, no idle timeout.
-    static func tcpProxy(serviceName: String) -> TCPProxy {
-        TCPProxy(statPrefix: serviceName, cluster: serviceName, idleTimeout: "0s")
+    /// TCP mode: bytes untouched, no idle timeout, a line per connection in the access log.
+    static func tcpProxy(serviceName: String, accessLog: AccessLog?) -> TCPProxy {
+        TCPProxy(statPrefix: serviceName, cluster: serviceName, idleTimeout: "0s", accessLog: accessLog.map { [$0] })
     }
 }

@@ -9,6 +9,7 @@ import Glibc
 /// (`EnvoyConfiguration.steps`). Bursts coalesce (`Coalescer`).
 actor XDSPublisher {
     private let directory: String
+    private let telemetry: Telemetry
     private let logger: Logger
     private var published: EnvoyConfiguration = .empty
     private var lastWritten: [String: [UInt8]] = [:]
@@ -17,8 +18,9 @@ actor XDSPublisher {
     var listenerPath: String { directory + "/" + DiscoveryDocument.listenerFileName }
     var clusterPath: String { directory + "/" + DiscoveryDocument.clusterFileName }
 
-    init(directory: String, logger: Logger) {
+    init(directory: String, telemetry: Telemetry, logger: Logger) {
         self.directory = directory
+        self.telemetry = telemetry
         self.logger = logger
     }
 
@@ -30,7 +32,7 @@ actor XDSPublisher {
             logger.warning("created the xds directory; an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start)", metadata: ["xds_dir": "\(directory)"])
         }
         try AtomicFile.makeDirectories(directory)
-        let initial = EnvoyConfiguration(registrations: registry.registrations)
+        let initial = EnvoyConfiguration(registrations: registry.registrations, telemetry: telemetry)
         try writeIfChanged(try DiscoveryDocument.clusters(initial.clusters), to: clusterPath)
         try writeIfChanged(try DiscoveryDocument.listeners(initial.listeners), to: listenerPath)
         published = initial
@@ -43,7 +45,7 @@ actor XDSPublisher {
     }
 
     private func apply(_ registry: Registry) async {
-        let destination = await Self.configuration(for: registry)
+        let destination = await Self.configuration(for: registry, telemetry: telemetry)
         for step in EnvoyConfiguration.steps(from: published, to: destination) {
             let missing = step.missingClusters
             guard missing.isEmpty else {
@@ -67,8 +69,8 @@ actor XDSPublisher {
 
     /// Builds the configuration off the actor.
     @concurrent
-    private nonisolated static func configuration(for registry: Registry) async -> EnvoyConfiguration {
-        EnvoyConfiguration(registrations: registry.registrations)
+    private nonisolated static func configuration(for registry: Registry, telemetry: Telemetry) async -> EnvoyConfiguration {
+        EnvoyConfiguration(registrations: registry.registrations, telemetry: telemetry)
     }
 
     /// Encodes off the actor.

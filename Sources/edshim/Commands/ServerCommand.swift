@@ -52,6 +52,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("peer-rate"), help: "Requests per second one client process may send (bursts of twice as many).")
     var peerRate: Double = 1000
 
+    @Option(name: .customLong("access-log"), help: ArgumentHelp(
+        "Where Envoy writes a JSON line per request (HTTP) or connection (TCP): stdout, stderr, an absolute file path, or off.",
+        discussion: "Envoy's own stdout is the journal under systemd and `docker logs` in a container. A file is opened by Envoy, so it must be writable by Envoy's user; SIGUSR1 to Envoy reopens it after rotation.",
+        valueName: "destination"))
+    var accessLog: String = AccessLogDestination.standard.description
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -67,6 +73,9 @@ struct ServerCommand: AsyncParsableCommand {
         }
         guard peerRate >= 1 else {
             throw ValidationError("--peer-rate must be at least 1 request per second")
+        }
+        guard AccessLogDestination(parsing: accessLog) != nil else {
+            throw ValidationError("--access-log must be stdout, stderr, off or an absolute file path (Envoy opens it, from its own working directory), not \"\(accessLog)\"")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -97,7 +106,8 @@ struct ServerCommand: AsyncParsableCommand {
             dockerHost: dockerHost ?? environmentDockerHost(),
             defaultMode: ProxyMode(rawValue: defaultMode) ?? .http,
             readyTimeout: .milliseconds(Int64(readyTimeout * 1000)),
-            peerRequestsPerSecond: peerRate
+            peerRequestsPerSecond: peerRate,
+            telemetry: Telemetry(accessLog: AccessLogDestination(parsing: accessLog) ?? .standard)
         )
         let docker: DockerHost
         do {

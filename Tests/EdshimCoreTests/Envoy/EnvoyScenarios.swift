@@ -11,6 +11,10 @@ enum EnvoyScenario: String, CaseIterable, Sendable {
     case dualStackTwins = "dual-stack-twins"
     /// Two services, one per mode, one of them without labels.
     case twoServices = "two-services"
+    /// The same two, with the access log in a file (`--access-log /var/log/envoy/access.log`).
+    case accessLogFile = "access-log-file"
+    /// The same two, without an access log (`--access-log off`).
+    case accessLogOff = "access-log-off"
 
     func registrations() throws -> [Registration] {
         switch self {
@@ -23,7 +27,7 @@ enum EnvoyScenario: String, CaseIterable, Sendable {
                 try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
                 try Fixture.registration(host: "::", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
             ]
-        case .twoServices:
+        case .twoServices, .accessLogFile, .accessLogOff:
             [
                 try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
                 try Fixture.registration(host: "0.0.0.0", 9000, container: "172.17.0.4", 9000, mode: .tcp),
@@ -31,7 +35,16 @@ enum EnvoyScenario: String, CaseIterable, Sendable {
         }
     }
 
+    /// The server's settings: its defaults except where the scenario is about them.
+    var telemetry: Telemetry {
+        switch self {
+        case .accessLogFile: Telemetry(accessLog: .file("/var/log/envoy/access.log"))
+        case .accessLogOff: Telemetry(accessLog: .off)
+        default: .standard
+        }
+    }
+
     func configuration() throws -> EnvoyConfiguration {
-        EnvoyConfiguration(registrations: try registrations())
+        EnvoyConfiguration(registrations: try registrations(), telemetry: telemetry)
     }
 }

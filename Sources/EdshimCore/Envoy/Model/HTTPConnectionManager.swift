@@ -89,4 +89,6 @@ public struct HTTPConnectionManager: EnvoyMessage {
     public var routeConfig: RouteConfiguration
     /// The router.
     public var httpFilters: [HTTPFilter]
+    /// One line per request; nil: none.
+    public var accessLog: [AccessLog]?
 }

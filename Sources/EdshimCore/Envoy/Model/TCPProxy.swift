@@ -9,4 +9,6 @@ public struct TCPProxy: EnvoyMessage {
     /// `0s`: no idle timeout, as with docker-proxy (Envoy's default would close
     /// connections idle for an hour).
     public var idleTimeout: String
+    /// One line per connection; nil: none.
+    public var accessLog: [AccessLog]?
 }

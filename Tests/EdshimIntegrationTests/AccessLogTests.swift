@@ -1,0 +1,87 @@
+import EdshimCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Envoy's access log, as `edshim server --access-log` sets it up, read where Envoy
+/// writes it.
+@Suite("Access log through Envoy")
+struct EnvoyAccessLogTests {
+    @Test("by default, a JSON line per HTTP request on Envoy's stdout, naming the service")
+    func httpRequestOnStdout() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port), path: "/hello?x=1", headers: ["User-Agent": "edshim-test"])
+            #expect(response.status == 200)
+
+            let line = try await Self.line(for: "unknown-\(port)", in: bed) { bed.envoy?.log ?? "" }
+            #expect(line["method"] as? String == "GET")
+            #expect(line["path"] as? String == "/hello?x=1")
+            #expect(line["status"] as? Int == 200)
+            #expect(line["user_agent"] as? String == "edshim-test")
+            #expect(line["upstream"] as? String == backend.endpoint.description)
+            #expect((line["client"] as? String)?.hasPrefix("127.0.0.1:") == true)
+            #expect((line["request_id"] as? String)?.isEmpty == false)
+        }
+    }
+
+    @Test("--access-log FILE: a JSON line per TCP connection, in the file, with the bytes each way")
+    func tcpConnectionInFile() async throws {
+        var options = Testbed.Options()
+        options.defaultMode = "tcp"
+        options.startServer = false
+        try await withTestbed(options) { bed in
+            let file = bed.directory + "/access.log"
+            try await bed.startServer(extraArguments: ["--access-log", file])
+            let backend = try bed.echoBackend()
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            let payload = Array(repeating: UInt8(ascii: "x"), count: 1000)
+            try await onThread {
+                let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: port))
+                defer { close(fd) }
+                try Sockets.sendAll(fd, payload)
+                #expect(try Sockets.receive(fd, count: payload.count) == payload)
+            }
+
+            let line = try await Self.line(for: "unknown-\(port)", in: bed) { (try? String(contentsOfFile: file, encoding: .utf8)) ?? "" }
+            #expect(line["bytes_received"] as? Int == 1000)
+            #expect(line["bytes_sent"] as? Int == 1000)
+            #expect(line["upstream"] as? String == backend.endpoint.description)
+            #expect(line["method"] == nil, "no HTTP fields for a TCP connection")
+            #expect(bed.envoy?.log.contains("\"service\"") == false, "nothing on stdout")
+        }
+    }
+
+    @Test("--access-log off: the listeners carry no access log")
+    func off() async throws {
+        var options = Testbed.Options()
+        options.serverArguments = ["--access-log", "off"]
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+            let listeners = try String(contentsOfFile: bed.xdsDirectory + "/lds.json", encoding: .utf8)
+            #expect(listeners.contains("unknown-\(port)") && !listeners.contains("access_log"))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(bed.envoy?.log.contains("\"service\"") == false)
+        }
+    }
+
+    /// The first access log line for `service` in what `read` returns, waited for.
+    static func line(for service: String, in bed: Testbed, _ read: () -> String) async throws -> [String: Any] {
+        var found: [String: Any]?
+        try await bed.eventually("an access log line for \(service)") {
+            found = read().split(separator: "\n").lazy
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .first { $0["service"] as? String == service }
+            return found != nil
+        }
+        return try #require(found)
+    }
+}
