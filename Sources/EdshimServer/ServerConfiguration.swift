@@ -22,7 +22,7 @@ public struct ServerConfiguration: Sendable {
     public var releaseTimeout: Duration
     /// Requests per second one peer process may send (bursts of twice as many).
     public var peerRequestsPerSecond: Double
-    /// What every listener reports: the access log.
+    /// What every listener reports: the access log, and traces.
     public var telemetry: Telemetry
 
     /// Creates a configuration.

@@ -54,6 +54,7 @@ struct CommandLineTests {
         ([] as [String], "userland-proxy-path"),
         (["server"], "--xds-dir"),
         (["server"], "--access-log"),
+        (["server"], "--tracing-otlp"),
         (["bootstrap"], "envoy -c"),
         (["status"], "--json"),
         (["shim"], "-use-listen-fd"),

@@ -5,6 +5,10 @@ public enum ClusterBuilder {
     /// Limits high enough never to be the bottleneck (Envoy's default is 1024),
     /// because docker-proxy, which edshim replaces, had none.
     static let unlimited: UInt32 = 1_000_000
+    /// Every threshold at `unlimited`.
+    static let circuitBreakers = EnvoyCluster.CircuitBreakers(thresholds: [
+        .init(maxConnections: unlimited, maxPendingRequests: unlimited, maxRequests: unlimited),
+    ])
 
     /// A static, round-robin cluster over the container endpoints (sorted, unique).
     public static func cluster(name: String, endpoints: [SocketEndpoint]) -> EnvoyCluster {
@@ -16,9 +20,7 @@ public enum ClusterBuilder {
             type: "STATIC",
             connectTimeout: connectTimeout,
             lbPolicy: "ROUND_ROBIN",
-            circuitBreakers: .init(thresholds: [
-                .init(maxConnections: unlimited, maxPendingRequests: unlimited, maxRequests: unlimited),
-            ]),
+            circuitBreakers: circuitBreakers,
             loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: lbEndpoints)])
         )
     }

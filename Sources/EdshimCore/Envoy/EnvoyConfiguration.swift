@@ -18,7 +18,8 @@ public struct EnvoyConfiguration: Hashable, Sendable {
     /// The configuration for `registrations`: a listener per TCP registration, a
     /// cluster per service name over the container endpoints of all registrations
     /// that share it (the `0.0.0.0` and `::` twins), every listener reporting as
-    /// `telemetry` says. UDP registrations are not Envoy's.
+    /// `telemetry` says, with the tracing collector's cluster when there is one. UDP
+    /// registrations are not Envoy's.
     public init(registrations: [Registration], telemetry: Telemetry = .standard) {
         let tcp = registrations.filter { $0.key.proto == .tcp }
         var endpointsByCluster: [String: [SocketEndpoint]] = [:]
@@ -28,6 +29,7 @@ public struct EnvoyConfiguration: Hashable, Sendable {
         self.init(
             listeners: tcp.map { ListenerBuilder.listener(for: $0, telemetry: telemetry) },
             clusters: endpointsByCluster.map { ClusterBuilder.cluster(name: $0.key, endpoints: $0.value) }
+                + (telemetry.tracing.map { [TracingBuilder.cluster(for: $0)] } ?? [])
         )
     }
 

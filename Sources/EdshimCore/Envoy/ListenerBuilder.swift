@@ -9,7 +9,8 @@ public enum ListenerBuilder {
             .http(httpConnectionManager(
                 serviceName: serviceName,
                 operation: ServiceNaming.service(registration.metadata),
-                accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.http(serviceName: serviceName))
+                accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.http(serviceName: serviceName)),
+                tracing: telemetry.tracing.map { TracingBuilder.tracing(for: registration, serviceName: serviceName, collector: $0) }
             ))
         case .tcp:
             .tcp(tcpProxy(
@@ -28,8 +29,8 @@ public enum ListenerBuilder {
 
     /// HTTP mode: auto codec, one catch-all route to the cluster with no timeouts,
     /// client address in X-Forwarded-For, request ids, WebSockets, traced as the
-    /// service, a line per request in the access log.
-    static func httpConnectionManager(serviceName: String, operation: String, accessLog: AccessLog?) -> HTTPConnectionManager {
+    /// service (and traced, with a collector), a line per request in the access log.
+    static func httpConnectionManager(serviceName: String, operation: String, accessLog: AccessLog?, tracing: Tracing?) -> HTTPConnectionManager {
         typealias Manager = HTTPConnectionManager
         let route = Manager.Route(
             match: .init(prefix: "/"),
@@ -49,7 +50,8 @@ public enum ListenerBuilder {
                 virtualHosts: [.init(name: serviceName, domains: ["*"], routes: [route])]
             ),
             httpFilters: [.init(name: "envoy.filters.http.router", typedConfig: Typed(.init()))],
-            accessLog: accessLog.map { [$0] }
+            accessLog: accessLog.map { [$0] },
+            tracing: tracing
         )
     }
 

@@ -19,6 +19,10 @@ struct ServerCommand: AsyncParsableCommand {
             the server reads from the kernel's socket table — it needs no access to Envoy's
             admin API. Start Envoy with the bootstrap from `edshim bootstrap`.
 
+            Every listener also carries Envoy's access log (--access-log, on Envoy's
+            stdout unless told otherwise) and, given a collector, tracing of every HTTP
+            request (--tracing-otlp), named from the container's labels.
+
             Runs in the foreground until SIGINT or SIGTERM (contrib/edshim.service runs it
             under systemd). Every flag has a default that works with an Envoy started from
             `edshim bootstrap` alone.
@@ -58,6 +62,12 @@ struct ServerCommand: AsyncParsableCommand {
         valueName: "destination"))
     var accessLog: String = AccessLogDestination.standard.description
 
+    @Option(name: .customLong("tracing-otlp"), help: ArgumentHelp(
+        "Trace every HTTP request: OTLP/HTTP endpoint of an OpenTelemetry collector, http://HOST[:PORT][/PATH] (default port 4318, path /v1/traces).",
+        discussion: "Spans carry the container's service label as service.name and are named after it; the container gets a W3C traceparent header to continue the trace. Off unless given.",
+        valueName: "url"))
+    var tracingOTLP: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -76,6 +86,10 @@ struct ServerCommand: AsyncParsableCommand {
         }
         guard AccessLogDestination(parsing: accessLog) != nil else {
             throw ValidationError("--access-log must be stdout, stderr, off or an absolute file path (Envoy opens it, from its own working directory), not \"\(accessLog)\"")
+        }
+        if let tracingOTLP, TracingCollector(parsing: tracingOTLP) == nil {
+            let https = tracingOTLP.hasPrefix("https://") ? " (https is not supported: give the collector's plain-HTTP OTLP endpoint, usually a collector on this host)" : ""
+            throw ValidationError("--tracing-otlp must be http://HOST[:PORT][/PATH], HOST an IP address or host name, not \"\(tracingOTLP)\"\(https)")
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -107,7 +121,10 @@ struct ServerCommand: AsyncParsableCommand {
             defaultMode: ProxyMode(rawValue: defaultMode) ?? .http,
             readyTimeout: .milliseconds(Int64(readyTimeout * 1000)),
             peerRequestsPerSecond: peerRate,
-            telemetry: Telemetry(accessLog: AccessLogDestination(parsing: accessLog) ?? .standard)
+            telemetry: Telemetry(
+                accessLog: AccessLogDestination(parsing: accessLog) ?? .standard,
+                tracing: tracingOTLP.flatMap(TracingCollector.init(parsing:))
+            )
         )
         let docker: DockerHost
         do {

@@ -15,6 +15,8 @@ enum EnvoyScenario: String, CaseIterable, Sendable {
     case accessLogFile = "access-log-file"
     /// The same two, without an access log (`--access-log off`).
     case accessLogOff = "access-log-off"
+    /// The same two, traced (`--tracing-otlp http://127.0.0.1:4318`): the HTTP one only.
+    case tracing = "tracing"
 
     func registrations() throws -> [Registration] {
         switch self {
@@ -27,7 +29,7 @@ enum EnvoyScenario: String, CaseIterable, Sendable {
                 try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
                 try Fixture.registration(host: "::", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
             ]
-        case .twoServices, .accessLogFile, .accessLogOff:
+        case .twoServices, .accessLogFile, .accessLogOff, .tracing:
             [
                 try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
                 try Fixture.registration(host: "0.0.0.0", 9000, container: "172.17.0.4", 9000, mode: .tcp),
@@ -40,6 +42,7 @@ enum EnvoyScenario: String, CaseIterable, Sendable {
         switch self {
         case .accessLogFile: Telemetry(accessLog: .file("/var/log/envoy/access.log"))
         case .accessLogOff: Telemetry(accessLog: .off)
+        case .tracing: Telemetry(tracing: TracingCollector(parsing: "http://127.0.0.1:4318"))
         default: .standard
         }
     }

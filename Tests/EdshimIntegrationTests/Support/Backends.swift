@@ -59,6 +59,7 @@ final class LoopbackBackend: @unchecked Sendable {
                         path=\(path)
                         x-forwarded-for=\(headers["x-forwarded-for"] ?? "")
                         x-request-id=\(headers["x-request-id"] ?? "")
+                        traceparent=\(headers["traceparent"] ?? "")
                         """ + "\n"
                     let response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
                     guard (try? Sockets.sendAll(fd, Array(response.utf8))) != nil else { return }
@@ -68,6 +69,53 @@ final class LoopbackBackend: @unchecked Sendable {
                 guard n > 0 else { return }
                 pending += buffer[0..<n]
             }
+        }
+    }
+
+    /// An HTTP/1.1 server that keeps every request it gets (head and body, by
+    /// Content-Length) in `requests` and answers each with an empty 200: a stand-in
+    /// for a collector (OTLP/HTTP).
+    static func recorder(_ requests: RecordedRequests, on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
+        try LoopbackBackend(ip: ip) { fd in
+            var pending: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                if let end = pending.firstRange(of: Array("\r\n\r\n".utf8)) {
+                    let head = String(decoding: pending[..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+                    var headers: [String: String] = [:]
+                    for line in head.dropFirst() {
+                        guard let colon = line.firstIndex(of: ":") else { continue }
+                        headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                    }
+                    if let (body, consumed) = Self.body(pending[end.upperBound...], chunked: headers["transfer-encoding"] == "chunked",
+                                                         length: Int(headers["content-length"] ?? "0") ?? 0) {
+                        pending.removeSubrange(..<(end.upperBound + consumed))
+                        let path = head.first?.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+                        requests.append(RecordedRequests.Request(path: path, headers: headers, body: body))
+                        guard (try? Sockets.sendAll(fd, Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8))) != nil else { return }
+                        continue
+                    }
+                }
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0 else { return }
+                pending += buffer[0..<n]
+            }
+        }
+    }
+
+    /// The whole body at the start of `bytes` and how many bytes it took, or nil
+    /// while it has not all arrived.
+    private static func body(_ bytes: ArraySlice<UInt8>, chunked: Bool, length: Int) -> ([UInt8], Int)? {
+        guard chunked else { return bytes.count >= length ? (Array(bytes.prefix(length)), length) : nil }
+        var body: [UInt8] = []
+        var index = bytes.startIndex
+        while true {
+            guard let lineEnd = bytes[index...].firstRange(of: Array("\r\n".utf8)),
+                  let size = Int(String(decoding: bytes[index..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? "", radix: 16),
+                  bytes.endIndex - lineEnd.upperBound >= size + 2 else { return nil }
+            body += bytes[lineEnd.upperBound..<(lineEnd.upperBound + size)]
+            index = lineEnd.upperBound + size + 2
+            if size == 0 { return (body, index - bytes.startIndex) }
         }
     }
 
@@ -124,6 +172,22 @@ final class LoopbackBackend: @unchecked Sendable {
             for fd in connections { shutdown(fd, Int32(SHUT_RDWR)) }
         }
     }
+}
+
+/// The requests a `LoopbackBackend.recorder` got, in order.
+final class RecordedRequests: @unchecked Sendable {
+    struct Request {
+        var path: String
+        /// Lower-cased names.
+        var headers: [String: String]
+        var body: [UInt8]
+    }
+
+    private let lock = NSLock()
+    private var requests: [Request] = []
+
+    func append(_ request: Request) { lock.withLock { requests.append(request) } }
+    var all: [Request] { lock.withLock { requests } }
 }
 
 /// A minimal HTTP/1.1 client for the tests: one request, `Connection: close`.

@@ -171,6 +171,13 @@ final class Testbed: @unchecked Sendable {
         return backend
     }
 
+    /// A server keeping every request it gets in `requests` (a tracing collector).
+    func recordingBackend(_ requests: RecordedRequests) throws -> LoopbackBackend {
+        let backend = try LoopbackBackend.recorder(requests)
+        lock.withLock { backends.append(backend) }
+        return backend
+    }
+
     func echoBackend(on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
         let backend = try LoopbackBackend.echo(on: ip)
         lock.withLock { backends.append(backend) }

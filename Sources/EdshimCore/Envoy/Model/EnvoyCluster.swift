@@ -47,12 +47,15 @@ public struct EnvoyCluster: EnvoyMessage {
 
     /// The cluster name: the service name.
     public var name: String
-    /// Always `STATIC`: endpoints are IP addresses.
+    /// `STATIC` (endpoints are IP addresses), or `STRICT_DNS` for a tracing
+    /// collector named by its host name.
     public var type: String
     /// How long to wait for the container to accept.
     public var connectTimeout: String
     /// `ROUND_ROBIN` across the endpoints.
     public var lbPolicy: String
+    /// Which addresses of a host name are used (DNS clusters only).
+    public var dnsLookupFamily: String? = nil
     /// Raised far above Envoy's defaults (1024), which docker-proxy never had.
     public var circuitBreakers: CircuitBreakers
     /// The container endpoints.

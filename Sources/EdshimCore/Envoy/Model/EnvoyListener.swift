@@ -22,9 +22,9 @@ public struct EnvoyListener: EnvoyMessage {
     /// The one filter chain.
     public var filterChains: [FilterChain]
 
-    /// The clusters this listener routes to.
+    /// The clusters this listener routes to, and the tracing collector's.
     public var referencedClusters: Set<String> {
-        Set(filterChains.flatMap(\.filters).map(\.config.cluster))
+        Set(filterChains.flatMap(\.filters).flatMap(\.config.referencedClusters))
     }
 }
 
@@ -36,6 +36,12 @@ public struct NetworkFilter: Encodable, Hashable, Sendable {
         case http(HTTPConnectionManager)
         /// `envoy.filters.network.tcp_proxy`.
         case tcp(TCPProxy)
+
+        /// The cluster the filter sends traffic to, and the one it sends traces to.
+        public var referencedClusters: [String] {
+            if case .http(let manager) = self, let tracing = manager.tracing { return [cluster, tracing.cluster] }
+            return [cluster]
+        }
 
         /// The cluster the filter sends traffic to.
         public var cluster: String {

@@ -91,4 +91,6 @@ public struct HTTPConnectionManager: EnvoyMessage {
     public var httpFilters: [HTTPFilter]
     /// One line per request; nil: none.
     public var accessLog: [AccessLog]?
+    /// Every request traced; nil: none.
+    public var tracing: Tracing?
 }

@@ -1,0 +1,36 @@
+/// Builds the tracing of HTTP listeners and the cluster of the collector they export to.
+public enum TracingBuilder {
+    /// How long Envoy waits for one export to the collector.
+    static let exportTimeout = "1s"
+
+    /// Every request traced with the OpenTelemetry tracer: spans under the service
+    /// label's name (`service.name`), with the environment label and edshim's service
+    /// name as attributes, posted to `collector`.
+    static func tracing(for registration: Registration, serviceName: String, collector: TracingCollector) -> Tracing {
+        var tags = [Tracing.CustomTag(tag: "edshim.service", literal: .init(value: serviceName))]
+        if let environment = registration.metadata.environment.flatMap(LabelSanitizer.sanitize) {
+            tags.append(.init(tag: "deployment.environment.name", literal: .init(value: environment)))
+        }
+        let exporter = Tracing.OpenTelemetry(
+            httpService: .init(httpUri: .init(uri: collector.description, cluster: TracingCollector.clusterName, timeout: exportTimeout)),
+            serviceName: ServiceNaming.service(registration.metadata)
+        )
+        return Tracing(provider: .init(name: "envoy.tracers.opentelemetry", typedConfig: Typed(exporter)), customTags: tags)
+    }
+
+    /// The collector's cluster: its address, or its host name resolved by Envoy
+    /// (IPv4 first, as a collector on `localhost` usually listens there).
+    public static func cluster(for collector: TracingCollector) -> EnvoyCluster {
+        let name = TracingCollector.clusterName
+        let address = EnvoyAddress(host: collector.address?.description ?? collector.host, port: collector.port)
+        return EnvoyCluster(
+            name: name,
+            type: collector.address == nil ? "STRICT_DNS" : "STATIC",
+            connectTimeout: ClusterBuilder.connectTimeout,
+            lbPolicy: "ROUND_ROBIN",
+            dnsLookupFamily: collector.address == nil ? "V4_PREFERRED" : nil,
+            circuitBreakers: ClusterBuilder.circuitBreakers,
+            loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: [.init(endpoint: .init(address: address))])])
+        )
+    }
+}

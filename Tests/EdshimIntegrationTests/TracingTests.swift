@@ -1,0 +1,72 @@
+import EdshimCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `edshim server --tracing-otlp`: Envoy traces every HTTP request and exports the
+/// spans to a collector over OTLP/HTTP.
+@Suite("Tracing through Envoy")
+struct EnvoyTracingTests {
+    @Test("each request is a span of the labelled service, exported to the collector; the container gets its traceparent")
+    func spansReachTheCollector() async throws {
+        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-tracing.sock")
+        defer { docker.stop() }
+        var options = Testbed.Options()
+        options.startServer = false
+        try await withTestbed(options) { bed in
+            let exports = RecordedRequests()
+            let collector = try bed.recordingBackend(exports)
+            try await bed.startServer(extraArguments: ["--docker-host", "unix://\(docker.socketPath)", "--tracing-otlp", "http://\(collector.endpoint)"])
+            let container = try #require(IPAddress("127.0.0.2"))
+            let backend = try bed.httpBackend("web", on: container)
+            docker.set(container, labels: ["ServiceName": "web", "EnvironmentName": "prod"])
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+
+            let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port))
+            #expect(response.status == 200)
+            // W3C: 00-<trace id, 32 hex>-<span id, 16 hex>-<flags>
+            let traceparent = response.body.split(separator: "\n").first { $0.hasPrefix("traceparent=") }?.dropFirst("traceparent=".count) ?? ""
+            let parts = traceparent.split(separator: "-")
+            #expect(parts.count == 4 && parts.first == "00" && parts.last == "01", "the container got traceparent \(traceparent.debugDescription)")
+            let traceID = try #require(parts.count == 4 ? Self.bytes(hex: parts[1]) : nil)
+            #expect(traceID.count == 16)
+
+            // Envoy exports in batches, by default every 5 s.
+            try await bed.eventually("the collector received the request's span", timeout: .seconds(15)) {
+                exports.all.contains { $0.body.firstRange(of: traceID) != nil }
+            }
+            let export = try #require(exports.all.first { $0.body.firstRange(of: traceID) != nil })
+            #expect(export.path == "/v1/traces")
+            #expect(export.headers["content-type"] == "application/x-protobuf")
+            for text in ["service.name", "web", "edshim.service", "web-prod-\(port)", "deployment.environment.name", "prod"] {
+                #expect(export.body.firstRange(of: Array(text.utf8)) != nil, "the exported span carries \(text)")
+            }
+
+            // A request that comes with a trace stays in it.
+            let incoming = "4bf92f3577b34da6a3ce929d0e0e4736"
+            let continued = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port), headers: ["traceparent": "00-\(incoming)-00f067aa0ba902b7-01"])
+            #expect(continued.body.contains("traceparent=00-\(incoming)-"), "\(continued.body)")
+        }
+    }
+
+    @Test("bad --tracing-otlp values are refused with what to give instead", arguments: [
+        ("https://collector:4318", "https is not supported"), ("collector:4318", "must be http://HOST[:PORT][/PATH]"),
+    ])
+    func refused(_ value: String, _ expected: String) async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), ["server", "--tracing-otlp", value], in: NSTemporaryDirectory())
+        #expect(result.status != 0)
+        #expect(result.output.contains(expected), "\(result.output)")
+    }
+
+    static func bytes(hex: Substring) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard digits.count.isMultiple(of: 2) else { return nil }
+        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16) }.reduce(into: [UInt8]?([])) {
+            guard let byte = $1 else { $0 = nil; return }
+            $0?.append(byte)
+        }
+    }
+}
