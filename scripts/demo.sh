@@ -90,7 +90,7 @@ demo_wait 5 "edshim server" "$DIR/server.log" test -S "$EDSHIM_SOCKET"
 
 step "Envoy, from \`edshim bootstrap --xds-dir $DIR/xds --admin-address 127.0.0.1:$ADMIN_PORT\`"
 "$EDSHIM" bootstrap --xds-dir "$DIR/xds" --admin-address "127.0.0.1:$ADMIN_PORT" >"$DIR/envoy.yaml"
-setsid "$ENVOY" -c "$DIR/envoy.yaml" --disable-hot-restart -l warning >"$DIR/envoy.log" 2>&1 &
+setsid "$ENVOY" -c "$DIR/envoy.yaml" --disable-hot-restart -l warning --file-flush-interval-msec 100 >"$DIR/envoy.log" 2>&1 &
 PIDS=("$!" "${PIDS[@]}")
 demo_wait 10 "Envoy" "$DIR/envoy.log" curl -sf "http://127.0.0.1:$ADMIN_PORT/ready"
 
@@ -138,9 +138,17 @@ echo "   admin:     http://127.0.0.1:$ADMIN_PORT/"
 echo "   listeners: $(curl -s "http://127.0.0.1:$ADMIN_PORT/listeners" | tr '\n' ' ')"
 echo "   cluster:   $(curl -s "http://127.0.0.1:$ADMIN_PORT/clusters" | grep -m1 "^$SERVICE::.*::cx_total" || true)"
 echo "   stats:     curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep $SERVICE"
+ACCESS_LINE=""
+for _ in $(seq 30); do
+    ACCESS_LINE="$(grep -m1 "\"service\":\"$SERVICE\"" "$DIR/envoy.log" || true)"
+    [[ -z "$ACCESS_LINE" ]] || break
+    sleep 0.1
+done
+echo "   access log (Envoy's stdout): ${ACCESS_LINE:-(no line yet)}"
 echo
 echo "Try: curl -i http://127.0.0.1:$HOST_PORT/"
 echo "     EDSHIM_SOCKET=$EDSHIM_SOCKET $EDSHIM status"
+echo "     tail -f $DIR/envoy.log    # Envoy's access log, a JSON line per request"
 if (( WITH_DOCKER )); then
     echo "     DOCKER_HOST=$DOCKER_HOST_URL DOCKER_CONFIG=$DOCKER_DIR/cli ${DOCKER[*]} run -d -p 8081:80 -l ServiceName=web $DEMO_IMAGE httpd -f -p 80 -h /www"
 fi

@@ -20,6 +20,7 @@ struct DemoScriptTests {
         let shims = demo.output.split(separator: "\n").filter { $0.contains(" -proto tcp -host-ip ") && $0.contains(" -container-port 80") }
         #expect(shims.count == 2, "one shim per address family, started by dockerd: \(shims)")
         #expect(demo.output.range(of: #"cluster: +hello-demo-\d+::10\.\d+\.\d+\.\d+:80::"#, options: .regularExpression) != nil)
+        #expect(demo.output.range(of: #"access log \(Envoy's stdout\): \{.*"service":"hello-demo-\d+".*"status":200"#, options: .regularExpression) != nil)
 
         let bridge = try #require(demo.output.firstMatch(of: /bridge (edsdemo[0-9a-f]{4})/)?.1, "the demo names its bridge")
         #expect(!FileManager.default.fileExists(atPath: "/sys/class/net/\(bridge)"), "bridge \(bridge) removed")
@@ -33,6 +34,7 @@ struct DemoScriptTests {
         #expect(demo.output.contains("server: envoy"))
         #expect(demo.output.contains("hello from the container behind Envoy"))
         #expect(demo.output.range(of: #"cluster: +unknown-\d+::127\.0\.0\.1:\d+::"#, options: .regularExpression) != nil)
+        #expect(demo.output.range(of: #"access log \(Envoy's stdout\): \{.*"service":"unknown-\d+".*"status":200"#, options: .regularExpression) != nil)
     }
 }
 
