@@ -83,6 +83,8 @@ struct CommandLineTests {
         (["server", "--ready-timeout", "30"], "--ready-timeout"),
         (["server", "--docker-host", "http://x"], "--docker-host"),
         (["server", "--access-log", "access.log"], "--access-log must be stdout, stderr, off or an absolute file path"),
+        (["server", "--access-log", "/nonexistent/envoy/access.log"], "the directory /nonexistent/envoy does not exist, and Envoy would refuse every listener"),
+        (["server", "--access-log", "/tmp"], "--access-log /tmp: it is a directory"),
     ])
     func badServerFlags(arguments: [String], expected: String) async throws {
         let result = try await Binaries.run(try Binaries.edshim(), arguments, in: NSTemporaryDirectory())

@@ -11,7 +11,7 @@ struct LabelValuesEnvoyAcceptsTests {
         String(repeating: "x", count: 1000), String(repeating: "界", count: 1000),
     ]
 
-    @Test("Envoy accepts the listeners and clusters of any label values, in both modes")
+    @Test("Envoy accepts the listeners and clusters of any label values, in both modes, with access log and tracing")
     func envoyAcceptsEveryName() async throws {
         var options = Testbed.Options()
         options.startServer = false
@@ -28,7 +28,9 @@ struct LabelValuesEnvoyAcceptsTests {
                     mode: index.isMultiple(of: 2) ? .http : .tcp
                 ))
             }
-            let configuration = EnvoyConfiguration(registrations: registrations)
+            // With every telemetry option on, so that their label-derived parts are checked too.
+            let telemetry = Telemetry(accessLog: .file(bed.directory + "/access.log"), tracing: TracingCollector(parsing: "http://127.0.0.1:4318"))
+            let configuration = EnvoyConfiguration(registrations: registrations, telemetry: telemetry)
             #expect(configuration.listeners.count == Self.hostileValues.count)
             try AtomicFile.write(try DiscoveryDocument.clusters(configuration.clusters), to: bed.xdsDirectory + "/cds.json")
             try await bed.eventually("Envoy loads every cluster") {

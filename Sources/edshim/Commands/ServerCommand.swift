@@ -84,8 +84,11 @@ struct ServerCommand: AsyncParsableCommand {
         guard peerRate >= 1 else {
             throw ValidationError("--peer-rate must be at least 1 request per second")
         }
-        guard AccessLogDestination(parsing: accessLog) != nil else {
+        guard let destination = AccessLogDestination(parsing: accessLog) else {
             throw ValidationError("--access-log must be stdout, stderr, off or an absolute file path (Envoy opens it, from its own working directory), not \"\(accessLog)\"")
+        }
+        if case .file(let path) = destination, let problem = AppendableFile.problem(at: path) {
+            throw ValidationError("--access-log \(path): \(problem), and Envoy would refuse every listener that logs there; create it writable by Envoy's user, or choose stdout, stderr or another path")
         }
         if let tracingOTLP, TracingCollector(parsing: tracingOTLP) == nil {
             let https = tracingOTLP.hasPrefix("https://") ? " (https is not supported: give the collector's plain-HTTP OTLP endpoint, usually a collector on this host)" : ""

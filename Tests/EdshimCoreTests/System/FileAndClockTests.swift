@@ -26,6 +26,20 @@ struct FileAndClockTests {
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }
 
+    @Test("an access log path Envoy could open passes; a directory or a missing directory is named")
+    func appendableFile() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("access.log").path
+        #expect(AppendableFile.problem(at: file) == nil, "a new file in an existing directory")
+        try AtomicFile.write(Fixture.bytes("line\n"), to: file)
+        #expect(AppendableFile.problem(at: file) == nil, "an existing file")
+        #expect(AppendableFile.problem(at: directory.path) == "it is a directory")
+        #expect(AppendableFile.problem(at: directory.path + "/missing/access.log") == "the directory \(directory.path)/missing does not exist")
+        #expect(AppendableFile.problem(at: file + "/x") == "the directory \(file) does not exist", "a file is no directory")
+        #expect(FileManager.default.fileExists(atPath: directory.path + "/missing") == false, "checking creates nothing")
+    }
+
     @Test func atomicWriteIntoAMissingDirectoryFails() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
