@@ -50,8 +50,8 @@ clean:
 	rm -rf .build
 
 # edshim against Debian's docker-proxy, same run (docs/PERFORMANCE.md records the
-# numbers): UDP echoes per second (bench/udp-bench.sh) and the private memory of an
-# idle TCP port (bench/idle-memory.sh).
+# numbers): UDP echoes per second (bench/udp-bench.sh), the private memory of an
+# idle TCP port (bench/idle-memory.sh), and HTTP requests per second (bench/http-bench.sh).
 BENCH_DIR := $(CURDIR)/.build/bench
 
 .PHONY: bench
@@ -60,11 +60,12 @@ $(BENCH_DIR)/%: bench/%.c bench/bench-address.h
 	mkdir -p $(BENCH_DIR)
 	$(CC) -O2 -Wall -o $@ $<
 
-bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server $(BENCH_DIR)/udp-reference-proxy
+bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server $(BENCH_DIR)/udp-reference-proxy $(BENCH_DIR)/http-server
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) bench/udp-bench.sh
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) CLIENTS=16 IN_FLIGHT=1 bench/udp-bench.sh
 	scripts/ensure-test-deps.sh --envoy-only
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/idle-memory.sh
+	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/http-bench.sh
 
 # libFuzzer over the protocol decoders, the flag parser and the label sanitizer
 # (docs/fuzzing.md): FUZZ_RUNS executions per target, on a scratch copy of
