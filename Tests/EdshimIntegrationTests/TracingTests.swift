@@ -52,11 +52,44 @@ struct EnvoyTracingTests {
         }
     }
 
-    @Test("bad --tracing-otlp values are refused with what to give instead", arguments: [
-        ("https://collector:4318", "https is not supported"), ("collector:4318", "must be http://HOST[:PORT][/PATH]"),
+    @Test("--tracing-sample 0: no request is traced; one that arrives in a sampled trace keeps its trace id, marked not sampled")
+    func sampling() async throws {
+        var options = Testbed.Options()
+        options.startServer = false
+        try await withTestbed(options) { bed in
+            let exports = RecordedRequests()
+            let collector = try bed.recordingBackend(exports)
+            try await bed.startServer(extraArguments: ["--tracing-otlp", "http://\(collector.endpoint)", "--tracing-sample", "0"])
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            let target = SocketEndpoint(ip: .loopbackIPv4, port: port)
+
+            let own = Self.traceparent(of: try TestHTTP.get(target).body)
+            #expect(own.count == 4 && own.last == "00", "not sampled: \(own)")
+            let incoming = "4bf92f3577b34da6a3ce929d0e0e4736"
+            let joined = Self.traceparent(of: try TestHTTP.get(target, headers: ["traceparent": "00-\(incoming)-00f067aa0ba902b7-01"]).body)
+            #expect(joined.count == 4 && joined[1] == incoming && joined.last == "00", "Envoy's decision wins: \(joined)")
+
+            // Envoy exports every 5 s: after 6, anything sampled would be there.
+            try await Task.sleep(for: .seconds(6))
+            #expect(exports.all.isEmpty, "nothing was exported: \(exports.all.map(\.path))")
+        }
+    }
+
+    /// The parts of the `traceparent` the backend echoed in its body.
+    static func traceparent(of body: String) -> [Substring] {
+        (body.split(separator: "\n").first { $0.hasPrefix("traceparent=") }?.dropFirst("traceparent=".count) ?? "").split(separator: "-")
+    }
+
+    @Test("bad tracing flags are refused with what to give instead", arguments: [
+        (["--tracing-otlp", "https://collector:4318"], "https is not supported"),
+        (["--tracing-otlp", "collector:4318"], "must be http://HOST[:PORT][/PATH]"),
+        (["--tracing-sample", "10"], "--tracing-sample needs --tracing-otlp"),
+        (["--tracing-otlp", "http://127.0.0.1:4318", "--tracing-sample", "101"], "a percentage from 0 to 100"),
     ])
-    func refused(_ value: String, _ expected: String) async throws {
-        let result = try await Binaries.run(try Binaries.edshim(), ["server", "--tracing-otlp", value], in: NSTemporaryDirectory())
+    func refused(_ arguments: [String], _ expected: String) async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), ["server"] + arguments, in: NSTemporaryDirectory())
         #expect(result.status != 0)
         #expect(result.output.contains(expected), "\(result.output)")
     }

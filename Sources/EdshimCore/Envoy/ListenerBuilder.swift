@@ -10,7 +10,9 @@ public enum ListenerBuilder {
                 serviceName: serviceName,
                 operation: ServiceNaming.service(registration.metadata),
                 accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.http(serviceName: serviceName)),
-                tracing: telemetry.tracing.map { TracingBuilder.tracing(for: registration, serviceName: serviceName, collector: $0) }
+                tracing: telemetry.tracing.map {
+                    TracingBuilder.tracing(for: registration, serviceName: serviceName, collector: $0, samplePercent: telemetry.tracingSamplePercent)
+                }
             ))
         case .tcp:
             .tcp(tcpProxy(

@@ -5,11 +5,15 @@ public struct Telemetry: Hashable, Sendable {
     public var accessLog: AccessLogDestination
     /// Where HTTP listeners send their traces; nil: no tracing.
     public var tracing: TracingCollector?
+    /// The percentage of requests traced, chosen at random by Envoy (also for those
+    /// that arrive with a trace of their own): 0 to 100.
+    public var tracingSamplePercent: Double
 
     /// Creates the settings.
-    public init(accessLog: AccessLogDestination = .standard, tracing: TracingCollector? = nil) {
+    public init(accessLog: AccessLogDestination = .standard, tracing: TracingCollector? = nil, tracingSamplePercent: Double = 100) {
         self.accessLog = accessLog
         self.tracing = tracing
+        self.tracingSamplePercent = tracingSamplePercent
     }
 
     /// The server's defaults: an access log on Envoy's stdout, no tracing.

@@ -3,10 +3,10 @@ public enum TracingBuilder {
     /// How long Envoy waits for one export to the collector.
     static let exportTimeout = "1s"
 
-    /// Every request traced with the OpenTelemetry tracer: spans under the service
-    /// label's name (`service.name`), with the environment label and edshim's service
-    /// name as attributes, posted to `collector`.
-    static func tracing(for registration: Registration, serviceName: String, collector: TracingCollector) -> Tracing {
+    /// Requests traced with the OpenTelemetry tracer (`samplePercent` of them, all by
+    /// default): spans under the service label's name (`service.name`), with the
+    /// environment label and edshim's service name as attributes, posted to `collector`.
+    static func tracing(for registration: Registration, serviceName: String, collector: TracingCollector, samplePercent: Double = 100) -> Tracing {
         var tags = [Tracing.CustomTag(tag: "edshim.service", literal: .init(value: serviceName))]
         if let environment = registration.metadata.environment.flatMap(LabelSanitizer.sanitize) {
             tags.append(.init(tag: "deployment.environment.name", literal: .init(value: environment)))
@@ -15,7 +15,11 @@ public enum TracingBuilder {
             httpService: .init(httpUri: .init(uri: collector.description, cluster: TracingCollector.clusterName, timeout: exportTimeout)),
             serviceName: ServiceNaming.service(registration.metadata)
         )
-        return Tracing(provider: .init(name: "envoy.tracers.opentelemetry", typedConfig: Typed(exporter)), customTags: tags)
+        return Tracing(
+            provider: .init(name: "envoy.tracers.opentelemetry", typedConfig: Typed(exporter)),
+            customTags: tags,
+            randomSampling: samplePercent < 100 ? .init(value: samplePercent) : nil
+        )
     }
 
     /// The collector's cluster: its address, or its host name resolved by Envoy

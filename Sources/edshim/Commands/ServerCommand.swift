@@ -68,6 +68,12 @@ struct ServerCommand: AsyncParsableCommand {
         valueName: "url"))
     var tracingOTLP: String?
 
+    @Option(name: .customLong("tracing-sample"), help: ArgumentHelp(
+        "With --tracing-otlp: the percentage of requests traced, chosen at random, 0 to 100 (default: 100).",
+        discussion: "Envoy is the edge and decides for every request: one that arrives with a traceparent keeps its trace id, but is sampled or not by this percentage.",
+        valueName: "percent"))
+    var tracingSample: Double?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -93,6 +99,10 @@ struct ServerCommand: AsyncParsableCommand {
         if let tracingOTLP, TracingCollector(parsing: tracingOTLP) == nil {
             let https = tracingOTLP.hasPrefix("https://") ? " (https is not supported: give the collector's plain-HTTP OTLP endpoint, usually a collector on this host)" : ""
             throw ValidationError("--tracing-otlp must be http://HOST[:PORT][/PATH], HOST an IP address or host name, not \"\(tracingOTLP)\"\(https)")
+        }
+        if let tracingSample {
+            guard tracingOTLP != nil else { throw ValidationError("--tracing-sample needs --tracing-otlp: there is nothing to sample without a collector") }
+            guard tracingSample >= 0, tracingSample <= 100 else { throw ValidationError("--tracing-sample must be a percentage from 0 to 100, not \(tracingSample)") }
         }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -126,7 +136,8 @@ struct ServerCommand: AsyncParsableCommand {
             peerRequestsPerSecond: peerRate,
             telemetry: Telemetry(
                 accessLog: AccessLogDestination(parsing: accessLog) ?? .standard,
-                tracing: tracingOTLP.flatMap(TracingCollector.init(parsing:))
+                tracing: tracingOTLP.flatMap(TracingCollector.init(parsing:)),
+                tracingSamplePercent: tracingSample ?? 100
             )
         )
         let docker: DockerHost

@@ -65,6 +65,22 @@ struct TracingTests {
         #expect(addressed.loadAssignment.endpoints.first?.lbEndpoints.first?.endpoint.address.socketAddress.address == "::1")
     }
 
+    @Test("--tracing-sample below 100 becomes random_sampling; 100 leaves Envoy's default (and the bytes) alone", arguments: [
+        (100.0, nil as Double?), (10, 10), (0.5, 0.5), (0, 0),
+    ])
+    func sampling(_ percent: Double, _ expected: Double?) throws {
+        let collector = try #require(TracingCollector(parsing: "http://127.0.0.1:4318"))
+        let http = try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", mode: .http)
+        let listener = ListenerBuilder.listener(for: http, telemetry: Telemetry(tracing: collector, tracingSamplePercent: percent))
+        guard case .http(let manager) = listener.filterChains.first?.filters.first?.config else {
+            Issue.record("an HTTP-mode registration gave a listener without an HTTP connection manager")
+            return
+        }
+        #expect(manager.tracing?.randomSampling?.value == expected)
+        let document = String(decoding: try DiscoveryDocument.listeners([listener]), as: UTF8.self)
+        #expect(document.contains("random_sampling") == (expected != nil))
+    }
+
     @Test("no collector: no tracing anywhere")
     func off() throws {
         let http = try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", mode: .http)

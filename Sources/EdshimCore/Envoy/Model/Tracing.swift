@@ -50,10 +50,18 @@ public struct Tracing: Encodable, Hashable, Sendable {
         public var literal: Literal
     }
 
+    /// `envoy.type.v3.Percent`.
+    public struct Percent: Encodable, Hashable, Sendable {
+        /// 0 to 100.
+        public var value: Double
+    }
+
     /// The tracer.
     public var provider: Provider
     /// Attributes every span of the listener carries; nil: none.
     public var customTags: [CustomTag]?
+    /// The share of requests traced, chosen at random; nil: Envoy's default, all of them.
+    public var randomSampling: Percent?
 
     /// The collector's cluster.
     public var cluster: String { provider.typedConfig.message.httpService.httpUri.cluster }
