@@ -30,8 +30,8 @@ public enum ListenerBuilder {
     }
 
     /// HTTP mode: auto codec, one catch-all route to the cluster with no timeouts,
-    /// client address in X-Forwarded-For, request ids, WebSockets, traced as the
-    /// service (and traced, with a collector), a line per request in the access log.
+    /// client address in X-Forwarded-For, request ids, WebSockets, spans named after
+    /// the service (traced when there is a collector), a line per request in the access log.
     static func httpConnectionManager(serviceName: String, operation: String, accessLog: AccessLog?, tracing: Tracing?) -> HTTPConnectionManager {
         typealias Manager = HTTPConnectionManager
         let route = Manager.Route(
