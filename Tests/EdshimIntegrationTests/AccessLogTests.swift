@@ -1,5 +1,6 @@
 import EdshimCore
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -73,6 +74,43 @@ struct EnvoyAccessLogTests {
         }
     }
 
+    @Test("restarted with another --access-log, the server updates every listener in place: no request fails meanwhile")
+    func settingChangeUpdatesInPlace() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            var targets: [SocketEndpoint] = []
+            for _ in 0..<2 {
+                let port = try Sockets.freePort()
+                #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+                targets.append(SocketEndpoint(ip: .loopbackIPv4, port: port))
+            }
+            let inPlaceBefore = try bed.stat("listener_manager.listener_in_place_updated")
+
+            // Requests all along, from before the server stops until Envoy has the new listeners.
+            let tally = RequestTally()
+            let load = Thread.run { [targets] in
+                while !tally.stop.load(ordering: .relaxed) {
+                    for target in targets {
+                        let answered = (try? TestHTTP.get(target).status) == 200
+                        tally.outcomes.withLock { $0.append(answered) }
+                    }
+                }
+            }
+            await bed.stopServer()
+            try await bed.startServer(extraArguments: ["--access-log", "off"])
+            try await bed.eventually("Envoy updated both listeners in place") {
+                try bed.stat("listener_manager.listener_in_place_updated") >= inPlaceBefore + 2
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            tally.stop.store(true, ordering: .relaxed)
+            load.wait()
+            let outcomes = tally.outcomes.withLock { $0 }
+            #expect(outcomes.count > 10, "requests were made throughout (\(outcomes.count))")
+            #expect(outcomes.allSatisfy { $0 }, "\(outcomes.filter { !$0 }.count) of \(outcomes.count) requests failed")
+            #expect(!(try String(contentsOfFile: bed.xdsDirectory + "/lds.json", encoding: .utf8)).contains("access_log"))
+        }
+    }
+
     /// The first access log line for `service` in what `read` returns, waited for.
     static func line(for service: String, in bed: Testbed, _ read: () -> String) async throws -> [String: Any] {
         var found: [String: Any]?
@@ -84,4 +122,10 @@ struct EnvoyAccessLogTests {
         }
         return try #require(found)
     }
+}
+
+/// What the requests of `settingChangeUpdatesInPlace` found, from their own thread.
+private final class RequestTally: Sendable {
+    let stop = Atomic<Bool>(false)
+    let outcomes = Mutex<[Bool]>([])
 }
