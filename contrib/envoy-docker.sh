@@ -4,8 +4,11 @@
 set -eu
 mkdir -p /etc/edshim
 edshim bootstrap --xds-dir /var/lib/edshim/xds --admin-address 127.0.0.1:9901 > /etc/edshim/envoy.yaml
+# Envoy writes the access log of every published port to its stdout (edshim server
+# --access-log): keep Docker's copy of it bounded.
 exec docker run -d --name envoy-edshim --restart always --network host \
     --user 0 \
+    --log-opt max-size=100m --log-opt max-file=5 \
     -v /etc/edshim/envoy.yaml:/etc/envoy/envoy.yaml:ro \
     -v /var/lib/edshim/xds:/var/lib/edshim/xds:ro \
     envoyproxy/envoy:v1.40-latest -c /etc/envoy/envoy.yaml --disable-hot-restart --file-flush-interval-msec 1000
