@@ -3,6 +3,7 @@
 #define BENCH_ADDRESS_H
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -26,5 +27,20 @@ static int bench_address(const char *host, const char *port, struct sockaddr_sto
         return AF_INET6;
     }
     return -1;
+}
+
+// The HOST PORT arguments of a server tool (argv[1], argv[2]) as an address; prints
+// the usage or the error and exits with 2 when they are not that.
+static inline int bench_server_address(int argc, char **argv, struct sockaddr_storage *address, socklen_t *length) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s HOST PORT\n", argv[0]);
+        exit(2);
+    }
+    int family = bench_address(argv[1], argv[2], address, length);
+    if (family < 0) {
+        fprintf(stderr, "%s: %s is not an address\n", argv[0], argv[1]);
+        exit(2);
+    }
+    return family;
 }
 #endif

@@ -51,17 +51,9 @@ done:
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s HOST PORT\n", argv[0]);
-        return 2;
-    }
     struct sockaddr_storage address;
     socklen_t length;
-    int family = bench_address(argv[1], argv[2], &address, &length);
-    if (family < 0) {
-        fprintf(stderr, "http-server: %s is not an address\n", argv[1]);
-        return 2;
-    }
+    int family = bench_server_address(argc, argv, &address, &length);
     int listener = socket(family, SOCK_STREAM, 0), one = 1;
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(listener, (struct sockaddr *)&address, length) != 0 || listen(listener, 1024) != 0) {

@@ -16,17 +16,9 @@
 #define SIZE 65536
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s HOST PORT\n", argv[0]);
-        return 2;
-    }
     struct sockaddr_storage address;
     socklen_t length;
-    int family = bench_address(argv[1], argv[2], &address, &length);
-    if (family < 0) {
-        fprintf(stderr, "udp-echo-server: %s is not an address\n", argv[1]);
-        return 2;
-    }
+    int family = bench_server_address(argc, argv, &address, &length);
     int fd = socket(family, SOCK_DGRAM, 0);
     int size = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
