@@ -28,9 +28,8 @@ struct EnvoyTracingTests {
             let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port))
             #expect(response.status == 200)
             // W3C: 00-<trace id, 32 hex>-<span id, 16 hex>-<flags>
-            let traceparent = response.body.split(separator: "\n").first { $0.hasPrefix("traceparent=") }?.dropFirst("traceparent=".count) ?? ""
-            let parts = traceparent.split(separator: "-")
-            #expect(parts.count == 4 && parts.first == "00" && parts.last == "01", "the container got traceparent \(traceparent.debugDescription)")
+            let parts = Self.traceparent(of: response.body)
+            #expect(parts.count == 4 && parts.first == "00" && parts.last == "01", "the container got traceparent \(parts.joined(separator: "-").debugDescription)")
             let traceID = try #require(parts.count == 4 ? Self.bytes(hex: parts[1]) : nil)
             #expect(traceID.count == 16)
 
@@ -94,12 +93,15 @@ struct EnvoyTracingTests {
         #expect(result.output.contains(expected), "\(result.output)")
     }
 
+    /// The bytes `hex` spells, two digits each; nil when it is not hex.
     static func bytes(hex: Substring) -> [UInt8]? {
-        let digits = Array(hex.utf8)
+        let digits = Array(hex)
         guard digits.count.isMultiple(of: 2) else { return nil }
-        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(decoding: digits[$0...$0 + 1], as: UTF8.self), radix: 16) }.reduce(into: [UInt8]?([])) {
-            guard let byte = $1 else { $0 = nil; return }
-            $0?.append(byte)
+        var bytes: [UInt8] = []
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(digits[index...index + 1]), radix: 16) else { return nil }
+            bytes.append(byte)
         }
+        return bytes
     }
 }

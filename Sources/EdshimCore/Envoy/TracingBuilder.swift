@@ -3,10 +3,9 @@ public enum TracingBuilder {
     /// How long Envoy waits for one export to the collector.
     static let exportTimeout = "1s"
 
-    /// Requests traced with the OpenTelemetry tracer (`samplePercent` of them, all by
-    /// default): spans under the service label's name (`service.name`), with the
+    /// Requests traced with the OpenTelemetry tracer (`samplePercent` of them): spans under the service label's name (`service.name`), with the
     /// environment label and edshim's service name as attributes, posted to `collector`.
-    static func tracing(for registration: Registration, serviceName: String, collector: TracingCollector, samplePercent: Double = 100) -> Tracing {
+    static func tracing(for registration: Registration, serviceName: String, collector: TracingCollector, samplePercent: Double) -> Tracing {
         var tags = [Tracing.CustomTag(tag: "edshim.service", literal: .init(value: serviceName))]
         if let environment = registration.metadata.environment.flatMap(LabelSanitizer.sanitize) {
             tags.append(.init(tag: "deployment.environment.name", literal: .init(value: environment)))
@@ -26,13 +25,14 @@ public enum TracingBuilder {
     /// (IPv4 first, as a collector on `localhost` usually listens there).
     public static func cluster(for collector: TracingCollector) -> EnvoyCluster {
         let name = TracingCollector.clusterName
-        let address = EnvoyAddress(host: collector.address?.description ?? collector.host, port: collector.port)
+        let named = collector.address == nil
+        let address = EnvoyAddress(host: collector.host, port: collector.port)
         return EnvoyCluster(
             name: name,
-            type: collector.address == nil ? "STRICT_DNS" : "STATIC",
+            type: named ? "STRICT_DNS" : "STATIC",
             connectTimeout: ClusterBuilder.connectTimeout,
             lbPolicy: "ROUND_ROBIN",
-            dnsLookupFamily: collector.address == nil ? "V4_PREFERRED" : nil,
+            dnsLookupFamily: named ? "V4_PREFERRED" : nil,
             circuitBreakers: ClusterBuilder.circuitBreakers,
             loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: [.init(endpoint: .init(address: address))])])
         )

@@ -10,7 +10,7 @@ public struct TracingCollector: Hashable, Sendable, CustomStringConvertible {
     /// OTLP/HTTP's path for traces.
     public static let defaultPath = "/v1/traces"
 
-    /// An IP address, or a host name Envoy resolves.
+    /// An IP address (in its canonical text), or a host name Envoy resolves.
     public let host: String
     /// The collector's port.
     public let port: UInt16
@@ -53,13 +53,14 @@ public struct TracingCollector: Hashable, Sendable, CustomStringConvertible {
             host = authority[..<colon]
             portText = authority[authority.index(after: colon)...]
         }
-        guard IPAddress(String(host)) != nil || Self.isHostName(host) else { return nil }
+        let address = IPAddress(String(host))
+        guard address != nil || Self.isHostName(host) else { return nil }
         var port = Self.defaultPort
         if let portText {
             guard let parsed = UInt16(portText), parsed > 0 else { return nil }
             port = parsed
         }
-        self.host = IPAddress(String(host))?.description ?? String(host)
+        self.host = address?.description ?? String(host)
         self.port = port
         self.path = path
     }
