@@ -18,8 +18,9 @@ struct BootstrapCommand: ParsableCommand {
               envoy -c /etc/edshim/envoy.yaml
 
             Envoy refuses to start when those files are missing, so this command creates
-            the directory and empty lds.json / cds.json when they do not exist yet (it never
-            changes existing ones). Pass --xds-dir and --admin-address to match the server.
+            the directory and empty lds.json / cds.json when they do not exist yet (it
+            never changes existing ones). Pass --xds-dir and --admin-address to match the
+            server.
             """
     )
 

@@ -12,9 +12,9 @@ struct ResyncCommand: ParsableCommand {
             Finds the edshim shims running on this host (in /proc: processes named edshim
             started with docker-proxy flags, however dockerd ran them) whose EDSHIM_SOCKET
             is this server's socket, and registers each TCP port with the server again, on
-            behalf of its own shim process. The server
-            checks each process before it accepts. Prints `resynced N of M` and exits
-            non-zero if any registration failed.
+            behalf of its own shim process. The server checks each process before it
+            accepts. Prints `resynced N of M` and exits non-zero if any registration
+            failed.
 
             Needed when the server came up without its registrations: its state file was
             lost or corrupt. contrib/edshim.service runs it after every server start

@@ -37,7 +37,8 @@ struct UDPProxyCommand: ParsableCommand {
             Here the flags win over those variables. Example, a DNS server published
             on every IPv4 address of the host:
 
-              edshim udp-proxy -host-ip 0.0.0.0 -host-port 53 -container-ip 172.17.0.2 -container-port 53
+              edshim udp-proxy -host-ip 0.0.0.0 -host-port 53 \\
+                  -container-ip 172.17.0.2 -container-port 53
             """,
         // No -h: ArgumentParser would read a mistyped -host-ip as -h -o -s ….
         helpNames: [.long, .customLong("help", withSingleDash: true)]
