@@ -42,6 +42,25 @@ struct CommandLineTests {
         }
     }
 
+    @Test("edshim status lists the UDP ports shims proxy themselves; --json only the registrations")
+    func statusListsUDPShims() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let (proxy, target) = try await bed.startUDPProxyToEcho(.dockerd2010, .ipv4, echoes: echoes)
+            #expect(proxy.isReady)
+            let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(table.status == 0, "\(table.output)")
+            let row = table.output.split(separator: "\n").first { $0.hasSuffix("pid \(proxy.process.pid)") }
+            let cells = try #require(row, "no line for the UDP shim in:\n\(table.output)").split(separator: " ")
+            #expect(cells.count == 7, "HOST PROTO CONTAINER SERVICE MODE pid N")
+            #expect(cells.prefix(2) == ["0.0.0.0:\(target.port)", "udp"])
+            #expect(cells[3...4] == ["-", "udp-proxy"])
+
+            let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            let array = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]])
+            #expect(!array.contains { $0["owner_pid"] as? Int == Int(proxy.process.pid) })
+        }
+    }
+
     @Test("edshim status without a server says how to start one, without the usage text")
     func statusWithoutServer() async throws {
         let result = try await Binaries.run(try Binaries.edshim(), ["status"], environment: ["EDSHIM_SOCKET": "/nonexistent/edshim.sock"], in: NSTemporaryDirectory())

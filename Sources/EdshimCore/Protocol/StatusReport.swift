@@ -11,11 +11,13 @@ public enum StatusReport {
         return String(decoding: array.serialized, as: UTF8.self)
     }
 
-    /// An aligned table with a header, or a sentence when there is nothing.
-    public static func table(_ registrations: [Registration]) -> String {
-        guard !registrations.isEmpty else { return "no published ports registered" }
+    /// An aligned table with a header, or a sentence when there is nothing: the
+    /// server's registrations, then the UDP ports that shims proxy themselves (they
+    /// never register: no Envoy service, mode `udp-proxy`).
+    public static func table(_ registrations: [Registration], udpShims: [ShimProcesses.Shim] = []) -> String {
+        guard !registrations.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
         let header = ["HOST", "PROTO", "CONTAINER", "SERVICE", "MODE", "OWNER"]
-        let rows = registrations.map { registration in
+        let registered = registrations.map { registration in
             [
                 registration.key.host.description,
                 registration.key.proto.rawValue,
@@ -25,6 +27,17 @@ public enum StatusReport {
                 registration.owner.description,
             ]
         }
+        let proxied = udpShims.sorted { $0.arguments.key < $1.arguments.key }.map { shim in
+            [
+                shim.arguments.host.description,
+                shim.arguments.proto.rawValue,
+                shim.arguments.container.description,
+                "-",
+                "udp-proxy",
+                shim.owner.description,
+            ]
+        }
+        let rows = registered + proxied
         let widths = header.indices.map { column in
             ([header] + rows).map { $0[column].count }.max() ?? 0
         }

@@ -20,6 +20,13 @@ public enum ShimProcesses {
         public var arguments: ShimArguments
         /// The server socket it registers with (its `EDSHIM_SOCKET`, else the default).
         public var socketPath: String
+
+        /// Creates a shim directly (tests).
+        public init(owner: Owner, arguments: ShimArguments, socketPath: String) {
+            self.owner = owner
+            self.arguments = arguments
+            self.socketPath = socketPath
+        }
     }
 
     /// The arguments of a shim with command line `argv` and process name `comm`, or

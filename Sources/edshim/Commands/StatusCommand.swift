@@ -10,7 +10,13 @@ struct StatusCommand: ParsableCommand {
             Asks the server over its socket ($EDSHIM_SOCKET, else /run/edshim/edshim.sock).
             Each line is one registration: host address and port, container address, the
             Envoy service (cluster) name, the mode, and the shim process that owns it.
-            --json prints a JSON array of objects with the same facts, for scripts.
+
+            UDP ports follow, found among the processes of this host: edshim proxies
+            them itself, without the server or Envoy, so their service is `-` and their
+            mode `udp-proxy`.
+
+            --json prints the server's registrations as a JSON array of objects with the
+            same facts, for scripts (UDP ports are not registrations: not in it).
             """
     )
 
@@ -30,7 +36,11 @@ struct StatusCommand: ParsableCommand {
         }
         switch response {
         case .registrations(let registrations):
-            print(json ? StatusReport.json(registrations) : StatusReport.table(registrations))
+            if json {
+                print(StatusReport.json(registrations))
+            } else {
+                print(StatusReport.table(registrations, udpShims: ShimProcesses.all().filter { $0.arguments.proto == .udp }))
+            }
         case .failure(let error):
             throw CommandFailure(error.message)
         case .ok:

@@ -35,6 +35,30 @@ struct StatusReportTests {
         }
     }
 
+    @Test func udpPortsFollowTheRegistrationsWithoutAService() throws {
+        let dns = ShimProcesses.Shim(
+            owner: Owner(pid: 77, startTime: 3),
+            arguments: ShimArguments(proto: .udp, host: try Fixture.endpoint("0.0.0.0", 53), container: try Fixture.endpoint("172.17.0.9", 53)),
+            socketPath: EdshimDefaults.socketPath
+        )
+        let dns6 = ShimProcesses.Shim(
+            owner: Owner(pid: 78, startTime: 3),
+            arguments: ShimArguments(proto: .udp, host: try Fixture.endpoint("::", 53), container: try Fixture.endpoint("172.17.0.9", 53)),
+            socketPath: EdshimDefaults.socketPath
+        )
+        #expect(StatusReport.table(try Self.registrations(), udpShims: [dns6, dns]) == """
+            HOST          PROTO  CONTAINER       SERVICE          MODE       OWNER
+            0.0.0.0:8080  tcp    172.17.0.2:80   nginx-prod-8080  http       pid 12
+            [::]:5432     tcp    [fd00::3]:5432  unknown-5432     tcp        pid 34567
+            0.0.0.0:53    udp    172.17.0.9:53   -                udp-proxy  pid 77
+            [::]:53       udp    172.17.0.9:53   -                udp-proxy  pid 78
+            """)
+        #expect(StatusReport.table([], udpShims: [dns]) == """
+            HOST        PROTO  CONTAINER      SERVICE  MODE       OWNER
+            0.0.0.0:53  udp    172.17.0.9:53  -        udp-proxy  pid 77
+            """)
+    }
+
     @Test func jsonIsAnArrayOfRegistrationsWithNames() throws {
         let json = StatusReport.json(try Self.registrations())
         #expect(!json.contains("\n"))
