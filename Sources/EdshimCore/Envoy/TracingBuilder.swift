@@ -3,8 +3,9 @@ public enum TracingBuilder {
     /// How long Envoy waits for one export to the collector.
     static let exportTimeout = "1s"
 
-    /// Requests traced with the OpenTelemetry tracer (`samplePercent` of them): spans under the service label's name (`service.name`), with the
-    /// environment label and edshim's service name as attributes, posted to `collector`.
+    /// Requests traced with the OpenTelemetry tracer (`samplePercent` of them): spans
+    /// under the service label's name (`service.name`), with the environment label and
+    /// edshim's service name as attributes, posted to `collector`.
     static func tracing(for registration: Registration, serviceName: String, collector: TracingCollector, samplePercent: Double) -> Tracing {
         var tags = [Tracing.CustomTag(tag: "edshim.service", literal: .init(value: serviceName))]
         if let environment = registration.metadata.environment.flatMap(LabelSanitizer.sanitize) {
