@@ -44,6 +44,36 @@ struct UDPFlowTests {
             let b2 = try await onThread { try b.upstreamAddress(via: target) }
             #expect(b2 != b1, "b, the least recently used, was evicted for c")
             #expect(Sockets.openSockets(of: pid) == idleSockets + 2)
+
+            // Two evictions (b for c, then c for b): the operator hears of the first,
+            // and of the rest in a minute, never once per eviction.
+            let reports = proxy.process.log.split(separator: "\n").filter { $0.contains("flow limit (2) reached") }
+            #expect(reports.count == 1, "one line for two evictions:\n\(proxy.process.log)")
+            #expect(reports.first?.contains("EDSHIM_UDP_MAX_FLOWS or --max-flows") == true, "it says what to raise")
+        }
+    }
+
+    @Test("out of file descriptors, a new client takes the least recently used flow, and the log says what to raise")
+    func descriptorExhaustion() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let (proxy, target) = try await bed.startUDPProxyToEcho(.dockerd2010, .ipv4, echoes: echoes)
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
+            let pid = proxy.process.pid
+            let idleSockets = Sockets.openSockets(of: pid)
+            // As if dockerd's open-files limit were nearly used up: room for two flows.
+            try Sockets.limitDescriptors(of: pid, toFree: 2)
+
+            for round in 0..<2 {
+                for (index, client) in try (0..<4).map({ _ in try UDPTestClient(.ipv4) }).enumerated() {
+                    let message = Array("client \(index) of round \(round)".utf8)
+                    let reply = try await onThread { try client.exchange(message, with: target) }
+                    #expect(reply == message, "client \(index) of round \(round) is served")
+                }
+            }
+            #expect(Sockets.openSockets(of: pid) == idleSockets + 2, "two flows, the descriptors there are room for")
+            let reports = proxy.process.log.split(separator: "\n").filter { $0.contains("out of file descriptors at 2 flows") }
+            #expect(reports.count == 1, "six evictions, one line:\n\(proxy.process.log)")
+            #expect(reports.first?.contains("LimitNOFILE=") == true, "it says what to raise")
         }
     }
 
@@ -111,6 +141,8 @@ struct UDPFlowTests {
             #expect(resident - residentAfterFirstBurst < 2048, "memory grew from \(residentAfterFirstBurst) KiB to \(resident) KiB while spraying")
             let reply = try await onThread { try UDPTestClient(.ipv4).exchange(Array("still here".utf8), with: target) }
             #expect(reply == Array("still here".utf8), "a new client is served after the spray")
+            let reports = proxy.process.log.split(separator: "\n").filter { $0.contains("flow limit (\(limit)) reached") }
+            #expect(reports.count == 1, "thousands of evictions, one line in the log:\n\(reports.joined(separator: "\n"))")
         }
     }
 }

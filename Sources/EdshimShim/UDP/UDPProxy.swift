@@ -20,8 +20,6 @@ final class UDPProxy {
     private static let roundsPerWakeup = 4
     /// Ready descriptors taken per epoll_wait.
     private static let eventCapacity: Int32 = 64
-    /// Upstream failures are logged at most this often (a flood must not flood the log).
-    private static let failureLogInterval: Int64 = 60_000
 
     private let listener: UDPListener
     private let container: SocketEndpoint
@@ -37,7 +35,8 @@ final class UDPProxy {
     private var busyPoll: BusyPoll
     /// Tells the replies of one read apart from the next (see `DatagramBatch.groups`).
     private var replyGroup: Int32 = 0
-    private var lastFailureLog: Int64?
+    private var failures = LogThrottle()
+    private var evictions = LogThrottle()
 
     /// Sets up the proxy around a prepared listener; nothing is read yet.
     init(listener: UDPListener, container: SocketEndpoint, options: UDPProxyOptions, signals: TerminationSignals) throws(ShimFailure) {
@@ -146,10 +145,14 @@ final class UDPProxy {
     /// A new flow for the sender of datagram `index`: a socket connected to the
     /// container, watched for replies. -1 when none can be opened (the datagram is dropped).
     private func openFlow(for index: Int, key: FlowKey, now: Int64) -> Int32 {
-        if flows.count >= flows.limit { close(flows.remove(flows.leastRecentlyUsed)) }
+        if flows.count >= flows.limit {
+            close(flows.remove(flows.leastRecentlyUsed))
+            logEviction("flow limit (\(flows.limit)) reached, a new client took the flow of the least recently used one; raise EDSHIM_UDP_MAX_FLOWS or --max-flows if clients miss replies", now: now)
+        }
         var upstream = connectUpstream()
         if upstream < 0, errno == EMFILE || errno == ENFILE, flows.count > 0 {
             close(flows.remove(flows.leastRecentlyUsed))
+            logEviction("out of file descriptors at \(flows.count + 1) flows, a new client took the flow of the least recently used one; raise the open-files limit, LimitNOFILE= in dockerd's unit", now: now)
             upstream = connectUpstream()
         }
         guard upstream >= 0 else {
@@ -212,9 +215,15 @@ final class UDPProxy {
     // MARK: Support
 
     private func logFailure(_ message: String, now: Int64) {
-        if let lastFailureLog, now - lastFailureLog < Self.failureLogInterval { return }
-        lastFailureLog = now
-        ShimLog.info("udp \(listener.endpoint) → \(container): \(message) (datagram dropped; further failures are logged once a minute)")
+        if let line = failures.line("udp \(listener.endpoint) → \(container): \(message); the datagram was dropped", now: now) {
+            ShimLog.info(line)
+        }
+    }
+
+    private func logEviction(_ message: @autoclosure () -> String, now: Int64) {
+        if let line = evictions.line("udp \(listener.endpoint) → \(container): \(message())", now: now) {
+            ShimLog.info(line)
+        }
     }
 
     private static func microseconds() -> Int64 {

@@ -24,8 +24,9 @@ struct UDPProxyCommand: ParsableCommand {
             A flow with no datagram either way for --idle-timeout closes (docker-proxy
             keeps 90 s). At most --max-flows flows exist: a new client beyond that
             evicts the least recently used, so a spray of source ports costs a bounded
-            number of sockets. dockerd cannot pass these flags to the shim; set them
-            for it in dockerd's environment instead:
+            number of sockets; evictions are logged, at most once a minute. dockerd
+            cannot pass these flags to the shim; set them for it in dockerd's
+            environment instead:
 
               EDSHIM_UDP_IDLE_TIMEOUT=30s  EDSHIM_UDP_MAX_FLOWS=4096
 

@@ -72,6 +72,22 @@ extension Sockets {
         return true
     }
 
+    /// Lowers the open-files limit of the running process `pid` (prlimit(2)) so that
+    /// exactly `free` more descriptors can be opened.
+    static func limitDescriptors(of pid: pid_t, toFree free: Int) throws {
+        let open = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { Int($0) })
+        var limit = 0
+        var room = 0
+        while room < free {
+            if !open.contains(limit) { room += 1 }
+            limit += 1
+        }
+        var bound = rlimit(rlim_cur: rlim_t(limit), rlim_max: rlim_t(limit))
+        guard prlimit(pid, Int32(RLIMIT_NOFILE.rawValue), &bound, nil) == 0 else {
+            throw TestFailure("prlimit(\(pid), RLIMIT_NOFILE, \(limit)): \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// How many sockets process `pid` has open (its flows, listener, and a few more).
     static func openSockets(of pid: pid_t) -> Int {
         let directory = "/proc/\(pid)/fd"
@@ -306,3 +322,8 @@ func withUDPTestbed(_ body: (Testbed, UDPEchoServers) async throws -> Void) asyn
     defer { echoes.stopAll() }
     try await withTestbed(options) { bed in try await body(bed, echoes) }
 }
+
+/// prlimit(2) (glibc), which Swift's Glibc module does not export (GNU only; a
+/// simple C signature: integers and pointers).
+@_silgen_name("prlimit")
+private func prlimit(_ pid: pid_t, _ resource: Int32, _ new: UnsafePointer<rlimit>?, _ old: UnsafeMutablePointer<rlimit>?) -> Int32
