@@ -151,8 +151,9 @@ final class UDPProxy {
         }
         var upstream = connectUpstream()
         if upstream < 0, errno == EMFILE || errno == ENFILE, flows.count > 0 {
+            let remedy = errno == EMFILE ? "raise the open-files limit, LimitNOFILE= in dockerd's unit" : "the system's file table is full, see fs.file-max"
             close(flows.remove(flows.leastRecentlyUsed))
-            logEviction("out of file descriptors at \(flows.count + 1) flows, a new client took the flow of the least recently used one; raise the open-files limit, LimitNOFILE= in dockerd's unit", now: now)
+            logEviction("out of file descriptors at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(remedy)", now: now)
             upstream = connectUpstream()
         }
         guard upstream >= 0 else {
