@@ -112,28 +112,15 @@ struct SocketLockdownTests {
     @Test("under systemd (Type=notify) the server says READY=1 once the socket accepts")
     func notifiesSystemd() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in
-            let notifyPath = bed.directory + "/notify.sock"
-            let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-            defer { close(fd) }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(notifyPath.utf8)) }
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            #expect(bound == 0)
+            let notify = try UnixDatagramListener(path: bed.directory + "/notify.sock")
             let server = try ChildProcess.spawn(
                 bed.edshim,
                 ["server", "--socket", bed.socketPath, "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile, "--admin-address", "off"],
-                environment: ["NOTIFY_SOCKET": notifyPath],
+                environment: ["NOTIFY_SOCKET": notify.path],
                 logPath: bed.directory + "/notify-server.log"
             )
             defer { server.signal(SIGKILL); _ = server.poll() }
-            var timeout = timeval(tv_sec: 10, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 256)
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            #expect(count > 0 && String(decoding: buffer[0..<max(count, 0)], as: UTF8.self) == "READY=1")
+            #expect(notify.receive(within: 10) == "READY=1")
             #expect(FileManager.default.fileExists(atPath: bed.socketPath), "the socket exists when READY=1 arrives")
             #expect((try? ServerClient(socketPath: bed.socketPath).exchange(.list, deadline: .after(milliseconds: 2000))) != nil)
             server.signal(SIGTERM)

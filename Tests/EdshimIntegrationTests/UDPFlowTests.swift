@@ -77,6 +77,36 @@ struct UDPFlowTests {
         }
     }
 
+    @Test("with stdout and stderr on /dev/null, as dockerd starts it, the shim logs to the syslog socket")
+    func logsToSyslogWhereDockerdDiscardsStderr() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let syslog = try UnixDatagramListener(path: bed.directory + "/syslog.sock")
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.spawnShim(
+                ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine,
+                environment: [UDPProxyOptions.maxFlowsEnvironmentVariable: "1", "EDSHIM_SYSLOG_SOCKET": syslog.path],
+                host: host,
+                outputToDevNull: true
+            )
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
+            let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            for index in 0..<2 {
+                let message = Array("client \(index)".utf8)
+                let reply = try await onThread { try UDPTestClient(.ipv4).exchange(message, with: target) }
+                #expect(reply == message)
+            }
+            var lines: [String] = []
+            while let line = syslog.receive(within: 2) {
+                lines.append(line)
+                if line.contains("flow limit (1) reached") { break }
+            }
+            let prefix = "<30>edshim[\(proxy.process.pid)]: "
+            #expect(lines.first?.hasPrefix(prefix + "proxying udp 0.0.0.0:\(host.port)") == true, "facility daemon, severity info:\n\(lines.joined(separator: "\n"))")
+            #expect(lines.contains { $0.hasPrefix(prefix) && $0.contains("flow limit (1) reached") }, "the eviction reaches the system log")
+        }
+    }
+
     @Test("ICMP port unreachable from the container does not end the flow", arguments: UDPWay.allCases, UDPFamily.allCases)
     func refusedKeepsFlow(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in

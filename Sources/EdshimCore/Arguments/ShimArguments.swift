@@ -80,6 +80,8 @@ extension ShimInvocation {
           EDSHIM_UDP_MAX_FLOWS     UDP flows kept at once, least recent evicted (16384)
           EDSHIM_UDP_BUSY_POLL     microseconds to keep polling after a datagram on a
                                    busy UDP port instead of sleeping (default 0: off)
+          EDSHIM_SYSLOG_SOCKET     where log lines go when stderr is /dev/null, as
+                                   dockerd leaves it (default /dev/log: the journal)
         """
 
     /// Parses a shim command line (without the program name) with Go `flag` rules.

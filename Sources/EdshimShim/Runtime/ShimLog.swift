@@ -1,13 +1,31 @@
+import EdshimCore
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One-line log messages on stderr, prefixed so they stand out in dockerd's journal.
+/// One-line log messages, `edshim[PID]: …`, on stderr — or, where stderr is thrown
+/// away, in the system log. dockerd starts every proxy with stdout and stderr on
+/// /dev/null, so a shim it runs logs to the syslog socket (`/dev/log`, which journald
+/// or rsyslog serves; `EDSHIM_SYSLOG_SOCKET` to choose another), facility daemon.
 enum ShimLog {
     static func info(_ message: String) {
-        let line = "edshim[\(getpid())]: \(message)\n"
-        _ = line.utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+        let line = "edshim[\(getpid())]: \(message)"
+        if stderrIsDiscarded {
+            // <30>: facility daemon (3 × 8) + severity info (6), as syslog(3) writes it.
+            let socket = ProcessEnvironment.value("EDSHIM_SYSLOG_SOCKET") ?? "/dev/log"
+            UnixDatagram.send(Array("<30>\(line)".utf8), to: socket)
+        } else {
+            _ = (line + "\n").utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
+        }
     }
+
+    /// Whether stderr is closed or /dev/null, as dockerd leaves it.
+    private static let stderrIsDiscarded: Bool = {
+        var stderrStatus = stat()
+        var null = stat()
+        guard fstat(STDERR_FILENO, &stderrStatus) == 0 else { return true }
+        return stat("/dev/null", &null) == 0 && stderrStatus.st_mode & S_IFMT == S_IFCHR && stderrStatus.st_rdev == null.st_rdev
+    }()
 }
 
 /// A failure the shim reports to dockerd: one line saying what is wrong and what to do.

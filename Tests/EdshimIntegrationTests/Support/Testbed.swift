@@ -187,12 +187,14 @@ final class Testbed: @unchecked Sendable {
     // MARK: Shims
 
     /// Starts the shim the way dockerd does and waits (up to dockerd's 16 s) for its report on fd 3.
+    /// Its output goes to the testbed's shims.log, or, as dockerd leaves it, to /dev/null.
     func spawnShim(
         _ arguments: [String],
         style: SpawnStyle = .dockerd2010,
         argv0: String? = nil,
         environment extra: [String: String] = [:],
         host: SocketEndpoint? = nil,
+        outputToDevNull: Bool = false,
         whileDockerdHoldsThePort: (() throws -> Void)? = nil
     ) async throws -> ShimRun {
         let pipe = try Sockets.pipe()
@@ -213,7 +215,7 @@ final class Testbed: @unchecked Sendable {
         for (key, value) in extra { environment[key] = value }
         let process: ChildProcess
         do {
-            process = try ChildProcess.spawn(edshim, arguments, argv0: argv0, environment: environment, descriptors: descriptors, logPath: directory + "/shims.log")
+            process = try ChildProcess.spawn(edshim, arguments, argv0: argv0, environment: environment, descriptors: descriptors, logPath: outputToDevNull ? "/dev/null" : directory + "/shims.log")
         } catch {
             close(pipe.write)
             throw error
