@@ -216,13 +216,15 @@ final class UDPProxy {
     // MARK: Support
 
     private func logFailure(_ message: String, now: Int64) {
-        if let line = failures.line("udp \(listener.endpoint) → \(container): \(message); the datagram was dropped", now: now) {
-            ShimLog.info(line)
-        }
+        log(message + "; the datagram was dropped", throttledBy: &failures, now: now)
     }
 
     private func logEviction(_ message: @autoclosure () -> String, now: Int64) {
-        if let line = evictions.line("udp \(listener.endpoint) → \(container): \(message())", now: now) {
+        log(message(), throttledBy: &evictions, now: now)
+    }
+
+    private func log(_ message: @autoclosure () -> String, throttledBy throttle: inout LogThrottle, now: Int64) {
+        if let line = throttle.line("udp \(listener.endpoint) → \(container): \(message())", now: now) {
             ShimLog.info(line)
         }
     }
