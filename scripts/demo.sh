@@ -5,8 +5,8 @@
 # dockerd 20.10 with edshim as its userland proxy (scripts/demo-dockerd.sh), edshim
 # server reading that dockerd's labels, Envoy from `edshim bootstrap`, and then
 # `docker run -p … -l ServiceName=hello …`. It shows the proxies dockerd started, a
-# request answered through Envoy, `edshim status`, and the Envoy cluster named from the
-# container's labels.
+# request answered through Envoy, a published UDP port that edshim proxies itself,
+# `edshim status`, and the Envoy cluster named from the container's labels.
 #
 # Without root (dockerd needs it), or with DEMO_DOCKER=0, it says so and shows the
 # same path without dockerd: a small HTTP backend stands in for the container, and
@@ -35,8 +35,11 @@ else
     scripts/ensure-test-deps.sh --docker-only
 fi
 
+# A free port: TCP, or UDP with `free_port udp`.
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])'
+    python3 -c 'import socket, sys
+kind = socket.SOCK_DGRAM if sys.argv[1:] == ["udp"] else socket.SOCK_STREAM
+s = socket.socket(socket.AF_INET, kind); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])' "$@"
 }
 
 DIR="$(mktemp -d /tmp/edshim-demo-XXXXXX)"
@@ -45,6 +48,7 @@ ADMIN_PORT="$(free_port)"
 SERVER_ADMIN_PORT="$(free_port)"
 HOST_PORT="${DEMO_PORT:-$(free_port)}"
 PIDS=()
+UDP_ECHO_PID=""
 # shellcheck source=scripts/demo-dockerd.sh
 source scripts/demo-dockerd.sh
 
@@ -57,6 +61,10 @@ cleanup() {
     set +e
     echo
     echo "== tearing down"
+    if [[ -n "$UDP_ECHO_PID" ]]; then
+        kill -TERM "$UDP_ECHO_PID" 2>/dev/null || true
+        wait "$UDP_ECHO_PID" 2>/dev/null || true
+    fi
     demo_dockerd_stop
     for pid in "${PIDS[@]}"; do
         kill -INT "$pid" 2>/dev/null || true
@@ -129,6 +137,42 @@ fi
 
 step "a request to 127.0.0.1:$HOST_PORT, answered through Envoy"
 curl -si "http://127.0.0.1:$HOST_PORT/" | indent
+
+if (( WITH_DOCKER )); then
+    UDP_PORT="$(free_port udp)"
+    step "docker run: port 5353/udp published on $UDP_PORT — UDP stays with edshim, no Envoy"
+    echo "   docker run -d --name dns -l ServiceName=dns -p $UDP_PORT:5353/udp $DEMO_IMAGE sleep 86400"
+    "${DOCKER[@]}" run -d --name dns -l ServiceName=dns -p "$UDP_PORT:5353/udp" "$DEMO_IMAGE" sleep 86400 >/dev/null
+    echo "   dockerd started edshim with -proto udp (one per address family):"
+    ps --ppid "$DOCKERD_PID" -o pid=,args= | grep -e '-proto udp' | indent
+    # The busybox image has no UDP server: answer on 5353 from inside the container's
+    # network namespace, so the datagrams really cross dockerd's bridge.
+    CONTAINER_PID="$("${DOCKER[@]}" inspect -f '{{.State.Pid}}' dns)"
+    setsid nsenter --net="/proc/$CONTAINER_PID/ns/net" python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5353))
+while True:
+    data, peer = s.recvfrom(65535)
+    reply = "the container got %r from %s:%d" % (data.decode(errors="replace"), peer[0], peer[1])
+    s.sendto(reply.encode(), peer)' \
+        >"$DIR/udp-echo.log" 2>&1 &
+    UDP_ECHO_PID=$!
+    echo "   a datagram to 127.0.0.1:$UDP_PORT, and the reply edshim relayed back:"
+    python3 -c '
+import socket, sys, time
+port = int(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.2)
+for _ in range(50):  # until the echo in the container is up
+    s.sendto(b"hello over UDP", ("127.0.0.1", port))
+    try:
+        print(s.recv(65535).decode()); break
+    except socket.timeout:
+        pass
+else:
+    sys.exit("no reply through edshim on 127.0.0.1:%d" % port)' "$UDP_PORT" | indent
+fi
 
 step "edshim status"
 "$EDSHIM" status | indent

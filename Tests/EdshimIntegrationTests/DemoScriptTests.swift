@@ -9,7 +9,7 @@ import Glibc
 /// nothing behind.
 @Suite("make demo")
 struct DemoScriptTests {
-    @Test("as root: dockerd publishes a labelled container's port through two shims, Envoy answers, the cluster is named from the labels; nothing is left")
+    @Test("as root: dockerd publishes a labelled container's port through two shims, Envoy answers, the cluster is named from the labels; a UDP port answers through edshim; nothing is left")
     func withPrivateDockerd() async throws {
         guard getuid() == 0 else {
             try DockerUnavailable(reason: "the demo's private dockerd needs root; running as uid \(getuid())").skip()
@@ -21,6 +21,15 @@ struct DemoScriptTests {
         #expect(shims.count == 2, "one shim per address family, started by dockerd: \(shims)")
         #expect(demo.output.range(of: #"cluster: +hello-demo-\d+::10\.\d+\.\d+\.\d+:80::"#, options: .regularExpression) != nil)
         #expect(demo.output.range(of: #"access log \(Envoy's stdout\): \{.*"service":"hello-demo-\d+".*"status":200"#, options: .regularExpression) != nil)
+
+        // The UDP port: two edshim UDP proxies from dockerd, a datagram relayed to the
+        // container (which sees it from the bridge's gateway, as with docker-proxy) and
+        // back, and both listed by `edshim status`.
+        let udpShims = demo.output.split(separator: "\n").filter { $0.contains(" -proto udp -host-ip ") && $0.contains(" -container-port 5353") }
+        #expect(udpShims.count == 2, "one UDP proxy per address family, started by dockerd: \(udpShims)")
+        let gateway = try #require(demo.output.firstMatch(of: /bridge edsdemo[0-9a-f]{4} \(([0-9.]+)\/24\)/)?.1, "the demo names its gateway")
+        #expect(demo.output.contains("the container got 'hello over UDP' from \(gateway):"), "\(demo.output)")
+        #expect(demo.output.split(separator: "\n").filter { $0.contains(" udp ") && $0.contains(":5353") && $0.contains("udp-proxy") }.count == 2, "\(demo.output)")
 
         let bridge = try #require(demo.output.firstMatch(of: /bridge (edsdemo[0-9a-f]{4})/)?.1, "the demo names its bridge")
         #expect(!FileManager.default.fileExists(atPath: "/sys/class/net/\(bridge)"), "bridge \(bridge) removed")
