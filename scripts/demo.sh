@@ -9,9 +9,9 @@
 # `edshim status`, and the Envoy cluster named from the container's labels.
 #
 # Without root (dockerd needs it), or with DEMO_DOCKER=0, it says so and shows the
-# same path without dockerd: a small HTTP backend stands in for the container, and
-# edshim is started exactly as dockerd runs it (docker-proxy flags, status pipe on
-# fd 3).
+# same path without dockerd: small HTTP and UDP backends stand in for the container,
+# and edshim is started exactly as dockerd runs it (docker-proxy flags, status pipe
+# on fd 3), once for each.
 #
 # Ctrl-C tears it all down. DEMO_PORT picks the host port; DEMO_ONCE=1 tears down
 # right after showing everything (the tests run it so).
@@ -138,33 +138,56 @@ fi
 step "a request to 127.0.0.1:$HOST_PORT, answered through Envoy"
 curl -si "http://127.0.0.1:$HOST_PORT/" | indent
 
+# A UDP answerer standing in for the container's server: python3 on port $1, in the
+# network namespace of process $2 when given (the busybox image has no UDP server).
+# Its command line names $DIR, so that a leftover would name the demo it came from.
+udp_echo() {
+    local netns=()
+    [[ -z "${2:-}" ]] || netns=(nsenter --net="/proc/$2/ns/net")
+    setsid "${netns[@]}" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+while True:
+    data, peer = s.recvfrom(65535)
+    reply = "the container got %r from %s:%d" % (data.decode(errors="replace"), peer[0], peer[1])
+    s.sendto(reply.encode(), peer)' "$1" "$DIR" >"$DIR/udp-echo.log" 2>&1 &
+    UDP_ECHO_PID=$!
+}
+
+UDP_PORT="$(free_port udp)"
 if (( WITH_DOCKER )); then
-    UDP_PORT="$(free_port udp)"
     step "docker run: port 5353/udp published on $UDP_PORT — UDP stays with edshim, no Envoy"
     echo "   docker run -d --name dns -l ServiceName=dns -p $UDP_PORT:5353/udp $DEMO_IMAGE sleep 86400"
     "${DOCKER[@]}" run -d --name dns -l ServiceName=dns -p "$UDP_PORT:5353/udp" "$DEMO_IMAGE" sleep 86400 >/dev/null
     echo "   dockerd started edshim with -proto udp (one per address family):"
     ps --ppid "$DOCKERD_PID" -o pid=,args= | grep -e '-proto udp' | indent
-    # The busybox image has no UDP server: answer on 5353 from inside the container's
-    # network namespace, so the datagrams really cross dockerd's bridge.
-    CONTAINER_PID="$("${DOCKER[@]}" inspect -f '{{.State.Pid}}' dns)"
-    setsid nsenter --net="/proc/$CONTAINER_PID/ns/net" python3 -c '
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", 5353))
-while True:
-    data, peer = s.recvfrom(65535)
-    reply = "the container got %r from %s:%d" % (data.decode(errors="replace"), peer[0], peer[1])
-    s.sendto(reply.encode(), peer)' \
-        >"$DIR/udp-echo.log" 2>&1 &
-    UDP_ECHO_PID=$!
-    echo "   a datagram to 127.0.0.1:$UDP_PORT, and the reply edshim relayed back:"
-    python3 -c '
-import socket, sys, time
+    # Answer on 5353 inside the container's network namespace, so that the datagrams
+    # really cross dockerd's bridge.
+    udp_echo 5353 "$("${DOCKER[@]}" inspect -f '{{.State.Pid}}' dns)"
+else
+    UDP_BACKEND_PORT="$(free_port udp)"
+    udp_echo "$UDP_BACKEND_PORT"
+    step "edshim -proto udp, as dockerd runs it — UDP stays with edshim, no Envoy"
+    echo "   $EDSHIM -proto udp -host-ip 0.0.0.0 -host-port $UDP_PORT -container-ip 127.0.0.1 -container-port $UDP_BACKEND_PORT"
+    mkfifo "$DIR/udp-status"
+    setsid "$EDSHIM" -proto udp -host-ip 0.0.0.0 -host-port "$UDP_PORT" \
+        -container-ip 127.0.0.1 -container-port "$UDP_BACKEND_PORT" 3>"$DIR/udp-status" 2>>"$DIR/shim.log" &
+    PIDS=("$!" "${PIDS[@]}")
+    STATUS="$(cat "$DIR/udp-status")"
+    if [[ "$STATUS" != "0" ]]; then
+        echo "   the UDP shim reported: $STATUS" >&2
+        exit 1
+    fi
+    echo "   fd 3 said: 0 (receiving)"
+fi
+echo "   a datagram to 127.0.0.1:$UDP_PORT, and the reply edshim relayed back:"
+python3 -c '
+import socket, sys
 port = int(sys.argv[1])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(0.2)
-for _ in range(50):  # until the echo in the container is up
+for _ in range(50):  # until the answerer is up
     s.sendto(b"hello over UDP", ("127.0.0.1", port))
     try:
         print(s.recv(65535).decode()); break
@@ -172,7 +195,6 @@ for _ in range(50):  # until the echo in the container is up
         pass
 else:
     sys.exit("no reply through edshim on 127.0.0.1:%d" % port)' "$UDP_PORT" | indent
-fi
 
 step "edshim status"
 "$EDSHIM" status | indent
