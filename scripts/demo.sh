@@ -80,6 +80,24 @@ trap 'exit 130' INT TERM
 step() { echo; echo "== $*"; }
 indent() { sed 's/^/   /'; }
 
+# edshim started exactly as dockerd 20.10 starts a proxy, without dockerd: docker-proxy
+# flags for protocol $1, host port $2 on 0.0.0.0, the backend on 127.0.0.1:$3, and a
+# status pipe on fd 3, whose answer it shows ($4: what 0 means for this protocol).
+shim_as_dockerd_runs_it() {
+    local proto=$1 host_port=$2 backend_port=$3 meaning=$4 status
+    echo "   $EDSHIM -proto $proto -host-ip 0.0.0.0 -host-port $host_port -container-ip 127.0.0.1 -container-port $backend_port"
+    mkfifo "$DIR/$proto-status"
+    setsid "$EDSHIM" -proto "$proto" -host-ip 0.0.0.0 -host-port "$host_port" \
+        -container-ip 127.0.0.1 -container-port "$backend_port" 3>"$DIR/$proto-status" 2>>"$DIR/shim.log" &
+    PIDS=("$!" "${PIDS[@]}")
+    status="$(cat "$DIR/$proto-status")"
+    if [[ "$status" != "0" ]]; then
+        echo "   the $proto shim reported: $status" >&2
+        exit 1
+    fi
+    echo "   fd 3 said: 0 ($meaning)"
+}
+
 SERVER_FLAGS=()
 if (( WITH_DOCKER )); then
     step "a private dockerd, with edshim as its userland proxy"
@@ -122,17 +140,7 @@ else
     demo_wait 5 "the backend" "$DIR/backend.log" curl -sf "http://127.0.0.1:$BACKEND_PORT/"
 
     step "edshim, as dockerd runs it: status pipe on fd 3"
-    echo "   $EDSHIM -proto tcp -host-ip 0.0.0.0 -host-port $HOST_PORT -container-ip 127.0.0.1 -container-port $BACKEND_PORT"
-    mkfifo "$DIR/status"
-    setsid "$EDSHIM" -proto tcp -host-ip 0.0.0.0 -host-port "$HOST_PORT" \
-        -container-ip 127.0.0.1 -container-port "$BACKEND_PORT" 3>"$DIR/status" 2>>"$DIR/shim.log" &
-    PIDS=("$!" "${PIDS[@]}")
-    STATUS="$(cat "$DIR/status")"
-    if [[ "$STATUS" != "0" ]]; then
-        echo "   the shim reported: $STATUS" >&2
-        exit 1
-    fi
-    echo "   fd 3 said: 0 (served)"
+    shim_as_dockerd_runs_it tcp "$HOST_PORT" "$BACKEND_PORT" served
 fi
 
 step "a request to 127.0.0.1:$HOST_PORT, answered through Envoy"
@@ -169,17 +177,7 @@ else
     UDP_BACKEND_PORT="$(free_port udp)"
     udp_echo "$UDP_BACKEND_PORT"
     step "edshim -proto udp, as dockerd runs it — UDP stays with edshim, no Envoy"
-    echo "   $EDSHIM -proto udp -host-ip 0.0.0.0 -host-port $UDP_PORT -container-ip 127.0.0.1 -container-port $UDP_BACKEND_PORT"
-    mkfifo "$DIR/udp-status"
-    setsid "$EDSHIM" -proto udp -host-ip 0.0.0.0 -host-port "$UDP_PORT" \
-        -container-ip 127.0.0.1 -container-port "$UDP_BACKEND_PORT" 3>"$DIR/udp-status" 2>>"$DIR/shim.log" &
-    PIDS=("$!" "${PIDS[@]}")
-    STATUS="$(cat "$DIR/udp-status")"
-    if [[ "$STATUS" != "0" ]]; then
-        echo "   the UDP shim reported: $STATUS" >&2
-        exit 1
-    fi
-    echo "   fd 3 said: 0 (receiving)"
+    shim_as_dockerd_runs_it udp "$UDP_PORT" "$UDP_BACKEND_PORT" receiving
 fi
 echo "   a datagram to 127.0.0.1:$UDP_PORT, and the reply edshim relayed back:"
 python3 -c '
