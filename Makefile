@@ -51,7 +51,8 @@ clean:
 
 # edshim against Debian's docker-proxy, same run (docs/PERFORMANCE.md records the
 # numbers): UDP echoes per second (bench/udp-bench.sh), the private memory of an
-# idle TCP port (bench/idle-memory.sh), and HTTP requests per second (bench/http-bench.sh).
+# idle TCP port and the time to publish one (bench/idle-memory.sh), and HTTP requests
+# per second (bench/http-bench.sh).
 BENCH_DIR := $(CURDIR)/.build/bench
 
 .PHONY: bench

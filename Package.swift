@@ -22,12 +22,14 @@ let package = Package(
         .target(
             name: "EdshimCore",
             dependencies: [
+                "CEdshimLinux",
                 // The Docker Engine API client (never used on the shim's path).
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Linux headers Swift's Glibc module leaves out (signalfd, pidfd, recvmmsg).
+        // Linux interfaces Swift's Glibc module leaves out (signalfd, pidfd, recvmmsg,
+        // socket diagnostics).
         .target(name: "CEdshimLinux"),
         // Shim mode (and later the UDP proxy): runs once per published port, so it is
         // plain blocking system calls on one thread — no NIO, no Foundation.

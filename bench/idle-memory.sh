@@ -5,6 +5,10 @@
 # to itself: its private memory (smaps_rollup Private_Clean + Private_Dirty), with N
 # of each running so that the binary's pages are shared as they are on a busy host.
 #
+# On the way, the time each one takes to publish its port: from its start to "0" on
+# fd 3, which dockerd waits for before it starts the next proxy and before `docker
+# run` returns. For edshim that includes registering and Envoy listening on the port.
+#
 #   bench/idle-memory.sh          (make bench runs it after building the release binary)
 #
 # Environment: EDSHIM (default .build/release/edshim), DOCKER_PROXY (default
@@ -55,10 +59,10 @@ backend=$(free_port)
 python3 -m http.server "$backend" --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
 pids+=("$!")
 
-# Starts one proxy the way dockerd 20.10 does (status pipe on fd 3), waits for "0",
-# and leaves its PID in $started.
+# Starts one proxy ($1) the way dockerd 20.10 does (status pipe on fd 3), waits for
+# "0", leaves its PID in $started and adds the time that took (µs) to $work/$3.publish.
 start() {
-    local binary=$1 port=$2 fifo="$work/status-$2"
+    local binary=$1 port=$2 fifo="$work/status-$2" begun=${EPOCHREALTIME/./}
     mkfifo "$fifo"
     "$binary" -proto tcp -host-ip 0.0.0.0 -host-port "$port" -container-ip 127.0.0.1 -container-port "$backend" \
         3>"$fifo" >/dev/null 2>>"$work/proxies.log" &
@@ -66,12 +70,13 @@ start() {
     pids+=("$started")
     local status; status=$(cat "$fifo")
     [[ "$status" == "0" ]] || { say "$binary on $port reported: $status"; exit 1; }
+    echo "$(( ${EPOCHREALTIME/./} - begun ))" >>"$work/$3.publish"
 }
 
 edshim_pids=(); proxy_pids=()
 for _ in $(seq "$N"); do
-    start "$EDSHIM" "$(free_port)"; edshim_pids+=("$started")
-    start "$DOCKER_PROXY" "$(free_port)"; proxy_pids+=("$started")
+    start "$EDSHIM" "$(free_port)" edshim; edshim_pids+=("$started")
+    start "$DOCKER_PROXY" "$(free_port)" docker-proxy; proxy_pids+=("$started")
 done
 # Freshly written binaries are dirty in the page cache, which smaps would count as
 # dirty private pages: write them back, then let the processes settle.
@@ -97,3 +102,13 @@ measure edshim "${edshim_pids[@]}"
 measure docker-proxy "${proxy_pids[@]}"
 awk -v e="$(cat "$work/edshim.private")" -v d="$(cat "$work/docker-proxy.private")" \
     'BEGIN { printf "edshim / docker-proxy private memory: %.2f×\n", e / d }'
+
+echo
+echo "time to publish a TCP port, start to \"0\" on fd 3 ($N of each, one after another):"
+for name in edshim docker-proxy; do
+    median <"$work/$name.publish" >"$work/$name.publish-median"
+    printf '%-14s median %5.1f ms   slowest %5.1f ms\n' "$name" \
+        "$(awk '{ print $1 / 1000 }' "$work/$name.publish-median")" "$(sort -n "$work/$name.publish" | tail -1 | awk '{ print $1 / 1000 }')"
+done
+awk -v e="$(cat "$work/edshim.publish-median")" -v d="$(cat "$work/docker-proxy.publish-median")" \
+    'BEGIN { printf "edshim / docker-proxy time to publish: %.1f×\n", e / d }'

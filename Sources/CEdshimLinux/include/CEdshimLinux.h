@@ -1,5 +1,5 @@
 // Linux interfaces Swift's Glibc module does not export: signalfd, pidfd,
-// recvmmsg/sendmmsg. The header stays free of _GNU_SOURCE (it must agree with
+// recvmmsg/sendmmsg, socket diagnostics. The header stays free of _GNU_SOURCE (it must agree with
 // Swift's Glibc module); GNU-only calls are wrapped in CEdshimLinux.c.
 #ifndef CEDSHIM_LINUX_H
 #define CEDSHIM_LINUX_H
@@ -67,6 +67,22 @@ size_t edshim_packet_source(void *control, size_t capacity, int family, const un
 /// datagrams of `segment_size` bytes, the last one possibly shorter) after the `used`
 /// bytes already in `control`; returns the new length, or 0 when `capacity` is too small.
 size_t edshim_append_segment_size(void *control, size_t used, size_t capacity, unsigned short segment_size);
+
+/// A listening TCP socket, from the kernel's socket diagnostics.
+struct edshim_listening_socket {
+    /// The local address: 4 bytes for AF_INET (the rest zero), 16 for AF_INET6.
+    unsigned char address[16];
+    /// The local port, in host byte order.
+    unsigned short port;
+    /// The socket's inode: what fstat gives for its descriptor.
+    unsigned long long inode;
+};
+
+/// The listening TCP sockets of `family` (AF_INET or AF_INET6) in this network
+/// namespace, through NETLINK_SOCK_DIAG as `ss -lt` lists them. Writes up to
+/// `capacity` into `sockets` and returns how many there are (more than `capacity`:
+/// ask again with more room), or -errno.
+int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
 
 /// For a process with threads it did not start (Swift's runtime): SIGINT and SIGTERM
 /// that the kernel hands to another thread are passed on to the calling thread, where

@@ -3,8 +3,8 @@ import EdshimCore
 /// Watches the kernel's table of listening TCP sockets for the conditions the
 /// registrar waits on: "Envoy listens on this address" and "nobody listens any more".
 ///
-/// One poll of `/proc/net/tcp{,6}` serves every waiter, and polling runs only while
-/// someone waits.
+/// One read of the table (`ListenTable`) serves every waiter, and polling runs only
+/// while someone waits.
 actor ListenWatcher {
     typealias Condition = @Sendable ([ListeningSocket]) -> Bool
 

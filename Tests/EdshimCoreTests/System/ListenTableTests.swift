@@ -68,29 +68,54 @@ struct ListenTableTests {
         defer { try? FileManager.default.removeItem(at: root) }
         try Data(Self.tcp.utf8).write(to: root.appendingPathComponent("tcp"))
         try Data(Self.tcp6.utf8).write(to: root.appendingPathComponent("tcp6"))
-        let sockets = ListenTable.read(root: root.path)
+        let sockets = ListenTable.readProcNet(root: root.path)
         #expect(sockets.map(\.inode) == [40001, 40002, 60001, 60002, 60004])
 
         try FileManager.default.removeItem(at: root.appendingPathComponent("tcp6"))
-        #expect(ListenTable.read(root: root.path).map(\.inode) == [40001, 40002], "a missing tcp6 (IPv6 disabled) is no error")
+        #expect(ListenTable.readProcNet(root: root.path).map(\.inode) == [40001, 40002], "a missing tcp6 (IPv6 disabled) is no error")
     }
 
-    /// The kernel's own table lists a socket this test listens on, with its inode.
-    @Test func seesARealListeningSocket() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    /// The kernel lists the sockets this test listens on, IPv4 and IPv6, with their
+    /// inodes — through the socket diagnostics and through /proc/net alike — and not
+    /// the connections to them.
+    @Test func seesRealListeningSockets() throws {
+        let v4 = try Self.listen(on: "127.0.0.1")
+        let v6 = try Self.listen(on: "::1")
+        defer { close(v4.fd); close(v6.fd) }
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(client) }
+        try #require(v4.socket.endpoint.withSocketAddress { connect(client, $0, $1) } == 0)
+
+        let diagnostics = try ListenTable.readDiagnostics().get()
+        #expect(diagnostics.contains(v4.socket) && diagnostics.contains(v6.socket), "\(diagnostics)")
+        #expect(diagnostics.filter { $0.endpoint == v4.socket.endpoint } == [v4.socket], "the connection is not listed")
+        // Other tests open and close sockets meanwhile: compare this test's alone.
+        let mine: Set<SocketEndpoint> = [v4.socket.endpoint, v6.socket.endpoint]
+        #expect(Set(diagnostics.filter { mine.contains($0.endpoint) }) == Set(ListenTable.readProcNet().filter { mine.contains($0.endpoint) }),
+                "both sources give the same entries")
+        #expect(ListenTable.unavailableDiagnostics() == nil)
+        #expect(ListenTable.read().contains(v4.socket))
+    }
+
+    /// More listening sockets than the first read has room for are all listed.
+    @Test func listsMoreSocketsThanItsFirstGuess() throws {
+        let listening = try (0..<150).map { _ in try Self.listen(on: "127.0.0.1") }
+        defer { for entry in listening { close(entry.fd) } }
+        let table = Set(try ListenTable.readDiagnostics().get())
+        #expect(listening.allSatisfy { table.contains($0.socket) }, "\(listening.filter { !table.contains($0.socket) }.count) missing")
+    }
+
+    /// A socket listening on a port the kernel picks on `address`, and what the table should say of it.
+    static func listen(on address: String) throws -> (fd: Int32, socket: ListeningSocket) {
+        let requested = try Fixture.endpoint(address, 0)
+        let fd = socket(requested.family, Int32(SOCK_STREAM.rawValue), 0)
         try #require(fd >= 0)
-        defer { close(fd) }
-        let loopback = try Fixture.endpoint("127.0.0.1", 0)
-        // Port 0: the kernel picks a free port, which getsockname reports.
-        let bound = SocketEndpoint(ip: loopback.ip, port: 0).withSocketAddress { bind(fd, $0, $1) }
-        try #require(bound == 0)
-        try #require(listen(fd, 1) == 0)
+        try #require(requested.withSocketAddress { bind(fd, $0, $1) } == 0)
+        try #require(Glibc.listen(fd, 1) == 0)
         let endpoint = try #require(SocketEndpoint.local(of: fd))
-        #expect(endpoint.ip == loopback.ip && endpoint.port != 0)
+        #expect(endpoint.ip == requested.ip && endpoint.port != 0)
         var status = stat()
         try #require(fstat(fd, &status) == 0)
-
-        let sockets = ListenTable.read()
-        #expect(sockets.contains(ListeningSocket(endpoint: endpoint, inode: UInt64(status.st_ino))))
+        return (fd, ListeningSocket(endpoint: endpoint, inode: UInt64(status.st_ino)))
     }
 }
