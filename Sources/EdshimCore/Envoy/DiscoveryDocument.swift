@@ -9,6 +9,11 @@ import Foundation
 ///
 /// Deterministic: keys sorted, resources in name order, and `version_info` a hash
 /// of the resources, so the same resources always give the same bytes.
+///
+/// Each resource is encoded on its own and the document is assembled from those
+/// pieces, so that a `ResourceCache` can keep them between documents: a change to one
+/// port encodes one listener again, not every listener of the host. The bytes are
+/// those `JSONEncoder` writes for the whole document (the golden files hold them).
 public enum DiscoveryDocument {
     /// The listener file's name in the xds directory.
     public static let listenerFileName = "lds.json"
@@ -17,18 +22,46 @@ public enum DiscoveryDocument {
 
     /// `lds.json` for the listeners.
     public static func listeners(_ listeners: [EnvoyListener]) throws -> [UInt8] {
-        try document(typeURL: EnvoyListener.typeURL, resources: listeners.map(Typed.init))
+        var cache = ResourceCache<EnvoyListener>()
+        return try self.listeners(listeners, reusing: &cache)
+    }
+
+    /// `lds.json` for the listeners, reusing what `cache` holds of earlier documents.
+    public static func listeners(_ listeners: [EnvoyListener], reusing cache: inout ResourceCache<EnvoyListener>) throws -> [UInt8] {
+        try document(typeURL: EnvoyListener.typeURL, resources: listeners, cache: &cache)
     }
 
     /// `cds.json` for the clusters.
     public static func clusters(_ clusters: [EnvoyCluster]) throws -> [UInt8] {
-        try document(typeURL: EnvoyCluster.typeURL, resources: clusters.map(Typed.init))
+        var cache = ResourceCache<EnvoyCluster>()
+        return try self.clusters(clusters, reusing: &cache)
     }
 
-    private struct Response<Message: EnvoyMessage>: Encodable {
-        var versionInfo: String
-        var typeUrl: String
-        var resources: [Typed<Message>]
+    /// `cds.json` for the clusters, reusing what `cache` holds of earlier documents.
+    public static func clusters(_ clusters: [EnvoyCluster], reusing cache: inout ResourceCache<EnvoyCluster>) throws -> [UInt8] {
+        try document(typeURL: EnvoyCluster.typeURL, resources: clusters, cache: &cache)
+    }
+
+    /// The JSON of each resource of the last document, by resource.
+    public struct ResourceCache<Message: EnvoyMessage>: Sendable {
+        private var encoded: [Message: [UInt8]] = [:]
+
+        /// An empty cache.
+        public init() {}
+
+        /// Each resource's JSON (`JSONEncoder`, pretty, at the top level): from the
+        /// cache when the same resource was in the last document. Keeps only these.
+        mutating func encode(_ resources: [Message], with encoder: JSONEncoder) throws -> [[UInt8]] {
+            var kept: [Message: [UInt8]] = [:]
+            kept.reserveCapacity(resources.count)
+            let pieces = try resources.map { resource in
+                let bytes = try encoded[resource] ?? Array(encoder.encode(Typed(resource)))
+                kept[resource] = bytes
+                return bytes
+            }
+            encoded = kept
+            return pieces
+        }
     }
 
     static func encoder() -> JSONEncoder {
@@ -38,10 +71,36 @@ public enum DiscoveryDocument {
         return encoder
     }
 
-    private static func document<Message: EnvoyMessage>(typeURL: String, resources: [Typed<Message>]) throws -> [UInt8] {
-        let encoder = encoder()
-        let version = FNV1a.hex64(try encoder.encode(resources))
-        let data = try encoder.encode(Response(versionInfo: version, typeUrl: typeURL, resources: resources))
-        return Array(data) + [UInt8(ascii: "\n")]
+    private static func document<Message: EnvoyMessage>(typeURL: String, resources: [Message], cache: inout ResourceCache<Message>) throws -> [UInt8] {
+        let pieces = try cache.encode(resources, with: encoder())
+        // The version hashes the resources as one JSON array at the top level.
+        let version = FNV1a.hex64(array(of: pieces, depth: 0))
+        var document = Array("{\n  \"resources\" : ".utf8)
+        document += array(of: pieces, depth: 1)
+        document += Array(",\n  \"type_url\" : \"\(typeURL)\",\n  \"version_info\" : \"\(version)\"\n}\n".utf8)
+        return document
+    }
+
+    /// A JSON array of `pieces` as the pretty printer writes it `depth` levels deep:
+    /// each element's lines indented one level further, `[` and `]` on lines of
+    /// their own (an empty array too).
+    static func array(of pieces: [[UInt8]], depth: Int) -> [UInt8] {
+        let newline = UInt8(ascii: "\n")
+        let elementIndent = [UInt8](repeating: UInt8(ascii: " "), count: 2 * (depth + 1))
+        var bytes: [UInt8] = [UInt8(ascii: "["), newline]
+        bytes.reserveCapacity(pieces.reduce(16) { $0 + $1.count * 5 / 4 })
+        for (index, piece) in pieces.enumerated() {
+            if index > 0 { bytes += [UInt8(ascii: ","), newline] }
+            bytes += elementIndent
+            for byte in piece {
+                bytes.append(byte)
+                // Strings never hold a raw newline (the encoder escapes it): each is a line break.
+                if byte == newline { bytes += elementIndent }
+            }
+        }
+        bytes.append(newline)
+        bytes += [UInt8](repeating: UInt8(ascii: " "), count: 2 * depth)
+        bytes.append(UInt8(ascii: "]"))
+        return bytes
     }
 }

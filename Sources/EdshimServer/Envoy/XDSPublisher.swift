@@ -13,6 +13,9 @@ actor XDSPublisher {
     private let logger: Logger
     private var published: EnvoyConfiguration = .empty
     private var lastWritten: [String: [UInt8]] = [:]
+    /// Each resource's JSON from the last file, so a change encodes only what changed.
+    private var listenerCache = DiscoveryDocument.ResourceCache<EnvoyListener>()
+    private var clusterCache = DiscoveryDocument.ResourceCache<EnvoyCluster>()
     private var coalescer: Coalescer<Registry>?
 
     var listenerPath: String { directory + "/" + DiscoveryDocument.listenerFileName }
@@ -33,8 +36,8 @@ actor XDSPublisher {
         }
         try AtomicFile.makeDirectories(directory)
         let initial = EnvoyConfiguration(registrations: registry.registrations, telemetry: telemetry)
-        try writeIfChanged(try DiscoveryDocument.clusters(initial.clusters), to: clusterPath)
-        try writeIfChanged(try DiscoveryDocument.listeners(initial.listeners), to: listenerPath)
+        try writeIfChanged(try DiscoveryDocument.clusters(initial.clusters, reusing: &clusterCache), to: clusterPath)
+        try writeIfChanged(try DiscoveryDocument.listeners(initial.listeners, reusing: &listenerCache), to: listenerPath)
         published = initial
         coalescer = Coalescer { [self] registry in await self.apply(registry) }
     }
@@ -54,10 +57,14 @@ actor XDSPublisher {
             }
             do {
                 if step.clusters != published.clusters {
-                    try writeIfChanged(try await Self.encode(step.clusters, DiscoveryDocument.clusters), to: clusterPath)
+                    let (bytes, cache) = try await Self.encode(step.clusters, reusing: clusterCache, DiscoveryDocument.clusters)
+                    clusterCache = cache
+                    try writeIfChanged(bytes, to: clusterPath)
                 }
                 if step.listeners != published.listeners {
-                    try writeIfChanged(try await Self.encode(step.listeners, DiscoveryDocument.listeners), to: listenerPath)
+                    let (bytes, cache) = try await Self.encode(step.listeners, reusing: listenerCache, DiscoveryDocument.listeners)
+                    listenerCache = cache
+                    try writeIfChanged(bytes, to: listenerPath)
                 }
                 published = step
             } catch {
@@ -73,13 +80,16 @@ actor XDSPublisher {
         EnvoyConfiguration(registrations: registry.registrations, telemetry: telemetry)
     }
 
-    /// Encodes off the actor.
+    /// Encodes off the actor; returns the file and the cache to keep for the next one.
     @concurrent
-    private nonisolated static func encode<Resource: Sendable>(
+    private nonisolated static func encode<Resource: EnvoyMessage>(
         _ resources: [Resource],
-        _ document: @Sendable ([Resource]) throws -> [UInt8]
-    ) async throws -> [UInt8] {
-        try document(resources)
+        reusing cache: DiscoveryDocument.ResourceCache<Resource>,
+        _ document: @Sendable ([Resource], inout DiscoveryDocument.ResourceCache<Resource>) throws -> [UInt8]
+    ) async throws -> ([UInt8], DiscoveryDocument.ResourceCache<Resource>) {
+        var cache = cache
+        let bytes = try document(resources, &cache)
+        return (bytes, cache)
     }
 
     private func writeIfChanged(_ bytes: [UInt8], to path: String) throws {

@@ -31,6 +31,31 @@ struct DiscoveryDocumentTests {
         #expect(forward.cds == backward.cds)
     }
 
+    /// A server keeps one cache per file across every change: each document it
+    /// assembles from cached pieces is, byte for byte, the one encoded from scratch.
+    @Test func aCacheKeptAcrossChangesGivesTheBytesOfAFreshEncoding() throws {
+        var listenerCache = DiscoveryDocument.ResourceCache<EnvoyListener>()
+        var clusterCache = DiscoveryDocument.ResourceCache<EnvoyCluster>()
+        var registrations: [Registration] = []
+        func check(_ step: String) throws {
+            let configuration = EnvoyConfiguration(registrations: registrations)
+            let fresh = try Self.documents(configuration)
+            #expect(try DiscoveryDocument.listeners(configuration.listeners, reusing: &listenerCache) == fresh.lds, "lds after \(step)")
+            #expect(try DiscoveryDocument.clusters(configuration.clusters, reusing: &clusterCache) == fresh.cds, "cds after \(step)")
+        }
+        try check("nothing")
+        for port in UInt16(8000)..<8006 {
+            registrations.append(try Fixture.registration(host: "0.0.0.0", port, container: "172.17.0.2", 80, service: "web", mode: .http))
+            try check("adding \(port)")
+        }
+        registrations[2] = try Fixture.registration(host: "0.0.0.0", 8002, container: "172.17.0.9", 80, service: "api", mode: .tcp)
+        try check("changing 8002")
+        registrations.remove(at: 4)
+        try check("removing 8004")
+        registrations.removeAll()
+        try check("removing all")
+    }
+
     @Test func manyRegistrationsInAnyOrderGiveTheSameBytes() throws {
         var registrations: [Registration] = []
         for port in UInt16(8000)..<8040 {
