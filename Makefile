@@ -50,9 +50,9 @@ clean:
 	rm -rf .build
 
 # edshim against Debian's docker-proxy, same run (docs/PERFORMANCE.md records the
-# numbers): UDP echoes per second (bench/udp-bench.sh), the private memory of an
-# idle TCP port and the time to publish one (bench/idle-memory.sh), and HTTP requests
-# per second (bench/http-bench.sh).
+# numbers): UDP echoes per second (bench/udp-bench.sh); the private memory of an
+# idle TCP port and the time to publish one, also with 120 published
+# (bench/tcp-ports.sh); HTTP requests per second (bench/http-bench.sh).
 BENCH_DIR := $(CURDIR)/.build/bench
 
 .PHONY: bench
@@ -65,7 +65,7 @@ bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server $(BENCH_DIR)/u
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) bench/udp-bench.sh
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) CLIENTS=16 IN_FLIGHT=1 bench/udp-bench.sh
 	scripts/ensure-test-deps.sh --envoy-only
-	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/idle-memory.sh
+	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/tcp-ports.sh
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/http-bench.sh
 
 # libFuzzer over the protocol decoders, the flag parser and the label sanitizer

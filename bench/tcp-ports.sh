@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Idle memory of a published TCP port: N edshim shims (registered, served by Envoy)
-# against N Debian docker-proxy processes, in the same run. A host runs one of these
-# per published port and address family, so what counts is what each process keeps
-# to itself: its private memory (smaps_rollup Private_Clean + Private_Dirty), with N
-# of each running so that the binary's pages are shared as they are on a busy host.
+# What a published TCP port costs, edshim against Debian's docker-proxy in the same
+# run, each started the way dockerd 20.10 starts it (status pipe on fd 3).
 #
-# On the way, the time each one takes to publish its port: from its start to "0" on
-# fd 3, which dockerd waits for before it starts the next proxy and before `docker
-# run` returns. For edshim that includes registering and Envoy listening on the port.
+# Idle memory: N edshim shims (registered, served by Envoy) and N docker-proxy
+# processes. A host runs one of these per published port and address family, so what
+# counts is what each process keeps to itself: its private memory (smaps_rollup
+# Private_Clean + Private_Dirty), with N of each running so that the binary's pages
+# are shared as they are on a busy host.
 #
-#   bench/idle-memory.sh          (make bench runs it after building the release binary)
+# Time to publish: from each one's start to "0" on fd 3, which dockerd waits for
+# before it starts the next proxy and before `docker run` returns. For edshim that
+# includes registering and Envoy listening on the port. Then more edshim shims, up to
+# MANY in all, to show how that time grows with the ports already published (Envoy
+# reads every listener again on each change).
+#
+#   bench/tcp-ports.sh          (make bench runs it after building the release binary)
 #
 # Environment: EDSHIM (default .build/release/edshim), DOCKER_PROXY (default
-# /usr/sbin/docker-proxy, or the copy udp-bench.sh unpacked), ENVOY_BIN, N (20).
+# /usr/sbin/docker-proxy, or the copy udp-bench.sh unpacked), ENVOY_BIN, N (20),
+# MANY (120).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,13 +27,14 @@ DOCKER_PROXY=${DOCKER_PROXY:-/usr/sbin/docker-proxy}
 [[ -x "$DOCKER_PROXY" ]] || DOCKER_PROXY=${BENCH_DIR:-$PWD/.build/bench}/docker.io/usr/sbin/docker-proxy
 ENVOY=${ENVOY_BIN:-$(command -v envoy || true)}
 N=${N:-20}
+MANY=${MANY:-120}
 
-say() { echo "idle-memory: $*" >&2; }
+say() { echo "tcp-ports: $*" >&2; }
 [[ -x "$EDSHIM" ]] || { say "no edshim at $EDSHIM: run make release"; exit 1; }
 [[ -x "$DOCKER_PROXY" ]] || { say "no docker-proxy at $DOCKER_PROXY: run make bench (it fetches one)"; exit 1; }
 [[ -x "$ENVOY" ]] || { say "no Envoy: scripts/ensure-test-deps.sh --envoy-only"; exit 1; }
 
-work=$(mktemp -d /tmp/edshim-idle-XXXXXX)
+work=$(mktemp -d /tmp/edshim-tcp-ports-XXXXXX)
 pids=()
 cleanup() {
     # The shims first (they deregister), then Envoy, the backend and the server.
@@ -112,3 +119,17 @@ for name in edshim docker-proxy; do
 done
 awk -v e="$(cat "$work/edshim.publish-median")" -v d="$(cat "$work/docker-proxy.publish-median")" \
     'BEGIN { printf "edshim / docker-proxy time to publish: %.1f×\n", e / d }'
+
+# The same shims, and more, one after another: the time to publish one more port
+# against the number already published.
+echo
+echo "time to publish one more TCP port through edshim, against the ports already published:"
+while (( ${#edshim_pids[@]} < MANY )); do
+    start "$EDSHIM" "$(free_port)" edshim; edshim_pids+=("$started")
+done
+points=(0 $((MANY / 4)) $((MANY / 2)) $((MANY * 3 / 4)) $((MANY - 3)))
+for point in "${points[@]}"; do
+    # The median of the five around the point, so that one slow start does not decide.
+    printf '  %4d published: %5.1f ms\n' "$point" \
+        "$(sed -n "$((point + 1)),$((point + 5))p" "$work/edshim.publish" | median | awk '{ print $1 / 1000 }')"
+done
