@@ -16,6 +16,10 @@ actor XDSPublisher {
     /// Each resource's JSON from the last file, so a change encodes only what changed.
     private var listenerCache = DiscoveryDocument.ResourceCache<EnvoyListener>()
     private var clusterCache = DiscoveryDocument.ResourceCache<EnvoyCluster>()
+    /// Envoy reading the files: the next file is written once it read the one before.
+    private var reads: FileReadWatcher?
+    /// The file written last, until Envoy was seen reading it.
+    private var unread: String?
     private var coalescer: Coalescer<Registry>?
 
     var listenerPath: String { directory + "/" + DiscoveryDocument.listenerFileName }
@@ -30,15 +34,20 @@ actor XDSPublisher {
     /// Creates the directory and writes the configuration of `registry` (clusters
     /// first), whatever Envoy had before. Unchanged files are left alone, so a
     /// restarted server republishes the same bytes and Envoy sees no change.
-    func start(with registry: Registry) throws {
+    func start(with registry: Registry) async throws {
         if access(directory, F_OK) != 0 {
             logger.warning("created the xds directory; an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start)", metadata: ["xds_dir": "\(directory)"])
         }
         try AtomicFile.makeDirectories(directory)
         let initial = EnvoyConfiguration(registrations: registry.registrations, telemetry: telemetry)
-        try writeIfChanged(try DiscoveryDocument.clusters(initial.clusters, reusing: &clusterCache), to: clusterPath)
-        try writeIfChanged(try DiscoveryDocument.listeners(initial.listeners, reusing: &listenerCache), to: listenerPath)
+        try await writeIfChanged(try DiscoveryDocument.clusters(initial.clusters, reusing: &clusterCache), to: clusterPath)
+        try await writeIfChanged(try DiscoveryDocument.listeners(initial.listeners, reusing: &listenerCache), to: listenerPath)
         published = initial
+        reads = FileReadWatcher(directory: directory)
+        unread = nil
+        if reads == nil {
+            logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(String(cString: strerror(errno)))"])
+        }
         coalescer = Coalescer { [self] registry in await self.apply(registry) }
     }
 
@@ -59,12 +68,12 @@ actor XDSPublisher {
                 if step.clusters != published.clusters {
                     let (bytes, cache) = try await Self.encode(step.clusters, reusing: clusterCache, DiscoveryDocument.clusters)
                     clusterCache = cache
-                    try writeIfChanged(bytes, to: clusterPath)
+                    try await writeIfChanged(bytes, to: clusterPath)
                 }
                 if step.listeners != published.listeners {
                     let (bytes, cache) = try await Self.encode(step.listeners, reusing: listenerCache, DiscoveryDocument.listeners)
                     listenerCache = cache
-                    try writeIfChanged(bytes, to: listenerPath)
+                    try await writeIfChanged(bytes, to: listenerPath)
                 }
                 published = step
             } catch {
@@ -92,13 +101,25 @@ actor XDSPublisher {
         return (bytes, cache)
     }
 
-    private func writeIfChanged(_ bytes: [UInt8], to path: String) throws {
+    private func writeIfChanged(_ bytes: [UInt8], to path: String) async throws {
         if lastWritten[path] == nil, SystemFile.read(path) == bytes {
             lastWritten[path] = bytes
             return
         }
         guard lastWritten[path] != bytes else { return }
+        // Envoy applies what it read in the order it read it: let it take in the
+        // other file first (new clusters before the listeners that route to them;
+        // listeners gone before their clusters go).
+        if let reads, let unread, unread != path {
+            await reads.waitForRead(of: Self.fileName(of: unread))
+        }
+        await reads?.mark()
         try AtomicFile.write(bytes, to: path)
         lastWritten[path] = bytes
+        unread = path
+    }
+
+    private static func fileName(of path: String) -> String {
+        String(path.split(separator: "/").last ?? Substring(path))
     }
 }

@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sees files of one directory being read (inotify: closed after reading), so that a
+/// writer can wait until its reader took in one file before it writes the next.
+///
+/// The xDS publisher needs it: Envoy watches `cds.json` and `lds.json` with a watcher
+/// each, and when both files changed before its main loop came round, it may apply
+/// the listeners before the clusters they route to — a request in between gets a 503
+/// (no cluster). Writing `lds.json` only once Envoy has read `cds.json` keeps the order.
+///
+/// The reader may be absent (Envoy not running): a wait that runs out of patience
+/// makes later waits return at once, until a read is seen again.
+public actor FileReadWatcher {
+    private let descriptor: Int32
+    private let patience: Duration
+    private var readerSeen = true
+    private var readsSinceMark: Set<String> = []
+
+    /// Watches `directory`; nil when inotify is unavailable (the reason in `errno`).
+    public init?(directory: String, patience: Duration = .milliseconds(250)) {
+        let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard fd >= 0 else { return nil }
+        guard inotify_add_watch(fd, directory, UInt32(IN_CLOSE_NOWRITE)) >= 0 else {
+            let code = errno
+            close(fd)
+            errno = code
+            return nil
+        }
+        descriptor = fd
+        self.patience = patience
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Call right before replacing a file: reads from now on count for `waitForRead`.
+    public func mark() {
+        // Reads since the last mark show that the reader is there.
+        if !takeReadNames().isEmpty { readerSeen = true }
+        readsSinceMark = []
+    }
+
+    /// Waits until `name` was read since the last `mark()`, for at most the patience
+    /// (not at all while the reader is thought absent). Returns whether it was read.
+    @discardableResult
+    public func waitForRead(of name: String) async -> Bool {
+        let deadline = ContinuousClock.now + (readerSeen ? patience : .zero)
+        while true {
+            readsSinceMark.formUnion(takeReadNames())
+            if readsSinceMark.contains(name) {
+                readerSeen = true
+                return true
+            }
+            guard ContinuousClock.now < deadline else {
+                readerSeen = false
+                return false
+            }
+            try? await Task.sleep(for: .microseconds(200))
+        }
+    }
+
+    /// The names of the files closed after reading since the last call.
+    private func takeReadNames() -> Set<String> {
+        var names: Set<String> = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { return names }
+            var offset = 0
+            let headerSize = MemoryLayout<inotify_event>.size
+            while offset + headerSize <= count {
+                let nameLength = buffer.withUnsafeBytes { Int($0.load(fromByteOffset: offset + 12, as: UInt32.self)) }
+                let nameBytes = buffer[(offset + headerSize)..<min(count, offset + headerSize + nameLength)]
+                let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
+                if !name.isEmpty { names.insert(name) }
+                offset += headerSize + nameLength
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// The watcher the xDS publisher waits on: it sees a file read after a mark, gives up
+/// after its patience, and stops waiting for a reader that is not there until one
+/// reads again.
+@Suite("FileReadWatcher")
+struct FileReadWatcherTests {
+    @Test func seesAReadAfterTheMarkAndGivesUpWithoutOne() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/cds.json"))
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/lds.json"))
+        let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(300)))
+
+        // Read before the mark: does not count.
+        _ = FileManager.default.contents(atPath: directory + "/cds.json")
+        await watcher.mark()
+        let started = ContinuousClock.now
+        #expect(await watcher.waitForRead(of: "cds.json") == false)
+        #expect(ContinuousClock.now - started >= .milliseconds(300), "waited for its patience")
+
+        // The reader seemed absent: the next wait returns at once.
+        await watcher.mark()
+        let again = ContinuousClock.now
+        #expect(await watcher.waitForRead(of: "cds.json") == false)
+        #expect(ContinuousClock.now - again < .milliseconds(100))
+
+        // A read between two marks shows the reader is back; a read of the file after
+        // the mark ends the wait, a read of another file does not.
+        _ = FileManager.default.contents(atPath: directory + "/lds.json")
+        await watcher.mark()
+        Task {
+            try await Task.sleep(for: .milliseconds(50))
+            _ = FileManager.default.contents(atPath: directory + "/lds.json")
+            try await Task.sleep(for: .milliseconds(50))
+            _ = FileManager.default.contents(atPath: directory + "/cds.json")
+        }
+        let waited = ContinuousClock.now
+        #expect(await watcher.waitForRead(of: "cds.json"))
+        #expect(ContinuousClock.now - waited >= .milliseconds(90), "not ended by the read of lds.json")
+    }
+}
