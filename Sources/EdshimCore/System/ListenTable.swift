@@ -47,16 +47,16 @@ public enum ListenTable {
         return nil
     }
 
-    /// The listening sockets from NETLINK_SOCK_DIAG, IPv4 then IPv6.
+    /// The listening sockets from NETLINK_SOCK_DIAG, IPv4 then IPv6 (none where the
+    /// kernel has IPv6 disabled, as /proc/net/tcp6 is then missing too).
     public static func readDiagnostics() -> Result<[ListeningSocket], Failure> {
-        var sockets: [ListeningSocket] = []
-        for family in [AF_INET, AF_INET6] {
-            switch diagnostics(family: Int32(family)) {
-            case .success(let found): sockets += found
-            case .failure(let failure): return .failure(failure)
+        diagnostics(family: Int32(AF_INET)).flatMap { v4 in
+            switch diagnostics(family: Int32(AF_INET6)) {
+            case .success(let v6): .success(v4 + v6)
+            case .failure where access("/proc/net/tcp6", F_OK) != 0: .success(v4)
+            case .failure(let failure): .failure(failure)
             }
         }
-        return .success(sockets)
     }
 
     /// The listening sockets from `/proc/net/tcp` and `/proc/net/tcp6` (under `root`).
