@@ -96,12 +96,7 @@ struct SocketLockdownTests {
         try await withTestbed(options) { bed in
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(bed.socketPath.utf8)) }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
+            let connected = UnixSocketAddress.with(path: bed.socketPath) { connect(fd, $0, $1) }
             #expect(connected == 0)
             try? Sockets.sendAll(fd, [UInt8](repeating: UInt8(ascii: "x"), count: 200_000))
             let answer = String(decoding: (try? Sockets.receiveToEnd(fd)) ?? [], as: UTF8.self)

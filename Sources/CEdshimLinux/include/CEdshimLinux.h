@@ -1,6 +1,6 @@
 // Linux interfaces Swift's Glibc module does not export: signalfd, pidfd,
-// recvmmsg/sendmmsg, socket diagnostics. The header stays free of _GNU_SOURCE (it must agree with
-// Swift's Glibc module); GNU-only calls are wrapped in CEdshimLinux.c.
+// recvmmsg/sendmmsg, socket diagnostics. The header stays free of _GNU_SOURCE (it
+// must agree with Swift's Glibc module); GNU-only calls are wrapped in the .c files.
 #ifndef CEDSHIM_LINUX_H
 #define CEDSHIM_LINUX_H
 

@@ -70,24 +70,15 @@ public struct ServerClient: Sendable {
     }
 
     private func connect() throws(Failure) -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(socketPath.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard pathBytes.count < capacity else {
-            throw .unreachable("socket path \(socketPath) is longer than \(capacity - 1) bytes: choose a shorter EDSHIM_SOCKET")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: pathBytes)
-            raw[pathBytes.count] = 0
+        guard socketPath.utf8.count <= UnixSocketAddress.maximumPathLength else {
+            throw .unreachable("socket path \(socketPath) is longer than \(UnixSocketAddress.maximumPathLength) bytes: choose a shorter EDSHIM_SOCKET")
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .unreachable("socket: \(String(cString: strerror(errno)))") }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let result = UnixSocketAddress.with(path: socketPath) { Glibc.connect(fd, $0, $1) } ?? {
+            errno = ENOENT  // an empty path names no socket
+            return -1
+        }()
         guard result == 0 else {
             let code = errno
             close(fd)

@@ -71,8 +71,9 @@ public actor FileReadWatcher {
             guard count > 0 else { return names }
             var offset = 0
             let headerSize = MemoryLayout<inotify_event>.size
+            let lengthOffset = MemoryLayout<inotify_event>.offset(of: \.len)!
             while offset + headerSize <= count {
-                let nameLength = buffer.withUnsafeBytes { Int($0.load(fromByteOffset: offset + 12, as: UInt32.self)) }
+                let nameLength = buffer.withUnsafeBytes { Int($0.load(fromByteOffset: offset + lengthOffset, as: UInt32.self)) }
                 let nameBytes = buffer[(offset + headerSize)..<min(count, offset + headerSize + nameLength)]
                 let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
                 if !name.isEmpty { names.insert(name) }

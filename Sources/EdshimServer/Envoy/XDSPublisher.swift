@@ -18,12 +18,10 @@ actor XDSPublisher {
     private var clusterCache = DiscoveryDocument.ResourceCache<EnvoyCluster>()
     /// Envoy reading the files: the next file is written once it read the one before.
     private var reads: FileReadWatcher?
-    /// The file written last, until Envoy was seen reading it.
+    /// The name of the file written last, while `reads` watches Envoy read them.
     private var unread: String?
     private var coalescer: Coalescer<Registry>?
 
-    var listenerPath: String { directory + "/" + DiscoveryDocument.listenerFileName }
-    var clusterPath: String { directory + "/" + DiscoveryDocument.clusterFileName }
 
     init(directory: String, telemetry: Telemetry, logger: Logger) {
         self.directory = directory
@@ -40,11 +38,10 @@ actor XDSPublisher {
         }
         try AtomicFile.makeDirectories(directory)
         let initial = EnvoyConfiguration(registrations: registry.registrations, telemetry: telemetry)
-        try await writeIfChanged(try DiscoveryDocument.clusters(initial.clusters, reusing: &clusterCache), to: clusterPath)
-        try await writeIfChanged(try DiscoveryDocument.listeners(initial.listeners, reusing: &listenerCache), to: listenerPath)
+        try await writeIfChanged(try DiscoveryDocument.clusters(initial.clusters, reusing: &clusterCache), named: DiscoveryDocument.clusterFileName)
+        try await writeIfChanged(try DiscoveryDocument.listeners(initial.listeners, reusing: &listenerCache), named: DiscoveryDocument.listenerFileName)
         published = initial
         reads = FileReadWatcher(directory: directory)
-        unread = nil
         if reads == nil {
             logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(String(cString: strerror(errno)))"])
         }
@@ -68,12 +65,12 @@ actor XDSPublisher {
                 if step.clusters != published.clusters {
                     let (bytes, cache) = try await Self.encode(step.clusters, reusing: clusterCache, DiscoveryDocument.clusters)
                     clusterCache = cache
-                    try await writeIfChanged(bytes, to: clusterPath)
+                    try await writeIfChanged(bytes, named: DiscoveryDocument.clusterFileName)
                 }
                 if step.listeners != published.listeners {
                     let (bytes, cache) = try await Self.encode(step.listeners, reusing: listenerCache, DiscoveryDocument.listeners)
                     listenerCache = cache
-                    try await writeIfChanged(bytes, to: listenerPath)
+                    try await writeIfChanged(bytes, named: DiscoveryDocument.listenerFileName)
                 }
                 published = step
             } catch {
@@ -101,25 +98,21 @@ actor XDSPublisher {
         return (bytes, cache)
     }
 
-    private func writeIfChanged(_ bytes: [UInt8], to path: String) async throws {
-        if lastWritten[path] == nil, SystemFile.read(path) == bytes {
-            lastWritten[path] = bytes
+    private func writeIfChanged(_ bytes: [UInt8], named name: String) async throws {
+        if lastWritten[name] == nil, SystemFile.read(directory + "/" + name) == bytes {
+            lastWritten[name] = bytes
             return
         }
-        guard lastWritten[path] != bytes else { return }
+        guard lastWritten[name] != bytes else { return }
         // Envoy applies what it read in the order it read it: let it take in the
         // other file first (new clusters before the listeners that route to them;
         // listeners gone before their clusters go).
-        if let reads, let unread, unread != path {
-            await reads.waitForRead(of: Self.fileName(of: unread))
+        if let reads, let unread, unread != name {
+            await reads.waitForRead(of: unread)
         }
         await reads?.mark()
-        try AtomicFile.write(bytes, to: path)
-        lastWritten[path] = bytes
-        unread = path
-    }
-
-    private static func fileName(of path: String) -> String {
-        String(path.split(separator: "/").last ?? Substring(path))
+        try AtomicFile.write(bytes, to: directory + "/" + name)
+        lastWritten[name] = bytes
+        if reads != nil { unread = name }
     }
 }

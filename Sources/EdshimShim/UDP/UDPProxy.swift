@@ -147,13 +147,13 @@ final class UDPProxy {
     private func openFlow(for index: Int, key: FlowKey, now: Int64) -> Int32 {
         if flows.count >= flows.limit {
             close(flows.remove(flows.leastRecentlyUsed))
-            logEviction("flow limit (\(flows.limit)) reached, a new client took the flow of the least recently used one; raise EDSHIM_UDP_MAX_FLOWS or --max-flows if clients miss replies", now: now)
+            log("flow limit (\(flows.limit)) reached, a new client took the flow of the least recently used one; raise EDSHIM_UDP_MAX_FLOWS or --max-flows if clients miss replies", throttledBy: &evictions, now: now)
         }
         var upstream = connectUpstream()
         if upstream < 0, errno == EMFILE || errno == ENFILE, flows.count > 0 {
             let remedy = errno == EMFILE ? "raise the open-files limit, LimitNOFILE= in dockerd's unit" : "the system's file table is full, see fs.file-max"
             close(flows.remove(flows.leastRecentlyUsed))
-            logEviction("out of file descriptors at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(remedy)", now: now)
+            log("out of file descriptors at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(remedy)", throttledBy: &evictions, now: now)
             upstream = connectUpstream()
         }
         guard upstream >= 0 else {
@@ -217,10 +217,6 @@ final class UDPProxy {
 
     private func logFailure(_ message: String, now: Int64) {
         log(message + "; the datagram was dropped", throttledBy: &failures, now: now)
-    }
-
-    private func logEviction(_ message: @autoclosure () -> String, now: Int64) {
-        log(message(), throttledBy: &evictions, now: now)
     }
 
     private func log(_ message: @autoclosure () -> String, throttledBy throttle: inout LogThrottle, now: Int64) {

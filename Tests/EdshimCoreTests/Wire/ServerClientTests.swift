@@ -21,16 +21,7 @@ struct ServerClientTests {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             try #require(fd >= 0)
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            let bytes = Array(path.utf8)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                raw.copyBytes(from: bytes)
-                raw[bytes.count] = 0
-            }
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
+            let bound = UnixSocketAddress.with(path: path) { bind(fd, $0, $1) }
             try #require(bound == 0)
             try #require(listen(fd, 4) == 0)
         }

@@ -23,12 +23,7 @@ final class FakeDockerEngine: @unchecked Sendable {
     init(socketPath: String) throws {
         self.socketPath = socketPath
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socketPath.utf8)) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = UnixSocketAddress.with(path: socketPath) { bind(listener, $0, $1) }
         guard bound == 0, listen(listener, 128) == 0 else { throw TestFailure("fake Docker bind failed") }
         Thread.detachNewThread { [self] in acceptLoop() }
     }

@@ -1,3 +1,4 @@
+import EdshimCore
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -12,12 +13,7 @@ final class UnixDatagramListener {
     init(path: String) throws {
         self.path = path
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let bound = UnixSocketAddress.with(path: path) { bind(fd, $0, $1) }
         guard fd >= 0, bound == 0 else {
             let reason = String(cString: strerror(errno))
             if fd >= 0 { close(fd) }
