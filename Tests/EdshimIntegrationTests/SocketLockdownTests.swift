@@ -104,6 +104,26 @@ struct SocketLockdownTests {
         }
     }
 
+    @Test("a client that closes its sending side is still answered, last newline or not (echo … | socat)")
+    func halfClosedClient() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            for request in [#"{"v":1,"op":"list"}"# + "\n", #"{"v":1,"op":"list"}"#, "{\"v\":1,\"op\":\"list\"}\n{\"v\":1,\"op\":\"nope\"}"] {
+                let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+                defer { close(fd) }
+                #expect(UnixSocketAddress.with(path: bed.socketPath) { connect(fd, $0, $1) } == 0)
+                try Sockets.sendAll(fd, Array(request.utf8))
+                shutdown(fd, Int32(SHUT_WR))
+                let answers = String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self).split(separator: "\n")
+                let expected = request.split(separator: "\n").count
+                #expect(answers.count == expected, "\(request.debugDescription) → \(answers)")
+                #expect(answers.first?.contains(#""ok":true"#) == true, "\(answers)")
+                if expected == 2 { #expect(answers.last?.contains(#""code":"unknown_op""#) == true, "\(answers)") }
+            }
+        }
+    }
+
     @Test("under systemd (Type=notify) the server says READY=1 once the socket accepts")
     func notifiesSystemd() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in

@@ -25,27 +25,34 @@ public enum ContainerLabels {
     }
 
     /// Reads `labels` of the container `id` called `name`. Empty values count as
-    /// unset; an unknown mode is dropped (the server default applies) with a warning.
+    /// unset, and so, with a warning, does a name with nothing a name can keep
+    /// (`edshim.service="!!!"`), so that its legacy label still applies; an unknown
+    /// mode is dropped (the server default applies) with a warning.
     public static func read(_ labels: [String: String], containerID: String?, containerName: String?) -> Reading {
-        func value(_ namespaced: String, _ legacy: String) -> (label: String, value: String)? {
+        let container = containerName ?? containerID.map { String($0.prefix(12)) } ?? "unknown container"
+        var warnings: [String] = []
+        func value(_ namespaced: String, _ legacy: String, usable: (String) -> Bool = { _ in true }) -> (label: String, value: String)? {
             for label in [namespaced, legacy] {
-                if let value = labels[label], !value.trimmingASCIIWhitespace().isEmpty { return (label, value) }
+                guard let value = labels[label], !value.trimmingASCIIWhitespace().isEmpty else { continue }
+                if usable(value) { return (label, value) }
+                warnings.append("container \(container): label \(label)=\(quoted(value)) has no letter or digit to name a service by; ignored")
             }
             return nil
         }
-        var warnings: [String] = []
+        func name(_ namespaced: String, _ legacy: String) -> String? {
+            value(namespaced, legacy) { LabelSanitizer.sanitize($0) != nil }?.value
+        }
         var mode: ProxyMode?
         if let (label, text) = value(Self.mode, legacyMode) {
             mode = ProxyMode(label: text)
             if mode == nil {
-                let container = containerName ?? containerID.map { String($0.prefix(12)) } ?? "unknown container"
                 warnings.append("container \(container): label \(label)=\(quoted(text)) is not a mode edshim knows (http, tcp); using the server's default mode")
             }
         }
         return Reading(
             metadata: ContainerMetadata(
-                service: value(service, legacyService)?.value,
-                environment: value(environment, legacyEnvironment)?.value,
+                service: name(service, legacyService),
+                environment: name(environment, legacyEnvironment),
                 mode: mode,
                 containerID: containerID,
                 containerName: containerName

@@ -22,8 +22,12 @@ struct BoundedLineDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 
+    /// At the end of input, a last request without its newline is still a request.
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
+        if seenEOF, buffer.readableBytes > 0, let rest = buffer.readSlice(length: buffer.readableBytes) {
+            context.fireChannelRead(Self.wrapInboundOut(rest))
+        }
         return .needMoreData
     }
 }

@@ -34,10 +34,14 @@ struct SocketListener: Service {
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.autoRead, value: false)
+            // A client may close its side once it has sent (`echo … | socat - UNIX-CONNECT:…`
+            // does): its requests are still answered before the connection closes.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(BoundedLineDecoder(maximumLength: WireProtocol.maximumRequestBytes))
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(BoundedLineDecoder(maximumLength: WireProtocol.maximumRequestBytes)),
+                        InboundGate()
                     )
                     return channel
                 }
@@ -69,6 +73,7 @@ struct SocketListener: Service {
         do {
             peer = try await Self.credentials(of: channel)
             connection = try await adopt(channel)
+            channel.pipeline.fireUserInboundEventTriggered(InboundGate.Open())
         } catch {
             logger.debug("dropped a connection", metadata: ["error": "\(error)"])
             channel.close(promise: nil)

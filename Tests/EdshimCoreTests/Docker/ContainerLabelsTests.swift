@@ -28,6 +28,15 @@ struct ContainerLabelsTests {
         #expect(reading.metadata.service == "web")
     }
 
+    @Test("a name label with nothing usable is ignored with a warning, and the legacy label applies")
+    func unusableNamespaced() throws {
+        let reading = ContainerLabels.read(["edshim.service": "!!!", "ServiceName": "web", "edshim.environment": "ü"], containerID: nil, containerName: "api")
+        #expect(reading.metadata.service == "web")
+        #expect(reading.metadata.environment == nil)
+        #expect(reading.warnings.count == 2, "\(reading.warnings)")
+        #expect(reading.warnings.first?.contains(#"container api: label edshim.service="!!!" has no letter or digit"#) == true, "\(reading.warnings)")
+    }
+
     @Test("modes are read case-insensitively and trimmed", arguments: [("HTTP", ProxyMode.http), (" tcp\n", .tcp), ("Tcp", .tcp)])
     func modeSpelling(text: String, mode: ProxyMode) {
         #expect(ContainerLabels.read(["ProxyMode": text], containerID: nil, containerName: nil).metadata.mode == mode)
