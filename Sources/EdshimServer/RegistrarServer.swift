@@ -18,6 +18,13 @@ public struct RegistrarServer: Sendable {
 
     /// Runs until SIGINT or SIGTERM, then stops cleanly and removes the socket.
     public func run() async throws {
+        // What can refuse to start is checked before anything is written: a server
+        // that cannot run must leave a running one, and Envoy's configuration, alone.
+        let policy = try PeerPolicy.resolve(groupName: configuration.socketGroup)
+        try SocketListener.prepare(path: configuration.socketPath, policy: policy)
+        if let admin = configuration.adminAddress { try AdminEndpoint.refuseIfTaken(admin) }
+        let claim = try XDSDirectoryClaim(configuration.xdsDirectory, logger: logger)
+        defer { withExtendedLifetime(claim) {} }
         let state = StateStore(path: configuration.stateFile, logger: logger)
         let restored: [Registration]
         do {
@@ -58,7 +65,7 @@ public struct RegistrarServer: Sendable {
         )
         let listener = SocketListener(
             path: configuration.socketPath,
-            policy: try PeerPolicy.resolve(groupName: configuration.socketGroup),
+            policy: policy,
             peerRate: configuration.peerRequestsPerSecond,
             registrar: registrar,
             logger: logger

@@ -96,7 +96,7 @@ struct CommandLineTests {
         }
     }
 
-    @Test("bad server flags are refused with the reason", arguments: [
+    @Test("bad server and bootstrap flags are refused with the reason, before anything is written", arguments: [
         (["server", "--default-mode", "udp"], "--default-mode"),
         (["server", "--admin-address", "localhost"], "--admin-address"),
         (["server", "--ready-timeout", "30"], "--ready-timeout"),
@@ -104,6 +104,12 @@ struct CommandLineTests {
         (["server", "--access-log", "access.log"], "--access-log must be stdout, stderr, off or an absolute file path"),
         (["server", "--access-log", "/nonexistent/envoy/access.log"], "the directory /nonexistent/envoy does not exist, and Envoy would refuse every listener"),
         (["server", "--access-log", "/tmp"], "--access-log /tmp: it is a directory"),
+        (["server", "--ready-timeout", "0"], "--ready-timeout must be more than 0"),
+        (["server", "--socket", ""], "--socket must name the socket's path"),
+        (["server", "--xds-dir", ""], "--xds-dir must name the directory Envoy watches"),
+        (["server", "--state-file", ""], "--state-file must name a file"),
+        (["server", "--state-file", "/tmp"], "--state-file /tmp is a directory: name a file in it, like /tmp/state.json"),
+        (["bootstrap", "--xds-dir", ""], "--xds-dir must name the directory edshim server writes into"),
     ])
     func badServerFlags(arguments: [String], expected: String) async throws {
         let result = try await Binaries.run(try Binaries.edshim(), arguments, in: NSTemporaryDirectory())

@@ -4,6 +4,9 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The server's own HTTP endpoint (`--admin-address`, 127.0.0.1:7776 by default):
 /// `GET /healthz` for probes, `GET /status` for the registrations as JSON (what
@@ -14,6 +17,19 @@ struct AdminEndpoint: Service {
     let address: SocketEndpoint
     let registrar: Registrar
     let logger: Logger
+
+    /// Refuses an address something already listens on, before the server starts
+    /// anything (the endpoint itself binds it when the services run).
+    static func refuseIfTaken(_ address: SocketEndpoint) throws {
+        let fd = socket(address.ip.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        guard address.withSocketAddress({ bind(fd, $0, $1) }) == 0 else {
+            throw ServerStartupError("--admin-address \(address): \(String(cString: strerror(errno))); choose a free address, or off")
+        }
+    }
 
     func run() async throws {
         let server: NIOAsyncChannel<any Channel, Never>

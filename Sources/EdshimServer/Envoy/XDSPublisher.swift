@@ -29,14 +29,11 @@ actor XDSPublisher {
         self.logger = logger
     }
 
-    /// Creates the directory and writes the configuration of `registry` (clusters
-    /// first), whatever Envoy had before. Unchanged files are left alone, so a
-    /// restarted server republishes the same bytes and Envoy sees no change.
+    /// Writes the configuration of `registry` (clusters first) into the directory the
+    /// server claimed (`XDSDirectoryClaim`), whatever Envoy had before. Unchanged files
+    /// are left alone, so a restarted server republishes the same bytes and Envoy sees
+    /// no change.
     func start(with registry: Registry) async throws {
-        if access(directory, F_OK) != 0 {
-            logger.warning("created the xds directory; an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start)", metadata: ["xds_dir": "\(directory)"])
-        }
-        try AtomicFile.makeDirectories(directory)
         let initial = EnvoyConfiguration(registrations: registry.registrations, telemetry: telemetry)
         try await writeIfChanged(try DiscoveryDocument.clusters(initial.clusters, reusing: &clusterCache), named: DiscoveryDocument.clusterFileName)
         try await writeIfChanged(try DiscoveryDocument.listeners(initial.listeners, reusing: &listenerCache), named: DiscoveryDocument.listenerFileName)

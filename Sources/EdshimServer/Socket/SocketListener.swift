@@ -28,9 +28,18 @@ struct SocketListener: Service {
         self.logger = logger
     }
 
+    /// Everything that can refuse the socket, checked before the server changes
+    /// anything else: the path fits, its directory exists (created when missing), and
+    /// no other server answers on it.
+    static func prepare(path: String, policy: PeerPolicy) throws {
+        guard path.utf8.count <= UnixSocketAddress.maximumPathLength else {
+            throw ServerStartupError("--socket \(path) is \(path.utf8.count) bytes long; a Unix socket path holds at most \(UnixSocketAddress.maximumPathLength): choose a shorter one")
+        }
+        try prepareDirectory(of: path, policy: policy)
+        try refuseIfAnotherServerListens(on: path)
+    }
+
     func run() async throws {
-        try prepareDirectory()
-        try refuseIfAnotherServerListens()
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.autoRead, value: false)
@@ -115,11 +124,19 @@ struct SocketListener: Service {
     }
 
     /// Creates the socket's directory when missing: mode 0750, group of the socket, so
-    /// only root and the group can reach the socket. An existing directory is left as is.
-    private func prepareDirectory() throws {
+    /// only root and the group can reach the socket; missing parents above it get 0755,
+    /// as `mkdir -p` gives them. An existing directory is left as is.
+    private static func prepareDirectory(of path: String, policy: PeerPolicy) throws {
         guard let directory = AtomicFile.parent(of: path) else { return }
-        guard access(directory, F_OK) != 0 else { return }
+        var info = stat()
+        if stat(directory, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw ServerStartupError("--socket \(path): \(directory) is not a directory")
+            }
+            return
+        }
         do {
+            if let above = AtomicFile.parent(of: directory) { try AtomicFile.makeDirectories(above) }
             try AtomicFile.makeDirectories(directory, mode: 0o750)
         } catch {
             throw ServerStartupError("\(error.description): create it or choose another --socket")
@@ -131,7 +148,7 @@ struct SocketListener: Service {
 
     /// A socket file someone still answers on belongs to a running server: taking it
     /// over would cut that server off from its shims.
-    private func refuseIfAnotherServerListens() throws {
+    private static func refuseIfAnotherServerListens(on path: String) throws {
         var info = stat()
         guard stat(path, &info) == 0 else { return }
         guard (info.st_mode & S_IFMT) == S_IFSOCK else {

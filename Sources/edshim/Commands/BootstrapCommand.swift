@@ -37,6 +37,9 @@ struct BootstrapCommand: ParsableCommand {
     var nodeCluster: String = "edshim"
 
     func validate() throws {
+        guard !xdsDirectory.isEmpty else {
+            throw ValidationError("--xds-dir must name the directory edshim server writes into, like \(EdshimDefaults.xdsDirectory)")
+        }
         guard SocketEndpoint(parsing: adminAddress) != nil else {
             throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:9901")
         }

@@ -78,6 +78,13 @@ struct ServerCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
+        guard !socket.isEmpty else { throw ValidationError("--socket must name the socket's path, like \(EdshimDefaults.socketPath)") }
+        guard !xdsDirectory.isEmpty else { throw ValidationError("--xds-dir must name the directory Envoy watches, like \(EdshimDefaults.xdsDirectory)") }
+        guard !stateFile.isEmpty else { throw ValidationError("--state-file must name a file, like \(EdshimDefaults.stateFile)") }
+        var info = stat()
+        if stat(stateFile, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR {
+            throw ValidationError("--state-file \(stateFile) is a directory: name a file in it, like \(stateFile.hasSuffix("/") ? stateFile : stateFile + "/")state.json")
+        }
         guard ProxyMode(rawValue: defaultMode) != nil else {
             throw ValidationError("--default-mode must be http or tcp, not \"\(defaultMode)\"")
         }
@@ -85,7 +92,7 @@ struct ServerCommand: AsyncParsableCommand {
             throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776, or off")
         }
         guard readyTimeout > 0, readyTimeout < 16 else {
-            throw ValidationError("--ready-timeout must be between 0 and 16 seconds (dockerd gives up after 16)")
+            throw ValidationError("--ready-timeout must be more than 0 and less than 16 seconds (dockerd gives up after 16)")
         }
         guard peerRate >= 1 else {
             throw ValidationError("--peer-rate must be at least 1 request per second")

@@ -1,0 +1,51 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// A server that cannot start says why and changes nothing: above all, not the
+/// configuration a running server gave Envoy.
+@Suite("Server startup")
+struct ServerStartupTests {
+    @Test("a second server that cannot start leaves the running one's ports, files and listeners alone")
+    func secondServerChangesNothing() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            let listeners = try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/lds.json"))
+            let clusters = try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/cds.json"))
+            let removedBefore = try bed.stat("listener_manager.listener_removed")
+
+            let elsewhere = bed.directory + "/second"
+            let cases: [(arguments: [String], refusal: String)] = [
+                // Its own socket and state, but the running server's xds directory.
+                (["--socket", elsewhere + ".sock", "--admin-address", "off"], "another edshim server already publishes into it"),
+                // The running server's socket.
+                (["--socket", bed.socketPath, "--admin-address", "off"], "another edshim server is already listening on \(bed.socketPath)"),
+                // The running server's admin address, checked before the xds directory is touched.
+                (["--socket", elsewhere + ".sock", "--admin-address", bed.serverAdmin.description], "--admin-address \(bed.serverAdmin): Address already in use"),
+                // A socket path no Unix socket can have.
+                (["--socket", bed.directory + "/" + String(repeating: "s", count: 120), "--admin-address", "off"], "a Unix socket path holds at most 107"),
+            ]
+            for (arguments, refusal) in cases {
+                let second = try await Binaries.run(
+                    bed.edshim,
+                    ["server", "--xds-dir", bed.xdsDirectory, "--state-file", elsewhere + ".json", "--docker-host", "unix://\(bed.directory)/no-docker.sock"] + arguments,
+                    in: bed.directory
+                )
+                #expect(second.status == 1, "\(arguments): \(second.output)")
+                #expect(second.output.contains(refusal), "\(arguments): \(second.output)")
+                #expect(!FileManager.default.fileExists(atPath: elsewhere + ".json"), "\(arguments): wrote a state file")
+            }
+
+            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/lds.json")) == listeners)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/cds.json")) == clusters)
+            #expect(try bed.stat("listener_manager.listener_removed") == removedBefore, "Envoy removed no listener")
+            let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            #expect(response.status == 200)
+            #expect(response.headers["server"] == "envoy")
+            #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])
+        }
+    }
+}
