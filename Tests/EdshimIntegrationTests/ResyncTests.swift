@@ -55,6 +55,68 @@ struct ResyncTests {
         }
     }
 
+    @Test("resync says which shim it could not restore and why, exits 1, leaves UDP shims out; a rerun restores it")
+    func partialFailure() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            var shims: [(host: SocketEndpoint, pid: Int32)] = []
+            for _ in 0..<3 {
+                let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+                let shim = try await bed.publish(host, to: backend.endpoint)
+                #expect(shim.isReady)
+                shims.append((host, shim.process.pid))
+            }
+            let echoes = UDPEchoServers()
+            defer { echoes.stopAll() }
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let udp = try await bed.startUDPProxy(.dockerd2010, host: SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort()), container: echo.endpoint)
+            #expect(udp.isReady)
+
+            try await bed.restartServerWithoutState()
+            // While nothing serves it, another process takes the first shim's port.
+            let blocked = shims[0]
+            let squatter = try Sockets.dockerdBoundListener(blocked.host)
+            let first = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            close(squatter)
+            #expect(first.status == 1, "\(first.output)")
+            #expect(first.output.contains("resynced 2 of 3"), "the UDP shim is not counted: \(first.output)")
+            #expect(first.output.contains("edshim resync: pid \(blocked.pid) tcp \(blocked.host): another process already listens on \(blocked.host)"), "\(first.output)")
+            #expect(Set(try bed.registrations().map(\.owner.pid)) == Set(shims.dropFirst().map(\.pid)))
+
+            let second = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.output.contains("resynced 3 of 3"), "\(second.output)")
+            for shim in shims {
+                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: shim.host.port)).headers["server"] == "envoy")
+            }
+        }
+    }
+
+    @Test("a shim serving its port itself (the server was down when it started) is resynced beside its own socket")
+    func resyncsShimServingItself() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.status == "0\n", "served by the shim itself: \(shim.process.log)")
+            // Stopped, the shim cannot register by itself once the server is back: what
+            // registers it is resync.
+            shim.process.signal(SIGSTOP)
+            defer { shim.process.signal(SIGCONT) }
+            try await bed.startServer()
+            try await bed.startEnvoy()
+            let result = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("resynced 1 of 1"), "\(result.output)")
+            #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])
+            shim.process.signal(SIGCONT)
+            try await bed.eventually("the shim handed the port to Envoy", timeout: .seconds(10)) {
+                shim.process.log.contains("handed tcp 0.0.0.0:\(host.port) over to Envoy")
+            }
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).headers["server"] == "envoy")
+        }
+    }
+
     @Test("the server refuses a registration on behalf of a process that is not that shim")
     func refusesImpostors() async throws {
         try await withTestbed { bed in

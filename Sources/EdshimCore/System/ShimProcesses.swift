@@ -57,6 +57,36 @@ public enum ShimProcesses {
         return nil
     }
 
+    /// The inode of the socket the shim `pid` itself listens on at `host`, when it
+    /// serves its port itself (Envoy or the server was not there): a registration made
+    /// on its behalf names it, as the shim's own would, so that the server does not
+    /// take it for another process holding the port.
+    public static func ownListeningSocket(of pid: Int32, on host: SocketEndpoint, root: String = "/proc") -> UInt64? {
+        let held = socketInodes(of: pid, root: root)
+        guard !held.isEmpty else { return nil }
+        return ListenTable.read().first { $0.endpoint == host && held.contains($0.inode) }?.inode
+    }
+
+    /// The inodes of the sockets open in process `pid` (its `/proc/PID/fd` links,
+    /// `socket:[INODE]`).
+    static func socketInodes(of pid: Int32, root: String = "/proc") -> Set<UInt64> {
+        guard let directory = opendir("\(root)/\(pid)/fd") else { return [] }
+        defer { closedir(directory) }
+        var inodes: Set<UInt64> = []
+        var target = [CChar](repeating: 0, count: 64)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            let length = readlink("\(root)/\(pid)/fd/\(name)", &target, target.count - 1)
+            guard length > 0 else { continue }
+            let link = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            guard link.hasPrefix("socket:["), link.hasSuffix("]"), let inode = UInt64(link.dropFirst(8).dropLast()) else { continue }
+            inodes.insert(inode)
+        }
+        return inodes
+    }
+
     /// Every running shim, by process id.
     public static func all(root: String = "/proc") -> [Shim] {
         guard let directory = opendir(root) else { return [] }

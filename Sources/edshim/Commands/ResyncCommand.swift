@@ -95,7 +95,12 @@ struct ResyncWorkers {
     }
 
     private func registerOne(_ shim: ShimProcesses.Shim) -> Outcome {
-        let request = RegisterRequest(key: shim.arguments.key, container: shim.arguments.container, onBehalfOf: shim.owner.pid)
+        let request = RegisterRequest(
+            key: shim.arguments.key,
+            container: shim.arguments.container,
+            heldSocketInode: ShimProcesses.ownListeningSocket(of: shim.owner.pid, on: shim.arguments.host),
+            onBehalfOf: shim.owner.pid
+        )
         let deadline = Deadline.after(milliseconds: 30_000)
         while true {
             do {
