@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+
+/// The files operators copy from `contrib/` say what the docs say they do.
+@Suite("contrib files")
+struct ContribFilesTests {
+    private func contrib(_ name: String) throws -> String {
+        try String(contentsOfFile: Binaries.packageRoot + "/contrib/" + name, encoding: .utf8)
+    }
+
+    /// The `Key=value` lines of a unit, in order, comments left out.
+    private func directives(_ unit: String) -> [(key: String, value: String)] {
+        unit.split(separator: "\n").compactMap { line in
+            guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { return nil }
+            return (String(line[..<equals]), String(line[line.index(after: equals)...]))
+        }
+    }
+
+    @Test("edshim.service runs the server under Type=notify, before dockerd, and resync after each start without failing the unit")
+    func serverUnit() throws {
+        let unit = directives(try contrib("edshim.service"))
+        func values(_ key: String) -> [String] { unit.filter { $0.key == key }.map(\.value) }
+        #expect(values("Type") == ["notify"])
+        #expect(values("ExecStart") == ["/usr/local/bin/edshim server"])
+        #expect(values("ExecStartPost") == ["-/usr/local/bin/edshim resync"])
+        #expect(values("Before").first?.split(separator: " ").contains("docker.service") == true)
+        #expect(values("Restart") == ["on-failure"])
+    }
+
+    @Test("envoy-edshim.service's bootstrap command produces a bootstrap Envoy validates")
+    func envoyUnit() async throws {
+        let unit = directives(try contrib("envoy-edshim.service"))
+        let pre = try #require(unit.first { $0.key == "ExecStartPre" }?.value)
+        // /bin/sh -c '/usr/local/bin/edshim bootstrap … --node-id %H > /run/edshim/envoy.yaml'
+        let command = try #require(pre.split(separator: "'").dropFirst().first)
+        let words = command.split(separator: " ").map(String.init)
+        #expect(words.first == "/usr/local/bin/edshim")
+        let redirect = try #require(words.firstIndex(of: ">"))
+        #expect(words[redirect + 1] == "/run/edshim/envoy.yaml")
+        #expect(unit.first { $0.key == "ExecStart" }?.value.hasPrefix("/usr/local/bin/envoy -c /run/edshim/envoy.yaml") == true)
+
+        let directory = NSTemporaryDirectory() + "edshim-contrib-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let arguments = words[1..<redirect].map { $0 == "%H" ? "test-host" : $0.replacingOccurrences(of: "/var/lib/edshim", with: directory) }
+        let bootstrap = try await Binaries.run(try Binaries.edshim(), Array(arguments), in: directory)
+        #expect(bootstrap.status == 0, "\(bootstrap.output)")
+        try bootstrap.output.write(toFile: directory + "/envoy.yaml", atomically: true, encoding: .utf8)
+        let validation = try await Binaries.run(try Binaries.envoy(), ["--mode", "validate", "-c", directory + "/envoy.yaml"], in: directory)
+        #expect(validation.status == 0, "\(validation.output)")
+        #expect(validation.output.contains("configuration '\(directory)/envoy.yaml' OK"), "\(validation.output)")
+    }
+
+    @Test("daemon.json points dockerd at edshim with iptables off, and the README shows the same keys")
+    func daemonConfiguration() throws {
+        let text = try contrib("daemon.json")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(object["userland-proxy"] as? Bool == true)
+        #expect(object["userland-proxy-path"] as? String == "/usr/local/bin/edshim")
+        #expect(object["iptables"] as? Bool == false)
+        #expect(object["ip6tables"] as? Bool == false)
+        let readme = try String(contentsOfFile: Binaries.packageRoot + "/README.md", encoding: .utf8)
+        for line in text.split(separator: "\n") where line.contains(":") {
+            let entry = line.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: ","))
+            #expect(readme.contains(entry), "README's daemon.json lacks \(entry)")
+        }
+    }
+}
