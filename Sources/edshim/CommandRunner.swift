@@ -6,7 +6,7 @@ import ArgumentParser
 enum CommandRunner {
     static func run() async {
         do {
-            var command = try EdshimCommand.parseAsRoot()
+            var command = try EdshimCommand.parseAsRoot(UDPProxyCommand.helpAliased(Array(CommandLine.arguments.dropFirst())))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

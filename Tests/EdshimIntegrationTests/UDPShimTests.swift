@@ -89,10 +89,22 @@ struct UDPShimTests {
         #expect(result.output.contains("Error:"), "output: \(result.output)")
     }
 
-    @Test("edshim udp-proxy --help teaches the flags and the environment")
-    func help() async throws {
-        let result = try await Binaries.run(try Binaries.edshim(), ["udp-proxy", "--help"], in: NSTemporaryDirectory())
-        #expect(result.status == 0)
+    @Test("a flag wins over its variable, which is then not read at all")
+    func flagOverridesVariable() async throws {
+        let result = try await Binaries.run(
+            try Binaries.edshim(),
+            ["udp-proxy", "-host-ip", "0.0.0.0", "-host-port", "5353", "-container-ip", "127.0.0.1", "-container-port", "53", "--max-flows", "0"],
+            environment: [UDPProxyOptions.maxFlowsEnvironmentVariable: "zz"], in: NSTemporaryDirectory()
+        )
+        #expect(result.status != 0)
+        #expect(result.output.contains("--max-flows"), "\(result.output)")
+        #expect(!result.output.contains(UDPProxyOptions.maxFlowsEnvironmentVariable), "the overridden variable was read: \(result.output)")
+    }
+
+    @Test("edshim udp-proxy --help (or -h, -help) teaches the flags and the environment", arguments: ["--help", "-h", "-help"])
+    func help(flag: String) async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), ["udp-proxy", flag], in: NSTemporaryDirectory())
+        #expect(result.status == 0, "\(result.output)")
         for needle in ["-host-ip", "--idle-timeout", "--max-flows", "--busy-poll", UDPProxyOptions.idleTimeoutEnvironmentVariable, UDPProxyOptions.maxFlowsEnvironmentVariable, UDPProxyOptions.busyPollEnvironmentVariable] {
             #expect(result.output.contains(needle), "--help does not mention \(needle)")
         }

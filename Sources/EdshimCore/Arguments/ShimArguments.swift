@@ -55,7 +55,8 @@ extension ShimInvocation {
 
     /// The usage text, in the shape Go's `flag` prints it.
     public static let usage = """
-        Usage: edshim -proto tcp|udp -host-ip IP -host-port PORT -container-ip IP -container-port PORT [-use-listen-fd]
+        Usage: edshim -proto tcp|udp -host-ip IP -host-port PORT
+                      -container-ip IP -container-port PORT [-use-listen-fd]
 
         The docker-proxy drop-in dockerd runs for each published port
         (dockerd --userland-proxy-path=/usr/local/bin/edshim --iptables=false).
@@ -63,15 +64,19 @@ extension ShimInvocation {
         UDP ports are proxied by edshim itself.
 
           -proto string           tcp, udp or sctp (default "tcp"; sctp is refused)
-          -host-ip string         host address to publish on (0.0.0.0, ::, or one address)
+          -host-ip string         host address to publish on: 0.0.0.0, :: or one
           -host-port int          host port, 1-65535
           -container-ip string    container address
           -container-port int     container port, 1-65535
-          -use-listen-fd          dockerd >= 28: fd 4 is the bound socket for the host port
+          -use-listen-fd          dockerd >= 28: fd 4 is the host port's bound socket
           -v, -version            print the version and exit
 
-        fd 3, when open, is dockerd's status pipe: edshim writes "0\\n" once the port
-        is served, or "1\\n<reason>" and exits 1.
+        fd 3, when it is a pipe (dockerd's status pipe), gets "0\\n" once the port is
+        served, or "1\\n<reason>" before edshim exits 1; otherwise both are only
+        logged. Run by hand as dockerd 20.10 runs it:
+          edshim -proto tcp -host-ip 0.0.0.0 -host-port 8080 \\
+              -container-ip 172.17.0.2 -container-port 80
+
         The command line belongs to dockerd, so settings come from its environment:
           EDSHIM_SOCKET            the server socket (default /run/edshim/edshim.sock)
           EDSHIM_FALLBACK          proxy (default): serve a TCP port itself while the

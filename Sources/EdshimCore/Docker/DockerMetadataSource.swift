@@ -51,7 +51,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                 version = nil
                 quietUntil = ContinuousClock.now + retryAfterFailure
                 if !unreachableReported {
-                    logger.warning("cannot read container labels from Docker; services are named unknown-<port> until it answers", metadata: [
+                    logger.warning("cannot read container labels from Docker; services are named unknown-<port> (unknown-<port>-<address> on one address) until it answers", metadata: [
                         "docker_host": "\(client.host)", "error": "\(error)",
                     ])
                     unreachableReported = true
@@ -63,7 +63,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
             pause = min(pause * 2, .milliseconds(200))
         }
         if notFoundReported.count < 4096, notFoundReported.insert(container.ip).inserted {
-            logger.warning("no Docker container has this address; its service is named unknown-<port>", metadata: [
+            logger.warning("no Docker container has this address; its service is named unknown-<port> (unknown-<port>-<address> on one address)", metadata: [
                 "container_ip": "\(container.ip)",
             ])
         }

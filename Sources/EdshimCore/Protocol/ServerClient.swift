@@ -69,10 +69,15 @@ public struct ServerClient: Sendable {
         return PendingExchange(descriptor: fd)
     }
 
+    /// Why no socket can ever be reached at `socketPath` (it is too long), or nil:
+    /// waiting for a server would not help.
+    public var pathProblem: String? {
+        guard socketPath.utf8.count > UnixSocketAddress.maximumPathLength else { return nil }
+        return "socket path \(socketPath) is longer than \(UnixSocketAddress.maximumPathLength) bytes: choose a shorter one (EDSHIM_SOCKET, or --socket)"
+    }
+
     private func connect() throws(Failure) -> Int32 {
-        guard socketPath.utf8.count <= UnixSocketAddress.maximumPathLength else {
-            throw .unreachable("socket path \(socketPath) is longer than \(UnixSocketAddress.maximumPathLength) bytes: choose a shorter EDSHIM_SOCKET")
-        }
+        if let pathProblem { throw .unreachable(pathProblem) }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .unreachable("socket: \(String(cString: strerror(errno)))") }
         let result = UnixSocketAddress.with(path: socketPath) { Glibc.connect(fd, $0, $1) } ?? {

@@ -47,7 +47,9 @@ enum TCPShim {
             let reason = "registering \(arguments.key) → \(arguments.container): \(error.description)"
             guard fallback == .proxy else {
                 status.reportFailure(reason)
-                deregister(arguments.key, client: client)
+                // A request that reached the server may still be registered; one that
+                // never connected registered nothing.
+                if case .unreachable = error {} else { deregister(arguments.key, client: client) }
                 return 1
             }
             unservedBecause = reason

@@ -55,6 +55,7 @@ struct ResyncCommand: ParsableCommand {
     }
 
     private func waitForServer(_ client: ServerClient) throws {
+        if let problem = client.pathProblem { throw CommandFailure(problem) }
         let deadline = Deadline.after(milliseconds: Int64(wait * 1000))
         while true {
             do {

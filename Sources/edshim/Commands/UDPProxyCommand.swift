@@ -45,6 +45,13 @@ struct UDPProxyCommand: ParsableCommand {
         helpNames: [.long, .customLong("help", withSingleDash: true)]
     )
 
+    /// `edshim udp-proxy -h` asks for help, as in every other mode: a lone `-h` there
+    /// becomes `--help` before parsing (no `-h` name, see `helpNames`).
+    static func helpAliased(_ arguments: [String]) -> [String] {
+        guard arguments.first == configuration.commandName else { return arguments }
+        return arguments.map { $0 == "-h" ? "--help" : $0 }
+    }
+
     @Option(name: [.customLong("host-ip", withSingleDash: true), .customLong("host-ip")], help: "Host address to bind: 0.0.0.0, ::, or one address.")
     var hostIP: String
 
@@ -83,16 +90,21 @@ struct UDPProxyCommand: ParsableCommand {
         guard let containerAddress = IPAddress(containerIP) else {
             throw ValidationError("-container-ip \"\(containerIP)\" is not an IPv4 or IPv6 address")
         }
-        guard hostPort > 0, containerPort > 0 else {
-            throw ValidationError("ports must be between 1 and 65535")
-        }
+        guard hostPort > 0 else { throw ValidationError("-host-port must be between 1 and 65535") }
+        guard containerPort > 0 else { throw ValidationError("-container-port must be between 1 and 65535") }
         return (SocketEndpoint(ip: hostAddress, port: hostPort), SocketEndpoint(ip: containerAddress, port: containerPort))
     }
 
-    /// Flags first, then dockerd-style environment variables, then the defaults.
+    /// Flags first, then dockerd-style environment variables, then the defaults; a
+    /// variable a flag overrides is not read at all.
     private func options() throws -> UDPProxyOptions {
+        let overridden: Set<String> = [
+            idleTimeout.map { _ in UDPProxyOptions.idleTimeoutEnvironmentVariable },
+            maxFlows.map { _ in UDPProxyOptions.maxFlowsEnvironmentVariable },
+            busyPoll.map { _ in UDPProxyOptions.busyPollEnvironmentVariable },
+        ].compactMap { $0 }.reduce(into: []) { $0.insert($1) }
         do {
-            var options = try UDPProxyOptions.fromEnvironment()
+            var options = try UDPProxyOptions.fromEnvironment { overridden.contains($0) ? nil : ProcessEnvironment.value($0) }
             if let idleTimeout {
                 options.idleTimeoutMilliseconds = try UDPProxyOptions.parseIdleTimeout(idleTimeout, source: "--idle-timeout")
             }
