@@ -33,6 +33,8 @@ struct UDPShimTests {
             #expect(shim.status == "0\n", "reported \(shim.status.debugDescription): \(shim.process.log)")
             let reply = try await onThread { try UDPTestClient(family).exchange(Array("ping".utf8), with: target) }
             #expect(reply == Array("ping".utf8))
+            // Nothing set in dockerd's environment: docker-proxy's 90 s, and the bound.
+            #expect(shim.process.log.contains("(flows idle for 90.0 s close; at most \(UDPProxyOptions.defaultMaxFlows))"), "\(shim.process.log)")
         }
     }
 
