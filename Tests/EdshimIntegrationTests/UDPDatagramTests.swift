@@ -109,20 +109,32 @@ struct UDPDatagramTests {
         }
     }
 
-    @Test("bound to ::, a reply leaves from the address the client sent to", arguments: UDPWay.allCases)
+    @Test("bound to ::, a reply leaves from the address the client sent to", .needsPrivateNetworkNamespaces, arguments: UDPWay.allCases)
     func replySourceIPv6(way: UDPWay) async throws {
         try await withUDPTestbed { bed, echoes in
-            let echo = try echoes.start(on: .loopbackIPv6)
-            let host = SocketEndpoint(ip: .anyIPv6, port: try Sockets.freeUDPPort())
-            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
-            #expect(proxy.isReady)
-            let target = SocketEndpoint(ip: .loopbackIPv6, port: host.port)
-            let reply = try await onThread { () -> SocketEndpoint? in
-                let client = try UDPTestClient(.ipv6)
-                try client.send(Array("hello".utf8), to: target)
-                return client.receive()?.from
+            // ::1 may be the host's only IPv6 address, and a reply from it would prove
+            // nothing: the test gets a namespace of its own, where fd00:ed5::2 is a
+            // second address on lo. Echo server, proxy and client all run in there.
+            guard let second = IPAddress("fd00:ed5::2") else { throw TestFailure("fd00:ed5::2 did not parse") }
+            try await withPrivateNetworkNamespace(loopbackAddresses: ["\(second)/128"], logDirectory: bed.directory) { namespace in
+                let echo = try await echoes.start(in: namespace, on: .loopbackIPv6)
+                // The namespace is the test's alone: any port is free in it.
+                let host = SocketEndpoint(ip: .anyIPv6, port: 5353)
+                let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint, in: namespace)
+                #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
+                // The client's own source is ::1, so a reply the kernel addressed by
+                // route would come from ::1 (the source address rule "prefer the
+                // destination itself").
+                for address in [second, .loopbackIPv6, second] {
+                    let target = SocketEndpoint(ip: address, port: host.port)
+                    let reply = try await namespace.run { () -> SocketEndpoint? in
+                        let client = try UDPTestClient(.ipv6, bindTo: .loopbackIPv6)
+                        try client.send(Array("hello".utf8), to: target)
+                        return client.receive()?.from
+                    }
+                    #expect(reply == target, "sent to \(target), answered from \(String(describing: reply))")
+                }
             }
-            #expect(reply == target)
         }
     }
 

@@ -17,16 +17,12 @@ struct DockerTools: Sendable {
     let daemonPath: String
 
     static func find() throws -> DockerTools {
-        let inherited = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        var directories = inherited.split(separator: ":").map(String.init)
-        for extra in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] where !directories.contains(extra) {
-            directories.append(extra)
-        }
+        let directories = SystemExecutables.searchDirectories
         func locate(_ name: String) throws -> String {
-            for directory in directories where FileManager.default.isExecutableFile(atPath: directory + "/" + name) {
-                return directory + "/" + name
+            guard let path = SystemExecutables.locate(name) else {
+                throw TestFailure("\(name) not found (looked in \(directories.joined(separator: ":"))): run scripts/ensure-test-deps.sh --docker-only (Debian's docker.io)")
             }
-            throw TestFailure("\(name) not found (looked in \(directories.joined(separator: ":"))): run scripts/ensure-test-deps.sh --docker-only (Debian's docker.io)")
+            return path
         }
         for required in ["runc", "containerd-shim-runc-v2"] { _ = try locate(required) }
         let debianCLI = "/usr/bin/docker"

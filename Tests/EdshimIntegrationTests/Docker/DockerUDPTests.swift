@@ -26,7 +26,7 @@ struct DockerUDPTests {
             defer { echoes.stopAll() }
             let pid = try await docker.run(["inspect", "-f", "{{.State.Pid}}", "dns"])
             guard let containerPID = pid_t(pid) else { throw TestFailure("docker inspect gave the pid \(pid.debugDescription)") }
-            _ = try await echoes.start(inNetworkNamespaceOf: containerPID, port: 5353)
+            _ = try await echoes.start(in: .of(containerPID), on: .anyIPv4, port: 5353)
 
             let large = (0..<60_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
             let gateway = docker.bridge.gateway

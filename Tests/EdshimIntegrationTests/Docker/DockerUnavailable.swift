@@ -47,9 +47,7 @@ struct DockerUnavailable: Error, CustomStringConvertible {
         if ProcessInfo.processInfo.environment["EDSHIM_REQUIRE_DOCKER"] == "1" {
             throw TestFailure("EDSHIM_REQUIRE_DOCKER=1, but \(description)")
         }
-        let line = "SKIPPED: \(reason)"
-        FileHandle.standardError.write(Data("\n*** \(line) ***\n\n".utf8))
-        try Test.cancel(Comment(rawValue: line), sourceLocation: sourceLocation)
+        try skipLoudly(reason, sourceLocation: sourceLocation)
     }
 }
 

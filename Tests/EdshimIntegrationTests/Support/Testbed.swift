@@ -188,6 +188,7 @@ final class Testbed: @unchecked Sendable {
 
     /// Starts the shim the way dockerd does and waits (up to dockerd's 16 s) for its report on fd 3.
     /// Its output goes to the testbed's shims.log, or, as dockerd leaves it, to /dev/null.
+    /// In `networkNamespace` (when given) the shim runs, and the dockerd ≥ 28 socket is made.
     func spawnShim(
         _ arguments: [String],
         style: SpawnStyle = .dockerd2010,
@@ -195,6 +196,7 @@ final class Testbed: @unchecked Sendable {
         environment extra: [String: String] = [:],
         host: SocketEndpoint? = nil,
         outputToDevNull: Bool = false,
+        networkNamespace: NetworkNamespace? = nil,
         whileDockerdHoldsThePort: (() throws -> Void)? = nil
     ) async throws -> ShimRun {
         let pipe = try Sockets.pipe()
@@ -203,7 +205,14 @@ final class Testbed: @unchecked Sendable {
         var arguments = arguments
         var held: Int32?
         if style == .dockerd28, let host {
-            let listener = try Sockets.dockerdBoundSocket(host, for: arguments)
+            let shimArguments = arguments
+            let listener: Int32
+            do {
+                listener = try await NetworkNamespace.run(in: networkNamespace) { try Sockets.dockerdBoundSocket(host, for: shimArguments) }
+            } catch {
+                close(pipe.write)
+                throw error
+            }
             held = listener
             descriptors[4] = listener
             arguments.append("-use-listen-fd")
@@ -215,7 +224,11 @@ final class Testbed: @unchecked Sendable {
         for (key, value) in extra { environment[key] = value }
         let process: ChildProcess
         do {
-            process = try ChildProcess.spawn(edshim, arguments, argv0: argv0, environment: environment, descriptors: descriptors, logPath: outputToDevNull ? "/dev/null" : directory + "/shims.log")
+            let (edshim, command, childEnvironment, childDescriptors) = (edshim, arguments, environment, descriptors)
+            let logPath = outputToDevNull ? "/dev/null" : directory + "/shims.log"
+            process = try await NetworkNamespace.run(in: networkNamespace) {
+                try ChildProcess.spawn(edshim, command, argv0: argv0, environment: childEnvironment, descriptors: childDescriptors, logPath: logPath)
+            }
         } catch {
             close(pipe.write)
             throw error

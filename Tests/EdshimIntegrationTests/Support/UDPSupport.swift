@@ -263,10 +263,10 @@ final class UDPEchoServers: @unchecked Sendable {
         keep(try UDPEchoServer(on: ip, port: port))
     }
 
-    /// One on `port` of every IPv4 address in the network namespace of `pid` (a container's).
-    func start(inNetworkNamespaceOf pid: pid_t, port: UInt16) async throws -> UDPEchoServer {
-        let fd = try await NetworkNamespace.socket(of: pid, family: AF_INET, type: UDPEchoServer.socketType)
-        return keep(try UDPEchoServer(socket: fd, on: .anyIPv4, port: port))
+    /// One on `ip` and `port` (0: any free port) in `namespace` (a container's, or the test's own).
+    func start(in namespace: NetworkNamespace, on ip: IPAddress, port: UInt16 = 0) async throws -> UDPEchoServer {
+        let fd = try await namespace.socket(family: ip.isIPv6 ? AF_INET6 : AF_INET, type: UDPEchoServer.socketType)
+        return keep(try UDPEchoServer(socket: fd, on: ip, port: port))
     }
 
     private func keep(_ server: UDPEchoServer) -> UDPEchoServer {
@@ -294,20 +294,23 @@ extension Testbed {
 
     /// Starts the UDP proxy for `host` → `container` the `way` asks for, and waits
     /// for its report on fd 3. The flow bounds go in as dockerd would pass them
-    /// (environment) or as `udp-proxy` flags.
-    func startUDPProxy(_ way: UDPWay, host: SocketEndpoint, container: SocketEndpoint, idleTimeout: String? = nil, maxFlows: Int? = nil) async throws -> ShimRun {
+    /// (environment) or as `udp-proxy` flags. With a `namespace`, the proxy runs
+    /// there (and dockerd ≥ 28's socket is bound there).
+    func startUDPProxy(
+        _ way: UDPWay, host: SocketEndpoint, container: SocketEndpoint, idleTimeout: String? = nil, maxFlows: Int? = nil, in namespace: NetworkNamespace? = nil
+    ) async throws -> ShimRun {
         let shimArguments = ShimArguments(proto: .udp, host: host, container: container).commandLine
         switch way {
         case .dockerd2010, .dockerd28:
             var environment: [String: String] = [:]
             if let idleTimeout { environment[UDPProxyOptions.idleTimeoutEnvironmentVariable] = idleTimeout }
             if let maxFlows { environment[UDPProxyOptions.maxFlowsEnvironmentVariable] = String(maxFlows) }
-            return try await spawnShim(shimArguments, style: way == .dockerd28 ? .dockerd28 : .dockerd2010, environment: environment, host: host)
+            return try await spawnShim(shimArguments, style: way == .dockerd28 ? .dockerd28 : .dockerd2010, environment: environment, host: host, networkNamespace: namespace)
         case .standalone:
             var arguments = ["udp-proxy"] + shimArguments.dropFirst(2)
             if let idleTimeout { arguments += ["--idle-timeout", idleTimeout] }
             if let maxFlows { arguments += ["--max-flows", String(maxFlows)] }
-            return try await spawnShim(arguments, host: host)
+            return try await spawnShim(arguments, host: host, networkNamespace: namespace)
         }
     }
 }

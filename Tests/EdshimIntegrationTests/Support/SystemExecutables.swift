@@ -1,0 +1,20 @@
+import Foundation
+
+/// Programs of the system the tests run (`ip`, the Docker daemons): looked for on
+/// PATH, then in the sbin and bin directories a test runner's PATH may lack.
+enum SystemExecutables {
+    /// PATH's directories, then those it lacks of /usr/local/sbin, /usr/local/bin,
+    /// /usr/sbin, /usr/bin, /sbin and /bin.
+    static let searchDirectories: [String] = {
+        var directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        for extra in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"] where !directories.contains(extra) {
+            directories.append(extra)
+        }
+        return directories
+    }()
+
+    /// The first executable `name` in `searchDirectories`, or nil.
+    static func locate(_ name: String) -> String? {
+        searchDirectories.lazy.map { $0 + "/" + name }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
