@@ -1,6 +1,9 @@
 import EdshimCore
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The flows of the UDP proxy, seen from outside: the echo server's `whoami` tells
 /// which upstream socket (so which flow) carried a client's datagram, and the proxy's
@@ -142,37 +145,69 @@ struct UDPFlowTests {
         }
     }
 
-    @Test("a spray from thousands of source ports stays within the flow limit")
+    @Test("a spray from 100,000 source addresses stays within the flow limit, and memory stops growing once the table is full")
     func sprayIsBounded() async throws {
         try await withUDPTestbed { bed, echoes in
             let echo = try echoes.start(on: .loopbackIPv4)
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
-            let limit = 64
-            let proxy = try await bed.startUDPProxy(.dockerd2010, host: host, container: echo.endpoint, idleTimeout: "60s", maxFlows: limit)
-            #expect(proxy.isReady)
+            let limit = Self.sprayFlowLimit
+            let proxy = try await bed.startUDPProxy(
+                .dockerd2010, host: host, container: echo.endpoint, idleTimeout: "60s",
+                maxFlows: limit == UDPProxyOptions.defaultMaxFlows ? nil : limit
+            )
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
             let pid = proxy.process.pid
             let idleSockets = Sockets.openSockets(of: pid)
             let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
-            let sources = 20_000
-            var peak = 0
-            var residentAfterFirstBurst = 0
-            for burst in 0..<4 {
-                try await onThread {
-                    for _ in 0..<(sources / 4) {
-                        let client = try UDPTestClient(.ipv4)
-                        try client.send(Array(UDPEchoServer.sink.utf8), to: target)
-                    }
+            // One `sink` datagram (never answered) from each of 100,000 distinct source
+            // addresses (see `UDPSpray`: 127.0.0.2 and up, explicit ports); the pacer,
+            // on 127.0.0.1, holds one flow more.
+            let pacer = try UDPTestClient(.ipv4, bindTo: .loopbackIPv4)
+            let sources = 100_000
+            let tableFull = 25_000
+            let (peak, socketsWhenFull, residentWhenFull) = try await onThread { () -> (Int, Int, Int) in
+                var spray = UDPSpray(to: target)
+                var (peak, socketsWhenFull, residentWhenFull) = (0, 0, 0)
+                while spray.sent < sources {
+                    try spray.send(Array(UDPEchoServer.sink.utf8), fromNext: Self.sprayPace)
+                    // The proxy reads its socket in order: its answer to the pacer means it
+                    // has read every datagram sent before, and the next ones find room.
+                    _ = try pacer.exchange(Array("pace".utf8), with: target)
+                    guard spray.sent % Self.spraySamplingInterval == 0 else { continue }
+                    let sockets = Sockets.openSockets(of: pid)
+                    peak = max(peak, sockets)
+                    if spray.sent == tableFull { (socketsWhenFull, residentWhenFull) = (sockets, Sockets.residentKiB(of: pid)) }
                 }
-                peak = max(peak, Sockets.openSockets(of: pid))
-                if burst == 0 { residentAfterFirstBurst = Sockets.residentKiB(of: pid) }
+                return (peak, socketsWhenFull, residentWhenFull)
             }
-            #expect(peak <= idleSockets + limit, "\(peak - idleSockets) upstream sockets for a limit of \(limit)")
             let resident = Sockets.residentKiB(of: pid)
-            #expect(resident - residentAfterFirstBurst < 2048, "memory grew from \(residentAfterFirstBurst) KiB to \(resident) KiB while spraying")
+
+            #expect(Sockets.udpDrops(of: pid, port: host.port) == 0, "every datagram of the spray reached the proxy")
+            #expect(socketsWhenFull == idleSockets + limit, "after \(tableFull) sources the table is full: \(socketsWhenFull - idleSockets) flows for a limit of \(limit)")
+            #expect(peak <= idleSockets + limit, "\(peak - idleSockets) upstream sockets for a limit of \(limit)")
+            // 75,000 evictions in between: a leak of 10 bytes each would be 732 KiB.
+            #expect(resident - residentWhenFull < 512, "memory grew from \(residentWhenFull) KiB to \(resident) KiB after the table filled")
             let reply = try await onThread { try UDPTestClient(.ipv4).exchange(Array("still here".utf8), with: target) }
             #expect(reply == Array("still here".utf8), "a new client is served after the spray")
             let reports = proxy.process.log.split(separator: "\n").filter { $0.contains("flow limit (\(limit)) reached") }
-            #expect(reports.count == 1, "thousands of evictions, one line in the log:\n\(reports.joined(separator: "\n"))")
+            #expect(reports.count == 1, "\(sources + 1 - limit) evictions, one line in the log:\n\(reports.joined(separator: "\n"))")
         }
+    }
+
+    /// Spray datagrams sent between two exchanges of the pacer: few enough to fit the
+    /// proxy's receive buffer even where net.core.rmem_max is the default (208 KiB).
+    private static let sprayPace = 200
+    /// Sources between two counts of the proxy's sockets (a multiple of `sprayPace`).
+    private static let spraySamplingInterval = 5_000
+
+    /// The proxy's default flow limit, unless the hard open-files limit it inherits
+    /// from this process is too low for it (the proxy raises its soft limit to the
+    /// hard one, and keeps 64 descriptors besides its flows): then as many flows as
+    /// fit, passed explicitly, so that the spray meets the flow limit, not the
+    /// descriptor limit.
+    private static var sprayFlowLimit: Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return UDPProxyOptions.defaultMaxFlows }
+        return min(UDPProxyOptions.defaultMaxFlows, Int(clamping: limit.rlim_max) - 64)
     }
 }

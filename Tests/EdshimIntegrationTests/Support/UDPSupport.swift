@@ -49,13 +49,26 @@ extension Sockets {
     /// UDP ports already handed out in this test run.
     private static let handedOutUDP = Mutex<Set<UInt16>>([])
 
-    /// A port free for UDP on 0.0.0.0 and :: right now, never handed out before, and
-    /// below the ephemeral range: the UDP tests open thousands of client sockets on
-    /// ephemeral ports, and one of them must not take a port a test is about to bind.
+    /// The first port of the kernel's ephemeral range (net.ipv4.ip_local_port_range).
+    static let firstEphemeralPort: UInt16 = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+        .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { UInt16($0) } ?? 32768
+
+    /// The ports `freeUDPPort` hands out: from 10,000 to 20,000 (or to the ephemeral
+    /// range, where it begins lower).
+    static var testUDPPorts: Range<UInt16> { 10_000..<max(10_001, min(20_000, firstEphemeralPort)) }
+
+    /// The ports a spray binds its sources to (`UDPSpray`), on loopback addresses
+    /// other than 127.0.0.1: from 20,000 to the ephemeral range. None is a port a
+    /// test is about to bind, nor one that a client or the proxy (for its flows) takes
+    /// from the ephemeral range.
+    static var sprayUDPPorts: Range<UInt16> { 20_000..<max(20_001, firstEphemeralPort) }
+
+    /// A port free for UDP on 0.0.0.0 and :: right now, never handed out before, in
+    /// `testUDPPorts`: below the ephemeral range (the UDP tests open thousands of
+    /// client sockets on ephemeral ports, and one of them must not take a port a test
+    /// is about to bind) and below the ports a spray binds for a moment.
     static func freeUDPPort() throws -> UInt16 {
-        let ephemeral = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
-            .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { UInt16($0) } ?? 32768
-        let range: Range<UInt16> = 10_000..<max(10_001, ephemeral)
+        let range = testUDPPorts
         for _ in 0..<500 {
             let port = UInt16.random(in: range)
             let families: [IPAddress] = [.anyIPv4, .anyIPv6]
@@ -63,7 +76,7 @@ extension Sockets {
                   handedOutUDP.withLock({ $0.insert(port).inserted }) else { continue }
             return port
         }
-        throw TestFailure("no free UDP port below \(ephemeral)")
+        throw TestFailure("no free UDP port in \(range)")
     }
 
     static func canBindUDP(_ endpoint: SocketEndpoint) -> Bool {
@@ -93,6 +106,33 @@ extension Sockets {
         let directory = "/proc/\(pid)/fd"
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         return entries.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\($0)")) ?? "").hasPrefix("socket:") }.count
+    }
+
+    /// Datagrams the kernel dropped, for want of room, before process `pid`'s UDP
+    /// socket bound to 0.0.0.0:`port` read them (the `drops` column of /proc/PID/net/udp);
+    /// nil when there is no such socket.
+    static func udpDrops(of pid: pid_t, port: UInt16) -> Int? {
+        let table = procFile("/proc/\(pid)/net/udp")
+        let local = "00000000:" + String(format: "%04X", port)
+        for line in table.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count > 2, fields[1] == local { return fields.last.flatMap { Int($0) } }
+        }
+        return nil
+    }
+
+    /// The whole of a /proc file, read to its end: Foundation stops after the first
+    /// read, which /proc answers with one page at most.
+    static func procFile(_ path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while case let count = buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }), count > 0 {
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// Resident memory of `pid` in KiB.
