@@ -5,7 +5,8 @@
 #   --envoy-only    just Envoy (make demo; as root, the demo then runs --docker-only)
 #   --docker-only   just what the real-dockerd tests need: Debian's docker.io
 #                   (dockerd 20.10, containerd, runc, docker-proxy, the docker CLI)
-#                   and busybox-static (the tests' image is made from /bin/busybox)
+#                   busybox-static (the tests' image is made from /bin/busybox) and
+#                   iproute2 (ip: the tests' private bridge and network namespaces)
 #   --print-path    print directories to prepend to PATH (where pip put envoy)
 set -euo pipefail
 
@@ -53,6 +54,8 @@ missing_docker_packages() {
     for tool in dockerd containerd containerd-shim-runc-v2 runc docker-proxy docker; do
         have "$tool" || { echo docker.io; break; }
     done
+    # ip: the tests' private bridge and their private network namespaces.
+    have ip || echo iproute2
     if command -v dpkg-query >/dev/null 2>&1; then
         package_installed busybox-static || echo busybox-static
     else
