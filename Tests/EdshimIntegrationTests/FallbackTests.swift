@@ -61,6 +61,29 @@ struct FallbackTests {
         }
     }
 
+    @Test("serving the port itself, a container that resets while its client reads nothing costs the shim no CPU")
+    func resetWhileClientStalls() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let container = try LoopbackBackend.floodThenReset()
+            defer { container.stop() }
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: container.endpoint)
+            #expect(shim.status == "0\n", "served by the shim itself: \(shim.process.log)")
+            // A client with a small window that never reads: the shim holds the bytes
+            // it could not pass on when the container's reset arrives.
+            let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            defer { close(client) }
+            var small: Int32 = 4096
+            setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            #expect(SocketEndpoint(ip: .loopbackIPv4, port: host.port).withSocketAddress { connect(client, $0, $1) } == 0)
+            try await Task.sleep(for: .milliseconds(300))
+            let before = Sockets.cpuTicks(of: shim.process.pid)
+            try await Task.sleep(for: .seconds(1))
+            let used = Sockets.cpuTicks(of: shim.process.pid) - before
+            #expect(used < 10, "the shim used \(used) of 100 ticks of CPU in the second after the reset")
+        }
+    }
+
     @Test("SIGINT while serving the port itself: exits 0 at once and frees the port")
     func stopWhileServingItself() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in

@@ -75,8 +75,11 @@ final class TCPRelay {
                 if connection.toClient.isEmpty, !connection.upstreamDone { upstreamEvents |= Int16(POLLIN) }
                 if !connection.toUpstream.isEmpty { upstreamEvents |= Int16(POLLOUT) }
             }
-            fds.append(pollfd(fd: connection.client, events: clientEvents, revents: 0))
-            fds.append(pollfd(fd: connection.upstream, events: upstreamEvents, revents: 0))
+            // A side waited on for nothing is left out (a negative fd): poll reports
+            // POLLERR and POLLHUP whatever the events, and a reset socket reports them
+            // until it is closed, which would spin this loop while the other side drains.
+            fds.append(pollfd(fd: clientEvents == 0 ? -1 : connection.client, events: clientEvents, revents: 0))
+            fds.append(pollfd(fd: upstreamEvents == 0 ? -1 : connection.upstream, events: upstreamEvents, revents: 0))
         }
     }
 

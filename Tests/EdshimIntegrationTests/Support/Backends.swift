@@ -25,6 +25,23 @@ final class LoopbackBackend: @unchecked Sendable {
         }
     }
 
+    /// A container that sends each connection bytes until its peer has stopped taking
+    /// them (nothing more fits for 200 ms), then resets it (SO_LINGER 0): a server
+    /// killed mid-download while its client stalls.
+    static func floodThenReset(on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
+        try LoopbackBackend(ip: ip) { fd in
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 65536)
+            var writable = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            while true {
+                if chunk.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) > 0 { continue }
+                guard errno == EAGAIN, poll(&writable, 1, 200) == 1 else { break }
+            }
+            var reset = linger(l_onoff: 1, l_linger: 0)
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, socklen_t(MemoryLayout<linger>.size))
+        }
+    }
+
     /// An HTTP/1.1 server (keep-alive) answering every request with a body that
     /// says who answered and which forwarding headers arrived.
     static func http(name: String, on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {

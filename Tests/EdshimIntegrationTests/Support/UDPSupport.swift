@@ -135,6 +135,16 @@ extension Sockets {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// CPU time `pid` has used, user and system, in clock ticks (1/100 s on Linux).
+    static func cpuTicks(of pid: pid_t) -> Int {
+        // After the command name in parentheses: state is field 3, utime 14, stime 15.
+        let stat = procFile("/proc/\(pid)/stat")
+        guard let end = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: end)...].split(separator: " ")
+        guard fields.count > 12 else { return 0 }
+        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+    }
+
     /// Resident memory of `pid` in KiB.
     static func residentKiB(of pid: pid_t) -> Int {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
