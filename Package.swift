@@ -61,5 +61,6 @@ let package = Package(
         .target(name: "EdshimTestSupport", path: "Tests/EdshimTestSupport"),
         .testTarget(name: "EdshimCoreTests", dependencies: ["EdshimCore", "EdshimTestSupport"], resources: [.copy("Golden")]),
         .testTarget(name: "EdshimIntegrationTests", dependencies: ["EdshimCore", "EdshimTestSupport"]),
+        .testTarget(name: "EdshimServerTests", dependencies: ["EdshimServer"]),
     ]
 )

@@ -45,9 +45,10 @@ actor XDSPublisher {
         coalescer = Coalescer { [self] registry in await self.apply(registry) }
     }
 
-    /// Publishes the configuration of `registry`; returns once it (or a newer one) is on disk.
-    func publish(_ registry: Registry) async {
-        await coalescer?.submit(registry)
+    /// Publishes the configuration of `registry`, the registrar's `revision`; returns
+    /// once it (or a newer one) is on disk.
+    func publish(_ registry: Registry, revision: Int) async {
+        await coalescer?.submit(registry, revision: revision)
     }
 
     private func apply(_ registry: Registry) async {

@@ -68,6 +68,12 @@ final class OwnerWatcher: @unchecked Sendable {
         }
     }
 
+    /// Whether the process of pidfd `fd` has exited (the pidfd is readable).
+    private static func hasExited(_ fd: Int32) -> Bool {
+        var waiter = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&waiter, 1, 0) == 1 && waiter.revents & Int16(POLLIN) != 0
+    }
+
     /// Ends the watching thread and the `exits` stream.
     func stop() {
         var byte: UInt8 = 1
@@ -86,14 +92,20 @@ final class OwnerWatcher: @unchecked Sendable {
                     continuation.finish()
                     return
                 }
+                // The event may be stale: `unwatch` can have closed this descriptor
+                // since epoll_wait returned, and its number can already belong to
+                // another pidfd. Only a descriptor still mapped, whose process has
+                // really exited, is taken (and then closed here, by its one owner).
                 let owner: Owner? = watched.withLock {
-                    guard let owner = $0.owners.removeValue(forKey: fd) else { return nil }
+                    guard let owner = $0.owners[fd], Self.hasExited(fd) else { return nil }
+                    $0.owners[fd] = nil
                     $0.descriptors[owner] = nil
                     return owner
                 }
+                guard let owner else { continue }
                 epoll_ctl(epoll, EPOLL_CTL_DEL, fd, nil)
                 close(fd)
-                if let owner { continuation.yield(owner) }
+                continuation.yield(owner)
             }
         }
         continuation.finish()

@@ -8,6 +8,8 @@ actor Registrar {
     /// Sockets Envoy listened on for a key just deregistered: until they close,
     /// readiness must not take them for the listener of a new registration.
     private var retired: [RegistrationKey: Set<UInt64>] = [:]
+    /// Numbers the snapshots `commit` hands on, newest highest (0 was the start's).
+    private var revision = 0
     private let publisher: XDSPublisher
     private let state: StateStore
     private let owners: OwnerWatcher
@@ -215,8 +217,10 @@ actor Registrar {
     /// Hands the registry to Envoy and to the state file; returns once both have it.
     private func commit() async {
         let snapshot = registry
-        async let published: Void = publisher.publish(snapshot)
-        async let saved: Void = state.save(snapshot)
+        revision += 1
+        let current = revision
+        async let published: Void = publisher.publish(snapshot, revision: current)
+        async let saved: Void = state.save(snapshot, revision: current)
         _ = await (published, saved)
     }
 

@@ -1,43 +1,49 @@
-/// Writes the latest of a stream of snapshots, one write at a time.
+/// Writes the newest of a stream of numbered snapshots, one write at a time.
 ///
-/// `submit` returns once a write that includes the submitted snapshot (or a newer
-/// one) has finished. While a write runs, newer submissions only replace the pending
-/// snapshot, so a burst of changes costs one or two writes, not one each.
+/// `submit` returns once a write of the submitted snapshot, or of a newer one, has
+/// finished. While a write runs, newer submissions only replace the pending snapshot,
+/// so a burst of changes costs one or two writes, not one each. Snapshots are ordered
+/// by their revision, not by when they arrive: the registrar hands each one to the
+/// publisher and the state store from tasks of its own, which may arrive in either
+/// order, and an older snapshot arriving late must never be written over a newer one.
 actor Coalescer<Snapshot: Sendable> {
     private let write: @Sendable (Snapshot) async -> Void
-    private var pending: Snapshot?
-    private var requested = 0
-    private var written = 0
+    private var pending: (revision: Int, snapshot: Snapshot)?
+    /// The newest revision submitted, and the newest written (-1: none yet).
+    private var newest = -1
+    private var written = -1
     private var writing = false
-    private var waiters: [(generation: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    private var waiters: [(revision: Int, continuation: CheckedContinuation<Void, Never>)] = []
 
     /// A coalescer that hands snapshots to `write` (never two calls at once).
     init(write: @escaping @Sendable (Snapshot) async -> Void) {
         self.write = write
     }
 
-    /// Submits `snapshot`; returns once it, or a newer snapshot, is written.
-    func submit(_ snapshot: Snapshot) async {
-        pending = snapshot
-        requested += 1
-        let generation = requested
+    /// Submits `snapshot`, numbered `revision` (higher is newer); returns once it, or
+    /// a newer snapshot, is written. An older one than already submitted is not written.
+    func submit(_ snapshot: Snapshot, revision: Int) async {
+        if revision > newest {
+            newest = revision
+            pending = (revision, snapshot)
+        }
+        guard written < revision else { return }
         if !writing {
             writing = true
             Task { await drain() }
         }
         await withCheckedContinuation { continuation in
-            waiters.append((generation, continuation))
+            waiters.append((revision, continuation))
         }
     }
 
     private func drain() async {
-        while written < requested, let snapshot = pending {
-            let generation = requested
+        while let next = pending {
             pending = nil
-            await write(snapshot)
-            written = generation
-            let done = waiters.filter { $0.generation <= generation }
-            waiters.removeAll { $0.generation <= generation }
+            await write(next.snapshot)
+            written = next.revision
+            let done = waiters.filter { $0.revision <= written }
+            waiters.removeAll { $0.revision <= written }
             for waiter in done { waiter.continuation.resume() }
         }
         writing = false

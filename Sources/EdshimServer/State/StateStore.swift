@@ -35,9 +35,10 @@ actor StateStore {
         }
     }
 
-    /// Saves `registry`; returns once it (or a newer one) is on disk.
-    func save(_ registry: Registry) async {
-        await coalescer?.submit(registry)
+    /// Saves `registry`, the registrar's `revision`; returns once it (or a newer one)
+    /// is on disk.
+    func save(_ registry: Registry, revision: Int) async {
+        await coalescer?.submit(registry, revision: revision)
     }
 
     private func write(_ registry: Registry) {
