@@ -84,6 +84,36 @@ struct FallbackTests {
         }
     }
 
+    @Test("serving the port itself with no descriptor left, the shim pauses accepting instead of spinning, and resumes")
+    func outOfDescriptors() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let dial = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.status == "0\n", "served by the shim itself: \(shim.process.log)")
+            // Room for two relayed connections (a client and an upstream socket each).
+            try Sockets.limitDescriptors(of: shim.process.pid, toFree: 4)
+            var clients: [Int32] = []
+            defer { for client in clients { close(client) } }
+            for _ in 0..<6 {
+                let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                clients.append(client)
+                #expect(dial.withSocketAddress { connect(client, $0, $1) } == 0)
+            }
+            try await bed.eventually("the shim ran out of descriptors") { shim.process.log.contains("no file descriptor left") }
+            let before = Sockets.cpuTicks(of: shim.process.pid)
+            try await Task.sleep(for: .seconds(1))
+            let used = Sockets.cpuTicks(of: shim.process.pid) - before
+            #expect(used < 10, "the shim used \(used) of 100 ticks of CPU in a second with connections it cannot accept")
+            for client in clients { close(client) }
+            clients = []
+            try await bed.eventually("connections are accepted again once descriptors are free") {
+                try TestHTTP.get(dial).status == 200
+            }
+        }
+    }
+
     @Test("SIGINT while serving the port itself: exits 0 at once and frees the port")
     func stopWhileServingItself() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in

@@ -29,9 +29,9 @@ struct StatusPipe {
     /// Reports the reason on one line and closes the pipe.
     mutating func reportFailure(_ reason: String) {
         let line = reason.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        // dockerd first: it is waiting, and logging may be slow.
+        if open { send("1\n\(line)") }
         ShimLog.info("failed: \(line)")
-        guard open else { return }
-        send("1\n\(line)")
     }
 
     private mutating func send(_ text: String) {

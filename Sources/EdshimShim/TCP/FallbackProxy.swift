@@ -13,65 +13,97 @@ struct FallbackProxy {
     let client: ServerClient
     let signals: TerminationSignals
 
-    /// Serves until a termination signal; returns whether the port ended up registered
-    /// (the caller then deregisters).
+    /// How long accepting pauses when no descriptor is left for a connection.
+    static let acceptPauseMilliseconds: Int64 = 100
+
+    /// Serves until a termination signal; returns whether the port may be registered
+    /// (it was, or a registration was in flight): the caller then deregisters.
     func run(serving listener: PortListener) -> Bool {
         let relay = TCPRelay(target: container)
         defer { relay.closeAll() }
+        // One descriptor per relayed connection and side: as many as dockerd allows.
+        DescriptorLimit.raise(toward: Int(Int32.max))
         var serving: PortListener? = listener
         var registered = false
         var pending: PendingExchange?
+        var pendingDeadline = Deadline.after(milliseconds: 0)
+        var acceptPausedUntil: Deadline?
+        var exhaustion = LogThrottle()
         var retry = RegistrationRetry(key: key)
         while true {
             if serving != nil, pending == nil, retry.isDue {
                 let request = RegisterRequest(key: key, container: container, heldSocketInode: serving?.inode)
                 do {
                     pending = try client.begin(.register(request))
+                    pendingDeadline = .after(milliseconds: TCPShim.registerTimeoutMilliseconds)
                 } catch {
                     retry.failed(error.description)
                 }
             }
+            if acceptPausedUntil?.hasPassed == true { acceptPausedUntil = nil }
+            let accepting = serving != nil && acceptPausedUntil == nil
             var fds = [pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)]
-            if let serving { fds.append(pollfd(fd: serving.descriptor, events: Int16(POLLIN), revents: 0)) }
+            if let serving { fds.append(pollfd(fd: accepting ? serving.descriptor : -1, events: Int16(POLLIN), revents: 0)) }
             if let pending { fds.append(pollfd(fd: pending.descriptor, events: Int16(POLLIN), revents: 0)) }
             let relayStart = fds.count
             relay.appendPollDescriptors(to: &fds)
-            let timeout: Int32 = serving == nil ? -1 : (pending == nil ? retry.remaining : 1000)
+            var timeout: Int32 = serving == nil ? -1 : (pending == nil ? retry.remaining : min(1000, pendingDeadline.remaining))
+            if let acceptPausedUntil { timeout = timeout < 0 ? acceptPausedUntil.remaining : min(timeout, acceptPausedUntil.remaining) }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
-            if ready < 0, errno != EINTR { return registered }
+            if ready < 0, errno != EINTR { return registered || pending != nil }
             if fds[0].revents != 0, signals.takePending() {
+                // A registration in flight may still complete on the server's side.
+                let inFlight = pending != nil
                 pending?.close()
                 if let serving { close(serving.descriptor) }
-                return registered
+                return registered || inFlight
             }
             var index = 1
             if let listening = serving {
-                if fds[index].revents != 0 { for client in listening.acceptPending() { relay.add(client: client) } }
+                if fds[index].revents != 0 {
+                    let (clients, outOfDescriptors) = listening.acceptPending()
+                    for client in clients { relay.add(client: client) }
+                    if outOfDescriptors {
+                        // Left readable, the socket would wake this loop at once, again
+                        // and again: pause accepting until connections close.
+                        acceptPausedUntil = .after(milliseconds: Self.acceptPauseMilliseconds)
+                        let message = "no file descriptor left for a new connection to \(key) (\(relay.count) relayed); accepting again as connections close"
+                        if let line = exhaustion.line(message, now: Deadline.now()) { ShimLog.info(line) }
+                    }
+                }
                 index += 1
             }
-            if var exchange = pending, fds[index].revents != 0 {
-                do {
-                    if let response = try exchange.receive() {
+            if var exchange = pending {
+                if fds[index].revents != 0 {
+                    do {
+                        if let response = try exchange.receive() {
+                            exchange.close()
+                            pending = nil
+                            switch response {
+                            case .ok, .registrations:
+                                if let listening = serving {
+                                    for client in listening.retire() { relay.add(client: client) }
+                                }
+                                serving = nil
+                                registered = true
+                                ShimLog.info("handed \(key) over to Envoy; finishing \(relay.count) connection(s) it was relaying")
+                            case .failure(let error):
+                                retry.failed(error.message, transient: FallbackPolicy.isTransient(error))
+                            }
+                        } else {
+                            pending = exchange
+                        }
+                    } catch {
                         exchange.close()
                         pending = nil
-                        switch response {
-                        case .ok, .registrations:
-                            if let listening = serving {
-                                for client in listening.retire() { relay.add(client: client) }
-                            }
-                            serving = nil
-                            registered = true
-                            ShimLog.info("handed \(key) over to Envoy; finishing \(relay.count) connection(s) it was relaying")
-                        case .failure(let error):
-                            retry.failed(error.message, transient: FallbackPolicy.isTransient(error))
-                        }
-                    } else {
-                        pending = exchange
+                        retry.failed(error.description)
                     }
-                } catch {
-                    exchange.close()
+                }
+                if let stuck = pending, pendingDeadline.hasPassed {
+                    // Answered or not, a request this old is given up, and tried again.
+                    stuck.close()
                     pending = nil
-                    retry.failed(error.description)
+                    retry.failed(ServerClient.Failure.timedOut.description)
                 }
             }
             relay.process(fds[relayStart...])

@@ -29,13 +29,18 @@ struct PortListener {
         return PortListener(descriptor: fd, inode: UInt64(info.st_ino))
     }
 
-    /// Accepts every connection waiting, without blocking.
-    func acceptPending() -> [Int32] {
+    /// Accepts every connection waiting, without blocking. `outOfDescriptors`: the
+    /// process or the system has no descriptor left, so connections stay queued
+    /// (and the socket readable) until some close.
+    func acceptPending() -> (clients: [Int32], outOfDescriptors: Bool) {
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         var accepted: [Int32] = []
         while true {
             let client = accept(descriptor, nil, nil)
-            guard client >= 0 else { return accepted }
+            guard client >= 0 else {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                return (accepted, errno == EMFILE || errno == ENFILE)
+            }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             accepted.append(client)
         }
@@ -49,7 +54,7 @@ struct PortListener {
     /// arriving in the microseconds between the last accept and the shutdown can be
     /// refused (unless net.ipv4.tcp_migrate_req=1, which hands it to Envoy).
     func retire() -> [Int32] {
-        let queued = acceptPending()
+        let queued = acceptPending().clients
         shutdown(descriptor, Int32(SHUT_RD))
         close(descriptor)
         return queued

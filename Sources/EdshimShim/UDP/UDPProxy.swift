@@ -54,7 +54,7 @@ final class UDPProxy {
               edshim_epoll_watch(epoll, signals.descriptor, Self.signalToken) == 0 else {
             throw .system("epoll_ctl")
         }
-        Self.allowDescriptors(options.maxFlows + 64)
+        DescriptorLimit.raise(toward: options.maxFlows + 64)
     }
 
     deinit {
@@ -231,13 +231,4 @@ final class UDPProxy {
         return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
     }
 
-    /// Raises the soft descriptor limit towards `count` (one socket per flow); where
-    /// the hard limit is lower, a new flow evicts the least recently used instead.
-    private static func allowDescriptors(_ count: Int) {
-        var limit = rlimit()
-        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-        guard getrlimit(resource, &limit) == 0, limit.rlim_cur < rlim_t(count) else { return }
-        limit.rlim_cur = min(rlim_t(count), limit.rlim_max)
-        _ = setrlimit(resource, &limit)
-    }
 }
