@@ -24,6 +24,36 @@ struct ShimLifecycleTests {
         }
     }
 
+    @Test("a server that has stopped accepting cannot hold a starting shim: SIGINT still ends it within a second")
+    func serverNotAccepting() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            // A socket nobody accepts on, whose backlog (0) one connection already fills:
+            // a blocking connect to it would wait for as long as that lasts.
+            let path = bed.directory + "/stuck.sock"
+            let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            defer { close(listener) }
+            #expect(UnixSocketAddress.with(path: path) { bind(listener, $0, $1) } == 0)
+            #expect(listen(listener, 0) == 0)
+            let first = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            defer { close(first) }
+            #expect(UnixSocketAddress.with(path: path) { connect(first, $0, $1) } == 0)
+
+            let pipe = try Sockets.pipe()
+            defer { close(pipe.read) }
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try ChildProcess.spawn(
+                bed.edshim, ShimArguments(proto: .tcp, host: host, container: SocketEndpoint(ip: .loopbackIPv4, port: 9)).commandLine,
+                environment: ["EDSHIM_SOCKET": path], descriptors: [3: pipe.write], logPath: bed.directory + "/stuck-shim.log"
+            )
+            close(pipe.write)
+            defer { if !shim.hasExited { shim.signal(SIGKILL); _ = shim.poll() } }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(!shim.hasExited, "still trying to register: \(shim.log)")
+            shim.signal(SIGINT)
+            #expect(await shim.waitForExit(timeout: .seconds(1)) == 0, "\(shim.log)")
+        }
+    }
+
     @Test("started as docker-proxy, envoy-docker-shim or `edshim shim`, it serves", arguments: ["docker-proxy", "envoy-docker-shim", "shim-subcommand"])
     func names(name: String) async throws {
         try await withTestbed { bed in

@@ -13,6 +13,9 @@ public struct ServerClient: Sendable {
         case timedOut
         /// The interrupt descriptor became readable first (a signal arrived).
         case interrupted
+        /// The interrupt came while the server was not taking the connection: the
+        /// request was never sent.
+        case interruptedBeforeSending
         /// The server answered something that is not a response.
         case malformed(String)
 
@@ -22,6 +25,7 @@ public struct ServerClient: Sendable {
             case .unreachable(let reason): reason
             case .timedOut: "the edshim server did not answer in time"
             case .interrupted: "interrupted by a signal"
+            case .interruptedBeforeSending: "interrupted by a signal before the edshim server took the connection"
             case .malformed(let reason): "the edshim server answered something unreadable: \(reason)"
             }
         }
@@ -43,7 +47,7 @@ public struct ServerClient: Sendable {
     /// Sends `request` and waits for the response until `deadline`, or until
     /// `interrupt` (a signalfd) becomes readable.
     public func exchange(_ request: WireRequest, deadline: Deadline, interrupt: Int32? = nil) throws(Failure) -> WireResponse {
-        let fd = try connect()
+        let fd = try connect(deadline: deadline, interrupt: interrupt)
         defer { close(fd) }
         try send(request.encoded, on: fd)
         let line = try receiveLine(on: fd, deadline: deadline, interrupt: interrupt)
@@ -54,11 +58,14 @@ public struct ServerClient: Sendable {
         }
     }
 
+    /// How long `begin` waits for a server too busy to take the connection.
+    public static let beginConnectMilliseconds: Int64 = 100
+
     /// Starts an exchange without waiting for its answer: for callers that run their
     /// own `poll` loop (the shim while it serves a port itself). Poll `descriptor` for
     /// input and call `receive()`; `close()` when done.
     public func begin(_ request: WireRequest) throws(Failure) -> PendingExchange {
-        let fd = try connect()
+        let fd = try connect(deadline: .after(milliseconds: Self.beginConnectMilliseconds), interrupt: nil)
         do {
             try send(request.encoded, on: fd)
         } catch {
@@ -76,14 +83,32 @@ public struct ServerClient: Sendable {
         return "socket path \(socketPath) is longer than \(UnixSocketAddress.maximumPathLength) bytes: choose a shorter one (EDSHIM_SOCKET, or --socket)"
     }
 
-    private func connect() throws(Failure) -> Int32 {
+    /// Connects without ever blocking past `deadline` or `interrupt`: a blocking
+    /// connect to a Unix socket whose server has stopped accepting (its backlog full)
+    /// would wait for as long as that lasts, deaf to signals taken by a signalfd.
+    /// Non-blocking, such a connect fails at once with EAGAIN, and is tried again.
+    private func connect(deadline: Deadline, interrupt: Int32?) throws(Failure) -> Int32 {
         if let pathProblem { throw .unreachable(pathProblem) }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw .unreachable("socket: \(String(cString: strerror(errno)))") }
-        let result = UnixSocketAddress.with(path: socketPath) { Glibc.connect(fd, $0, $1) } ?? {
-            errno = ENOENT  // an empty path names no socket
-            return -1
-        }()
+        var result: Int32
+        while true {
+            result = UnixSocketAddress.with(path: socketPath) { Glibc.connect(fd, $0, $1) } ?? {
+                errno = ENOENT  // an empty path names no socket
+                return -1
+            }()
+            guard result != 0, errno == EAGAIN || errno == EINTR else { break }
+            guard !deadline.hasPassed else {
+                close(fd)
+                throw .timedOut
+            }
+            var waiter = [pollfd(fd: interrupt ?? -1, events: Int16(POLLIN), revents: 0)]
+            if poll(&waiter, 1, min(10, deadline.remaining)) > 0 {
+                close(fd)
+                throw .interruptedBeforeSending
+            }
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         guard result == 0 else {
             let code = errno
             close(fd)

@@ -39,6 +39,9 @@ enum TCPShim {
                 }
                 unservedBecause = error.message
             }
+        } catch .interruptedBeforeSending {
+            ShimLog.info("stopped before the server took the registration of \(arguments.key)")
+            return 0
         } catch .interrupted {
             ShimLog.info("stopped while registering \(arguments.key)")
             deregister(arguments.key, client: client)

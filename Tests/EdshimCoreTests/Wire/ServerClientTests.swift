@@ -115,6 +115,43 @@ struct ServerClientTests {
         #expect(error == .interrupted)
     }
 
+    /// A socket whose backlog (0) one connection already fills: the server is not
+    /// taking connections, and a blocking connect would wait as long as that lasts.
+    private func fullBacklog(_ server: FakeServer) throws -> Int32 {
+        try #require(listen(server.fd, 0) == 0)
+        let first = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(UnixSocketAddress.with(path: server.path) { connect(first, $0, $1) } == 0)
+        return first
+    }
+
+    @Test func aServerNotTakingConnectionsTimesOutAtTheDeadline() throws {
+        let server = try FakeServer()
+        defer { server.close() }
+        let first = try fullBacklog(server)
+        defer { close(first) }
+        let start = ContinuousClock.now
+        let error = try #require(throws: ServerClient.Failure.self) {
+            try ServerClient(socketPath: server.path).exchange(.list, deadline: .after(milliseconds: 200))
+        }
+        #expect(error == .timedOut)
+        #expect(ContinuousClock.now - start < .seconds(2))
+    }
+
+    @Test func anInterruptEndsTheWaitForAServerNotTakingConnections() throws {
+        let server = try FakeServer()
+        defer { server.close() }
+        let first = try fullBacklog(server)
+        defer { close(first) }
+        var pipeFDs: [Int32] = [0, 0]
+        try #require(pipe(&pipeFDs) == 0)
+        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
+        try #require(write(pipeFDs[1], "x", 1) == 1)
+        let error = try #require(throws: ServerClient.Failure.self) {
+            try ServerClient(socketPath: server.path).exchange(.list, deadline: .after(milliseconds: 30_000), interrupt: pipeFDs[0])
+        }
+        #expect(error == .interruptedBeforeSending)
+    }
+
     @Test func aServerThatNeverAnswersTimesOut() throws {
         let server = try FakeServer()
         defer { server.close() }
