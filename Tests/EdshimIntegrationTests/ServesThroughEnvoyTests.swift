@@ -30,6 +30,24 @@ struct ServesThroughEnvoyTests {
         }
     }
 
+    @Test("a container come back with a new address: the request right after the new shim's 0\\n reaches the new one")
+    func replacementServedAtOnce() async throws {
+        try await withTestbed { bed in
+            let backends = [try bed.httpBackend("first"), try bed.httpBackend("second")]
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            var shims: [ShimRun] = []
+            for round in 0..<8 {
+                let backend = backends[round % 2]
+                // The old shim stays up: the new registration replaces its own.
+                let shim = try await bed.publish(host, to: backend.endpoint)
+                #expect(shim.status == "0\n", "round \(round): \(shim.process.log)")
+                shims.append(shim)
+                let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+                #expect(response.body.contains("backend=\(round % 2 == 0 ? "first" : "second")"), "round \(round): \(response.body)")
+            }
+        }
+    }
+
     @Test("bytes pass both ways untouched in tcp mode", arguments: SpawnStyle.allCases)
     func bytesBothWays(style: SpawnStyle) async throws {
         var options = Testbed.Options()

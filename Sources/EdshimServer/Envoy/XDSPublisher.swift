@@ -96,6 +96,14 @@ actor XDSPublisher {
         return (bytes, cache)
     }
 
+    /// Returns once Envoy has read the file written last (or the watcher ran out of
+    /// patience): for a change to a port Envoy already listens on, such as a container
+    /// come back with a new address, whose socket table shows nothing new.
+    func waitUntilRead() async {
+        guard let reads, let unread else { return }
+        await reads.waitForRead(of: unread)
+    }
+
     private func writeIfChanged(_ bytes: [UInt8], named name: String) async throws {
         if lastWritten[name] == nil, SystemFile.read(directory + "/" + name) == bytes {
             lastWritten[name] = bytes

@@ -106,6 +106,9 @@ actor Registrar {
         }
         if ready {
             retired[key] = nil
+            // Replacing a registration, Envoy's socket on the port was there before:
+            // answer once Envoy has taken in the new cluster, not merely listens.
+            if replaced != nil { await publisher.waitUntilRead() }
             return .ok
         }
         registry.remove(key)
