@@ -124,6 +124,30 @@ struct SocketLockdownTests {
         }
     }
 
+    @Test("an idle client does not hold the server's stop: SIGTERM ends it at once, exit 0")
+    func idleClientDoesNotHoldStop() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let server = try ChildProcess.spawn(
+                bed.edshim,
+                ["server", "--socket", bed.socketPath, "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile, "--admin-address", "off"],
+                logPath: bed.directory + "/idle-server.log"
+            )
+            defer { if !server.hasExited { server.signal(SIGKILL); _ = server.poll() } }
+            try await bed.eventually("the server answers") {
+                (try? ServerClient(socketPath: bed.socketPath).exchange(.list, deadline: .after(milliseconds: 500))) != nil
+            }
+            // Connected, one request answered, then silent: an operator's forgotten socat.
+            let idle = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            defer { close(idle) }
+            #expect(UnixSocketAddress.with(path: bed.socketPath) { connect(idle, $0, $1) } == 0)
+            try Sockets.sendAll(idle, Array((#"{"v":1,"op":"list"}"# + "\n").utf8))
+            var answer = [UInt8](repeating: 0, count: 4096)
+            #expect(answer.withUnsafeMutableBytes { recv(idle, $0.baseAddress, $0.count, 0) } > 0)
+            server.signal(SIGTERM)
+            #expect(await server.waitForExit(timeout: .seconds(3)) == 0, "\(server.log)")
+        }
+    }
+
     @Test("under systemd (Type=notify) the server says READY=1 once the socket accepts")
     func notifiesSystemd() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in

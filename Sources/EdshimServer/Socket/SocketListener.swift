@@ -89,20 +89,31 @@ struct SocketListener: Service {
             return
         }
         do {
-            try await connection.executeThenClose { inbound, outbound in
-                do {
-                    for try await line in inbound {
-                        let response = await answer(line, from: peer)
-                        try await outbound.write(ByteBuffer(bytes: response.encoded))
-                    }
-                } catch is BoundedLineDecoder.LineTooLong {
-                    let error = WireError(.tooLarge, "request line exceeds \(WireProtocol.maximumRequestBytes) bytes")
-                    logger.notice("refused an oversized request", metadata: ["peer": "\(peer)"])
-                    try await outbound.write(ByteBuffer(bytes: WireResponse.failure(error).encoded))
-                }
+            // On shutdown, stop reading: the request being answered still gets its
+            // answer, and an idle client (an operator's socat) does not hold the stop.
+            try await withGracefulShutdownHandler {
+                try await answerRequests(on: connection, from: peer)
+            } onGracefulShutdown: {
+                channel.close(mode: .input, promise: nil)
             }
         } catch {
             logger.debug("connection ended", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        }
+    }
+
+    /// Answers each request line in order until the client stops sending.
+    private func answerRequests(on connection: Connection, from peer: PeerCredentials) async throws {
+        try await connection.executeThenClose { inbound, outbound in
+            do {
+                for try await line in inbound {
+                    let response = await answer(line, from: peer)
+                    try await outbound.write(ByteBuffer(bytes: response.encoded))
+                }
+            } catch is BoundedLineDecoder.LineTooLong {
+                let error = WireError(.tooLarge, "request line exceeds \(WireProtocol.maximumRequestBytes) bytes")
+                logger.notice("refused an oversized request", metadata: ["peer": "\(peer)"])
+                try await outbound.write(ByteBuffer(bytes: WireResponse.failure(error).encoded))
+            }
         }
     }
 
