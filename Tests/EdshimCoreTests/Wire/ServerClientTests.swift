@@ -105,14 +105,19 @@ struct ServerClientTests {
     @Test func aReadableInterruptDescriptorEndsTheWait() throws {
         let server = try FakeServer()
         defer { server.close() }
+        #expect(try interruptedExchange(with: server) == .interrupted)
+    }
+
+    /// How an exchange with `server` ends when its interrupt descriptor is readable
+    /// from the start.
+    private func interruptedExchange(with server: FakeServer) throws -> ServerClient.Failure {
         var pipeFDs: [Int32] = [0, 0]
         try #require(pipe(&pipeFDs) == 0)
         defer { close(pipeFDs[0]); close(pipeFDs[1]) }
         try #require(write(pipeFDs[1], "x", 1) == 1)
-        let error = try #require(throws: ServerClient.Failure.self) {
+        return try #require(throws: ServerClient.Failure.self) {
             try ServerClient(socketPath: server.path).exchange(.list, deadline: .after(milliseconds: 30_000), interrupt: pipeFDs[0])
         }
-        #expect(error == .interrupted)
     }
 
     /// A socket whose backlog (0) one connection already fills: the server is not
@@ -142,14 +147,7 @@ struct ServerClientTests {
         defer { server.close() }
         let first = try fullBacklog(server)
         defer { close(first) }
-        var pipeFDs: [Int32] = [0, 0]
-        try #require(pipe(&pipeFDs) == 0)
-        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
-        try #require(write(pipeFDs[1], "x", 1) == 1)
-        let error = try #require(throws: ServerClient.Failure.self) {
-            try ServerClient(socketPath: server.path).exchange(.list, deadline: .after(milliseconds: 30_000), interrupt: pipeFDs[0])
-        }
-        #expect(error == .interruptedBeforeSending)
+        #expect(try interruptedExchange(with: server) == .interruptedBeforeSending)
     }
 
     @Test func aServerThatNeverAnswersTimesOut() throws {
