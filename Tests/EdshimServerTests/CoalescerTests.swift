@@ -12,7 +12,10 @@ struct CoalescerTests {
     @Test("an older snapshot arriving after a newer one is never written over it")
     func olderArrivingLateIsNotWritten() async {
         let written = Written()
-        let coalescer = Coalescer<Int> { value in written.values.withLock { $0.append(value) } }
+        let coalescer = Coalescer<Int> { value in
+            written.values.withLock { $0.append(value) }
+            return true
+        }
         await coalescer.submit(20, revision: 2)
         await coalescer.submit(10, revision: 1)
         #expect(written.values.withLock { $0 } == [20])
@@ -25,6 +28,7 @@ struct CoalescerTests {
             let coalescer = Coalescer<Int> { value in
                 written.values.withLock { $0.append(value) }
                 await Task.yield()
+                return true
             }
             await withTaskGroup(of: Void.self) { group in
                 for revision in (1...40).shuffled() {
@@ -35,5 +39,18 @@ struct CoalescerTests {
             #expect(values.last == 400, "\(values)")
             #expect(values == values.sorted(), "written out of order: \(values)")
         }
+    }
+
+    @Test("a failed write is tried again, and its submitter returns only once it succeeded")
+    func failedWriteIsRetried() async {
+        let attempts = Written()
+        let coalescer = Coalescer<Int> { value in
+            attempts.values.withLock { $0.append(value) }
+            return attempts.values.withLock { $0.count } >= 3
+        }
+        let start = ContinuousClock.now
+        await coalescer.submit(7, revision: 1)
+        #expect(attempts.values.withLock { $0 } == [7, 7, 7])
+        #expect(ContinuousClock.now - start >= Coalescer<Int>.firstRetryDelay * 3, "retried after 250 ms, then 500 ms")
     }
 }

@@ -51,13 +51,16 @@ actor XDSPublisher {
         await coalescer?.submit(registry, revision: revision)
     }
 
-    private func apply(_ registry: Registry) async {
+    /// Writes the steps to `registry`'s configuration; false when a write failed (it is
+    /// tried again, `Coalescer`).
+    private func apply(_ registry: Registry) async -> Bool {
         let destination = await Self.configuration(for: registry, telemetry: telemetry)
         for step in EnvoyConfiguration.steps(from: published, to: destination) {
             let missing = step.missingClusters
             guard missing.isEmpty else {
+                // A bug, not a condition that passes: trying again would not help.
                 logger.critical("refusing to publish an inconsistent step", metadata: ["missing_clusters": "\(missing.sorted())"])
-                return
+                return true
             }
             do {
                 if step.clusters != published.clusters {
@@ -72,10 +75,11 @@ actor XDSPublisher {
                 }
                 published = step
             } catch {
-                logger.error("writing Envoy configuration failed; the next change retries", metadata: ["error": "\(error)"])
-                return
+                logger.error("writing Envoy configuration failed; retrying", metadata: ["error": "\(error)"])
+                return false
             }
         }
+        return true
     }
 
     /// Builds the configuration off the actor.

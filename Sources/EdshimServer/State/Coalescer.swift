@@ -6,8 +6,14 @@
 /// by their revision, not by when they arrive: the registrar hands each one to the
 /// publisher and the state store from tasks of its own, which may arrive in either
 /// order, and an older snapshot arriving late must never be written over a newer one.
+///
+/// A write that fails (a full disk) is tried again, after 250 ms and then up to every
+/// 5 s, with the newest snapshot by then; its submitters wait until one succeeds.
 actor Coalescer<Snapshot: Sendable> {
-    private let write: @Sendable (Snapshot) async -> Void
+    static var firstRetryDelay: Duration { .milliseconds(250) }
+    static var longestRetryDelay: Duration { .seconds(5) }
+
+    private let write: @Sendable (Snapshot) async -> Bool
     private var pending: (revision: Int, snapshot: Snapshot)?
     /// The newest revision submitted, and the newest written (-1: none yet).
     private var newest = -1
@@ -15,8 +21,9 @@ actor Coalescer<Snapshot: Sendable> {
     private var writing = false
     private var waiters: [(revision: Int, continuation: CheckedContinuation<Void, Never>)] = []
 
-    /// A coalescer that hands snapshots to `write` (never two calls at once).
-    init(write: @escaping @Sendable (Snapshot) async -> Void) {
+    /// A coalescer that hands snapshots to `write` (never two calls at once), which
+    /// returns whether the snapshot is written.
+    init(write: @escaping @Sendable (Snapshot) async -> Bool) {
         self.write = write
     }
 
@@ -38,9 +45,17 @@ actor Coalescer<Snapshot: Sendable> {
     }
 
     private func drain() async {
+        var retryDelay = Self.firstRetryDelay
         while let next = pending {
             pending = nil
-            await write(next.snapshot)
+            guard await write(next.snapshot) else {
+                // Unless a newer snapshot came meanwhile, this one is tried again.
+                if pending == nil { pending = next }
+                try? await Task.sleep(for: retryDelay)
+                retryDelay = min(retryDelay * 2, Self.longestRetryDelay)
+                continue
+            }
+            retryDelay = Self.firstRetryDelay
             written = next.revision
             let done = waiters.filter { $0.revision <= written }
             waiters.removeAll { $0.revision <= written }

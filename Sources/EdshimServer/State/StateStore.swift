@@ -41,11 +41,14 @@ actor StateStore {
         await coalescer?.submit(registry, revision: revision)
     }
 
-    private func write(_ registry: Registry) {
+    /// Whether `registry` is on disk; a failure is tried again (`Coalescer`).
+    private func write(_ registry: Registry) -> Bool {
         do {
             try AtomicFile.write(StateDocument.encode(registry), to: path, mode: 0o640, durable: true)
+            return true
         } catch {
-            logger.error("cannot save the state file; a restart would need edshim resync", metadata: ["error": "\(error)"])
+            logger.error("cannot save the state file; retrying (a restart meanwhile would need edshim resync)", metadata: ["error": "\(error)"])
+            return false
         }
     }
 }
