@@ -28,6 +28,22 @@ struct AdminEndpointTests {
         }
     }
 
+    @Test("a client that closes its sending side after the request still gets the answer")
+    func halfClosedClient() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            defer { close(fd) }
+            #expect(bed.serverAdmin.withSocketAddress { connect(fd, $0, $1) } == 0)
+            try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.0\r\n\r\n".utf8))
+            shutdown(fd, Int32(SHUT_WR))
+            let answer = String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+            #expect(answer.hasPrefix("HTTP/1.0 200"), "\(answer)")
+            #expect(answer.hasSuffix("ok\n"), "\(answer)")
+        }
+    }
+
     @Test("the default admin address is loopback only")
     func defaultIsLoopback() async throws {
         let help = try await Binaries.run(try Binaries.edshim(), ["server", "--help"], in: NSTemporaryDirectory())

@@ -37,8 +37,12 @@ struct AdminEndpoint: Service {
             server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.autoRead, value: false)
+                // A client may close its sending side after its request (HTTP/1.0
+                // tools, `nc -N`): it still gets the answer.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .bind(host: address.ip.description, port: Int(address.port)) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(InboundGate())
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         return channel
                     }
@@ -55,6 +59,7 @@ struct AdminEndpoint: Service {
             channel.close(promise: nil)
             return
         }
+        channel.pipeline.fireUserInboundEventTriggered(InboundGate.Open())
         try? await connection.executeThenClose { inbound, outbound in
             var request: HTTPRequestHead?
             for try await part in inbound {
