@@ -114,6 +114,29 @@ struct FallbackTests {
         }
     }
 
+    @Test("SIGINT while a retried registration is in flight: the shim deregisters it before it exits")
+    func stopWithRegistrationInFlight() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.readyTimeoutSeconds = 3
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            // No Envoy: the first registration times out and the shim serves the port
+            // itself; its retry then waits on the server for up to 3 s.
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.status == "0\n", "served by the shim itself: \(shim.process.log)")
+            try await bed.eventually("the retried registration reached the server", timeout: .seconds(5)) {
+                (bed.server?.log ?? "").components(separatedBy: "\n").filter { $0.contains("registered") && !$0.contains("deregistered") && $0.contains(":\(host.port)") }.count >= 2
+            }
+            shim.process.signal(SIGINT)
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 0)
+            let lines = (bed.server?.log ?? "").components(separatedBy: "\n").filter { $0.contains(":\(host.port)") }
+            #expect(lines.contains { $0.contains(" deregistered") }, "the shim deregistered what it had in flight:\n\(lines.joined(separator: "\n"))")
+            #expect(!lines.contains { $0.contains("shim exited without deregistering") }, "\(lines.joined(separator: "\n"))")
+        }
+    }
+
     @Test("SIGINT while serving the port itself: exits 0 at once and frees the port")
     func stopWhileServingItself() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in
