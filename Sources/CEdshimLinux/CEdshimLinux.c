@@ -26,6 +26,7 @@ int edshim_sendmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count,
 
 _Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "pktinfo control space");
 _Static_assert(CMSG_SPACE(sizeof(struct in_pktinfo)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "pktinfo control space");
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "both pktinfo messages of a dual-stack socket");
 
 int edshim_epoll_create(void) {
     return epoll_create1(EPOLL_CLOEXEC);

@@ -37,8 +37,10 @@ int edshim_sendmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count,
 // and CMSG macros live behind _GNU_SOURCE or are macros Swift cannot call, so the
 // work happens in CEdshimLinux.c and the interface is plain types.
 
-/// Bytes of control buffer a datagram needs for one IP_PKTINFO / IPV6_PKTINFO message.
-#define EDSHIM_PKTINFO_CONTROL_SPACE 64
+/// Bytes of control buffer a datagram needs: an IPV6_PKTINFO message, and on a
+/// dual-stack socket (dockerd may pass one on fd 4) an IP_PKTINFO one besides; or, to
+/// send, a packet info and a UDP segment size.
+#define EDSHIM_PKTINFO_CONTROL_SPACE 80
 
 /// epoll_create1(EPOLL_CLOEXEC).
 int edshim_epoll_create(void);
