@@ -70,14 +70,9 @@ public enum ShimProcesses {
     /// The inodes of the sockets open in process `pid` (its `/proc/PID/fd` links,
     /// `socket:[INODE]`).
     static func socketInodes(of pid: Int32, root: String = "/proc") -> Set<UInt64> {
-        guard let directory = opendir("\(root)/\(pid)/fd") else { return [] }
-        defer { closedir(directory) }
         var inodes: Set<UInt64> = []
         var target = [CChar](repeating: 0, count: 64)
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+        for name in entryNames(in: "\(root)/\(pid)/fd") {
             let length = readlink("\(root)/\(pid)/fd/\(name)", &target, target.count - 1)
             guard length > 0 else { continue }
             let link = String(decoding: target[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -89,17 +84,21 @@ public enum ShimProcesses {
 
     /// Every running shim, by process id.
     public static func all(root: String = "/proc") -> [Shim] {
-        guard let directory = opendir(root) else { return [] }
+        entryNames(in: root).compactMap { Int32($0).flatMap { shim(pid: $0, root: root) } }
+            .sorted { $0.owner.pid < $1.owner.pid }
+    }
+
+    /// The names in directory `path` (none when it cannot be read).
+    private static func entryNames(in path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
-        var shims: [Shim] = []
+        var names: [String] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            names.append(withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard let pid = Int32(name), let shim = shim(pid: pid, root: root) else { continue }
-            shims.append(shim)
+            })
         }
-        return shims.sorted { $0.owner.pid < $1.owner.pid }
+        return names
     }
 
     /// Names the calling process `edshim` (its `comm`), so resync and the server can

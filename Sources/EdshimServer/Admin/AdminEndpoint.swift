@@ -59,7 +59,6 @@ struct AdminEndpoint: Service {
             channel.close(promise: nil)
             return
         }
-        channel.pipeline.fireUserInboundEventTriggered(InboundGate.Open())
         try? await connection.executeThenClose { inbound, outbound in
             var request: HTTPRequestHead?
             for try await part in inbound {

@@ -22,7 +22,6 @@ actor XDSPublisher {
     private var unread: String?
     private var coalescer: Coalescer<Registry>?
 
-
     init(directory: String, telemetry: Telemetry, logger: Logger) {
         self.directory = directory
         self.telemetry = telemetry

@@ -29,13 +29,15 @@ extension NIOAsyncChannel where Outbound == Never, Inbound == any Channel {
     }
 }
 
-/// Wraps an accepted connection for async use and starts reading from it.
+/// Wraps an accepted connection for async use and starts reading from it; what its
+/// `InboundGate` held back until now goes through first.
 func adopt<Inbound: Sendable, Outbound: Sendable>(
     _ channel: any Channel,
     as _: NIOAsyncChannel<Inbound, Outbound>.Type = NIOAsyncChannel<Inbound, Outbound>.self
 ) async throws -> NIOAsyncChannel<Inbound, Outbound> {
     try await channel.eventLoop.submit {
         let wrapped = try NIOAsyncChannel<Inbound, Outbound>(wrappingChannelSynchronously: channel)
+        channel.pipeline.syncOperations.fireUserInboundEventTriggered(InboundGate.Open())
         try channel.syncOptions?.setOption(.autoRead, value: true)
         channel.read()
         return wrapped

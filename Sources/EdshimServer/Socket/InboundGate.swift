@@ -11,7 +11,8 @@ final class InboundGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    /// The user event that opens the gate, fired once the connection is adopted.
+    /// The user event that opens the gate, fired by `adopt` once the connection's
+    /// async wrapper is in place.
     struct Open {}
 
     private var held: [ByteBuffer]? = []

@@ -82,7 +82,6 @@ struct SocketListener: Service {
         do {
             peer = try await Self.credentials(of: channel)
             connection = try await adopt(channel)
-            channel.pipeline.fireUserInboundEventTriggered(InboundGate.Open())
         } catch {
             logger.debug("dropped a connection", metadata: ["error": "\(error)"])
             channel.close(promise: nil)

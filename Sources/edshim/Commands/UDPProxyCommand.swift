@@ -98,11 +98,11 @@ struct UDPProxyCommand: ParsableCommand {
     /// Flags first, then dockerd-style environment variables, then the defaults; a
     /// variable a flag overrides is not read at all.
     private func options() throws -> UDPProxyOptions {
-        let overridden: Set<String> = [
+        let overridden = Set([
             idleTimeout.map { _ in UDPProxyOptions.idleTimeoutEnvironmentVariable },
             maxFlows.map { _ in UDPProxyOptions.maxFlowsEnvironmentVariable },
             busyPoll.map { _ in UDPProxyOptions.busyPollEnvironmentVariable },
-        ].compactMap { $0 }.reduce(into: []) { $0.insert($1) }
+        ].compactMap { $0 })
         do {
             var options = try UDPProxyOptions.fromEnvironment { overridden.contains($0) ? nil : ProcessEnvironment.value($0) }
             if let idleTimeout {
