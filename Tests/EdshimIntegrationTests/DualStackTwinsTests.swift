@@ -30,4 +30,36 @@ struct DualStackTwinsTests {
             #expect(try bed.clusters()["unknown-\(port)"] == [backend.endpoint.description])
         }
     }
+
+    @Test("twins serving two different containers each get their own cluster, and keep it when the other goes", arguments: [SpawnStyle.dockerd2010, .dockerd28])
+    func twinsOfTwoContainers(style: SpawnStyle) async throws {
+        try await withTestbed { bed in
+            let web = try bed.httpBackend("web")
+            let api = try bed.httpBackend("api")
+            let port = try Sockets.freePort()
+            let v4 = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: web.endpoint, style: style)
+            let v6 = try await bed.publish(SocketEndpoint(ip: .anyIPv6, port: port), to: api.endpoint, style: style)
+            #expect(v4.isReady && v6.isReady, "\(v4.status) \(v6.status)")
+
+            let apart = "unknown-\(port)-127_0_0_1_\(api.endpoint.port)"
+            #expect(try bed.clusters().filter { $0.key.hasPrefix("unknown-\(port)") } == [
+                "unknown-\(port)": [web.endpoint.description],
+                apart: [api.endpoint.description],
+            ])
+            for _ in 0..<10 {
+                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).body.contains("backend=web"))
+                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv6, port: port)).body.contains("backend=api"))
+            }
+            #expect(try bed.registrations().map(\.serviceName).sorted() == ["unknown-\(port)", apart])
+
+            let modified = try bed.stat("listener_manager.listener_modified")
+            v4.process.signal(SIGINT)
+            #expect(await v4.process.waitForExit(timeout: .seconds(1)) == 0)
+            try await bed.eventually("the 0.0.0.0 cluster goes") { try bed.clusters()["unknown-\(port)"] == nil }
+            #expect(try bed.clusters()[apart] == [api.endpoint.description], "the :: twin keeps its cluster")
+            #expect(try bed.stat("listener_manager.listener_modified") == modified, "and its listener is not touched")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv6, port: port)).body.contains("backend=api"))
+            try bed.expectNoRejectedUpdates()
+        }
+    }
 }

@@ -47,7 +47,12 @@ struct PropertyRun {
     let bed: Testbed
     let docker: FakeDockerEngine
     var generator: SeededGenerator
-    var live: [RegistrationKey: Live] = [:]
+    var live: [RegistrationKey: Live] = [:] {
+        didSet { named = Self.named(live, after: named) }
+    }
+    /// The live model as the server's registry names it: a twin that serves another
+    /// container than its twin gets a cluster of its own, decided when it registers.
+    var named = Registry()
     var orphans: [ChildProcess] = []
     var ports: [UInt16] = []
     var anchor: KeepAliveClient?
@@ -95,6 +100,22 @@ struct PropertyRun {
         default: name = live.count < 24 ? try await register(twins: false) : try await deregister()
         }
         performed[name, default: 0] += 1
+    }
+
+    /// `registry` brought in line with `live`: keys gone are removed, keys new or
+    /// given another shim are registered, in key order as the operations make them
+    /// (one at a time, or the two twins of one container).
+    private static func named(_ live: [RegistrationKey: Live], after registry: Registry) -> Registry {
+        var registry = registry
+        for registration in registry.registrations where live[registration.key] == nil {
+            registry.remove(registration.key)
+        }
+        for (key, entry) in live.sorted(by: { $0.key < $1.key }) where registry[key]?.owner.pid != entry.shim.pid {
+            let metadata = ContainerLabels.read(entry.labels, containerID: FakeDockerEngine.id(of: entry.container), containerName: nil).metadata
+            let container = SocketEndpoint(ip: entry.container, port: 80)
+            registry.register(Registration(key: key, container: container, owner: Owner(pid: entry.shim.pid, startTime: 0), metadata: metadata, mode: .http))
+        }
+        return registry
     }
 
     private mutating func newContainer() -> (IPAddress, [String: String]) {
@@ -186,11 +207,7 @@ struct PropertyRun {
         var expectedListeners = Set(live.keys.map(ServiceNaming.listenerName(for:)))
         expectedListeners.insert(ServiceNaming.listenerName(for: anchorKey))
         var expectedClusters: Set<String> = ["unknown-\(anchorKey.host.port)"]
-        for (key, entry) in live {
-            let metadata = ContainerLabels.read(entry.labels, containerID: nil, containerName: nil).metadata
-            let registration = Registration(key: key, container: SocketEndpoint(ip: entry.container, port: 80), owner: Owner(pid: 0, startTime: 0), metadata: metadata, mode: .http)
-            expectedClusters.insert(ServiceNaming.serviceName(for: registration))
-        }
+        expectedClusters.formUnion(named.registrations.map(\.serviceName))
         var expectedOwners = Set(live.values.map(\.shim.pid))
         expectedOwners.insert(anchorOwner)
         let bed = self.bed

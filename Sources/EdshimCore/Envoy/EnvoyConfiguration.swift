@@ -17,14 +17,14 @@ public struct EnvoyConfiguration: Hashable, Sendable {
 
     /// The configuration for `registrations`: a listener per TCP registration, a
     /// cluster per service name over the container endpoints of all registrations
-    /// that share it (the `0.0.0.0` and `::` twins), every listener reporting as
+    /// that share it (the `0.0.0.0` and `::` twins of one container), every listener reporting as
     /// `telemetry` says, with the tracing collector's cluster when there is one. UDP
     /// registrations are not Envoy's.
     public init(registrations: [Registration], telemetry: Telemetry = .standard) {
         let tcp = registrations.filter { $0.key.proto == .tcp }
         var endpointsByCluster: [String: [SocketEndpoint]] = [:]
         for registration in tcp {
-            endpointsByCluster[ServiceNaming.serviceName(for: registration), default: []].append(registration.container)
+            endpointsByCluster[registration.serviceName, default: []].append(registration.container)
         }
         self.init(
             listeners: tcp.map { ListenerBuilder.listener(for: $0, telemetry: telemetry) },

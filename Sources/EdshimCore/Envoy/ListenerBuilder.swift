@@ -3,7 +3,7 @@ public enum ListenerBuilder {
     /// One listener on the host address and port, carrying the port in the
     /// registration's mode to the service's cluster, reporting as `telemetry` says.
     public static func listener(for registration: Registration, telemetry: Telemetry = .standard) -> EnvoyListener {
-        let serviceName = ServiceNaming.serviceName(for: registration)
+        let serviceName = registration.serviceName
         let filter: NetworkFilter.Config = switch registration.mode {
         case .http:
             .http(httpConnectionManager(

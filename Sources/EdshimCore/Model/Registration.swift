@@ -11,13 +11,38 @@ public struct Registration: Hashable, Sendable {
     public var metadata: ContainerMetadata
     /// The mode Envoy uses: the label's, else the server default.
     public var mode: ProxyMode
+    /// Whether its service name carries its container's short id, to keep it apart
+    /// from a twin that serves another container (`Registry.register` decides).
+    public var namedApart: Bool
 
     /// Creates a registration.
-    public init(key: RegistrationKey, container: SocketEndpoint, owner: Owner, metadata: ContainerMetadata = .unknown, mode: ProxyMode) {
+    public init(
+        key: RegistrationKey,
+        container: SocketEndpoint,
+        owner: Owner,
+        metadata: ContainerMetadata = .unknown,
+        mode: ProxyMode,
+        namedApart: Bool = false
+    ) {
         self.key = key
         self.container = container
         self.owner = owner
         self.metadata = metadata
         self.mode = mode
+        self.namedApart = namedApart
+    }
+
+    /// Names its cluster, its stats and its access log lines (`ServiceNaming`).
+    public var serviceName: String {
+        namedApart
+            ? ServiceNaming.separateServiceName(for: self)
+            : ServiceNaming.serviceName(for: key, metadata: metadata)
+    }
+
+    /// Whether `other` carries its port to the same container: the same Docker
+    /// container when both ids are known, else the same container address.
+    public func servesTheSameContainer(as other: Registration) -> Bool {
+        if let id = metadata.containerID, let otherID = other.metadata.containerID { return id == otherID }
+        return container == other.container
     }
 }

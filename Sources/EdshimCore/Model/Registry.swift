@@ -21,10 +21,33 @@ public struct Registry: Hashable, Sendable {
         case ownedByAnother(Owner)
     }
 
-    /// Adds or replaces the registration for its key; returns the one it replaced.
+    /// Adds or replaces the registration for its key, deciding whether it is
+    /// `namedApart`; returns the one it replaced.
     @discardableResult
     public mutating func register(_ registration: Registration) -> Registration? {
-        entries.updateValue(registration, forKey: registration.key)
+        var named = registration
+        named.namedApart = namedApart(registration)
+        return entries.updateValue(named, forKey: registration.key)
+    }
+
+    /// Twins (`0.0.0.0:P` and `[::]:P`) of one container share the contract's name.
+    /// A twin serving another container keeps the name it has and this one is named
+    /// apart (`web-8080-3f2a9c1b7d0e`): two containers must never share a cluster. The
+    /// choice stays while the container does, so a listener is never renamed
+    /// because its twin came or went.
+    private func namedApart(_ registration: Registration) -> Bool {
+        let name = ServiceNaming.serviceName(for: registration.key, metadata: registration.metadata)
+        let sameName: (Registration) -> Bool = {
+            ServiceNaming.serviceName(for: $0.key, metadata: $0.metadata) == name
+        }
+        if let replaced = entries[registration.key], sameName(replaced), replaced.servesTheSameContainer(as: registration) {
+            return replaced.namedApart
+        }
+        let twins = entries.values.filter { $0.key != registration.key && sameName($0) }
+        if let twin = twins.first(where: { $0.servesTheSameContainer(as: registration) }) {
+            return twin.namedApart
+        }
+        return twins.contains { !$0.namedApart }
     }
 
     /// Removes the registration for `key` only if `owner` owns it.

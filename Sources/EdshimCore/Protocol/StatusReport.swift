@@ -4,7 +4,7 @@ public enum StatusReport {
     public static func json(_ registrations: [Registration]) -> String {
         let array = JSONValue.array(registrations.map { registration in
             var object = WireResponse.encode(registration)
-            object.append("service_name", .string(ServiceNaming.serviceName(for: registration)))
+            object.append("service_name", .string(registration.serviceName))
             object.append("listener", .string(ServiceNaming.listenerName(for: registration.key)))
             return .object(object)
         })
@@ -22,7 +22,7 @@ public enum StatusReport {
                 registration.key.host.description,
                 registration.key.proto.rawValue,
                 registration.container.description,
-                ServiceNaming.serviceName(for: registration),
+                registration.serviceName,
                 registration.mode.rawValue,
                 registration.owner.description,
             ]

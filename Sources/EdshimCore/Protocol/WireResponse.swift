@@ -60,6 +60,7 @@ extension WireResponse {
         object.append("owner_pid", .integer(registration.owner.pid))
         object.append("owner_start_time", .integer(registration.owner.startTime))
         object.append("mode", .string(registration.mode.rawValue))
+        object.append("named_apart", registration.namedApart ? .bool(true) : nil)
         let metadata = registration.metadata
         object.append("service", metadata.service.map(JSONValue.string))
         object.append("environment", metadata.environment.map(JSONValue.string))
@@ -89,6 +90,16 @@ extension WireResponse {
             containerID: WireDecoding.optionalString(object, "container_id"),
             containerName: WireDecoding.optionalString(object, "container_name")
         )
-        return Registration(key: key, container: container, owner: Owner(pid: pid, startTime: startTime), metadata: metadata, mode: mode)
+        guard let namedApart = object["named_apart"].map(\.boolValue) ?? false else {
+            throw WireError(.badRequest, "\"named_apart\" must be true or false")
+        }
+        return Registration(
+            key: key,
+            container: container,
+            owner: Owner(pid: pid, startTime: startTime),
+            metadata: metadata,
+            mode: mode,
+            namedApart: namedApart
+        )
     }
 }

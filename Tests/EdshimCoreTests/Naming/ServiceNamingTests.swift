@@ -18,7 +18,8 @@ struct ServiceNamingTests {
     ] as [(String?, String?, UInt16, String)])
     func serviceName(_ service: String?, _ environment: String?, _ port: UInt16, _ expected: String) throws {
         let registration = try Fixture.registration(host: "0.0.0.0", port, container: "172.17.0.2", 80, service: service, environment: environment)
-        #expect(ServiceNaming.serviceName(for: registration) == expected)
+        #expect(registration.serviceName == expected)
+        #expect(ServiceNaming.serviceName(for: registration.key, metadata: registration.metadata) == expected)
     }
 
     @Test func theServicePartNamesTheTracingOperation() {
@@ -31,7 +32,7 @@ struct ServiceNamingTests {
     @Test func twinsShareTheServiceName() throws {
         let v4 = try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod")
         let v6 = try Fixture.registration(host: "::", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod")
-        #expect(ServiceNaming.serviceName(for: v4) == ServiceNaming.serviceName(for: v6))
+        #expect(v4.serviceName == v6.serviceName)
     }
 
     @Test(arguments: [

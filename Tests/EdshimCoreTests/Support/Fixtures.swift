@@ -33,13 +33,14 @@ enum Fixture {
         environment: String? = nil,
         mode: ProxyMode = .http,
         owner: Owner = Fixture.owner,
+        containerID: String? = nil,
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> Registration {
         Registration(
             key: try key(proto, host, hostPort, sourceLocation: sourceLocation),
             container: try endpoint(container, containerPort, sourceLocation: sourceLocation),
             owner: owner,
-            metadata: ContainerMetadata(service: service, environment: environment),
+            metadata: ContainerMetadata(service: service, environment: environment, containerID: containerID),
             mode: mode
         )
     }

@@ -19,6 +19,10 @@ final class FakeDockerEngine: @unchecked Sendable {
     private let listener: Int32
     private let containers = Mutex<[IPAddress: Container]>([:])
     private let stopped = Mutex(false)
+    /// How long each answer takes (a slow or loaded dockerd).
+    let delay = Mutex(Duration.zero)
+    /// How many requests it answered, or began to.
+    let requests = Mutex(0)
 
     init(socketPath: String) throws {
         self.socketPath = socketPath
@@ -30,8 +34,14 @@ final class FakeDockerEngine: @unchecked Sendable {
 
     /// Makes the container at `ip` known, with `labels`.
     func set(_ ip: IPAddress, labels: [String: String]) {
-        let id = String(format: "%064x", ip.bytes.reduce(0) { $0 &* 257 &+ Int($1) })
-        containers.withLock { $0[ip] = Container(id: id, name: "c-\(ip)", labels: labels) }
+        containers.withLock { $0[ip] = Container(id: Self.id(of: ip), name: "c-\(ip)", labels: labels) }
+    }
+
+    /// The id the container at `ip` gets: 64 hex digits that differ from the first
+    /// ones on, as Docker's random ids do (a short id is the first 12).
+    static func id(of ip: IPAddress) -> String {
+        let hash = ip.bytes.reduce(UInt64(0xcbf2_9ce4_8422_2325)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+        return String(repeating: String(format: "%016llx", hash), count: 4)
     }
 
     func stop() {
@@ -61,6 +71,9 @@ final class FakeDockerEngine: @unchecked Sendable {
                 let head = String(decoding: pending[..<end.lowerBound], as: UTF8.self)
                 pending.removeSubrange(..<end.upperBound)
                 let target = head.split(separator: " ").dropFirst().first.map(String.init) ?? "/"
+                requests.withLock { $0 += 1 }
+                let pause = delay.withLock { $0 }
+                if pause > .zero { usleep(UInt32(pause / .microseconds(1))) }
                 let (body, extraHeaders) = respond(to: target)
                 let response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAPI-Version: 1.41\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n" + body
                 guard (try? Sockets.sendAll(fd, Array(response.utf8))) != nil else { return }
