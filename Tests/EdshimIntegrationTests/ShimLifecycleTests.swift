@@ -24,6 +24,66 @@ struct ShimLifecycleTests {
         }
     }
 
+    @Test("a container restarted at once keeps its port, also when Envoy had not yet let go of it")
+    func restartedWhileEnvoyLags() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let first = try await bed.publish(host, to: backend.endpoint)
+            #expect(first.isReady)
+            let envoy = try #require(bed.envoy)
+
+            // Envoy stalls (a loaded host), so the stopping shim's wait for Envoy to close
+            // the port runs out; the new shim for the same container registers at once.
+            envoy.signal(SIGSTOP)
+            first.process.signal(SIGINT)
+            #expect(await first.process.waitForExit(timeout: .seconds(3)) == 0)
+            async let second = bed.publish(host, to: backend.endpoint)
+            try await Task.sleep(for: .milliseconds(500))
+            envoy.signal(SIGCONT)
+            let resumed = ContinuousClock.now
+
+            let replacement = try await second
+            #expect(replacement.isReady, "\(replacement.status)")
+            #expect(ContinuousClock.now - resumed < .seconds(2), "answered once Envoy read the configuration, not at the ready timeout")
+            // Envoy saw no change in the end and kept its socket: that serves the port.
+            try await Task.sleep(for: .seconds(6))
+            #expect(try bed.registrations().map(\.owner.pid) == [replacement.process.pid], "still registered after the ready timeout: \(bed.server?.log ?? "")")
+            #expect(try bed.listeners()["tcp_0.0.0.0_\(host.port)"] != nil)
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)
+            #expect(bed.server?.log.contains("registration withdrawn") == false)
+        }
+    }
+
+    @Test("a shim stopped while the server reads its container's labels is never registered")
+    func stoppedWhileRegistering() async throws {
+        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-lifecycle.sock")
+        defer { docker.stop() }
+        var options = Testbed.Options()
+        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let added = try bed.stat("listener_manager.listener_added")
+            docker.delay.withLock { $0 = .milliseconds(200) }
+
+            async let run = bed.publish(host, to: backend.endpoint)
+            try await bed.eventually("the server asks Docker about the container") { docker.requests.withLock { $0 } > 0 }
+            let shim = try #require(ShimProcesses.all().first { $0.arguments.host == host })
+            kill(shim.owner.pid, SIGINT)
+            let stopped = try await run
+            #expect(await stopped.process.waitForExit(timeout: .seconds(2)) == 0)
+            #expect(!stopped.process.log.contains("nothing is registered"), "its deregistration was taken: \(stopped.process.log)")
+
+            try await Task.sleep(for: .seconds(1))
+            let log = bed.server?.log ?? ""
+            #expect(log.contains("deregistered before the registration was made"), "\(log)")
+            #expect(!log.contains("removed its port"), "no registration was made for the reaper to remove")
+            #expect(try bed.registrations().isEmpty)
+            #expect(try bed.stat("listener_manager.listener_added") == added, "Envoy never opened the port")
+        }
+    }
+
     @Test("a server that has stopped accepting cannot hold a starting shim: SIGINT still ends it within a second")
     func serverNotAccepting() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in

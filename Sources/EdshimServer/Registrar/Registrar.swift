@@ -10,6 +10,10 @@ actor Registrar {
     private var retired: [RegistrationKey: Set<UInt64>] = [:]
     /// Numbers the snapshots `commit` hands on, newest highest (0 was the start's).
     private var revision = 0
+    /// Registrations taken but not yet in the registry (reading the container's
+    /// labels), and those of them their own shim deregistered meanwhile.
+    private var inProgress: Set<Pending> = []
+    private var withdrawnInProgress: Set<Pending> = []
     private let publisher: XDSPublisher
     private let state: StateStore
     private let owners: OwnerWatcher
@@ -78,6 +82,12 @@ actor Registrar {
         if let conflict = registry.overlapping(key).first {
             return .failure(WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both"))
         }
+        let pending = Pending(key: key, owner: owner)
+        inProgress.insert(pending)
+        defer {
+            inProgress.remove(pending)
+            withdrawnInProgress.remove(pending)
+        }
         var excluded = retired[key] ?? []
         if let held = request.heldSocketInode { excluded.insert(held) }
         if registry[key] == nil, let refusal = await refuseIfPortTaken(key.host, excluding: excluded) {
@@ -85,6 +95,9 @@ actor Registrar {
         }
 
         let metadata = await metadataSource.metadata(for: request.container)
+        if withdrawnInProgress.contains(pending) {
+            return .failure(WireError(.notRegistered, "\(key) was deregistered by its shim before it was registered"))
+        }
         let registration = Registration(
             key: key,
             container: request.container,
@@ -97,10 +110,10 @@ actor Registrar {
         }
         let replaced = registry.register(registration)
         if let replaced, replaced.owner != owner { release(replaced.owner) }
-        logger.info("registered", metadata: Self.describe(registration, replacing: replaced))
+        logger.info("registered", metadata: Self.describe(registry[key] ?? registration, replacing: replaced))
         await commit()
 
-        let ready = await watcher.waitUntilListening(on: key.host, excluding: excluded, timeout: configuration.readyTimeout)
+        let ready = await waitUntilEnvoyServes(key.host, excluding: excluded, retired: retired[key] ?? [])
         guard registry[key]?.owner == owner else {
             return .failure(WireError(.notOwner, "\(key) was deregistered or replaced before Envoy served it"))
         }
@@ -116,6 +129,33 @@ actor Registrar {
         await commit()
         logger.warning("Envoy did not listen in time; registration withdrawn", metadata: ["key": "\(key)"])
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
+    }
+
+    /// Waits until Envoy listens on `host` for a registration just published: on a
+    /// socket that is none of `excluded`, or on one of the `retired` sockets of the
+    /// same key deregistered a moment ago, if that still listens once Envoy has read
+    /// the new configuration. Envoy then never applied the removal (it lagged, or the
+    /// two updates reached it as one and it saw no change) and keeps serving the port
+    /// on that socket: waiting for a new one would wait in vain.
+    private func waitUntilEnvoyServes(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>) async -> Bool {
+        let timeout = configuration.readyTimeout
+        guard !retired.isEmpty else {
+            return await watcher.waitUntilListening(on: host, excluding: excluded, timeout: timeout)
+        }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask { [watcher] in
+                await watcher.waitUntilListening(on: host, excluding: excluded, timeout: timeout)
+            }
+            group.addTask { [watcher, publisher] in
+                await publisher.waitUntilRead()
+                return await watcher.snapshot().contains { $0.endpoint == host && retired.contains($0.inode) }
+            }
+            for await served in group where served {
+                group.cancelAll()
+                return true
+            }
+            return false
+        }
     }
 
     /// `edshim resync` registers running shims on their behalf: accepted only for a
@@ -169,6 +209,14 @@ actor Registrar {
         }
         switch registry.deregister(key, owner: owner) {
         case .notRegistered:
+            let pending = Pending(key: key, owner: owner)
+            if inProgress.contains(pending) {
+                // A shim stopped while its registration waited (on Docker): it is
+                // never made, so Envoy never opens a port nobody serves any more.
+                withdrawnInProgress.insert(pending)
+                logger.info("deregistered before the registration was made", metadata: ["key": "\(key)", "owner": "\(owner)"])
+                return .ok
+            }
             return .failure(WireError(.notRegistered, "nothing is registered for \(key)"))
         case .ownedByAnother(let current):
             logger.info("kept a newer registration", metadata: ["key": "\(key)", "owner": "\(current)", "caller": "\(owner)"])
@@ -227,12 +275,18 @@ actor Registrar {
         _ = await (published, saved)
     }
 
+    /// A registration in progress: its key and the shim making it.
+    private struct Pending: Hashable {
+        let key: RegistrationKey
+        let owner: Owner
+    }
+
     private static func describe(_ registration: Registration, replacing replaced: Registration?) -> Logger.Metadata {
         var metadata: Logger.Metadata = [
             "key": "\(registration.key)",
             "container": "\(registration.container)",
             "owner": "\(registration.owner)",
-            "service": "\(ServiceNaming.serviceName(for: registration))",
+            "service": "\(registration.serviceName)",
             "mode": "\(registration.mode.rawValue)",
         ]
         if let replaced { metadata["replaced_owner"] = "\(replaced.owner)" }
