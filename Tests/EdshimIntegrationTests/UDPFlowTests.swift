@@ -80,6 +80,42 @@ struct UDPFlowTests {
         }
     }
 
+    @Test("out of local ports, a new client takes the least recently used flow, and the log says what to change", .needsPrivateNetworkNamespaces, arguments: UDPWay.allCases)
+    func localPortExhaustion(way: UDPWay) async throws {
+        try await withUDPTestbed { bed, echoes in
+            // The ephemeral range is the network namespace's: the test narrows it in one
+            // of its own to four ports, where the flows' sockets take theirs.
+            try await withPrivateNetworkNamespace(loopbackAddresses: [], logDirectory: bed.directory) { namespace in
+                let echo = try await echoes.start(in: namespace, on: .loopbackIPv4, port: 7)
+                let host = SocketEndpoint(ip: .anyIPv4, port: 5353)
+                let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint, in: namespace)
+                #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
+                try await namespace.run {
+                    let range = Array("40000 40003\n".utf8)
+                    let fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC)
+                    guard fd >= 0, write(fd, range, range.count) == range.count else {
+                        throw TestFailure("narrowing the namespace's ephemeral range: \(String(cString: strerror(errno)))")
+                    }
+                    close(fd)
+                }
+
+                let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+                for round in 0..<2 {
+                    for client in 0..<6 {
+                        let message = Array("client \(client) of round \(round)".utf8)
+                        let reply = try await namespace.run {
+                            try UDPTestClient(.ipv4, bindTo: .loopbackIPv4, port: UInt16(30_000 + client)).exchange(message, with: target)
+                        }
+                        #expect(reply == message, "client \(client) of round \(round) is served")
+                    }
+                }
+                let reports = proxy.process.log.split(separator: "\n").filter { $0.contains("out of local ports at 4 flows") }
+                #expect(reports.count == 1, "eight evictions, one line:\n\(proxy.process.log)")
+                #expect(reports.first?.contains("ip_local_port_range") == true, "it says what to change")
+            }
+        }
+    }
+
     @Test("with stdout and stderr on /dev/null, as dockerd starts it, the shim logs to the syslog socket")
     func logsToSyslogWhereDockerdDiscardsStderr() async throws {
         try await withUDPTestbed { bed, echoes in

@@ -37,6 +37,7 @@ final class UDPProxy {
     private var replyGroup: Int32 = 0
     private var failures = LogThrottle()
     private var evictions = LogThrottle()
+    private var shortages = LogThrottle()
 
     /// Sets up the proxy around a prepared listener; nothing is read yet.
     init(listener: UDPListener, container: SocketEndpoint, options: UDPProxyOptions, signals: TerminationSignals) throws(ShimFailure) {
@@ -143,22 +144,23 @@ final class UDPProxy {
     }
 
     /// A new flow for the sender of datagram `index`: a socket connected to the
-    /// container, watched for replies. -1 when none can be opened (the datagram is dropped).
+    /// container, watched for replies. -1 when none can be opened (the datagram is
+    /// dropped). A flow is evicted only for a socket that is ready to take its place:
+    /// at the flow limit, or when the host is out of descriptors or local ports.
     private func openFlow(for index: Int, key: FlowKey, now: Int64) -> Int32 {
-        if flows.count >= flows.limit {
-            close(flows.remove(flows.leastRecentlyUsed))
-            log("flow limit (\(flows.limit)) reached, a new client took the flow of the least recently used one; raise EDSHIM_UDP_MAX_FLOWS or --max-flows if clients miss replies", throttledBy: &evictions, now: now)
-        }
         var upstream = connectUpstream()
-        if upstream < 0, errno == EMFILE || errno == ENFILE, flows.count > 0 {
-            let remedy = errno == EMFILE ? "raise the open-files limit, LimitNOFILE= in dockerd's unit" : "the system's file table is full, see fs.file-max"
+        if upstream < 0, let shortage = Self.shortage(errno), flows.count > 0 {
             close(flows.remove(flows.leastRecentlyUsed))
-            log("out of file descriptors at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(remedy)", throttledBy: &evictions, now: now)
+            log("\(shortage.what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(shortage.remedy)", throttledBy: &shortages, now: now)
             upstream = connectUpstream()
         }
         guard upstream >= 0 else {
             logFailure("opening a socket to \(container): \(String(cString: strerror(errno)))", now: now)
             return -1
+        }
+        if flows.count >= flows.limit {
+            close(flows.remove(flows.leastRecentlyUsed))
+            log("flow limit (\(flows.limit)) reached, a new client took the flow of the least recently used one; raise EDSHIM_UDP_MAX_FLOWS or --max-flows if clients miss replies", throttledBy: &evictions, now: now)
         }
         let slot = flows.insert(key, upstream: upstream, client: batch.sender(at: index), clientLength: batch.senderLength(at: index), now: now)
         guard edshim_epoll_watch(epoll, upstream, UInt64(slot)) == 0 else {
@@ -167,6 +169,18 @@ final class UDPProxy {
             return -1
         }
         return slot
+    }
+
+    /// What ran out when opening a flow's socket failed with `code`, and what to do
+    /// about it; nil for failures a flow given up would not cure.
+    private static func shortage(_ code: Int32) -> (what: String, remedy: String)? {
+        switch code {
+        case EMFILE: ("out of file descriptors", "raise the open-files limit, LimitNOFILE= in dockerd's unit")
+        case ENFILE: ("out of file descriptors", "the system's file table is full, see fs.file-max")
+        // connect() binds the socket to a local port first: EAGAIN when none is free.
+        case EAGAIN, EADDRNOTAVAIL: ("out of local ports", "every port of net.ipv4.ip_local_port_range is in use: lower EDSHIM_UDP_MAX_FLOWS or --max-flows, or widen the range")
+        default: nil
+        }
     }
 
     private func connectUpstream() -> Int32 {

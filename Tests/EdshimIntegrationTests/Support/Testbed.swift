@@ -197,6 +197,7 @@ final class Testbed: @unchecked Sendable {
         host: SocketEndpoint? = nil,
         outputToDevNull: Bool = false,
         networkNamespace: NetworkNamespace? = nil,
+        listenSocket: Int32? = nil,
         whileDockerdHoldsThePort: (() throws -> Void)? = nil
     ) async throws -> ShimRun {
         let pipe = try Sockets.pipe()
@@ -208,7 +209,12 @@ final class Testbed: @unchecked Sendable {
             let shimArguments = arguments
             let listener: Int32
             do {
-                listener = try await NetworkNamespace.run(in: networkNamespace) { try Sockets.dockerdBoundSocket(host, for: shimArguments) }
+                // A socket the test bound itself (`listenSocket`, taken over), else as dockerd binds it.
+                if let listenSocket {
+                    listener = listenSocket
+                } else {
+                    listener = try await NetworkNamespace.run(in: networkNamespace) { try Sockets.dockerdBoundSocket(host, for: shimArguments) }
+                }
             } catch {
                 close(pipe.write)
                 throw error

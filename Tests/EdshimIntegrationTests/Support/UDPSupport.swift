@@ -28,10 +28,10 @@ enum UDPFamily: String, CaseIterable, Sendable, CustomStringConvertible {
 extension Sockets {
     /// What dockerd ≥ 28 does before starting a UDP proxy: bind the host port
     /// (v6-only for IPv6) and pass the socket on fd 4.
-    static func dockerdBoundUDPSocket(_ endpoint: SocketEndpoint) throws -> Int32 {
+    static func dockerdBoundUDPSocket(_ endpoint: SocketEndpoint, dualStack: Bool = false) throws -> Int32 {
         let fd = socket(endpoint.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var one: Int32 = 1
-        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
+        var v6only: Int32 = dualStack ? 0 : 1
+        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &v6only, 4) }
         guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
@@ -171,14 +171,14 @@ func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thr
 final class UDPTestClient: @unchecked Sendable {
     let fd: Int32
 
-    /// A client of `family`, bound to an ephemeral port of `address` (any when nil).
-    init(_ family: UDPFamily, bindTo address: IPAddress? = nil) throws {
+    /// A client of `family`, bound to `port` (ephemeral when 0) of `address` (any when nil).
+    init(_ family: UDPFamily, bindTo address: IPAddress? = nil, port: UInt16 = 0) throws {
         fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
         var size: Int32 = 1 << 20
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)
-        let local = SocketEndpoint(ip: address ?? family.any, port: 0)
+        let local = SocketEndpoint(ip: address ?? family.any, port: port)
         guard local.withSocketAddress({ bind(fd, $0, $1) }) == 0 else {
             close(fd)
             throw TestFailure("binding a client to \(local): \(String(cString: strerror(errno)))")
