@@ -62,6 +62,11 @@ int edshim_enable_packet_info(int fd, int family) {
 }
 
 int edshim_packet_destination(const struct msghdr *message, unsigned char address[16], unsigned int *ifindex) {
+    // An IPv4 datagram on a dual-stack socket carries both messages, IPV6_PKTINFO
+    // first, with the datagram's destination (for a broadcast, the broadcast
+    // address, which no reply may leave from). IP_PKTINFO's ipi_spec_dst is the
+    // local address to answer from: it wins wherever it is.
+    int family = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)message); c != NULL; c = CMSG_NXTHDR((struct msghdr *)message, c)) {
         if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
             struct in_pktinfo info;
@@ -75,10 +80,10 @@ int edshim_packet_destination(const struct msghdr *message, unsigned char addres
             memcpy(&info, CMSG_DATA(c), sizeof info);
             memcpy(address, &info.ipi6_addr, 16);
             *ifindex = info.ipi6_ifindex;
-            return AF_INET6;
+            family = AF_INET6;
         }
     }
-    return 0;
+    return family;
 }
 
 size_t edshim_packet_source(void *control, size_t capacity, int family, const unsigned char *address, unsigned int ifindex) {

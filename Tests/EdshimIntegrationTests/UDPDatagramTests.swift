@@ -138,6 +138,31 @@ struct UDPDatagramTests {
         }
     }
 
+    @Test("on a dual-stack :: socket from dockerd, IPv4 clients get replies from the address they sent to, also when that was a broadcast")
+    func dualStackSocket() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv6, port: try Sockets.freeUDPPort())
+            let socket = try Sockets.dockerdBoundUDPSocket(host, dualStack: true)
+            let arguments = ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine
+            let proxy = try await bed.spawnShim(arguments, style: .dockerd28, host: host, listenSocket: socket)
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
+
+            let answered = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            for target in [answered, SocketEndpoint(ip: try #require(IPAddress("127.255.255.255")), port: host.port)] {
+                let reply = try await onThread { () -> (bytes: [UInt8], from: SocketEndpoint)? in
+                    let client = try UDPTestClient(.ipv4, bindTo: .loopbackIPv4)
+                    var one: Int32 = 1
+                    setsockopt(client.fd, SOL_SOCKET, SO_BROADCAST, &one, 4)
+                    try client.send(Array("hello".utf8), to: target)
+                    return client.receive()
+                }
+                #expect(reply?.bytes == Array("hello".utf8), "sent to \(target): \(proxy.process.log)")
+                #expect(reply?.from == answered, "sent to \(target), answered from \(String(describing: reply?.from))")
+            }
+        }
+    }
+
     @Test("the IPv4 and IPv6 twins dockerd starts for one port work side by side; one address works alone")
     func twinsAndSpecificAddress() async throws {
         try await withUDPTestbed { bed, echoes in
