@@ -21,6 +21,29 @@ struct UDPDatagramTests {
         }
     }
 
+    @Test("IPv6 to an IPv4 container: up to 65,507 bytes pass, a larger datagram is dropped with a log line and the flow goes on")
+    func tooLargeForTheContainersFamily() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv6, port: try Sockets.freeUDPPort())
+            // dockerd maps the :: twin to the container's IPv4 address.
+            let proxy = try await bed.startUDPProxy(.dockerd2010, host: host, container: echo.endpoint)
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
+            let target = SocketEndpoint(ip: .loopbackIPv6, port: host.port)
+            let (tooLarge, fits) = try await onThread { () -> ([UInt8]?, [UInt8]) in
+                let client = try UDPTestClient(.ipv6)
+                // IPv6 carries up to 65,527 bytes of UDP payload; IPv4 up to 65,507.
+                try client.send([UInt8](repeating: 1, count: 65_527), to: target)
+                let tooLarge = client.receive(timeout: 500)?.bytes
+                return (tooLarge, try client.exchange([UInt8](repeating: 2, count: 65_507), with: target))
+            }
+            #expect(tooLarge == nil, "65,527 bytes cannot reach an IPv4 container")
+            #expect(fits.count == 65_507, "the same flow carries the next datagram")
+            let reports = proxy.process.log.split(separator: "\n").filter { $0.contains("refused by the kernel") }
+            #expect(reports.count == 1 && reports.first?.contains("Message too long") == true, "the drop is logged, with its reason:\n\(proxy.process.log)")
+        }
+    }
+
     @Test("a burst of datagrams of mixed sizes comes back whole and in order", arguments: UDPWay.allCases, UDPFamily.allCases)
     func burst(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in

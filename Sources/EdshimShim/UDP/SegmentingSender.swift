@@ -27,6 +27,10 @@ final class SegmentingSender {
     private var combining = true
     private var combinedSends = 0
     private var refusals = 0
+    /// Datagrams the kernel refused and that were dropped, since `takeDropped()`,
+    /// and the errno of the last one.
+    private var dropped = 0
+    private var lastDropReason: Int32 = 0
 
     init() {
         let count = DatagramBatch.capacity
@@ -58,8 +62,18 @@ final class SegmentingSender {
             if datagrams.count > 1, code == EINVAL || code == EIO {
                 noteRefusal()
                 sendEach(datagrams, of: batch, on: fd)
+            } else {
+                noteDropped(datagrams.count, code)
             }
         }
+    }
+
+    /// How many datagrams were refused and dropped since the last call, and why (the
+    /// errno of the last one); nil when none was.
+    func takeDropped() -> (count: Int, reason: Int32)? {
+        guard dropped > 0 else { return nil }
+        defer { dropped = 0 }
+        return (dropped, lastDropReason)
     }
 
     /// Groups `range` into units (one send each); returns how many.
@@ -108,7 +122,7 @@ final class SegmentingSender {
     }
 
     private func sendEach(_ range: Range<Int>, of batch: DatagramBatch, on fd: Int32) {
-        Self.sendAll(batch.messages + range.lowerBound, count: range.count, on: fd)
+        Self.sendAll(batch.messages + range.lowerBound, count: range.count, on: fd, refused: { _, code in noteDropped(1, code) })
     }
 
     /// Sends `count` messages in as few sendmmsg calls as the socket takes. When its
@@ -146,6 +160,11 @@ final class SegmentingSender {
             combinedSends += 1
             return
         }
+    }
+
+    private func noteDropped(_ count: Int, _ code: Int32) {
+        dropped += count
+        lastDropReason = code
     }
 
     private func noteRefusal() {

@@ -141,6 +141,7 @@ final class UDPProxy {
     private func forward(_ range: Range<Int>, slot: Int32) {
         guard slot >= 0, !range.isEmpty else { return }
         sender.send(range, of: batch, on: flows[slot].pointee.upstream)
+        logDropped(toward: "\(container)")
     }
 
     /// A new flow for the sender of datagram `index`: a socket connected to the
@@ -225,6 +226,15 @@ final class UDPProxy {
         guard pendingReplies > 0 else { return }
         sender.send(0..<pendingReplies, of: batch, on: listener.descriptor)
         pendingReplies = 0
+        logDropped(toward: "clients")
+    }
+
+    /// Says when the kernel refused datagrams just sent (EMSGSIZE: more than 65,507
+    /// bytes from an IPv6 client to an IPv4 container; no route), which are dropped.
+    private func logDropped(toward destination: @autoclosure () -> String) {
+        guard let dropped = sender.takeDropped() else { return }
+        let reason = String(cString: strerror(dropped.reason))
+        log("\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(reason)) and dropped", throttledBy: &failures, now: Self.microseconds() / 1000)
     }
 
     // MARK: Support
