@@ -2,6 +2,7 @@
 #
 #   make demo     build, then publish a container's port with a private dockerd, served by Envoy
 #   make test     install what the tests need (Envoy, dockerd), build, run every test
+#                 and replay the fuzz corpus
 #   make test-long  the same with the property and chaos tests at full size
 #   make install  PREFIX=/usr/local DESTDIR=   install the release binary
 #   make release  optimized, fully static binary in .build/release/edshim
@@ -25,6 +26,7 @@ test-deps:
 test: test-deps
 	$(SWIFT) build --build-tests
 	EDSHIM_BIN=$(DEBUG_BIN) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" $(SWIFT) test --skip-build
+	$(MAKE) fuzz-replay
 
 # The property test (10,000 random operations against a real Envoy) and the chaos
 # test (200 shims while the server is SIGKILLed at random) at full size.
@@ -47,7 +49,7 @@ install: release
 	install -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/edshim
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz .build-fuzz-replay
 
 # edshim against Debian's docker-proxy, same run (docs/PERFORMANCE.md records the
 # numbers): UDP echoes per second (bench/udp-bench.sh); the private memory of an
@@ -72,7 +74,7 @@ bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server $(BENCH_DIR)/u
 # (docs/fuzzing.md): FUZZ_RUNS executions per target, on a scratch copy of
 # Fuzz/Corpus; fails on any crash, trap or violated property, leaving the input in
 # .build-fuzz/findings/. Fuzz/ is a package of its own with its own scratch path, so
-# `make build` and `make test` never compile it. `--sanitize fuzzer` tells SwiftPM
+# `make build` never compiles it (`make test` builds it plainly: fuzz-replay). `--sanitize fuzzer` tells SwiftPM
 # that libFuzzer supplies main; SwiftPM turns each `--sanitize` into its own
 # `-sanitize=` flag and the compiler keeps only the last, so ASan is added through
 # `-Xswiftc -sanitize=fuzzer,address`. FUZZ_FLAGS passes libFuzzer options
@@ -81,7 +83,18 @@ FUZZ_RUNS    ?= 1000000
 FUZZ_FLAGS   ?=
 FUZZ_SCRATCH := $(CURDIR)/.build-fuzz
 
-.PHONY: fuzz
+# The fuzz targets built plainly, each a corpus replayer (no libFuzzer): `make test`
+# runs them over Fuzz/Corpus, so the fuzz package keeps compiling against the core
+# and its properties keep holding for every saved input.
+FUZZ_REPLAY_SCRATCH := $(CURDIR)/.build-fuzz-replay
+
+.PHONY: fuzz fuzz-replay
+fuzz-replay:
+	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_REPLAY_SCRATCH)
+	for target in FuzzWireProtocol FuzzShimArguments FuzzLabels; do \
+		$(FUZZ_REPLAY_SCRATCH)/debug/$$target Fuzz/Corpus/$$target || exit 1; \
+	done
+
 fuzz:
 	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_SCRATCH) -c release \
 		--sanitize fuzzer -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING

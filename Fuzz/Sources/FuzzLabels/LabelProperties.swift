@@ -39,12 +39,15 @@ enum LabelProperties {
         let reading = ContainerLabels.read(input.labels, containerID: id, containerName: name)
         let metadata = reading.metadata
         require(metadata.containerID == id && metadata.containerName == name, "container id or name changed")
-        require(metadata.service == expectedValue(input.labels, ContainerLabels.service, ContainerLabels.legacyService), "service label misread")
-        require(metadata.environment == expectedValue(input.labels, ContainerLabels.environment, ContainerLabels.legacyEnvironment), "environment label misread")
+        let service = expectedName(input.labels, ContainerLabels.service, ContainerLabels.legacyService)
+        let environment = expectedName(input.labels, ContainerLabels.environment, ContainerLabels.legacyEnvironment)
+        require(metadata.service == service.value, "service label misread")
+        require(metadata.environment == environment.value, "environment label misread")
         let modeText = expectedValue(input.labels, ContainerLabels.mode, ContainerLabels.legacyMode)
         let expectedMode = modeText.flatMap { ProxyMode(rawValue: trimmed($0).lowercased()) }
         require(metadata.mode == expectedMode, "mode label \(quoted(modeText ?? "")) read as \(String(describing: metadata.mode))")
-        require(reading.warnings.count == (modeText != nil && expectedMode == nil ? 1 : 0), "\(reading.warnings.count) warnings for mode \(quoted(modeText ?? ""))")
+        let expectedWarnings = service.ignored + environment.ignored + (modeText != nil && expectedMode == nil ? 1 : 0)
+        require(reading.warnings.count == expectedWarnings, "\(reading.warnings.count) warnings, \(expectedWarnings) expected (mode \(quoted(modeText ?? "")))")
 
         let registration = Registration(
             key: RegistrationKey(proto: .tcp, host: input.host),
@@ -53,10 +56,29 @@ enum LabelProperties {
             metadata: metadata,
             mode: metadata.mode ?? .http
         )
-        let serviceName = ServiceNaming.serviceName(for: registration)
+        let serviceName = registration.serviceName
         require(!serviceName.isEmpty && serviceName.utf8.allSatisfy(isNameByte), "service name \(quoted(serviceName))")
+        // A twin serving another container is named apart: still an Envoy name, and
+        // never its twin's.
+        var apart = registration
+        apart.namedApart = true
+        require(apart.serviceName.utf8.allSatisfy(isNameByte), "service name apart \(quoted(apart.serviceName))")
+        require(apart.serviceName != serviceName, "named apart, \(quoted(serviceName)) kept its name")
         require(ServiceNaming.service(metadata).utf8.allSatisfy(isNameByte), "service \(quoted(ServiceNaming.service(metadata)))")
         require(!ServiceNaming.listenerName(for: registration.key).isEmpty, "empty listener name")
+    }
+
+    /// A name label as documented, read independently: like `expectedValue`, also
+    /// skipping (with a warning each) values without an ASCII letter or digit, which
+    /// name nothing.
+    private static func expectedName(_ labels: [String: String], _ namespaced: String, _ legacy: String) -> (value: String?, ignored: Int) {
+        var ignored = 0
+        for label in [namespaced, legacy] {
+            guard let value = labels[label], !trimmed(value).isEmpty else { continue }
+            if value.utf8.contains(where: isAlphanumeric) { return (value, ignored) }
+            ignored += 1
+        }
+        return (nil, ignored)
     }
 
     /// The documented reading, written independently: the namespaced label, else the
