@@ -81,21 +81,34 @@ step() { echo; echo "== $*"; }
 indent() { sed 's/^/   /'; }
 
 # edshim started exactly as dockerd 20.10 starts a proxy, without dockerd: docker-proxy
-# flags for protocol $1, host port $2 on 0.0.0.0, the backend on 127.0.0.1:$3, and a
-# status pipe on fd 3, whose answer it shows ($4: what 0 means for this protocol).
+# flags for protocol $1, host port in the variable named $2 on 0.0.0.0, the backend on
+# 127.0.0.1:$3, and a status pipe on fd 3, whose answer it shows ($4: what 0 means for
+# this protocol). A port another process took since free_port chose it (a busy host)
+# is replaced by another free one, twice at most; not one given as $5=fixed (DEMO_PORT).
 shim_as_dockerd_runs_it() {
-    local proto=$1 host_port=$2 backend_port=$3 meaning=$4 status
-    echo "   $EDSHIM -proto $proto -host-ip 0.0.0.0 -host-port $host_port -container-ip 127.0.0.1 -container-port $backend_port"
-    mkfifo "$DIR/$proto-status"
-    setsid "$EDSHIM" -proto "$proto" -host-ip 0.0.0.0 -host-port "$host_port" \
-        -container-ip 127.0.0.1 -container-port "$backend_port" 3>"$DIR/$proto-status" 2>>"$DIR/shim.log" &
-    PIDS=("$!" "${PIDS[@]}")
-    status="$(cat "$DIR/$proto-status")"
-    if [[ "$status" != "0" ]]; then
-        echo "   the $proto shim reported: $status" >&2
+    local proto=$1 port_variable=$2 backend_port=$3 meaning=$4 fixed=${5:-} status attempt host_port
+    for attempt in 1 2 3; do
+        host_port=${!port_variable}
+        rm -f "$DIR/$proto-status" && mkfifo "$DIR/$proto-status"
+        setsid "$EDSHIM" -proto "$proto" -host-ip 0.0.0.0 -host-port "$host_port" \
+            -container-ip 127.0.0.1 -container-port "$backend_port" 3>"$DIR/$proto-status" 2>>"$DIR/shim.log" &
+        PIDS=("$!" "${PIDS[@]}")
+        status="$(cat "$DIR/$proto-status")"
+        if [[ "$status" == "0" ]]; then
+            echo "   $EDSHIM -proto $proto -host-ip 0.0.0.0 -host-port $host_port -container-ip 127.0.0.1 -container-port $backend_port"
+            echo "   fd 3 said: 0 ($meaning)"
+            return 0
+        fi
+        if [[ ( "$status" == *"already in use"* || "$status" == *"already listens on"* ) && $attempt -lt 3 && -z "$fixed" ]]; then
+            echo "   (port $host_port was taken meanwhile by another process: trying another)"
+            printf -v "$port_variable" '%s' "$(free_port "$proto")"
+            continue
+        fi
+        echo "   the $proto shim reported on fd 3: ${status:-nothing (it ended without reporting)}" >&2
+        echo "   its log ($DIR/shim.log):" >&2
+        tail -n 20 "$DIR/shim.log" 2>/dev/null | indent >&2
         exit 1
-    fi
-    echo "   fd 3 said: 0 ($meaning)"
+    done
 }
 
 SERVER_FLAGS=()
@@ -131,7 +144,6 @@ if (( WITH_DOCKER )); then
     # docker run returns once the port is served; httpd itself may need a moment more.
     demo_wait 10 "the container's httpd" "$DOCKER_DIR/dockerd.log" curl -sf "http://127.0.0.1:$HOST_PORT/"
 else
-    SERVICE=unknown-$HOST_PORT
     BACKEND_PORT="$(free_port)"
     step "a backend on 127.0.0.1:$BACKEND_PORT (standing in for a container)"
     mkdir -p "$DIR/www" && echo "hello from the container behind Envoy" >"$DIR/www/index.html"
@@ -140,7 +152,8 @@ else
     demo_wait 5 "the backend" "$DIR/backend.log" curl -sf "http://127.0.0.1:$BACKEND_PORT/"
 
     step "edshim, as dockerd runs it: status pipe on fd 3"
-    shim_as_dockerd_runs_it tcp "$HOST_PORT" "$BACKEND_PORT" served
+    shim_as_dockerd_runs_it tcp HOST_PORT "$BACKEND_PORT" served "${DEMO_PORT:+fixed}"
+    SERVICE=unknown-$HOST_PORT
 fi
 
 step "a request to 127.0.0.1:$HOST_PORT, answered through Envoy"
@@ -177,7 +190,7 @@ else
     UDP_BACKEND_PORT="$(free_port udp)"
     udp_echo "$UDP_BACKEND_PORT"
     step "edshim -proto udp, as dockerd runs it — UDP stays with edshim, no Envoy"
-    shim_as_dockerd_runs_it udp "$UDP_PORT" "$UDP_BACKEND_PORT" receiving
+    shim_as_dockerd_runs_it udp UDP_PORT "$UDP_BACKEND_PORT" receiving
 fi
 echo "   a datagram to 127.0.0.1:$UDP_PORT, and the reply edshim relayed back:"
 python3 -c '

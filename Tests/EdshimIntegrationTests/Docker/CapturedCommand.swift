@@ -40,8 +40,9 @@ enum CapturedCommand {
         }
         close(out)
         let status = try await process.finish(within: timeout, command: "\(executable) \(arguments.joined(separator: " "))")
-        let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        // Decoded leniently: one stray byte must not cost the whole output.
+        let stdout = FileManager.default.contents(atPath: outPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let stderr = FileManager.default.contents(atPath: errPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
         return CommandResult(status: status, stdout: stdout, stderr: stderr)
     }
 
