@@ -30,10 +30,10 @@ struct PersistenceTests {
 
             let restart = ContinuousClock.now
             try await bed.startServer()
-            try await bed.eventually("the live registrations are back, the dead shim's is not", timeout: .seconds(1)) {
+            try await bed.eventually("the live registrations are back, the dead shim's is not", timeout: .seconds(5)) {
                 Set(try bed.registrations().map(\.owner.pid)) == Set(shims.dropFirst().map(\.process.pid))
             }
-            #expect(ContinuousClock.now - restart < .seconds(2))
+            #expect(ContinuousClock.now - restart < .seconds(5), "back from the state file, not waiting for the shims' own retries")
             try await bed.eventually("Envoy lets go of the dead shim's port") { try bed.listeners()["tcp_0.0.0.0_\(ports[0])"] == nil }
             for (index, port) in ports.enumerated().dropFirst() {
                 let ip: IPAddress = index == 3 ? .loopbackIPv6 : .loopbackIPv4
@@ -98,7 +98,7 @@ struct PersistenceTests {
 /// Shims that die leave nothing behind.
 @Suite("Dead shims")
 struct DeadShimTests {
-    @Test("a SIGKILLed shim's listener and cluster are gone within a second")
+    @Test("a SIGKILLed shim's listener and cluster are gone at once (its pidfd), not at a poll")
     func killedShimCleanedUp() async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
@@ -107,7 +107,7 @@ struct DeadShimTests {
             #expect(shim.isReady)
             shim.process.signal(SIGKILL)
             _ = await shim.process.waitForExit(timeout: .seconds(5))
-            try await bed.eventually("listener, cluster and registration gone", timeout: .seconds(1)) {
+            try await bed.eventually("listener, cluster and registration gone", timeout: .seconds(3)) {
                 try bed.listeners()["tcp_0.0.0.0_\(port)"] == nil && bed.clusters()["unknown-\(port)"] == nil && bed.registrations().isEmpty
             }
             #expect(bed.server?.log.contains("shim exited without deregistering") == true)

@@ -45,7 +45,7 @@ struct ServesThroughEnvoyTests {
                 shims.append(shim)
                 // The server answers once Envoy has read the new cluster; Envoy hands
                 // it to its workers a moment later.
-                try await bed.eventually("round \(round): requests reach \(name)", timeout: .seconds(2)) {
+                try await bed.eventually("round \(round): requests reach \(name)", timeout: .seconds(10)) {
                     try TestHTTP.get(dial).body.contains("backend=\(name)")
                 }
                 #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])

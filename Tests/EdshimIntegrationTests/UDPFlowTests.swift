@@ -13,17 +13,21 @@ struct UDPFlowTests {
     @Test("a flow idle for the timeout closes; a new datagram opens a new one", arguments: UDPWay.allCases, UDPFamily.allCases)
     func idleExpiry(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in
-            let (proxy, target) = try await bed.startUDPProxyToEcho(way, family, echoes: echoes, idleTimeout: "400ms")
+            let (proxy, target) = try await bed.startUDPProxyToEcho(way, family, echoes: echoes, idleTimeout: "1s")
             #expect(proxy.isReady, "reported \(proxy.status.debugDescription)")
             let pid = proxy.process.pid
             let idleSockets = Sockets.openSockets(of: pid)
             let client = try UDPTestClient(family)
 
-            let first = try await onThread { try client.upstreamAddress(via: target) }
-            #expect(try await onThread { try client.upstreamAddress(via: target) } == first, "a busy flow stays")
-            #expect(Sockets.openSockets(of: pid) == idleSockets + 1, "one flow, one upstream socket")
+            // Both exchanges and the count on one thread, well within the idle timeout
+            // even where the test's async threads are busy.
+            let (first, again, flows) = try await onThread {
+                (try client.upstreamAddress(via: target), try client.upstreamAddress(via: target), Sockets.openSockets(of: pid))
+            }
+            #expect(again == first, "a busy flow stays")
+            #expect(flows == idleSockets + 1, "one flow, one upstream socket")
 
-            try await bed.eventually("the idle flow closes", timeout: .seconds(3)) { Sockets.openSockets(of: pid) == idleSockets }
+            try await bed.eventually("the idle flow closes", timeout: .seconds(10)) { Sockets.openSockets(of: pid) == idleSockets }
             let second = try await onThread { try client.upstreamAddress(via: target) }
             #expect(second != first, "after expiry the client gets a new flow (new upstream socket)")
         }
@@ -225,8 +229,10 @@ struct UDPFlowTests {
             #expect(resident - residentWhenFull < 512, "memory grew from \(residentWhenFull) KiB to \(resident) KiB after the table filled")
             let reply = try await onThread { try UDPTestClient(.ipv4).exchange(Array("still here".utf8), with: target) }
             #expect(reply == Array("still here".utf8), "a new client is served after the spray")
+            // One line at the first eviction; a slow run past a minute adds one more,
+            // saying how many it held back.
             let reports = proxy.process.log.split(separator: "\n").filter { $0.contains("flow limit (\(limit)) reached") }
-            #expect(reports.count == 1, "\(sources + 1 - limit) evictions, one line in the log:\n\(reports.joined(separator: "\n"))")
+            #expect(reports.filter { !$0.contains("since the last report") }.count == 1, "\(sources + 1 - limit) evictions, one line in the log (and one a minute):\n\(reports.joined(separator: "\n"))")
         }
     }
 
