@@ -13,7 +13,8 @@
 # and edshim is started exactly as dockerd runs it (docker-proxy flags, status pipe
 # on fd 3), once for each.
 #
-# Ctrl-C tears it all down. DEMO_PORT picks the host port; DEMO_ONCE=1 tears down
+# Ctrl-C tears it all down. DEMO_PORT and DEMO_UDP_PORT pick the host ports of the
+# TCP and the UDP port (a free one each, otherwise); DEMO_ONCE=1 tears down
 # right after showing everything (the tests run it so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,7 +85,8 @@ indent() { sed 's/^/   /'; }
 # flags for protocol $1, host port in the variable named $2 on 0.0.0.0, the backend on
 # 127.0.0.1:$3, and a status pipe on fd 3, whose answer it shows ($4: what 0 means for
 # this protocol). A port another process took since free_port chose it (a busy host)
-# is replaced by another free one, twice at most; not one given as $5=fixed (DEMO_PORT).
+# is replaced by another free one, twice at most; not one given as $5=fixed (DEMO_PORT,
+# DEMO_UDP_PORT).
 shim_as_dockerd_runs_it() {
     local proto=$1 port_variable=$2 backend_port=$3 meaning=$4 fixed=${5:-} status attempt host_port
     for attempt in 1 2 3; do
@@ -176,7 +178,7 @@ while True:
     UDP_ECHO_PID=$!
 }
 
-UDP_PORT="$(free_port udp)"
+UDP_PORT="${DEMO_UDP_PORT:-$(free_port udp)}"
 if (( WITH_DOCKER )); then
     step "docker run: port 5353/udp published on $UDP_PORT — UDP stays with edshim, no Envoy"
     echo "   docker run -d --name dns -l ServiceName=dns -p $UDP_PORT:5353/udp $DEMO_IMAGE sleep 86400"
@@ -190,7 +192,7 @@ else
     UDP_BACKEND_PORT="$(free_port udp)"
     udp_echo "$UDP_BACKEND_PORT"
     step "edshim -proto udp, as dockerd runs it — UDP stays with edshim, no Envoy"
-    shim_as_dockerd_runs_it udp UDP_PORT "$UDP_BACKEND_PORT" receiving
+    shim_as_dockerd_runs_it udp UDP_PORT "$UDP_BACKEND_PORT" receiving "${DEMO_UDP_PORT:+fixed}"
 fi
 echo "   a datagram to 127.0.0.1:$UDP_PORT, and the reply edshim relayed back:"
 python3 -c '

@@ -70,7 +70,12 @@ private struct DemoRun {
     static func start(_ environment: [String: String]) async throws -> DemoRun {
         let scratch = try ScratchDirectory.make("/tmp/edshim-test-demo-")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        var variables = ["EDSHIM_BIN": try Binaries.edshim(), "ENVOY_BIN": try Binaries.envoy(), "DEMO_ONCE": "1"]
+        // Host ports from the tests' own reservation, below the ephemeral range, where
+        // the parallel tests' sockets cannot take them before the demo binds them.
+        var variables = [
+            "EDSHIM_BIN": try Binaries.edshim(), "ENVOY_BIN": try Binaries.envoy(), "DEMO_ONCE": "1",
+            "DEMO_PORT": String(try Sockets.freePort()), "DEMO_UDP_PORT": String(try Sockets.freePort()),
+        ]
         variables.merge(environment) { $1 }
         let earlier = DemoLeftovers.directories()
         let checked: Result<DemoRun, any Error>

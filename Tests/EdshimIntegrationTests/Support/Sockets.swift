@@ -7,23 +7,13 @@ import Glibc
 
 /// Socket helpers for the harness: free ports, bound listeners, status pipes.
 enum Sockets {
-    /// Ports already handed out in this test run: tests run in parallel, and a port
-    /// free now may be given to another test before the first one binds it.
-    private static let handedOut = Mutex<Set<UInt16>>([])
-
-    /// A port free on both 127.0.0.1 and ::1 right now, never handed out before.
+    /// A port free on 0.0.0.0 and :: right now, for TCP and UDP, never handed out
+    /// before in this run (tests run in parallel). It comes from below the kernel's
+    /// ephemeral range (`freeUDPPort`), where no socket bound to port 0 — Envoy's
+    /// upstream connections, backends, UDP clients, another test's demo — can take it
+    /// before the test binds it.
     static func freePort() throws -> UInt16 {
-        for _ in 0..<200 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            let bound = SocketEndpoint(ip: .anyIPv4, port: 0).withSocketAddress({ bind(fd, $0, $1) }) == 0
-            let port = SocketEndpoint.local(of: fd)?.port
-            close(fd)
-            guard bound, let port else { continue }
-            guard canBind(SocketEndpoint(ip: .anyIPv6, port: port)),
-                  handedOut.withLock({ $0.insert(port).inserted }) else { continue }
-            return port
-        }
-        throw TestFailure("no free port")
+        try freeUDPPort()
     }
 
     /// Whether dockerd could bind `endpoint` now: with SO_REUSEADDR, as dockerd binds,
