@@ -34,6 +34,7 @@ test-long: test-deps
 	$(SWIFT) build --build-tests
 	EDSHIM_PROPERTY_OPERATIONS=10000 EDSHIM_CHAOS_SHIMS=200 EDSHIM_BIN=$(DEBUG_BIN) \
 		PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" $(SWIFT) test --skip-build
+	$(MAKE) fuzz-replay
 
 demo: build
 	scripts/ensure-test-deps.sh --envoy-only
