@@ -68,9 +68,16 @@ struct ShimLifecycleTests {
             docker.delay.withLock { $0 = .milliseconds(200) }
 
             async let run = bed.publish(host, to: backend.endpoint)
-            try await bed.eventually("the server asks Docker about the container") { docker.requests.withLock { $0 } > 0 }
-            let shim = try #require(ShimProcesses.all().first { $0.arguments.host == host })
-            kill(shim.owner.pid, SIGINT)
+            // On a thread of its own, so that busy async threads cannot make it miss the
+            // moment: the server gives Docker 500 ms before it registers without labels.
+            try await onThread {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while docker.requests.withLock({ $0 }) == 0, ContinuousClock.now < deadline { usleep(1000) }
+                guard let shim = ShimProcesses.all().first(where: { $0.arguments.host == host }) else {
+                    throw TestFailure("no shim for \(host) while the server asked Docker about its container")
+                }
+                kill(shim.owner.pid, SIGINT)
+            }
             let stopped = try await run
             #expect(await stopped.process.waitForExit(timeout: .seconds(2)) == 0)
             #expect(!stopped.process.log.contains("nothing is registered"), "its deregistration was taken: \(stopped.process.log)")
