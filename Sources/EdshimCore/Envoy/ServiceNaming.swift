@@ -39,7 +39,7 @@ public enum ServiceNaming {
     public static func separateServiceName(for registration: Registration) -> String {
         let container = registration.metadata.containerID.flatMap { LabelSanitizer.sanitize(String($0.prefix(12))) }
             ?? LabelSanitizer.sanitize(registration.container.description)
-        let name = serviceName(for: registration.key, metadata: registration.metadata)
+        let name = registration.contractServiceName
         return container.map { "\(name)-\($0)" } ?? name
     }
 

@@ -34,9 +34,12 @@ public struct Registration: Hashable, Sendable {
 
     /// Names its cluster, its stats and its access log lines (`ServiceNaming`).
     public var serviceName: String {
-        namedApart
-            ? ServiceNaming.separateServiceName(for: self)
-            : ServiceNaming.serviceName(for: key, metadata: metadata)
+        namedApart ? ServiceNaming.separateServiceName(for: self) : contractServiceName
+    }
+
+    /// The name the contract gives it, from its key and labels: its twin's too.
+    public var contractServiceName: String {
+        ServiceNaming.serviceName(for: key, metadata: metadata)
     }
 
     /// Whether `other` carries its port to the same container: the same Docker

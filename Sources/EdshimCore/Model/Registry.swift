@@ -36,14 +36,11 @@ public struct Registry: Hashable, Sendable {
     /// choice stays while the container does, so a listener is never renamed
     /// because its twin came or went.
     private func namedApart(_ registration: Registration) -> Bool {
-        let name = ServiceNaming.serviceName(for: registration.key, metadata: registration.metadata)
-        let sameName: (Registration) -> Bool = {
-            ServiceNaming.serviceName(for: $0.key, metadata: $0.metadata) == name
-        }
-        if let replaced = entries[registration.key], sameName(replaced), replaced.servesTheSameContainer(as: registration) {
+        let name = registration.contractServiceName
+        if let replaced = entries[registration.key], replaced.contractServiceName == name, replaced.servesTheSameContainer(as: registration) {
             return replaced.namedApart
         }
-        let twins = entries.values.filter { $0.key != registration.key && sameName($0) }
+        let twins = entries.values.filter { $0.key != registration.key && $0.contractServiceName == name }
         if let twin = twins.first(where: { $0.servesTheSameContainer(as: registration) }) {
             return twin.namedApart
         }

@@ -11,9 +11,8 @@ actor Registrar {
     /// Numbers the snapshots `commit` hands on, newest highest (0 was the start's).
     private var revision = 0
     /// Registrations taken but not yet in the registry (reading the container's
-    /// labels), and those of them their own shim deregistered meanwhile.
-    private var inProgress: Set<Pending> = []
-    private var withdrawnInProgress: Set<Pending> = []
+    /// labels): true once their own shim deregistered meanwhile.
+    private var inProgress: [Pending: Bool] = [:]
     private let publisher: XDSPublisher
     private let state: StateStore
     private let owners: OwnerWatcher
@@ -83,11 +82,8 @@ actor Registrar {
             return .failure(WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both"))
         }
         let pending = Pending(key: key, owner: owner)
-        inProgress.insert(pending)
-        defer {
-            inProgress.remove(pending)
-            withdrawnInProgress.remove(pending)
-        }
+        inProgress[pending] = false
+        defer { inProgress[pending] = nil }
         var excluded = retired[key] ?? []
         if let held = request.heldSocketInode { excluded.insert(held) }
         if registry[key] == nil, let refusal = await refuseIfPortTaken(key.host, excluding: excluded) {
@@ -95,7 +91,7 @@ actor Registrar {
         }
 
         let metadata = await metadataSource.metadata(for: request.container)
-        if withdrawnInProgress.contains(pending) {
+        if inProgress[pending] == true {
             return .failure(WireError(.notRegistered, "\(key) was deregistered by its shim before it was registered"))
         }
         let registration = Registration(
@@ -210,10 +206,10 @@ actor Registrar {
         switch registry.deregister(key, owner: owner) {
         case .notRegistered:
             let pending = Pending(key: key, owner: owner)
-            if inProgress.contains(pending) {
+            if inProgress[pending] != nil {
                 // A shim stopped while its registration waited (on Docker): it is
                 // never made, so Envoy never opens a port nobody serves any more.
-                withdrawnInProgress.insert(pending)
+                inProgress[pending] = true
                 logger.info("deregistered before the registration was made", metadata: ["key": "\(key)", "owner": "\(owner)"])
                 return .ok
             }
