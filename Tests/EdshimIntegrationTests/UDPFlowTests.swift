@@ -120,6 +120,42 @@ struct UDPFlowTests {
         }
     }
 
+    @Test("link-local clients with one address on two links are two flows, each answered on its own link", .needsPrivateNetworkNamespaces, arguments: UDPWay.allCases)
+    func linkLocalClientsOnTwoLinks(way: UDPWay) async throws {
+        try await withUDPTestbed { bed, echoes in
+            try await withPrivateNetworkNamespace(loopbackAddresses: [], logDirectory: bed.directory) { namespace in
+                guard let ip = SystemExecutables.locate("ip") else { throw TestFailure("ip not found: install iproute2") }
+                // fe80::1 on two links: two hosts as far as the kernel is concerned,
+                // told apart by the scope id (the interface) of their address.
+                let links = ["ll0", "ll1"]
+                for link in links {
+                    try await namespace.check(ip, ["link", "add", link, "type", "veth", "peer", "name", link + "peer"], logDirectory: bed.directory)
+                    try await namespace.check(ip, ["link", "set", link + "peer", "up"], logDirectory: bed.directory)
+                    try await namespace.check(ip, ["link", "set", link, "up"], logDirectory: bed.directory)
+                    try await namespace.check(ip, ["-6", "addr", "add", "fe80::1/64", "dev", link, "nodad"], logDirectory: bed.directory)
+                }
+                let echo = try await echoes.start(in: namespace, on: .loopbackIPv6, port: 7)
+                let host = SocketEndpoint(ip: .anyIPv6, port: 5353)
+                let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint, in: namespace)
+                #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
+
+                let linkLocal = try #require(IPAddress("fe80::1"))
+                let clients = try await namespace.run {
+                    try links.map { try UDPTestClient(.ipv6, bindTo: linkLocal, port: 5000, device: $0) }
+                }
+                let target = SocketEndpoint(ip: linkLocal, port: host.port)
+                var upstreams: [String] = []
+                for (client, link) in zip(clients, links) {
+                    let upstream = try await onThread { try client.upstreamAddress(via: target) }
+                    upstreams.append(upstream)
+                    let again = try await onThread { try client.upstreamAddress(via: target) }
+                    #expect(again == upstream, "the client on \(link) keeps its flow")
+                }
+                #expect(Set(upstreams).count == 2, "one flow per link, not one for both: \(upstreams)")
+            }
+        }
+    }
+
     @Test("with stdout and stderr on /dev/null, as dockerd starts it, the shim logs to the syslog socket")
     func logsToSyslogWhereDockerdDiscardsStderr() async throws {
         try await withUDPTestbed { bed, echoes in

@@ -7,8 +7,11 @@ struct FlowKey: Equatable {
     var high: UInt64
     var low: UInt64
     var portAndFamily: UInt32
+    /// The IPv6 scope (interface index) of a link-local client, else 0: fe80::1 on one
+    /// link is not fe80::1 on another.
+    var scope: UInt32
 
-    /// The key of an AF_INET or AF_INET6 socket address (the scope id is not part of it).
+    /// The key of an AF_INET or AF_INET6 socket address.
     init(_ address: UnsafePointer<sockaddr_in6>) {
         let raw = UnsafeRawPointer(address)
         let family = raw.load(as: sa_family_t.self)
@@ -16,9 +19,11 @@ struct FlowKey: Equatable {
         if Int32(family) == AF_INET {
             high = 0
             low = UInt64(raw.load(fromByteOffset: 4, as: UInt32.self))
+            scope = 0
         } else {
             high = raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
             low = raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+            scope = address.pointee.sin6_scope_id
         }
         portAndFamily = UInt32(port) | UInt32(family) << 16
     }
@@ -191,7 +196,7 @@ final class UDPFlowTable {
     private func home(of key: FlowKey) -> Int {
         var hash = Self.mix(seed ^ key.high)
         hash = Self.mix(hash ^ key.low)
-        hash = Self.mix(hash ^ UInt64(key.portAndFamily))
+        hash = Self.mix(hash ^ (UInt64(key.portAndFamily) | UInt64(key.scope) << 32))
         return Int(truncatingIfNeeded: hash) & indexMask
     }
 

@@ -171,10 +171,20 @@ func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thr
 final class UDPTestClient: @unchecked Sendable {
     let fd: Int32
 
-    /// A client of `family`, bound to `port` (ephemeral when 0) of `address` (any when nil).
-    init(_ family: UDPFamily, bindTo address: IPAddress? = nil, port: UInt16 = 0) throws {
+    /// A client of `family`, bound to `port` (ephemeral when 0) of `address` (any when
+    /// nil), and to the network interface `device` when given (SO_BINDTODEVICE: the
+    /// link of a link-local `address`, and of the datagrams it sends).
+    init(_ family: UDPFamily, bindTo address: IPAddress? = nil, port: UInt16 = 0, device: String? = nil) throws {
         fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+        if let device {
+            let name = Array(device.utf8CString)
+            guard setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, socklen_t(name.count)) == 0 else {
+                let reason = String(cString: strerror(errno))
+                close(fd)
+                throw TestFailure("binding a client to device \(device): \(reason)")
+            }
+        }
         var size: Int32 = 1 << 20
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)
