@@ -23,8 +23,9 @@ public struct RegistrarServer: Sendable {
         let policy = try PeerPolicy.resolve(groupName: configuration.socketGroup)
         try SocketListener.prepare(path: configuration.socketPath, policy: policy)
         if let admin = configuration.adminAddress { try AdminEndpoint.refuseIfTaken(admin) }
+        let stateClaim = try StateFileClaim(configuration.stateFile)
         let claim = try XDSDirectoryClaim(configuration.xdsDirectory, logger: logger)
-        defer { withExtendedLifetime(claim) {} }
+        defer { withExtendedLifetime((stateClaim, claim)) {} }
         let state = StateStore(path: configuration.stateFile, logger: logger)
         let restored: [Registration]
         do {

@@ -25,4 +25,38 @@ struct DockerUnreachableTests {
             #expect(log.contains("/nonexistent/docker.sock"))
         }
     }
+
+    @Test("a DOCKER_HOST the server cannot use does not keep it from starting: it says so once and names services unknown-<port>")
+    func unusableDockerHostFromTheEnvironment() async throws {
+        var options = Testbed.Options()
+        options.serverEnvironment = ["DOCKER_HOST": "ssh://me@docker-host"]
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady, "\(shim.process.log)")
+            #expect(try bed.clusters()["unknown-\(host.port)"] != nil)
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)
+            let log = bed.server?.log ?? ""
+            let warnings = log.split(separator: "\n").filter { $0.contains("DOCKER_HOST cannot be used") }
+            #expect(warnings.count == 1, "said once:\n\(log)")
+            #expect(warnings.first?.contains("ssh:// is not supported") == true, "says why:\n\(log)")
+            #expect(warnings.first?.contains("--docker-host unix:///var/run/docker.sock") == true, "says what to do:\n\(log)")
+        }
+    }
+
+    @Test("a --docker-host the server cannot use is refused at start, saying what to write")
+    func unusableDockerHostFlag() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let run = try await Binaries.run(
+                bed.edshim,
+                ["server", "--socket", bed.socketPath, "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile, "--admin-address", "off",
+                 "--docker-host", "tcp://[::1"],
+                in: bed.directory
+            )
+            #expect(run.status != 0)
+            #expect(run.output.contains("--docker-host: docker host tcp://[::1 must be tcp://HOST[:PORT]"), "\(run.output)")
+            #expect(!FileManager.default.fileExists(atPath: bed.stateFile + ".lock"), "refused before claiming anything")
+        }
+    }
 }

@@ -17,28 +17,36 @@ struct ServerStartupTests {
             let clusters = try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/cds.json"))
             let removedBefore = try bed.stat("listener_manager.listener_removed")
 
+            let stateBefore = try Data(contentsOf: URL(fileURLWithPath: bed.stateFile))
             let elsewhere = bed.directory + "/second"
+            let ownFiles = ["--xds-dir", elsewhere + "-xds", "--state-file", elsewhere + ".json"]
+            let runningXDS = ["--xds-dir", bed.xdsDirectory, "--state-file", elsewhere + ".json"]
             let cases: [(arguments: [String], refusal: String)] = [
                 // Its own socket and state, but the running server's xds directory.
-                (["--socket", elsewhere + ".sock", "--admin-address", "off"], "another edshim server already publishes into it"),
+                (runningXDS + ["--socket", elsewhere + ".sock", "--admin-address", "off"], "another edshim server already publishes into it"),
+                // Its own socket and xds directory, but the running server's state file.
+                (["--xds-dir", elsewhere + "-xds", "--state-file", bed.stateFile, "--socket", elsewhere + ".sock", "--admin-address", "off"],
+                 "--state-file \(bed.stateFile): another edshim server keeps its registry in it"),
                 // The running server's socket.
-                (["--socket", bed.socketPath, "--admin-address", "off"], "another edshim server is already listening on \(bed.socketPath)"),
+                (ownFiles + ["--socket", bed.socketPath, "--admin-address", "off"], "another edshim server is already listening on \(bed.socketPath)"),
                 // The running server's admin address, checked before the xds directory is touched.
-                (["--socket", elsewhere + ".sock", "--admin-address", bed.serverAdmin.description], "--admin-address \(bed.serverAdmin): Address already in use"),
+                (ownFiles + ["--socket", elsewhere + ".sock", "--admin-address", bed.serverAdmin.description], "--admin-address \(bed.serverAdmin): Address already in use"),
                 // A socket path no Unix socket can have.
-                (["--socket", bed.directory + "/" + String(repeating: "s", count: 120), "--admin-address", "off"], "a Unix socket path holds at most 107"),
+                (ownFiles + ["--socket", bed.directory + "/" + String(repeating: "s", count: 120), "--admin-address", "off"], "a Unix socket path holds at most 107"),
             ]
             for (arguments, refusal) in cases {
                 let second = try await Binaries.run(
                     bed.edshim,
-                    ["server", "--xds-dir", bed.xdsDirectory, "--state-file", elsewhere + ".json", "--docker-host", "unix://\(bed.directory)/no-docker.sock"] + arguments,
+                    ["server", "--docker-host", "unix://\(bed.directory)/no-docker.sock"] + arguments,
                     in: bed.directory
                 )
                 #expect(second.status == 1, "\(arguments): \(second.output)")
                 #expect(second.output.contains(refusal), "\(arguments): \(second.output)")
                 #expect(!FileManager.default.fileExists(atPath: elsewhere + ".json"), "\(arguments): wrote a state file")
+                #expect(!FileManager.default.fileExists(atPath: elsewhere + "-xds"), "\(arguments): made an xds directory")
             }
 
+            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.stateFile)) == stateBefore, "the running server's state is untouched")
             #expect(try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/lds.json")) == listeners)
             #expect(try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/cds.json")) == clusters)
             #expect(try bed.stat("listener_manager.listener_removed") == removedBefore, "Envoy removed no listener")

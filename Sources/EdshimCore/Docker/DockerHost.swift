@@ -16,7 +16,13 @@ public struct DockerHost: Equatable, Sendable, CustomStringConvertible {
     /// The text it was parsed from.
     public var description: String
 
-    /// Parses `unix:///path` or `tcp://host:port` (as in DOCKER_HOST).
+    /// The port of a `tcp://` host given without one, as the Docker CLI completes it
+    /// (plain HTTP; TLS, on 2376, is not supported).
+    public static let defaultTCPPort = 2375
+
+    /// Parses `unix:///path` or `tcp://HOST[:PORT]` as DOCKER_HOST is written: a
+    /// missing port is 2375 and a missing host `localhost`, as for the Docker CLI; an
+    /// IPv6 host goes in brackets, `tcp://[::1]:2375`.
     public init(parsing text: String) throws(ArgumentError) {
         description = text
         if text.hasPrefix("unix://") {
@@ -26,15 +32,39 @@ public struct DockerHost: Equatable, Sendable, CustomStringConvertible {
             }
             transport = .unixSocket(path)
         } else if text.hasPrefix("tcp://") {
-            let rest = text.dropFirst("tcp://".count).split(separator: "/").first.map(String.init) ?? ""
-            guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port),
-                  !rest[..<colon].isEmpty else {
-                throw ArgumentError("docker host \(text) must be tcp://HOST:PORT")
+            let authority = text.dropFirst("tcp://".count).split(separator: "/", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            guard let (host, port) = Self.hostAndPort(authority) else {
+                throw ArgumentError("docker host \(text) must be tcp://HOST[:PORT], with a port from 1 to 65535 and an IPv6 host in brackets, like tcp://127.0.0.1:2375 or tcp://[::1]:2375")
             }
-            transport = .tcp(host: String(rest[..<colon]), port: port)
+            transport = .tcp(host: host.isEmpty ? "localhost" : host, port: port)
         } else {
-            throw ArgumentError("docker host \(text) must start with unix:// or tcp://")
+            let scheme = text.range(of: "://").map { String(text[..<$0.lowerBound]) }
+            let unsupported = scheme.map { " (\($0):// is not supported)" } ?? ""
+            throw ArgumentError("docker host \(text) must start with unix:// or tcp://\(unsupported), like unix:///var/run/docker.sock")
         }
+    }
+
+    /// The host (brackets removed) and port of `HOST[:PORT]`, `[IPv6][:PORT]`, or
+    /// unbracketed IPv6 with the port after its last colon; nil when malformed.
+    private static func hostAndPort(_ authority: String) -> (String, Int)? {
+        func port(_ text: Substring) -> Int? {
+            guard !text.isEmpty, text.allSatisfy(\.isASCII), text.allSatisfy(\.isNumber), let number = Int(text), (1...65535).contains(number) else { return nil }
+            return number
+        }
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            let host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let rest = authority[authority.index(after: close)...]
+            guard !host.isEmpty else { return nil }
+            if rest.isEmpty { return (host, defaultTCPPort) }
+            guard rest.hasPrefix(":"), let number = port(rest.dropFirst()) else { return nil }
+            return (host, number)
+        }
+        guard let colon = authority.lastIndex(of: ":") else {
+            return authority.contains("]") ? nil : (authority, defaultTCPPort)
+        }
+        guard let number = port(authority[authority.index(after: colon)...]), !authority.contains("]") else { return nil }
+        return (String(authority[..<colon]), number)
     }
 
     /// The URL of an API path (`/_ping`, `/v1.41/networks`) for AsyncHTTPClient.

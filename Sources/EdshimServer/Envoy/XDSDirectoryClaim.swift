@@ -9,7 +9,7 @@ import Glibc
 /// emptied Envoy's configuration), so the server claims the directory with an
 /// exclusive `flock` before it writes anything, and holds it until it exits.
 final class XDSDirectoryClaim: Sendable {
-    private let descriptor: Int32
+    private let lock: HeldLock
 
     /// Creates the directory when missing (with a warning: an Envoy started before
     /// watches the old one) and claims it; refuses when another server holds it.
@@ -23,18 +23,9 @@ final class XDSDirectoryClaim: Sendable {
         if !existed {
             logger.warning("created the xds directory; an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start)", metadata: ["xds_dir": "\(directory)"])
         }
-        descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw ServerStartupError("--xds-dir \(directory): \(String(cString: strerror(errno)))")
-        }
-        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            let reason = errno == EWOULDBLOCK
-                ? "another edshim server already publishes into it: stop that one first, or give this one its own --xds-dir (and Envoy a bootstrap for it)"
-                : String(cString: strerror(errno))
-            close(descriptor)
-            throw ServerStartupError("--xds-dir \(directory): \(reason)")
-        }
+        lock = try HeldLock(
+            directory, flags: O_RDONLY | O_DIRECTORY, name: "--xds-dir \(directory)",
+            taken: "another edshim server already publishes into it: stop that one first, or give this one its own --xds-dir (and Envoy a bootstrap for it)"
+        )
     }
-
-    deinit { close(descriptor) }
 }

@@ -38,7 +38,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("xds-dir"), help: "Directory Envoy watches for lds.json and cds.json.")
     var xdsDirectory: String = EdshimDefaults.xdsDirectory
 
-    @Option(name: .customLong("state-file"), help: "Where the registry is kept across restarts.")
+    @Option(name: .customLong("state-file"), help: "Where the registry is kept across restarts (claimed by this server through <file>.lock beside it).")
     var stateFile: String = EdshimDefaults.stateFile
 
     @Option(name: .customLong("admin-address"), help: "HOST:PORT of the server's own HTTP endpoint (GET /healthz, /status), or off.")
@@ -147,14 +147,20 @@ struct ServerCommand: AsyncParsableCommand {
                 tracingSamplePercent: tracingSample ?? 100
             )
         )
-        let docker: DockerHost
+        let labels: any ContainerMetadataSource
         do {
-            docker = try DockerHost(parsing: configuration.dockerHost)
+            let docker = try DockerHost(parsing: configuration.dockerHost)
+            labels = DockerMetadataSource(client: DockerEngineClient(host: docker), logger: Logger(label: "edshim.docker"))
         } catch {
-            logger.critical("DOCKER_HOST: \(error.description)")
-            throw ExitCode.failure
+            // Only DOCKER_HOST gets here (validate() refused a bad --docker-host): an
+            // environment the server inherited must not keep it from starting, as
+            // Docker being unreachable does not.
+            logger.warning("""
+                DOCKER_HOST cannot be used: \(error.description); container labels are not read and services \
+                are named unknown-<port> — give the server --docker-host unix:///var/run/docker.sock (or tcp://HOST:PORT)
+                """)
+            labels = NoContainerMetadata()
         }
-        let labels = DockerMetadataSource(client: DockerEngineClient(host: docker), logger: Logger(label: "edshim.docker"))
         do {
             try await RegistrarServer(configuration: configuration, metadataSource: labels, logger: logger).run()
         } catch {

@@ -73,11 +73,32 @@ struct DockerHostTests {
     func tcp() throws {
         #expect(try DockerHost(parsing: "tcp://10.0.0.1:2375").url("/v1.41/networks") == "http://10.0.0.1:2375/v1.41/networks")
         #expect(try DockerHost(parsing: "tcp://::1:2375").url("/x") == "http://[::1]:2375/x")
+        #expect(try DockerHost(parsing: "tcp://[::1]:2375").url("/x") == "http://[::1]:2375/x")
+        #expect(try DockerHost(parsing: "tcp://[fd00::5]").url("/x") == "http://[fd00::5]:2375/x")
     }
 
-    @Test("other forms are refused with what to write", arguments: ["http://x", "unix://relative.sock", "tcp://host", "tcp://:2375", "tcp://h:0", "/var/run/docker.sock"])
+    @Test("a tcp host without a port or host is completed as the Docker CLI does", arguments: [
+        ("tcp://10.0.0.1", "http://10.0.0.1:2375/_ping"),
+        ("tcp://docker.internal/", "http://docker.internal:2375/_ping"),
+        ("tcp://:2376", "http://localhost:2376/_ping"),
+    ])
+    func completed(text: String, url: String) throws {
+        #expect(try DockerHost(parsing: text).url("/_ping") == url)
+    }
+
+    @Test("other forms are refused with what to write", arguments: [
+        "http://x", "unix://relative.sock", "tcp://h:0", "tcp://h:", "tcp://h:x", "tcp://[::1", "tcp://[]:2375", "tcp://[::1]x", "tcp://[::1]:99999",
+        "ssh://me@host", "npipe:////./pipe/docker_engine", "/var/run/docker.sock",
+    ])
     func refused(text: String) {
         #expect(throws: ArgumentError.self) { try DockerHost(parsing: text) }
+    }
+
+    @Test("an unsupported scheme is named in the refusal")
+    func unsupportedScheme() {
+        #expect { try DockerHost(parsing: "ssh://me@host") } throws: { error in
+            "\(error)".contains("ssh:// is not supported") && "\(error)".contains("unix:///var/run/docker.sock")
+        }
     }
 }
 

@@ -31,6 +31,8 @@ final class Testbed: @unchecked Sendable {
         var startEnvoy = true
         var startServer = true
         var serverArguments: [String] = []
+        /// Added to the server's environment.
+        var serverEnvironment: [String: String] = [:]
         /// The socket's path inside the testbed directory.
         var socketName = "edshim.sock"
 
@@ -86,7 +88,7 @@ final class Testbed: @unchecked Sendable {
             "--ready-timeout", String(options.readyTimeoutSeconds),
             "--log-level", "debug",
         ] + options.serverArguments + extraArguments
-        server = try ChildProcess.spawn(edshim, arguments, logPath: directory + "/server.log")
+        server = try ChildProcess.spawn(edshim, arguments, environment: options.serverEnvironment, logPath: directory + "/server.log")
         let client = ServerClient(socketPath: socketPath)
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
