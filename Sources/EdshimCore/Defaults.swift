@@ -12,4 +12,11 @@ public enum EdshimDefaults {
     public static let serverAdminAddress = "127.0.0.1:7776"
     /// Envoy's admin API, in the bootstrap edshim prints.
     public static let envoyAdminAddress = "127.0.0.1:9901"
+    /// How long a starting shim waits for the server's answer to its registration:
+    /// well under the 16 s dockerd waits for the shim.
+    public static let shimRegisterTimeoutSeconds = 12
+    /// The longest readiness timeout the server takes (`--ready-timeout`): its answer
+    /// must reach the shim within the shim's 12 s, after the Docker lookup and the
+    /// configuration's writes.
+    public static let longestReadyTimeoutSeconds = 10
 }

@@ -42,7 +42,7 @@ public enum ShimMode {
     private static func serve(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
         switch arguments.proto {
         case .sctp:
-            status.reportFailure("edshim does not proxy SCTP: publish the port as tcp or udp, or use the stock docker-proxy for SCTP ports")
+            status.reportFailure("edshim does not proxy SCTP, and dockerd runs it for every published port: publish this port as tcp or udp, or run the container with --network host, where it takes the host's SCTP port itself")
             return 1
         case .udp:
             return serveUDP(arguments, status: &status, signals: signals)

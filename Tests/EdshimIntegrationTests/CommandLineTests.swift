@@ -20,6 +20,15 @@ struct CommandLineTests {
         #expect(validation.output.contains("OK"))
     }
 
+    @Test("every way of asking for the version prints the same line", arguments: [
+        ["version"], ["--version"], ["-v"], ["server", "--version"], ["bootstrap", "--version"], ["udp-proxy", "--version"], ["status", "--version"],
+    ])
+    func version(arguments: [String]) async throws {
+        let result = try await Binaries.run(try Binaries.edshim(), arguments, in: NSTemporaryDirectory())
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == EdshimVersion.banner)
+    }
+
     @Test("edshim status lists registrations; --json prints an array")
     func status() async throws {
         try await withTestbed { bed in
@@ -58,6 +67,25 @@ struct CommandLineTests {
             let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
             let array = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]])
             #expect(!array.contains { $0["owner_pid"] as? Int == Int(proxy.process.pid) })
+        }
+    }
+
+    @Test("edshim status without a server still lists the UDP ports, and fails saying the TCP ports are missing")
+    func statusWithoutServerListsUDPShims() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let (proxy, target) = try await bed.startUDPProxyToEcho(.dockerd2010, .ipv4, echoes: echoes)
+            #expect(proxy.isReady)
+            let gone = ["EDSHIM_SOCKET": bed.directory + "/no-server.sock"]
+            let table = try await Binaries.run(bed.edshim, ["status"], environment: gone, in: bed.directory)
+            #expect(table.status == 1, "\(table.output)")
+            let row = table.output.split(separator: "\n").first { $0.hasSuffix("pid \(proxy.process.pid)") }
+            #expect(row?.hasPrefix("0.0.0.0:\(target.port)") == true, "no line for the UDP shim in:\n\(table.output)")
+            #expect(table.output.contains("cannot reach the edshim server at \(bed.directory)/no-server.sock"), "\(table.output)")
+            #expect(table.output.contains("the TCP ports are not listed"), "\(table.output)")
+
+            let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: gone, in: bed.directory)
+            #expect(json.status == 1)
+            #expect(!json.output.contains("pid \(proxy.process.pid)"), "--json is the server's registrations only:\n\(json.output)")
         }
     }
 
@@ -100,6 +128,7 @@ struct CommandLineTests {
         (["server", "--default-mode", "udp"], "--default-mode"),
         (["server", "--admin-address", "localhost"], "--admin-address"),
         (["server", "--ready-timeout", "30"], "--ready-timeout"),
+        (["server", "--ready-timeout", "14"], "--ready-timeout must be more than 0 and at most 10 seconds: a starting shim waits 12 s for the answer"),
         (["server", "--docker-host", "http://x"], "--docker-host"),
         (["server", "--access-log", "access.log"], "--access-log must be stdout, stderr, off or an absolute file path"),
         (["server", "--access-log", "/nonexistent/envoy/access.log"], "the directory /nonexistent/envoy does not exist, and Envoy would refuse every listener"),

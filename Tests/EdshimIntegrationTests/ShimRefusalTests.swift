@@ -18,7 +18,7 @@ struct ShimRefusalTests {
         BadCase(arguments: ["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1"], reason: "missing -container-port"),
         BadCase(arguments: ["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80", "-bogus"], reason: "flag provided but not defined: -bogus"),
         BadCase(arguments: ["-proto", "icmp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80"], reason: "-proto"),
-        BadCase(arguments: ["-proto", "sctp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80"], reason: "SCTP"),
+        BadCase(arguments: ["-proto", "sctp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80"], reason: "edshim does not proxy SCTP, and dockerd runs it for every published port: publish this port as tcp or udp, or run the container with --network host"),
         BadCase(arguments: ["-proto", "tcp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80", "-use-listen-fd"], reason: "fd 4"),
     ]
 
@@ -32,6 +32,19 @@ struct ShimRefusalTests {
             #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
             #expect(try bed.registrations().isEmpty)
             #expect(try bed.listeners().isEmpty)
+        }
+    }
+
+    @Test("with stderr on /dev/null, as dockerd starts it, a refusal reaches the system log as an error")
+    func refusalLoggedAsError() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let syslog = try UnixDatagramListener(path: bed.directory + "/syslog.sock")
+            let arguments = ["-proto", "sctp", "-host-ip", "0.0.0.0", "-host-port", "8080", "-container-ip", "127.0.0.1", "-container-port", "80"]
+            let shim = try await bed.spawnShim(arguments, environment: ["EDSHIM_SYSLOG_SOCKET": syslog.path], outputToDevNull: true)
+            #expect(shim.status.hasPrefix("1\n"))
+            let line = syslog.receive(within: 5)
+            // <27>: facility daemon, severity err, so `journalctl -p err` shows it.
+            #expect(line?.hasPrefix("<27>edshim[\(shim.process.pid)]: failed: edshim does not proxy SCTP") == true, "\(line ?? "nothing logged")")
         }
     }
 

@@ -95,7 +95,7 @@ public struct GoFlagScanner: Sendable {
 
     /// Go's `strconv.ParseInt(text, 0, 64)`, which `flag.Int` uses: optional sign,
     /// then decimal, `0x` hex, `0o` or leading-`0` octal, or `0b` binary; `_` may
-    /// separate digits after a base prefix.
+    /// separate digits, and follow a base prefix or an octal number's leading 0.
     public static func parseInt(_ text: String) -> Int? {
         var body = Substring(text)
         var negative = false
@@ -113,8 +113,10 @@ public struct GoFlagScanner: Sendable {
         } else if lower.hasPrefix("0b") {
             radix = 2
         } else if body.count > 1, body.first == "0" {
+            // Leading-0 octal: the 0 counts as a digit, so `_` may follow it (0_70).
             radix = 8
             body = body.dropFirst()
+            prefixed = true
         }
         if radix != 10, lower.hasPrefix("0x") || lower.hasPrefix("0o") || lower.hasPrefix("0b") {
             body = body.dropFirst(2)

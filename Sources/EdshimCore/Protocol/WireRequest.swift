@@ -66,7 +66,10 @@ extension WireRequest {
         guard let version = object["v"]?.integerValue(Int.self) else {
             throw WireError(.badRequest, "missing protocol version \"v\": is this an edshim client?")
         }
-        guard version <= WireProtocol.version, version >= 1 else {
+        guard version >= 1 else {
+            throw WireError(.unsupportedVersion, "protocol version \(version) does not exist: versions start at 1 (this server speaks 1 to \(WireProtocol.version))")
+        }
+        guard version <= WireProtocol.version else {
             throw WireError(.unsupportedVersion, "protocol version \(version) is not supported; this server speaks version \(WireProtocol.version): upgrade edshim server")
         }
         guard let operation = object["op"]?.stringValue else {

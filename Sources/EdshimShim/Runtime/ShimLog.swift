@@ -8,12 +8,30 @@ import Glibc
 /// /dev/null, so a shim it runs logs to the syslog socket (`/dev/log`, which journald
 /// or rsyslog serves; `EDSHIM_SYSLOG_SOCKET` to choose another), facility daemon.
 enum ShimLog {
-    static func info(_ message: String) {
+    /// The syslog severities the shim uses (RFC 5424), so `journalctl -p` can pick
+    /// out what went wrong.
+    enum Severity: Int {
+        case error = 3
+        case warning = 4
+        case info = 6
+    }
+
+    /// What the shim did: it serves, hands over, stops.
+    static func info(_ message: String) { log(.info, message) }
+
+    /// Something is amiss and the shim copes: it serves the port itself, drops
+    /// datagrams, evicts flows, runs out of a resource.
+    static func warning(_ message: String) { log(.warning, message) }
+
+    /// The shim failed: what it reported to dockerd, or why it stopped.
+    static func error(_ message: String) { log(.error, message) }
+
+    private static func log(_ severity: Severity, _ message: String) {
         let line = "edshim[\(getpid())]: \(message)"
         if stderrIsDiscarded {
-            // <30>: facility daemon (3 × 8) + severity info (6), as syslog(3) writes it.
+            // Facility daemon (3) × 8 + severity, as syslog(3) writes it: <30> for info.
             let socket = ProcessEnvironment.value("EDSHIM_SYSLOG_SOCKET") ?? "/dev/log"
-            UnixDatagram.send(Array("<30>\(line)".utf8), to: socket)
+            UnixDatagram.send(Array("<\(3 * 8 + severity.rawValue)>\(line)".utf8), to: socket)
         } else {
             _ = (line + "\n").utf8CString.withUnsafeBufferPointer { write(STDERR_FILENO, $0.baseAddress, $0.count - 1) }
         }

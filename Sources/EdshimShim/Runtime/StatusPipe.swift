@@ -31,7 +31,7 @@ struct StatusPipe {
         let line = reason.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
         // dockerd first: it is waiting, and logging may be slow.
         if open { send("1\n\(line)") }
-        ShimLog.info("failed: \(line)")
+        ShimLog.error("failed: \(line)")
     }
 
     private mutating func send(_ text: String) {

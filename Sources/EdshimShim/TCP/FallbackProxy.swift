@@ -68,7 +68,7 @@ struct FallbackProxy {
                         // and again: pause accepting until connections close.
                         acceptPausedUntil = .after(milliseconds: Self.acceptPauseMilliseconds)
                         let message = "no file descriptor left for a new connection to \(key) (\(relay.count) relayed); accepting again as connections close"
-                        if let line = exhaustion.line(message, now: Deadline.now()) { ShimLog.info(line) }
+                        if let line = exhaustion.line(message, now: Deadline.now()) { ShimLog.warning(line) }
                     }
                 }
                 index += 1
@@ -131,7 +131,7 @@ struct RegistrationRetry {
     mutating func failed(_ reason: String, transient: Bool = true) {
         if reason != lastReason {
             lastReason = reason
-            ShimLog.info("still serving \(key) itself; will retry: \(reason)")
+            ShimLog.warning("still serving \(key) itself; will retry: \(reason)")
         }
         delay = transient ? min(delay * 2, Self.maximumDelayMilliseconds) : Self.maximumDelayMilliseconds
         nextAttempt = .after(milliseconds: delay)

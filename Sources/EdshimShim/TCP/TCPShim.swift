@@ -9,7 +9,7 @@ import Glibc
 enum TCPShim {
     /// How long the server may take to confirm Envoy serves the port (it answers
     /// itself after its own, shorter readiness timeout): well under dockerd's 16 s.
-    static let registerTimeoutMilliseconds: Int64 = 12_000
+    static let registerTimeoutMilliseconds = Int64(EdshimDefaults.shimRegisterTimeoutSeconds) * 1000
     /// How long deregistration may take, so the shim exits within a second.
     static let deregisterTimeoutMilliseconds: Int64 = 900
 
@@ -90,7 +90,7 @@ enum TCPShim {
             }
         }
         status.reportReady()
-        ShimLog.info("serving \(arguments.key) → \(arguments.container) itself, as docker-proxy would (\(reason)); handing it to Envoy as soon as it can (EDSHIM_FALLBACK=fail refuses instead)")
+        ShimLog.warning("serving \(arguments.key) → \(arguments.container) itself, as docker-proxy would (\(reason)); handing it to Envoy as soon as it can (EDSHIM_FALLBACK=fail refuses instead)")
         let proxy = FallbackProxy(key: arguments.key, container: arguments.container, client: client, signals: signals)
         if proxy.run(serving: listener) { deregister(arguments.key, client: client) }
         return 0
@@ -100,10 +100,10 @@ enum TCPShim {
         do {
             let response = try client.exchange(.deregister(key), deadline: .after(milliseconds: deregisterTimeoutMilliseconds))
             if case .failure(let error) = response, error.code != .notRegistered {
-                ShimLog.info("deregistering \(key): \(error.message)")
+                ShimLog.warning("deregistering \(key): \(error.message)")
             }
         } catch {
-            ShimLog.info("deregistering \(key): \(error.description)")
+            ShimLog.warning("deregistering \(key): \(error.description)")
         }
     }
 }

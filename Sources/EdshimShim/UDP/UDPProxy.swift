@@ -74,7 +74,7 @@ final class UDPProxy {
             clock = Self.microseconds()
             if ready < 0 {
                 if errno == EINTR { continue }
-                ShimLog.info("epoll_wait: \(String(cString: strerror(errno))); stopping")
+                ShimLog.error("epoll_wait: \(String(cString: strerror(errno))); stopping")
                 return
             }
             if ready == 0, polling {
@@ -245,7 +245,7 @@ final class UDPProxy {
 
     private func log(_ message: @autoclosure () -> String, throttledBy throttle: inout LogThrottle, now: Int64) {
         if let line = throttle.line("udp \(listener.endpoint) → \(container): \(message())", now: now) {
-            ShimLog.info(line)
+            ShimLog.warning(line)
         }
     }
 

@@ -19,15 +19,17 @@ struct BootstrapCommand: ParsableCommand {
 
             Envoy refuses to start when those files are missing, so this command creates
             the directory and empty lds.json / cds.json when they do not exist yet (it
-            never changes existing ones). Pass --xds-dir and --admin-address to match the
-            server.
+            never changes existing ones). --xds-dir must be the server's --xds-dir.
+            --admin-address is Envoy's own admin API (9901 by default), not the server's
+            --admin-address (7776): the two must differ, and the server never needs to
+            know Envoy's.
             """
     )
 
     @Option(name: .customLong("xds-dir"), help: "Directory edshim server writes lds.json and cds.json into.")
     var xdsDirectory: String = EdshimDefaults.xdsDirectory
 
-    @Option(name: .customLong("admin-address"), help: "HOST:PORT for Envoy's admin API.")
+    @Option(name: .customLong("admin-address"), help: "HOST:PORT for Envoy's admin API (not the server's --admin-address).")
     var adminAddress: String = EdshimDefaults.envoyAdminAddress
 
     @Option(name: .customLong("node-id"), help: "Envoy node id.")

@@ -25,7 +25,7 @@ struct EdshimCommand: AsyncParsableCommand {
               envoy -c /etc/edshim/envoy.yaml &
               edshim status                                    # what is published
             """,
-        version: EdshimVersion.current,
+        version: EdshimVersion.banner,
         subcommands: [
             ShimCommand.self,
             ServerCommand.self,

@@ -50,7 +50,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("default-mode"), help: "Mode for containers without a ProxyMode / edshim.mode label: http or tcp.")
     var defaultMode: String = "http"
 
-    @Option(name: .customLong("ready-timeout"), help: "Seconds a registration waits for Envoy to listen before it fails (keep it well under dockerd's 16).")
+    @Option(name: .customLong("ready-timeout"), help: "Seconds a registration waits for Envoy to listen before it fails, at most 10 (a starting shim waits 12 for the answer).")
     var readyTimeout: Double = 5
 
     @Option(name: .customLong("peer-rate"), help: "Requests per second one client process may send (bursts of twice as many).")
@@ -91,8 +91,11 @@ struct ServerCommand: AsyncParsableCommand {
         guard adminAddress == "off" || SocketEndpoint(parsing: adminAddress) != nil else {
             throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776, or off")
         }
-        guard readyTimeout > 0, readyTimeout < 16 else {
-            throw ValidationError("--ready-timeout must be more than 0 and less than 16 seconds (dockerd gives up after 16)")
+        guard readyTimeout > 0, readyTimeout <= Double(EdshimDefaults.longestReadyTimeoutSeconds) else {
+            throw ValidationError("""
+                --ready-timeout must be more than 0 and at most \(EdshimDefaults.longestReadyTimeoutSeconds) seconds: \
+                a starting shim waits \(EdshimDefaults.shimRegisterTimeoutSeconds) s for the answer (dockerd waits 16 s for the shim)
+                """)
         }
         guard peerRate >= 1 else {
             throw ValidationError("--peer-rate must be at least 1 request per second")

@@ -13,7 +13,8 @@ struct StatusCommand: ParsableCommand {
 
             UDP ports follow, found among the processes of this host: edshim proxies
             them itself, without the server or Envoy, so their service is `-` and their
-            mode `udp-proxy`.
+            mode `udp-proxy`. They are listed even when the server cannot be reached
+            (the command then still fails, saying so).
 
             --json prints the server's registrations as a JSON array of objects with the
             same facts, for scripts (UDP ports are not registrations: not in it).
@@ -32,7 +33,12 @@ struct StatusCommand: ParsableCommand {
         do {
             response = try client.exchange(.list, deadline: .after(milliseconds: 5000))
         } catch {
-            throw CommandFailure(error.description)
+            // The UDP ports need no server: show them all the same, when a table was
+            // asked for, and say that the TCP ports are missing from it.
+            let udpShims = json ? [] : ShimProcesses.all().filter { $0.arguments.proto == .udp }
+            guard !udpShims.isEmpty else { throw CommandFailure(error.description) }
+            print(StatusReport.table([], udpShims: udpShims))
+            throw CommandFailure("\(error.description); the UDP ports above are proxied without it, the TCP ports are not listed")
         }
         switch response {
         case .registrations(let registrations):

@@ -57,6 +57,13 @@ struct ShimInvocationGoodCaseTests {
         // Port bounds.
         Case(arguments: ["-host-ip", "127.0.0.1", "-host-port", "1", "-container-ip", "10.0.0.2", "-container-port", "65535"],
              expected: .run(proto: .tcp, host: "127.0.0.1", hostPort: 1, container: "10.0.0.2", containerPort: 65535, useListenFD: false)),
+        // Numbers as Go's strconv.ParseInt(s, 0, 64) reads them: hex, octal, binary, `_` between digits.
+        Case(arguments: ["-host-ip", "127.0.0.1", "-host-port", "0x1F90", "-container-ip", "10.0.0.2", "-container-port", "0o120"],
+             expected: .run(proto: .tcp, host: "127.0.0.1", hostPort: 8080, container: "10.0.0.2", containerPort: 80, useListenFD: false)),
+        Case(arguments: ["-host-ip", "127.0.0.1", "-host-port", "8_080", "-container-ip", "10.0.0.2", "-container-port", "0_70"],
+             expected: .run(proto: .tcp, host: "127.0.0.1", hostPort: 8080, container: "10.0.0.2", containerPort: 56, useListenFD: false)),
+        Case(arguments: ["-host-ip", "127.0.0.1", "-host-port", "0b1_0000", "-container-ip", "10.0.0.2", "-container-port", "0120"],
+             expected: .run(proto: .tcp, host: "127.0.0.1", hostPort: 16, container: "10.0.0.2", containerPort: 80, useListenFD: false)),
         // `--` ends the flags.
         Case(arguments: standard + ["--"], expected: standardRun),
         // Version and help.

@@ -62,6 +62,15 @@ struct WireFramingTests {
         #expect(!error.message.isEmpty)
     }
 
+    @Test("a version below 1 is called what it is, not a reason to upgrade the server")
+    func versionBelowOne() throws {
+        let error = try #require(throws: WireError.self) { try WireRequest.decode(Fixture.bytes(#"{"v":0,"op":"list"}"#)) }
+        #expect(error.message.contains("protocol version 0 does not exist"), "\(error)")
+        #expect(!error.message.contains("upgrade"), "\(error)")
+        let newer = try #require(throws: WireError.self) { try WireRequest.decode(Fixture.bytes(#"{"v":2,"op":"list"}"#)) }
+        #expect(newer.message.contains("upgrade edshim server"), "\(newer)")
+    }
+
     /// A valid request padded with whitespace to `size` bytes, newline included.
     static func paddedList(size: Int) -> [UInt8] {
         let core = Fixture.bytes(#"{"v":1,"op":"list"}"#)
