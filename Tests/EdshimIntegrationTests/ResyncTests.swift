@@ -82,6 +82,9 @@ struct ResyncTests {
             #expect(first.output.contains("resynced 2 of 3"), "the UDP shim is not counted: \(first.output)")
             #expect(first.output.contains("edshim resync: pid \(blocked.pid) tcp \(blocked.host): another process already listens on \(blocked.host)"), "\(first.output)")
             #expect(Set(try bed.registrations().map(\.owner.pid)) == Set(shims.dropFirst().map(\.pid)))
+            let refusals = (bed.server?.log ?? "").split(separator: "\n").filter { $0.contains("registration refused") }
+            #expect(refusals.count == 1 && refusals[0].contains("code=port_in_use") && refusals[0].contains("on_behalf_of=\(blocked.pid)"),
+                    "the server's log says what resync was told:\n\(bed.server?.log ?? "")")
 
             let second = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
             #expect(second.status == 0, "\(second.output)")
@@ -89,6 +92,69 @@ struct ResyncTests {
             for shim in shims {
                 #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: shim.host.port)).headers["server"] == "envoy")
             }
+        }
+    }
+
+    @Test("resync while Envoy is down keeps the registrations, says so and exits 1; once Envoy runs, every port serves again")
+    func resyncWhileEnvoyIsDown() async throws {
+        var options = Testbed.Options()
+        options.readyTimeoutSeconds = 1
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            var shims: [(host: SocketEndpoint, pid: Int32)] = []
+            for _ in 0..<3 {
+                let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+                let shim = try await bed.publish(host, to: backend.endpoint)
+                #expect(shim.isReady)
+                shims.append((host, shim.process.pid))
+            }
+            // `systemctl restart edshim envoy-edshim` with the state lost: Envoy is down
+            // while the server starts empty and its ExecStartPost runs resync.
+            await bed.envoy?.stop()
+            await bed.stopServer()
+            for name in try FileManager.default.contentsOfDirectory(atPath: bed.xdsDirectory) {
+                try FileManager.default.removeItem(atPath: bed.xdsDirectory + "/" + name)
+            }
+            try FileManager.default.removeItem(atPath: bed.stateFile)
+            try await bed.startServer()
+
+            let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(resync.status == 1, "\(resync.output)")
+            #expect(resync.output.contains("resynced 0 of 3"), "\(resync.output)")
+            #expect(resync.output.components(separatedBy: "the registration is kept").count - 1 == 3, "\(resync.output)")
+            #expect(Set(try bed.registrations().map(\.owner.pid)) == Set(shims.map(\.pid)), "nothing withdrawn")
+
+            try await bed.startEnvoy()
+            for shim in shims {
+                try await bed.eventually("Envoy serves \(shim.host) without another resync", timeout: .seconds(10)) {
+                    try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: shim.host.port)).headers["server"] == "envoy"
+                }
+            }
+            let again = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(again.status == 0, "\(again.output)")
+            #expect(again.output.contains("resynced 3 of 3"), "\(again.output)")
+        }
+    }
+
+    @Test("resync finds the shims of its server however the socket's path is written: through a symlink, or relative")
+    func socketPathSpelledAnotherWay() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            try await bed.restartServerWithoutState()
+            // As /var/run is a symlink to /run: the shims name the socket one way, resync the other.
+            let link = bed.directory + "/run-link"
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: bed.directory)
+            let socketName = String(bed.socketPath.split(separator: "/").last ?? "")
+            for socket in [link + "/" + socketName, socketName] {
+                // Run from the testbed's directory, where the relative path names the socket.
+                let resync = try await Binaries.run("/bin/sh", ["-c", "cd \"$0\" && exec \"$1\" resync --socket \"$2\"", bed.directory, bed.edshim, socket], in: bed.directory)
+                #expect(resync.status == 0, "\(socket): \(resync.output)")
+                #expect(resync.output.contains("resynced 1 of 1"), "\(socket): \(resync.output)")
+            }
+            #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])
         }
     }
 

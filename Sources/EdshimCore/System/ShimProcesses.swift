@@ -27,6 +27,18 @@ public enum ShimProcesses {
             self.arguments = arguments
             self.socketPath = socketPath
         }
+
+        /// Whether the shim registers with the server socket at `path`: the same path,
+        /// or the same socket reached another way (through a symlink, such as
+        /// /var/run → /run, or relative to the shim's or the caller's directory).
+        public func registers(with path: String, root: String = "/proc") -> Bool {
+            if socketPath == path { return true }
+            let ownPath = socketPath.hasPrefix("/") ? socketPath : "\(root)/\(owner.pid)/cwd/\(socketPath)"
+            var own = stat()
+            var other = stat()
+            guard stat(ownPath, &own) == 0, stat(path, &other) == 0 else { return false }
+            return own.st_dev == other.st_dev && own.st_ino == other.st_ino
+        }
     }
 
     /// The arguments of a shim with command line `argv` and process name `comm`, or

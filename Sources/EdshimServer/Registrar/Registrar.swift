@@ -50,7 +50,7 @@ actor Registrar {
     func handle(_ request: WireRequest, from peer: PeerCredentials) async -> WireResponse {
         switch request {
         case .register(let registration):
-            await register(registration, from: peer)
+            await logRefusal(await register(registration, from: peer), of: registration, from: peer)
         case .deregister(let key):
             await deregister(key, from: peer)
         case .list:
@@ -59,6 +59,18 @@ actor Registrar {
     }
 
     // MARK: Register
+
+    /// Logs a registration refused (envoy_timeout is logged where it is decided, and
+    /// rate_limited would flood the log it protects) and
+    /// hands the response on: the operator sees in the journal what dockerd was told.
+    private func logRefusal(_ response: WireResponse, of request: RegisterRequest, from peer: PeerCredentials) -> WireResponse {
+        if case .failure(let error) = response, error.code != .envoyTimeout, error.code != .rateLimited {
+            var metadata: Logger.Metadata = ["key": "\(request.key)", "container": "\(request.container)", "peer_pid": "\(peer.pid)", "code": "\(error.code.rawValue)", "reason": "\(error.message)"]
+            if let shim = request.onBehalfOf { metadata["on_behalf_of"] = "\(shim)" }
+            logger.warning("registration refused", metadata: metadata)
+        }
+        return response
+    }
 
     private func register(_ request: RegisterRequest, from peer: PeerCredentials) async -> WireResponse {
         let key = request.key
@@ -119,6 +131,13 @@ actor Registrar {
             // answer once Envoy has taken in the new cluster, not merely listens.
             if replaced != nil { await publisher.waitUntilRead() }
             return .ok
+        }
+        if request.onBehalfOf != nil, request.heldSocketInode == nil {
+            // Resync, for a shim that gave its port to Envoy long ago and cannot serve
+            // it again: withdrawn, the port would stay dark even once Envoy is back.
+            // Kept, Envoy serves it as soon as it runs.
+            logger.warning("Envoy did not listen in time; registration kept for when it does (its shim no longer holds the port)", metadata: ["key": "\(key)"])
+            return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout); the registration is kept, and Envoy serves the port as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
         }
         registry.remove(key)
         release(owner)

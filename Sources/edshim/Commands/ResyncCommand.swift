@@ -40,7 +40,7 @@ struct ResyncCommand: ParsableCommand {
         let client = socket.map(ServerClient.init(socketPath:)) ?? ServerClient.fromEnvironment()
         try waitForServer(client)
         // Only the TCP shims that register with this socket: a host may run more than one server.
-        let shims = ShimProcesses.all().filter { $0.arguments.proto == .tcp && $0.socketPath == client.socketPath }
+        let shims = ShimProcesses.all().filter { $0.arguments.proto == .tcp && $0.registers(with: client.socketPath) }
         let outcomes = ResyncWorkers(client: client, parallel: parallel).register(shims)
         let vanished = outcomes.filter { if case .vanished = $0 { true } else { false } }.count
         var failed = 0
