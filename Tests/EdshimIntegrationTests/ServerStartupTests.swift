@@ -56,4 +56,21 @@ struct ServerStartupTests {
             #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])
         }
     }
+
+    @Test("under systemd, with stderr the journal's stream, each server line starts with its syslog priority")
+    func journalPriorities() async throws {
+        var options = Testbed.Options.neitherServerNorEnvoy
+        options.serverEnvironment = ["DOCKER_HOST": "ssh://me@docker-host"]
+        try await withTestbed(options) { bed in
+            // What systemd does: JOURNAL_STREAM names the device and inode of stderr.
+            FileManager.default.createFile(atPath: bed.serverLogPath, contents: nil)
+            var info = stat()
+            #expect(stat(bed.serverLogPath, &info) == 0)
+            try await bed.startServer(extraEnvironment: ["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino)"])
+            let lines = (bed.server?.log ?? "").split(separator: "\n")
+            #expect(lines.contains { $0.hasPrefix("<6>info edshim.server:") && $0.hasSuffix("listening") }, "info is <6>:\n\(lines.joined(separator: "\n"))")
+            #expect(lines.contains { $0.hasPrefix("<4>warning edshim.server:") && $0.contains("DOCKER_HOST cannot be used") }, "warning is <4>")
+            #expect(lines.allSatisfy { $0.hasPrefix("<") }, "every line has its priority")
+        }
+    }
 }

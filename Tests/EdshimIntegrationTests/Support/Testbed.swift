@@ -79,7 +79,7 @@ final class Testbed: @unchecked Sendable {
 
     var environment: [String: String] { ["EDSHIM_SOCKET": socketPath] }
 
-    func startServer(extraArguments: [String] = []) async throws {
+    func startServer(extraArguments: [String] = [], extraEnvironment: [String: String] = [:]) async throws {
         let arguments = [
             "server", "--socket", socketPath, "--xds-dir", xdsDirectory,
             "--state-file", stateFile,
@@ -88,7 +88,7 @@ final class Testbed: @unchecked Sendable {
             "--ready-timeout", String(options.readyTimeoutSeconds),
             "--log-level", "debug",
         ] + options.serverArguments + extraArguments
-        server = try ChildProcess.spawn(edshim, arguments, environment: options.serverEnvironment, logPath: directory + "/server.log")
+        server = try ChildProcess.spawn(edshim, arguments, environment: options.serverEnvironment.merging(extraEnvironment) { $1 }, logPath: serverLogPath)
         let client = ServerClient(socketPath: socketPath)
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
@@ -133,6 +133,9 @@ final class Testbed: @unchecked Sendable {
 
     /// The server's state file.
     var stateFile: String { directory + "/state.json" }
+
+    /// Where the server's stdout and stderr go.
+    var serverLogPath: String { directory + "/server.log" }
 
     func startEnvoy() async throws {
         let bootstrap = try await Binaries.run(edshim, ["bootstrap", "--xds-dir", xdsDirectory, "--admin-address", envoyAdmin.description], in: directory)
