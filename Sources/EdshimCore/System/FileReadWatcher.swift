@@ -36,6 +36,16 @@ public actor FileReadWatcher {
         close(descriptor)
     }
 
+    /// Whether the reader was there at the last wait: false after a wait ran out of
+    /// patience, until a read is seen again.
+    public var readerSeemsPresent: Bool {
+        // Reads taken here still count for the waits since the last mark.
+        let names = takeReadNames()
+        readsSinceMark.formUnion(names)
+        if !names.isEmpty { readerSeen = true }
+        return readerSeen
+    }
+
     /// Call right before replacing a file: reads from now on count for `waitForRead`.
     public func mark() {
         // Reads since the last mark show that the reader is there.

@@ -107,6 +107,13 @@ actor XDSPublisher {
         await reads.waitForRead(of: unread)
     }
 
+    /// Whether Envoy seems to read the files: false once it let a written file go
+    /// unread beyond the watcher's patience, until it reads one again (true when reads
+    /// cannot be watched).
+    func envoySeemsToRead() async -> Bool {
+        await reads?.readerSeemsPresent ?? true
+    }
+
     private func writeIfChanged(_ bytes: [UInt8], named name: String) async throws {
         if lastWritten[name] == nil, SystemFile.read(directory + "/" + name) == bytes {
             lastWritten[name] = bytes

@@ -60,6 +60,10 @@ actor Registrar {
 
     // MARK: Register
 
+    /// How long a registration resync makes waits for Envoy while Envoy reads none of
+    /// its files (it is down): enough for an Envoy that is merely slow to read.
+    static let readyTimeoutWithoutEnvoy = Duration.seconds(1)
+
     /// Logs a registration refused (envoy_timeout is logged where it is decided, and
     /// rate_limited would flood the log it protects) and
     /// hands the response on: the operator sees in the journal what dockerd was told.
@@ -121,7 +125,14 @@ actor Registrar {
         logger.info("registered", metadata: Self.describe(registry[key] ?? registration, replacing: replaced))
         await commit()
 
-        let ready = await waitUntilEnvoyServes(key.host, excluding: excluded, retired: retired[key] ?? [])
+        // Resync for a shim that gave its port to Envoy: kept when Envoy does not serve
+        // it (below). With Envoy not reading its files, waiting the whole readiness
+        // timeout for each would only hold up the server's start (ExecStartPost), and
+        // the start of Envoy after it.
+        let keptUnserved = request.onBehalfOf != nil && request.heldSocketInode == nil
+        let envoyAbsent = keptUnserved ? !(await publisher.envoySeemsToRead()) : false
+        let timeout = envoyAbsent ? min(configuration.readyTimeout, Self.readyTimeoutWithoutEnvoy) : configuration.readyTimeout
+        let ready = await waitUntilEnvoyServes(key.host, excluding: excluded, retired: retired[key] ?? [], timeout: timeout)
         guard registry[key]?.owner == owner else {
             return .failure(WireError(.notOwner, "\(key) was deregistered or replaced before Envoy served it"))
         }
@@ -132,12 +143,12 @@ actor Registrar {
             if replaced != nil { await publisher.waitUntilRead() }
             return .ok
         }
-        if request.onBehalfOf != nil, request.heldSocketInode == nil {
+        if keptUnserved {
             // Resync, for a shim that gave its port to Envoy long ago and cannot serve
             // it again: withdrawn, the port would stay dark even once Envoy is back.
             // Kept, Envoy serves it as soon as it runs.
             logger.warning("Envoy did not listen in time; registration kept for when it does (its shim no longer holds the port)", metadata: ["key": "\(key)"])
-            return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout); the registration is kept, and Envoy serves the port as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
+            return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(timeout); the registration is kept, and Envoy serves the port as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
         }
         registry.remove(key)
         release(owner)
@@ -152,8 +163,7 @@ actor Registrar {
     /// the new configuration. Envoy then never applied the removal (it lagged, or the
     /// two updates reached it as one and it saw no change) and keeps serving the port
     /// on that socket: waiting for a new one would wait in vain.
-    private func waitUntilEnvoyServes(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>) async -> Bool {
-        let timeout = configuration.readyTimeout
+    private func waitUntilEnvoyServes(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, timeout: Duration) async -> Bool {
         guard !retired.isEmpty else {
             return await watcher.waitUntilListening(on: host, excluding: excluded, timeout: timeout)
         }

@@ -43,4 +43,24 @@ struct FileReadWatcherTests {
         #expect(await watcher.waitForRead(of: "cds.json"))
         #expect(ContinuousClock.now - waited >= .milliseconds(90), "not ended by the read of lds.json")
     }
+
+    @Test("the reader seems absent after a wait ran out, present again after a read, and asking loses no read")
+    func readerPresence() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/cds.json"))
+        let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(100)))
+        #expect(await watcher.readerSeemsPresent, "present until a wait runs out")
+
+        await watcher.mark()
+        #expect(await watcher.waitForRead(of: "cds.json") == false)
+        #expect(await watcher.readerSeemsPresent == false)
+
+        await watcher.mark()
+        _ = FileManager.default.contents(atPath: directory + "/cds.json")
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(await watcher.readerSeemsPresent, "a read shows the reader is back")
+        #expect(await watcher.waitForRead(of: "cds.json"), "the read taken in by asking still ends the wait")
+    }
 }
