@@ -64,9 +64,9 @@ actor Registrar {
     /// its files (it is down): enough for an Envoy that is merely slow to read.
     static let readyTimeoutWithoutEnvoy = Duration.seconds(1)
 
-    /// Logs a registration refused (envoy_timeout is logged where it is decided, and
-    /// rate_limited would flood the log it protects) and
-    /// hands the response on: the operator sees in the journal what dockerd was told.
+    /// Logs a refused registration and hands the response on: the operator sees in the
+    /// journal what dockerd was told. (envoy_timeout is logged where it is decided;
+    /// rate_limited would flood the log it protects.)
     private func logRefusal(_ response: WireResponse, of request: RegisterRequest, from peer: PeerCredentials) -> WireResponse {
         if case .failure(let error) = response, error.code != .envoyTimeout, error.code != .rateLimited {
             var metadata: Logger.Metadata = ["key": "\(request.key)", "container": "\(request.container)", "peer_pid": "\(peer.pid)", "code": "\(error.code.rawValue)", "reason": "\(error.message)"]
