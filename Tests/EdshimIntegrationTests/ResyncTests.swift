@@ -58,14 +58,7 @@ struct ResyncTests {
     @Test("resync says which shim it could not restore and why, exits 1, leaves UDP shims out; a rerun restores it")
     func partialFailure() async throws {
         try await withTestbed { bed in
-            let backend = try bed.httpBackend("web")
-            var shims: [(host: SocketEndpoint, pid: Int32)] = []
-            for _ in 0..<3 {
-                let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-                let shim = try await bed.publish(host, to: backend.endpoint)
-                #expect(shim.isReady)
-                shims.append((host, shim.process.pid))
-            }
+            let shims = try await Self.publishThreePorts(on: bed)
             let echoes = UDPEchoServers()
             defer { echoes.stopAll() }
             let echo = try echoes.start(on: .loopbackIPv4)
@@ -98,22 +91,11 @@ struct ResyncTests {
     @Test("resync while Envoy is down keeps the registrations, says so and exits 1; once Envoy runs, every port serves again")
     func resyncWhileEnvoyIsDown() async throws {
         try await withTestbed { bed in
-            let backend = try bed.httpBackend("web")
-            var shims: [(host: SocketEndpoint, pid: Int32)] = []
-            for _ in 0..<3 {
-                let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-                let shim = try await bed.publish(host, to: backend.endpoint)
-                #expect(shim.isReady)
-                shims.append((host, shim.process.pid))
-            }
+            let shims = try await Self.publishThreePorts(on: bed)
             // `systemctl restart edshim envoy-edshim` with the state lost: Envoy is down
             // while the server starts empty and its ExecStartPost runs resync.
             await bed.envoy?.stop()
-            await bed.stopServer()
-            for name in try FileManager.default.contentsOfDirectory(atPath: bed.xdsDirectory) {
-                try FileManager.default.removeItem(atPath: bed.xdsDirectory + "/" + name)
-            }
-            try FileManager.default.removeItem(atPath: bed.stateFile)
+            try await bed.stopServerAndForgetState()
             try await bed.startServer()
 
             let started = ContinuousClock.now
@@ -218,5 +200,19 @@ struct ResyncTests {
         let result = try await Binaries.run(try Binaries.edshim(), ["resync", "--wait", "0.3"], environment: ["EDSHIM_SOCKET": "/nonexistent/edshim.sock"], in: NSTemporaryDirectory())
         #expect(result.status != 0)
         #expect(result.output.contains("cannot reach the edshim server"))
+    }
+
+    /// Three IPv4 ports published to one backend, served by Envoy: each one's host
+    /// address and shim.
+    private static func publishThreePorts(on bed: Testbed) async throws -> [(host: SocketEndpoint, pid: Int32)] {
+        let backend = try bed.httpBackend("web")
+        var shims: [(host: SocketEndpoint, pid: Int32)] = []
+        for _ in 0..<3 {
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            shims.append((host, shim.process.pid))
+        }
+        return shims
     }
 }

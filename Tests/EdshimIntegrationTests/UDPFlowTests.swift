@@ -124,7 +124,7 @@ struct UDPFlowTests {
     func linkLocalClientsOnTwoLinks(way: UDPWay) async throws {
         try await withUDPTestbed { bed, echoes in
             try await withPrivateNetworkNamespace(loopbackAddresses: [], logDirectory: bed.directory) { namespace in
-                guard let ip = SystemExecutables.locate("ip") else { throw TestFailure("ip not found: install iproute2") }
+                let ip = try SystemExecutables.ip()
                 // fe80::1 on two links: two hosts as far as the kernel is concerned,
                 // told apart by the scope id (the interface) of their address.
                 let links = ["ll0", "ll1"]

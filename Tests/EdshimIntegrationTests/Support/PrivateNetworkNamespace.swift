@@ -26,9 +26,7 @@ final class PrivateNetworkNamespace: Sendable {
     static func create(loopbackAddresses: [String], logDirectory: String) async throws -> PrivateNetworkNamespace {
         let created = PrivateNetworkNamespace(descriptor: try await onThread(unshareOnThisThread))
         do {
-            guard let ip = SystemExecutables.locate("ip") else {
-                throw TestFailure("ip not found (looked in \(SystemExecutables.searchDirectories.joined(separator: ":"))): install iproute2")
-            }
+            let ip = try SystemExecutables.ip()
             try await created.namespace.check(ip, ["link", "set", "lo", "up"], logDirectory: logDirectory)
             for address in loopbackAddresses {
                 let family = address.contains(":") ? "-6" : "-4"

@@ -13,6 +13,14 @@ enum SystemExecutables {
         return directories
     }()
 
+    /// `ip` (iproute2), or a failure saying where it was looked for.
+    static func ip() throws -> String {
+        guard let path = locate("ip") else {
+            throw TestFailure("ip not found (looked in \(searchDirectories.joined(separator: ":"))): install iproute2")
+        }
+        return path
+    }
+
     /// The first executable `name` in `searchDirectories`, or nil.
     static func locate(_ name: String) -> String? {
         searchDirectories.lazy.map { $0 + "/" + name }.first { FileManager.default.isExecutableFile(atPath: $0) }

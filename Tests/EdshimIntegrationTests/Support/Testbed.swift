@@ -107,15 +107,21 @@ final class Testbed: @unchecked Sendable {
     /// as after a lost /var/lib/edshim (the xds directory itself stays: Envoy watches
     /// it, and would not follow a new one). Returns once Envoy has dropped every listener.
     func restartServerWithoutState(extraArguments: [String] = []) async throws {
+        try await stopServerAndForgetState()
+        try await startServer(extraArguments: extraArguments)
+        try await eventually("the restarted server published nothing, and Envoy dropped every listener") {
+            try listeners().isEmpty
+        }
+    }
+
+    /// Stops the server and deletes its state file and the xDS files (not the xds
+    /// directory: Envoy watches it).
+    func stopServerAndForgetState() async throws {
         await stopServer()
         for name in try FileManager.default.contentsOfDirectory(atPath: xdsDirectory) {
             try FileManager.default.removeItem(atPath: xdsDirectory + "/" + name)
         }
         try? FileManager.default.removeItem(atPath: stateFile)
-        try await startServer(extraArguments: extraArguments)
-        try await eventually("the restarted server published nothing, and Envoy dropped every listener") {
-            try listeners().isEmpty
-        }
     }
 
     /// SIGKILL: the server gets no chance to clean up.
