@@ -72,7 +72,8 @@ public struct RegistrarServer: Sendable {
             logger: logger
         )
         let reaper = OwnerReaper(owners: owners, registrar: registrar)
-        var services: [any Service] = [listener, reaper]
+        let refresher = LabelRefresher(registrar: registrar, source: metadataSource)
+        var services: [any Service] = [listener, reaper, refresher]
         if let admin = configuration.adminAddress {
             services.append(AdminEndpoint(address: admin, registrar: registrar, logger: logger))
         }

@@ -8,9 +8,10 @@ import Logging
 /// the container runs); its labels come from the container list, which has them from
 /// creation on. Neither call waits on the starting container.
 ///
-/// Never fails a registration: Docker unreachable or the container not found give
-/// `.unknown` (the service is then named `unknown-<port>`), each cause logged once.
-/// The lookup retries briefly within `budget` and caches labels per container.
+/// Never fails a registration: the container not found gives `.unknown`, Docker
+/// unreachable `.unreachable` (the service is then named `unknown-<port>` until the
+/// server asks again), each cause logged once. The lookup retries briefly within
+/// `budget` and caches labels per container.
 public actor DockerMetadataSource: ContainerMetadataSource {
     private let client: DockerEngineClient
     private let logger: Logger
@@ -33,8 +34,8 @@ public actor DockerMetadataSource: ContainerMetadataSource {
     }
 
     /// What the labels of the container serving at `container` say.
-    public func metadata(for container: SocketEndpoint) async -> ContainerMetadata {
-        if let quietUntil, ContinuousClock.now < quietUntil { return .unknown }
+    public func metadata(for container: SocketEndpoint) async -> MetadataAnswer {
+        if let quietUntil, ContinuousClock.now < quietUntil { return .unreachable }
         let deadline = ContinuousClock.now + budget
         var pause = Duration.milliseconds(25)
         while true {
@@ -45,7 +46,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                         unreachableReported = false
                     }
                     notFoundReported.remove(container.ip)
-                    return found
+                    return .known(found)
                 }
             } catch {
                 version = nil
@@ -56,7 +57,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                     ])
                     unreachableReported = true
                 }
-                return .unknown
+                return .unreachable
             }
             guard ContinuousClock.now + pause < deadline else { break }
             try? await Task.sleep(for: pause)
@@ -67,7 +68,19 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                 "container_ip": "\(container.ip)",
             ])
         }
-        return .unknown
+        return .known(.unknown)
+    }
+
+    /// Asks Docker for its API version (`/_ping`), whatever an earlier failure said;
+    /// lookups resume at once when it answers.
+    public func isReachable() async -> Bool {
+        do throws(DockerEngineClient.Failure) {
+            version = try await client.negotiateVersion()
+            quietUntil = nil
+            return true
+        } catch {
+            return false
+        }
     }
 
     private func lookup(_ ip: IPAddress) async throws(DockerEngineClient.Failure) -> ContainerMetadata? {

@@ -13,6 +13,12 @@ actor Registrar {
     /// Registrations taken but not yet in the registry (reading the container's
     /// labels): true once their own shim deregistered meanwhile.
     private var inProgress: [Pending: Bool] = [:]
+    /// Registrations made while Docker could not be asked for their labels: asked
+    /// again once it answers (`LabelRefresher`).
+    private var labelsPending: Set<RegistrationKey> = []
+    /// Yields when `labelsPending` gains its first key.
+    nonisolated let labelsPendingNotices: AsyncStream<Void>
+    private let labelsPendingContinuation: AsyncStream<Void>.Continuation
     private let publisher: XDSPublisher
     private let state: StateStore
     private let owners: OwnerWatcher
@@ -39,6 +45,10 @@ actor Registrar {
         self.metadataSource = metadataSource
         self.configuration = configuration
         self.logger = logger
+        (labelsPendingNotices, labelsPendingContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        // Restored without labels: perhaps registered while Docker was down.
+        labelsPending = Set(registry.registrations.filter { $0.metadata.containerID == nil }.map(\.key))
+        if !labelsPending.isEmpty { labelsPendingContinuation.yield() }
     }
 
     /// Every registration, in key order.
@@ -50,7 +60,7 @@ actor Registrar {
     func handle(_ request: WireRequest, from peer: PeerCredentials) async -> WireResponse {
         switch request {
         case .register(let registration):
-            await logRefusal(await register(registration, from: peer), of: registration, from: peer)
+            logRefusal(await register(registration, from: peer), of: registration, from: peer)
         case .deregister(let key):
             await deregister(key, from: peer)
         case .list:
@@ -106,10 +116,11 @@ actor Registrar {
             return .failure(refusal)
         }
 
-        let metadata = await metadataSource.metadata(for: request.container)
+        let answer = await metadataSource.metadata(for: request.container)
         if inProgress[pending] == true {
             return .failure(WireError(.notRegistered, "\(key) was deregistered by its shim before it was registered"))
         }
+        let metadata = Self.labels(from: answer, replacing: registry[key], for: request.container)
         let registration = Registration(
             key: key,
             container: request.container,
@@ -122,6 +133,7 @@ actor Registrar {
         }
         let replaced = registry.register(registration)
         if let replaced, replaced.owner != owner { release(replaced.owner) }
+        noteLabels(of: key, answer: answer)
         logger.info("registered", metadata: Self.describe(registry[key] ?? registration, replacing: replaced))
         await commit()
 
@@ -251,6 +263,52 @@ actor Registrar {
             await withdraw([registration])
             return .ok
         }
+    }
+
+    // MARK: Labels read again
+
+    /// The labels a registration gets: the answer's; while Docker cannot be asked,
+    /// those of the registration it replaces for the same container (dockerd
+    /// restarting with live restore republishes running containers' ports before it
+    /// answers: their names, and Envoy's listeners, stay as they were).
+    private static func labels(from answer: MetadataAnswer, replacing replaced: Registration?, for container: SocketEndpoint) -> ContainerMetadata {
+        switch answer {
+        case .known(let metadata): metadata
+        case .unreachable: replaced?.container == container ? replaced?.metadata ?? .unknown : .unknown
+        }
+    }
+
+    private func noteLabels(of key: RegistrationKey, answer: MetadataAnswer) {
+        guard answer == .unreachable else {
+            labelsPending.remove(key)
+            return
+        }
+        if labelsPending.insert(key).inserted, labelsPending.count == 1 { labelsPendingContinuation.yield() }
+    }
+
+    /// Whether registrations wait for Docker to answer about their labels.
+    var hasPendingLabels: Bool { !labelsPending.isEmpty }
+
+    /// Asks again about the labels of registrations made while Docker could not be
+    /// asked, and publishes those that changed: a port republished while dockerd
+    /// restored its containers at boot is named from its labels once dockerd answers.
+    func refreshPendingLabels() async {
+        var changed = false
+        let keys = labelsPending
+        labelsPending = []
+        for key in keys.sorted() {
+            guard let before = registry[key] else { continue }
+            let answer = await metadataSource.metadata(for: before.container)
+            // Replaced or removed while Docker answered: that registration decides.
+            guard let current = registry[key], current.owner == before.owner, current.container == before.container else { continue }
+            noteLabels(of: key, answer: answer)
+            guard case .known(let metadata) = answer, metadata != current.metadata else { continue }
+            let relabelled = Registration(key: key, container: current.container, owner: current.owner, metadata: metadata, mode: metadata.mode ?? configuration.defaultMode)
+            registry.register(relabelled)
+            logger.notice("labels read once Docker answered", metadata: Self.describe(registry[key] ?? relabelled, replacing: nil))
+            changed = true
+        }
+        if changed { await commit() }
     }
 
     // MARK: Owners that died

@@ -28,6 +28,7 @@ struct ModelValueTests {
     }
 
     @Test func noContainerMetadataKnowsNothing() async throws {
-        #expect(await NoContainerMetadata().metadata(for: try Fixture.endpoint("172.17.0.2", 80)) == .unknown)
+        #expect(await NoContainerMetadata().metadata(for: try Fixture.endpoint("172.17.0.2", 80)) == .known(.unknown))
+        #expect(await NoContainerMetadata().isReachable(), "nothing to ask again later")
     }
 }

@@ -152,6 +152,36 @@ final class DockerDaemon: @unchecked Sendable {
         }.joined(separator: "\n")
     }
 
+    /// Turns on live restore the way an operator does: `"live-restore": true` in
+    /// daemon.json, then SIGHUP; returns once dockerd reports it enabled.
+    func enableLiveRestore() async throws {
+        guard let dockerd else { throw TestFailure("dockerd is not running") }
+        try "{\"live-restore\": true}\n".write(toFile: directory + "/daemon.json", atomically: true, encoding: .utf8)
+        kill(dockerd.pid, SIGHUP)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try await run(["info", "--format", "{{.LiveRestoreEnabled}}"]) == "true" { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("dockerd did not enable live restore after SIGHUP\n\(logTail())")
+    }
+
+    /// Stops dockerd with `signal` (SIGTERM, as systemd does; SIGKILL for a crash) and
+    /// waits for it to exit; containerd keeps running, as it does under systemd.
+    func stopDockerd(signal: Int32 = SIGTERM) async throws {
+        guard let dockerd else { throw TestFailure("dockerd is not running") }
+        dockerd.signal(signal)
+        guard await dockerd.waitForExit(timeout: .seconds(20)) != nil else {
+            throw TestFailure("dockerd did not exit within 20 s of signal \(signal)\n\(logTail())")
+        }
+    }
+
+    /// Starts dockerd again after `stopDockerd`, with the same directories and daemon.json.
+    func startDockerdAgain() async throws {
+        guard dockerd?.hasExited ?? true else { throw TestFailure("dockerd is still running") }
+        try await startDockerd()
+    }
+
     // MARK: Starting
 
     private func startContainerd() async throws {
@@ -187,7 +217,9 @@ final class DockerDaemon: @unchecked Sendable {
     }
 
     private func startDockerd() async throws {
-        try "{}\n".write(toFile: directory + "/daemon.json", atomically: true, encoding: .utf8)
+        if !FileManager.default.fileExists(atPath: directory + "/daemon.json") {
+            try "{}\n".write(toFile: directory + "/daemon.json", atomically: true, encoding: .utf8)
+        }
         let process = try ChildProcess.spawn(
             tools.dockerd,
             [

@@ -19,6 +19,8 @@ final class FakeDockerEngine: @unchecked Sendable {
     private let listener: Int32
     private let containers = Mutex<[IPAddress: Container]>([:])
     private let stopped = Mutex(false)
+    /// Connections open now: stopping closes them, as a dockerd that exits does.
+    private let connections = Mutex<Set<Int32>>([])
     /// How long each answer takes (a slow or loaded dockerd).
     let delay = Mutex(Duration.zero)
     /// How many requests it answered, or began to.
@@ -32,9 +34,10 @@ final class FakeDockerEngine: @unchecked Sendable {
         Thread.detachNewThread { [self] in acceptLoop() }
     }
 
-    /// Makes the container at `ip` known, with `labels`.
-    func set(_ ip: IPAddress, labels: [String: String]) {
-        containers.withLock { $0[ip] = Container(id: Self.id(of: ip), name: "c-\(ip)", labels: labels) }
+    /// Makes the container at `ip` known, with `labels`; `id` (64 hex digits) makes it
+    /// another container than the one `ip` had before.
+    func set(_ ip: IPAddress, labels: [String: String], id: String? = nil) {
+        containers.withLock { $0[ip] = Container(id: id ?? Self.id(of: ip), name: "c-\(ip)", labels: labels) }
     }
 
     /// The id the container at `ip` gets: 64 hex digits that differ from the first
@@ -49,6 +52,7 @@ final class FakeDockerEngine: @unchecked Sendable {
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
         unlink(socketPath)
+        connections.withLock { for fd in $0 { shutdown(fd, Int32(SHUT_RDWR)) } }
     }
 
     private func acceptLoop() {
@@ -58,12 +62,16 @@ final class FakeDockerEngine: @unchecked Sendable {
                 if stopped.withLock({ $0 }) { return }
                 continue
             }
+            connections.withLock { _ = $0.insert(client) }
             Thread.detachNewThread { [self] in serve(client) }
         }
     }
 
     private func serve(_ fd: Int32) {
-        defer { close(fd) }
+        defer {
+            connections.withLock { _ = $0.remove(fd) }
+            close(fd)
+        }
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {

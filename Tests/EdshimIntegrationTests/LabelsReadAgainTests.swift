@@ -1,0 +1,71 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// Ports registered while Docker does not answer (at boot dockerd restores its
+/// containers, and starts their shims, before it opens its API) are named from their
+/// labels once it does.
+@Suite("Labels read again once Docker answers")
+struct LabelsReadAgainTests {
+    @Test("a port registered while Docker did not answer is renamed from its labels once Docker answers")
+    func namedOnceDockerAnswers() async throws {
+        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-late.sock"
+        var options = Testbed.Options()
+        options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
+        try await withTestbed(options) { bed in
+            let container = try #require(IPAddress("127.0.0.3"))
+            let backend = try bed.httpBackend("web", on: container)
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            #expect(try bed.clusters().keys.sorted() == ["unknown-\(port)"], "Docker does not answer yet")
+
+            let docker = try FakeDockerEngine(socketPath: socketPath)
+            defer { docker.stop() }
+            docker.set(container, labels: ["ServiceName": "web", "EnvironmentName": "prod"])
+            try await bed.eventually("named from its labels once Docker answers", timeout: .seconds(5)) {
+                try bed.clusters() == ["web-prod-\(port)": [backend.endpoint.description]]
+            }
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+            #expect(try bed.stat("http.web-prod-\(port).downstream_rq_total") >= 1, "served under its new name")
+            #expect(try bed.registrations().first?.metadata.service == "web", "the registry has the labels too (state file, edshim status)")
+            #expect(bed.server?.log.contains("labels read once Docker answered") == true)
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
+    @Test("a shim replacing a registration for the same container while Docker does not answer keeps its name and Envoy's listener; Docker's answer decides later")
+    func replacementKeepsItsName() async throws {
+        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-replace.sock"
+        let docker = try FakeDockerEngine(socketPath: socketPath)
+        var options = Testbed.Options()
+        options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
+        try await withTestbed(options) { bed in
+            let container = try #require(IPAddress("127.0.0.4"))
+            let backend = try bed.httpBackend("web", on: container)
+            docker.set(container, labels: ["ServiceName": "web"])
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let first = try await bed.publish(host, to: backend.endpoint)
+            #expect(first.isReady)
+            #expect(try bed.clusters().keys.sorted() == ["web-\(host.port)"])
+
+            docker.stop()
+            let modified = try bed.stat("listener_manager.listener_modified")
+            let second = try await bed.publish(host, to: backend.endpoint)
+            #expect(second.isReady)
+            #expect(try bed.registrations().map(\.owner.pid) == [second.process.pid], "the new shim owns the port")
+            #expect(try bed.clusters().keys.sorted() == ["web-\(host.port)"], "the name it had")
+            #expect(try bed.stat("listener_manager.listener_modified") == modified, "Envoy's listener did not change")
+
+            // Docker back, with another container at that address (dockerd crashed and
+            // gave it to a new one): Docker's answer wins.
+            let back = try FakeDockerEngine(socketPath: socketPath)
+            defer { back.stop() }
+            back.set(container, labels: ["ServiceName": "api"], id: String(repeating: "ab", count: 32))
+            try await bed.eventually("renamed from Docker's answer:\n\(bed.server?.log ?? "")", timeout: .seconds(5)) {
+                try bed.clusters().keys.sorted() == ["api-\(host.port)"]
+            }
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+}
