@@ -13,12 +13,10 @@ actor Registrar {
     /// Registrations taken but not yet in the registry (reading the container's
     /// labels): true once their own shim deregistered meanwhile.
     private var inProgress: [Pending: Bool] = [:]
-    /// Registrations made while Docker could not be asked for their labels: asked
-    /// again once it answers (`LabelRefresher`).
-    private var labelsPending: Set<RegistrationKey> = []
-    /// Yields when `labelsPending` gains its first key.
+    /// Registrations made while Docker could not be asked for their labels.
+    private var pendingLabels: PendingLabels
+    /// Yields when a registration starts waiting for Docker: `LabelRefresher` waits on it.
     nonisolated let labelsPendingNotices: AsyncStream<Void>
-    private let labelsPendingContinuation: AsyncStream<Void>.Continuation
     private let publisher: XDSPublisher
     private let state: StateStore
     private let owners: OwnerWatcher
@@ -45,10 +43,8 @@ actor Registrar {
         self.metadataSource = metadataSource
         self.configuration = configuration
         self.logger = logger
-        (labelsPendingNotices, labelsPendingContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
-        // Restored without labels: perhaps registered while Docker was down.
-        labelsPending = Set(registry.registrations.filter { $0.metadata.containerID == nil }.map(\.key))
-        if !labelsPending.isEmpty { labelsPendingContinuation.yield() }
+        pendingLabels = PendingLabels(restoring: registry.registrations)
+        labelsPendingNotices = pendingLabels.notices
     }
 
     /// Every registration, in key order.
@@ -120,7 +116,7 @@ actor Registrar {
         if inProgress[pending] == true {
             return .failure(WireError(.notRegistered, "\(key) was deregistered by its shim before it was registered"))
         }
-        let metadata = Self.labels(from: answer, replacing: registry[key], for: request.container)
+        let metadata = PendingLabels.labels(from: answer, replacing: registry[key], for: request.container)
         let registration = Registration(
             key: key,
             container: request.container,
@@ -133,8 +129,8 @@ actor Registrar {
         }
         let replaced = registry.register(registration)
         if let replaced, replaced.owner != owner { release(replaced.owner) }
-        noteLabels(of: key, answer: answer)
-        logger.info("registered", metadata: Self.describe(registry[key] ?? registration, replacing: replaced))
+        pendingLabels.note(key, answer: answer)
+        logger.info("registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
         await commit()
 
         // Resync for a shim that gave its port to Envoy: kept when Envoy does not serve
@@ -259,7 +255,7 @@ actor Registrar {
             logger.info("kept a newer registration", metadata: ["key": "\(key)", "owner": "\(current)", "caller": "\(owner)"])
             return .failure(WireError(.notOwner, "\(key) now belongs to \(current); left in place"))
         case .removed(let registration):
-            logger.info("deregistered", metadata: Self.describe(registration, replacing: nil))
+            logger.info("deregistered", metadata: registration.logMetadata())
             await withdraw([registration])
             return .ok
         }
@@ -267,45 +263,24 @@ actor Registrar {
 
     // MARK: Labels read again
 
-    /// The labels a registration gets: the answer's; while Docker cannot be asked,
-    /// those of the registration it replaces for the same container (dockerd
-    /// restarting with live restore republishes running containers' ports before it
-    /// answers: their names, and Envoy's listeners, stay as they were).
-    private static func labels(from answer: MetadataAnswer, replacing replaced: Registration?, for container: SocketEndpoint) -> ContainerMetadata {
-        switch answer {
-        case .known(let metadata): metadata
-        case .unreachable: replaced?.container == container ? replaced?.metadata ?? .unknown : .unknown
-        }
-    }
-
-    private func noteLabels(of key: RegistrationKey, answer: MetadataAnswer) {
-        guard answer == .unreachable else {
-            labelsPending.remove(key)
-            return
-        }
-        if labelsPending.insert(key).inserted, labelsPending.count == 1 { labelsPendingContinuation.yield() }
-    }
-
     /// Whether registrations wait for Docker to answer about their labels.
-    var hasPendingLabels: Bool { !labelsPending.isEmpty }
+    var hasPendingLabels: Bool { !pendingLabels.keys.isEmpty }
 
     /// Asks again about the labels of registrations made while Docker could not be
     /// asked, and publishes those that changed: a port republished while dockerd
     /// restored its containers at boot is named from its labels once dockerd answers.
     func refreshPendingLabels() async {
         var changed = false
-        let keys = labelsPending
-        labelsPending = []
-        for key in keys.sorted() {
+        for key in pendingLabels.takeAll().sorted() {
             guard let before = registry[key] else { continue }
             let answer = await metadataSource.metadata(for: before.container)
             // Replaced or removed while Docker answered: that registration decides.
             guard let current = registry[key], current.owner == before.owner, current.container == before.container else { continue }
-            noteLabels(of: key, answer: answer)
+            pendingLabels.note(key, answer: answer)
             guard case .known(let metadata) = answer, metadata != current.metadata else { continue }
             let relabelled = Registration(key: key, container: current.container, owner: current.owner, metadata: metadata, mode: metadata.mode ?? configuration.defaultMode)
             registry.register(relabelled)
-            logger.notice("labels read once Docker answered", metadata: Self.describe(registry[key] ?? relabelled, replacing: nil))
+            logger.notice("labels read once Docker answered", metadata: (registry[key] ?? relabelled).logMetadata())
             changed = true
         }
         if changed { await commit() }
@@ -319,7 +294,7 @@ actor Registrar {
         guard !orphaned.isEmpty else { return }
         for registration in orphaned {
             registry.remove(registration.key)
-            logger.notice("shim exited without deregistering; removed its port", metadata: Self.describe(registration, replacing: nil))
+            logger.notice("shim exited without deregistering; removed its port", metadata: registration.logMetadata())
         }
         await withdraw(orphaned)
     }
@@ -362,17 +337,5 @@ actor Registrar {
     private struct Pending: Hashable {
         let key: RegistrationKey
         let owner: Owner
-    }
-
-    private static func describe(_ registration: Registration, replacing replaced: Registration?) -> Logger.Metadata {
-        var metadata: Logger.Metadata = [
-            "key": "\(registration.key)",
-            "container": "\(registration.container)",
-            "owner": "\(registration.owner)",
-            "service": "\(registration.serviceName)",
-            "mode": "\(registration.mode.rawValue)",
-        ]
-        if let replaced { metadata["replaced_owner"] = "\(replaced.owner)" }
-        return metadata
     }
 }

@@ -1,0 +1,46 @@
+import EdshimCore
+
+/// The registrations made while Docker could not be asked about their containers'
+/// labels (`MetadataAnswer.unreachable`): the registrar asks again once Docker
+/// answers (`LabelRefresher`), so that a port dockerd republished while restoring its
+/// containers, before it opened its API, is not left named `unknown-<port>`.
+struct PendingLabels: Sendable {
+    private(set) var keys: Set<RegistrationKey>
+    /// Yields when `keys` gains its first key.
+    let notices: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    /// Starts with the restored registrations that have no labels: perhaps they were
+    /// registered while Docker was down.
+    init(restoring registrations: [Registration]) {
+        (notices, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
+        keys = Set(registrations.filter { $0.metadata.containerID == nil }.map(\.key))
+        if !keys.isEmpty { continuation.yield() }
+    }
+
+    /// Records how the lookup for `key`'s registration went.
+    mutating func note(_ key: RegistrationKey, answer: MetadataAnswer) {
+        guard answer == .unreachable else {
+            keys.remove(key)
+            return
+        }
+        if keys.insert(key).inserted, keys.count == 1 { continuation.yield() }
+    }
+
+    /// Every key, leaving none: each is noted again as it is asked about.
+    mutating func takeAll() -> Set<RegistrationKey> {
+        defer { keys = [] }
+        return keys
+    }
+
+    /// The labels a registration gets: the answer's; while Docker cannot be asked,
+    /// those of the registration it replaces for the same container (dockerd
+    /// restarting with live restore republishes running containers' ports before it
+    /// answers: their names, and Envoy's listeners, stay as they were).
+    static func labels(from answer: MetadataAnswer, replacing replaced: Registration?, for container: SocketEndpoint) -> ContainerMetadata {
+        switch answer {
+        case .known(let metadata): metadata
+        case .unreachable: replaced?.container == container ? replaced?.metadata ?? .unknown : .unknown
+        }
+    }
+}
