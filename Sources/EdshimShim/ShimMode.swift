@@ -12,6 +12,7 @@ import Glibc
 public enum ShimMode {
     /// Runs the shim with docker-proxy's arguments (program name excluded); never returns.
     public static func run(_ arguments: [String]) -> Never {
+        let dockerd = getppid()
         var status = StatusPipe.detect()
         let signals: TerminationSignals
         do {
@@ -35,11 +36,11 @@ public enum ShimMode {
             print(ShimInvocation.usage)
             exit(0)
         case .run(let shimArguments):
-            exit(serve(shimArguments, status: &status, signals: signals))
+            exit(serve(shimArguments, dockerd: dockerd, status: &status, signals: signals))
         }
     }
 
-    private static func serve(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
+    private static func serve(_ arguments: ShimArguments, dockerd: pid_t, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
         switch arguments.proto {
         case .sctp:
             status.reportFailure("edshim does not proxy SCTP, and dockerd runs it for every published port: publish this port as tcp or udp, or run the container with --network host, where it takes the host's SCTP port itself")
@@ -47,7 +48,7 @@ public enum ShimMode {
         case .udp:
             return serveUDP(arguments, status: &status, signals: signals)
         case .tcp:
-            return TCPShim.serve(arguments, status: &status, signals: signals)
+            return TCPShim.serve(arguments, dockerd: dockerd, status: &status, signals: signals)
         }
     }
 

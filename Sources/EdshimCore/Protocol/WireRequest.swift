@@ -37,6 +37,9 @@ public enum WireRequest: Equatable, Sendable {
     case deregister(RegistrationKey)
     /// List every registration.
     case list
+    /// List the registration for one key, if any (a shim whose dockerd exited asks
+    /// whether dockerd's new shim has taken its port over).
+    case lookup(RegistrationKey)
 }
 
 extension WireRequest {
@@ -56,6 +59,9 @@ extension WireRequest {
             Self.appendKey(key, to: &object)
         case .list:
             object.append("op", .string("list"))
+        case .lookup(let key):
+            object.append("op", .string("lookup"))
+            Self.appendKey(key, to: &object)
         }
         return JSONValue.object(object).serialized + [UInt8(ascii: "\n")]
     }
@@ -92,8 +98,10 @@ extension WireRequest {
             return .deregister(try decodeKey(object))
         case "list":
             return .list
+        case "lookup":
+            return .lookup(try decodeKey(object))
         default:
-            throw WireError(.unknownOperation, "unknown operation \"\(operation)\": this server knows register, deregister and list")
+            throw WireError(.unknownOperation, "unknown operation \"\(operation)\": this server knows register, deregister, list and lookup")
         }
     }
 

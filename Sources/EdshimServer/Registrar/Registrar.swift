@@ -61,6 +61,8 @@ actor Registrar {
             await deregister(key, from: peer)
         case .list:
             .registrations(registry.registrations)
+        case .lookup(let key):
+            .registrations(registry[key].map { [$0] } ?? [])
         }
     }
 

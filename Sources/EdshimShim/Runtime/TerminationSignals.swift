@@ -29,15 +29,31 @@ struct TerminationSignals {
 
     /// True when a signal arrived (and consumes it).
     func takePending() -> Bool {
-        var info = signalfd_siginfo()
-        let count = withUnsafeMutableBytes(of: &info) { read(descriptor, $0.baseAddress, $0.count) }
-        return count == MemoryLayout<signalfd_siginfo>.size
+        takeSignal() != nil
     }
 
-    /// Sleeps until a signal arrives.
-    func wait() {
+    /// A signal that arrived.
+    struct Received {
+        /// SIGINT or SIGTERM.
+        let number: Int32
+        /// The process that sent it; for Pdeathsig, the parent that exited.
+        let sender: pid_t
+    }
+
+    /// The signal that arrived, if one did (and consumes it).
+    func takeSignal() -> Received? {
+        var info = signalfd_siginfo()
+        let count = withUnsafeMutableBytes(of: &info) { read(descriptor, $0.baseAddress, $0.count) }
+        guard count == MemoryLayout<signalfd_siginfo>.size else { return nil }
+        return Received(number: Int32(info.ssi_signo), sender: pid_t(bitPattern: info.ssi_pid))
+    }
+
+    /// Sleeps until a signal arrives; returns it.
+    @discardableResult
+    func wait() -> Received {
         var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
-        while !takePending() {
+        while true {
+            if let signal = takeSignal() { return signal }
             _ = poll(&fds, 1, -1)
         }
     }

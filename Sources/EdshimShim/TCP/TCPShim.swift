@@ -13,12 +13,15 @@ enum TCPShim {
     /// How long deregistration may take, so the shim exits within a second.
     static let deregisterTimeoutMilliseconds: Int64 = 900
 
-    static func serve(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
+    /// Serves the port until a termination signal; `dockerd` is the shim's parent at start.
+    static func serve(_ arguments: ShimArguments, dockerd: pid_t, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
         let client = ServerClient.fromEnvironment()
         let fallback: FallbackPolicy
+        let grace: DockerdRestartGrace
         var held: HeldListenSocket?
         do throws(ShimFailure) {
             fallback = try FallbackPolicy.fromEnvironment()
+            grace = try DockerdRestartGrace.fromEnvironment()
             if arguments.useListenFD { held = try HeldListenSocket.adopt(for: arguments) }
         } catch {
             status.reportFailure(error.description)
@@ -63,8 +66,14 @@ enum TCPShim {
         let queued = held?.listener.retire() ?? []
         status.reportReady()
         ShimLog.info("serving \(arguments.key) → \(arguments.container) through Envoy")
-        if !TCPHandover.relay(queued, to: arguments.container, signals: signals) { signals.wait() }
-        deregister(arguments.key, client: client)
+        // A signal during the relay (dockerd ≥ 28, which the grace never applies to) is SIGINT's due.
+        let relayed = TCPHandover.relay(queued, to: arguments.container, signals: signals)
+        let signal = relayed ? TerminationSignals.Received(number: SIGINT, sender: dockerd) : signals.wait()
+        if grace.applies(to: arguments, signal: signal, dockerd: dockerd) {
+            grace.keepRegistered(arguments.key, client: client, signals: signals, dockerd: dockerd)
+        } else {
+            deregister(arguments.key, client: client)
+        }
         return 0
     }
 

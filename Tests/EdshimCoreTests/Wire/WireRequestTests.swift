@@ -15,6 +15,8 @@ struct WireRequestTests {
             .deregister(key),
             .deregister(try Fixture.key(.sctp, "::1", 9)),
             .list,
+            .lookup(key),
+            .lookup(try Fixture.key("::", 443)),
         ]
     }
 

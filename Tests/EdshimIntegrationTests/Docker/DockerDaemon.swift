@@ -22,6 +22,8 @@ final class DockerDaemon: @unchecked Sendable {
     /// The userland proxy dockerd runs, and the edshim server socket it is told about.
     let edshim: String
     let edshimSocket: String
+    /// Added to dockerd's environment, which it hands to the proxies it starts.
+    let environment: [String: String]
     /// The containers' network: `bridge.gateway` is the host's address on it, from
     /// which Envoy's connections to the containers come.
     let bridge: PrivateBridge
@@ -37,7 +39,7 @@ final class DockerDaemon: @unchecked Sendable {
     private static let reapLock = NSLock()
     nonisolated(unsafe) private static var reaped = false
 
-    private init(directory: String, bridge: PrivateBridge, tools: DockerTools, edshim: String, edshimSocket: String) {
+    private init(directory: String, bridge: PrivateBridge, tools: DockerTools, edshim: String, edshimSocket: String, environment: [String: String]) {
         self.directory = directory
         self.socketPath = directory + "/docker.sock"
         self.containerdSocket = directory + "/containerd.sock"
@@ -45,12 +47,13 @@ final class DockerDaemon: @unchecked Sendable {
         self.tools = tools
         self.edshim = edshim
         self.edshimSocket = edshimSocket
+        self.environment = environment
     }
 
     /// Starts containerd and dockerd, waits until dockerd answers, imports the busybox
     /// image and runs one container (no ports) to prove containers run here. Leaves
     /// nothing behind when it throws.
-    static func start(edshim: String, socket edshimSocket: String) async throws -> DockerDaemon {
+    static func start(edshim: String, socket edshimSocket: String, environment: [String: String] = [:]) async throws -> DockerDaemon {
         guard getuid() == 0 else { throw DockerUnavailable(reason: "dockerd needs root privileges; running as uid \(getuid())") }
         let tools = try DockerTools.find()
         if reapLock.withLock({ () -> Bool in defer { reaped = true }; return !reaped }) {
@@ -66,7 +69,7 @@ final class DockerDaemon: @unchecked Sendable {
             _ = await DockerLeftovers.sweep(directory: directory, bridge: nil, ip: tools.ip)
             throw error
         }
-        let daemon = DockerDaemon(directory: directory, bridge: bridge, tools: tools, edshim: edshim, edshimSocket: edshimSocket)
+        let daemon = DockerDaemon(directory: directory, bridge: bridge, tools: tools, edshim: edshim, edshimSocket: edshimSocket, environment: environment)
         do {
             try await daemon.startContainerd()
             try await daemon.startDockerd()
@@ -238,7 +241,7 @@ final class DockerDaemon: @unchecked Sendable {
                 "--shutdown-timeout=3",
             ],
             // dockerd hands its environment to the proxies it starts.
-            environment: ["PATH": tools.daemonPath, "EDSHIM_SOCKET": edshimSocket],
+            environment: environment.merging(["PATH": tools.daemonPath, "EDSHIM_SOCKET": edshimSocket]) { $1 },
             logPath: directory + "/dockerd.log"
         )
         dockerd = process

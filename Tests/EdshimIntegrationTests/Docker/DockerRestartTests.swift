@@ -1,5 +1,6 @@
 import EdshimCore
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -36,9 +37,66 @@ struct DockerRestartTests {
         }
     }
 
+    @Test("with live restore and EDSHIM_DOCKERD_RESTART_GRACE, a published port answers throughout a dockerd restart and Envoy's listener never changes; the new dockerd's shims take it over and the old ones exit")
+    func liveRestore() async throws {
+        var options = Testbed.Options()
+        options.dockerdEnvironment = ["EDSHIM_DOCKERD_RESTART_GRACE": "60"]
+        try await withDockerTestbed(options) { bed, docker in
+            try await docker.enableLiveRestore()
+            let port = try Sockets.freePort()
+            let dial = SocketEndpoint(ip: .loopbackIPv4, port: port)
+            try await docker.run(["run", "-d", "--name", "web", "-l", "ServiceName=web", "-p", "\(port):80"] + DockerEndToEndTests.httpd)
+            try await docker.waitForContainerPort("web", port: 80)
+            #expect(try TestHTTP.get(dial).status == 200)
+            let before = Set(docker.proxyProcesses().map(\.pid))
+            let changes = try DockerdGoneTests.listenerChanges(bed)
+
+            let probe = RequestProbe(dial)
+            try await docker.stopDockerd()
+            try await Task.sleep(for: .seconds(1))
+            #expect(before.allSatisfy(Self.runs), "the old shims wait for dockerd's next ones")
+            #expect(try TestHTTP.get(dial).status == 200, "served while dockerd is down")
+            try await docker.startDockerdAgain()
+            try await bed.eventually("the new dockerd's shims own the port", timeout: .seconds(10)) {
+                let now = Set(docker.proxyProcesses().map(\.pid))
+                return try now.count == 2 && now.isDisjoint(with: before) && Set(bed.registrations().map(\.owner.pid)) == now
+            }
+            try await bed.eventually("the old shims exit", timeout: .seconds(3)) { !before.contains(where: Self.runs) }
+            let (answered, failed) = probe.stop()
+            #expect(failed == 0 && answered >= 20, "\(answered) requests answered, \(failed) failed")
+            #expect(try DockerdGoneTests.listenerChanges(bed) == changes, "Envoy's listener never changed")
+            #expect(try bed.clusters().keys.sorted() == ["web-\(port)"])
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
     /// Whether `pid` runs: an exited process its new parent has not reaped yet (a
     /// zombie, with no command line) does not.
     static func runs(_ pid: pid_t) -> Bool {
         !(ProcessTable.commandLine(of: pid) ?? []).isEmpty
+    }
+}
+
+/// Requests a port every 20 ms on a thread of its own, counting answers and failures.
+final class RequestProbe: Sendable {
+    private let counts = Mutex((answered: 0, failed: 0, stopped: false))
+    private let done = Mutex(false)
+
+    init(_ endpoint: SocketEndpoint) {
+        Thread.detachNewThread { [self] in
+            while !counts.withLock({ $0.stopped }) {
+                let ok = (try? TestHTTP.get(endpoint).status) == 200
+                counts.withLock { if ok { $0.answered += 1 } else { $0.failed += 1 } }
+                usleep(20_000)
+            }
+            done.withLock { $0 = true }
+        }
+    }
+
+    /// Stops the thread; returns the counts.
+    func stop() -> (answered: Int, failed: Int) {
+        counts.withLock { $0.stopped = true }
+        while !done.withLock({ $0 }) { usleep(1000) }
+        return counts.withLock { ($0.answered, $0.failed) }
     }
 }

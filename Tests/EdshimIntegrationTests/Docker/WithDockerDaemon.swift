@@ -12,12 +12,13 @@ import Testing
 func withDockerDaemon(
     edshim: String,
     socket: String,
+    environment: [String: String] = [:],
     sourceLocation: SourceLocation = #_sourceLocation,
     _ body: (DockerDaemon) async throws -> Void
 ) async throws {
     let docker: DockerDaemon
     do {
-        docker = try await DockerDaemon.start(edshim: edshim, socket: socket)
+        docker = try await DockerDaemon.start(edshim: edshim, socket: socket, environment: environment)
     } catch let unavailable as DockerUnavailable {
         try unavailable.skip(sourceLocation: sourceLocation)
     }
@@ -48,7 +49,7 @@ func withDockerTestbed(
     options.startServer = false
     options.startEnvoy = false
     try await withTestbed(options) { bed in
-        try await withDockerDaemon(edshim: bed.edshim, socket: bed.socketPath, sourceLocation: sourceLocation) { docker in
+        try await withDockerDaemon(edshim: bed.edshim, socket: bed.socketPath, environment: options.dockerdEnvironment, sourceLocation: sourceLocation) { docker in
             if startServer { try await bed.startServer(extraArguments: ["--docker-host", docker.host]) }
             if startEnvoy { try await bed.startEnvoy() }
             try await body(bed, docker)

@@ -35,6 +35,9 @@ final class Testbed: @unchecked Sendable {
         var serverEnvironment: [String: String] = [:]
         /// The socket's path inside the testbed directory.
         var socketName = "edshim.sock"
+        /// Added to the environment of a private dockerd (`withDockerTestbed`), which
+        /// hands it to the shims it starts.
+        var dockerdEnvironment: [String: String] = [:]
 
         /// A testbed whose server and Envoy a test starts itself, or never.
         static let neitherServerNorEnvoy = Options(startEnvoy: false, startServer: false)

@@ -1,0 +1,155 @@
+import EdshimCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A shim whose dockerd exited without stopping it (`"live-restore": true`, or a
+/// crash) gets SIGTERM from the kernel (Pdeathsig). With EDSHIM_DOCKERD_RESTART_GRACE
+/// it leaves its port with Envoy until dockerd's next shim takes it over.
+@Suite("dockerd gone: EDSHIM_DOCKERD_RESTART_GRACE")
+struct DockerdGoneTests {
+    @Test("within the grace the port stays served until a new shim registers it; Envoy's listener never changes and the old shim then exits")
+    func keptUntilTakenOver() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let dial = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let orphan = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: "30")
+            defer { orphan.killIfRunning() }
+            #expect(orphan.status == "0\n")
+            let changes = try Self.listenerChanges(bed)
+
+            try await orphan.loseDockerd()
+            kill(orphan.pid, SIGTERM)
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(orphan.isRunning, "it waits for dockerd's next shim")
+            #expect(try bed.registrations().map(\.owner.pid) == [orphan.pid], "its registration is kept")
+            #expect(try TestHTTP.get(dial).status == 200, "Envoy still serves the port")
+
+            let successor = try await bed.publish(host, to: backend.endpoint)
+            #expect(successor.isReady)
+            #expect(try bed.registrations().map(\.owner.pid) == [successor.process.pid])
+            try await bed.eventually("the old shim exits once the new one took over", timeout: .seconds(3)) { !orphan.isRunning }
+            #expect(try TestHTTP.get(dial).status == 200)
+            #expect(try Self.listenerChanges(bed) == changes, "Envoy's listener never changed")
+            #expect(try String(contentsOfFile: bed.directory + "/shims.log", encoding: .utf8).contains("dockerd published \(RegistrationKey(proto: .tcp, host: host)) again"))
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
+    @Test("when the grace ends without a new shim, the port is withdrawn and the shim exits")
+    func withdrawnAfterTheGrace() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let orphan = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: "1s")
+            defer { orphan.killIfRunning() }
+            try await orphan.loseDockerd()
+            kill(orphan.pid, SIGTERM)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try bed.registrations().count == 1, "kept during the grace")
+            try await bed.eventually("withdrawn, and the shim gone, after the grace", timeout: .seconds(4)) {
+                try bed.registrations().isEmpty && bed.listeners().isEmpty && !orphan.isRunning
+            }
+        }
+    }
+
+    /// The contract: SIGTERM through Pdeathsig, deregister, exit within a second.
+    @Test("without the grace, or with dockerd alive (docker stop's SIGINT, or SIGTERM), or with a second signal, or holding dockerd ≥ 28's socket, the shim withdraws its port and exits within a second", arguments: OrphanableShim.Stop.allCases)
+    func withdrawnAtOnce(_ stop: OrphanableShim.Stop) async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let orphan = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: stop == .noGrace ? nil : "30", listenFD: stop == .heldSocket)
+            defer { orphan.killIfRunning() }
+            #expect(orphan.status == "0\n")
+            if stop != .dockerStop, stop != .terminatedWithDockerdAlive { try await orphan.loseDockerd() }
+            kill(orphan.pid, stop == .dockerStop ? SIGINT : SIGTERM)
+            if stop == .secondSignal {
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(orphan.isRunning)
+                kill(orphan.pid, SIGTERM)
+            }
+            let stopped = ContinuousClock.now
+            try await bed.eventually("deregistered and gone", timeout: .seconds(3)) { try bed.registrations().isEmpty && !orphan.isRunning }
+            #expect(ContinuousClock.now - stopped < .seconds(1.5), "within about a second")
+        }
+    }
+
+    @Test("a grace edshim cannot read is refused on fd 3, naming the variable", arguments: ["soon", "-1", "2h", "86401", "1441m"])
+    func badGrace(_ value: String) async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let run = try await bed.publish(host, to: backend.endpoint, environment: ["EDSHIM_DOCKERD_RESTART_GRACE": value])
+            #expect(run.status.hasPrefix("1\nEDSHIM_DOCKERD_RESTART_GRACE=\(value) is not a grace"), "\(run.status)")
+            #expect(try bed.registrations().isEmpty, "nothing registered")
+        }
+    }
+
+    static func listenerChanges(_ bed: Testbed) throws -> [Int] {
+        try ["listener_manager.listener_added", "listener_manager.listener_modified", "listener_manager.listener_removed"].map { try bed.stat($0) }
+    }
+}
+
+/// A shim started as dockerd starts it, but through a parent (`sh`) that the test can
+/// kill: then the shim's dockerd is gone, as when dockerd exits.
+struct OrphanableShim {
+    enum Stop: String, CaseIterable, CustomTestStringConvertible {
+        case noGrace, dockerStop, terminatedWithDockerdAlive, secondSignal, heldSocket
+        var testDescription: String { rawValue }
+    }
+
+    let pid: pid_t
+    let parent: ChildProcess
+    let status: String
+    let argv: [String]
+
+    static func start(_ bed: Testbed, _ host: SocketEndpoint, to container: SocketEndpoint, grace: String?, listenFD: Bool = false) async throws -> OrphanableShim {
+        var arguments = ShimArguments(proto: .tcp, host: host, container: container).commandLine
+        var descriptors: [Int32: Int32] = [:]
+        var held: Int32?
+        if listenFD {
+            let socket = try Sockets.dockerdBoundSocket(host, for: arguments)
+            held = socket
+            descriptors[4] = socket
+            arguments.append("-use-listen-fd")
+        }
+        defer { if let held { close(held) } }
+        let status = try Sockets.pipe()
+        let pids = try Sockets.pipe()
+        defer { close(status.read); close(pids.read) }
+        descriptors[3] = status.write
+        descriptors[5] = pids.write
+        var environment = bed.environment
+        if let grace { environment["EDSHIM_DOCKERD_RESTART_GRACE"] = grace }
+        // The shim inherits fds 3 and 4; sh keeps neither, and reports the shim's pid on fd 5.
+        let script = #""$0" "$@" & echo $! >&5; exec 3>&- 4>&- 5>&-; wait"#
+        let parent = try ChildProcess.spawn("/bin/sh", ["-c", script, bed.edshim] + arguments, environment: environment, descriptors: descriptors, logPath: bed.directory + "/shims.log")
+        close(status.write)
+        close(pids.write)
+        let pidText = await Sockets.readAll(pids.read, timeout: .seconds(5))
+        guard let pid = pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            parent.signal(SIGKILL)
+            throw TestFailure("sh did not report the shim's pid: \(pidText.debugDescription)")
+        }
+        let report = await Sockets.readAll(status.read, timeout: .seconds(17))
+        return OrphanableShim(pid: pid, parent: parent, status: report, argv: [bed.edshim] + arguments)
+    }
+
+    /// Kills the shim's parent: the shim is reparented, as when dockerd exits.
+    func loseDockerd() async throws {
+        parent.signal(SIGKILL)
+        guard await parent.waitForExit(timeout: .seconds(5)) != nil else { throw TestFailure("the shim's parent did not exit") }
+    }
+
+    /// Running, and not a zombie waiting for its new parent to reap it.
+    var isRunning: Bool { ProcessTable.commandLine(of: pid) == argv }
+
+    func killIfRunning() {
+        parent.signal(SIGKILL)
+        if isRunning { kill(pid, SIGKILL) }
+    }
+}
