@@ -45,7 +45,8 @@ struct DockerdRestartGrace {
 
     /// Whether `dockerd` exited. The kernel sends SIGTERM as the first of dockerd's
     /// threads exits, while the shim is still the child of the others: they get a
-    /// moment to go. A dockerd still there after it sent SIGTERM some other way.
+    /// moment to go. If dockerd is still there after that, the SIGTERM came some
+    /// other way.
     private static func exited(_ dockerd: pid_t) -> Bool {
         let deadline = Deadline.after(milliseconds: 250)
         while getppid() == dockerd {
@@ -71,7 +72,8 @@ struct DockerdRestartGrace {
                 TCPShim.deregister(key, client: client)
                 return
             }
-            guard let response = try? client.exchange(.lookup(key), deadline: .after(milliseconds: Self.lookupIntervalMilliseconds)),
+            // Interrupted by a signal, it is taken at the top of the loop.
+            guard let response = try? client.exchange(.lookup(key), deadline: .after(milliseconds: Self.lookupIntervalMilliseconds), interrupt: signals.descriptor),
                   case .registrations(let registrations) = response else { continue }
             guard let current = registrations.first(where: { $0.key == key }) else {
                 ShimLog.info("\(key) is no longer registered")
