@@ -9,9 +9,22 @@ import Glibc
 /// dockerd itself restarting: stopped by systemd, or crashed.
 @Suite("Real dockerd, dockerd restarts")
 struct DockerRestartTests {
-    @Test("after dockerd restarts, the containers it starts again serve through Envoy, named from their labels (read once dockerd opens its API); no old shim is left", arguments: [SIGTERM, SIGKILL])
-    func containersRestartedByDockerd(signal: Int32) async throws {
-        try await withDockerTestbed { bed, docker in
+    /// How dockerd goes down.
+    enum Stop: String, CaseIterable, CustomTestStringConvertible {
+        /// systemd stops it (SIGTERM): it stops the containers, and their shims, first.
+        case stopped
+        /// It dies (SIGKILL): the kernel sends its shims SIGTERM.
+        case crashed
+        /// It dies, and its shims keep their ports for the next dockerd.
+        case crashedWithGrace
+        var testDescription: String { rawValue }
+    }
+
+    @Test("after dockerd restarts, the containers it starts again serve through Envoy, named from their labels (read once dockerd opens its API); no old shim is left", arguments: Stop.allCases)
+    func containersRestartedByDockerd(_ stop: Stop) async throws {
+        var options = Testbed.Options()
+        if stop == .crashedWithGrace { options.dockerdEnvironment = ["EDSHIM_DOCKERD_RESTART_GRACE": "60"] }
+        try await withDockerTestbed(options) { bed, docker in
             let port = try Sockets.freePort()
             let dial = SocketEndpoint(ip: .loopbackIPv4, port: port)
             try await docker.run(["run", "-d", "--restart", "always", "--stop-timeout", "1", "--name", "web", "-l", "ServiceName=web", "-p", "\(port):80"] + DockerEndToEndTests.httpd)
@@ -19,7 +32,7 @@ struct DockerRestartTests {
             #expect(try bed.clusters().keys.sorted() == ["web-\(port)"])
             let before = Set(docker.proxyProcesses().map(\.pid))
 
-            try await docker.stopDockerd(signal: signal)
+            try await docker.stopDockerd(signal: stop == .stopped ? SIGTERM : SIGKILL)
             try await docker.startDockerdAgain()
             // dockerd starts the container, and its shims, before it opens its API: the
             // server names the port once dockerd answers.
@@ -29,7 +42,8 @@ struct DockerRestartTests {
             let now = Set(docker.proxyProcesses().map(\.pid))
             #expect(now.count == 2 && now.isDisjoint(with: before), "dockerd started new shims")
             #expect(Set(try bed.registrations().map(\.owner.pid)) == now, "registered by them")
-            #expect(before.allSatisfy { !Self.runs($0) }, "the old dockerd's shims are gone")
+            // With the grace, they leave once the new ones have registered.
+            try await bed.eventually("the old dockerd's shims are gone", timeout: .seconds(3)) { !before.contains(where: Self.runs) }
             try await docker.waitForContainerPort("web", port: 80)
             #expect(try TestHTTP.get(dial).status == 200)
             #expect(try bed.stat("http.web-\(port).downstream_rq_completed") >= 1)
