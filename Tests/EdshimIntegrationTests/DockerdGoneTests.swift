@@ -6,8 +6,9 @@ import Glibc
 #endif
 
 /// A shim whose dockerd exited without stopping it (`"live-restore": true`, or a
-/// crash) gets SIGTERM from the kernel (Pdeathsig). With EDSHIM_DOCKERD_RESTART_GRACE
-/// it leaves its port with Envoy until dockerd's next shim takes it over.
+/// crash) gets SIGTERM from the kernel (Pdeathsig), as here, where its parent stands
+/// in for dockerd. With EDSHIM_DOCKERD_RESTART_GRACE it leaves its port with Envoy
+/// until dockerd's next shim takes it over.
 @Suite("dockerd gone: EDSHIM_DOCKERD_RESTART_GRACE")
 struct DockerdGoneTests {
     @Test("within the grace the port stays served until a new shim registers it; Envoy's listener never changes and the old shim then exits")
@@ -22,7 +23,6 @@ struct DockerdGoneTests {
             let changes = try Self.listenerChanges(bed)
 
             try await orphan.loseDockerd()
-            kill(orphan.pid, SIGTERM)
             try await Task.sleep(for: .milliseconds(600))
             #expect(orphan.isRunning, "it waits for dockerd's next shim")
             #expect(try bed.registrations().map(\.owner.pid) == [orphan.pid], "its registration is kept")
@@ -39,6 +39,32 @@ struct DockerdGoneTests {
         }
     }
 
+    @Test("a shim that served its port itself until it handed it to Envoy keeps it within the grace too")
+    func keptAfterAFallback() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let orphan = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: "30")
+            defer { orphan.killIfRunning() }
+            #expect(orphan.status == "0\n", "served by the shim itself: no server yet")
+            try await bed.startServer()
+            try await bed.startEnvoy()
+            try await bed.eventually("the shim handed the port to Envoy", timeout: .seconds(15)) {
+                let log = (try? String(contentsOfFile: bed.directory + "/shims.log", encoding: .utf8)) ?? ""
+                return log.contains("handed \(RegistrationKey(proto: .tcp, host: host)) over to Envoy")
+            }
+
+            try await orphan.loseDockerd()
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(orphan.isRunning, "it waits for dockerd's next shim")
+            #expect(try bed.registrations().map(\.owner.pid) == [orphan.pid], "its registration is kept")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            try await bed.eventually("the old shim exits once the new one took over", timeout: .seconds(3)) { !orphan.isRunning }
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
     @Test("when the grace ends without a new shim, the port is withdrawn and the shim exits")
     func withdrawnAfterTheGrace() async throws {
         try await withTestbed { bed in
@@ -47,7 +73,6 @@ struct DockerdGoneTests {
             let orphan = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: "1s")
             defer { orphan.killIfRunning() }
             try await orphan.loseDockerd()
-            kill(orphan.pid, SIGTERM)
             try await Task.sleep(for: .milliseconds(500))
             #expect(try bed.registrations().count == 1, "kept during the grace")
             try await bed.eventually("withdrawn, and the shim gone, after the grace", timeout: .seconds(4)) {
@@ -65,8 +90,11 @@ struct DockerdGoneTests {
             let orphan = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: stop == .noGrace ? nil : "30", listenFD: stop == .heldSocket)
             defer { orphan.killIfRunning() }
             #expect(orphan.status == "0\n")
-            if stop != .dockerStop, stop != .terminatedWithDockerdAlive { try await orphan.loseDockerd() }
-            kill(orphan.pid, stop == .dockerStop ? SIGINT : SIGTERM)
+            switch stop {
+            case .dockerStop: kill(orphan.pid, SIGINT)
+            case .terminatedWithDockerdAlive: kill(orphan.pid, SIGTERM)
+            case .noGrace, .secondSignal, .heldSocket: try await orphan.loseDockerd()
+            }
             if stop == .secondSignal {
                 try await Task.sleep(for: .milliseconds(300))
                 #expect(orphan.isRunning)
@@ -94,8 +122,9 @@ struct DockerdGoneTests {
     }
 }
 
-/// A shim started as dockerd starts it, but through a parent (`sh`) that the test can
-/// kill: then the shim's dockerd is gone, as when dockerd exits.
+/// A shim started as dockerd starts it, with a parent (`sh`) that stands in for
+/// dockerd: it asks the kernel for SIGTERM when that parent dies (`setpriv
+/// --pdeathsig`, as dockerd's Pdeathsig), and the test can kill the parent.
 struct OrphanableShim {
     enum Stop: String, CaseIterable, CustomTestStringConvertible {
         case noGrace, dockerStop, terminatedWithDockerdAlive, secondSignal, heldSocket
@@ -126,8 +155,8 @@ struct OrphanableShim {
         var environment = bed.environment
         if let grace { environment["EDSHIM_DOCKERD_RESTART_GRACE"] = grace }
         // The shim inherits fds 3 and 4; sh keeps neither, and reports the shim's pid on fd 5.
-        let script = #""$0" "$@" & echo $! >&5; exec 3>&- 4>&- 5>&-; wait"#
-        let parent = try ChildProcess.spawn("/bin/sh", ["-c", script, bed.edshim] + arguments, environment: environment, descriptors: descriptors, logPath: bed.directory + "/shims.log")
+        let script = #""$0" --pdeathsig TERM -- "$@" & echo $! >&5; exec 3>&- 4>&- 5>&-; wait"#
+        let parent = try ChildProcess.spawn("/bin/sh", ["-c", script, try SystemExecutables.setpriv(), bed.edshim] + arguments, environment: environment, descriptors: descriptors, logPath: bed.directory + "/shims.log")
         close(status.write)
         close(pids.write)
         let pidText = await Sockets.readAll(pids.read, timeout: .seconds(5))
@@ -139,7 +168,7 @@ struct OrphanableShim {
         return OrphanableShim(pid: pid, parent: parent, status: report, argv: [bed.edshim] + arguments)
     }
 
-    /// Kills the shim's parent: the shim is reparented, as when dockerd exits.
+    /// Kills the shim's parent: the kernel sends the shim SIGTERM, as when dockerd exits.
     func loseDockerd() async throws {
         parent.signal(SIGKILL)
         guard await parent.waitForExit(timeout: .seconds(5)) != nil else { throw TestFailure("the shim's parent did not exit") }

@@ -22,7 +22,7 @@ struct LabelsReadAgainTests {
             let docker = try FakeDockerEngine(socketPath: socketPath)
             defer { docker.stop() }
             docker.set(container, labels: ["ServiceName": "web", "EnvironmentName": "prod"])
-            try await bed.eventually("named from its labels once Docker answers", timeout: .seconds(5)) {
+            try await bed.eventually("named from its labels once Docker answers", timeout: .seconds(10)) {
                 try bed.clusters() == ["web-prod-\(port)": [backend.endpoint.description]]
             }
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
@@ -37,6 +37,7 @@ struct LabelsReadAgainTests {
     func replacementKeepsItsName() async throws {
         let socketPath = "/tmp/edshim-fake-docker-\(getpid())-replace.sock"
         let docker = try FakeDockerEngine(socketPath: socketPath)
+        defer { docker.stop() }
         var options = Testbed.Options()
         options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
         try await withTestbed(options) { bed in
@@ -61,7 +62,7 @@ struct LabelsReadAgainTests {
             let back = try FakeDockerEngine(socketPath: socketPath)
             defer { back.stop() }
             back.set(container, labels: ["ServiceName": "api"], id: String(repeating: "ab", count: 32))
-            try await bed.eventually("renamed from Docker's answer:\n\(bed.server?.log ?? "")", timeout: .seconds(5)) {
+            try await bed.eventually("renamed from Docker's answer:\n\(bed.server?.log ?? "")", timeout: .seconds(10)) {
                 try bed.clusters().keys.sorted() == ["api-\(host.port)"]
             }
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)

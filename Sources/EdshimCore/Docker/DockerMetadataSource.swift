@@ -71,12 +71,12 @@ public actor DockerMetadataSource: ContainerMetadataSource {
         return .known(.unknown)
     }
 
-    /// Asks Docker for its API version (`/_ping`), whatever an earlier failure said;
-    /// lookups resume at once when it answers.
+    /// Asks Docker for its API version (`/_ping`). Lookups still pause for 5 s after
+    /// a failure: a dockerd that answers pings but not lookups (busy restoring its
+    /// containers) must not slow every registration down by a timeout.
     public func isReachable() async -> Bool {
         do throws(DockerEngineClient.Failure) {
             version = try await client.negotiateVersion()
-            quietUntil = nil
             return true
         } catch {
             return false

@@ -10,11 +10,12 @@ struct PendingLabels: Sendable {
     let notices: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
 
-    /// Starts with the restored registrations that have no labels: perhaps they were
-    /// registered while Docker was down.
+    /// Starts with every restored registration: the state file does not say which
+    /// were waiting (a registration that took a predecessor's labels has labels), so
+    /// each is asked about once; only what changed is published again.
     init(restoring registrations: [Registration]) {
         (notices, continuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
-        keys = Set(registrations.filter { $0.metadata.containerID == nil }.map(\.key))
+        keys = Set(registrations.map(\.key))
         if !keys.isEmpty { continuation.yield() }
     }
 

@@ -265,8 +265,9 @@ actor Registrar {
 
     // MARK: Labels read again
 
-    /// Whether registrations wait for Docker to answer about their labels.
-    var hasPendingLabels: Bool { !pendingLabels.keys.isEmpty }
+    /// Whether registrations wait for Docker to answer about their labels (keys
+    /// removed since do not count).
+    var hasPendingLabels: Bool { pendingLabels.keys.contains { registry[$0] != nil } }
 
     /// Asks again about the labels of registrations made while Docker could not be
     /// asked, and publishes those that changed: a port republished while dockerd

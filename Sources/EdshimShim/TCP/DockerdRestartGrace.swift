@@ -23,23 +23,36 @@ struct DockerdRestartGrace {
 
     /// 0: off.
     let seconds: Int64
+    /// The shim's parent at start.
+    let dockerd: pid_t
 
     /// Reads `EDSHIM_DOCKERD_RESTART_GRACE`: seconds (`120`, `120s`) or minutes (`2m`).
-    static func fromEnvironment() throws(ShimFailure) -> DockerdRestartGrace {
-        guard let text = ProcessEnvironment.value(variable) else { return DockerdRestartGrace(seconds: 0) }
+    static func fromEnvironment(dockerd: pid_t) throws(ShimFailure) -> DockerdRestartGrace {
+        guard let text = ProcessEnvironment.value(variable) else { return DockerdRestartGrace(seconds: 0, dockerd: dockerd) }
         let scale: Int64 = text.hasSuffix("m") ? 60 : 1
         let number = text.hasSuffix("m") || text.hasSuffix("s") ? String(text.dropLast()) : text
         guard let value = Int64(number), value >= 0, value <= longestSeconds / scale else {
             throw ShimFailure("\(variable)=\(text) is not a grace edshim knows: give seconds (120, 120s) or minutes (2m), at most 24 hours; 0 withdraws a port as soon as dockerd exits")
         }
-        return DockerdRestartGrace(seconds: value * scale)
+        return DockerdRestartGrace(seconds: value * scale, dockerd: dockerd)
+    }
+
+    /// Ends the shim's registration of `arguments`' port once `signal` came (nil: a
+    /// signal taken elsewhere, never dockerd's exit): withdraws it, or keeps it for
+    /// the next dockerd (`keepRegistered`) when the grace applies.
+    func release(_ arguments: ShimArguments, after signal: TerminationSignals.Received?, client: ServerClient, signals: TerminationSignals) {
+        if let signal, applies(to: arguments, signal: signal) {
+            keepRegistered(arguments.key, client: client, signals: signals)
+        } else {
+            TCPShim.deregister(arguments.key, client: client)
+        }
     }
 
     /// Whether the shim keeps `arguments`' registration now that `signal` came: it is
     /// SIGTERM, dockerd (its parent at start) exited, and the shim holds no socket of
     /// dockerd's (≥ 28 binds the port itself when it publishes it again, which Envoy
     /// must then have let go). SIGINT is dockerd stopping the proxy: never kept.
-    func applies(to arguments: ShimArguments, signal: TerminationSignals.Received, dockerd: pid_t) -> Bool {
+    private func applies(to arguments: ShimArguments, signal: TerminationSignals.Received) -> Bool {
         seconds > 0 && !arguments.useListenFD && signal.number == SIGTERM && Self.exited(dockerd)
     }
 
@@ -60,10 +73,11 @@ struct DockerdRestartGrace {
     /// removed it), another termination signal comes, or the grace ends; withdraws it
     /// in the last two cases. The kernel sends SIGTERM each time one of the exiting
     /// dockerd's threads hands the shim on to the next: those are not another signal.
-    func keepRegistered(_ key: RegistrationKey, client: ServerClient, signals: TerminationSignals, dockerd: pid_t) {
+    private func keepRegistered(_ key: RegistrationKey, client: ServerClient, signals: TerminationSignals) {
         ShimLog.warning("dockerd exited without stopping this proxy: \(key) stays served through Envoy until dockerd publishes it again, for at most \(seconds) s (\(Self.variable))")
         let deadline = Deadline.after(milliseconds: seconds * 1000)
         var fds = [pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)]
+        var question = WireRequest.lookup(key)
         while !deadline.hasPassed {
             let wait = min(deadline.remaining, Int32(Self.lookupIntervalMilliseconds))
             if poll(&fds, 1, wait) > 0, let signal = signals.takeSignal() {
@@ -73,8 +87,12 @@ struct DockerdRestartGrace {
                 return
             }
             // Interrupted by a signal, it is taken at the top of the loop.
-            guard let response = try? client.exchange(.lookup(key), deadline: .after(milliseconds: Self.lookupIntervalMilliseconds), interrupt: signals.descriptor),
-                  case .registrations(let registrations) = response else { continue }
+            let response = try? client.exchange(question, deadline: .after(milliseconds: Self.lookupIntervalMilliseconds), interrupt: signals.descriptor)
+            if case .failure(let error) = response, error.code == .unknownOperation {
+                question = .list  // a server from before lookup
+                continue
+            }
+            guard case .registrations(let registrations) = response else { continue }
             guard let current = registrations.first(where: { $0.key == key }) else {
                 ShimLog.info("\(key) is no longer registered")
                 return

@@ -16,9 +16,19 @@ struct FallbackProxy {
     /// How long accepting pauses when no descriptor is left for a connection.
     static let acceptPauseMilliseconds: Int64 = 100
 
-    /// Serves until a termination signal; returns whether the port may be registered
-    /// (it was, or a registration was in flight): the caller then deregisters.
-    func run(serving listener: PortListener) -> Bool {
+    /// How serving ended.
+    struct Ending {
+        /// The port may be registered (it was, or a registration was in flight): the
+        /// caller deregisters it, or keeps it for the next dockerd.
+        let mayBeRegistered: Bool
+        /// Envoy serves the port: the shim had handed it over.
+        let handedOver: Bool
+        /// The signal that ended it; nil after a failure of `poll`.
+        let signal: TerminationSignals.Received?
+    }
+
+    /// Serves until a termination signal.
+    func run(serving listener: PortListener) -> Ending {
         let relay = TCPRelay(target: container)
         defer { relay.closeAll() }
         // One descriptor per relayed connection and side: as many as dockerd allows.
@@ -50,13 +60,13 @@ struct FallbackProxy {
             var timeout: Int32 = serving == nil ? -1 : (pending == nil ? retry.remaining : min(1000, pendingDeadline.remaining))
             if let acceptPausedUntil { timeout = timeout < 0 ? acceptPausedUntil.remaining : min(timeout, acceptPausedUntil.remaining) }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
-            if ready < 0, errno != EINTR { return registered || pending != nil }
-            if fds[0].revents != 0, signals.takePending() {
+            if ready < 0, errno != EINTR { return Ending(mayBeRegistered: registered || pending != nil, handedOver: serving == nil, signal: nil) }
+            if fds[0].revents != 0, let signal = signals.takeSignal() {
                 // A registration in flight may still complete on the server's side.
                 let inFlight = pending != nil
                 pending?.close()
                 if let serving { close(serving.descriptor) }
-                return registered || inFlight
+                return Ending(mayBeRegistered: registered || inFlight, handedOver: serving == nil, signal: signal)
             }
             var index = 1
             if let listening = serving {

@@ -21,7 +21,7 @@ enum TCPShim {
         var held: HeldListenSocket?
         do throws(ShimFailure) {
             fallback = try FallbackPolicy.fromEnvironment()
-            grace = try DockerdRestartGrace.fromEnvironment()
+            grace = try DockerdRestartGrace.fromEnvironment(dockerd: dockerd)
             if arguments.useListenFD { held = try HeldListenSocket.adopt(for: arguments) }
         } catch {
             status.reportFailure(error.description)
@@ -61,19 +61,14 @@ enum TCPShim {
             unservedBecause = reason
         }
         if let unservedBecause {
-            return serveItself(arguments, listener: held?.listener, because: unservedBecause, client: client, status: &status, signals: signals)
+            return serveItself(arguments, listener: held?.listener, because: unservedBecause, client: client, grace: grace, status: &status, signals: signals)
         }
         let queued = held?.listener.retire() ?? []
         status.reportReady()
         ShimLog.info("serving \(arguments.key) → \(arguments.container) through Envoy")
-        // A signal during the relay (dockerd ≥ 28, which the grace never applies to) is SIGINT's due.
-        let relayed = TCPHandover.relay(queued, to: arguments.container, signals: signals)
-        let signal = relayed ? TerminationSignals.Received(number: SIGINT, sender: dockerd) : signals.wait()
-        if grace.applies(to: arguments, signal: signal, dockerd: dockerd) {
-            grace.keepRegistered(arguments.key, client: client, signals: signals, dockerd: dockerd)
-        } else {
-            deregister(arguments.key, client: client)
-        }
+        // A signal during the relay (dockerd ≥ 28, which the grace never applies to) was taken there.
+        let signal = TCPHandover.relay(queued, to: arguments.container, signals: signals) ? nil : signals.wait()
+        grace.release(arguments, after: signal, client: client, signals: signals)
         return 0
     }
 
@@ -84,6 +79,7 @@ enum TCPShim {
         listener held: PortListener?,
         because reason: String,
         client: ServerClient,
+        grace: DockerdRestartGrace,
         status: inout StatusPipe,
         signals: TerminationSignals
     ) -> Int32 {
@@ -101,7 +97,13 @@ enum TCPShim {
         status.reportReady()
         ShimLog.warning("serving \(arguments.key) → \(arguments.container) itself, as docker-proxy would (\(reason)); handing it to Envoy as soon as it can (EDSHIM_FALLBACK=fail refuses instead)")
         let proxy = FallbackProxy(key: arguments.key, container: arguments.container, client: client, signals: signals)
-        if proxy.run(serving: listener) { deregister(arguments.key, client: client) }
+        let ending = proxy.run(serving: listener)
+        guard ending.mayBeRegistered else { return 0 }
+        if ending.handedOver {
+            grace.release(arguments, after: ending.signal, client: client, signals: signals)
+        } else {
+            deregister(arguments.key, client: client)
+        }
         return 0
     }
 

@@ -33,6 +33,9 @@ final class DockerDaemon: @unchecked Sendable {
 
     private var containerd: ChildProcess?
     private var dockerd: ChildProcess?
+    /// The proxies of the dockerd `stopDockerd` stopped: with
+    /// EDSHIM_DOCKERD_RESTART_GRACE they outlive it, and teardown ends those left.
+    private var formerProxies: [(pid: pid_t, argv: [String])] = []
     private let lock = NSLock()
     private var stopping: Task<Void, Never>?
 
@@ -173,6 +176,8 @@ final class DockerDaemon: @unchecked Sendable {
     /// waits for it to exit; containerd keeps running, as it does under systemd.
     func stopDockerd(signal: Int32 = SIGTERM) async throws {
         guard let dockerd else { throw TestFailure("dockerd is not running") }
+        let proxies = DockerLeftovers.children(of: dockerd.pid)
+        lock.withLock { formerProxies += proxies }
         dockerd.signal(signal)
         guard await dockerd.waitForExit(timeout: .seconds(20)) != nil else {
             throw TestFailure("dockerd did not exit within 20 s of signal \(signal)\n\(logTail())")
@@ -292,7 +297,7 @@ final class DockerDaemon: @unchecked Sendable {
         }
         // The proxies dockerd runs get SIGTERM from it when it dies (Pdeathsig); any
         // still running after that is killed here, after checking it is the same process.
-        let proxies = dockerd.map { DockerLeftovers.children(of: $0.pid) } ?? []
+        let proxies = (dockerd.map { DockerLeftovers.children(of: $0.pid) } ?? []) + lock.withLock { formerProxies }
         if let dockerd { await DockerDaemon.terminate(dockerd, grace: .seconds(15)) }
         if let containerd { await DockerDaemon.terminate(containerd, grace: .seconds(10)) }
         for proxy in proxies where ProcessTable.commandLine(of: proxy.pid) == proxy.argv {

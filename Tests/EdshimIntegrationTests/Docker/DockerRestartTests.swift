@@ -66,6 +66,7 @@ struct DockerRestartTests {
             let changes = try DockerdGoneTests.listenerChanges(bed)
 
             let probe = RequestProbe(dial)
+            defer { _ = probe.stop() }
             try await docker.stopDockerd()
             try await Task.sleep(for: .seconds(1))
             #expect(before.allSatisfy(Self.runs), "the old shims wait for dockerd's next ones")
@@ -107,7 +108,7 @@ final class RequestProbe: Sendable {
         }
     }
 
-    /// Stops the thread; returns the counts.
+    /// Stops the thread (again: no harm); returns the counts.
     func stop() -> (answered: Int, failed: Int) {
         counts.withLock { $0.stopped = true }
         while !done.withLock({ $0 }) { usleep(1000) }

@@ -21,6 +21,14 @@ enum SystemExecutables {
         return path
     }
 
+    /// `setpriv` (util-linux), or a failure saying where it was looked for.
+    static func setpriv() throws -> String {
+        guard let path = locate("setpriv") else {
+            throw TestFailure("setpriv not found (looked in \(searchDirectories.joined(separator: ":"))): install util-linux")
+        }
+        return path
+    }
+
     /// The first executable `name` in `searchDirectories`, or nil.
     static func locate(_ name: String) -> String? {
         searchDirectories.lazy.map { $0 + "/" + name }.first { FileManager.default.isExecutableFile(atPath: $0) }
