@@ -6,7 +6,8 @@
 #   --docker-only   just what the real-dockerd tests need: Debian's docker.io
 #                   (dockerd 20.10, containerd, runc, docker-proxy, the docker CLI)
 #                   busybox-static (the tests' image is made from /bin/busybox) and
-#                   iproute2 (ip: the tests' private bridge and network namespaces)
+#                   iproute2 (ip: the tests' private bridge and network namespaces),
+#                   util-linux (setpriv: a parent's death signal, as dockerd sets it)
 #   --print-path    print directories to prepend to PATH (where pip put envoy)
 set -euo pipefail
 
@@ -56,6 +57,8 @@ missing_docker_packages() {
     done
     # ip: the tests' private bridge and their private network namespaces.
     have ip || echo iproute2
+    # setpriv: the tests' stand-in for dockerd's Pdeathsig.
+    have setpriv || echo util-linux
     if command -v dpkg-query >/dev/null 2>&1; then
         package_installed busybox-static || echo busybox-static
     else
