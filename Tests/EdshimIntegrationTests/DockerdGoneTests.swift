@@ -106,6 +106,16 @@ struct DockerdGoneTests {
         }
     }
 
+    @Test("a grace in seconds or minutes, up to a day, is taken", arguments: ["0", "120", "120s", "2m", "86400", "1440m"])
+    func goodGrace(_ value: String) async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let run = try await bed.publish(host, to: backend.endpoint, environment: ["EDSHIM_DOCKERD_RESTART_GRACE": value])
+            #expect(run.isReady, "\(run.status)")
+        }
+    }
+
     @Test("a grace edshim cannot read is refused on fd 3, naming the variable", arguments: ["soon", "-1", "2h", "86401", "1441m"])
     func badGrace(_ value: String) async throws {
         try await withTestbed { bed in
