@@ -69,4 +69,29 @@ struct LabelsReadAgainTests {
             try bed.expectNoRejectedUpdates()
         }
     }
+
+    @Test("a server restarted where it cannot ask Docker keeps the names it restored")
+    func restartWithoutDockerKeepsNames() async throws {
+        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-restart.sock"
+        let docker = try FakeDockerEngine(socketPath: socketPath)
+        defer { docker.stop() }
+        var options = Testbed.Options()
+        options.startServer = false
+        try await withTestbed(options) { bed in
+            try await bed.startServer(extraArguments: ["--docker-host", "unix://\(socketPath)"])
+            let container = try #require(IPAddress("127.0.0.5"))
+            let backend = try bed.httpBackend("web", on: container)
+            docker.set(container, labels: ["ServiceName": "web"])
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            #expect(try bed.clusters().keys.sorted() == ["web-\(port)"])
+
+            await bed.stopServer()
+            // A DOCKER_HOST it cannot use: it asks no Docker at all.
+            try await bed.startServer(extraEnvironment: ["DOCKER_HOST": "ssh://me@nowhere"])
+            try await Task.sleep(for: .seconds(2))
+            #expect(try bed.clusters().keys.sorted() == ["web-\(port)"], "the restored name stays")
+        }
+    }
 }
+

@@ -272,6 +272,8 @@ actor Registrar {
     /// Asks again about the labels of registrations made while Docker could not be
     /// asked, and publishes those that changed: a port republished while dockerd
     /// restored its containers at boot is named from its labels once dockerd answers.
+    /// Only a container's labels replace those a registration has: an answer that
+    /// finds none (no container there, or a server that reads no labels) keeps them.
     func refreshPendingLabels() async {
         var changed = false
         for key in pendingLabels.takeAll().sorted() {
@@ -280,7 +282,7 @@ actor Registrar {
             // Replaced or removed while Docker answered: that registration decides.
             guard let current = registry[key], current.owner == before.owner, current.container == before.container else { continue }
             pendingLabels.note(key, answer: answer)
-            guard case .known(let metadata) = answer, metadata != current.metadata else { continue }
+            guard case .known(let metadata) = answer, metadata.containerID != nil, metadata != current.metadata else { continue }
             let relabelled = Registration(key: key, container: current.container, owner: current.owner, metadata: metadata, mode: metadata.mode ?? configuration.defaultMode)
             registry.register(relabelled)
             logger.notice("labels read once Docker answered", metadata: (registry[key] ?? relabelled).logMetadata())

@@ -49,7 +49,6 @@ struct TerminationSignals {
     }
 
     /// Sleeps until a signal arrives; returns it.
-    @discardableResult
     func wait() -> Received {
         var fds = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)]
         while true {
