@@ -8,4 +8,10 @@ if let shimArguments = ModeSelection.shimArguments(CommandLine.arguments) {
     ShimMode.run(shimArguments)
 }
 
+// udp-proxy, like the shim, exits 0 on SIGINT or SIGTERM, even one that comes
+// while its command line is parsed.
+if ModeSelection.startsUDPProxy(CommandLine.arguments) {
+    UDPProxyMode.catchTerminationSignalsEarly()
+}
+
 await CommandRunner.run()

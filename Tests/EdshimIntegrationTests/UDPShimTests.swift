@@ -25,6 +25,37 @@ struct UDPShimTests {
         }
     }
 
+    @Test("edshim udp-proxy signalled while it starts still exits 0", arguments: [SIGINT, SIGTERM])
+    func signalledWhileStarting(signal: Int32) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let arguments = ["udp-proxy"] + ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine.dropFirst(2)
+            let (proxy, status) = try bed.launchShim(Array(arguments))
+            defer { close(status) }
+            // As early as edshim can take a signal: once it runs (the exec is done)
+            // and catches SIGINT and SIGTERM, which it does first thing in main,
+            // before its command line is parsed and the port bound.
+            let (pid, edshim) = (proxy.pid, URL(fileURLWithPath: bed.edshim).resolvingSymlinksInPath().path)
+            let catching = try await onThread {
+                let deadline = ContinuousClock.now + .seconds(2)
+                while ContinuousClock.now < deadline {
+                    let runsEdshim = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) == edshim
+                    if runsEdshim, Sockets.catchesTerminationSignals(pid) { return true }
+                    sched_yield()
+                }
+                return false
+            }
+            #expect(catching, "udp-proxy never caught SIGINT and SIGTERM: \(proxy.log)")
+            proxy.signal(signal)
+            let exit = await proxy.waitForExit(timeout: .seconds(2))
+            #expect(exit == 0, "exited \(String(describing: exit)): \(proxy.log)")
+            let report = await Sockets.readAll(status, timeout: .seconds(1))
+            #expect(report == "0\n", "reported \(report.debugDescription)")
+            #expect(Sockets.canBindUDP(host), "the port is free again")
+        }
+    }
+
     @Test("the UDP shim needs no server", arguments: [SpawnStyle.dockerd2010, .dockerd28], UDPFamily.allCases)
     func noServerNeeded(style: SpawnStyle, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in

@@ -19,4 +19,9 @@ public enum ModeSelection {
         if first.hasPrefix("-"), !helpFlags.contains(first) { return rest }
         return nil
     }
+
+    /// True when `argv` runs `edshim udp-proxy`.
+    public static func startsUDPProxy(_ argv: [String]) -> Bool {
+        argv.dropFirst().first == "udp-proxy"
+    }
 }

@@ -7,6 +7,14 @@ import Glibc
 /// UDP ports: edshim proxies them itself (Envoy is not involved), for the shim's
 /// `-proto udp` and for `edshim udp-proxy`.
 public enum UDPProxyMode {
+    /// For `edshim udp-proxy`, first thing in `main`: Swift's runtime parks the main
+    /// thread in sigsuspend with every signal unblocked, where SIGINT or SIGTERM would
+    /// kill the process until `run` takes them. Caught from here on, one that comes
+    /// while the command line is parsed still ends in exit 0.
+    public static func catchTerminationSignalsEarly() {
+        _ = edshim_catch_termination_signals()
+    }
+
     /// `edshim udp-proxy`: binds `host`, proxies to `container` until SIGINT or
     /// SIGTERM, then exits 0. Reports on fd 3 like the shim when fd 3 is a pipe.
     public static func run(host: SocketEndpoint, container: SocketEndpoint, options: UDPProxyOptions) -> Never {

@@ -200,6 +200,23 @@ final class Testbed: @unchecked Sendable {
 
     // MARK: Shims
 
+    /// Starts edshim with `arguments` and the write end of a status pipe on fd 3, and
+    /// returns at once with the pipe's read end (the caller closes it); the testbed
+    /// stops the process at the end.
+    func launchShim(_ arguments: [String]) throws -> (process: ChildProcess, status: Int32) {
+        let pipe = try Sockets.pipe()
+        defer { close(pipe.write) }
+        let process: ChildProcess
+        do {
+            process = try ChildProcess.spawn(edshim, arguments, environment: environment, descriptors: [3: pipe.write], logPath: directory + "/shims.log")
+        } catch {
+            close(pipe.read)
+            throw error
+        }
+        lock.withLock { shims.append(process) }
+        return (process, pipe.read)
+    }
+
     /// Starts the shim the way dockerd does and waits (up to dockerd's 16 s) for its report on fd 3.
     /// Its output goes to the testbed's shims.log, or, as dockerd leaves it, to /dev/null.
     /// In `networkNamespace` (when given) the shim runs, and the dockerd ≥ 28 socket is made.

@@ -135,6 +135,14 @@ extension Sockets {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// True when `pid` has handlers for SIGINT and SIGTERM (`SigCgt` in its status).
+    static func catchesTerminationSignals(_ pid: pid_t) -> Bool {
+        let line = procFile("/proc/\(pid)/status").split(separator: "\n").first { $0.hasPrefix("SigCgt:") }
+        guard let hex = line?.split(separator: "\t").last, let mask = UInt64(hex, radix: 16) else { return false }
+        let wanted = UInt64(1) << (SIGINT - 1) | UInt64(1) << (SIGTERM - 1)
+        return mask & wanted == wanted
+    }
+
     /// CPU time `pid` has used, user and system, in clock ticks (1/100 s on Linux).
     static func cpuTicks(of pid: pid_t) -> Int {
         // After the command name in parentheses: state is field 3, utime 14, stime 15.
