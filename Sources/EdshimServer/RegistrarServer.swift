@@ -62,6 +62,7 @@ public struct RegistrarServer: Sendable {
             watcher: ListenWatcher(interval: .milliseconds(unavailableDiagnostics == nil ? 1 : 5)),
             metadataSource: metadataSource,
             configuration: configuration,
+            xdsDirectoryCreated: claim.created,
             logger: logger
         )
         let listener = SocketListener(

@@ -27,9 +27,10 @@ struct ContribFilesTests {
         #expect(values("Restart") == ["on-failure"])
     }
 
-    @Test("envoy-edshim.service's bootstrap command produces a bootstrap Envoy validates")
+    @Test("envoy-edshim.service's bootstrap command produces a bootstrap Envoy validates; resync runs after each start without failing the unit")
     func envoyUnit() async throws {
         let unit = directives(try contrib("envoy-edshim.service"))
+        #expect(unit.filter { $0.key == "ExecStartPost" }.map(\.value) == ["-/usr/local/bin/edshim resync"])
         let pre = try #require(unit.first { $0.key == "ExecStartPre" }?.value)
         // /bin/sh -c '/usr/local/bin/edshim bootstrap … --node-id %H > /run/edshim/envoy.yaml'
         let command = try #require(pre.split(separator: "'").dropFirst().first)

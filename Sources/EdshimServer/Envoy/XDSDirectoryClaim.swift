@@ -10,6 +10,9 @@ import Glibc
 /// exclusive `flock` before it writes anything, and holds it until it exits.
 final class XDSDirectoryClaim: Sendable {
     private let lock: HeldLock
+    /// True when the directory did not exist and this server created it: an Envoy
+    /// started before still serves what it read from the one that was deleted.
+    let created: Bool
 
     /// Creates the directory when missing (with a warning: an Envoy started before
     /// watches the old one) and claims it; refuses when another server holds it.
@@ -20,8 +23,9 @@ final class XDSDirectoryClaim: Sendable {
         } catch {
             throw ServerStartupError("\(error.description): check --xds-dir (Envoy reads its configuration there)")
         }
-        if !existed {
-            logger.warning("created the xds directory; an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start)", metadata: ["xds_dir": "\(directory)"])
+        created = !existed
+        if created {
+            logger.warning("created the xds directory; an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start), and `edshim resync` run after it (contrib/envoy-edshim.service does)", metadata: ["xds_dir": "\(directory)"])
         }
         lock = try HeldLock(
             directory, flags: O_RDONLY | O_DIRECTORY, name: "--xds-dir \(directory)",

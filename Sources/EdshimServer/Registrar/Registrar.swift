@@ -23,6 +23,9 @@ actor Registrar {
     private let watcher: ListenWatcher
     private let metadataSource: any ContainerMetadataSource
     private let configuration: ServerConfiguration
+    /// This server created the xds directory: an Envoy started before it may still
+    /// listen on ports from the deleted one (`refuseIfPortTaken` says so).
+    private let xdsDirectoryCreated: Bool
     private let logger: Logger
 
     init(
@@ -33,6 +36,7 @@ actor Registrar {
         watcher: ListenWatcher,
         metadataSource: any ContainerMetadataSource,
         configuration: ServerConfiguration,
+        xdsDirectoryCreated: Bool = false,
         logger: Logger
     ) {
         self.registry = registry
@@ -42,6 +46,7 @@ actor Registrar {
         self.watcher = watcher
         self.metadataSource = metadataSource
         self.configuration = configuration
+        self.xdsDirectoryCreated = xdsDirectoryCreated
         self.logger = logger
         pendingLabels = PendingLabels(restoring: registry.registrations)
         labelsPendingNotices = pendingLabels.notices
@@ -110,7 +115,8 @@ actor Registrar {
         defer { inProgress[pending] = nil }
         var excluded = retired[key] ?? []
         if let held = request.heldSocketInode { excluded.insert(held) }
-        if registry[key] == nil, let refusal = await refuseIfPortTaken(key.host, excluding: excluded) {
+        let gaveItsPortToEnvoy = request.onBehalfOf != nil && request.heldSocketInode == nil
+        if registry[key] == nil, let refusal = await refuseIfPortTaken(key.host, excluding: excluded, gaveItsPortToEnvoy: gaveItsPortToEnvoy) {
             return .failure(refusal)
         }
 
@@ -139,7 +145,7 @@ actor Registrar {
         // it (below). With Envoy not reading its files, waiting the whole readiness
         // timeout for each would only hold up the server's start (ExecStartPost), and
         // the start of Envoy after it.
-        let keptUnserved = request.onBehalfOf != nil && request.heldSocketInode == nil
+        let keptUnserved = gaveItsPortToEnvoy
         let envoyAbsent = keptUnserved ? !(await publisher.envoySeemsToRead()) : false
         let timeout = envoyAbsent ? min(configuration.readyTimeout, Self.readyTimeoutWithoutEnvoy) : configuration.readyTimeout
         let ready = await waitUntilEnvoyServes(key.host, excluding: excluded, retired: retired[key] ?? [], timeout: timeout)
@@ -226,13 +232,18 @@ actor Registrar {
 
     /// A listener that is not Envoy's on the port would make Envoy's bind fail.
     /// Sockets still closing (Envoy letting go of a port just deregistered) get a
-    /// moment to go.
-    private func refuseIfPortTaken(_ host: SocketEndpoint, excluding excluded: Set<UInt64>) async -> WireError? {
+    /// moment to go. For a resync of a shim that gave its port to Envoy, in an xds
+    /// directory this server created, the listener is most likely that Envoy, still
+    /// serving what it read from the directory that was deleted: the refusal says so.
+    private func refuseIfPortTaken(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, gaveItsPortToEnvoy: Bool) async -> WireError? {
         let taken = Set(await watcher.snapshot()
             .filter { $0.endpoint.bindConflicts(with: host) && !excluded.contains($0.inode) }
             .map(\.inode))
         guard !taken.isEmpty else { return nil }
         if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
+        if gaveItsPortToEnvoy, xdsDirectoryCreated {
+            return WireError(.portInUse, "another process already listens on \(host), most likely an Envoy started before this server created the xds directory \(configuration.xdsDirectory): it serves the port from the deleted one and sees no change. Restart Envoy, then run `edshim resync` again")
+        }
         return WireError(.portInUse, "another process already listens on \(host): stop it, or publish the container on a free port")
     }
 

@@ -14,11 +14,15 @@ struct ResyncCommand: ParsableCommand {
             is this server's socket, and registers each TCP port with the server again, on
             behalf of its own shim process. The server checks each process before it
             accepts. Prints `resynced N of M` and exits non-zero if any registration
-            failed.
+            failed. A registration the server keeps while Envoy does not listen (Envoy
+            is down, as while systemd restarts both) counts as resynced: the summary
+            says how many wait for Envoy, which serves them as soon as it runs.
 
             Needed when the server came up without its registrations: its state file was
             lost or corrupt. contrib/edshim.service runs it after every server start
-            (ExecStartPost); it is idempotent: a second run changes nothing.
+            (ExecStartPost), and contrib/envoy-edshim.service after every Envoy start
+            (an Envoy that was serving from a deleted xds directory starts empty); it is
+            idempotent: a second run changes nothing.
             """
     )
 
@@ -44,13 +48,27 @@ struct ResyncCommand: ParsableCommand {
         let outcomes = ResyncWorkers(client: client, parallel: parallel).register(shims)
         let vanished = outcomes.filter { if case .vanished = $0 { true } else { false } }.count
         var failed = 0
+        var awaitingEnvoy: [String] = []
         for (shim, outcome) in zip(shims, outcomes) {
-            guard case .failed(let reason) = outcome else { continue }
-            failed += 1
-            FileHandle.standardError.write(Data("edshim resync: pid \(shim.owner.pid) \(shim.arguments.key): \(reason)\n".utf8))
+            switch outcome {
+            case .failed(let reason):
+                failed += 1
+                FileHandle.standardError.write(Data("edshim resync: pid \(shim.owner.pid) \(shim.arguments.key): \(reason)\n".utf8))
+            case .awaitingEnvoy(let reason):
+                awaitingEnvoy.append(reason)
+            case .registered, .vanished:
+                break
+            }
         }
         let total = shims.count - vanished
-        print("resynced \(total - failed) of \(total)")
+        if let reason = awaitingEnvoy.first {
+            // Registered, and kept by the server: Envoy is down (as while systemd
+            // restarts both), not a failure to restore anything.
+            FileHandle.standardError.write(Data("edshim resync: Envoy does not listen yet on \(awaitingEnvoy.count) of them: \(reason)\n".utf8))
+            print("resynced \(total - failed) of \(total) (\(awaitingEnvoy.count) wait for Envoy)")
+        } else {
+            print("resynced \(total - failed) of \(total)")
+        }
         if failed > 0 { throw ExitCode.failure }
     }
 
@@ -74,6 +92,8 @@ struct ResyncCommand: ParsableCommand {
 struct ResyncWorkers {
     enum Outcome: Sendable {
         case registered
+        /// Registered; the server keeps it for Envoy, which does not listen yet.
+        case awaitingEnvoy(String)
         case vanished
         case failed(String)
     }
@@ -109,6 +129,8 @@ struct ResyncWorkers {
                 case .ok, .registrations: return .registered
                 case .failure(let error) where error.code == .rateLimited && !deadline.hasPassed:
                     Thread.sleep(forTimeInterval: 0.05)
+                case .failure(let error) where error.code == .envoyTimeout && isKept(shim):
+                    return .awaitingEnvoy(error.message)
                 case .failure(let error):
                     return ProcessTable.owner(of: shim.owner.pid) == shim.owner ? .failed(error.message) : .vanished
                 }
@@ -116,6 +138,13 @@ struct ResyncWorkers {
                 return .failed(error.description)
             }
         }
+    }
+
+    /// Whether the server holds the shim's registration (as it does for a shim that
+    /// gave its port to Envoy, when Envoy does not listen in time).
+    private func isKept(_ shim: ShimProcesses.Shim) -> Bool {
+        guard case .registrations(let found) = try? client.exchange(.lookup(shim.arguments.key), deadline: .after(milliseconds: 2000)) else { return false }
+        return found.contains { $0.owner == shim.owner }
     }
 }
 
