@@ -57,6 +57,22 @@ struct ServerStartupTests {
         }
     }
 
+    @Test("EDSHIM_SOCKET, which the shims and resync read, places the server's socket too when --socket is not given")
+    func socketFromEnvironment() async throws {
+        var options = Testbed.Options()
+        options.socketFlag = false
+        options.socketName = "from-environment.sock"
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint)
+            #expect(shim.isReady, "\(shim.process.log)")
+            #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid], "registered through \(bed.socketPath)")
+            #expect(bed.server?.log.contains(bed.socketPath) == true, "the server says where it listens:\n\(bed.server?.log ?? "")")
+            let status = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(status.status == 0, "\(status.output)")
+        }
+    }
+
     @Test("under systemd, with stderr the journal's stream, each server line starts with its syslog priority")
     func journalPriorities() async throws {
         var options = Testbed.Options.neitherServerNorEnvoy

@@ -29,8 +29,13 @@ struct ServerCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "Unix socket for shims (mode 0660). Clients read EDSHIM_SOCKET.")
-    var socket: String = EdshimDefaults.socketPath
+    @Option(name: .long, help: "Unix socket for shims, mode 0660 (default: $EDSHIM_SOCKET, which the shims, resync and status read too, else \(EdshimDefaults.socketPath)).")
+    var socket: String?
+
+    /// --socket, else what every client reads.
+    private var socketPath: String {
+        socket ?? ServerClient.fromEnvironment().socketPath
+    }
 
     @Option(name: .customLong("socket-group"), help: "Group allowed to use the socket besides root (default: docker, when it exists).")
     var socketGroup: String?
@@ -78,7 +83,7 @@ struct ServerCommand: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func validate() throws {
-        guard !socket.isEmpty else { throw ValidationError("--socket must name the socket's path, like \(EdshimDefaults.socketPath)") }
+        guard !socketPath.isEmpty else { throw ValidationError("--socket must name the socket's path, like \(EdshimDefaults.socketPath)") }
         guard !xdsDirectory.isEmpty else { throw ValidationError("--xds-dir must name the directory Envoy watches, like \(EdshimDefaults.xdsDirectory)") }
         guard !stateFile.isEmpty else { throw ValidationError("--state-file must name a file, like \(EdshimDefaults.stateFile)") }
         var info = stat()
@@ -141,7 +146,7 @@ struct ServerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "edshim.server")
         let configuration = ServerConfiguration(
-            socketPath: socket,
+            socketPath: socketPath,
             socketGroup: socketGroup,
             xdsDirectory: absolute(xdsDirectory),
             stateFile: stateFile,

@@ -35,6 +35,8 @@ final class Testbed: @unchecked Sendable {
         var serverEnvironment: [String: String] = [:]
         /// The socket's path inside the testbed directory.
         var socketName = "edshim.sock"
+        /// The server is told its socket with `--socket`; false: with `EDSHIM_SOCKET`.
+        var socketFlag = true
         /// Added to the environment of a private dockerd (`withDockerTestbed`), which
         /// hands it to the shims it starts.
         var dockerdEnvironment: [String: String] = [:]
@@ -83,15 +85,18 @@ final class Testbed: @unchecked Sendable {
     var environment: [String: String] { ["EDSHIM_SOCKET": socketPath] }
 
     func startServer(extraArguments: [String] = [], extraEnvironment: [String: String] = [:]) async throws {
-        let arguments = [
-            "server", "--socket", socketPath, "--xds-dir", xdsDirectory,
+        let socketArguments = options.socketFlag ? ["--socket", socketPath] : []
+        var environment = options.serverEnvironment.merging(extraEnvironment) { $1 }
+        if !options.socketFlag { environment["EDSHIM_SOCKET"] = socketPath }
+        let arguments = ["server"] + socketArguments + [
+            "--xds-dir", xdsDirectory,
             "--state-file", stateFile,
             "--admin-address", serverAdmin.description,
             "--default-mode", options.defaultMode,
             "--ready-timeout", String(options.readyTimeoutSeconds),
             "--log-level", "debug",
         ] + options.serverArguments + extraArguments
-        server = try ChildProcess.spawn(edshim, arguments, environment: options.serverEnvironment.merging(extraEnvironment) { $1 }, logPath: serverLogPath)
+        server = try ChildProcess.spawn(edshim, arguments, environment: environment, logPath: serverLogPath)
         let client = ServerClient(socketPath: socketPath)
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
