@@ -94,6 +94,19 @@ struct ShimRefusalTests {
         }
     }
 
+    @Test("with the server down, a port another process listens on is refused the way docker-proxy words it")
+    func portInUseWhileServerDown() async throws {
+        try await withTestbed { bed in
+            await bed.stopServer()
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let squatter = try Sockets.dockerdBoundListener(host)
+            defer { close(squatter) }
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status == "1\nlisten tcp \(host): bind: address already in use: another process already uses tcp \(host); stop it, or publish the container on another host port",
+                    "reported \(shim.status.debugDescription)")
+        }
+    }
+
     @Test("an address overlapping a registered one on the same port is refused")
     func overlappingAddress() async throws {
         try await withTestbed { bed in

@@ -45,17 +45,3 @@ enum ShimLog {
         return stat("/dev/null", &null) == 0 && stderrStatus.st_mode & S_IFMT == S_IFCHR && stderrStatus.st_rdev == null.st_rdev
     }()
 }
-
-/// A failure the shim reports to dockerd: one line saying what is wrong and what to do.
-struct ShimFailure: Error, CustomStringConvertible {
-    var description: String
-
-    init(_ description: String) {
-        self.description = description
-    }
-
-    /// `context: strerror(errno)`.
-    static func system(_ context: String, _ code: Int32 = errno) -> ShimFailure {
-        ShimFailure("\(context): \(String(cString: strerror(code)))")
-    }
-}

@@ -19,7 +19,12 @@ struct PortListener {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
         if host.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
-        guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0, listen(fd, SOMAXCONN) == 0 else {
+        guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
+            let code = errno
+            close(fd)
+            throw .bind("tcp", host, code)
+        }
+        guard listen(fd, SOMAXCONN) == 0 else {
             let failure = ShimFailure.system("listen tcp \(host)")
             close(fd)
             throw failure

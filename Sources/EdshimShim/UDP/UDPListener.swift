@@ -34,7 +34,7 @@ struct UDPListener {
         guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
             let code = errno
             close(fd)
-            throw bindFailure(host, code)
+            throw .bind("udp", host, code)
         }
         return try prepare(fd, endpoint: host)
     }
@@ -57,24 +57,5 @@ struct UDPListener {
             throw .system("udp \(endpoint): turning on packet info, needed to answer from the address each client sent to", code)
         }
         return listener
-    }
-
-    /// docker-proxy's wording (`listen udp 0.0.0.0:53: bind: address already in
-    /// use`), then what to do about it.
-    static func bindFailure(_ host: SocketEndpoint, _ code: Int32) -> ShimFailure {
-        let reason = String(cString: strerror(code))
-        let goStyle = reason.prefix(1).lowercased() + reason.dropFirst()
-        let advice: String
-        switch code {
-        case EADDRINUSE:
-            advice = "another process already uses udp \(host); stop it, or publish the container on another host port"
-        case EACCES:
-            advice = "ports below 1024 need root or CAP_NET_BIND_SERVICE (or lower net.ipv4.ip_unprivileged_port_start)"
-        case EADDRNOTAVAIL:
-            advice = "this host has no address \(host.ip); publish on an address it has, or on \(host.ip.isIPv6 ? "::" : "0.0.0.0")"
-        default:
-            advice = "check -host-ip and -host-port"
-        }
-        return ShimFailure("listen udp \(host): bind: \(goStyle): \(advice)")
     }
 }
