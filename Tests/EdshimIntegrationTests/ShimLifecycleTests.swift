@@ -24,6 +24,29 @@ struct ShimLifecycleTests {
         }
     }
 
+    @Test("run by hand, with fd 3 closed or not a pipe, it logs that it is ready, serves through Envoy and exits 0 on SIGINT", arguments: [false, true])
+    func runByHand(fd3IsAFile: Bool) async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let file = bed.directory + "/fd3"
+            FileManager.default.createFile(atPath: file, contents: nil)
+            let fd = open(file, O_WRONLY | O_CLOEXEC)
+            #expect(fd >= 0)
+            defer { close(fd) }
+            let shim = try bed.launchShim(ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine, descriptors: fd3IsAFile ? [3: fd] : [:])
+            try await bed.eventually("the shim says it is ready") { shim.log.contains("edshim[\(shim.pid)]: ready (no status pipe on fd 3)") }
+            let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            #expect(response.headers["server"] == "envoy")
+            #expect(try bed.registrations().map(\.owner.pid) == [shim.pid])
+            #expect(try String(contentsOfFile: file, encoding: .utf8) == "", "nothing written to an fd 3 that is not a pipe")
+
+            shim.signal(SIGINT)
+            #expect(await shim.waitForExit(timeout: .seconds(1)) == 0, "\(shim.log)")
+            #expect(try bed.registrations().isEmpty)
+        }
+    }
+
     @Test("a container restarted at once keeps its port, also when Envoy had not yet let go of it")
     func restartedWhileEnvoyLags() async throws {
         try await withTestbed { bed in

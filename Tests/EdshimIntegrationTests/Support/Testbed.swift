@@ -211,15 +211,21 @@ final class Testbed: @unchecked Sendable {
     func launchShim(_ arguments: [String]) throws -> (process: ChildProcess, status: Int32) {
         let pipe = try Sockets.pipe()
         defer { close(pipe.write) }
-        let process: ChildProcess
         do {
-            process = try ChildProcess.spawn(edshim, arguments, environment: environment, descriptors: [3: pipe.write], logPath: directory + "/shims.log")
+            return (try launchShim(arguments, descriptors: [3: pipe.write]), pipe.read)
         } catch {
             close(pipe.read)
             throw error
         }
+    }
+
+    /// Starts edshim with `arguments`, only `descriptors` beyond stdin, stdout and
+    /// stderr (none: as run by hand), and returns at once; its output goes to
+    /// shims.log, and the testbed stops it at the end.
+    func launchShim(_ arguments: [String], descriptors: [Int32: Int32]) throws -> ChildProcess {
+        let process = try ChildProcess.spawn(edshim, arguments, environment: environment, descriptors: descriptors, logPath: directory + "/shims.log")
         lock.withLock { shims.append(process) }
-        return (process, pipe.read)
+        return process
     }
 
     /// Starts the shim the way dockerd does and waits (up to dockerd's 16 s) for its report on fd 3.
