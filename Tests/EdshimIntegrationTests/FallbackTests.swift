@@ -42,6 +42,33 @@ struct FallbackTests {
         }
     }
 
+    @Test("a server that hangs (SIGSTOP): the shim serves the port itself within dockerd's 16 s, and hands it to Envoy once the server answers again")
+    func serverHangs() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let dial = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let server = try #require(bed.server)
+            server.signal(SIGSTOP)
+            var resumed = false
+            defer { if !resumed { server.signal(SIGCONT) } }
+
+            let started = ContinuousClock.now
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            let took = ContinuousClock.now - started
+            #expect(shim.status == "0\n", "\(shim.process.log)")
+            #expect(took >= .seconds(11) && took < .seconds(16), "reported after \(took): the shim's 12 s deadline, under dockerd's 16 s")
+            #expect(try TestHTTP.get(dial).headers["server"] == nil, "served by the shim itself")
+
+            server.signal(SIGCONT)
+            resumed = true
+            try await bed.eventually("the port moved to Envoy", timeout: .seconds(15)) {
+                try TestHTTP.get(dial).headers["server"] == "envoy"
+            }
+            #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])
+        }
+    }
+
     @Test("Envoy not listening in time: served by the shim, then by Envoy once it runs")
     func envoyLate() async throws {
         var options = Testbed.Options()
