@@ -41,10 +41,13 @@ struct DockerdRestartGrace {
     /// signal taken elsewhere, never dockerd's exit): withdraws it, or keeps it for
     /// the next dockerd (`keepRegistered`) when the grace applies.
     func release(_ arguments: ShimArguments, after signal: TerminationSignals.Received?, client: ServerClient, signals: TerminationSignals) {
+        // The moment spent seeing whether dockerd exited counts against the shim's
+        // second to deregister and exit.
+        let deregistered = Deadline.after(milliseconds: TCPShim.deregisterTimeoutMilliseconds)
         if let signal, applies(to: arguments, signal: signal) {
             keepRegistered(arguments.key, client: client, signals: signals)
         } else {
-            TCPShim.deregister(arguments.key, client: client)
+            TCPShim.deregister(arguments.key, client: client, deadline: deregistered)
         }
     }
 

@@ -107,9 +107,9 @@ enum TCPShim {
         return 0
     }
 
-    static func deregister(_ key: RegistrationKey, client: ServerClient) {
+    static func deregister(_ key: RegistrationKey, client: ServerClient, deadline: Deadline = .after(milliseconds: deregisterTimeoutMilliseconds)) {
         do {
-            let response = try client.exchange(.deregister(key), deadline: .after(milliseconds: deregisterTimeoutMilliseconds))
+            let response = try client.exchange(.deregister(key), deadline: deadline)
             if case .failure(let error) = response, error.code != .notRegistered {
                 ShimLog.warning("deregistering \(key): \(error.message)")
             }
