@@ -41,7 +41,7 @@ public struct RegistrarServer: Sendable {
             logger.info("restored registrations", metadata: ["restored": "\(live.count)", "dropped_dead_owners": "\(restored.count - live.count)"])
         }
         if live.count != restored.count { await state.save(registry, revision: 0) }
-        let publisher = XDSPublisher(directory: configuration.xdsDirectory, telemetry: configuration.telemetry, logger: logger)
+        let publisher = XDSPublisher(directory: configuration.xdsDirectory, telemetry: configuration.telemetry, clusterRetention: configuration.clusterRetention, logger: logger)
         do {
             try await publisher.start(with: registry)
         } catch {

@@ -24,6 +24,9 @@ public struct ServerConfiguration: Sendable {
     public var peerRequestsPerSecond: Double
     /// What every listener reports: the access log, and traces.
     public var telemetry: Telemetry
+    /// How long a cluster no listener uses any more stays in Envoy: connections a
+    /// changed listener drains still route to it (zero: removed at once).
+    public var clusterRetention: Duration
 
     /// Creates a configuration.
     public init(
@@ -37,7 +40,8 @@ public struct ServerConfiguration: Sendable {
         readyTimeout: Duration = .seconds(5),
         releaseTimeout: Duration = .milliseconds(800),
         peerRequestsPerSecond: Double = 1000,
-        telemetry: Telemetry = .standard
+        telemetry: Telemetry = .standard,
+        clusterRetention: Duration = .zero
     ) {
         self.socketPath = socketPath
         self.socketGroup = socketGroup
@@ -50,5 +54,6 @@ public struct ServerConfiguration: Sendable {
         self.releaseTimeout = releaseTimeout
         self.peerRequestsPerSecond = peerRequestsPerSecond
         self.telemetry = telemetry
+        self.clusterRetention = clusterRetention
     }
 }

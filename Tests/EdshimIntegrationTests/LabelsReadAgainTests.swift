@@ -12,6 +12,8 @@ struct LabelsReadAgainTests {
         let socketPath = "/tmp/edshim-fake-docker-\(getpid())-late.sock"
         var options = Testbed.Options()
         options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
+        // The testbed's Envoy drains for 2 s: the old cluster stays 2 + 5 s.
+        options.envoyDrainTimeSeconds = 2
         try await withTestbed(options) { bed in
             let container = try #require(IPAddress("127.0.0.3"))
             let backend = try bed.httpBackend("web", on: container)
@@ -19,13 +21,26 @@ struct LabelsReadAgainTests {
             #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
             #expect(try bed.clusters().keys.sorted() == ["unknown-\(port)"], "Docker does not answer yet")
 
+            // A client that keeps its connection across the rename.
+            let kept = try KeepAliveClient(SocketEndpoint(ip: .loopbackIPv4, port: port))
+            _ = try kept.request()
+            #expect(kept.lastStatus == 200)
+
             let docker = try FakeDockerEngine(socketPath: socketPath)
             defer { docker.stop() }
             docker.set(container, labels: ["ServiceName": "web", "EnvironmentName": "prod"])
             try await bed.eventually("named from its labels once Docker answers", timeout: .seconds(10)) {
-                try bed.clusters() == ["web-prod-\(port)": [backend.endpoint.description]]
+                try bed.clusters().keys.contains("web-prod-\(port)")
             }
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+            // Its connection, on the listener's old filter chain until it drains,
+            // still reaches the container: the old cluster outlives the drain.
+            _ = try? kept.request()
+            #expect(kept.lastStatus == 200, "a request on a connection opened before the rename")
+            #expect(try bed.clusters().keys.contains("unknown-\(port)"), "kept while the old chain drains")
+            try await bed.eventually("the old cluster leaves Envoy once the drain is over", timeout: .seconds(15)) {
+                try bed.clusters() == ["web-prod-\(port)": [backend.endpoint.description]]
+            }
             #expect(try bed.stat("http.web-prod-\(port).downstream_rq_total") >= 1, "served under its new name")
             #expect(try bed.registrations().first?.metadata.service == "web", "the registry has the labels too (state file, edshim status)")
             #expect(bed.server?.log.contains("labels read once Docker answered") == true)

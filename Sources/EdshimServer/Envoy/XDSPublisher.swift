@@ -21,11 +21,16 @@ actor XDSPublisher {
     /// The name of the file written last, while `reads` watches Envoy read them.
     private var unread: String?
     private var coalescer: Coalescer<Registry>?
+    /// Clusters kept while connections on a changed listener drain.
+    private var retiring: RetiringClusters
+    /// When the timer that takes retired clusters out fires next.
+    private var expiryScheduled: ContinuousClock.Instant?
 
-    init(directory: String, telemetry: Telemetry, logger: Logger) {
+    init(directory: String, telemetry: Telemetry, clusterRetention: Duration = .zero, logger: Logger) {
         self.directory = directory
         self.telemetry = telemetry
         self.logger = logger
+        retiring = RetiringClusters(retention: clusterRetention)
     }
 
     /// Writes the configuration of `registry` (clusters first) into the directory the
@@ -53,7 +58,9 @@ actor XDSPublisher {
     /// Writes the steps to `registry`'s configuration; false when a write failed (it is
     /// tried again, `Coalescer`).
     private func apply(_ registry: Registry) async -> Bool {
-        let destination = await Self.configuration(for: registry, telemetry: telemetry)
+        let target = await Self.configuration(for: registry, telemetry: telemetry)
+        let destination = retiring.keep(in: target, after: published, now: .now)
+        defer { scheduleExpiry() }
         for step in EnvoyConfiguration.steps(from: published, to: destination) {
             let missing = step.missingClusters
             guard missing.isEmpty else {
@@ -79,6 +86,23 @@ actor XDSPublisher {
             }
         }
         return true
+    }
+
+    /// Wakes when the next retiring cluster's time is up, to write the configuration
+    /// without it.
+    private func scheduleExpiry() {
+        guard let next = retiring.nextExpiry, next != expiryScheduled else { return }
+        expiryScheduled = next
+        Task {
+            try? await Task.sleep(until: next, clock: .continuous)
+            await self.expiryDue(next)
+        }
+    }
+
+    private func expiryDue(_ instant: ContinuousClock.Instant) async {
+        guard expiryScheduled == instant else { return }
+        expiryScheduled = nil
+        await coalescer?.rewrite()
     }
 
     /// Builds the configuration off the actor.

@@ -15,6 +15,8 @@ actor Coalescer<Snapshot: Sendable> {
 
     private let write: @Sendable (Snapshot) async -> Bool
     private var pending: (revision: Int, snapshot: Snapshot)?
+    /// The newest snapshot submitted, for `rewrite`.
+    private var latest: (revision: Int, snapshot: Snapshot)?
     /// The newest revision submitted, and the newest written (-1: none yet).
     private var newest = -1
     private var written = -1
@@ -33,6 +35,7 @@ actor Coalescer<Snapshot: Sendable> {
         if revision > newest {
             newest = revision
             pending = (revision, snapshot)
+            latest = (revision, snapshot)
         }
         guard written < revision else { return }
         if !writing {
@@ -41,6 +44,17 @@ actor Coalescer<Snapshot: Sendable> {
         }
         await withCheckedContinuation { continuation in
             waiters.append((revision, continuation))
+        }
+    }
+
+    /// Writes the newest snapshot again, for a writer whose output also depends on
+    /// the time (`RetiringClusters`); returns at once.
+    func rewrite() {
+        guard let latest else { return }
+        if pending == nil { pending = latest }
+        if !writing {
+            writing = true
+            Task { await drain() }
         }
     }
 

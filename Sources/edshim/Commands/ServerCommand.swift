@@ -58,6 +58,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("ready-timeout"), help: "Seconds a registration waits for Envoy to listen before it fails, at most 10 (a starting shim waits 12 for the answer).")
     var readyTimeout: Double = 5
 
+    @Option(name: .customLong("envoy-drain-time"), help: ArgumentHelp(
+        "Envoy's --drain-time-s, in seconds (its default: 600): how long a changed listener's connections drain.",
+        discussion: "A cluster no listener uses any more (a port renamed, or withdrawn) stays that long and 5 s more, so that requests on those connections still reach their container instead of getting 503. 0 removes it at once.",
+        valueName: "seconds"))
+    var envoyDrainTime: Double = 600
+
     @Option(name: .customLong("peer-rate"), help: "Requests per second one client process may send (bursts of twice as many).")
     var peerRate: Double = 1000
 
@@ -82,6 +88,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
+    /// What a retired cluster outlives Envoy's drain time by.
+    static let retentionMargin = Duration.seconds(5)
+
     func validate() throws {
         guard !socketPath.isEmpty else { throw ValidationError("--socket must name the socket's path, like \(EdshimDefaults.socketPath)") }
         guard !xdsDirectory.isEmpty else { throw ValidationError("--xds-dir must name the directory Envoy watches, like \(EdshimDefaults.xdsDirectory)") }
@@ -95,6 +104,9 @@ struct ServerCommand: AsyncParsableCommand {
         }
         guard adminAddress == "off" || SocketEndpoint(parsing: adminAddress) != nil else {
             throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776, or off")
+        }
+        guard envoyDrainTime >= 0, envoyDrainTime <= 86_400 else {
+            throw ValidationError("--envoy-drain-time must be between 0 and 86400 seconds (Envoy's --drain-time-s; 600 unless Envoy is told otherwise), not \(envoyDrainTime)")
         }
         guard readyTimeout > 0, readyTimeout <= Double(EdshimDefaults.longestReadyTimeoutSeconds) else {
             throw ValidationError("""
@@ -159,7 +171,8 @@ struct ServerCommand: AsyncParsableCommand {
                 accessLog: AccessLogDestination(parsing: accessLog) ?? .standard,
                 tracing: tracingOTLP.flatMap(TracingCollector.init(parsing:)),
                 tracingSamplePercent: tracingSample ?? 100
-            )
+            ),
+            clusterRetention: envoyDrainTime > 0 ? .milliseconds(Int64(envoyDrainTime * 1000)) + Self.retentionMargin : .zero
         )
         let labels: any ContainerMetadataSource
         do {

@@ -10,6 +10,8 @@ import Glibc
 final class KeepAliveClient {
     private let fd: Int32
     private(set) var requests = 0
+    /// The status code of the last response.
+    private(set) var lastStatus = 0
 
     init(_ endpoint: SocketEndpoint) throws {
         fd = try Sockets.connect(endpoint)
@@ -24,7 +26,9 @@ final class KeepAliveClient {
         var head: [UInt8] = []
         while !head.ends(with: Array("\r\n\r\n".utf8)) { head += try Sockets.receive(fd, count: 1) }
         var headers: [String: String] = [:]
-        for line in String(decoding: head, as: UTF8.self).components(separatedBy: "\r\n").dropFirst() {
+        let lines = String(decoding: head, as: UTF8.self).components(separatedBy: "\r\n")
+        lastStatus = lines.first?.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }

@@ -35,6 +35,9 @@ final class Testbed: @unchecked Sendable {
         var serverEnvironment: [String: String] = [:]
         /// The socket's path inside the testbed directory.
         var socketName = "edshim.sock"
+        /// The server's `--envoy-drain-time`: 0 removes a cluster no listener uses at
+        /// once, which most tests check for (the testbed's Envoy drains for 2 s).
+        var envoyDrainTimeSeconds = 0.0
         /// The server is told its socket with `--socket`; false: with `EDSHIM_SOCKET`.
         var socketFlag = true
         /// Added to the environment of a private dockerd (`withDockerTestbed`), which
@@ -94,6 +97,7 @@ final class Testbed: @unchecked Sendable {
             "--admin-address", serverAdmin.description,
             "--default-mode", options.defaultMode,
             "--ready-timeout", String(options.readyTimeoutSeconds),
+            "--envoy-drain-time", String(options.envoyDrainTimeSeconds),
             "--log-level", "debug",
         ] + options.serverArguments + extraArguments
         server = try ChildProcess.spawn(edshim, arguments, environment: environment, logPath: serverLogPath)
