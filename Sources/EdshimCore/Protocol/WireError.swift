@@ -25,6 +25,9 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         public static let portInUse = Code(rawValue: "port_in_use")
         /// Envoy did not start listening in time.
         public static let envoyTimeout = Code(rawValue: "envoy_timeout")
+        /// Envoy reads none of the server's files (it is not running): the registration
+        /// (for `edshim resync`) is kept, and served as soon as Envoy runs.
+        public static let envoyAbsent = Code(rawValue: "envoy_absent")
         /// The registration belongs to another process.
         public static let notOwner = Code(rawValue: "not_owner")
         /// Nothing is registered under the key.

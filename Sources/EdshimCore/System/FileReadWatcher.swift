@@ -17,6 +17,7 @@ public actor FileReadWatcher {
     private let patience: Duration
     private var readerSeen = true
     private var readsSinceMark: Set<String> = []
+    private var everRead = false
 
     /// Watches `directory`; nil when inotify is unavailable (the reason in `errno`).
     public init?(directory: String, patience: Duration = .milliseconds(250)) {
@@ -39,17 +40,19 @@ public actor FileReadWatcher {
     /// Whether the reader was there at the last wait: false after a wait ran out of
     /// patience, until a read is seen again.
     public var readerSeemsPresent: Bool {
-        // Reads taken here still count for the waits since the last mark.
-        let names = takeReadNames()
-        readsSinceMark.formUnion(names)
-        if !names.isEmpty { readerSeen = true }
+        noteReads()
         return readerSeen
+    }
+
+    /// Whether a file of the directory was ever seen read.
+    public var anyReadSeen: Bool {
+        noteReads()
+        return everRead
     }
 
     /// Call right before replacing a file: reads from now on count for `waitForRead`.
     public func mark() {
-        // Reads since the last mark show that the reader is there.
-        if !takeReadNames().isEmpty { readerSeen = true }
+        noteReads()
         readsSinceMark = []
     }
 
@@ -59,7 +62,7 @@ public actor FileReadWatcher {
     public func waitForRead(of name: String) async -> Bool {
         let deadline = ContinuousClock.now + (readerSeen ? patience : .zero)
         while true {
-            readsSinceMark.formUnion(takeReadNames())
+            noteReads()
             if readsSinceMark.contains(name) {
                 readerSeen = true
                 return true
@@ -70,6 +73,16 @@ public actor FileReadWatcher {
             }
             try? await Task.sleep(for: .microseconds(200))
         }
+    }
+
+    /// Takes in the reads since the last look: they count for the waits since the
+    /// last mark, and show that the reader is there.
+    private func noteReads() {
+        let names = takeReadNames()
+        guard !names.isEmpty else { return }
+        readsSinceMark.formUnion(names)
+        readerSeen = true
+        everRead = true
     }
 
     /// The names of the files closed after reading since the last call.

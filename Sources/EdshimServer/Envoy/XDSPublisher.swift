@@ -59,7 +59,10 @@ actor XDSPublisher {
     /// tried again, `Coalescer`).
     private func apply(_ registry: Registry) async -> Bool {
         let target = await Self.configuration(for: registry, telemetry: telemetry)
-        let destination = retiring.keep(in: target, after: published, now: .now)
+        // Taken on only once every step is written: a failed write is retried with
+        // the clusters still retiring as they were, and their deadlines.
+        var nextRetiring = retiring
+        let destination = nextRetiring.keep(in: target, after: published, now: .now)
         defer { scheduleExpiry() }
         for step in EnvoyConfiguration.steps(from: published, to: destination) {
             let missing = step.missingClusters
@@ -85,6 +88,7 @@ actor XDSPublisher {
                 return false
             }
         }
+        retiring = nextRetiring
         return true
     }
 
@@ -129,6 +133,12 @@ actor XDSPublisher {
     func waitUntilRead() async {
         guard let reads, let unread else { return }
         await reads.waitForRead(of: unread)
+    }
+
+    /// Whether Envoy was ever seen reading a file of the directory (true when reads
+    /// cannot be watched).
+    func envoyHasReadAny() async -> Bool {
+        await reads?.anyReadSeen ?? true
     }
 
     /// Whether Envoy seems to read the files: false once it let a written file go

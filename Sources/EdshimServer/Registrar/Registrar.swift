@@ -81,7 +81,7 @@ actor Registrar {
     /// journal what dockerd was told. (envoy_timeout is logged where it is decided;
     /// rate_limited would flood the log it protects.)
     private func logRefusal(_ response: WireResponse, of request: RegisterRequest, from peer: PeerCredentials) -> WireResponse {
-        if case .failure(let error) = response, error.code != .envoyTimeout, error.code != .rateLimited {
+        if case .failure(let error) = response, error.code != .envoyTimeout, error.code != .envoyAbsent, error.code != .rateLimited {
             var metadata: Logger.Metadata = ["key": "\(request.key)", "container": "\(request.container)", "peer_pid": "\(peer.pid)", "code": "\(error.code.rawValue)", "reason": "\(error.message)"]
             if let shim = request.onBehalfOf { metadata["on_behalf_of"] = "\(shim)" }
             logger.warning("registration refused", metadata: metadata)
@@ -163,8 +163,10 @@ actor Registrar {
             // Resync, for a shim that gave its port to Envoy long ago and cannot serve
             // it again: withdrawn, the port would stay dark even once Envoy is back.
             // Kept, Envoy serves it as soon as it runs.
-            logger.warning("Envoy did not listen in time; registration kept for when it does (its shim no longer holds the port)", metadata: ["key": "\(key)"])
-            return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(timeout); the registration is kept, and Envoy serves the port as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
+            logger.warning("Envoy did not listen in time; registration kept for when it does (its shim no longer holds the port)", metadata: ["key": "\(key)", "envoy_reads_files": "\(!envoyAbsent)"])
+            // Envoy not running is what resync counts as waiting; a running Envoy that
+            // did not take the port is a failure to look into.
+            return .failure(WireError(envoyAbsent ? .envoyAbsent : .envoyTimeout, "Envoy did not start listening on \(key.host) within \(timeout); the registration is kept, and Envoy serves the port as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`\(envoyAbsent ? "" : " (Envoy reads the files: its log and admin /listeners say why it did not bind)")"))
         }
         registry.remove(key)
         release(owner)
@@ -233,15 +235,16 @@ actor Registrar {
     /// A listener that is not Envoy's on the port would make Envoy's bind fail.
     /// Sockets still closing (Envoy letting go of a port just deregistered) get a
     /// moment to go. For a resync of a shim that gave its port to Envoy, in an xds
-    /// directory this server created, the listener is most likely that Envoy, still
-    /// serving what it read from the directory that was deleted: the refusal says so.
+    /// directory this server created and no Envoy has read from yet, the listener is
+    /// most likely an Envoy still serving what it read from the directory that was
+    /// deleted: the refusal says so.
     private func refuseIfPortTaken(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, gaveItsPortToEnvoy: Bool) async -> WireError? {
         let taken = Set(await watcher.snapshot()
             .filter { $0.endpoint.bindConflicts(with: host) && !excluded.contains($0.inode) }
             .map(\.inode))
         guard !taken.isEmpty else { return nil }
         if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
-        if gaveItsPortToEnvoy, xdsDirectoryCreated {
+        if gaveItsPortToEnvoy, xdsDirectoryCreated, !(await publisher.envoyHasReadAny()) {
             return WireError(.portInUse, "another process already listens on \(host), most likely an Envoy started before this server created the xds directory \(configuration.xdsDirectory): it serves the port from the deleted one and sees no change. Restart Envoy, then run `edshim resync` again")
         }
         return WireError(.portInUse, "another process already listens on \(host): stop it, or publish the container on a free port")

@@ -25,6 +25,6 @@ enum FallbackPolicy: String {
     /// or Envoy is not there (yet), no when the server refused for a reason that
     /// serving the port would not fix.
     static func isTransient(_ error: WireError) -> Bool {
-        [.envoyTimeout, .unavailable, .rateLimited].contains(error.code)
+        [.envoyTimeout, .envoyAbsent, .unavailable, .rateLimited].contains(error.code)
     }
 }

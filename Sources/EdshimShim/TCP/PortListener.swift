@@ -25,9 +25,10 @@ struct PortListener {
             throw .bind("tcp", host, code)
         }
         guard listen(fd, SOMAXCONN) == 0 else {
-            let failure = ShimFailure.system("listen tcp \(host)")
+            // With SO_REUSEPORT, a port taken shows at listen rather than at bind.
+            let code = errno
             close(fd)
-            throw failure
+            throw code == EADDRINUSE ? .bind("tcp", host, code) : .system("listen tcp \(host)", code)
         }
         var info = stat()
         fstat(fd, &info)

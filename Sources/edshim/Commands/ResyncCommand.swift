@@ -14,9 +14,10 @@ struct ResyncCommand: ParsableCommand {
             is this server's socket, and registers each TCP port with the server again, on
             behalf of its own shim process. The server checks each process before it
             accepts. Prints `resynced N of M` and exits non-zero if any registration
-            failed. A registration the server keeps while Envoy does not listen (Envoy
-            is down, as while systemd restarts both) counts as resynced: the summary
-            says how many wait for Envoy, which serves them as soon as it runs.
+            failed. A registration the server keeps while Envoy is not running (as while
+            systemd restarts both) counts as resynced: the summary says how many wait
+            for Envoy, which serves them as soon as it runs. One a running Envoy did not
+            take counts as failed.
 
             Needed when the server came up without its registrations: its state file was
             lost or corrupt. contrib/edshim.service runs it after every server start
@@ -62,8 +63,8 @@ struct ResyncCommand: ParsableCommand {
         }
         let total = shims.count - vanished
         if let reason = awaitingEnvoy.first {
-            // Registered, and kept by the server: Envoy is down (as while systemd
-            // restarts both), not a failure to restore anything.
+            // Registered, and kept by the server: Envoy is not running (as while
+            // systemd restarts both), not a failure to restore anything.
             FileHandle.standardError.write(Data("edshim resync: Envoy does not listen yet on \(awaitingEnvoy.count) of them: \(reason)\n".utf8))
             print("resynced \(total - failed) of \(total) (\(awaitingEnvoy.count) wait for Envoy)")
         } else {
@@ -92,7 +93,7 @@ struct ResyncCommand: ParsableCommand {
 struct ResyncWorkers {
     enum Outcome: Sendable {
         case registered
-        /// Registered; the server keeps it for Envoy, which does not listen yet.
+        /// Registered; the server keeps it for Envoy, which is not running.
         case awaitingEnvoy(String)
         case vanished
         case failed(String)
@@ -129,7 +130,7 @@ struct ResyncWorkers {
                 case .ok, .registrations: return .registered
                 case .failure(let error) where error.code == .rateLimited && !deadline.hasPassed:
                     Thread.sleep(forTimeInterval: 0.05)
-                case .failure(let error) where error.code == .envoyTimeout && isKept(shim):
+                case .failure(let error) where error.code == .envoyAbsent:
                     return .awaitingEnvoy(error.message)
                 case .failure(let error):
                     return ProcessTable.owner(of: shim.owner.pid) == shim.owner ? .failed(error.message) : .vanished
@@ -138,13 +139,6 @@ struct ResyncWorkers {
                 return .failed(error.description)
             }
         }
-    }
-
-    /// Whether the server holds the shim's registration (as it does for a shim that
-    /// gave its port to Envoy, when Envoy does not listen in time).
-    private func isKept(_ shim: ShimProcesses.Shim) -> Bool {
-        guard case .registrations(let found) = try? client.exchange(.lookup(shim.arguments.key), deadline: .after(milliseconds: 2000)) else { return false }
-        return found.contains { $0.owner == shim.owner }
     }
 }
 

@@ -22,6 +22,7 @@ final class KeepAliveClient {
     /// Sends one request on the same connection; returns its headers, throws when the
     /// connection was closed or told to close.
     func request() throws -> [String: String] {
+        lastStatus = 0
         try Sockets.sendAll(fd, Array("GET /keep-alive HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
         var head: [UInt8] = []
         while !head.ends(with: Array("\r\n\r\n".utf8)) { head += try Sockets.receive(fd, count: 1) }
