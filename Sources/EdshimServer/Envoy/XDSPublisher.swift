@@ -26,7 +26,7 @@ actor XDSPublisher {
     /// When the timer that takes retired clusters out fires next.
     private var expiryScheduled: ContinuousClock.Instant?
 
-    init(directory: String, telemetry: Telemetry, clusterRetention: Duration = .zero, logger: Logger) {
+    init(directory: String, telemetry: Telemetry, clusterRetention: Duration, logger: Logger) {
         self.directory = directory
         self.telemetry = telemetry
         self.logger = logger

@@ -36,7 +36,7 @@ actor Registrar {
         watcher: ListenWatcher,
         metadataSource: any ContainerMetadataSource,
         configuration: ServerConfiguration,
-        xdsDirectoryCreated: Bool = false,
+        xdsDirectoryCreated: Bool,
         logger: Logger
     ) {
         self.registry = registry
@@ -145,8 +145,7 @@ actor Registrar {
         // it (below). With Envoy not reading its files, waiting the whole readiness
         // timeout for each would only hold up the server's start (ExecStartPost), and
         // the start of Envoy after it.
-        let keptUnserved = gaveItsPortToEnvoy
-        let envoyAbsent = keptUnserved ? !(await publisher.envoySeemsToRead()) : false
+        let envoyAbsent = gaveItsPortToEnvoy ? !(await publisher.envoySeemsToRead()) : false
         let timeout = envoyAbsent ? min(configuration.readyTimeout, Self.readyTimeoutWithoutEnvoy) : configuration.readyTimeout
         let ready = await waitUntilEnvoyServes(key.host, excluding: excluded, retired: retired[key] ?? [], timeout: timeout)
         guard registry[key]?.owner == owner else {
@@ -159,7 +158,7 @@ actor Registrar {
             if replaced != nil { await publisher.waitUntilRead() }
             return .ok
         }
-        if keptUnserved {
+        if gaveItsPortToEnvoy {
             // Resync, for a shim that gave its port to Envoy long ago and cannot serve
             // it again: withdrawn, the port would stay dark even once Envoy is back.
             // Kept, Envoy serves it as soon as it runs.

@@ -15,10 +15,9 @@ actor Coalescer<Snapshot: Sendable> {
 
     private let write: @Sendable (Snapshot) async -> Bool
     private var pending: (revision: Int, snapshot: Snapshot)?
-    /// The newest snapshot submitted, for `rewrite`.
+    /// The newest snapshot submitted (also for `rewrite`), and the newest revision
+    /// written (-1: none yet).
     private var latest: (revision: Int, snapshot: Snapshot)?
-    /// The newest revision submitted, and the newest written (-1: none yet).
-    private var newest = -1
     private var written = -1
     private var writing = false
     private var waiters: [(revision: Int, continuation: CheckedContinuation<Void, Never>)] = []
@@ -32,8 +31,7 @@ actor Coalescer<Snapshot: Sendable> {
     /// Submits `snapshot`, numbered `revision` (higher is newer); returns once it, or
     /// a newer snapshot, is written. An older one than already submitted is not written.
     func submit(_ snapshot: Snapshot, revision: Int) async {
-        if revision > newest {
-            newest = revision
+        if revision > latest?.revision ?? -1 {
             pending = (revision, snapshot)
             latest = (revision, snapshot)
         }

@@ -17,25 +17,14 @@ struct TerminationSignals {
     static func install() throws(ShimFailure) -> TerminationSignals {
         guard edshim_stop_ignoring(SIGINT) == 0, edshim_stop_ignoring(SIGTERM) == 0 else { throw .system("resetting ignored SIGINT/SIGTERM") }
         signal(SIGPIPE, SIG_IGN)
-        var mask = terminationMask
-        guard block() else { throw .system("blocking SIGINT/SIGTERM") }
-        let fd = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        guard fd >= 0 else { throw .system("signalfd") }
-        return TerminationSignals(descriptor: fd)
-    }
-
-    /// Blocks SIGINT and SIGTERM in the calling thread.
-    private static func block() -> Bool {
-        var mask = terminationMask
-        return pthread_sigmask(SIG_BLOCK, &mask, nil) == 0
-    }
-
-    private static var terminationMask: sigset_t {
         var mask = sigset_t()
         sigemptyset(&mask)
         sigaddset(&mask, SIGINT)
         sigaddset(&mask, SIGTERM)
-        return mask
+        guard sigprocmask(SIG_BLOCK, &mask, nil) == 0 else { throw .system("blocking SIGINT/SIGTERM") }
+        let fd = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard fd >= 0 else { throw .system("signalfd") }
+        return TerminationSignals(descriptor: fd)
     }
 
     /// True when a signal arrived (and consumes it).
