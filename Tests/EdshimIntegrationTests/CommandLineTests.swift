@@ -139,10 +139,30 @@ struct CommandLineTests {
         (["server", "--state-file", ""], "--state-file must name a file"),
         (["server", "--state-file", "/tmp"], "--state-file /tmp is a directory: name a file in it, like /tmp/state.json"),
         (["bootstrap", "--xds-dir", ""], "--xds-dir must name the directory edshim server writes into"),
+        // --log-level is checked after --peer-rate: should the rate pass, no server starts.
+        (["server", "--peer-rate", "inf", "--log-level", "loud"], "--peer-rate must be between 1 and 1000000"),
+        (["resync", "--wait", "inf"], "--wait must be between 0 and 3600 seconds"),
+        (["resync", "--wait", "1e300"], "--wait must be between 0 and 3600 seconds"),
+        (["resync", "--socket", ""], "--socket must name the server's socket"),
+        (["status", "--socket", ""], "--socket must name the server's socket"),
     ])
     func badServerFlags(arguments: [String], expected: String) async throws {
         let result = try await Binaries.run(try Binaries.edshim(), arguments, in: NSTemporaryDirectory())
-        #expect(result.status != 0)
-        #expect(result.output.contains(expected))
+        #expect(result.status == 64, "\(result.output)")
+        #expect(result.output.contains(expected), "\(result.output)")
+    }
+
+    @Test("edshim bootstrap warns when Envoy's admin address is the server's")
+    func bootstrapOnServerAdminAddress() async throws {
+        let directory = NSTemporaryDirectory() + "edshim-bootstrap-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let xds = directory + "/xds"
+        let clash = try await Binaries.run(try Binaries.edshim(), ["bootstrap", "--xds-dir", xds, "--admin-address", "0.0.0.0:7776"], in: directory)
+        #expect(clash.status == 0)
+        #expect(clash.output.contains("warning: --admin-address 0.0.0.0:7776 is where edshim server listens by default"), "\(clash.output)")
+        let apart = try await Binaries.run(try Binaries.edshim(), ["bootstrap", "--xds-dir", xds], in: directory)
+        #expect(apart.status == 0)
+        #expect(!apart.output.contains("warning"), "\(apart.output)")
     }
 }

@@ -122,6 +122,26 @@ struct UDPShimTests {
         #expect(result.output.contains("Error:"), "output: \(result.output)")
     }
 
+    @Test("a UDP shim's command line, copied from ps, runs as edshim udp-proxy; -proto tcp there is refused")
+    func shimCommandLine() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let shimLine = ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine
+            #expect(shimLine.prefix(2) == ["-proto", "udp"])
+            let proxy = try await bed.spawnShim(["udp-proxy"] + shimLine, host: host)
+            #expect(proxy.isReady, "status: \(proxy.status) \(proxy.process.log)")
+            let client = try UDPTestClient(.ipv4)
+            let reply = try await onThread { try client.exchange(Array("from ps".utf8), with: SocketEndpoint(ip: .loopbackIPv4, port: host.port)) }
+            #expect(reply == Array("from ps".utf8))
+
+            let tcp = ShimArguments(proto: .tcp, host: host, container: echo.endpoint).commandLine
+            let refused = try await Binaries.run(try Binaries.edshim(), ["udp-proxy"] + tcp, in: NSTemporaryDirectory())
+            #expect(refused.status == 64)
+            #expect(refused.output.contains("udp-proxy proxies UDP only, not -proto tcp"), "\(refused.output)")
+        }
+    }
+
     @Test("a flag wins over its variable, which is then not read at all")
     func flagOverridesVariable() async throws {
         let result = try await Binaries.run(

@@ -59,7 +59,8 @@ extension ShimInvocation {
                       -container-ip IP -container-port PORT [-use-listen-fd]
 
         The docker-proxy drop-in dockerd runs for each published port
-        (dockerd --userland-proxy-path=/usr/local/bin/edshim --iptables=false).
+        (dockerd --userland-proxy-path=/usr/local/bin/edshim --iptables=false
+        --ip6tables=false).
         TCP ports are registered with `edshim server` and served by Envoy;
         UDP ports are proxied by edshim itself.
 
@@ -111,7 +112,7 @@ extension ShimInvocation {
 
         let protoText = values["proto"] ?? "tcp"
         guard let proto = TransportProtocol(rawValue: protoText) else {
-            throw ArgumentError("invalid value \"\(protoText)\" for -proto: use tcp, udp or sctp")
+            throw ArgumentError("invalid value \"\(protoText)\" for -proto: use tcp or udp (sctp is not proxied)")
         }
         let host = SocketEndpoint(
             ip: try address(values, "host-ip"),

@@ -21,7 +21,7 @@ struct HeldListenSocket {
         let fd = descriptor
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else {
-            throw ShimFailure("-use-listen-fd was given but fd 4 is not a socket: dockerd >= 28 passes the bound host port there")
+            throw ShimFailure("-use-listen-fd was given but fd 4 is not a socket: dockerd >= 28 passes the bound host port there; run by hand, leave -use-listen-fd out")
         }
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         var type: Int32 = 0

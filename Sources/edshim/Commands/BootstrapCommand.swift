@@ -1,5 +1,6 @@
 import ArgumentParser
 import EdshimCore
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,6 +15,7 @@ struct BootstrapCommand: ParsableCommand {
             (filesystem xDS: Envoy reloads them when edshim server replaces them) and puts
             Envoy's admin API on --admin-address. Envoy runs it as is:
 
+              mkdir -p /etc/edshim
               edshim bootstrap --xds-dir /var/lib/edshim/xds > /etc/edshim/envoy.yaml
               envoy -c /etc/edshim/envoy.yaml
 
@@ -52,6 +54,16 @@ struct BootstrapCommand: ParsableCommand {
 
     func run() throws {
         guard let admin = SocketEndpoint(parsing: adminAddress) else { throw ExitCode.validationFailure }
+        if let server = SocketEndpoint(parsing: EdshimDefaults.serverAdminAddress), admin.bindConflicts(with: server) {
+            // Only a warning: a server moved elsewhere with its own --admin-address
+            // leaves the port free for Envoy.
+            FileHandle.standardError.write(Data("""
+                edshim bootstrap: warning: --admin-address \(admin) is where edshim server listens by default \
+                (its --admin-address, \(server)): Envoy or the server will fail to bind it. \
+                Choose another (Envoy's usual is \(EdshimDefaults.envoyAdminAddress)), unless the server runs with another --admin-address.
+
+                """.utf8))
+        }
         let document = BootstrapDocument(
             xdsDirectory: absolute(xdsDirectory),
             adminAddress: admin,

@@ -37,7 +37,8 @@ struct ResyncCommand: ParsableCommand {
     var parallel: Int = 16
 
     func validate() throws {
-        guard wait >= 0 else { throw ValidationError("--wait must not be negative") }
+        guard socket?.isEmpty != true else { throw ValidationError("--socket must name the server's socket, like \(EdshimDefaults.socketPath)") }
+        guard wait >= 0, wait <= 3600 else { throw ValidationError("--wait must be between 0 and 3600 seconds, not \(wait)") }
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
     }
 

@@ -114,8 +114,8 @@ struct ServerCommand: AsyncParsableCommand {
                 a starting shim waits \(EdshimDefaults.shimRegisterTimeoutSeconds) s for the answer (dockerd waits 16 s for the shim)
                 """)
         }
-        guard peerRate >= 1 else {
-            throw ValidationError("--peer-rate must be at least 1 request per second")
+        guard peerRate >= 1, peerRate <= 1_000_000 else {
+            throw ValidationError("--peer-rate must be between 1 and 1000000 requests per second, not \(peerRate)")
         }
         guard let destination = AccessLogDestination(parsing: accessLog) else {
             throw ValidationError("--access-log must be stdout, stderr, off or an absolute file path (Envoy opens it, from its own working directory), not \"\(accessLog)\"")

@@ -27,6 +27,10 @@ struct StatusCommand: ParsableCommand {
     @Option(name: .long, help: "The server's socket (default: $EDSHIM_SOCKET, else /run/edshim/edshim.sock).")
     var socket: String?
 
+    func validate() throws {
+        guard socket?.isEmpty != true else { throw ValidationError("--socket must name the server's socket, like \(EdshimDefaults.socketPath)") }
+    }
+
     func run() throws {
         let client = socket.map(ServerClient.init(socketPath:)) ?? ServerClient.fromEnvironment()
         let response: WireResponse

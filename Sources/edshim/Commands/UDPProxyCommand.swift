@@ -52,6 +52,10 @@ struct UDPProxyCommand: ParsableCommand {
         return arguments.map { $0 == "-h" ? "--help" : $0 }
     }
 
+    /// Accepted so that a shim's command line copied from `ps` runs as it is.
+    @Option(name: [.customLong("proto", withSingleDash: true), .customLong("proto")], help: "udp, the only protocol this mode proxies (accepted so that a UDP shim's command line runs as it is).")
+    var proto: String = "udp"
+
     @Option(name: [.customLong("host-ip", withSingleDash: true), .customLong("host-ip")], help: "Host address to bind: 0.0.0.0, ::, or one address.")
     var hostIP: String
 
@@ -74,6 +78,9 @@ struct UDPProxyCommand: ParsableCommand {
     var busyPoll: String?
 
     func validate() throws {
+        guard proto == "udp" else {
+            throw ValidationError("udp-proxy proxies UDP only, not -proto \(proto): a TCP port is published by the shim (edshim -proto tcp …), which registers it with edshim server for Envoy")
+        }
         _ = try endpoints()
         _ = try options()
     }
