@@ -32,13 +32,15 @@ struct ContribFilesTests {
         let unit = directives(try contrib("envoy-edshim.service"))
         #expect(unit.filter { $0.key == "ExecStartPost" }.map(\.value) == ["-/usr/local/bin/edshim resync"])
         let pre = try #require(unit.first { $0.key == "ExecStartPre" }?.value)
-        // /bin/sh -c '/usr/local/bin/edshim bootstrap … --node-id %H > /run/edshim/envoy.yaml'
+        // The bootstrap's directory is the unit's own, not the server's /run/edshim.
+        #expect(unit.contains { $0.key == "RuntimeDirectory" && $0.value == "envoy-edshim" })
+        // /bin/sh -c '/usr/local/bin/edshim bootstrap … --node-id %H > /run/envoy-edshim/envoy.yaml'
         let command = try #require(pre.split(separator: "'").dropFirst().first)
         let words = command.split(separator: " ").map(String.init)
         #expect(words.first == "/usr/local/bin/edshim")
         let redirect = try #require(words.firstIndex(of: ">"))
-        #expect(words[redirect + 1] == "/run/edshim/envoy.yaml")
-        #expect(unit.first { $0.key == "ExecStart" }?.value.hasPrefix("/usr/local/bin/envoy -c /run/edshim/envoy.yaml") == true)
+        #expect(words[redirect + 1] == "/run/envoy-edshim/envoy.yaml")
+        #expect(unit.first { $0.key == "ExecStart" }?.value.hasPrefix("/usr/local/bin/envoy -c /run/envoy-edshim/envoy.yaml") == true)
 
         let directory = NSTemporaryDirectory() + "edshim-contrib-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
