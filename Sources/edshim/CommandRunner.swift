@@ -6,7 +6,9 @@ import ArgumentParser
 enum CommandRunner {
     static func run() async {
         do {
-            var command = try EdshimCommand.parseAsRoot(UDPProxyCommand.helpAliased(Array(CommandLine.arguments.dropFirst())))
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            try refuseHelpOnUnknownMode(arguments)
+            var command = try EdshimCommand.parseAsRoot(UDPProxyCommand.helpAliased(arguments))
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -14,6 +16,16 @@ enum CommandRunner {
             }
         } catch {
             EdshimCommand.exit(withError: error)
+        }
+    }
+
+    /// `edshim help bogus` would print the root help and exit 0 (ArgumentParser's
+    /// `help` ignores names it does not know): a typo in a script goes unnoticed.
+    private static func refuseHelpOnUnknownMode(_ arguments: [String]) throws {
+        guard arguments.first == "help", let name = arguments.dropFirst().first else { return }
+        let modes = EdshimCommand.configuration.subcommands.compactMap { $0.configuration.commandName }
+        guard modes.contains(name) || name == "help" else {
+            throw ValidationError("no mode named \"\(name)\": edshim help takes one of \(modes.joined(separator: ", "))")
         }
     }
 }

@@ -124,7 +124,7 @@ struct CommandLineTests {
         }
     }
 
-    @Test("bad server and bootstrap flags are refused with the reason, before anything is written", arguments: [
+    @Test("bad flags of the modes other than the shim are refused (exit 64) with the reason, before anything is written", arguments: [
         (["server", "--default-mode", "udp"], "--default-mode"),
         (["server", "--admin-address", "localhost"], "--admin-address"),
         (["server", "--ready-timeout", "30"], "--ready-timeout"),
@@ -145,6 +145,7 @@ struct CommandLineTests {
         (["resync", "--wait", "1e300"], "--wait must be between 0 and 3600 seconds"),
         (["resync", "--socket", ""], "--socket must name the server's socket"),
         (["status", "--socket", ""], "--socket must name the server's socket"),
+        (["help", "sever"], "no mode named \"sever\": edshim help takes one of shim, server, resync"),
     ])
     func badServerFlags(arguments: [String], expected: String) async throws {
         let result = try await Binaries.run(try Binaries.edshim(), arguments, in: NSTemporaryDirectory())
