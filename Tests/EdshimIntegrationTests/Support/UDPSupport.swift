@@ -144,13 +144,16 @@ extension Sockets {
     }
 
     /// CPU time `pid` has used, user and system, in clock ticks (1/100 s on Linux).
-    static func cpuTicks(of pid: pid_t) -> Int {
+    /// Throws when the process is gone or a zombie: its ticks would stand still.
+    static func cpuTicks(of pid: pid_t) throws -> Int {
         // After the command name in parentheses: state is field 3, utime 14, stime 15.
         let stat = procFile("/proc/\(pid)/stat")
-        guard let end = stat.lastIndex(of: ")") else { return 0 }
+        guard let end = stat.lastIndex(of: ")") else { throw TestFailure("no /proc/\(pid)/stat: the process is gone") }
         let fields = stat[stat.index(after: end)...].split(separator: " ")
-        guard fields.count > 12 else { return 0 }
-        return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
+        guard fields.count > 12, fields[0] != "Z", let user = Int(fields[11]), let system = Int(fields[12]) else {
+            throw TestFailure("process \(pid) has exited or /proc/\(pid)/stat is unreadable: \(stat)")
+        }
+        return user + system
     }
 
     /// Resident memory of `pid` in KiB.
