@@ -174,7 +174,7 @@ struct OrphanableShim {
             parent.signal(SIGKILL)
             throw TestFailure("sh did not report the shim's pid: \(pidText.debugDescription)")
         }
-        let report = await Sockets.readAll(status.read, timeout: .seconds(17))
+        let report = await Sockets.readStatus(status.read)
         return OrphanableShim(pid: pid, parent: parent, status: report, argv: [bed.edshim] + arguments)
     }
 

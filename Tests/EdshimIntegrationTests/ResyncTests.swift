@@ -5,8 +5,19 @@ import Testing
 /// `edshim resync` brings back the registrations of running shims.
 @Suite("Resync")
 struct ResyncTests {
-    @Test("ten live shims serve again after a server restart without state or xds; a second resync changes nothing")
-    func resyncRestoresEveryShim() async throws {
+    /// What was lost while the server was down.
+    enum Loss: String, CaseIterable, CustomTestStringConvertible {
+        /// The state file and the xDS files; the xds directory stays.
+        case files
+        /// The state file and the whole xds directory: Envoy, which watches the
+        /// directory it found at start, is restarted (as envoy-edshim.service is,
+        /// docs/operations.md "Resync") before resync runs.
+        case directory
+        var testDescription: String { rawValue }
+    }
+
+    @Test("ten live shims serve again after a server restart without state or xds; a second resync changes nothing", arguments: Loss.allCases)
+    func resyncRestoresEveryShim(loss: Loss) async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
             var ports: [UInt16] = []
@@ -29,11 +40,22 @@ struct ResyncTests {
                 pids.insert(shim.process.pid)
             }
 
-            try await bed.restartServerWithoutState()
+            switch loss {
+            case .files:
+                try await bed.restartServerWithoutState()
+            case .directory:
+                await bed.stopServer()
+                try FileManager.default.removeItem(atPath: bed.xdsDirectory)
+                try FileManager.default.removeItem(atPath: bed.stateFile)
+                try await bed.startServer()
+                try await bed.restartEnvoy()
+                #expect(try bed.listeners().isEmpty, "Envoy starts from the new, empty directory")
+            }
 
             let first = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
             #expect(first.status == 0, "\(first.output)")
             #expect(first.output.contains("resynced 10 of 10"), "\(first.output)")
+            #expect(try bed.listeners().count == 10)
             let registrations = try bed.registrations()
             #expect(Set(registrations.map(\.owner.pid)) == pids, "registered on behalf of the shims themselves")
             for (index, port) in ports.enumerated() {
@@ -47,8 +69,9 @@ struct ResyncTests {
             let clustersBefore = try String(contentsOfFile: bed.xdsDirectory + "/cds.json", encoding: .utf8)
             let modifiedBefore = try bed.stat("listener_manager.listener_modified")
             let second = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
-            #expect(second.status == 0)
-            #expect(second.output.contains("resynced 10 of 10"))
+            #expect(second.status == 0, "\(second.output)")
+            #expect(second.output.contains("resynced 10 of 10"), "\(second.output)")
+            #expect(Set(try bed.registrations()) == Set(registrations), "the same registrations, owned by the same shims")
             #expect(try String(contentsOfFile: bed.xdsDirectory + "/lds.json", encoding: .utf8) == listenersBefore)
             #expect(try String(contentsOfFile: bed.xdsDirectory + "/cds.json", encoding: .utf8) == clustersBefore)
             #expect(try bed.stat("listener_manager.listener_modified") == modifiedBefore, "no listener was touched")

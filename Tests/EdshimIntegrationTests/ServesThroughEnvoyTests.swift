@@ -30,6 +30,24 @@ struct ServesThroughEnvoyTests {
         }
     }
 
+    @Test("a server given only its paths, every other flag at its default, and an Envoy from `edshim bootstrap` alone serve a port in http mode")
+    func defaults() async throws {
+        var options = Testbed.Options()
+        options.serverDefaults = true
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady, "shim log: \(shim.process.log)")
+            let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            #expect(response.status == 200)
+            #expect(response.headers["server"] == "envoy")
+            #expect(!response.body.contains("x-request-id=\n"), "Envoy's HTTP connection manager generates request ids")
+            #expect(try bed.registrations().map(\.mode) == [.http])
+            #expect(try bed.stat("http.unknown-\(host.port).downstream_rq_completed") >= 1)
+        }
+    }
+
     @Test("a container come back with a new address: the port moves to it as the new shim says 0\\n")
     func replacementServed() async throws {
         try await withTestbed { bed in

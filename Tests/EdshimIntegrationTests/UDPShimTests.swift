@@ -110,16 +110,23 @@ struct UDPShimTests {
         }
     }
 
-    @Test("edshim udp-proxy refuses bad flags before binding", arguments: [
-        ["-host-ip", "nowhere", "-host-port", "5353", "-container-ip", "127.0.0.1", "-container-port", "53"],
-        ["-host-ip", "0.0.0.0", "-host-port", "5353", "-container-ip", "127.0.0.1"],
-        ["-host-ip", "0.0.0.0", "-host-port", "5353", "-container-ip", "127.0.0.1", "-container-port", "53", "--max-flows", "0"],
-        ["-host-ip", "0.0.0.0", "-host-port", "5353", "-container-ip", "127.0.0.1", "-container-port", "53", "--idle-timeout", "forever"],
+    @Test("edshim udp-proxy refuses bad flags before binding, saying which", arguments: [
+        (["-host-ip", "nowhere", "-host-port", "PORT", "-container-ip", "127.0.0.1", "-container-port", "53"], "-host-ip \"nowhere\" is not an IPv4 or IPv6 address"),
+        (["-host-ip", "0.0.0.0", "-host-port", "PORT", "-container-ip", "127.0.0.1"], "Missing expected argument '-container-port <container-port>'"),
+        (["-host-ip", "0.0.0.0", "-host-port", "PORT", "-container-ip", "127.0.0.1", "-container-port", "53", "--max-flows", "0"],
+         "invalid value \"0\" for --max-flows: give a whole number of flows between 1 and 1048576"),
+        (["-host-ip", "0.0.0.0", "-host-port", "PORT", "-container-ip", "127.0.0.1", "-container-port", "53", "--idle-timeout", "forever"],
+         "invalid value \"forever\" for --idle-timeout"),
     ])
-    func badFlags(arguments: [String]) async throws {
-        let result = try await Binaries.run(try Binaries.edshim(), ["udp-proxy"] + arguments, in: NSTemporaryDirectory())
-        #expect(result.status != 0)
-        #expect(result.output.contains("Error:"), "output: \(result.output)")
+    func badFlags(arguments: [String], reason: String) async throws {
+        // The port is taken: the flag must be refused before any bind is tried.
+        let port = try Sockets.freeUDPPort()
+        let taken = try UDPTestClient(.ipv4, bindTo: .anyIPv4, port: port)
+        defer { withExtendedLifetime(taken) {} }
+        let line = ["udp-proxy"] + arguments.map { $0 == "PORT" ? String(port) : $0 }
+        let result = try await Binaries.run(try Binaries.edshim(), line, in: NSTemporaryDirectory())
+        #expect(result.status == 64, "output: \(result.output)")
+        #expect(result.output.contains(reason), "output: \(result.output)")
     }
 
     @Test("a UDP shim's command line, copied from ps, runs as edshim udp-proxy; -proto tcp there is refused")

@@ -141,6 +141,7 @@ struct ListenerContractTests {
             for registration in registrations {
                 let listenerName = ServiceNaming.listenerName(for: registration.key)
                 let listener = try #require(configuration.listeners.first { $0.name == listenerName })
+                #expect(!listener.referencedClusters.isEmpty, "\(listenerName) routes to no cluster")
                 for clusterName in listener.referencedClusters {
                     let cluster = try #require(clustersByName[clusterName])
                     let endpoints = cluster.loadAssignment.endpoints.flatMap(\.lbEndpoints).map(\.endpoint.address)

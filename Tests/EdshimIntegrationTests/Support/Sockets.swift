@@ -58,6 +58,34 @@ enum Sockets {
         return (fds[0], fds[1])
     }
 
+    /// Reads a proxy's report on fd 3 as dockerd does: the first two bytes, and when
+    /// they are `0\n` it goes on at once (anything already written after them is
+    /// kept, so that a report with more in it is not taken for ready); otherwise
+    /// everything up to EOF, the reason. dockerd gives up after 16 s.
+    static func readStatus(_ fd: Int32) async -> String {
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = ContinuousClock.now + .seconds(16)
+        while ContinuousClock.now < deadline {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                bytes += buffer[0..<count]
+                if bytes.starts(with: Array("0\n".utf8)) {
+                    // The rest of what is already there, without waiting for more.
+                    while case let more = buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }), more > 0 {
+                        bytes += buffer[0..<more]
+                    }
+                    break
+                }
+                continue
+            }
+            if count == 0 { break }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// Reads until EOF or timeout (the shim closes its end after reporting).
     static func readAll(_ fd: Int32, timeout: Duration) async -> String {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)

@@ -40,6 +40,9 @@ final class Testbed: @unchecked Sendable {
         var envoyDrainTimeSeconds = 0.0
         /// The server is told its socket with `--socket`; false: with `EDSHIM_SOCKET`.
         var socketFlag = true
+        /// The server gets its paths and admin address only, every other flag at its
+        /// default (the fields above that set flags are then ignored).
+        var serverDefaults = false
         /// Added to the environment of a private dockerd (`withDockerTestbed`), which
         /// hands it to the shims it starts.
         var dockerdEnvironment: [String: String] = [:]
@@ -91,15 +94,14 @@ final class Testbed: @unchecked Sendable {
         let socketArguments = options.socketFlag ? ["--socket", socketPath] : []
         var environment = options.serverEnvironment.merging(extraEnvironment) { $1 }
         if !options.socketFlag { environment["EDSHIM_SOCKET"] = socketPath }
-        let arguments = ["server"] + socketArguments + [
-            "--xds-dir", xdsDirectory,
-            "--state-file", stateFile,
-            "--admin-address", serverAdmin.description,
+        let paths = ["--xds-dir", xdsDirectory, "--state-file", stateFile, "--admin-address", serverAdmin.description]
+        let tuning = options.serverDefaults ? [] : [
             "--default-mode", options.defaultMode,
             "--ready-timeout", String(options.readyTimeoutSeconds),
             "--envoy-drain-time", String(options.envoyDrainTimeSeconds),
             "--log-level", "debug",
-        ] + options.serverArguments + extraArguments
+        ]
+        let arguments = ["server"] + socketArguments + paths + tuning + options.serverArguments + extraArguments
         server = try ChildProcess.spawn(edshim, arguments, environment: environment, logPath: serverLogPath)
         let client = ServerClient(socketPath: socketPath)
         let deadline = ContinuousClock.now + .seconds(20)
@@ -287,7 +289,7 @@ final class Testbed: @unchecked Sendable {
         }
         close(pipe.write)
         lock.withLock { shims.append(process) }
-        let status = await Sockets.readAll(pipe.read, timeout: .seconds(17))
+        let status = await Sockets.readStatus(pipe.read)
         return ShimRun(process: process, status: status)
     }
 
