@@ -106,13 +106,27 @@ struct DockerdGoneTests {
         }
     }
 
-    @Test("a grace in seconds or minutes, up to a day, is taken", arguments: ["0", "120", "120s", "2m", "86400", "1440m"])
-    func goodGrace(_ value: String) async throws {
+    @Test("a grace in seconds or minutes, up to a day, is taken at its value", arguments: [
+        ("0", 0), ("120", 120), ("120s", 120), ("2m", 120), ("86400", 86400), ("1440m", 86400),
+    ])
+    func goodGrace(_ value: String, seconds: Int) async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            let run = try await bed.publish(host, to: backend.endpoint, environment: ["EDSHIM_DOCKERD_RESTART_GRACE": value])
-            #expect(run.isReady, "\(run.status)")
+            let orphan = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: value)
+            defer { orphan.killIfRunning() }
+            #expect(orphan.status == "0\n")
+            try await orphan.loseDockerd()
+            let log = { (try? String(contentsOfFile: bed.directory + "/shims.log", encoding: .utf8)) ?? "" }
+            if seconds == 0 {
+                try await bed.eventually("no grace: the shim withdraws its port and exits", timeout: .seconds(2)) { !orphan.isRunning }
+                #expect(try bed.registrations().isEmpty)
+            } else {
+                try await bed.eventually("the shim says how long it keeps the port", timeout: .seconds(2)) {
+                    log().contains("for at most \(seconds) s (EDSHIM_DOCKERD_RESTART_GRACE)")
+                }
+                #expect(orphan.isRunning)
+            }
         }
     }
 
