@@ -44,9 +44,28 @@ struct AdminEndpointTests {
         }
     }
 
-    @Test("the default admin address is loopback only")
+    @Test("without --admin-address the server's endpoint listens on 127.0.0.1:7776, loopback only", .needsPrivateNetworkNamespaces)
     func defaultIsLoopback() async throws {
-        let help = try await Binaries.run(try Binaries.edshim(), ["server", "--help"], in: NSTemporaryDirectory())
-        #expect(help.output.contains("127.0.0.1:7776"))
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            // 7776 may be taken on this host (by an installed edshim): the server runs
+            // in a network namespace of the test's own, where it is free.
+            try await withPrivateNetworkNamespace(loopbackAddresses: [], logDirectory: bed.directory) { namespace in
+                let (edshim, log) = (bed.edshim, bed.directory + "/default-admin-server.log")
+                let arguments = ["server", "--socket", bed.socketPath, "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile]
+                let server = try await namespace.run { try ChildProcess.spawn(edshim, arguments, logPath: log) }
+                do {
+                    try await bed.eventually("the server answers on its socket", timeout: .seconds(10)) { (try? bed.registrations()) != nil }
+                    let listening = try await namespace.run { ListenTable.read().map(\.endpoint) }
+                    #expect(listening.contains(SocketEndpoint(ip: .loopbackIPv4, port: 7776)), "\(listening)")
+                    #expect(!listening.contains { $0.port == 7776 && $0.ip != .loopbackIPv4 }, "\(listening)")
+                    let health = try await namespace.run { try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: 7776), path: "/healthz") }
+                    #expect(health.status == 200)
+                } catch {
+                    await server.stop()
+                    throw error
+                }
+                await server.stop()
+            }
+        }
     }
 }

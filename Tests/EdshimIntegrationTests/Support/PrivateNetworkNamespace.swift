@@ -124,6 +124,9 @@ func withPrivateNetworkNamespace(
     do {
         created = try await PrivateNetworkNamespace.create(loopbackAddresses: loopbackAddresses, logDirectory: logDirectory)
     } catch let unavailable as NetworkNamespaceUnavailable {
+        if ProcessInfo.processInfo.environment["EDSHIM_REQUIRE_NAMESPACES"] == "1" {
+            throw TestFailure("EDSHIM_REQUIRE_NAMESPACES=1, but \(unavailable.description)")
+        }
         try skipLoudly(unavailable.description, sourceLocation: sourceLocation)
     }
     defer { created.close() }
