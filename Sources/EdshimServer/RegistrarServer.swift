@@ -21,11 +21,12 @@ public struct RegistrarServer: Sendable {
         // What can refuse to start is checked before anything is written: a server
         // that cannot run must leave a running one, and Envoy's configuration, alone.
         let policy = try PeerPolicy.resolve(groupName: configuration.socketGroup)
-        try SocketListener.prepare(path: configuration.socketPath, policy: policy)
+        try SocketListener.refuseUnusable(path: configuration.socketPath)
         if let admin = configuration.adminAddress { try AdminEndpoint.refuseIfTaken(admin) }
         let stateClaim = try StateFileClaim(configuration.stateFile)
         let claim = try XDSDirectoryClaim(configuration.xdsDirectory, logger: logger)
         defer { withExtendedLifetime((stateClaim, claim)) {} }
+        try SocketListener.prepareDirectory(of: configuration.socketPath, policy: policy)
         let state = StateStore(path: configuration.stateFile, logger: logger)
         let restored: [Registration]
         do {

@@ -23,14 +23,14 @@ struct ServerStartupTests {
             let runningXDS = ["--xds-dir", bed.xdsDirectory, "--state-file", elsewhere + ".json"]
             let cases: [(arguments: [String], refusal: String)] = [
                 // Its own socket and state, but the running server's xds directory.
-                (runningXDS + ["--socket", elsewhere + ".sock", "--admin-address", "off"], "another edshim server already publishes into it"),
+                (runningXDS + ["--socket", elsewhere + "-run/edshim.sock", "--admin-address", "off"], "another edshim server already publishes into it"),
                 // Its own socket and xds directory, but the running server's state file.
-                (["--xds-dir", elsewhere + "-xds", "--state-file", bed.stateFile, "--socket", elsewhere + ".sock", "--admin-address", "off"],
+                (["--xds-dir", elsewhere + "-xds", "--state-file", bed.stateFile, "--socket", elsewhere + "-run/edshim.sock", "--admin-address", "off"],
                  "--state-file \(bed.stateFile): another edshim server keeps its registry in it"),
                 // The running server's socket.
                 (ownFiles + ["--socket", bed.socketPath, "--admin-address", "off"], "another edshim server is already listening on \(bed.socketPath)"),
                 // The running server's admin address, checked before the xds directory is touched.
-                (ownFiles + ["--socket", elsewhere + ".sock", "--admin-address", bed.serverAdmin.description], "--admin-address \(bed.serverAdmin): Address already in use"),
+                (ownFiles + ["--socket", elsewhere + "-run/edshim.sock", "--admin-address", bed.serverAdmin.description], "--admin-address \(bed.serverAdmin): Address already in use"),
                 // A socket path no Unix socket can have.
                 (ownFiles + ["--socket", bed.directory + "/" + String(repeating: "s", count: 120), "--admin-address", "off"], "a Unix socket path holds at most 107"),
             ]
@@ -44,6 +44,7 @@ struct ServerStartupTests {
                 #expect(second.output.contains(refusal), "\(arguments): \(second.output)")
                 #expect(!FileManager.default.fileExists(atPath: elsewhere + ".json"), "\(arguments): wrote a state file")
                 #expect(!FileManager.default.fileExists(atPath: elsewhere + "-xds"), "\(arguments): made an xds directory")
+                #expect(!FileManager.default.fileExists(atPath: elsewhere + "-run"), "\(arguments): made a socket directory")
             }
 
             #expect(try Data(contentsOf: URL(fileURLWithPath: bed.stateFile)) == stateBefore, "the running server's state is untouched")

@@ -29,13 +29,11 @@ struct SocketListener: Service {
     }
 
     /// Everything that can refuse the socket, checked before the server changes
-    /// anything else: the path fits, its directory exists (created when missing), and
-    /// no other server answers on it.
-    static func prepare(path: String, policy: PeerPolicy) throws {
+    /// anything: the path fits, and no other server answers on it.
+    static func refuseUnusable(path: String) throws {
         guard path.utf8.count <= UnixSocketAddress.maximumPathLength else {
             throw ServerStartupError("--socket \(path) is \(path.utf8.count) bytes long; a Unix socket path holds at most \(UnixSocketAddress.maximumPathLength): choose a shorter one")
         }
-        try prepareDirectory(of: path, policy: policy)
         try refuseIfAnotherServerListens(on: path)
     }
 
@@ -136,7 +134,10 @@ struct SocketListener: Service {
     /// Creates the socket's directory when missing: mode 0750, group of the socket, so
     /// only root and the group can reach the socket; missing parents above it get 0755,
     /// as `mkdir -p` gives them. An existing directory is left as is.
-    private static func prepareDirectory(of path: String, policy: PeerPolicy) throws {
+    /// The socket's directory, created (0750, the socket group's) when missing: once
+    /// nothing else can refuse the server's start, so that a refused server leaves
+    /// no directory behind.
+    static func prepareDirectory(of path: String, policy: PeerPolicy) throws {
         guard let directory = AtomicFile.parent(of: path) else { return }
         var info = stat()
         if stat(directory, &info) == 0 {
