@@ -75,7 +75,7 @@ public struct RegistrarServer: Sendable {
         )
         let reaper = OwnerReaper(owners: owners, registrar: registrar)
         let refresher = LabelRefresher(registrar: registrar, source: metadataSource)
-        var services: [any Service] = [listener, reaper, refresher]
+        var services: [any Service] = [listener, reaper, refresher, XDSDirectoryGuard(publisher: publisher)]
         if let admin = configuration.adminAddress {
             services.append(AdminEndpoint(address: admin, registrar: registrar, logger: logger))
         }

@@ -93,6 +93,41 @@ struct PersistenceTests {
             }
         }
     }
+
+    @Test("the xds directory deleted under a running server is written again within seconds; an Envoy restarted to follow it serves every port, with no resync", arguments: [false, true])
+    func xdsDirectoryDeletedWhileRunning(seededByBootstrap: Bool) async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            var ports: [UInt16] = []
+            for _ in 0..<3 {
+                let port = try Sockets.freePort()
+                #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+                ports.append(port)
+            }
+            let (lds, cds) = (bed.xdsDirectory + "/lds.json", bed.xdsDirectory + "/cds.json")
+            let (listeners, clusters) = (try Data(contentsOf: URL(fileURLWithPath: lds)), try Data(contentsOf: URL(fileURLWithPath: cds)))
+            try FileManager.default.removeItem(atPath: bed.xdsDirectory)
+            if seededByBootstrap {
+                // What envoy-edshim.service's ExecStartPre does first: the directory
+                // again, with empty files.
+                let bootstrap = try await Binaries.run(bed.edshim, ["bootstrap", "--xds-dir", bed.xdsDirectory], in: bed.directory)
+                #expect(bootstrap.status == 0, "\(bootstrap.output)")
+            }
+            try await bed.eventually("the server wrote both files again", timeout: .seconds(5)) {
+                (try? Data(contentsOf: URL(fileURLWithPath: lds))) == listeners && (try? Data(contentsOf: URL(fileURLWithPath: cds))) == clusters
+            }
+            #expect(bed.server?.log.contains("writing the configuration into it again") == true, "\(bed.server?.log ?? "")")
+            // The Envoy that ran follows the deleted directory; the next one reads the new.
+            try await bed.restartEnvoy()
+            try await bed.eventually("every listener is back") { try bed.listeners().count == 3 }
+            for port in ports {
+                let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port))
+                #expect(response.status == 200)
+                #expect(response.headers["server"] == "envoy")
+            }
+            #expect(try bed.registrations().count == 3)
+        }
+    }
 }
 
 /// Shims that die leave nothing behind.

@@ -12,7 +12,13 @@ actor XDSPublisher {
     private let telemetry: Telemetry
     private let logger: Logger
     private var published: EnvoyConfiguration = .empty
+    /// What is in each file, as this server wrote (or found) it; a file missing here
+    /// is written again whole before the next step (`restoreIfLost`).
     private var lastWritten: [String: [UInt8]] = [:]
+    /// The directory and each file as they were when written, to notice them removed
+    /// or replaced behind the server's back.
+    private var directoryIdentity: FileIdentity?
+    private var writtenIdentity: [String: FileIdentity] = [:]
     /// Each resource's JSON from the last file, so a change encodes only what changed.
     private var listenerCache = DiscoveryDocument.ResourceCache<EnvoyListener>()
     private var clusterCache = DiscoveryDocument.ResourceCache<EnvoyCluster>()
@@ -42,11 +48,50 @@ actor XDSPublisher {
         try await writeIfChanged(try DiscoveryDocument.clusters(initial.clusters, reusing: &clusterCache), named: DiscoveryDocument.clusterFileName)
         try await writeIfChanged(try DiscoveryDocument.listeners(initial.listeners, reusing: &listenerCache), named: DiscoveryDocument.listenerFileName)
         published = initial
+        directoryIdentity = FileIdentity(directory)
         reads = FileReadWatcher(directory: directory)
         if reads == nil {
             logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(String(cString: strerror(errno)))"])
         }
-        coalescer = Coalescer { [self] registry in await self.apply(registry) }
+        let coalescer = Coalescer { [self] registry in await self.apply(registry) }
+        self.coalescer = coalescer
+        // Revision 0, before the registrar's first: what `rewrite` writes again when
+        // the files are lost before any registration changed.
+        await coalescer.submit(registry, revision: 0)
+    }
+
+    /// Puts the files back when they, or the whole directory, were removed or
+    /// replaced behind the server's back (`rm -rf /var/lib/edshim`, or `edshim
+    /// bootstrap` seeding empty ones into a recreated directory): without this, a
+    /// registry that does not change would never be written again, and an Envoy
+    /// restarted to follow a new directory would start empty. Called every second
+    /// (`XDSDirectoryGuard`).
+    func restoreIfLost() async {
+        let current = FileIdentity(directory)
+        if current == nil || current != directoryIdentity {
+            if current == nil {
+                do {
+                    try AtomicFile.makeDirectories(directory)
+                } catch {
+                    logger.error("the xds directory is gone and cannot be created again; retrying", metadata: ["xds_dir": "\(directory)", "error": "\(error)"])
+                    return
+                }
+            }
+            logger.warning("the xds directory was \(current == nil ? "deleted" : "replaced"); writing the configuration into it again. An Envoy started before follows the directory it found at start: restart it", metadata: ["xds_dir": "\(directory)"])
+            directoryIdentity = FileIdentity(directory)
+            // Reads are watched in the directory Envoy can see now.
+            reads = FileReadWatcher(directory: directory)
+            unread = nil
+            lastWritten = [:]
+        } else {
+            for name in [DiscoveryDocument.clusterFileName, DiscoveryDocument.listenerFileName]
+            where lastWritten[name] != nil && FileIdentity(directory + "/" + name) != writtenIdentity[name] {
+                logger.warning("\(name) was removed or replaced; writing it again", metadata: ["xds_dir": "\(directory)"])
+                lastWritten[name] = nil
+            }
+        }
+        guard lastWritten.count < 2 else { return }
+        await coalescer?.rewrite()
     }
 
     /// Publishes the configuration of `registry`, the registrar's `revision`; returns
@@ -58,6 +103,12 @@ actor XDSPublisher {
     /// Writes the steps to `registry`'s configuration; false when a write failed (it is
     /// tried again, `Coalescer`).
     private func apply(_ registry: Registry) async -> Bool {
+        do {
+            try await rewriteLostFiles()
+        } catch {
+            logger.error("writing Envoy configuration failed; retrying", metadata: ["error": "\(error)"])
+            return false
+        }
         let target = await Self.configuration(for: registry, telemetry: telemetry)
         // Taken on only once every step is written: a failed write is retried with
         // the clusters still retiring as they were, and their deadlines.
@@ -90,6 +141,21 @@ actor XDSPublisher {
         }
         retiring = nextRetiring
         return true
+    }
+
+    /// Writes what Envoy should have now, clusters first, into a file found lost
+    /// (`restoreIfLost`): the steps that follow start from it.
+    private func rewriteLostFiles() async throws {
+        if lastWritten[DiscoveryDocument.clusterFileName] == nil {
+            let (bytes, cache) = try await Self.encode(published.clusters, reusing: clusterCache, DiscoveryDocument.clusters)
+            clusterCache = cache
+            try await writeIfChanged(bytes, named: DiscoveryDocument.clusterFileName)
+        }
+        if lastWritten[DiscoveryDocument.listenerFileName] == nil {
+            let (bytes, cache) = try await Self.encode(published.listeners, reusing: listenerCache, DiscoveryDocument.listeners)
+            listenerCache = cache
+            try await writeIfChanged(bytes, named: DiscoveryDocument.listenerFileName)
+        }
     }
 
     /// Wakes when the next retiring cluster's time is up, to write the configuration
@@ -149,8 +215,10 @@ actor XDSPublisher {
     }
 
     private func writeIfChanged(_ bytes: [UInt8], named name: String) async throws {
-        if lastWritten[name] == nil, SystemFile.read(directory + "/" + name) == bytes {
+        let path = directory + "/" + name
+        if lastWritten[name] == nil, SystemFile.read(path) == bytes {
             lastWritten[name] = bytes
+            writtenIdentity[name] = FileIdentity(path)
             return
         }
         guard lastWritten[name] != bytes else { return }
@@ -161,8 +229,24 @@ actor XDSPublisher {
             await reads.waitForRead(of: unread)
         }
         await reads?.mark()
-        try AtomicFile.write(bytes, to: directory + "/" + name)
+        try AtomicFile.write(bytes, to: path)
         lastWritten[name] = bytes
+        writtenIdentity[name] = FileIdentity(path)
         if reads != nil { unread = name }
+    }
+}
+
+/// A file or directory as the kernel knows it: the same path names another once
+/// it was removed and created again.
+private struct FileIdentity: Equatable {
+    let device: UInt64
+    let inode: UInt64
+
+    /// Nil when nothing is at `path`.
+    init?(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
     }
 }

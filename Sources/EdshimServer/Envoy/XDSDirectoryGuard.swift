@@ -1,0 +1,16 @@
+import ServiceLifecycle
+
+/// Checks every second that the xds files are still the ones the server wrote, and
+/// has the publisher put them back when they are not (`XDSPublisher.restoreIfLost`).
+struct XDSDirectoryGuard: Service {
+    let publisher: XDSPublisher
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while true {
+                try await Task.sleep(for: .seconds(1))
+                await publisher.restoreIfLost()
+            }
+        }
+    }
+}
