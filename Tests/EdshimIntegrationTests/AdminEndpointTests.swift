@@ -28,6 +28,23 @@ struct AdminEndpointTests {
         }
     }
 
+    @Test("an idle keep-alive client of the admin endpoint (a dashboard, a browser tab) does not hold up SIGTERM")
+    func idleClientDoesNotHoldShutdown() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let fd = try Sockets.connect(bed.serverAdmin)
+            defer { close(fd) }
+            try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
+            let answer = String(decoding: try Sockets.receive(fd, count: 12), as: UTF8.self)
+            #expect(answer == "HTTP/1.1 200")
+            let started = ContinuousClock.now
+            bed.server?.signal(SIGTERM)
+            let status = await bed.server?.waitForExit(timeout: .seconds(3))
+            #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - started):\n\((try? String(contentsOfFile: bed.serverLogPath, encoding: .utf8)) ?? "")")
+        }
+    }
+
     @Test("a client that closes its sending side after the request still gets the answer")
     func halfClosedClient() async throws {
         var options = Testbed.Options()

@@ -51,6 +51,35 @@ struct LabelsReadAgainTests {
         }
     }
 
+    @Test("a port withdrawn and published again while Docker does not answer is still renamed once Docker answers")
+    func republishedWhileDockerIsDown() async throws {
+        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-again.sock"
+        var options = Testbed.Options()
+        options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
+        try await withTestbed(options) { bed in
+            let container = try #require(IPAddress("127.0.0.4"))
+            let backend = try bed.httpBackend("web", on: container)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            // A container restarted at boot, before dockerd answers: its first shim
+            // goes, and the next one publishes the same port.
+            let first = try await bed.publish(host, to: backend.endpoint)
+            #expect(first.isReady)
+            first.process.signal(SIGINT)
+            #expect(await first.process.waitForExit(timeout: .seconds(1)) == 0)
+            // Long enough for the refresher to find nothing left waiting.
+            try await Task.sleep(for: .milliseconds(2500))
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            #expect(try bed.clusters().keys.sorted() == ["unknown-\(host.port)"], "Docker does not answer yet")
+
+            let docker = try FakeDockerEngine(socketPath: socketPath)
+            defer { docker.stop() }
+            docker.set(container, labels: ["ServiceName": "web"])
+            try await bed.eventually("named from its labels once Docker answers", timeout: .seconds(10)) {
+                try bed.registrations().first?.metadata.service == "web"
+            }
+        }
+    }
+
     @Test("a shim replacing a registration for the same container while Docker does not answer keeps its name and Envoy's listener; Docker's answer decides later")
     func replacementKeepsItsName() async throws {
         let socketPath = "/tmp/edshim-fake-docker-\(getpid())-replace.sock"

@@ -119,10 +119,12 @@ struct UDPShimTests {
          "invalid value \"forever\" for --idle-timeout"),
     ])
     func badFlags(arguments: [String], reason: String) async throws {
-        // The port is taken: the flag must be refused before any bind is tried.
-        let port = try Sockets.freeUDPPort()
-        let taken = try UDPTestClient(.ipv4, bindTo: .anyIPv4, port: port)
+        // The port is taken (by a socket the kernel gave a free port: a port picked
+        // first could be taken by another test before it is bound): the flag must be
+        // refused before any bind is tried.
+        let taken = try UDPTestClient(.ipv4, bindTo: .anyIPv4)
         defer { withExtendedLifetime(taken) {} }
+        let port = try #require(taken.local?.port)
         let line = ["udp-proxy"] + arguments.map { $0 == "PORT" ? String(port) : $0 }
         let result = try await Binaries.run(try Binaries.edshim(), line, in: NSTemporaryDirectory())
         #expect(result.status == 64, "output: \(result.output)")

@@ -59,7 +59,17 @@ struct AdminEndpoint: Service {
             channel.close(promise: nil)
             return
         }
-        try? await connection.executeThenClose { inbound, outbound in
+        // On shutdown, stop reading: a request being answered still gets its answer,
+        // and an idle keep-alive client (a dashboard) does not hold the server's stop.
+        try? await withGracefulShutdownHandler {
+            try await answerRequests(on: connection)
+        } onGracefulShutdown: {
+            channel.close(mode: .input, promise: nil)
+        }
+    }
+
+    private func answerRequests(on connection: Connection) async throws {
+        try await connection.executeThenClose { inbound, outbound in
             var request: HTTPRequestHead?
             for try await part in inbound {
                 switch part {

@@ -6,11 +6,15 @@ struct XDSDirectoryGuard: Service {
     let publisher: XDSPublisher
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            while true {
-                try await Task.sleep(for: .seconds(1))
-                await publisher.restoreIfLost()
+        do {
+            try await cancelWhenGracefulShutdown {
+                while true {
+                    try await Task.sleep(for: .seconds(1))
+                    await publisher.restoreIfLost()
+                }
             }
+        } catch is CancellationError {
+            // The server stops: the guard's sleep was cut short, which is no failure.
         }
     }
 }

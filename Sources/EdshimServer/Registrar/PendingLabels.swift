@@ -6,7 +6,7 @@ import EdshimCore
 /// containers, before it opened its API, is not left named `unknown-<port>`.
 struct PendingLabels: Sendable {
     private(set) var keys: Set<RegistrationKey>
-    /// Yields when `keys` gains its first key.
+    /// Yields when a key is noted as waiting (the newest notice only).
     let notices: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
 
@@ -25,7 +25,12 @@ struct PendingLabels: Sendable {
             keys.remove(key)
             return
         }
-        if keys.insert(key).inserted, keys.count == 1 { continuation.yield() }
+        // Every time, not only for a first key: a key can linger from a registration
+        // that went (it is dropped at the next refresh), and the refresher, which
+        // sleeps while no registered key waits, must hear of the one that takes its
+        // place.
+        keys.insert(key)
+        continuation.yield()
     }
 
     /// Every key, leaving none: each is noted again as it is asked about.

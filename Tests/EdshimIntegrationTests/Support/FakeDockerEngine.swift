@@ -47,8 +47,15 @@ final class FakeDockerEngine: @unchecked Sendable {
         return String(repeating: String(format: "%016llx", hash), count: 4)
     }
 
+    /// Stops answering (once: a test may stop Docker and still have its `defer` stop
+    /// it again; closing the listener twice would close whatever socket of another
+    /// test got its number in between).
     func stop() {
-        stopped.withLock { $0 = true }
+        let first = stopped.withLock { stopped in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
         unlink(socketPath)

@@ -186,7 +186,10 @@ final class UDPTestClient: @unchecked Sendable {
     /// nil), and to the network interface `device` when given (SO_BINDTODEVICE: the
     /// link of a link-local `address`, and of the datagrams it sends).
     init(_ family: UDPFamily, bindTo address: IPAddress? = nil, port: UInt16 = 0, device: String? = nil) throws {
-        fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // `fd` is set last: an initializer that throws once every stored property is
+        // set runs `deinit`, which would close the descriptor a second time, and by
+        // then that number may be another test's socket.
+        let fd = socket(family == .ipv4 ? AF_INET : AF_INET6, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
         if let device {
             let name = Array(device.utf8CString)
@@ -201,9 +204,11 @@ final class UDPTestClient: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)
         let local = SocketEndpoint(ip: address ?? family.any, port: port)
         guard local.withSocketAddress({ bind(fd, $0, $1) }) == 0 else {
+            let reason = String(cString: strerror(errno))
             close(fd)
-            throw TestFailure("binding a client to \(local): \(String(cString: strerror(errno)))")
+            throw TestFailure("binding a client to \(local): \(reason)")
         }
+        self.fd = fd
     }
 
     deinit { close(fd) }
@@ -222,7 +227,8 @@ final class UDPTestClient: @unchecked Sendable {
     func receive(timeout: Int32 = 2000) -> (bytes: [UInt8], from: SocketEndpoint)? {
         var waiter = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         while true {
-            guard poll(&waiter, 1, timeout) == 1 else { return nil }
+            // POLLNVAL: the descriptor is not open (closed under it): nothing will come.
+            guard poll(&waiter, 1, timeout) == 1, waiter.revents & Int16(POLLNVAL) == 0 else { return nil }
             var buffer = [UInt8](repeating: 0, count: 65_536)
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)

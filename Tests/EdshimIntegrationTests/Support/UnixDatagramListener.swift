@@ -12,13 +12,16 @@ final class UnixDatagramListener {
 
     init(path: String) throws {
         self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // `fd` is set last: a throw once it is set runs `deinit`, which would close
+        // the descriptor again (by then, maybe another test's).
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         let bound = UnixSocketAddress.with(path: path) { bind(fd, $0, $1) }
         guard fd >= 0, bound == 0 else {
             let reason = String(cString: strerror(errno))
             if fd >= 0 { close(fd) }
             throw TestFailure("binding a Unix datagram socket at \(path): \(reason)")
         }
+        self.fd = fd
     }
 
     deinit {
