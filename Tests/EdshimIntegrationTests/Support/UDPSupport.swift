@@ -311,6 +311,8 @@ final class UDPEchoServer: @unchecked Sendable {
                         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length) }
                     }
                 }
+                // EBADF: the socket was closed under this thread; nothing more will come.
+                if count < 0, errno == EBADF { return }
                 guard count >= 0, let sender = SocketEndpoint(storage: storage) else { continue }
                 var reply = Array(buffer[0..<count])
                 if reply == Array(Self.sink.utf8) { continue }
