@@ -120,4 +120,24 @@ struct ShimRefusalTests {
             #expect(try bed.registrations().count == 1)
         }
     }
+
+    @Test("two overlapping addresses registering at the same moment: one is published, the other refused")
+    func overlappingAtOnce() async throws {
+        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-overlap.sock")
+        defer { docker.stop() }
+        var options = Testbed.Options()
+        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            // Both wait for Docker at once, each past the first check of the other.
+            docker.delay.withLock { $0 = .milliseconds(300) }
+            async let wildcard = bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
+            async let specific = bed.publish(SocketEndpoint(ip: .loopbackIPv4, port: port), to: backend.endpoint)
+            let statuses = [try await wildcard.status, try await specific.status]
+            #expect(statuses.filter { $0 == "0\n" }.count == 1, "\(statuses)")
+            #expect(statuses.filter { $0.hasPrefix("1\n") && $0.contains("overlaps") }.count == 1, "\(statuses)")
+            #expect(try bed.registrations().count == 1)
+        }
+    }
 }

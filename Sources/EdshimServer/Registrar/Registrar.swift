@@ -107,9 +107,7 @@ actor Registrar {
             case .failure(let refusal): return .failure(refusal)
             }
         }
-        if let conflict = registry.overlapping(key).first {
-            return .failure(WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both"))
-        }
+        if let conflict = overlapRefusal(key) { return .failure(conflict) }
         let pending = Pending(key: key, owner: owner)
         inProgress[pending] = false
         defer { inProgress[pending] = nil }
@@ -132,6 +130,10 @@ actor Registrar {
             metadata: metadata,
             mode: metadata.mode ?? configuration.defaultMode
         )
+        // Again, now that nothing awaits before the registry changes: an overlapping
+        // port may have been registered while this one waited for the socket table
+        // and for Docker.
+        if let conflict = overlapRefusal(key) { return .failure(conflict) }
         guard owners.watch(owner) else {
             return .failure(WireError(.unavailable, "process \(owner.pid) exited while registering"))
         }
@@ -280,6 +282,12 @@ actor Registrar {
 
     /// Whether registrations wait for Docker to answer about their labels (keys
     /// removed since do not count).
+    /// The refusal of `key` when a registration on another address overlaps it.
+    private func overlapRefusal(_ key: RegistrationKey) -> WireError? {
+        guard let conflict = registry.overlapping(key).first else { return nil }
+        return WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both")
+    }
+
     var hasPendingLabels: Bool { pendingLabels.keys.contains { registry[$0] != nil } }
 
     /// Asks again about the labels of registrations made while Docker could not be
