@@ -131,9 +131,10 @@ actor Registrar {
             mode: metadata.mode ?? configuration.defaultMode
         )
         // Again, now that nothing awaits before the registry changes: an overlapping
-        // port may have been registered while this one waited for the socket table
-        // and for Docker.
+        // port, or (for resync) the same port by a newer shim, may have been
+        // registered while this one waited for the socket table and for Docker.
         if let conflict = overlapRefusal(key) { return .failure(conflict) }
+        if request.onBehalfOf != nil, let refusal = newerShimRefusal(key, for: owner) { return .failure(refusal) }
         guard owners.watch(owner) else {
             return .failure(WireError(.unavailable, "process \(owner.pid) exited while registering"))
         }
@@ -214,11 +215,16 @@ actor Registrar {
         guard peer.uid == 0 || ProcessTable.userID(of: pid) == peer.uid else {
             return .failure(WireError(.permissionDenied, "only root or the shim's own user may register on its behalf"))
         }
-        if let current = registry[request.key]?.owner, current != shim.owner,
-           ProcessTable.owner(of: current.pid) == current, current.startTime > shim.owner.startTime {
-            return .failure(WireError(.notOwner, "\(request.key) belongs to a newer shim (\(current)); left in place"))
-        }
+        if let refusal = newerShimRefusal(request.key, for: shim.owner) { return .failure(refusal) }
         return .success(shim.owner)
+    }
+
+    /// The refusal of a registration on behalf of `owner` when a newer shim, still
+    /// running, holds `key` (resync must not put back the shim it replaced).
+    private func newerShimRefusal(_ key: RegistrationKey, for owner: Owner) -> WireError? {
+        guard let current = registry[key]?.owner, current != owner,
+              ProcessTable.owner(of: current.pid) == current, current.startTime > owner.startTime else { return nil }
+        return WireError(.notOwner, "\(key) belongs to a newer shim (\(current)); left in place")
     }
 
     /// The shim process `pid`, if it is one and publishes exactly what `request` asks
