@@ -79,13 +79,7 @@ struct PersistenceTests {
     @Test("Envoy restarted alone gets the whole configuration back from the xds directory")
     func envoyRestart() async throws {
         try await withTestbed { bed in
-            let backend = try bed.httpBackend("web")
-            var ports: [UInt16] = []
-            for _ in 0..<3 {
-                let port = try Sockets.freePort()
-                #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
-                ports.append(port)
-            }
+            let ports = try await Self.publishThreePorts(on: bed)
             try await bed.restartEnvoy()
             try await bed.eventually("every listener is back") { try bed.listeners().count == 3 }
             for port in ports {
@@ -97,13 +91,7 @@ struct PersistenceTests {
     @Test("the xds directory deleted under a running server is written again within seconds; an Envoy restarted to follow it serves every port, with no resync", arguments: [false, true])
     func xdsDirectoryDeletedWhileRunning(seededByBootstrap: Bool) async throws {
         try await withTestbed { bed in
-            let backend = try bed.httpBackend("web")
-            var ports: [UInt16] = []
-            for _ in 0..<3 {
-                let port = try Sockets.freePort()
-                #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
-                ports.append(port)
-            }
+            let ports = try await Self.publishThreePorts(on: bed)
             let (lds, cds) = (bed.xdsDirectory + "/lds.json", bed.xdsDirectory + "/cds.json")
             let (listeners, clusters) = (try Data(contentsOf: URL(fileURLWithPath: lds)), try Data(contentsOf: URL(fileURLWithPath: cds)))
             try FileManager.default.removeItem(atPath: bed.xdsDirectory)
@@ -127,6 +115,18 @@ struct PersistenceTests {
             }
             #expect(try bed.registrations().count == 3)
         }
+    }
+
+    /// Three IPv4 ports published to one backend, each served by Envoy.
+    private static func publishThreePorts(on bed: Testbed) async throws -> [UInt16] {
+        let backend = try bed.httpBackend("web")
+        var ports: [UInt16] = []
+        for _ in 0..<3 {
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            ports.append(port)
+        }
+        return ports
     }
 }
 
