@@ -59,4 +59,25 @@ struct DockerUnreachableTests {
             #expect(!FileManager.default.fileExists(atPath: bed.stateFile + ".lock"), "refused before claiming anything")
         }
     }
+
+    @Test("a Docker API that stops in the middle of its answers holds no registration: the port is published at once, as unknown-<port>")
+    func dockerStallsMidAnswer() async throws {
+        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-stall.sock")
+        defer { docker.stop() }
+        docker.stallsMidBody.withLock { $0 = true }
+        var options = Testbed.Options()
+        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let started = ContinuousClock.now
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            let took = ContinuousClock.now - started
+            #expect(shim.isReady, "\(shim.process.log)")
+            // Each call to Docker gives up after 800 ms, its body included.
+            #expect(took < .seconds(5), "published after \(took)")
+            #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid], "registered, not served by the shim itself")
+            #expect(try bed.clusters().keys.sorted() == ["unknown-\(host.port)"])
+        }
+    }
 }

@@ -74,13 +74,36 @@ public struct DockerEngineClient: Sendable {
         // HTTP/1.1 needs a Host, which the client leaves out for a Unix socket; dockerd
         // answers 400 without it. The Docker CLI sends this one.
         request.headers.replaceOrAdd(name: "Host", value: "api.moby.localhost")
+        let (http, timeout, finished) = (self.http, self.timeout, request)
         do {
-            let response = try await http.execute(request, timeout: timeout)
-            let body = try await response.body.collect(upTo: 16 * 1024 * 1024)
-            return Response(status: Int(response.status.code), apiVersion: response.headers.first(name: "API-Version"), body: body)
+            // The timeout covers the whole answer. The client's own ends with the
+            // response head: a dockerd that stalls in the middle of a body would hold
+            // the registration waiting for it for the client's read timeout (90 s).
+            return try await withThrowingTaskGroup(of: Response?.self) { group in
+                group.addTask {
+                    let response = try await http.execute(finished, timeout: timeout)
+                    let body = try await response.body.collect(upTo: 16 * 1024 * 1024)
+                    return Response(status: Int(response.status.code), apiVersion: response.headers.first(name: "API-Version"), body: body)
+                }
+                group.addTask {
+                    try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let response = first else {
+                    throw AnswerTimedOut(timeout: timeout)
+                }
+                return response
+            }
         } catch {
             throw Failure(description: "GET \(path) on \(host): \(error)")
         }
+    }
+
+    /// The whole answer did not come within the timeout.
+    private struct AnswerTimedOut: Error, CustomStringConvertible {
+        var timeout: TimeAmount
+        var description: String { "no complete answer within \(timeout.nanoseconds / 1_000_000) ms" }
     }
 
     private func decode<Value: Decodable>(_ type: Value.Type, from path: String) async throws(Failure) -> Value {

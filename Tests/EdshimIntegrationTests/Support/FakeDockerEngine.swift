@@ -23,6 +23,9 @@ final class FakeDockerEngine: @unchecked Sendable {
     private let connections = Mutex<Set<Int32>>([])
     /// How long each answer takes (a slow or loaded dockerd).
     let delay = Mutex(Duration.zero)
+    /// Each answer stops halfway through its body, and the rest never comes (a
+    /// dockerd that hangs mid-answer).
+    let stallsMidBody = Mutex(false)
     /// How many requests it answered, or began to.
     let requests = Mutex(0)
 
@@ -91,6 +94,11 @@ final class FakeDockerEngine: @unchecked Sendable {
                 if pause > .zero { usleep(UInt32(pause / .microseconds(1))) }
                 let (body, extraHeaders) = respond(to: target)
                 let response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAPI-Version: 1.41\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n" + body
+                if stallsMidBody.withLock({ $0 }) {
+                    _ = try? Sockets.sendAll(fd, Array(response.utf8.dropLast(body.utf8.count / 2 + 1)))
+                    while !stopped.withLock({ $0 }) { usleep(50_000) }
+                    return
+                }
                 guard (try? Sockets.sendAll(fd, Array(response.utf8))) != nil else { return }
             }
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
