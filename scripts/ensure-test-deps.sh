@@ -168,9 +168,7 @@ ensure_docker() {
         say "the real-dockerd tests will be skipped"
         return
     fi
-    command -v apt-get >/dev/null 2>&1 || { say "missing ${missing[*]} and no apt-get to install them"; exit 1; }
-    say "installing ${missing[*]} (apt-get install)"
-    apt_install "${missing[@]}"
+    install_packages "the real-dockerd tests need them" "${missing[@]}"
 }
 
 ensure_tools

@@ -74,14 +74,15 @@ public struct DockerEngineClient: Sendable {
         // HTTP/1.1 needs a Host, which the client leaves out for a Unix socket; dockerd
         // answers 400 without it. The Docker CLI sends this one.
         request.headers.replaceOrAdd(name: "Host", value: "api.moby.localhost")
-        let (http, timeout, finished) = (self.http, self.timeout, request)
+        // Constants for the child task (`request` is a var).
+        let (http, timeout, prepared) = (self.http, self.timeout, request)
         do {
             // The timeout covers the whole answer. The client's own ends with the
             // response head: a dockerd that stalls in the middle of a body would hold
             // the registration waiting for it for the client's read timeout (90 s).
             return try await withThrowingTaskGroup(of: Response?.self) { group in
                 group.addTask {
-                    let response = try await http.execute(finished, timeout: timeout)
+                    let response = try await http.execute(prepared, timeout: timeout)
                     let body = try await response.body.collect(upTo: 16 * 1024 * 1024)
                     return Response(status: Int(response.status.code), apiVersion: response.headers.first(name: "API-Version"), body: body)
                 }

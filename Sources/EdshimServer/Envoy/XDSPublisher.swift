@@ -123,16 +123,8 @@ actor XDSPublisher {
                 return true
             }
             do {
-                if step.clusters != published.clusters {
-                    let (bytes, cache) = try await Self.encode(step.clusters, reusing: clusterCache, DiscoveryDocument.clusters)
-                    clusterCache = cache
-                    try await writeIfChanged(bytes, named: DiscoveryDocument.clusterFileName)
-                }
-                if step.listeners != published.listeners {
-                    let (bytes, cache) = try await Self.encode(step.listeners, reusing: listenerCache, DiscoveryDocument.listeners)
-                    listenerCache = cache
-                    try await writeIfChanged(bytes, named: DiscoveryDocument.listenerFileName)
-                }
+                if step.clusters != published.clusters { try await write(step.clusters) }
+                if step.listeners != published.listeners { try await write(step.listeners) }
                 published = step
             } catch {
                 logger.error("writing Envoy configuration failed; retrying", metadata: ["error": "\(error)"])
@@ -146,16 +138,22 @@ actor XDSPublisher {
     /// Writes what Envoy should have now, clusters first, into a file found lost
     /// (`restoreIfLost`): the steps that follow start from it.
     private func rewriteLostFiles() async throws {
-        if lastWritten[DiscoveryDocument.clusterFileName] == nil {
-            let (bytes, cache) = try await Self.encode(published.clusters, reusing: clusterCache, DiscoveryDocument.clusters)
-            clusterCache = cache
-            try await writeIfChanged(bytes, named: DiscoveryDocument.clusterFileName)
-        }
-        if lastWritten[DiscoveryDocument.listenerFileName] == nil {
-            let (bytes, cache) = try await Self.encode(published.listeners, reusing: listenerCache, DiscoveryDocument.listeners)
-            listenerCache = cache
-            try await writeIfChanged(bytes, named: DiscoveryDocument.listenerFileName)
-        }
+        if lastWritten[DiscoveryDocument.clusterFileName] == nil { try await write(published.clusters) }
+        if lastWritten[DiscoveryDocument.listenerFileName] == nil { try await write(published.listeners) }
+    }
+
+    /// Encodes `clusters` into `cds.json`, reusing the JSON of those unchanged.
+    private func write(_ clusters: [EnvoyCluster]) async throws {
+        let (bytes, cache) = try await Self.encode(clusters, reusing: clusterCache, DiscoveryDocument.clusters)
+        clusterCache = cache
+        try await writeIfChanged(bytes, named: DiscoveryDocument.clusterFileName)
+    }
+
+    /// Encodes `listeners` into `lds.json`, reusing the JSON of those unchanged.
+    private func write(_ listeners: [EnvoyListener]) async throws {
+        let (bytes, cache) = try await Self.encode(listeners, reusing: listenerCache, DiscoveryDocument.listeners)
+        listenerCache = cache
+        try await writeIfChanged(bytes, named: DiscoveryDocument.listenerFileName)
     }
 
     /// Wakes when the next retiring cluster's time is up, to write the configuration

@@ -46,7 +46,8 @@ actor Coalescer<Snapshot: Sendable> {
     }
 
     /// Writes the newest snapshot again, for a writer whose output also depends on
-    /// the time (`RetiringClusters`); returns at once.
+    /// something besides the snapshot (the time, `RetiringClusters`; files lost on
+    /// disk, `XDSPublisher.restoreIfLost`); returns at once.
     func rewrite() {
         guard let latest else { return }
         if pending == nil { pending = latest }

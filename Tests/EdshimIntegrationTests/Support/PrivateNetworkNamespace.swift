@@ -73,6 +73,10 @@ final class PrivateNetworkNamespace: Sendable {
 }
 
 extension PrivateNetworkNamespace {
+    /// `EDSHIM_REQUIRE_NAMESPACES=1` (`.ci/run`): a test that cannot have a namespace
+    /// of its own fails instead of being skipped.
+    static var requiredByCI: Bool { ProcessInfo.processInfo.environment["EDSHIM_REQUIRE_NAMESPACES"] == "1" }
+
     /// Whether this machine gives the test process new network namespaces: one is
     /// made and let go at once. Where it refuses, says why (`SKIPPED:` on stderr).
     static func areAvailable() async -> Bool {
@@ -98,7 +102,7 @@ extension Trait where Self == ConditionTrait {
         // EDSHIM_REQUIRE_NAMESPACES=1 (CI) runs the test regardless: it then fails
         // where namespaces are missing, instead of being skipped.
         .enabled("needs network namespaces of its own (CAP_SYS_ADMIN)") {
-            ProcessInfo.processInfo.environment["EDSHIM_REQUIRE_NAMESPACES"] == "1" ? true : await PrivateNetworkNamespace.areAvailable()
+            PrivateNetworkNamespace.requiredByCI ? true : await PrivateNetworkNamespace.areAvailable()
         }
     }
 }
@@ -124,7 +128,7 @@ func withPrivateNetworkNamespace(
     do {
         created = try await PrivateNetworkNamespace.create(loopbackAddresses: loopbackAddresses, logDirectory: logDirectory)
     } catch let unavailable as NetworkNamespaceUnavailable {
-        if ProcessInfo.processInfo.environment["EDSHIM_REQUIRE_NAMESPACES"] == "1" {
+        if PrivateNetworkNamespace.requiredByCI {
             throw TestFailure("EDSHIM_REQUIRE_NAMESPACES=1, but \(unavailable.description)")
         }
         try skipLoudly(unavailable.description, sourceLocation: sourceLocation)

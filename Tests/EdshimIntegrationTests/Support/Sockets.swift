@@ -63,31 +63,12 @@ enum Sockets {
     /// kept, so that a report with more in it is not taken for ready); otherwise
     /// everything up to EOF, the reason. dockerd gives up after 16 s.
     static func readStatus(_ fd: Int32) async -> String {
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let deadline = ContinuousClock.now + .seconds(16)
-        while ContinuousClock.now < deadline {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count > 0 {
-                bytes += buffer[0..<count]
-                if bytes.starts(with: Array("0\n".utf8)) {
-                    // The rest of what is already there, without waiting for more.
-                    while case let more = buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }), more > 0 {
-                        bytes += buffer[0..<more]
-                    }
-                    break
-                }
-                continue
-            }
-            if count == 0 { break }
-            try? await Task.sleep(for: .milliseconds(1))
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        await readAll(fd, timeout: .seconds(16)) { $0.starts(with: Array("0\n".utf8)) }
     }
 
-    /// Reads until EOF or timeout (the shim closes its end after reporting).
-    static func readAll(_ fd: Int32, timeout: Duration) async -> String {
+    /// Reads until EOF or timeout (the shim closes its end after reporting), or until
+    /// what was read is `enough`: then only what is already there is added.
+    static func readAll(_ fd: Int32, timeout: Duration, enough: ([UInt8]) -> Bool = { _ in false }) async -> String {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -96,7 +77,11 @@ enum Sockets {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if count > 0 {
                 bytes += buffer[0..<count]
-                continue
+                guard enough(bytes) else { continue }
+                while case let more = buffer.withUnsafeMutableBytes({ read(fd, $0.baseAddress, $0.count) }), more > 0 {
+                    bytes += buffer[0..<more]
+                }
+                break
             }
             if count == 0 { break }
             try? await Task.sleep(for: .milliseconds(1))
