@@ -72,6 +72,46 @@ struct FallbackTests {
         }
     }
 
+    @Test("server down and another program listening on the port with SO_REUSEPORT: the shim refuses the port, naming that program, instead of sharing its connections")
+    func portOfAnotherProgram() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let other = try Sockets.reusePortListener(host)
+            defer { close(other) }
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            let name = try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(shim.status == "1\nlisten tcp \(host): bind: address already in use: \(name) (pid \(getpid())) already listens on tcp \(host); stop it, or publish the container on another host port", "\(shim.process.log)")
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+            #expect(ListenTable.read().filter { $0.endpoint == host }.map(\.inode) == [Sockets.inode(of: other)], "the other program's socket alone listens")
+        }
+    }
+
+    @Test("server stopped, Envoy still listening on a port whose container restarts: the new shim serves beside that Envoy, and hands the port to it once the server is back")
+    func besideEnvoyFromBeforeTheServerStopped() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let dial = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let first = try await bed.publish(host, to: backend.endpoint)
+            #expect(first.isReady)
+            await bed.stopServer()
+            first.process.signal(SIGTERM)
+            #expect(await first.process.waitForExit(timeout: .seconds(2)) == 0)
+            let envoyListens = ListenTable.read().filter { $0.endpoint == host }
+            #expect(envoyListens.count == 1, "Envoy keeps the listener the server can no longer withdraw")
+
+            let second = try await bed.publish(host, to: backend.endpoint)
+            #expect(second.isReady, "\(second.process.log)")
+            #expect(second.process.log.contains("still listens on tcp \(host), from before the server stopped: serving beside it"), "\(second.process.log)")
+            try await bed.startServer()
+            try await bed.eventually("the shim handed the port to Envoy", timeout: .seconds(15)) {
+                second.process.log.contains("handed tcp \(host) over to Envoy")
+            }
+            #expect(try bed.registrations().map(\.owner.pid) == [second.process.pid])
+            #expect(try TestHTTP.get(dial).headers["server"] == "envoy")
+        }
+    }
+
     @Test("Envoy not listening in time: served by the shim, then by Envoy once it runs")
     func envoyLate() async throws {
         var options = Testbed.Options()

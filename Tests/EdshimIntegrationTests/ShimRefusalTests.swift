@@ -94,7 +94,7 @@ struct ShimRefusalTests {
         }
     }
 
-    @Test("with the server down, a port another process listens on is refused the way docker-proxy words it")
+    @Test("with the server down, a port another process listens on is refused the way docker-proxy words it, naming that process")
     func portInUseWhileServerDown() async throws {
         try await withTestbed { bed in
             await bed.stopServer()
@@ -102,7 +102,8 @@ struct ShimRefusalTests {
             let squatter = try Sockets.dockerdBoundListener(host)
             defer { close(squatter) }
             let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
-            #expect(shim.status == "1\nlisten tcp \(host): bind: address already in use: another process already uses tcp \(host); stop it, or publish the container on another host port",
+            let name = try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(shim.status == "1\nlisten tcp \(host): bind: address already in use: \(name) (pid \(getpid())) already listens on tcp \(host); stop it, or publish the container on another host port",
                     "reported \(shim.status.debugDescription)")
         }
     }

@@ -101,7 +101,7 @@ public enum ShimProcesses {
     }
 
     /// The names in directory `path` (none when it cannot be read).
-    private static func entryNames(in path: String) -> [String] {
+    static func entryNames(in path: String) -> [String] {
         guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
         var names: [String] = []

@@ -10,26 +10,62 @@ struct PortListener {
     let descriptor: Int32
     let inode: UInt64
 
-    /// Binds and listens on `host` the way Envoy's listeners do (SO_REUSEADDR,
-    /// SO_REUSEPORT, v6-only for IPv6), so that Envoy can later bind beside it.
+    /// Binds and listens on `host` so that Envoy can later listen beside it: SO_REUSEPORT
+    /// is turned on after `bind` (and v6-only for IPv6, as Envoy's listeners are), so
+    /// Envoy's reuse-port listeners can join the socket, while a port another program
+    /// listens on is refused, as docker-proxy would refuse it, instead of shared with
+    /// that program's own reuse-port group.
+    ///
+    /// One holder is served beside: an Envoy left listening on the port from before the
+    /// server stopped (it withdraws or takes over that listener once it is back).
     static func bind(_ host: SocketEndpoint) throws(ShimFailure) -> PortListener {
+        do {
+            return try open(host, reusePortFirst: false)
+        } catch let failure where failure.code == EADDRINUSE {
+            let holders = PortHolders.listening(on: host)
+            guard !holders.isEmpty, holders.allSatisfy(\.isEnvoy) else {
+                throw .bind("tcp", host, failure.code, holders: holders)
+            }
+            ShimLog.warning("\(holders.map(\.description).joined(separator: ", ")) still listens on tcp \(host), from before the server stopped: serving beside it (connections are shared) until the server withdraws or takes over that listener")
+            do {
+                return try open(host, reusePortFirst: true)
+            } catch {
+                throw error.shimFailure(host)
+            }
+        } catch {
+            throw error.shimFailure(host)
+        }
+    }
+
+    /// A system call that failed while opening the listener.
+    private struct OpenFailure: Error {
+        let call: String
+        let code: Int32
+
+        func shimFailure(_ host: SocketEndpoint) -> ShimFailure {
+            call == "bind" || code == EADDRINUSE ? .bind("tcp", host, code) : .system("\(call) tcp \(host)", code)
+        }
+    }
+
+    /// `reusePortFirst`: SO_REUSEPORT before `bind`, which joins the reuse-port group of
+    /// a socket already listening there (same user only).
+    private static func open(_ host: SocketEndpoint, reusePortFirst: Bool) throws(OpenFailure) -> PortListener {
         let fd = socket(host.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system("socket for \(host)") }
+        guard fd >= 0 else { throw OpenFailure(call: "socket", code: errno) }
+        func fail(_ call: String) -> OpenFailure {
+            let failure = OpenFailure(call: call, code: errno)
+            close(fd)
+            return failure
+        }
         var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
-        if host.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
-        guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
-            let code = errno
-            close(fd)
-            throw .bind("tcp", host, code)
-        }
-        guard listen(fd, SOMAXCONN) == 0 else {
-            // With SO_REUSEPORT, a port taken shows at listen rather than at bind.
-            let code = errno
-            close(fd)
-            throw code == EADDRINUSE ? .bind("tcp", host, code) : .system("listen tcp \(host)", code)
-        }
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, size)
+        if host.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size) }
+        if reusePortFirst { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size) }
+        guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else { throw fail("bind") }
+        guard reusePortFirst || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size) == 0 else { throw fail("setsockopt SO_REUSEPORT") }
+        // With SO_REUSEPORT, a port taken can show at listen rather than at bind.
+        guard listen(fd, SOMAXCONN) == 0 else { throw fail("listen") }
         var info = stat()
         fstat(fd, &info)
         return PortListener(descriptor: fd, inode: UInt64(info.st_ino))

@@ -42,6 +42,21 @@ enum Sockets {
         return fd
     }
 
+    /// A listener as another program on the host may open one: SO_REUSEPORT before
+    /// `bind`, which lets any socket of the same user that does the same join it.
+    static func reusePortListener(_ endpoint: SocketEndpoint) throws -> Int32 {
+        let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4)
+        guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 128) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw TestFailure("binding \(endpoint): \(reason)")
+        }
+        return fd
+    }
+
     /// The socket inode of `fd`, as /proc/net/tcp shows it.
     static func inode(of fd: Int32) -> UInt64 {
         var info = stat()
