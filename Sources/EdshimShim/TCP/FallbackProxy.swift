@@ -13,7 +13,8 @@ struct FallbackProxy {
     let client: ServerClient
     let signals: TerminationSignals
 
-    /// How long accepting pauses when no descriptor is left for a connection.
+    /// How long accepting pauses when a connection cannot be accepted (no descriptor
+    /// or no memory left for it).
     static let acceptPauseMilliseconds: Int64 = 100
 
     /// How serving ended.
@@ -71,13 +72,15 @@ struct FallbackProxy {
             var index = 1
             if let listening = serving {
                 if fds[index].revents != 0 {
-                    let (clients, outOfDescriptors) = listening.acceptPending()
+                    let (clients, stalled) = listening.acceptPending()
                     for client in clients { relay.add(client: client) }
-                    if outOfDescriptors {
+                    if let stalled {
                         // Left readable, the socket would wake this loop at once, again
                         // and again: pause accepting until connections close.
                         acceptPausedUntil = .after(milliseconds: Self.acceptPauseMilliseconds)
-                        let message = "no file descriptor left for a new connection to \(key) (\(relay.count) relayed); accepting again as connections close"
+                        let message = stalled == EMFILE || stalled == ENFILE
+                            ? "no file descriptor left for a new connection to \(key) (\(relay.count) relayed); accepting again as connections close"
+                            : "accepting a connection to \(key) failed (\(String(cString: strerror(stalled))), \(relay.count) relayed); trying again every \(Self.acceptPauseMilliseconds) ms"
                         if let line = exhaustion.line(message, now: Deadline.now()) { ShimLog.warning(line) }
                     }
                 }

@@ -71,17 +71,28 @@ struct PortListener {
         return PortListener(descriptor: fd, inode: UInt64(info.st_ino))
     }
 
-    /// Accepts every connection waiting, without blocking. `outOfDescriptors`: the
-    /// process or the system has no descriptor left, so connections stay queued
-    /// (and the socket readable) until some close.
-    func acceptPending() -> (clients: [Int32], outOfDescriptors: Bool) {
+    /// Accepts every connection waiting, without blocking. `stalled`: `accept` failed
+    /// with the connection still queued (errno: no descriptor left in the process or
+    /// the system, or no kernel memory), so the socket stays readable until that
+    /// passes; the caller pauses accepting instead of being woken for it again at once.
+    func acceptPending() -> (clients: [Int32], stalled: Int32?) {
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         var accepted: [Int32] = []
+        var retries = 0
         while true {
             let client = accept(descriptor, nil, nil)
             guard client >= 0 else {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                return (accepted, errno == EMFILE || errno == ENFILE)
+                let code = errno
+                if code == EAGAIN || code == EWOULDBLOCK { return (accepted, nil) }
+                // Aborted before it was taken, or a network error the connection
+                // already carries (accept(2) says to retry): that one is gone, the next
+                // may be fine. The same error over and over is a stall like any other.
+                let passing = [EINTR, ECONNABORTED, EPROTO, ENOPROTOOPT, ENETDOWN, ENONET, EHOSTDOWN, EHOSTUNREACH, ENETUNREACH, EOPNOTSUPP]
+                if passing.contains(code), retries < 64 {
+                    retries += 1
+                    continue
+                }
+                return (accepted, code)
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             accepted.append(client)
