@@ -8,7 +8,8 @@ struct EdshimCommand: AsyncParsableCommand {
         abstract: "Envoy in front of every published Docker port.",
         discussion: """
             edshim replaces docker-proxy. Run dockerd with
-              --userland-proxy-path=/usr/local/bin/edshim --iptables=false --ip6tables=false
+              --userland-proxy-path=/usr/local/bin/edshim
+              --iptables=false --ip6tables=false
             and dockerd starts edshim in shim mode for each published port. TCP ports are
             registered with `edshim server`, which writes them as Envoy v3 configuration
             (filesystem xDS): Envoy listens on the host port and proxies to the container,
