@@ -30,25 +30,21 @@ enum Sockets {
     /// What dockerd ≥ 28 does before starting the proxy: bind the host port with
     /// SO_REUSEADDR (v6-only for IPv6) and listen.
     static func dockerdBoundListener(_ endpoint: SocketEndpoint) throws -> Int32 {
-        let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
-        guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 128) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(fd)
-            throw TestFailure("binding \(endpoint): \(reason)")
-        }
-        return fd
+        try listener(endpoint, reusePort: false)
     }
 
     /// A listener as another program on the host may open one: SO_REUSEPORT before
     /// `bind`, which lets any socket of the same user that does the same join it.
     static func reusePortListener(_ endpoint: SocketEndpoint) throws -> Int32 {
+        try listener(endpoint, reusePort: true)
+    }
+
+    private static func listener(_ endpoint: SocketEndpoint, reusePort: Bool) throws -> Int32 {
         let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4)
+        if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4) }
+        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
         guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 128) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
