@@ -42,9 +42,12 @@ public struct Registration: Hashable, Sendable {
         ServiceNaming.serviceName(for: key, metadata: metadata)
     }
 
-    /// Whether `other` carries its port to the same container: the same Docker
-    /// container when both ids are known, else the same container address.
+    /// Whether `other` carries its port to the same port of the same container: the
+    /// same container port, of the same Docker container when both ids are known (its
+    /// IPv4 and IPv6 addresses are one container), else of the same container address.
+    /// Only then may the two share a cluster.
     public func servesTheSameContainer(as other: Registration) -> Bool {
+        guard container.port == other.container.port else { return false }
         if let id = metadata.containerID, let otherID = other.metadata.containerID { return id == otherID }
         return container == other.container
     }

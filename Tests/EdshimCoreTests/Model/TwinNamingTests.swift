@@ -39,6 +39,17 @@ struct TwinNamingTests {
         #expect(clusters.allSatisfy { $0.loadAssignment.endpoints.flatMap(\.lbEndpoints).count == 1 }, "each cluster reaches its own container only")
     }
 
+    @Test func twinsToTwoPortsOfOneContainerDoNotShareACluster() throws {
+        // docker run -p 0.0.0.0:8080:80 -p [::]:8080:81
+        var registry = Registry()
+        registry.register(try Self.web("0.0.0.0"))
+        registry.register(try Fixture.registration(host: "::", 8080, container: "172.17.0.2", 81, containerID: Self.webID))
+        #expect(Self.names(registry) == ["unknown-8080", "unknown-8080-3f2a9c1b7d0e"])
+
+        let clusters = EnvoyConfiguration(registrations: registry.registrations).clusters
+        #expect(clusters.map { $0.loadAssignment.endpoints.flatMap(\.lbEndpoints).count } == [1, 1], "each listener reaches its own container port only")
+    }
+
     @Test func whoeverCameFirstKeepsTheContractsName() throws {
         var registry = Registry()
         registry.register(try Self.api("::"))
