@@ -108,6 +108,24 @@ struct ShimRefusalTests {
         }
     }
 
+    @Test("a host address Envoy cannot listen on is refused at once, before Envoy sees it: one the host does not have, an IPv4-mapped one", arguments: ["198.51.100.77", "::ffff:127.0.0.1"])
+    func addressEnvoyCannotListenOn(address: String) async throws {
+        try await withTestbed { bed in
+            let host = SocketEndpoint(ip: try #require(IPAddress(address)), port: try Sockets.freePort())
+            try #require(!Sockets.canBind(SocketEndpoint(ip: host.ip, port: 0)), "the test needs an address the host cannot listen on")
+            let started = ContinuousClock.now
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            let advice = address == "198.51.100.77"
+                ? "cannot assign requested address: this host has no address 198.51.100.77; publish on an address it has, or on 0.0.0.0"
+                : "is an IPv4-mapped address, which Envoy's IPv6 listeners (v6-only) cannot take; publish on 127.0.0.1 instead"
+            #expect(shim.status.hasPrefix("1\nlisten tcp \(host): bind: ") && shim.status.contains(advice), "reported \(shim.status.debugDescription)")
+            #expect(ContinuousClock.now - started < .seconds(2), "refused at once, not after Envoy's readiness timeout")
+            #expect(try bed.registrations().isEmpty)
+            #expect(try bed.listeners().isEmpty)
+            // withTestbed: Envoy rejected no update (before, it rejected this listener).
+        }
+    }
+
     @Test("an address overlapping a registered one on the same port is refused")
     func overlappingAddress() async throws {
         try await withTestbed { bed in

@@ -50,6 +50,13 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
     /// True for IPv6 addresses (including IPv4-mapped ones).
     public var isIPv6: Bool { bytes.count == 16 }
 
+    /// The IPv4 address an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) stands for;
+    /// nil for any other address.
+    public var mappedIPv4: IPAddress? {
+        guard isIPv6, bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff else { return nil }
+        return IPAddress(validBytes: Array(bytes[12...]))
+    }
+
     /// True for `0.0.0.0` and `::`: the address means "every address of the host".
     public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
 

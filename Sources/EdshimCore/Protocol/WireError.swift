@@ -21,6 +21,9 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         public static let unsupportedProtocol = Code(rawValue: "unsupported_protocol")
         /// Another registration holds an overlapping address on the same port.
         public static let addressConflict = Code(rawValue: "address_conflict")
+        /// The host address is not one Envoy could listen on (the host does not have
+        /// it, or it is IPv4-mapped).
+        public static let addressUnavailable = Code(rawValue: "address_unavailable")
         /// A process other than Envoy listens on the host address and port.
         public static let portInUse = Code(rawValue: "port_in_use")
         /// Envoy did not start listening in time.

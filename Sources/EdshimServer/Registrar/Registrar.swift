@@ -94,6 +94,9 @@ actor Registrar {
         guard key.proto == .tcp else {
             return .failure(WireError(.unsupportedProtocol, "the server registers TCP ports only; \(key.proto.rawValue) ports are served by the shim itself"))
         }
+        if let refusal = HostAddressCheck.refusal(key.host) {
+            return .failure(WireError(.addressUnavailable, refusal))
+        }
         let owner: Owner
         if let pid = request.onBehalfOf {
             switch authorizeOnBehalf(of: pid, request, peer: peer) {

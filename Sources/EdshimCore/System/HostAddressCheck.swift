@@ -1,0 +1,34 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Whether Envoy could listen on a host address at all. Envoy binds a listener's
+/// address only once it has taken the update in, and a bind that fails rejects the
+/// whole update — every other port's change in it too. So an address the host does not
+/// have (`192.0.2.1`), or one Envoy's v6-only sockets cannot take (`::ffff:127.0.0.1`),
+/// is refused before it is published, in docker-proxy's words.
+public enum HostAddressCheck {
+    /// Why a TCP socket cannot bind `host`'s address here, as Envoy binds (v6-only for
+    /// IPv6; port 0, so the port's own state does not count); nil when it can.
+    public static func refusal(_ host: SocketEndpoint) -> String? {
+        let probe = SocketEndpoint(ip: host.ip, port: 0)
+        let fd = socket(probe.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var one: Int32 = 1
+        if probe.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        guard probe.withSocketAddress({ bind(fd, $0, $1) }) != 0 else { return nil }
+        let code = errno
+        let reason = String(cString: strerror(code))
+        let wording = "listen tcp \(host): bind: \(reason.prefix(1).lowercased() + reason.dropFirst())"
+        if let mapped = host.ip.mappedIPv4 {
+            return "\(wording): \(host.ip) is an IPv4-mapped address, which Envoy's IPv6 listeners (v6-only) cannot take; publish on \(mapped) instead"
+        }
+        switch code {
+        case EADDRNOTAVAIL:
+            return "\(wording): this host has no address \(host.ip); publish on an address it has, or on \(host.ip.isIPv6 ? "::" : "0.0.0.0")"
+        default:
+            return "\(wording): Envoy could not listen there either; check -host-ip"
+        }
+    }
+}
