@@ -44,8 +44,11 @@ final class ChildProcess: @unchecked Sendable {
         }
         // Nothing else crosses: descriptors other threads of the test process hold
         // (accepted sockets, pipes) would otherwise leak into the child and keep those
-        // sockets open after the test closed them.
-        guard posix_spawn_file_actions_addclosefrom_np(&actions, (descriptors.keys.max() ?? 2) + 1) == 0 else {
+        // sockets open after the test closed them. Never below 3: with only fd 1 given
+        // (CapturedCommand), closing from 2 took the child's stderr, and the docker CLI
+        // then opened its connection to dockerd as fd 2 and wrote its warnings into the
+        // HTTP stream (dockerd answered 400, the CLI died of SIGPIPE: a flaky test).
+        guard posix_spawn_file_actions_addclosefrom_np(&actions, max(descriptors.keys.max() ?? 2, 2) + 1) == 0 else {
             throw TestFailure("posix_spawn_file_actions_addclosefrom_np failed")
         }
 
