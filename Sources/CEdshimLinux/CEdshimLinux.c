@@ -131,6 +131,24 @@ size_t edshim_append_segment_size(void *control, size_t used, size_t capacity, u
     return length;
 }
 
+int edshim_udp_segmentation_supported(int fd) {
+    int size = 0;
+    socklen_t length = sizeof size;
+    return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &length) == 0;
+}
+
+int edshim_socket_buffer(int fd, int receive, int bytes) {
+    int forced = receive ? SO_RCVBUFFORCE : SO_SNDBUFFORCE;
+    int capped = receive ? SO_RCVBUF : SO_SNDBUF;
+    if (setsockopt(fd, SOL_SOCKET, forced, &bytes, sizeof bytes) != 0) {
+        setsockopt(fd, SOL_SOCKET, capped, &bytes, sizeof bytes);
+    }
+    int granted = 0;
+    socklen_t length = sizeof granted;
+    getsockopt(fd, SOL_SOCKET, capped, &granted, &length);
+    return granted;
+}
+
 // The thread that takes SIGINT and SIGTERM (0: none yet), and a signal caught
 // before there was one. Sequentially consistent, so that a signal caught while a
 // thread takes the route is passed on by the handler, by the route, or by both

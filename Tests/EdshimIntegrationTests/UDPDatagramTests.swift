@@ -65,6 +65,26 @@ struct UDPDatagramTests {
         }
     }
 
+    @Test("a burst of 16 datagrams of 60,000 bytes comes back whole: the flow's socket holds the replies until the proxy reads them", arguments: UDPWay.allCases, UDPFamily.allCases)
+    func burstOfLargeDatagrams(way: UDPWay, family: UDPFamily) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let (proxy, target) = try await bed.startUDPProxyToEcho(way, family, echoes: echoes)
+            #expect(proxy.isReady)
+            let burst = (0..<16).map { index in (0..<60_000).map { UInt8(truncatingIfNeeded: index &* 131 &+ $0 / 7) } }
+            let replies = try await onThread { () -> [[UInt8]] in
+                let client = try UDPTestClient(family)
+                // One datagram first: the flow exists before the burst.
+                _ = try client.exchange(Array("hello".utf8), with: target)
+                for datagram in burst { try client.send(datagram, to: target) }
+                var replies: [[UInt8]] = []
+                while replies.count < burst.count, let reply = client.receive(timeout: 2000) { replies.append(reply.bytes) }
+                return replies
+            }
+            #expect(replies.count == burst.count, "\(burst.count - replies.count) of \(burst.count) replies lost")
+            #expect(replies == burst, "the burst came back changed or reordered")
+        }
+    }
+
     @Test("concurrent clients each get only their own replies", arguments: UDPWay.allCases, UDPFamily.allCases)
     func concurrentClients(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in

@@ -70,6 +70,17 @@ size_t edshim_packet_source(void *control, size_t capacity, int family, const un
 /// bytes already in `control`; returns the new length, or 0 when `capacity` is too small.
 size_t edshim_append_segment_size(void *control, size_t used, size_t capacity, unsigned short segment_size);
 
+/// Whether the kernel segments UDP sends itself (UDP GSO, Linux 4.18): it knows the
+/// UDP_SEGMENT option of UDP socket `fd`. Older kernels ignore the control message and
+/// send the whole buffer list as one datagram, so they must never be given one.
+int edshim_udp_segmentation_supported(int fd);
+
+/// Sets the receive (`receive` != 0) or send buffer of `fd` to `bytes`: beyond
+/// net.core.rmem_max / wmem_max where the caller may (CAP_NET_ADMIN, as under dockerd),
+/// else up to them. Returns the size the kernel granted (twice the bytes asked, for
+/// its bookkeeping, when not capped).
+int edshim_socket_buffer(int fd, int receive, int bytes);
+
 /// A listening TCP socket, from the kernel's socket diagnostics.
 struct edshim_listening_socket {
     /// The local address: 4 bytes for AF_INET (the rest zero), 16 for AF_INET6.

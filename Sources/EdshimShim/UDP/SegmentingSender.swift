@@ -9,9 +9,11 @@ import Glibc
 /// control message, cut into the original datagrams by the kernel — and every send of
 /// the batch goes in one sendmmsg. The receiver sees the same datagrams, in order.
 ///
-/// Only datagrams small enough for any path MTU are combined; should the kernel refuse
-/// a combined send anyway (no GSO before Linux 4.18, an odd route), its datagrams go
-/// one by one, and after repeated refusals with no success the sender stops combining.
+/// Only datagrams small enough for any path MTU are combined, and only where the kernel
+/// has UDP GSO (Linux 4.18): an older one ignores the control message and would send
+/// the whole list as one datagram. Should the kernel refuse a combined send anyway (an
+/// odd route), its datagrams go one by one, and after repeated refusals with no
+/// success the sender stops combining.
 final class SegmentingSender {
     /// Largest datagram combined: a 1,200-byte payload fits the IPv6 minimum MTU
     /// (1,280) with its headers, so no route refuses the segment size.
@@ -24,7 +26,7 @@ final class SegmentingSender {
     private let unitStarts: UnsafeMutablePointer<Int>
     private let controls: UnsafeMutableRawPointer
     private let controlSize = DatagramBatch.controlSize
-    private var combining = true
+    private var combining: Bool
     private var combinedSends = 0
     private var refusals = 0
     /// Datagrams the kernel refused and that were dropped, since `takeDropped()`,
@@ -33,6 +35,9 @@ final class SegmentingSender {
     private var lastDropReason: Int32 = 0
 
     init() {
+        let probe = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        combining = probe >= 0 && edshim_udp_segmentation_supported(probe) != 0
+        if probe >= 0 { close(probe) }
         let count = DatagramBatch.capacity
         units = .allocate(capacity: count)
         units.initialize(repeating: edshim_mmsghdr(), count: count)
@@ -126,8 +131,9 @@ final class SegmentingSender {
     }
 
     /// Sends `count` messages in as few sendmmsg calls as the socket takes. When its
-    /// buffer is full the rest is dropped; a message refused for a reported ICMP error
-    /// is tried once more (the error was the earlier datagram's); any other refusal
+    /// buffer is full the rest goes to `refused` (dropped); a message refused for an
+    /// ICMP error the socket was holding (ECONNREFUSED, unreachable, a smaller path
+    /// MTU) is tried once more (the error was an earlier datagram's); any other refusal
     /// goes to `refused` with the message's index and errno, and the rest still go.
     private static func sendAll(
         _ messages: UnsafeMutablePointer<edshim_mmsghdr>, count: Int, on fd: Int32,
@@ -144,8 +150,11 @@ final class SegmentingSender {
             }
             let code = errno
             if code == EINTR { continue }
-            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS { return }
-            if code == ECONNREFUSED, retried != next {
+            if code == EAGAIN || code == EWOULDBLOCK || code == ENOBUFS {
+                for index in next..<count { refused(index, code) }
+                return
+            }
+            if Self.heldICMPErrors.contains(code), retried != next {
                 retried = next
                 continue
             }
@@ -153,6 +162,10 @@ final class SegmentingSender {
             next += 1
         }
     }
+
+    /// What a connected UDP socket reports, once, at the next send after an ICMP error
+    /// came back for an earlier datagram.
+    private static let heldICMPErrors: Set<Int32> = [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, EPROTO, EMSGSIZE]
 
     private func noteSuccess(_ units: Range<Int>) {
         guard combinedSends == 0 else { return }

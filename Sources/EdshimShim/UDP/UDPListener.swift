@@ -13,9 +13,11 @@ struct UDPListener {
     /// Where it is bound.
     let endpoint: SocketEndpoint
 
-    /// Receive buffer asked for (the kernel caps it at net.core.rmem_max): room for
-    /// bursts while the proxy is busy with the other direction.
-    static let receiveBufferBytes: Int32 = 4 << 20
+    /// Receive and send buffers asked for: room for bursts while the proxy is busy with
+    /// the other direction, and for a batch of large replies while a real NIC sends
+    /// them. Beyond net.core.rmem_max / wmem_max under dockerd (root); capped by them
+    /// when run by another user.
+    static let bufferBytes: Int32 = 4 << 20
 
     /// True when bound to 0.0.0.0 or ::, so replies must name their source address.
     var answersFromDestination: Bool { endpoint.ip.isUnspecified }
@@ -48,8 +50,8 @@ struct UDPListener {
 
     private static func prepare(_ fd: Int32, endpoint: SocketEndpoint) throws(ShimFailure) -> UDPListener {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var size = receiveBufferBytes
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        edshim_socket_buffer(fd, 1, bufferBytes)
+        edshim_socket_buffer(fd, 0, bufferBytes)
         let listener = UDPListener(descriptor: fd, endpoint: endpoint)
         if listener.answersFromDestination, edshim_enable_packet_info(fd, endpoint.family) != 0 {
             let code = errno

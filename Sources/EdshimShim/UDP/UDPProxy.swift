@@ -184,9 +184,15 @@ final class UDPProxy {
         }
     }
 
+    /// A flow socket's receive buffer: the replies to a whole batch of the client's
+    /// datagrams arrive before the proxy reads them (the kernel's default, ~208 KiB,
+    /// holds three of 64 KiB). Memory is taken only while replies wait.
+    static let flowReceiveBufferBytes: Int32 = 1 << 20
+
     private func connectUpstream() -> Int32 {
         let fd = socket(container.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return -1 }
+        edshim_socket_buffer(fd, 1, Self.flowReceiveBufferBytes)
         guard container.withSocketAddress({ connect(fd, $0, $1) }) == 0 else {
             let code = errno
             close(fd)
@@ -230,10 +236,14 @@ final class UDPProxy {
     }
 
     /// Says when the kernel refused datagrams just sent (EMSGSIZE: more than 65,507
-    /// bytes from an IPv6 client to an IPv4 container; no route), which are dropped.
+    /// bytes from an IPv6 client to an IPv4 container; no route; a full send buffer),
+    /// which are dropped.
     private func logDropped(toward destination: @autoclosure () -> String) {
         guard let dropped = sender.takeDropped() else { return }
-        let reason = String(cString: strerror(dropped.reason))
+        let reason = switch dropped.reason {
+        case EAGAIN, ENOBUFS: "the socket's send buffer is full"
+        default: String(cString: strerror(dropped.reason))
+        }
         log("\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(reason)) and dropped", throttledBy: &failures, now: Self.microseconds() / 1000)
     }
 

@@ -179,6 +179,15 @@ func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async thr
 }
 
 /// A UDP socket for a test client: unconnected, so the source of every reply is seen.
+/// Receive and send buffers of `bytes`, beyond net.core.rmem_max / wmem_max when the
+/// tests run as root, else as large as those allow.
+func enlargeBuffers(_ fd: Int32, to bytes: Int32) {
+    var size = bytes
+    for (forced, capped) in [(SO_RCVBUFFORCE, SO_RCVBUF), (SO_SNDBUFFORCE, SO_SNDBUF)] where setsockopt(fd, SOL_SOCKET, forced, &size, 4) != 0 {
+        setsockopt(fd, SOL_SOCKET, capped, &size, 4)
+    }
+}
+
 final class UDPTestClient: @unchecked Sendable {
     let fd: Int32
 
@@ -199,9 +208,9 @@ final class UDPTestClient: @unchecked Sendable {
                 throw TestFailure("binding a client to device \(device): \(reason)")
             }
         }
-        var size: Int32 = 1 << 20
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4)
+        // Room for a burst of the largest datagrams: beyond net.core.rmem_max (as
+        // root, as the tests run), so that a reply lost is the proxy's doing.
+        enlargeBuffers(fd, to: 4 << 20)
         let local = SocketEndpoint(ip: address ?? family.any, port: port)
         guard local.withSocketAddress({ bind(fd, $0, $1) }) == 0 else {
             let reason = String(cString: strerror(errno))
@@ -289,8 +298,7 @@ final class UDPEchoServer: @unchecked Sendable {
         guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-        var size: Int32 = 4 << 20
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4)
+        enlargeBuffers(fd, to: 4 << 20)
         var tick = timeval(tv_sec: 0, tv_usec: 100_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tick, socklen_t(MemoryLayout<timeval>.size))
         guard SocketEndpoint(ip: ip, port: port).withSocketAddress({ bind(fd, $0, $1) }) == 0, let local = SocketEndpoint.local(of: fd) else {
