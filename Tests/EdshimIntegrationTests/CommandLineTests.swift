@@ -20,6 +20,17 @@ struct CommandLineTests {
         #expect(validation.output.contains("OK"))
     }
 
+    @Test("an Envoy run from edshim bootstrap takes a runtime change through its admin API (POST /runtime_modify)")
+    func runtimeChangesThroughAdmin() async throws {
+        try await withTestbed { bed in
+            let curl = try Binaries.onPath("curl", install: "apt-get install curl")
+            let modify = try await Binaries.run(curl, ["-sS", "-X", "POST", "http://\(bed.envoyAdmin)/runtime_modify?edshim.test_flag=on"], in: bed.directory)
+            #expect(modify.output.trimmingCharacters(in: .whitespacesAndNewlines) == "OK", "\(modify.output)")
+            let runtime = try bed.admin("/runtime")
+            #expect(runtime.contains("\"edshim.test_flag\""), "\(runtime)")
+        }
+    }
+
     @Test("every way of asking for the version prints the same line", arguments: [
         ["version"], ["--version"], ["-v"], ["server", "--version"], ["bootstrap", "--version"], ["udp-proxy", "--version"], ["status", "--version"],
     ])

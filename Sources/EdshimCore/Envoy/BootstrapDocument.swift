@@ -31,7 +31,9 @@ public struct BootstrapDocument: Equatable, Sendable {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
 
-    /// The bootstrap as YAML (strings are JSON-quoted, which YAML reads as is).
+    /// The bootstrap as YAML (strings are JSON-quoted, which YAML reads as is). The
+    /// runtime has an admin layer, so that an operator can change a runtime flag with
+    /// the admin API's `POST /runtime_modify` (and see it in `/runtime`).
     public var yaml: String {
         func quoted(_ text: String) -> String { String(decoding: JSONValue.string(text).serialized, as: UTF8.self) }
         return """
@@ -61,6 +63,12 @@ public struct BootstrapDocument: Equatable, Sendable {
                 typed_config:
                   "@type": type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig
                   max_active_downstream_connections: \(maximumConnections)
+            layered_runtime:
+              layers:
+              - name: static
+                static_layer: {}
+              - name: admin
+                admin_layer: {}
 
             """
     }
