@@ -183,6 +183,53 @@ struct ResyncTests {
         }
     }
 
+    @Test("resync while Envoy is down and the server restarted with its state: nothing to write, yet no port waits the whole readiness timeout, and none counts as failed")
+    func resyncWhileEnvoyIsDownStateKept() async throws {
+        try await withTestbed { bed in
+            let shims = try await Self.publishThreePorts(on: bed)
+            // `systemctl restart edshim envoy-edshim`: the server's state is intact, so it
+            // writes no file Envoy could leave unread.
+            await bed.envoy?.stop()
+            await bed.stopServer()
+            try await bed.startServer()
+
+            let started = ContinuousClock.now
+            let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            let took = ContinuousClock.now - started
+            #expect(resync.status == 0, "\(resync.output)")
+            #expect(took < .seconds(4), "resync took \(took): the server's readiness timeout is 5 s")
+            #expect(resync.output.contains("resynced 3 of 3 (3 wait for Envoy)"), "\(resync.output)")
+            #expect(Set(try bed.registrations().map(\.owner.pid)) == Set(shims.map(\.pid)), "nothing withdrawn")
+
+            try await bed.startEnvoy()
+            for shim in shims {
+                try await bed.eventually("Envoy serves \(shim.host)", timeout: .seconds(10)) {
+                    try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: shim.host.port)).headers["server"] == "envoy"
+                }
+            }
+            let again = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(again.status == 0 && again.output.contains("resynced 3 of 3\n"), "\(again.output)")
+        }
+    }
+
+    @Test("a shim whose port a newer shim took over, still running (as through a dockerd restart's grace), is not a failure of resync")
+    func supersededShimStillRunning() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let old = try await bed.publish(host, to: backend.endpoint)
+            let new = try await bed.publish(host, to: backend.endpoint)
+            #expect(old.isReady && new.isReady)
+            #expect(old.process.hasExited == false, "both shims run")
+            #expect(try bed.registrations().map(\.owner.pid) == [new.process.pid])
+
+            let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(resync.status == 0, "\(resync.output)")
+            #expect(resync.output.contains("resynced 1 of 1\n"), "\(resync.output)")
+            #expect(try bed.registrations().map(\.owner.pid) == [new.process.pid], "the newer shim keeps its port")
+        }
+    }
+
     @Test("resync finds the shims of its server however the socket's path is written: through a symlink, or relative")
     func socketPathSpelledAnotherWay() async throws {
         try await withTestbed { bed in

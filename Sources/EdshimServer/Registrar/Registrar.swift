@@ -151,7 +151,7 @@ actor Registrar {
         // it (below). With Envoy not reading its files, waiting the whole readiness
         // timeout for each would only hold up the server's start (ExecStartPost), and
         // the start of Envoy after it.
-        let envoyAbsent = gaveItsPortToEnvoy ? !(await publisher.envoySeemsToRead()) : false
+        let envoyAbsent = gaveItsPortToEnvoy ? await envoySeemsAbsent() : false
         let timeout = envoyAbsent ? min(configuration.readyTimeout, Self.readyTimeoutWithoutEnvoy) : configuration.readyTimeout
         let ready = await waitUntilEnvoyServes(key.host, excluding: excluded, retired: retired[key] ?? [], timeout: timeout)
         guard registry[key]?.owner == owner else {
@@ -178,6 +178,18 @@ actor Registrar {
         await commit()
         logger.warning("Envoy did not listen in time; registration withdrawn", metadata: ["key": "\(key)"])
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
+    }
+
+    /// Whether Envoy seems not to run: it let a written file go unread, or it has read
+    /// none since this server started and listens on none of the registered ports. (A
+    /// server restarted with its state intact writes nothing, so unread files alone
+    /// cannot tell: its resync then waited the whole readiness timeout for every port
+    /// while systemd had Envoy wait for the server.)
+    private func envoySeemsAbsent() async -> Bool {
+        guard await publisher.envoySeemsToRead() else { return true }
+        if await publisher.envoyHasReadAny() { return false }
+        let listening = Set(await watcher.snapshot().map(\.endpoint))
+        return !registry.registrations.contains { listening.contains($0.key.host) }
     }
 
     /// Waits until Envoy listens on `host` for a registration just published: on a
