@@ -76,6 +76,27 @@ struct PersistenceTests {
         }
     }
 
+    @Test("a state file that cannot be read (here a symlink loop) is reported, not taken silently for an empty one; the server starts and resync restores the shims")
+    func stateFileThatCannotBeRead() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
+            #expect(shim.isReady)
+            await bed.killServer()
+            try FileManager.default.removeItem(atPath: bed.stateFile)
+            try FileManager.default.createSymbolicLink(atPath: bed.stateFile, withDestinationPath: bed.stateFile)
+
+            try await bed.startServer()
+            let log = bed.server?.log ?? ""
+            #expect(log.contains("the state file cannot be read; starting without it") && log.contains("Too many levels of symbolic links"), "\(log)")
+            #expect(try bed.registrations().isEmpty)
+            let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(resync.output.contains("resynced 1 of 1"), "\(resync.output)")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+        }
+    }
+
     @Test("Envoy restarted alone gets the whole configuration back from the xds directory")
     func envoyRestart() async throws {
         try await withTestbed { bed in

@@ -16,13 +16,22 @@ actor StateStore {
         self.logger = logger
     }
 
-    /// The registrations in the state file. A missing file is an empty registry; an
-    /// unreadable one is reported, moved aside for inspection, and treated as empty
-    /// (`edshim resync` then brings back the running shims).
+    /// The registrations in the state file. A missing file is an empty registry; one
+    /// that cannot be read (an I/O error) or decoded is reported and treated as empty
+    /// (`edshim resync` then brings back the running shims); one that does not decode
+    /// is also moved aside for inspection.
     func load() throws -> [Registration] {
         if let directory = AtomicFile.parent(of: path) { try AtomicFile.makeDirectories(directory) }
         coalescer = Coalescer { [self] registry in await self.write(registry) }
-        guard let bytes = SystemFile.read(path) else { return [] }
+        guard let bytes = SystemFile.read(path) else {
+            let code = errno
+            if code != ENOENT {
+                logger.error("the state file cannot be read; starting without it (edshim resync restores the running shims)", metadata: [
+                    "state_file": "\(path)", "error": "\(String(cString: strerror(code)))",
+                ])
+            }
+            return []
+        }
         do {
             return try StateDocument.decode(bytes)
         } catch {

@@ -96,6 +96,7 @@ struct ResyncWorkers {
         case registered
         /// Registered; the server keeps it for Envoy, which is not running.
         case awaitingEnvoy(String)
+        /// Gone, or replaced by a newer shim holding the port: not counted.
         case vanished
         case failed(String)
     }
@@ -133,6 +134,10 @@ struct ResyncWorkers {
                     Thread.sleep(forTimeInterval: 0.05)
                 case .failure(let error) where error.code == .envoyAbsent:
                     return .awaitingEnvoy(error.message)
+                case .failure(let error) where error.code == .notOwner:
+                    // A newer shim holds the port (a dockerd restarted with live restore:
+                    // the old shim lingers for its grace): nothing of this one to restore.
+                    return .vanished
                 case .failure(let error):
                     return ProcessTable.owner(of: shim.owner.pid) == shim.owner ? .failed(error.message) : .vanished
                 }
