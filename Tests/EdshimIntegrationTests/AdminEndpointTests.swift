@@ -45,6 +45,53 @@ struct AdminEndpointTests {
         }
     }
 
+    @Test("a client that sends nothing more for 30 s is disconnected: idle connections cannot pile up")
+    func idleClientIsDisconnected() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let fd = try Sockets.connect(bed.serverAdmin, timeoutSeconds: 45)
+            defer { close(fd) }
+            try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
+            #expect(String(decoding: try Sockets.receive(fd, count: 12), as: UTF8.self) == "HTTP/1.1 200")
+            let started = ContinuousClock.now
+            let rest = try await onThread { try Sockets.receiveToEnd(fd) }
+            let idle = ContinuousClock.now - started
+            #expect(String(decoding: rest, as: UTF8.self).hasSuffix("ok\n"), "the answer, then the end")
+            #expect(idle >= .seconds(29) && idle < .seconds(40), "closed after \(idle) without a request")
+        }
+    }
+
+    @Test("at most 128 connections are served at once: one more is closed unanswered, and a place freed is taken again")
+    func connectionLimit() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            func healthz(_ fd: Int32) throws -> String {
+                try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
+                return String(decoding: try Sockets.receive(fd, count: 12), as: UTF8.self)
+            }
+            var held: [Int32] = []
+            defer { for fd in held { close(fd) } }
+            for _ in 0..<128 {
+                let fd = try Sockets.connect(bed.serverAdmin)
+                held.append(fd)
+                #expect(try healthz(fd) == "HTTP/1.1 200")
+            }
+            let refused = try Sockets.connect(bed.serverAdmin)
+            defer { close(refused) }
+            try? Sockets.sendAll(refused, Array("GET /healthz HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
+            #expect((try? Sockets.receiveToEnd(refused))?.isEmpty != false, "the 129th connection is closed without an answer")
+
+            close(held.removeLast())
+            try await bed.eventually("a place freed is taken again") {
+                let fd = try Sockets.connect(bed.serverAdmin)
+                defer { close(fd) }
+                return try healthz(fd) == "HTTP/1.1 200"
+            }
+        }
+    }
+
     @Test("a client that closes its sending side after the request still gets the answer")
     func halfClosedClient() async throws {
         var options = Testbed.Options()

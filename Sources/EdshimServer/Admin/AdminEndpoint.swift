@@ -10,13 +10,22 @@ import Glibc
 
 /// The server's own HTTP endpoint (`--admin-address`, 127.0.0.1:7776 by default):
 /// `GET /healthz` for probes, `GET /status` for the registrations as JSON (what
-/// `edshim status --json` prints). Read-only; loopback unless told otherwise.
+/// `edshim status --json` prints). Read-only; loopback unless told otherwise; at most
+/// 128 connections at once, each closed after 30 s without a request
+/// (`AdminConnectionLimits`).
 struct AdminEndpoint: Service {
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
     let address: SocketEndpoint
     let registrar: Registrar
     let logger: Logger
+    private let budget = AdminConnectionBudget()
+
+    init(address: SocketEndpoint, registrar: Registrar, logger: Logger) {
+        self.address = address
+        self.registrar = registrar
+        self.logger = logger
+    }
 
     /// Refuses an address something already listens on, before the server starts
     /// anything (the endpoint itself binds it when the services run).
@@ -42,6 +51,8 @@ struct AdminEndpoint: Service {
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .bind(host: address.ip.description, port: Int(address.port)) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: AdminConnectionLimits.idleTimeout))
+                        try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                         try channel.pipeline.syncOperations.addHandler(InboundGate())
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         return channel
@@ -55,6 +66,11 @@ struct AdminEndpoint: Service {
     }
 
     private func serve(_ channel: any Channel) async {
+        guard budget.take() else {
+            channel.close(promise: nil)
+            return
+        }
+        defer { budget.giveBack() }
         guard let connection = try? await adopt(channel, as: Connection.self) else {
             channel.close(promise: nil)
             return
