@@ -44,7 +44,7 @@ public struct RegistrarServer: Sendable {
         if live.count != restored.count { await state.save(registry, revision: 0) }
         let publisher = XDSPublisher(directory: configuration.xdsDirectory, telemetry: configuration.telemetry, clusterRetention: configuration.clusterRetention, logger: logger)
         do {
-            try await publisher.start(with: registry)
+            try await publisher.start(restored: Registry(restored), live: registry)
         } catch {
             throw ServerStartupError("\(error): check --xds-dir (Envoy reads its configuration there)")
         }

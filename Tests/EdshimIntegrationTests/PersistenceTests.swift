@@ -97,6 +97,30 @@ struct PersistenceTests {
         }
     }
 
+    @Test("a shim that died while the server was down: the restarted server takes its listener out first and keeps its cluster while Envoy drains, as after any change")
+    func shimDiedWhileServerWasDown() async throws {
+        var options = Testbed.Options()
+        options.envoyDrainTimeSeconds = 3
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let kept = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let gone = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(kept, to: backend.endpoint).isReady)
+            let dying = try await bed.publish(gone, to: backend.endpoint)
+            #expect(dying.isReady)
+            await bed.killServer()
+            dying.process.signal(SIGKILL)
+            _ = await dying.process.waitForExit(timeout: .seconds(2))
+
+            try await bed.startServer()
+            let listener = ServiceNaming.listenerName(for: RegistrationKey(proto: .tcp, host: gone))
+            try await bed.eventually("the dead shim's listener is gone") { try bed.listeners()[listener] == nil }
+            #expect(try bed.clusters()["unknown-\(gone.port)"] != nil, "its cluster stays while Envoy drains the listener's connections")
+            try await bed.eventually("then the cluster goes too", timeout: .seconds(10)) { try bed.clusters()["unknown-\(gone.port)"] == nil }
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: kept.port)).headers["server"] == "envoy")
+        }
+    }
+
     @Test("Envoy restarted alone gets the whole configuration back from the xds directory")
     func envoyRestart() async throws {
         try await withTestbed { bed in

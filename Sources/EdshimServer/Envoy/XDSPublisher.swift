@@ -39,25 +39,29 @@ actor XDSPublisher {
         retiring = RetiringClusters(retention: clusterRetention)
     }
 
-    /// Writes the configuration of `registry` (clusters first) into the directory the
-    /// server claimed (`XDSDirectoryClaim`), whatever Envoy had before. Unchanged files
-    /// are left alone, so a restarted server republishes the same bytes and Envoy sees
-    /// no change.
-    func start(with registry: Registry) async throws {
-        let initial = EnvoyConfiguration(registrations: registry.registrations, telemetry: telemetry)
-        try await writeIfChanged(try DiscoveryDocument.clusters(initial.clusters, reusing: &clusterCache), named: DiscoveryDocument.clusterFileName)
-        try await writeIfChanged(try DiscoveryDocument.listeners(initial.listeners, reusing: &listenerCache), named: DiscoveryDocument.listenerFileName)
-        published = initial
-        directoryIdentity = FileIdentity(directory)
+    /// Starts publishing into the directory the server claimed (`XDSDirectoryClaim`).
+    /// First the configuration of `restored`, the registry as the state file had it —
+    /// what Envoy was given last, so unchanged files are left alone and a restarted
+    /// server republishes the same bytes — then `live`, without the registrations
+    /// whose shim died while the server was down, as any other change: their
+    /// listeners go before their clusters, which stay while Envoy drains (`apply`).
+    /// Reads are watched from the start, so the first two files go in order too
+    /// (clusters Envoy has read before the listeners that use them).
+    func start(restored: Registry, live: Registry) async throws {
         reads = FileReadWatcher(directory: directory)
         if reads == nil {
             logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(String(cString: strerror(errno)))"])
         }
+        let lastGiven = EnvoyConfiguration(registrations: restored.registrations, telemetry: telemetry)
+        try await writeIfChanged(try DiscoveryDocument.clusters(lastGiven.clusters, reusing: &clusterCache), named: DiscoveryDocument.clusterFileName)
+        try await writeIfChanged(try DiscoveryDocument.listeners(lastGiven.listeners, reusing: &listenerCache), named: DiscoveryDocument.listenerFileName)
+        published = lastGiven
+        directoryIdentity = FileIdentity(directory)
         let coalescer = Coalescer { [self] registry in await self.apply(registry) }
         self.coalescer = coalescer
-        // Revision 0, before the registrar's first: what `rewrite` writes again when
-        // the files are lost before any registration changed.
-        await coalescer.submit(registry, revision: 0)
+        // Revision 0, before the registrar's first: also what `rewrite` writes again
+        // when the files are lost before any registration changed.
+        await coalescer.submit(live, revision: 0)
     }
 
     /// Puts the files back when they, or the whole directory, were removed or
@@ -214,7 +218,9 @@ actor XDSPublisher {
 
     private func writeIfChanged(_ bytes: [UInt8], named name: String) async throws {
         let path = directory + "/" + name
-        if lastWritten[name] == nil, SystemFile.read(path) == bytes {
+        // Opened for writing too, the server's own look at the file is not taken for
+        // Envoy reading it (`reads` watches for closes of files opened read-only).
+        if lastWritten[name] == nil, (SystemFile.read(path, access: O_RDWR) ?? SystemFile.read(path)) == bytes {
             lastWritten[name] = bytes
             writtenIdentity[name] = FileIdentity(path)
             return
