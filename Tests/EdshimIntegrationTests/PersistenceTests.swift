@@ -195,6 +195,25 @@ struct DeadShimTests {
         }
     }
 
+    @Test("forty shims SIGKILLed at once (an OOM kill of a cgroup): their ports are withdrawn together, not one after another")
+    func manyKilledShimsCleanedUpTogether() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            var shims: [ShimRun] = []
+            for _ in 0..<40 {
+                shims.append(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint))
+            }
+            #expect(shims.filter { !$0.isReady }.isEmpty)
+            let started = ContinuousClock.now
+            for shim in shims { shim.process.signal(SIGKILL) }
+            try await bed.eventually("every registration withdrawn and every listener gone", timeout: .seconds(20)) {
+                try bed.registrations().isEmpty && bed.listeners().isEmpty
+            }
+            let took = ContinuousClock.now - started
+            #expect(took < .milliseconds(600), "withdrawn in \(took): one after another, they took about 1.1 s")
+        }
+    }
+
     @Test("an old shim's late deregistration leaves the newer registration of the same port alone")
     func lateDeregistration() async throws {
         try await withTestbed { bed in
