@@ -55,46 +55,51 @@ struct PersistenceTests {
     @Test("a corrupt state file is reported and kept aside, the server starts, and resync restores the shims")
     func corruptStateFile() async throws {
         try await withTestbed { bed in
-            let backend = try bed.httpBackend("web")
-            let port = try Sockets.freePort()
-            let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
-            #expect(shim.isReady)
-            await bed.killServer()
-            let truncated = Array(try Data(contentsOf: URL(fileURLWithPath: bed.stateFile)).prefix(40))
-            try Data(truncated).write(to: URL(fileURLWithPath: bed.stateFile))
-
-            try await bed.startServer()
+            var truncated: [UInt8] = []
+            let port = try await Self.restartWithStateFile(of: bed) { path in
+                truncated = Array(try Data(contentsOf: URL(fileURLWithPath: path)).prefix(40))
+                try Data(truncated).write(to: URL(fileURLWithPath: path))
+            }
             let kept = try FileManager.default.contentsOfDirectory(atPath: bed.directory).filter { $0.hasPrefix("state.json.corrupt-") }
             #expect(kept.count == 1, "kept aside: \(kept)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: bed.directory + "/" + (kept.first ?? ""))) == Data(truncated))
             #expect(bed.server?.log.contains("the state file is unreadable") == true)
-            #expect(try bed.registrations().isEmpty)
-
-            let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
-            #expect(resync.output.contains("resynced 1 of 1"), "\(resync.output)")
-            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+            try await Self.expectResyncRestores(port, on: bed)
         }
     }
 
     @Test("a state file that cannot be read (here a symlink loop) is reported, not taken silently for an empty one; the server starts and resync restores the shims")
     func stateFileThatCannotBeRead() async throws {
         try await withTestbed { bed in
-            let backend = try bed.httpBackend("web")
-            let port = try Sockets.freePort()
-            let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
-            #expect(shim.isReady)
-            await bed.killServer()
-            try FileManager.default.removeItem(atPath: bed.stateFile)
-            try FileManager.default.createSymbolicLink(atPath: bed.stateFile, withDestinationPath: bed.stateFile)
-
-            try await bed.startServer()
+            let port = try await Self.restartWithStateFile(of: bed) { path in
+                try FileManager.default.removeItem(atPath: path)
+                try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: path)
+            }
             let log = bed.server?.log ?? ""
             #expect(log.contains("the state file cannot be read; starting without it") && log.contains("Too many levels of symbolic links"), "\(log)")
-            #expect(try bed.registrations().isEmpty)
-            let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
-            #expect(resync.output.contains("resynced 1 of 1"), "\(resync.output)")
-            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+            try await Self.expectResyncRestores(port, on: bed)
         }
+    }
+
+    /// Publishes one port, SIGKILLs the server, does `spoil` to its state file and
+    /// starts it again; returns the port.
+    private static func restartWithStateFile(of bed: Testbed, _ spoil: (String) throws -> Void) async throws -> UInt16 {
+        let backend = try bed.httpBackend("web")
+        let port = try Sockets.freePort()
+        let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
+        #expect(shim.isReady)
+        await bed.killServer()
+        try spoil(bed.stateFile)
+        try await bed.startServer()
+        return port
+    }
+
+    /// The server started without the port's registration; `edshim resync` brings it back.
+    private static func expectResyncRestores(_ port: UInt16, on bed: Testbed) async throws {
+        #expect(try bed.registrations().isEmpty)
+        let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+        #expect(resync.output.contains("resynced 1 of 1"), "\(resync.output)")
+        #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
     }
 
     @Test("a shim that died while the server was down: the restarted server takes its listener out first and keeps its cluster while Envoy drains, as after any change")
