@@ -41,13 +41,16 @@ public struct RegistrarServer: Sendable {
         if !restored.isEmpty {
             logger.info("restored registrations", metadata: ["restored": "\(live.count)", "dropped_dead_owners": "\(restored.count - live.count)"])
         }
-        if live.count != restored.count { await state.save(registry, revision: 0) }
         let publisher = XDSPublisher(directory: configuration.xdsDirectory, telemetry: configuration.telemetry, clusterRetention: configuration.clusterRetention, logger: logger)
         do {
             try await publisher.start(restored: Registry(restored), live: registry)
         } catch {
             throw ServerStartupError("\(error): check --xds-dir (Envoy reads its configuration there)")
         }
+        // Only once Envoy was given the registry without the dead shims: a server
+        // killed before would otherwise take this for what Envoy has, and drop their
+        // clusters with their listeners at its next start.
+        if live.count != restored.count { await state.save(registry, revision: 0) }
         logger.info("publishing Envoy configuration", metadata: ["xds_dir": "\(configuration.xdsDirectory)"])
         // Socket diagnostics cost ~30 µs a read, so waiting registrations poll every
         // millisecond; /proc/net/tcp costs milliseconds, so only every 5 ms.

@@ -194,6 +194,36 @@ struct ResyncTests {
         }
     }
 
+    @Test("resync while Envoy is down and one shim serves its port itself: that shim's socket is not taken for Envoy, every port waits for Envoy, none fails")
+    func resyncWhileEnvoyIsDownBesideASelfServingShim() async throws {
+        var options = Testbed.Options()
+        options.readyTimeoutSeconds = 2
+        try await withTestbed(options) { bed in
+            let shims = try await Self.publishThreePorts(on: bed)
+            await bed.envoy?.stop()
+            let backend = try bed.httpBackend("late")
+            let late = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let selfServing = try await bed.publish(late, to: backend.endpoint)
+            #expect(selfServing.isReady)
+            try await bed.eventually("the late shim serves its port itself") { selfServing.process.log.contains("itself, as docker-proxy would") }
+            await bed.stopServer()
+            try await bed.startServer()
+
+            let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(resync.status == 0, "\(resync.output)")
+            // The self-serving shim may be left out, when its own retry went first.
+            let summary = resync.output.split(separator: "\n").first { $0.hasPrefix("resynced ") }.map(String.init) ?? ""
+            #expect(["resynced 4 of 4 (4 wait for Envoy)", "resynced 3 of 3 (3 wait for Envoy)"].contains(summary), "\(resync.output)")
+
+            try await bed.startEnvoy()
+            for host in shims.map(\.host) + [late] {
+                try await bed.eventually("Envoy serves \(host)", timeout: .seconds(15)) {
+                    try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).headers["server"] == "envoy"
+                }
+            }
+        }
+    }
+
     @Test("a shim whose port a newer shim took over, still running (as through a dockerd restart's grace), is not a failure of resync")
     func supersededShimStillRunning() async throws {
         try await withTestbed { bed in

@@ -19,6 +19,9 @@ public enum HostAddressCheck {
         if probe.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
         guard probe.withSocketAddress({ bind(fd, $0, $1) }) != 0 else { return nil }
         let code = errno
+        // Only what says the address itself cannot be listened on: not a host out of
+        // ephemeral ports (EADDRINUSE for port 0) or of memory, which Envoy may not be.
+        guard code == EADDRNOTAVAIL || code == EINVAL else { return nil }
         let reason = String(cString: strerror(code))
         let wording = "listen tcp \(host): bind: \(reason.prefix(1).lowercased() + reason.dropFirst())"
         if let mapped = host.ip.mappedIPv4 {
@@ -28,7 +31,7 @@ public enum HostAddressCheck {
         case EADDRNOTAVAIL:
             return "\(wording): this host has no address \(host.ip); publish on an address it has, or on \(host.ip.isIPv6 ? "::" : "0.0.0.0")"
         default:
-            return "\(wording): Envoy could not listen there either; check -host-ip"
+            return "\(wording): Envoy could not listen there either (an IPv6 link-local address needs its interface); check -host-ip"
         }
     }
 }

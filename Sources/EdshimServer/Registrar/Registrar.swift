@@ -13,6 +13,9 @@ actor Registrar {
     /// Registrations taken but not yet in the registry (reading the container's
     /// labels): true once their own shim deregistered meanwhile.
     private var inProgress: [Pending: Bool] = [:]
+    /// The sockets shims serving their ports themselves listen on, for the
+    /// registrations in progress that named them: not Envoy's.
+    private var shimSockets: [Pending: UInt64] = [:]
     /// Registrations made while Docker could not be asked for their labels.
     private var pendingLabels: PendingLabels
     /// Yields when a registration starts waiting for Docker: `LabelRefresher` waits on it.
@@ -113,7 +116,11 @@ actor Registrar {
         if let conflict = overlapRefusal(key) { return .failure(conflict) }
         let pending = Pending(key: key, owner: owner)
         inProgress[pending] = false
-        defer { inProgress[pending] = nil }
+        shimSockets[pending] = request.heldSocketInode
+        defer {
+            inProgress[pending] = nil
+            shimSockets[pending] = nil
+        }
         var excluded = retired[key] ?? []
         if let held = request.heldSocketInode { excluded.insert(held) }
         let gaveItsPortToEnvoy = request.onBehalfOf != nil && request.heldSocketInode == nil
@@ -147,11 +154,11 @@ actor Registrar {
         logger.info("registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
         await commit()
 
-        // Resync for a shim that gave its port to Envoy: kept when Envoy does not serve
-        // it (below). With Envoy not reading its files, waiting the whole readiness
-        // timeout for each would only hold up the server's start (ExecStartPost), and
-        // the start of Envoy after it.
-        let envoyAbsent = gaveItsPortToEnvoy ? await envoySeemsAbsent() : false
+        // Resync: with Envoy not running, waiting the whole readiness timeout for each
+        // port would only hold up the server's start (ExecStartPost), and the start of
+        // Envoy after it. A port its shim gave to Envoy is kept (below); one its shim
+        // serves itself stays with the shim, which hands it over once Envoy listens.
+        let envoyAbsent = request.onBehalfOf != nil ? await envoySeemsAbsent() : false
         let timeout = envoyAbsent ? min(configuration.readyTimeout, Self.readyTimeoutWithoutEnvoy) : configuration.readyTimeout
         let ready = await waitUntilEnvoyServes(key.host, excluding: excluded, retired: retired[key] ?? [], timeout: timeout)
         guard registry[key]?.owner == owner else {
@@ -177,18 +184,23 @@ actor Registrar {
         release(owner)
         await commit()
         logger.warning("Envoy did not listen in time; registration withdrawn", metadata: ["key": "\(key)"])
+        if envoyAbsent {
+            return .failure(WireError(.envoyAbsent, "Envoy does not run: \(key) stays served by its shim, which hands it to Envoy once Envoy listens (Envoy's bootstrap: `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`)"))
+        }
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
     }
 
     /// Whether Envoy seems not to run: it let a written file go unread, or it has read
-    /// none since this server started and listens on none of the registered ports. (A
-    /// server restarted with its state intact writes nothing, so unread files alone
-    /// cannot tell: its resync then waited the whole readiness timeout for every port
-    /// while systemd had Envoy wait for the server.)
+    /// none since this server started and listens on none of the registered ports
+    /// (sockets of shims serving their ports themselves do not count). A server
+    /// restarted with its state intact writes nothing, so unread files alone cannot
+    /// tell: its resync then waited the whole readiness timeout for every port while
+    /// systemd had Envoy wait for the server.
     private func envoySeemsAbsent() async -> Bool {
         guard await publisher.envoySeemsToRead() else { return true }
         if await publisher.envoyHasReadAny() { return false }
-        let listening = Set(await watcher.snapshot().map(\.endpoint))
+        let notEnvoys = Set(shimSockets.values)
+        let listening = Set(await watcher.snapshot().filter { !notEnvoys.contains($0.inode) }.map(\.endpoint))
         return !registry.registrations.contains { listening.contains($0.key.host) }
     }
 

@@ -96,6 +96,7 @@ struct PortListener {
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             accepted.append(client)
+            retries = 0
         }
     }
 
