@@ -137,16 +137,12 @@ int edshim_udp_segmentation_supported(int fd) {
     return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &length) == 0;
 }
 
-int edshim_socket_buffer(int fd, int receive, int bytes) {
+void edshim_socket_buffer(int fd, int receive, int bytes) {
     int forced = receive ? SO_RCVBUFFORCE : SO_SNDBUFFORCE;
     int capped = receive ? SO_RCVBUF : SO_SNDBUF;
     if (setsockopt(fd, SOL_SOCKET, forced, &bytes, sizeof bytes) != 0) {
         setsockopt(fd, SOL_SOCKET, capped, &bytes, sizeof bytes);
     }
-    int granted = 0;
-    socklen_t length = sizeof granted;
-    getsockopt(fd, SOL_SOCKET, capped, &granted, &length);
-    return granted;
 }
 
 // The thread that takes SIGINT and SIGTERM (0: none yet), and a signal caught

@@ -80,7 +80,7 @@ struct ServerStartupTests {
         options.serverEnvironment = ["DOCKER_HOST": "ssh://me@docker-host"]
         try await withTestbed(options) { bed in
             // What systemd does: JOURNAL_STREAM names the device and inode of stderr.
-            FileManager.default.createFile(atPath: bed.serverLogPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: bed.serverLogPath, contents: nil)
             var info = stat()
             #expect(stat(bed.serverLogPath, &info) == 0)
             try await bed.startServer(extraEnvironment: ["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino)"])

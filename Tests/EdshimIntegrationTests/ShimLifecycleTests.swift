@@ -52,7 +52,7 @@ struct ShimLifecycleTests {
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let file = bed.directory + "/fd3"
-            FileManager.default.createFile(atPath: file, contents: nil)
+            _ = FileManager.default.createFile(atPath: file, contents: nil)
             let fd = open(file, O_WRONLY | O_CLOEXEC)
             #expect(fd >= 0)
             defer { close(fd) }

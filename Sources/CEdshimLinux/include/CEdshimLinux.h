@@ -77,9 +77,8 @@ int edshim_udp_segmentation_supported(int fd);
 
 /// Sets the receive (`receive` != 0) or send buffer of `fd` to `bytes`: beyond
 /// net.core.rmem_max / wmem_max where the caller may (CAP_NET_ADMIN, as under dockerd),
-/// else up to them. Returns the size the kernel granted (twice the bytes asked, for
-/// its bookkeeping, when not capped).
-int edshim_socket_buffer(int fd, int receive, int bytes);
+/// else up to them.
+void edshim_socket_buffer(int fd, int receive, int bytes);
 
 /// A listening TCP socket, from the kernel's socket diagnostics.
 struct edshim_listening_socket {

@@ -22,16 +22,12 @@ public enum HostAddressCheck {
         // Only what says the address itself cannot be listened on: not a host out of
         // ephemeral ports (EADDRINUSE for port 0) or of memory, which Envoy may not be.
         guard code == EADDRNOTAVAIL || code == EINVAL else { return nil }
-        let reason = String(cString: strerror(code))
-        let wording = "listen tcp \(host): bind: \(reason.prefix(1).lowercased() + reason.dropFirst())"
         if let mapped = host.ip.mappedIPv4 {
-            return "\(wording): \(host.ip) is an IPv4-mapped address, which Envoy's IPv6 listeners (v6-only) cannot take; publish on \(mapped) instead"
+            return BindRefusal.message("tcp", host, code, advice: "\(host.ip) is an IPv4-mapped address, which Envoy's IPv6 listeners (v6-only) cannot take; publish on \(mapped) instead")
         }
-        switch code {
-        case EADDRNOTAVAIL:
-            return "\(wording): this host has no address \(host.ip); publish on an address it has, or on \(host.ip.isIPv6 ? "::" : "0.0.0.0")"
-        default:
-            return "\(wording): Envoy could not listen there either (an IPv6 link-local address needs its interface); check -host-ip"
+        guard code == EADDRNOTAVAIL else {
+            return BindRefusal.message("tcp", host, code, advice: "Envoy could not listen there either (an IPv6 link-local address needs its interface); check -host-ip")
         }
+        return BindRefusal.message("tcp", host, code)
     }
 }

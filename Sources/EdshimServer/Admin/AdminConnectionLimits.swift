@@ -2,8 +2,9 @@ import NIOCore
 import Synchronization
 
 /// What bounds the admin endpoint's connections: it listens on TCP, where any local
-/// user can connect (the shims' Unix socket has its group), so neither idle clients
-/// nor many of them may take the server's descriptors or hold probes out for good.
+/// user can connect (the shims' Unix socket has its group), so idle clients and many
+/// of them must not take the server's descriptors. (One who keeps 128 connections
+/// busy still keeps other clients of the endpoint out.)
 enum AdminConnectionLimits {
     /// Connections served at once; one beyond is closed as soon as it is accepted.
     static let concurrent = 128

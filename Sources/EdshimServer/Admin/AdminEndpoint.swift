@@ -11,7 +11,7 @@ import Glibc
 /// The server's own HTTP endpoint (`--admin-address`, 127.0.0.1:7776 by default):
 /// `GET /healthz` for probes, `GET /status` for the registrations as JSON (what
 /// `edshim status --json` prints). Read-only; loopback unless told otherwise; at most
-/// 128 connections at once, each closed after 30 s without a request
+/// 128 connections at once, each closed after 30 s in which it sent nothing
 /// (`AdminConnectionLimits`).
 struct AdminEndpoint: Service {
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>

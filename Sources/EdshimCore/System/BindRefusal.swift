@@ -1,0 +1,31 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The refusal of a host port that cannot be bound, in docker-proxy's wording
+/// (`listen udp 0.0.0.0:53: bind: address already in use`), then what to do about it:
+/// what the shim reports to dockerd, and what the server answers for an address Envoy
+/// could not listen on.
+public enum BindRefusal {
+    /// The message for `code` (an errno of `bind` or `listen`); `advice` replaces the
+    /// one chosen by the code, and `holders` name who listens on a port in use.
+    public static func message(_ proto: String, _ host: SocketEndpoint, _ code: Int32, holders: [PortHolders.Holder] = [], advice: String? = nil) -> String {
+        let reason = String(cString: strerror(code))
+        let goStyle = reason.prefix(1).lowercased() + reason.dropFirst()
+        return "listen \(proto) \(host): bind: \(goStyle): \(advice ?? Self.advice(proto, host, code, holders: holders))"
+    }
+
+    private static func advice(_ proto: String, _ host: SocketEndpoint, _ code: Int32, holders: [PortHolders.Holder]) -> String {
+        switch code {
+        case EADDRINUSE:
+            let who = holders.isEmpty ? "another process already uses" : "\(holders.map(\.description).joined(separator: ", ")) already listens on"
+            return "\(who) \(proto) \(host); stop it, or publish the container on another host port"
+        case EACCES:
+            return "ports below 1024 need root or CAP_NET_BIND_SERVICE (or lower net.ipv4.ip_unprivileged_port_start)"
+        case EADDRNOTAVAIL:
+            return "this host has no address \(host.ip); publish on an address it has, or on \(host.ip.isIPv6 ? "::" : "0.0.0.0")"
+        default:
+            return "check -host-ip and -host-port"
+        }
+    }
+}
