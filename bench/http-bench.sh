@@ -3,7 +3,9 @@
 # on as by default) and through Debian's docker-proxy, in the same run, against the
 # same backend: wrk with CONNECTIONS keep-alive connections, medians of ROUNDS rounds.
 # This is the price (or not) of Envoy's HTTP handling, metrics and access log against
-# a plain byte copier; direct to the backend is the ceiling.
+# a plain byte copier; direct to the backend is the ceiling, and a bare Envoy (router
+# only, static cluster) the yardstick that tells Envoy's own cost from edshim's
+# configuration's.
 #
 #   bench/http-bench.sh           (make bench runs it after building the release binary)
 #
@@ -69,6 +71,41 @@ pids+=("$!")
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$admin/ready" >/dev/null 2>&1 && break; sleep 0.05; done
 grep -q ready "$work/backend.log" || { sleep 0.5; grep -q ready "$work/backend.log"; }
 
+# A bare Envoy beside it, as a yardstick: one listener with the HTTP connection manager
+# and the router only, a static cluster to the same backend, no access log, no
+# request id, nothing of edshim's. What edshim's Envoy costs beyond it is the price of
+# edshim's configuration; what it costs alone is Envoy's own HTTP handling.
+bare_port=$(free_port)
+bare_admin=$(free_port)
+cat >"$work/bare-envoy.yaml" <<EOF
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: $bare_admin}}}
+static_resources:
+  listeners:
+  - name: bare
+    address: {socket_address: {address: 127.0.0.1, port_value: $bare_port}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bare
+          route_config: {virtual_hosts: [{name: bare, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: backend}}]}]}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+  clusters:
+  - name: backend
+    connect_timeout: 1s
+    type: STATIC
+    load_assignment:
+      cluster_name: backend
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $backend}}}}]}]
+EOF
+"$ENVOY" -c "$work/bare-envoy.yaml" --disable-hot-restart -l error >"$work/bare-envoy.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 200); do curl -sf "http://127.0.0.1:$bare_admin/ready" >/dev/null 2>&1 && break; sleep 0.05; done
+curl -sf "http://127.0.0.1:$bare_port/" -o /dev/null || { say "the bare Envoy does not answer: $(cat "$work/bare-envoy.log")"; exit 1; }
+
 # Starts a proxy the way dockerd 20.10 does (status pipe on fd 3), waits for "0".
 start_proxy() {
     local binary=$1 port=$2 fifo="$work/status-$2"
@@ -101,10 +138,11 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { prin
 say "$(nproc) CPUs, $(uname -r); $ROUNDS rounds of ${SECONDS_PER_RUN}s; wrk -t$THREADS -c$CONNECTIONS, keep-alive GET; Envoy in $MODE mode, access log $ACCESS_LOG"
 declare -A rates p50s p99s
 for round in $(seq "$ROUNDS"); do
-    case $((round % 3)) in
-        1) order="direct docker-proxy edshim" ;;
-        2) order="docker-proxy edshim direct" ;;
-        0) order="edshim direct docker-proxy" ;;
+    case $((round % 4)) in
+        1) order="direct docker-proxy edshim bare-envoy" ;;
+        2) order="docker-proxy edshim bare-envoy direct" ;;
+        3) order="edshim bare-envoy direct docker-proxy" ;;
+        0) order="bare-envoy direct docker-proxy edshim" ;;
     esac
     line=""
     for target in $order; do
@@ -112,6 +150,7 @@ for round in $(seq "$ROUNDS"); do
             direct) port=$backend ;;
             docker-proxy) port=$docker_proxy_port ;;
             edshim) port=$edshim_port ;;
+            bare-envoy) port=$bare_port ;;
         esac
         read -r rate p50 p99 rest < <(measure "$port")
         [[ -z "$rest" ]] || { say "$target: wrk reported$rest"; exit 1; }
@@ -125,10 +164,12 @@ done
 
 lines=$(grep -c '"service"' "$work/envoy.log" || true)
 printf '\nHTTP requests per second (median of %d rounds of %ds, wrk -t%d -c%d, keep-alive GET)\n' "$ROUNDS" "$SECONDS_PER_RUN" "$THREADS" "$CONNECTIONS"
-for target in direct docker-proxy edshim; do
+for target in direct docker-proxy edshim bare-envoy; do
     printf '  %-14s %8s req/s   p50 %6s ms   p99 %6s ms\n' "$target" \
         "$(echo "${rates[$target]}" | median)" "$(echo "${p50s[$target]}" | median)" "$(echo "${p99s[$target]}" | median)"
 done
 awk -v e="$(echo "${rates[edshim]}" | median)" -v d="$(echo "${rates[docker-proxy]}" | median)" \
     'BEGIN { printf "  edshim / docker-proxy: %.2f× the requests per second\n", e / d }'
+awk -v e="$(echo "${rates[edshim]}" | median)" -v b="$(echo "${rates[bare-envoy]}" | median)" -v d="$(echo "${rates[docker-proxy]}" | median)" \
+    'BEGIN { printf "  bare Envoy / docker-proxy: %.2f×; edshim / bare Envoy: %.2f× (the cost of edshim'"'"'s configuration)\n", b / d, e / b }'
 echo "  (Envoy wrote $lines access log lines during the run)"
