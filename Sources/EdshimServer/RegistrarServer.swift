@@ -34,7 +34,7 @@ public struct RegistrarServer: Sendable {
         } catch {
             throw ServerStartupError("\(error): check --state-file")
         }
-        let owners = try OwnerWatcher()
+        let owners = try OwnerWatcher(logger: logger)
         // Only registrations whose shim still runs (same PID and start time) come back.
         let live = restored.filter { owners.watch($0.owner) }
         let registry = Registry(live)

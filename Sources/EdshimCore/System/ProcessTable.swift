@@ -22,6 +22,23 @@ public enum ProcessTable {
         startTime(of: pid, root: root).map { Owner(pid: pid, startTime: $0) }
     }
 
+    /// Whether `owner` still runs: its PID names the same process (same start time)
+    /// and that process has not exited. An exited process its parent has not reaped
+    /// yet (a zombie) still has its `/proc/PID`, and counts as exited here.
+    public static func isRunning(_ owner: Owner, root: String = "/proc") -> Bool {
+        guard let stat = SystemFile.read("\(root)/\(owner.pid)/stat"),
+              parseStartTime(stat) == owner.startTime,
+              let state = parseState(stat)
+        else { return false }
+        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+    }
+
+    /// The state letter (field 3) of `/proc/PID/stat`.
+    static func parseState(_ stat: [UInt8]) -> UInt8? {
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        return stat[(close + 1)...].first { $0 != UInt8(ascii: " ") }
+    }
+
     /// The real user id of a process (`Uid:` in `/proc/PID/status`).
     public static func userID(of pid: Int32, root: String = "/proc") -> UInt32? {
         statusNumbers("Uid", of: pid, root: root)?.first

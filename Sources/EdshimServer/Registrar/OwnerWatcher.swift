@@ -1,25 +1,41 @@
 import CEdshimLinux
 import EdshimCore
 import Foundation
+import Logging
 import Synchronization
 
 /// Tells when a registration's owner exits, however it exits (SIGKILL, OOM): one
 /// pidfd per owner, all waited on by one thread with epoll. A shim that died without
 /// deregistering is noticed at once, not at the next poll.
+///
+/// Where a pidfd cannot be had for a live process (Linux before 5.3 has no
+/// `pidfd_open`, a seccomp filter can refuse it, the server can be out of
+/// descriptors), that owner is watched by reading `/proc/PID/stat` every
+/// `pollInterval` instead: its exit is noticed a little later, never missed.
 final class OwnerWatcher: @unchecked Sendable {
     /// Owners that exited, in the order they did.
     let exits: AsyncStream<Owner>
     private let continuation: AsyncStream<Owner>.Continuation
     private let epoll: Int32
     private let wake: (read: Int32, write: Int32)
+    private let logger: Logger
     private struct Watched {
         var owners: [Int32: Owner] = [:]
         var descriptors: [Owner: Int32] = [:]
+        /// Owners without a pidfd, checked in /proc every `pollInterval`.
+        var polled: Set<Owner> = []
+        /// The pidfd_open errors already logged (each is logged once).
+        var reportedErrors: Set<Int32> = []
     }
 
     private let watched = Mutex(Watched())
+    /// How often owners without a pidfd are looked up in /proc.
+    static let pollInterval: Int32 = 100
+    private static let stopByte: UInt8 = 1
+    private static let nudgeByte: UInt8 = 2
 
-    init() throws {
+    init(logger: Logger) throws {
+        self.logger = logger
         (exits, continuation) = AsyncStream.makeStream(of: Owner.self)
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         var fds: [Int32] = [0, 0]
@@ -27,6 +43,8 @@ final class OwnerWatcher: @unchecked Sendable {
             throw ServerStartupError("epoll/pipe for watching shims: \(String(cString: strerror(errno)))")
         }
         wake = (fds[0], fds[1])
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(wake.read, F_SETFL, O_NONBLOCK)
         var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: wake.read))
         epoll_ctl(epoll, EPOLL_CTL_ADD, wake.read, &event)
         let thread = Thread { [self] in run() }
@@ -37,9 +55,14 @@ final class OwnerWatcher: @unchecked Sendable {
     /// process now holding its PID.
     @discardableResult
     func watch(_ owner: Owner) -> Bool {
-        if watched.withLock({ $0.descriptors[owner] != nil }) { return true }
+        if watched.withLock({ $0.descriptors[owner] != nil || $0.polled.contains(owner) }) { return true }
         let fd = edshim_pidfd_open(owner.pid)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else {
+            let error = errno
+            // ESRCH: no such process. Anything else says nothing about the process.
+            guard error != ESRCH, ProcessTable.isRunning(owner) else { return false }
+            return watchByPolling(owner, because: error)
+        }
         // Checked after opening: the pidfd now pins this very process.
         guard ProcessTable.owner(of: owner.pid) == owner else {
             close(fd)
@@ -55,9 +78,27 @@ final class OwnerWatcher: @unchecked Sendable {
         return true
     }
 
+    /// Watches `owner` by polling /proc, as no pidfd could be opened for it.
+    private func watchByPolling(_ owner: Owner, because error: Int32) -> Bool {
+        let (first, report) = watched.withLock {
+            let report = $0.reportedErrors.insert(error).inserted
+            return ($0.polled.insert(owner).inserted && $0.polled.count == 1, report)
+        }
+        if report {
+            logger.warning("pidfd_open failed: watching shims by reading /proc every \(Self.pollInterval) ms instead (a shim's exit is noticed up to that much later)", metadata: [
+                "error": "\(String(cString: strerror(error)))",
+                "hint": "\(error == ENOSYS ? "the kernel is older than 5.3 or a seccomp filter refuses pidfd_open" : "the server may be out of file descriptors (LimitNOFILE)")",
+            ])
+        }
+        // The watching thread sleeps without a timeout while nothing is polled.
+        if first { wakeThread(Self.nudgeByte) }
+        return true
+    }
+
     /// Stops watching `owner`.
     func unwatch(_ owner: Owner) {
         let fd: Int32? = watched.withLock {
+            if $0.polled.remove(owner) != nil { return nil }
             guard let fd = $0.descriptors.removeValue(forKey: owner) else { return nil }
             $0.owners[fd] = nil
             return fd
@@ -76,19 +117,46 @@ final class OwnerWatcher: @unchecked Sendable {
 
     /// Ends the watching thread and the `exits` stream.
     func stop() {
-        var byte: UInt8 = 1
+        wakeThread(Self.stopByte)
+    }
+
+    private func wakeThread(_ byte: UInt8) {
+        var byte = byte
         _ = write(wake.write, &byte, 1)
+    }
+
+    /// Whether the wake pipe asks the thread to stop (a nudge only wakes it).
+    private func drainWakePipe() -> Bool {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        var stop = false
+        while true {
+            let count = read(wake.read, &bytes, bytes.count)
+            guard count > 0 else { break }
+            if bytes.prefix(count).contains(Self.stopByte) { stop = true }
+        }
+        return stop
+    }
+
+    /// Owners without a pidfd that are no longer running, taken out of the watch.
+    private func exitedPolledOwners() -> [Owner] {
+        let polled = watched.withLock { $0.polled }
+        let exited = polled.filter { !ProcessTable.isRunning($0) }
+        guard !exited.isEmpty else { return [] }
+        return watched.withLock { state in exited.filter { state.polled.remove($0) != nil } }
     }
 
     private func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 64)
         while true {
-            let count = epoll_wait(epoll, &events, Int32(events.count), -1)
+            let timeout = watched.withLock { $0.polled.isEmpty } ? -1 : Self.pollInterval
+            let count = epoll_wait(epoll, &events, Int32(events.count), timeout)
             if count < 0, errno == EINTR { continue }
             guard count >= 0 else { break }
+            for owner in exitedPolledOwners() { continuation.yield(owner) }
             for event in events.prefix(Int(count)) {
                 let fd = event.data.fd
                 if fd == wake.read {
+                    guard drainWakePipe() else { continue }
                     continuation.finish()
                     return
                 }

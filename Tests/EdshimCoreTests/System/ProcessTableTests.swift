@@ -63,6 +63,25 @@ struct ProcessTableTests {
         #expect(ProcessTable.commandLine(of: 77, root: root.path) == nil)
     }
 
+    @Test("a process runs while its PID names the same start time and it is no zombie")
+    func running() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-proc-\(UUID().uuidString)")
+        let process = root.appendingPathComponent("79")
+        try FileManager.default.createDirectory(at: process, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let stat = process.appendingPathComponent("stat")
+        try Data(Self.stat(comm: "edshim (x) Z", startTime: 555)).write(to: stat)
+        #expect(ProcessTable.isRunning(Owner(pid: 79, startTime: 555), root: root.path))
+        #expect(!ProcessTable.isRunning(Owner(pid: 79, startTime: 556), root: root.path), "the PID was taken by another process")
+        #expect(!ProcessTable.isRunning(Owner(pid: 80, startTime: 555), root: root.path), "no such process")
+        for state in ["Z", "X"] {
+            let zombie = String(decoding: Self.stat(comm: "edshim", startTime: 555), as: UTF8.self).replacingOccurrences(of: ") S ", with: ") \(state) ")
+            try Data(zombie.utf8).write(to: stat)
+            #expect(!ProcessTable.isRunning(Owner(pid: 79, startTime: 555), root: root.path), "state \(state): exited, not reaped yet")
+        }
+        #expect(ProcessTable.isRunning(try #require(ProcessTable.owner(of: getpid()))))
+    }
+
     @Test func readsUserAndGroupsFromStatus() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-proc-\(UUID().uuidString)")
         let process = root.appendingPathComponent("78")

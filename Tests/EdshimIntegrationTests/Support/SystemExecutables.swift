@@ -29,6 +29,14 @@ enum SystemExecutables {
         return path
     }
 
+    /// `python3`, or a failure saying where it was looked for.
+    static func python3() throws -> String {
+        guard let path = locate("python3") else {
+            throw TestFailure("python3 not found (looked in \(searchDirectories.joined(separator: ":"))): install python3")
+        }
+        return path
+    }
+
     /// The first executable `name` in `searchDirectories`, or nil.
     static func locate(_ name: String) -> String? {
         searchDirectories.lazy.map { $0 + "/" + name }.first { FileManager.default.isExecutableFile(atPath: $0) }

@@ -47,6 +47,10 @@ final class Testbed: @unchecked Sendable {
         /// hands it to the shims it starts.
         var dockerdEnvironment: [String: String] = [:]
 
+        /// A command the server is started through, which must exec it (the server's
+        /// path and arguments follow): a seccomp filter, say.
+        var serverLauncher: [String] = []
+
         /// A testbed whose server and Envoy a test starts itself, or never.
         static let neitherServerNorEnvoy = Options(startEnvoy: false, startServer: false)
     }
@@ -102,7 +106,8 @@ final class Testbed: @unchecked Sendable {
             "--log-level", "debug",
         ]
         let arguments = ["server"] + socketArguments + paths + tuning + options.serverArguments + extraArguments
-        server = try ChildProcess.spawn(edshim, arguments, environment: environment, logPath: serverLogPath)
+        let command = options.serverLauncher.isEmpty ? [edshim] + arguments : options.serverLauncher + [edshim] + arguments
+        server = try ChildProcess.spawn(command[0], Array(command.dropFirst()), environment: environment, logPath: serverLogPath)
         let client = ServerClient(socketPath: socketPath)
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
