@@ -43,16 +43,8 @@ kind = socket.SOCK_DGRAM if sys.argv[1:] == ["udp"] else socket.SOCK_STREAM
 s = socket.socket(socket.AF_INET, kind); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])' "$@"
 }
 
-DIR="$(mktemp -d /tmp/edshim-demo-XXXXXX)"
-export EDSHIM_SOCKET="$DIR/edshim.sock"
-ADMIN_PORT="$(free_port)"
-SERVER_ADMIN_PORT="$(free_port)"
-HOST_PORT="${DEMO_PORT:-$(free_port)}"
 PIDS=()
 UDP_ECHO_PID=""
-# shellcheck source=scripts/demo-dockerd.sh
-source scripts/demo-dockerd.sh
-
 # Every child runs in its own session, so Ctrl-C reaches only this script, which
 # then stops them in order: the containers and dockerd first (its proxies get SIGINT
 # and deregister; Envoy lets go of the ports) — or, without dockerd, the shim and
@@ -66,7 +58,7 @@ cleanup() {
         kill -TERM "$UDP_ECHO_PID" 2>/dev/null || true
         wait "$UDP_ECHO_PID" 2>/dev/null || true
     fi
-    demo_dockerd_stop
+    ! declare -F demo_dockerd_stop >/dev/null || demo_dockerd_stop
     for pid in "${PIDS[@]}"; do
         kill -INT "$pid" 2>/dev/null || true
         kill -TERM "$pid" 2>/dev/null || true
@@ -75,8 +67,18 @@ cleanup() {
     rm -rf "$DIR"
     echo "== done"
 }
+DIR="$(mktemp -d /tmp/edshim-demo-XXXXXX)"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+export EDSHIM_SOCKET="$DIR/edshim.sock"
+# Three different ports (each free when chosen).
+ADMIN_PORT="$(free_port)"
+SERVER_ADMIN_PORT="$(free_port)"
+while [[ "$SERVER_ADMIN_PORT" == "$ADMIN_PORT" ]]; do SERVER_ADMIN_PORT="$(free_port)"; done
+HOST_PORT="${DEMO_PORT:-$(free_port)}"
+while [[ -z "${DEMO_PORT:-}" && ( "$HOST_PORT" == "$ADMIN_PORT" || "$HOST_PORT" == "$SERVER_ADMIN_PORT" ) ]]; do HOST_PORT="$(free_port)"; done
+# shellcheck source=scripts/demo-dockerd.sh
+source scripts/demo-dockerd.sh
 
 step() { echo; echo "== $*"; }
 indent() { sed 's/^/   /'; }
@@ -217,6 +219,10 @@ echo "   admin:     http://127.0.0.1:$ADMIN_PORT/"
 echo "   listeners: $(curl -s "http://127.0.0.1:$ADMIN_PORT/listeners" | tr '\n' ' ')"
 echo "   cluster:   $(curl -s "http://127.0.0.1:$ADMIN_PORT/clusters" | grep -m1 "^$SERVICE::.*::cx_total" || true)"
 echo "   stats:     curl -s http://127.0.0.1:$ADMIN_PORT/stats | grep $SERVICE"
+# Every change edshim made was taken: Envoy rejected none and failed to load none.
+UPDATES="$(curl -s "http://127.0.0.1:$ADMIN_PORT/stats?filter=(lds|cds)\.update_(rejected|failure)$" | sort)"
+REFUSED="$(awk -F': ' '{ sum += $2 } END { print sum + 0 }' <<<"$UPDATES")"
+echo "   updates rejected or failed: $REFUSED ($(tr '\n' ' ' <<<"$UPDATES" | sed 's/ $//'))"
 ACCESS_LINE=""
 for _ in $(seq 30); do
     ACCESS_LINE="$(grep -m1 "\"service\":\"$SERVICE\"" "$DIR/envoy.log" || true)"

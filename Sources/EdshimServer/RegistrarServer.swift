@@ -26,7 +26,7 @@ public struct RegistrarServer: Sendable {
         let stateClaim = try StateFileClaim(configuration.stateFile)
         let claim = try XDSDirectoryClaim(configuration.xdsDirectory, logger: logger)
         defer { withExtendedLifetime((stateClaim, claim)) {} }
-        try SocketListener.prepareDirectory(of: configuration.socketPath, policy: policy)
+        try SocketListener.prepareDirectory(of: configuration.socketPath, policy: policy, logger: logger)
         let state = StateStore(path: configuration.stateFile, logger: logger)
         let restored: [Registration]
         do {

@@ -17,6 +17,7 @@ struct DemoScriptTests {
         }
         let demo = try await DemoRun.start([:])
         #expect(demo.output.contains("server: envoy"), "\(demo.output)")
+        demo.expectEnvoyTookEveryUpdate()
         #expect(demo.output.contains("hello from a Docker container, through Envoy"))
         let shims = demo.output.split(separator: "\n").filter { $0.contains(" -proto tcp -host-ip ") && $0.contains(" -container-port 80") }
         #expect(shims.count == 2, "one shim per address family, started by dockerd: \(shims)")
@@ -41,6 +42,7 @@ struct DemoScriptTests {
     func withStandIn() async throws {
         let demo = try await DemoRun.start(["DEMO_DOCKER": "0"])
         #expect(demo.output.contains("fd 3 said: 0 (served)"), "\(demo.output)")
+        demo.expectEnvoyTookEveryUpdate()
         #expect(demo.output.contains("server: envoy"))
         #expect(demo.output.contains("hello from the container behind Envoy"))
         #expect(demo.output.range(of: #"cluster: +unknown-\d+::127\.0\.0\.1:\d+::"#, options: .regularExpression) != nil)
@@ -49,12 +51,33 @@ struct DemoScriptTests {
         #expect(demo.output.contains("the container got 'hello over UDP' from 127.0.0.1:"))
         #expect(demo.statusRows(udpPort: try demo.udpHostPort()).count == 1, "\(demo.output)")
     }
+
+    @Test("without root (as nobody, when the tests run as root): the server, Envoy and the shims run unprivileged, and Envoy answers on the published port")
+    func withoutRoot() async throws {
+        // Not root already: the demo runs as this user, which is the case to show.
+        let demo = try await DemoRun.start([:], asNobody: getuid() == 0)
+        #expect(demo.output.contains("demo: not root") || demo.errors.contains("demo: not root"), "\(demo.errors)")
+        #expect(demo.output.contains("fd 3 said: 0 (served)"), "\(demo.output)")
+        #expect(demo.output.contains("server: envoy"), "the shim registered with the unprivileged server: \(demo.output)")
+        #expect(demo.output.contains("hello from the container behind Envoy"))
+        #expect(demo.output.contains("the container got 'hello over UDP' from 127.0.0.1:"))
+        demo.expectEnvoyTookEveryUpdate()
+    }
 }
 
 /// One run of scripts/demo.sh to its end, checked for a clean exit and a clean
 /// teardown: its directory is gone and no process names it.
 private struct DemoRun {
     let output: String
+    let errors: String
+
+    /// Envoy took every change the demo's server made: the demo's line of Envoy's
+    /// four counters (lds and cds, update_rejected and update_failure) sums to 0.
+    func expectEnvoyTookEveryUpdate(sourceLocation: SourceLocation = #_sourceLocation) {
+        let line = output.split(separator: "\n").first { $0.contains("updates rejected or failed:") } ?? ""
+        #expect(line.contains("updates rejected or failed: 0 ("), "\(output)", sourceLocation: sourceLocation)
+        #expect(line.matches(of: /\.update_(rejected|failure): 0/).count == 4, "all four counters shown: \(line)", sourceLocation: sourceLocation)
+    }
 
     /// The host port of the demo's UDP proxies, from their command line.
     func udpHostPort() throws -> Substring {
@@ -67,9 +90,12 @@ private struct DemoRun {
         output.split(separator: "\n").filter { $0.contains(":\(udpPort) ") && $0.contains(" udp ") && $0.contains("udp-proxy") }
     }
 
-    static func start(_ environment: [String: String]) async throws -> DemoRun {
+    /// Runs the demo; `asNobody`: as user and group 65534 with no other groups
+    /// (setpriv), from a directory that user can enter.
+    static func start(_ environment: [String: String], asNobody: Bool = false) async throws -> DemoRun {
         let scratch = try ScratchDirectory.make("/tmp/edshim-test-demo-")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
+        if asNobody { chmod(scratch, 0o777) }
         // Host ports from the tests' own reservation, below the ephemeral range, where
         // the parallel tests' sockets cannot take them before the demo binds them.
         var variables = [
@@ -80,10 +106,13 @@ private struct DemoRun {
         let earlier = DemoLeftovers.directories()
         let checked: Result<DemoRun, any Error>
         do {
-            let result = try await CapturedCommand.run(
-                Binaries.packageRoot + "/scripts/demo.sh", [], environment: variables, in: scratch, timeout: .seconds(180))
+            let demo = Binaries.packageRoot + "/scripts/demo.sh"
+            let (executable, arguments) = asNobody
+                ? (try SystemExecutables.setpriv(), ["--reuid=65534", "--regid=65534", "--clear-groups", demo])
+                : (demo, [])
+            let result = try await CapturedCommand.run(executable, arguments, environment: variables, in: scratch, timeout: .seconds(180))
             try checkTeardown(result)
-            checked = .success(DemoRun(output: result.stdout))
+            checked = .success(DemoRun(output: result.stdout, errors: result.stderr))
         } catch {
             checked = .failure(error)
         }

@@ -3,12 +3,15 @@ import EdshimCore
 import Glibc
 #endif
 
-/// Who may use the socket: root, and members of the socket's group (`docker` by
-/// default), as the kernel reports them (SO_PEERCRED, /proc/PID/status). Everyone else
-/// is refused with the reason, even if the socket's mode was loosened by hand.
+/// Who may use the socket: root, the server's own user (a server not run as root,
+/// as `make demo` runs it without root), and members of the socket's group (`docker`
+/// by default), as the kernel reports them (SO_PEERCRED, /proc/PID/status). Everyone
+/// else is refused with the reason, even if the socket's mode was loosened by hand.
 struct PeerPolicy: Sendable {
     /// The group whose members may use the socket; nil: root only.
     let group: (name: String, gid: UInt32)?
+    /// The server's own user.
+    var serverUser: UInt32 = geteuid()
 
     /// Resolves `--socket-group`: the given name (must exist), or `docker` when it
     /// exists, else root only.
@@ -31,9 +34,10 @@ struct PeerPolicy: Sendable {
 
     /// nil when `peer` may use the socket, else the refusal.
     func refusal(for peer: PeerCredentials) -> WireError? {
-        if peer.uid == 0 { return nil }
+        if peer.uid == 0 || peer.uid == serverUser { return nil }
         if let group, peer.gid == group.gid || ProcessTable.supplementaryGroups(of: peer.pid).contains(group.gid) { return nil }
-        let who = group.map { "root or members of group \($0.name)" } ?? "root"
+        let root = serverUser == 0 ? "root" : "root, uid \(serverUser)"
+        let who = group.map { "\(root) or members of group \($0.name)" } ?? root
         return WireError(.permissionDenied, "uid \(peer.uid) may not use this socket: only \(who) may (see --socket-group)")
     }
 }

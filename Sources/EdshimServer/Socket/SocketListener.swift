@@ -54,9 +54,10 @@ struct SocketListener: Service {
                 }
             }
         defer { unlink(path) }
-        guard chmod(path, 0o660) == 0, chown(path, 0, policy.group?.gid ?? 0) == 0 else {
-            throw ServerStartupError("cannot set owner root:\(policy.group?.name ?? "root") and mode 0660 on \(path): \(String(cString: strerror(errno)))")
+        guard chmod(path, 0o660) == 0 else {
+            throw ServerStartupError("cannot set mode 0660 on \(path): \(String(cString: strerror(errno)))")
         }
+        try Self.giveToSocketGroup(path, policy: policy, logger: logger)
         logger.info("listening", metadata: ["socket": "\(path)", "group": "\(policy.group?.name ?? "(root only)")"])
         SystemdNotifier.notify("READY=1")
         try await server.serveConnections(onShutdown: { SystemdNotifier.notify("STOPPING=1") }) { connection in
@@ -131,13 +132,31 @@ struct SocketListener: Service {
         }
     }
 
-    /// Creates the socket's directory when missing: mode 0750, group of the socket, so
-    /// only root and the group can reach the socket; missing parents above it get 0755,
-    /// as `mkdir -p` gives them. An existing directory is left as is.
-    /// The socket's directory, created (0750, the socket group's) when missing: once
-    /// nothing else can refuse the server's start, so that a refused server leaves
-    /// no directory behind.
-    static func prepareDirectory(of path: String, policy: PeerPolicy) throws {
+    /// Gives `path` (the socket or its directory) to root and the socket group. A
+    /// server not run as root can give it only to a group it is a member of: it keeps
+    /// its own user, and its own group when the socket group is not one of its groups
+    /// (then only its own user and root may use the socket, which the log says).
+    static func giveToSocketGroup(_ path: String, policy: PeerPolicy, logger: Logger) throws {
+        let group = policy.group?.gid ?? 0
+        if geteuid() == 0 {
+            guard chown(path, 0, group) == 0 else {
+                throw ServerStartupError("cannot set owner root:\(policy.group?.name ?? "root") on \(path): \(String(cString: strerror(errno)))")
+            }
+            return
+        }
+        guard let socketGroup = policy.group, chown(path, uid_t.max, socketGroup.gid) != 0 else { return }
+        logger.warning("not run as root, and not a member of the socket group: only this user and root may use the socket", metadata: [
+            "path": "\(path)", "uid": "\(geteuid())", "group": "\(socketGroup.name)",
+            "error": "\(String(cString: strerror(errno)))",
+        ])
+    }
+
+    /// The socket's directory, created when missing (mode 0750, the socket group's, so
+    /// only root and the group can reach the socket; missing parents above it get
+    /// 0755, as `mkdir -p` gives them): once nothing else can refuse the server's
+    /// start, so that a refused server leaves no directory behind. An existing
+    /// directory is left as is.
+    static func prepareDirectory(of path: String, policy: PeerPolicy, logger: Logger) throws {
         guard let directory = AtomicFile.parent(of: path) else { return }
         var info = stat()
         if stat(directory, &info) == 0 {
@@ -152,9 +171,10 @@ struct SocketListener: Service {
         } catch {
             throw ServerStartupError("\(error.description): create it or choose another --socket")
         }
-        guard chmod(directory, 0o750) == 0, chown(directory, 0, policy.group?.gid ?? 0) == 0 else {
-            throw ServerStartupError("cannot set owner and mode 0750 on \(directory): \(String(cString: strerror(errno)))")
+        guard chmod(directory, 0o750) == 0 else {
+            throw ServerStartupError("cannot set mode 0750 on \(directory): \(String(cString: strerror(errno)))")
         }
+        try giveToSocketGroup(directory, policy: policy, logger: logger)
     }
 
     /// A socket file someone still answers on belongs to a running server: taking it
