@@ -18,6 +18,9 @@ public actor FileReadWatcher {
     private var readerSeen = true
     private var readsSinceMark: Set<String> = []
     private var everRead = false
+    /// When a file was replaced that the reader has not read anything since: nil
+    /// while it has read after the last replacement.
+    private var unreadSince: ContinuousClock.Instant?
 
     /// Watches `directory`; nil when inotify is unavailable (the reason in `errno`).
     public init?(directory: String, patience: Duration = .milliseconds(250)) {
@@ -50,10 +53,18 @@ public actor FileReadWatcher {
         return everRead
     }
 
+    /// How long the reader has read nothing since a file was replaced (counted from
+    /// the earliest such replacement); nil when it read after the last one.
+    public var unreadFor: Duration? {
+        noteReads()
+        return unreadSince.map { ContinuousClock.now - $0 }
+    }
+
     /// Call right before replacing a file: reads from now on count for `waitForRead`.
     public func mark() {
         noteReads()
         readsSinceMark = []
+        if unreadSince == nil { unreadSince = ContinuousClock.now }
     }
 
     /// Waits until `name` was read since the last `mark()`, for at most the patience
@@ -83,6 +94,7 @@ public actor FileReadWatcher {
         readsSinceMark.formUnion(names)
         readerSeen = true
         everRead = true
+        unreadSince = nil
     }
 
     /// The names of the files closed after reading since the last call.

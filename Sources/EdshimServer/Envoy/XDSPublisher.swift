@@ -209,11 +209,10 @@ actor XDSPublisher {
         await reads?.anyReadSeen ?? true
     }
 
-    /// Whether Envoy seems to read the files: false once it let a written file go
-    /// unread beyond the watcher's patience, until it reads one again (true when reads
-    /// cannot be watched).
-    func envoySeemsToRead() async -> Bool {
-        await reads?.readerSeemsPresent ?? true
+    /// How long Envoy has read none of the files since one was written (nil: it read
+    /// after the last write, or reads cannot be watched).
+    func envoyLeftUnreadFor() async -> Duration? {
+        await reads?.unreadFor
     }
 
     private func writeIfChanged(_ bytes: [UInt8], named name: String) async throws {

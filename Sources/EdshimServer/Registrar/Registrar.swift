@@ -29,6 +29,9 @@ actor Registrar {
     /// This server created the xds directory: an Envoy started before it may still
     /// listen on ports from the deleted one (`refuseIfPortTaken` says so).
     private let xdsDirectoryCreated: Bool
+    /// When this server started: an Envoy that read nothing since, a while after it,
+    /// and listens on none of the registered ports is not running.
+    private let started = ContinuousClock.now
     private let logger: Logger
 
     init(
@@ -76,8 +79,9 @@ actor Registrar {
 
     // MARK: Register
 
-    /// How long a registration resync makes waits for Envoy while Envoy reads none of
-    /// its files (it is down): enough for an Envoy that is merely slow to read.
+    /// How long Envoy may leave the files unread before it counts as not running (and
+    /// registrations stop waiting for it): far more than an Envoy that runs, even on
+    /// a loaded host, takes to read them.
     static let readyTimeoutWithoutEnvoy = Duration.seconds(1)
 
     /// Logs a refused registration and hands the response on: the operator sees in the
@@ -154,13 +158,12 @@ actor Registrar {
         logger.info("registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
         await commit()
 
-        // Resync: with Envoy not running, waiting the whole readiness timeout for each
-        // port would only hold up the server's start (ExecStartPost), and the start of
-        // Envoy after it. A port its shim gave to Envoy is kept (below); one its shim
-        // serves itself stays with the shim, which hands it over once Envoy listens.
-        let envoyAbsent = request.onBehalfOf != nil ? await envoySeemsAbsent() : false
-        let timeout = envoyAbsent ? min(configuration.readyTimeout, Self.readyTimeoutWithoutEnvoy) : configuration.readyTimeout
-        let ready = await waitUntilEnvoyServes(key.host, excluding: excluded, retired: retired[key] ?? [], timeout: timeout)
+        // With Envoy not running, waiting the whole readiness timeout would only hold
+        // up dockerd (it starts a container's proxies one after another) and resync
+        // (and with it the server's start, ExecStartPost, and Envoy's after it). A
+        // port its shim gave to Envoy is kept (below); one its shim serves itself stays
+        // with the shim, which hands it over once Envoy listens.
+        let (ready, envoyAbsent) = await waitUntilEnvoyServesOrIsAbsent(key.host, excluding: excluded, retired: retired[key] ?? [])
         guard registry[key]?.owner == owner else {
             return .failure(WireError(.notOwner, "\(key) was deregistered or replaced before Envoy served it"))
         }
@@ -178,7 +181,10 @@ actor Registrar {
             logger.warning("Envoy did not listen in time; registration kept for when it does (its shim no longer holds the port)", metadata: ["key": "\(key)", "envoy_reads_files": "\(!envoyAbsent)"])
             // Envoy not running is what resync counts as waiting; a running Envoy that
             // did not take the port is a failure to look into.
-            return .failure(WireError(envoyAbsent ? .envoyAbsent : .envoyTimeout, "Envoy did not start listening on \(key.host) within \(timeout); the registration is kept, and Envoy serves the port as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`\(envoyAbsent ? "" : " (Envoy reads the files: its log and admin /listeners say why it did not bind)")"))
+            let why = envoyAbsent
+                ? "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory))"
+                : "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout)"
+            return .failure(WireError(envoyAbsent ? .envoyAbsent : .envoyTimeout, "\(why); the registration is kept, and Envoy serves the port as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`\(envoyAbsent ? "" : " (Envoy reads the files: its log and admin /listeners say why it did not bind)")"))
         }
         registry.remove(key)
         release(owner)
@@ -190,15 +196,33 @@ actor Registrar {
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
     }
 
-    /// Whether Envoy seems not to run: it let a written file go unread, or it has read
-    /// none since this server started and listens on none of the registered ports
-    /// (sockets of shims serving their ports themselves do not count). A server
-    /// restarted with its state intact writes nothing, so unread files alone cannot
-    /// tell: its resync then waited the whole readiness timeout for every port while
-    /// systemd had Envoy wait for the server.
+    /// Waits until Envoy serves `host` (see `waitUntilEnvoyServes`), for up to the
+    /// readiness timeout, or until Envoy is found not running: then at once, without
+    /// waiting out the timeout.
+    private func waitUntilEnvoyServesOrIsAbsent(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>) async -> (ready: Bool, envoyAbsent: Bool) {
+        let deadline = ContinuousClock.now + configuration.readyTimeout
+        while true {
+            if await envoySeemsAbsent() {
+                // Envoy may have come up just now: one last look.
+                return (await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero), true)
+            }
+            let left = deadline - ContinuousClock.now
+            let slice = min(left, .milliseconds(100))
+            if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: max(slice, .zero)) { return (true, false) }
+            if slice <= .zero || ContinuousClock.now >= deadline { return (false, false) }
+        }
+    }
+
+    /// Whether Envoy seems not to run: it has read none of the files for
+    /// `readyTimeoutWithoutEnvoy` after one was written, or (a server restarted with
+    /// its state intact writes nothing, so unread files cannot tell) it has read none
+    /// since this server started, that long ago, and listens on none of the
+    /// registered ports (sockets of shims serving their ports themselves do not
+    /// count). Once Envoy counts as absent, registrations no longer wait for it: the
+    /// first ones wait that second, the rest not at all.
     private func envoySeemsAbsent() async -> Bool {
-        guard await publisher.envoySeemsToRead() else { return true }
-        if await publisher.envoyHasReadAny() { return false }
+        if let unread = await publisher.envoyLeftUnreadFor() { return unread >= Self.readyTimeoutWithoutEnvoy }
+        guard ContinuousClock.now - started >= Self.readyTimeoutWithoutEnvoy, !(await publisher.envoyHasReadAny()) else { return false }
         let notEnvoys = Set(shimSockets.values)
         let listening = Set(await watcher.snapshot().filter { !notEnvoys.contains($0.inode) }.map(\.endpoint))
         return !registry.registrations.contains { listening.contains($0.key.host) }
