@@ -4,8 +4,9 @@
 #   make test     install what the tests need (Envoy, dockerd), build, run every test
 #                 and replay the fuzz corpus
 #   make test-long  the same with the property and chaos tests at full size
-#   make install  PREFIX=/usr/local DESTDIR=   install the release binary
 #   make release  optimized, fully static binary in .build/release/edshim
+#   make install  PREFIX=/usr/local DESTDIR=   copy that binary; builds nothing:
+#                 make release && sudo make install
 
 SWIFT   ?= $(CURDIR)/scripts/own-tmpdir.sh swift
 PREFIX  ?= /usr/local
@@ -45,7 +46,10 @@ demo: build
 release:
 	$(SWIFT) build -c release --static-swift-stdlib -Xswiftc -static-executable
 
-install: release
+# Only copies what `make release` built: as a prerequisite, `sudo make install` would
+# build as root (a root-owned .build, and no swift on sudo's PATH).
+install:
+	@test -f "$(RELEASE_BIN)" || { echo "make install: $(RELEASE_BIN) is missing: run make release first, as yourself, then sudo make install" >&2; exit 1; }
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(RELEASE_BIN) $(DESTDIR)$(PREFIX)/bin/edshim
 

@@ -1,9 +1,16 @@
 #!/bin/sh
 # Runs Envoy from the official image with host networking, configured by edshim.
 # edshim server must already be running (it writes /var/lib/edshim/xds).
+# Run again, it replaces the envoy-edshim container it started before. Nothing runs
+# `edshim resync` after this container starts, as envoy-edshim.service's ExecStartPost
+# does: when to run it by hand is in docs/operations.md ("Install").
 set -eu
 mkdir -p /etc/edshim
 edshim bootstrap --xds-dir /var/lib/edshim/xds --admin-address 127.0.0.1:9901 > /etc/edshim/envoy.yaml
+if docker container inspect envoy-edshim >/dev/null 2>&1; then
+    echo "envoy-docker.sh: removing the existing container envoy-edshim; the new Envoy reads every port from /var/lib/edshim/xds" >&2
+    docker rm -f envoy-edshim >/dev/null
+fi
 # Envoy writes the access log of every published port to its stdout (edshim server
 # --access-log): keep Docker's copy of it bounded. With --access-log FILE instead,
 # mount FILE's directory at the same path, read-write (-v /var/log/edshim:/var/log/edshim).

