@@ -42,13 +42,21 @@ struct PersistenceTests {
             #expect(try bed.stat("listener_manager.listener_modified") == modifiedBefore, "no surviving listener was touched")
             #expect(try bed.stat("listener_manager.listener_removed") == removedBefore + 1, "only the dead shim's listener went")
 
-            // With every shim alive, a restart republishes exactly the same bytes.
+            // With every shim alive, a restart republishes exactly the same bytes (the
+            // server publishes before its socket answers, which startServer waits for),
+            // and Envoy sees no listener change.
             let listenersNow = try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/lds.json"))
+            let clustersNow = try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/cds.json"))
+            #expect(listenersNow != listenersBefore, "sanity: the dead shim's listener was removed in between")
+            #expect(clustersNow != clustersBefore, "sanity: and its cluster")
+            let counters = ["listener_manager.listener_added", "listener_manager.listener_modified", "listener_manager.listener_removed"]
+            let countersNow = try counters.map { try bed.stat($0) }
             await bed.killServer()
             try await bed.startServer()
             #expect(try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/lds.json")) == listenersNow)
-            #expect(listenersNow != listenersBefore, "sanity: the dead shim's listener was removed in between")
-            _ = clustersBefore
+            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.xdsDirectory + "/cds.json")) == clustersNow)
+            try await bed.expectEnvoyTookEveryUpdate()
+            #expect(try counters.map { try bed.stat($0) } == countersNow, "Envoy added, modified or removed no listener")
         }
     }
 

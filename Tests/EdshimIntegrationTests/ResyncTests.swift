@@ -162,7 +162,7 @@ struct ResyncTests {
         try await withTestbed { bed in
             let shims = try await Self.publishThreePorts(on: bed)
             // Envoy is down while the server starts and its ExecStartPost runs resync.
-            await bed.envoy?.stop()
+            try await bed.stopEnvoy()
             switch state {
             case .lost: try await bed.stopServerAndForgetState()
             case .kept: await bed.stopServer()
@@ -200,7 +200,7 @@ struct ResyncTests {
         options.readyTimeoutSeconds = 2
         try await withTestbed(options) { bed in
             let shims = try await Self.publishThreePorts(on: bed)
-            await bed.envoy?.stop()
+            try await bed.stopEnvoy()
             let backend = try bed.httpBackend("late")
             let late = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let selfServing = try await bed.publish(late, to: backend.endpoint)

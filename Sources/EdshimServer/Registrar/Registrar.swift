@@ -191,7 +191,7 @@ actor Registrar {
         await commit()
         logger.warning("Envoy did not listen in time; registration withdrawn", metadata: ["key": "\(key)"])
         if envoyAbsent {
-            return .failure(WireError(.envoyAbsent, "Envoy does not run: \(key) stays served by its shim, which hands it to Envoy once Envoy listens (Envoy's bootstrap: `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`)"))
+            return .failure(WireError(.envoyAbsent, "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory)): \(key) withdrawn; start Envoy with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
         }
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
     }

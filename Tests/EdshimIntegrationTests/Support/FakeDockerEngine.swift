@@ -32,8 +32,14 @@ final class FakeDockerEngine: @unchecked Sendable {
     init(socketPath: String) throws {
         self.socketPath = socketPath
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        // A socket file left by a run that crashed, whose pid this run got again.
+        unlink(socketPath)
         let bound = UnixSocketAddress.with(path: socketPath) { bind(listener, $0, $1) }
-        guard bound == 0, listen(listener, 128) == 0 else { throw TestFailure("fake Docker bind failed") }
+        guard bound == 0, listen(listener, 128) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(listener)
+            throw TestFailure("fake Docker: cannot listen on \(socketPath): \(reason)")
+        }
         Thread.detachNewThread { [self] in acceptLoop() }
     }
 

@@ -149,8 +149,10 @@ final class Testbed: @unchecked Sendable {
         _ = await server?.waitForExit(timeout: .seconds(5))
     }
 
-    /// SIGKILL Envoy and start it again with the same bootstrap and admin port.
+    /// SIGKILL Envoy and start it again with the same bootstrap and admin port. What
+    /// this Envoy was given is checked first: the next one's counters start at 0.
     func restartEnvoy() async throws {
+        try await expectEnvoyTookEveryUpdate()
         envoy?.signal(SIGKILL)
         _ = await envoy?.waitForExit(timeout: .seconds(5))
         try await startEnvoy()
@@ -370,10 +372,46 @@ final class Testbed: @unchecked Sendable {
         throw TestFailure("Envoy has no statistic \(name)")
     }
 
-    /// Envoy rejected no listener or cluster update.
+    /// Envoy rejected no listener or cluster update (a file it could parse but not
+    /// apply) and failed to load none (a file it could not read or parse).
     func expectNoRejectedUpdates(sourceLocation: SourceLocation = #_sourceLocation) throws {
-        #expect(try stat("listener_manager.lds.update_rejected") == 0, "Envoy rejected a listener update:\n\(envoy?.log ?? "")", sourceLocation: sourceLocation)
-        #expect(try stat("cluster_manager.cds.update_rejected") == 0, "Envoy rejected a cluster update:\n\(envoy?.log ?? "")", sourceLocation: sourceLocation)
+        for (counter, what) in [
+            ("listener_manager.lds.update_rejected", "rejected a listener update"),
+            ("cluster_manager.cds.update_rejected", "rejected a cluster update"),
+            ("listener_manager.lds.update_failure", "failed to load lds.json"),
+            ("cluster_manager.cds.update_failure", "failed to load cds.json"),
+        ] {
+            #expect(try stat(counter) == 0, "Envoy \(what) (\(counter)):\n\(envoy?.log ?? "")", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Stops Envoy, once what it was given is checked (`expectEnvoyTookEveryUpdate`).
+    func stopEnvoy() async throws {
+        try await expectEnvoyTookEveryUpdate()
+        await envoy?.stop()
+    }
+
+    /// Waits (up to 3 s) until Envoy has taken in the files now in the xds directory
+    /// (its `version_text` of each equals the file's `version_info`), so that the last
+    /// write counts too, then expects no rejected or failed update. An Envoy that
+    /// does not follow the directory (a test recreated it) is checked after the wait.
+    func expectEnvoyTookEveryUpdate(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        guard let envoy, !envoy.hasExited else { return }
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline, !envoyHasTheFiles() {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try expectNoRejectedUpdates(sourceLocation: sourceLocation)
+    }
+
+    /// Whether Envoy's lds and cds version texts are those of the files on disk (true
+    /// for a file that is not there).
+    private func envoyHasTheFiles() -> Bool {
+        [("lds", "listener_manager.lds.version_text"), ("cds", "cluster_manager.cds.version_text")].allSatisfy { file, readout in
+            guard let text = try? String(contentsOfFile: "\(xdsDirectory)/\(file).json", encoding: .utf8) else { return true }
+            guard let version = text.firstMatch(of: /"version_info" *: *"([^"]*)"/)?.1 else { return false }
+            return (try? admin("/stats?filter=^\(readout)$"))?.contains("\(readout): \"\(version)\"") == true
+        }
     }
 
     /// Waits until `condition` holds (polling), or fails with `message`.
@@ -407,7 +445,7 @@ func withTestbed(_ options: Testbed.Options = Testbed.Options(), _ body: (Testbe
     let bed = try await Testbed.start(options)
     do {
         try await body(bed)
-        if bed.envoy != nil { try bed.expectNoRejectedUpdates() }
+        try await bed.expectEnvoyTookEveryUpdate()
     } catch {
         await bed.teardown()
         throw error
