@@ -155,6 +155,42 @@ struct ServesThroughEnvoyTests {
         }
     }
 
+    @Test("dockerd ≥ 28: 200 connections queued before Envoy took the port are all answered, though dockerd leaves its proxies a small descriptor limit")
+    func manyQueuedConnectionsAreRelayed() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            var early: [Int32] = []
+            defer { for fd in early { close(fd) } }
+            // Soft limit 32 (dockerd's is 1024, for many more connections), hard 4096.
+            let shim = try await bed.spawnShim(
+                ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine,
+                style: .dockerd28,
+                host: host,
+                launcher: [try SystemExecutables.prlimit(), "--nofile=32:4096", "--"],
+                whileDockerdHoldsThePort: {
+                    for index in 0..<200 {
+                        let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+                        early.append(fd)
+                        try Sockets.sendAll(fd, Array("GET /early-\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
+                    }
+                }
+            )
+            #expect(shim.isReady, "shim log: \(shim.process.log)")
+            var answered = 0
+            var failures: [String] = []
+            for (index, fd) in early.enumerated() {
+                do {
+                    let answer = String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+                    if answer.hasPrefix("HTTP/1.1 200"), answer.contains("path=/early-\(index)") { answered += 1 } else { failures.append("\(index): \(answer.prefix(40))") }
+                } catch {
+                    failures.append("\(index): \(error)")
+                }
+            }
+            #expect(answered == early.count, "answered \(answered) of \(early.count); first failures: \(failures.prefix(3))")
+        }
+    }
+
     /// Socket inodes Envoy holds, from /proc/PID/fd.
     private func envoySocketInodes(_ bed: Testbed) throws -> Set<UInt64> {
         guard let pid = bed.envoy?.pid else { return [] }

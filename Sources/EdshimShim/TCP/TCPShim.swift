@@ -63,6 +63,10 @@ enum TCPShim {
         if let unservedBecause {
             return serveItself(arguments, listener: held?.listener, because: unservedBecause, client: client, grace: grace, status: &status, signals: signals)
         }
+        // The connections queued on dockerd's socket are each relayed with a second
+        // descriptor, beyond the soft limit dockerd leaves its proxies (1024): raised
+        // first, or those past it would be closed, and those still queued reset.
+        if held != nil { DescriptorLimit.raise(toward: Int(Int32.max)) }
         let queued = held?.listener.retire() ?? []
         status.reportReady()
         ShimLog.info("serving \(arguments.key) → \(arguments.container) through Envoy")

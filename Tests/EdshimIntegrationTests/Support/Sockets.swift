@@ -45,7 +45,8 @@ enum Sockets {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
         if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4) }
         if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
-        guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 128) == 0 else {
+        // The backlog Go's net.Listen (dockerd) asks for: net.core.somaxconn, capped by it.
+        guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 4096) == 0 else {
             let reason = String(cString: strerror(errno))
             close(fd)
             throw TestFailure("binding \(endpoint): \(reason)")

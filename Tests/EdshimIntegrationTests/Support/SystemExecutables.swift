@@ -29,6 +29,14 @@ enum SystemExecutables {
         return path
     }
 
+    /// `prlimit` (util-linux), or a failure saying where it was looked for.
+    static func prlimit() throws -> String {
+        guard let path = locate("prlimit") else {
+            throw TestFailure("prlimit not found (looked in \(searchDirectories.joined(separator: ":"))): install util-linux")
+        }
+        return path
+    }
+
     /// `python3`, or a failure saying where it was looked for.
     static func python3() throws -> String {
         guard let path = locate("python3") else {

@@ -253,8 +253,10 @@ final class Testbed: @unchecked Sendable {
         outputToDevNull: Bool = false,
         networkNamespace: NetworkNamespace? = nil,
         listenSocket: Int32? = nil,
+        launcher: [String] = [],
         whileDockerdHoldsThePort: (() throws -> Void)? = nil
     ) async throws -> ShimRun {
+        precondition(launcher.isEmpty || argv0 == nil, "a launcher execs edshim under its own path")
         let pipe = try Sockets.pipe()
         defer { close(pipe.read) }
         var descriptors: [Int32: Int32] = [3: pipe.write]
@@ -285,10 +287,11 @@ final class Testbed: @unchecked Sendable {
         for (key, value) in extra { environment[key] = value }
         let process: ChildProcess
         do {
-            let (edshim, command, childEnvironment, childDescriptors) = (edshim, arguments, environment, descriptors)
+            let line = launcher + [edshim] + arguments
+            let (executable, command, childEnvironment, childDescriptors) = (line[0], Array(line.dropFirst()), environment, descriptors)
             let logPath = outputToDevNull ? "/dev/null" : directory + "/shims.log"
             process = try await NetworkNamespace.run(in: networkNamespace) {
-                try ChildProcess.spawn(edshim, command, argv0: argv0, environment: childEnvironment, descriptors: childDescriptors, logPath: logPath)
+                try ChildProcess.spawn(executable, command, argv0: argv0, environment: childEnvironment, descriptors: childDescriptors, logPath: logPath)
             }
         } catch {
             close(pipe.write)
