@@ -163,6 +163,62 @@ struct FallbackTests {
         }
     }
 
+    @Test("serving the port itself, the relay passes each write on at once (no Nagle stall behind the container's delayed ACK) and probes idle connections, as docker-proxy does")
+    func relaySocketsAsDockerProxys() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.status == "0\n", "served by the shim itself: \(shim.process.log)")
+            let client = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            defer { close(client) }
+            // 50 keep-alive requests, each written in two parts a moment apart (the
+            // relay then writes them to the container as two): with Nagle on the
+            // relay's socket, the second part waits for the container's delayed ACK
+            // of the first, 40 ms, once the exchange looks interactive to the kernel.
+            let elapsed = try await onThread {
+                var one: Int32 = 1
+                setsockopt(client, Int32(IPPROTO_TCP), TCP_NODELAY, &one, 4)
+                let start = ContinuousClock.now
+                for _ in 0..<50 {
+                    try Sockets.sendAll(client, Array("GET /split HTTP/1.1\r\nHost: x\r\n".utf8))
+                    usleep(2000)
+                    try Sockets.sendAll(client, Array("\r\n".utf8))
+                    try Self.receiveResponse(client)
+                }
+                return ContinuousClock.now - start
+            }
+            #expect(elapsed < .seconds(1), "50 split requests took \(elapsed) (about 2.1 s with Nagle, 0.1 s without)")
+
+            // ss shows one timer per socket: keepalive's once no sent byte awaits its
+            // ACK (the last response's may be delayed a moment).
+            let ss = try #require(SystemExecutables.locate("ss"), "ss (iproute2)")
+            var shown = ""
+            for _ in 0..<100 {
+                shown = try await Binaries.run(ss, ["-tnoH", "state", "established", "( sport = :\(host.port) or dport = :\(backend.endpoint.port) )"], in: bed.directory).output
+                let lines = shown.split(separator: "\n")
+                if lines.count == 2, lines.allSatisfy({ $0.contains("timer:(keepalive,") }) { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let lines = shown.split(separator: "\n")
+            #expect(lines.count == 2, "the shim's two sockets of the connection: \(shown)")
+            #expect(lines.allSatisfy { $0.contains("timer:(keepalive,") }, "keepalive on both: \(shown)")
+        }
+    }
+
+    /// Reads one HTTP response (head, and a body of its Content-Length) from `fd`.
+    private static func receiveResponse(_ fd: Int32) throws {
+        var bytes: [UInt8] = []
+        while true {
+            if let end = bytes.firstRange(of: Array("\r\n\r\n".utf8)) {
+                let head = String(decoding: bytes[..<end.lowerBound], as: UTF8.self).lowercased()
+                let length = head.firstMatch(of: /content-length: *(\d+)/).flatMap { Int($0.1) } ?? 0
+                if bytes.count >= end.upperBound + length { return }
+            }
+            bytes += try Sockets.receive(fd, count: 1)
+        }
+    }
+
     @Test("serving the port itself, a container that resets while its client reads nothing costs the shim no CPU")
     func resetWhileClientStalls() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in

@@ -53,6 +53,8 @@ final class TCPRelay {
             close(client)
             return
         }
+        Self.tune(client)
+        Self.tune(upstream)
         let result = target.withSocketAddress { connect(upstream, $0, $1) }
         guard result == 0 || errno == EINPROGRESS else {
             close(client)
@@ -60,6 +62,21 @@ final class TCPRelay {
             return
         }
         connections.append(Connection(client: client, upstream: upstream))
+    }
+
+    /// Both sides as docker-proxy's (Go's defaults): each write leaves at once (no
+    /// Nagle delay behind an unacknowledged one: a request written in two parts would
+    /// wait for the container's delayed ACK, 40 ms), and keepalive probes after 15 s
+    /// idle, every 15 s, so that a peer gone silently (a NAT that forgot the
+    /// connection) is found and the connection's two descriptors freed.
+    private static func tune(_ fd: Int32) {
+        var one: Int32 = 1
+        var seconds: Int32 = 15
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, size)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &seconds, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &seconds, size)
     }
 
     /// The descriptors to poll and the events each waits for.
