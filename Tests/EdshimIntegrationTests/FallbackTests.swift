@@ -206,6 +206,44 @@ struct FallbackTests {
         }
     }
 
+    @Test("serving the port itself, a poll that fails (the open-files limit lowered under it) leaves the port served and its connections open, logged; SIGINT still stops it at once")
+    func pollFailure() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.status == "0\n", "served by the shim itself: \(shim.process.log)")
+            let dial = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let clients = try (0..<3).map { _ in try KeepAliveClient(dial) }
+            for client in clients { #expect(try client.request()["content-length"] != nil) }
+
+            let prlimit = try SystemExecutables.prlimit()
+            func limit(_ soft: Int) async throws {
+                let result = try await Binaries.run(prlimit, ["--pid", String(shim.process.pid), "--nofile=\(soft):4096"], in: bed.directory)
+                #expect(result.status == 0, "\(result.output)")
+            }
+            // 1 signal + 1 listening + 6 relayed descriptors: poll refuses more than
+            // the soft limit (EINVAL). A request wakes the shim into that poll.
+            try await limit(4)
+            let waiting = try Sockets.connect(dial)
+            defer { close(waiting) }
+            try await bed.eventually("the shim logs the failing poll") { shim.process.log.contains("poll: Invalid argument") }
+            #expect(shim.process.hasExited == false, "the shim still runs: \(shim.process.log)")
+
+            try await limit(1024)
+            for client in clients { #expect(try client.request()["content-length"] != nil, "the connections stayed open") }
+            #expect(try TestHTTP.get(dial).status == 200, "and the port is served")
+
+            try await limit(4)
+            _ = try KeepAliveClient(dial)
+            try await Task.sleep(for: .milliseconds(300))
+            let stop = ContinuousClock.now
+            shim.process.signal(SIGINT)
+            let status = await shim.process.waitForExit(timeout: .seconds(2))
+            #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - stop) while poll failed")
+        }
+    }
+
     /// Reads one HTTP response (head, and a body of its Content-Length) from `fd`.
     private static func receiveResponse(_ fd: Int32) throws {
         var bytes: [UInt8] = []
@@ -288,8 +326,19 @@ struct FallbackTests {
         try await withTestbed(options) { bed in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            // No Envoy: the first registration times out and the shim serves the port
-            // itself; its retry then waits on the server for up to 3 s.
+            // An Envoy that reads the server's files but never listens (the test reads
+            // them, every 20 ms): the first registration times out and the shim serves
+            // the port itself; its retry then waits on the server for up to 3 s. (An
+            // Envoy that reads nothing would be answered at once: envoy_absent.)
+            let reading = Mutex(true)
+            let xds = bed.xdsDirectory
+            Thread.detachNewThread {
+                while reading.withLock({ $0 }) {
+                    for name in ["lds.json", "cds.json"] { _ = FileManager.default.contents(atPath: "\(xds)/\(name)") }
+                    usleep(20_000)
+                }
+            }
+            defer { reading.withLock { $0 = false } }
             let shim = try await bed.publish(host, to: backend.endpoint)
             #expect(shim.status == "0\n", "served by the shim itself: \(shim.process.log)")
             try await bed.eventually("the retried registration reached the server", timeout: .seconds(5)) {

@@ -131,12 +131,12 @@ struct UDPShimTests {
         #expect(result.output.contains(reason), "output: \(result.output)")
     }
 
-    @Test("a UDP shim's command line, copied from ps, runs as edshim udp-proxy; -proto tcp there is refused")
-    func shimCommandLine() async throws {
+    @Test("a UDP shim's command line, copied from ps (dockerd 20.10's, or 28's with -use-listen-fd), runs as edshim udp-proxy; -proto tcp there is refused", arguments: [false, true])
+    func shimCommandLine(fromDockerd28: Bool) async throws {
         try await withUDPTestbed { bed, echoes in
             let echo = try echoes.start(on: .loopbackIPv4)
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
-            let shimLine = ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine
+            let shimLine = ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine + (fromDockerd28 ? ["-use-listen-fd"] : [])
             #expect(shimLine.prefix(2) == ["-proto", "udp"])
             let proxy = try await bed.spawnShim(["udp-proxy"] + shimLine, host: host)
             #expect(proxy.isReady, "status: \(proxy.status) \(proxy.process.log)")

@@ -70,7 +70,7 @@ public struct GoFlagScanner: Sendable {
                     result.helpRequested = true
                     return result
                 }
-                throw ArgumentError("flag provided but not defined: -\(name) (edshim -h lists the flags)")
+                throw ArgumentError("flag provided but not defined: -\(name) (edshim shim -h lists the flags)")
             }
             switch kind {
             case .bool:

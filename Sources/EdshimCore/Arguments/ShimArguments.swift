@@ -100,7 +100,7 @@ extension ShimInvocation {
         let scan = try scanner.scan(arguments)
         if scan.helpRequested { return .help }
         if let extra = scan.positional.first {
-            throw ArgumentError("unexpected argument \"\(extra)\": edshim takes only docker-proxy's flags (see -h)")
+            throw ArgumentError("unexpected argument \"\(extra)\": edshim takes only docker-proxy's flags (edshim shim -h lists them)")
         }
         var values: [String: String] = [:]
         for flag in scan.flags { values[flag.name] = flag.value }

@@ -44,8 +44,9 @@ public struct DockerHost: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The host (brackets removed) and port of `HOST[:PORT]`, `[IPv6][:PORT]`, or
-    /// unbracketed IPv6 with the port after its last colon; nil when malformed.
+    /// The host (brackets removed) and port of `HOST[:PORT]` or `[IPv6][:PORT]`; nil
+    /// when malformed. An IPv6 host without brackets is refused, as the Docker CLI
+    /// refuses it: in `::1` or `2001:db8::5` no one can tell the port from the address.
     private static func hostAndPort(_ authority: String) -> (String, Int)? {
         func port(_ text: Substring) -> Int? {
             guard !text.isEmpty, text.allSatisfy(\.isASCII), text.allSatisfy(\.isNumber), let number = Int(text), (1...65535).contains(number) else { return nil }
@@ -63,8 +64,9 @@ public struct DockerHost: Equatable, Sendable, CustomStringConvertible {
         guard let colon = authority.lastIndex(of: ":") else {
             return authority.contains("]") ? nil : (authority, defaultTCPPort)
         }
-        guard let number = port(authority[authority.index(after: colon)...]), !authority.contains("]") else { return nil }
-        return (String(authority[..<colon]), number)
+        let host = authority[..<colon]
+        guard let number = port(authority[authority.index(after: colon)...]), !authority.contains("]"), !host.contains(":") else { return nil }
+        return (String(host), number)
     }
 
     /// The URL of an API path (`/_ping`, `/v1.41/networks`) for AsyncHTTPClient.

@@ -27,6 +27,17 @@ struct TerminationSignals {
         return TerminationSignals(descriptor: fd)
     }
 
+    /// For a loop whose `poll` of many descriptors failed (no kernel memory, or more
+    /// descriptors than a lowered open-files limit allows): waits up to
+    /// `milliseconds` on the signal descriptor alone, `entry` (the loop's, whose
+    /// `revents` it sets), so that a stop is never missed. True when one is pending.
+    static func waitOnly(_ entry: inout pollfd, milliseconds: Int32) -> Bool {
+        var single = pollfd(fd: entry.fd, events: entry.events, revents: 0)
+        let ready = poll(&single, 1, milliseconds)
+        entry.revents = single.revents
+        return ready > 0
+    }
+
     /// True when a signal arrived (and consumes it).
     func takePending() -> Bool {
         takeSignal() != nil

@@ -40,6 +40,7 @@ struct FallbackProxy {
         var pendingDeadline = Deadline.after(milliseconds: 0)
         var acceptPausedUntil: Deadline?
         var exhaustion = LogThrottle()
+        var pollFailures = LogThrottle()
         var retry = RegistrationRetry(key: key)
         while true {
             if serving != nil, pending == nil, retry.isDue {
@@ -61,7 +62,12 @@ struct FallbackProxy {
             var timeout: Int32 = serving == nil ? -1 : (pending == nil ? retry.remaining : min(1000, pendingDeadline.remaining))
             if let acceptPausedUntil { timeout = timeout < 0 ? acceptPausedUntil.remaining : min(timeout, acceptPausedUntil.remaining) }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
-            if ready < 0, errno != EINTR { return Ending(mayBeRegistered: registered || pending != nil, handedOver: serving == nil, signal: nil) }
+            if ready < 0 {
+                let code = errno
+                guard code != EINTR else { continue }
+                if let line = pollFailures.line("serving \(key) itself: poll: \(String(cString: strerror(code))) (\(fds.count) descriptors); trying again every 100 ms", now: Deadline.now()) { ShimLog.warning(line) }
+                guard TerminationSignals.waitOnly(&fds[0], milliseconds: 100) else { continue }
+            }
             if fds[0].revents != 0, let signal = signals.takeSignal() {
                 // A registration in flight may still complete on the server's side.
                 let inFlight = pending != nil

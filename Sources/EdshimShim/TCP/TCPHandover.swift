@@ -15,11 +15,17 @@ enum TCPHandover {
         let relay = TCPRelay(target: container)
         defer { relay.closeAll() }
         for client in clients { relay.add(client: client) }
+        var pollFailures = LogThrottle()
         while !relay.isIdle {
             var fds = [pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)]
             relay.appendPollDescriptors(to: &fds)
             let ready = poll(&fds, nfds_t(fds.count), -1)
-            if ready < 0, errno != EINTR { break }
+            if ready < 0 {
+                let code = errno
+                guard code != EINTR else { continue }
+                if let line = pollFailures.line("relaying \(relay.count) connection(s): poll: \(String(cString: strerror(code))); trying again every 100 ms", now: Deadline.now()) { ShimLog.warning(line) }
+                guard TerminationSignals.waitOnly(&fds[0], milliseconds: 100) else { continue }
+            }
             if fds[0].revents != 0, signals.takePending() { return true }
             relay.process(fds[1...])
         }

@@ -56,6 +56,10 @@ struct UDPProxyCommand: ParsableCommand {
     @Option(name: [.customLong("proto", withSingleDash: true), .customLong("proto")], help: "udp, the only protocol this mode proxies (accepted so that a UDP shim's command line runs as it is).")
     var proto: String = "udp"
 
+    /// dockerd ≥ 28 adds it to a UDP shim's command line.
+    @Flag(name: .customLong("use-listen-fd", withSingleDash: true), help: "Accepted as dockerd ≥ 28 writes it on a UDP shim's command line; ignored: udp-proxy is handed no socket and binds the port itself.")
+    var useListenFd = false
+
     @Option(name: [.customLong("host-ip", withSingleDash: true), .customLong("host-ip")], help: "Host address to bind: 0.0.0.0, ::, or one address.")
     var hostIP: String
 
