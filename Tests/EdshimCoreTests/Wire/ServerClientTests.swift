@@ -48,7 +48,13 @@ struct ServerClientTests {
                 }
             }
             return {
-                done.wait()
+                // A client that failed before connecting must fail the test, not hang
+                // it: the accept is ended (shutdown wakes it) after 10 s.
+                if done.wait(timeout: .now() + 10) == .timedOut {
+                    Issue.record("the fake server got no connection in 10 s")
+                    shutdown(listener, Int32(SHUT_RDWR))
+                    done.wait()
+                }
                 return received.value
             }
         }

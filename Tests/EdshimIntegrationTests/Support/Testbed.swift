@@ -71,12 +71,13 @@ final class Testbed: @unchecked Sendable {
 
     private init(options: Options) throws {
         self.options = options
-        directory = try ScratchDirectory.make("/tmp/edshim-test-")
-        socketPath = directory + "/" + options.socketName
-        xdsDirectory = directory + "/xds"
+        // What can fail first; the directory last, so that a failure leaves none.
         envoyAdmin = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
         serverAdmin = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
         edshim = try Binaries.edshim()
+        directory = try ScratchDirectory.make("/tmp/edshim-test-")
+        socketPath = directory + "/" + options.socketName
+        xdsDirectory = directory + "/xds"
     }
 
     /// Starts a server (and Envoy, unless told not to), waits until both serve.
