@@ -60,6 +60,24 @@ struct DockerUnreachableTests {
         }
     }
 
+    @Test("a network removed between Docker's list and its inspect (404) is passed over: the container's labels are read from the next")
+    func networkGoneMeanwhile() async throws {
+        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-gone.sock")
+        defer { docker.stop() }
+        docker.listsAGoneNetwork.withLock { $0 = true }
+        var options = Testbed.Options()
+        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
+        try await withTestbed(options) { bed in
+            let container = try #require(IPAddress("127.0.0.4"))
+            let backend = try bed.httpBackend("web", on: container)
+            docker.set(container, labels: ["ServiceName": "web"])
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            #expect(try bed.clusters().keys.sorted() == ["web-\(host.port)"], "\(bed.server?.log ?? "")")
+            #expect(bed.server?.log.contains("cannot read container labels") == false, "not taken for Docker being down")
+        }
+    }
+
     @Test("a Docker API that stops in the middle of its answers holds no registration: the port is published at once, as unknown-<port>")
     func dockerStallsMidAnswer() async throws {
         let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-stall.sock")

@@ -23,12 +23,22 @@ public struct DockerEngineClient: Sendable {
     public let host: DockerHost
     private let http: HTTPClient
     private let timeout: TimeAmount
+    /// When every call must have its whole answer (`until`); nil: each call alone.
+    private var deadline: ContinuousClock.Instant?
 
     /// A client of `host`; each call gives up after `timeout`.
     public init(host: DockerHost, timeout: TimeAmount = .milliseconds(800), http: HTTPClient = .shared) {
         self.host = host
         self.http = http
         self.timeout = timeout
+    }
+
+    /// The same client, whose calls together end by `deadline`: each gives up at it,
+    /// or at its own timeout if sooner, and one that would start later fails at once.
+    public func until(_ deadline: ContinuousClock.Instant) -> DockerEngineClient {
+        var bounded = self
+        bounded.deadline = deadline
+        return bounded
     }
 
     /// The API version to speak: the one dockerd announces on `/_ping` (dockerd 20.10
@@ -49,8 +59,9 @@ public struct DockerEngineClient: Sendable {
         try await decode([DockerEngine.NetworkSummary].self, from: "/v\(version)/networks")
     }
 
-    func network(_ id: String, version: String) async throws(Failure) -> DockerEngine.NetworkDetail {
-        try await decode(DockerEngine.NetworkDetail.self, from: "/v\(version)/networks/\(id)")
+    /// The network `id`; nil when it is gone (removed since it was listed: 404).
+    func network(_ id: String, version: String) async throws(Failure) -> DockerEngine.NetworkDetail? {
+        try await decode(DockerEngine.NetworkDetail.self, from: "/v\(version)/networks/\(id)", absentOn404: true)
     }
 
     /// Containers by id, in any state (`created` included: labels are known at creation).
@@ -74,8 +85,16 @@ public struct DockerEngineClient: Sendable {
         // HTTP/1.1 needs a Host, which the client leaves out for a Unix socket; dockerd
         // answers 400 without it. The Docker CLI sends this one.
         request.headers.replaceOrAdd(name: "Host", value: "api.moby.localhost")
+        var callTimeout = self.timeout
+        if let deadline {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else {
+                throw Failure(description: "GET \(path) on \(host): no time left (Docker answered the calls before it too slowly)")
+            }
+            callTimeout = min(callTimeout, .nanoseconds(Int64(left / .nanoseconds(1))))
+        }
         // Constants for the child task (`request` is a var).
-        let (http, timeout, prepared) = (self.http, self.timeout, request)
+        let (http, timeout, prepared) = (self.http, callTimeout, request)
         do {
             // The timeout covers the whole answer. The client's own ends with the
             // response head: a dockerd that stalls in the middle of a body would hold
@@ -108,7 +127,15 @@ public struct DockerEngineClient: Sendable {
     }
 
     private func decode<Value: Decodable>(_ type: Value.Type, from path: String) async throws(Failure) -> Value {
+        guard let value = try await decode(type, from: path, absentOn404: false) else {
+            throw Failure(description: "GET \(path) on \(host): nothing there")
+        }
+        return value
+    }
+
+    private func decode<Value: Decodable>(_ type: Value.Type, from path: String, absentOn404: Bool) async throws(Failure) -> Value? {
         let response = try await get(path)
+        if absentOn404, response.status == 404 { return nil }
         guard response.status == 200 else {
             throw Failure(description: "GET \(path) on \(host) answered HTTP \(response.status): \(String(buffer: response.body).prefix(200))")
         }

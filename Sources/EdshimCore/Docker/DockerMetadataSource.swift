@@ -33,14 +33,20 @@ public actor DockerMetadataSource: ContainerMetadataSource {
         self.retryAfterFailure = retryAfterFailure
     }
 
+    /// How long a lookup may take in all, its calls to Docker included: the
+    /// registration waits for it, and its answer must reach the shim in time
+    /// (`Defaults.longestReadyTimeoutSeconds`).
+    static let longestLookup = Duration.seconds(2)
+
     /// What the labels of the container serving at `container` say.
     public func metadata(for container: SocketEndpoint) async -> MetadataAnswer {
         if let quietUntil, ContinuousClock.now < quietUntil { return .unreachable }
         let deadline = ContinuousClock.now + budget
+        let client = self.client.until(ContinuousClock.now + Self.longestLookup)
         var pause = Duration.milliseconds(25)
         while true {
             do throws(DockerEngineClient.Failure) {
-                if let found = try await lookup(container.ip) {
+                if let found = try await lookup(container.ip, client: client) {
                     if unreachableReported {
                         logger.notice("Docker is reachable again; labels are read", metadata: ["docker_host": "\(client.host)"])
                         unreachableReported = false
@@ -83,9 +89,9 @@ public actor DockerMetadataSource: ContainerMetadataSource {
         }
     }
 
-    private func lookup(_ ip: IPAddress) async throws(DockerEngineClient.Failure) -> ContainerMetadata? {
-        let version = try await negotiatedVersion()
-        guard let (id, name) = try await findEndpoint(ip, version: version) else { return nil }
+    private func lookup(_ ip: IPAddress, client: DockerEngineClient) async throws(DockerEngineClient.Failure) -> ContainerMetadata? {
+        let version = try await negotiatedVersion(client)
+        guard let (id, name) = try await findEndpoint(ip, version: version, client: client) else { return nil }
         if let cached = labelsByContainer[id] { return cached }
         let summary = try await client.containers(id: id, version: version).first { $0.Id == id }
         let containerName = summary?.Names?.first.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? name
@@ -96,7 +102,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
         return reading.metadata
     }
 
-    private func negotiatedVersion() async throws(DockerEngineClient.Failure) -> String {
+    private func negotiatedVersion(_ client: DockerEngineClient) async throws(DockerEngineClient.Failure) -> String {
         if let version { return version }
         let negotiated = try await client.negotiateVersion()
         version = negotiated
@@ -105,14 +111,15 @@ public actor DockerMetadataSource: ContainerMetadataSource {
 
     /// The container id and endpoint name that hold `ip`, searching the networks whose
     /// subnets contain it first.
-    private func findEndpoint(_ ip: IPAddress, version: String) async throws(DockerEngineClient.Failure) -> (String, String?)? {
+    private func findEndpoint(_ ip: IPAddress, version: String, client: DockerEngineClient) async throws(DockerEngineClient.Failure) -> (String, String?)? {
         let networks = try await client.networks(version: version)
         let likely = networks.filter { network in
             (network.IPAM?.Config ?? []).contains { $0.Subnet.flatMap(Subnet.init)?.contains(ip) == true }
         }
         let others = networks.filter { network in !likely.contains { $0.Id == network.Id } }
         for network in likely + others {
-            let detail = try await client.network(network.Id, version: version)
+            // Removed since the list (404): it holds no container any more.
+            guard let detail = try await client.network(network.Id, version: version) else { continue }
             for (id, endpoint) in detail.Containers ?? [:] {
                 let addresses = [endpoint.IPv4Address, endpoint.IPv6Address].compactMap { $0 }
                 if addresses.contains(where: { IPAddress(String($0.split(separator: "/").first ?? "")) == ip }) {

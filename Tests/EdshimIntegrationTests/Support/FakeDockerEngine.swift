@@ -28,6 +28,9 @@ final class FakeDockerEngine: @unchecked Sendable {
     let stallsMidBody = Mutex(false)
     /// How many requests it answered, or began to.
     let requests = Mutex(0)
+    /// The network list starts with a network removed since (its inspect answers
+    /// 404), whose subnet holds every container's address.
+    let listsAGoneNetwork = Mutex(false)
 
     init(socketPath: String) throws {
         self.socketPath = socketPath
@@ -98,8 +101,8 @@ final class FakeDockerEngine: @unchecked Sendable {
                 requests.withLock { $0 += 1 }
                 let pause = delay.withLock { $0 }
                 if pause > .zero { usleep(UInt32(pause / .microseconds(1))) }
-                let (body, extraHeaders) = respond(to: target)
-                let response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nAPI-Version: 1.41\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n" + body
+                let (status, body, extraHeaders) = respond(to: target)
+                let response = "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nAPI-Version: 1.41\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n" + body
                 if stallsMidBody.withLock({ $0 }) {
                     _ = try? Sockets.sendAll(fd, Array(response.utf8.dropLast(body.utf8.count / 2 + 1)))
                     while !stopped.withLock({ $0 }) { usleep(50_000) }
@@ -113,7 +116,8 @@ final class FakeDockerEngine: @unchecked Sendable {
         }
     }
 
-    private func respond(to target: String) -> (String, String) {
+    /// The status line's code and reason, the body, and extra header lines.
+    private func respond(to target: String) -> (String, String, String) {
         let path = target.split(separator: "?").first.map(String.init) ?? target
         let table = containers.withLock { $0 }
         func json(_ value: Any) -> String {
@@ -121,21 +125,22 @@ final class FakeDockerEngine: @unchecked Sendable {
         }
         switch path {
         case "/_ping":
-            return ("OK", "")
+            return ("200 OK", "OK", "")
         case "/v1.41/networks":
-            return (json([["Id": "fakenet", "Name": "bridge", "IPAM": ["Config": [["Subnet": "127.0.0.0/8"]]]]]), "")
+            let gone: [[String: Any]] = listsAGoneNetwork.withLock { $0 } ? [["Id": "gonenet", "Name": "gone", "IPAM": ["Config": [["Subnet": "127.0.0.0/8"]]]]] : []
+            return ("200 OK", json(gone + [["Id": "fakenet", "Name": "bridge", "IPAM": ["Config": [["Subnet": "127.0.0.0/8"]]]]]), "")
         case "/v1.41/networks/fakenet":
             var endpoints: [String: Any] = [:]
             for (ip, container) in table {
                 endpoints[container.id] = ["Name": container.name, "IPv4Address": "\(ip)/8", "IPv6Address": ""]
             }
-            return (json(["Id": "fakenet", "Containers": endpoints]), "")
+            return ("200 OK", json(["Id": "fakenet", "Containers": endpoints]), "")
         case "/v1.41/containers/json":
             let query = target.removingPercentEncoding ?? target
             let matching = table.values.filter { query.contains($0.id) }
-            return (json(matching.map { ["Id": $0.id, "Names": ["/" + $0.name], "Labels": $0.labels] }), "")
+            return ("200 OK", json(matching.map { ["Id": $0.id, "Names": ["/" + $0.name], "Labels": $0.labels] }), "")
         default:
-            return (json(["message": "not found"]), "")
+            return ("404 Not Found", json(["message": "not found"]), "")
         }
     }
 }
