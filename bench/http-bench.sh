@@ -77,6 +77,7 @@ grep -q ready "$work/backend.log" || { sleep 0.5; grep -q ready "$work/backend.l
 # edshim's configuration; what it costs alone is Envoy's own HTTP handling.
 bare_port=$(free_port)
 bare_admin=$(free_port)
+while [[ "$bare_admin" == "$bare_port" ]]; do bare_admin=$(free_port); done
 cat >"$work/bare-envoy.yaml" <<EOF
 admin: {address: {socket_address: {address: 127.0.0.1, port_value: $bare_admin}}}
 static_resources:

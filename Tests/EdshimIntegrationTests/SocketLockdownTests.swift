@@ -27,6 +27,30 @@ struct SocketLockdownTests {
         }
     }
 
+    @Test("an existing socket directory the group cannot enter is left as it is, with a warning saying how to fix it; one it can enter, without")
+    func directoryTheGroupCannotEnter() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.startServer = false
+        options.socketName = "run/edshim/edshim.sock"
+        try await withTestbed(options) { bed in
+            let directory = bed.directory + "/run/edshim"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            chmod(directory, 0o750)
+            try await bed.startServer()
+            let warning = "members of the socket group cannot reach the socket: its directory does not let them in"
+            let log = bed.server?.log ?? ""
+            #expect(log.contains(warning) && log.contains("chgrp docker \(directory) && chmod 0750 \(directory)"), "\(log)")
+            let attributes = try FileManager.default.attributesOfItem(atPath: directory)
+            #expect((attributes[.groupOwnerAccountID] as? Int) == 0, "left as it is")
+
+            await bed.stopServer()
+            chown(directory, uid_t.max, try groupID("docker"))
+            try await bed.startServer()
+            #expect((bed.server?.log ?? "").components(separatedBy: warning).count == 2, "no second warning once the group can enter")
+        }
+    }
+
     @Test("a user who is neither root nor in the group is refused with the reason, even on a loosened socket")
     func strangerRefused() async throws {
         var options = Testbed.Options()

@@ -35,7 +35,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
 
     /// How long a lookup may take in all, its calls to Docker included: the
     /// registration waits for it, and its answer must reach the shim in time
-    /// (`Defaults.longestReadyTimeoutSeconds`).
+    /// (`EdshimDefaults.shimRegisterTimeoutSeconds`; the server stops waiting for Envoy in time for it).
     static let longestLookup = Duration.seconds(2)
 
     /// What the labels of the container serving at `container` say.

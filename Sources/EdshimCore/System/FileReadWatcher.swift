@@ -40,13 +40,6 @@ public actor FileReadWatcher {
         close(descriptor)
     }
 
-    /// Whether the reader was there at the last wait: false after a wait ran out of
-    /// patience, until a read is seen again.
-    public var readerSeemsPresent: Bool {
-        noteReads()
-        return readerSeen
-    }
-
     /// Whether a file of the directory was ever seen read.
     public var anyReadSeen: Bool {
         noteReads()

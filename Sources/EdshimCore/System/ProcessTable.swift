@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Facts about a process read from `/proc/PID`.
 public enum ProcessTable {
     /// The process start time in clock ticks since boot (field 22 of `/proc/PID/stat`),
@@ -7,14 +11,19 @@ public enum ProcessTable {
         return parseStartTime(stat)
     }
 
-    /// Parses `/proc/PID/stat`. The command name (field 2) is in parentheses and may
-    /// itself hold spaces and parentheses, so fields are counted after the last `)`.
+    /// Parses `/proc/PID/stat` for the start time.
     public static func parseStartTime(_ stat: [UInt8]) -> UInt64? {
-        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "))
         // fields[0] is field 3 (state); field 22 is fields[19].
-        guard fields.count > 19 else { return nil }
+        guard let fields = fieldsAfterCommand(stat), fields.count > 19 else { return nil }
         return UInt64(String(decoding: fields[19], as: UTF8.self))
+    }
+
+    /// The fields of `/proc/PID/stat` from field 3 (state) on. The command name (field
+    /// 2) is in parentheses and may itself hold spaces and parentheses, so fields are
+    /// counted after the last `)`.
+    static func fieldsAfterCommand(_ stat: [UInt8]) -> [ArraySlice<UInt8>]? {
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        return stat[(close + 1)...].split(separator: UInt8(ascii: " "))
     }
 
     /// The owner of a live process: its pid and start time.
@@ -22,21 +31,27 @@ public enum ProcessTable {
         startTime(of: pid, root: root).map { Owner(pid: pid, startTime: $0) }
     }
 
-    /// Whether `owner` still runs: its PID names the same process (same start time)
-    /// and that process has not exited. An exited process its parent has not reaped
-    /// yet (a zombie) still has its `/proc/PID`, and counts as exited here.
-    public static func isRunning(_ owner: Owner, root: String = "/proc") -> Bool {
-        guard let stat = SystemFile.read("\(root)/\(owner.pid)/stat"),
-              parseStartTime(stat) == owner.startTime,
-              let state = parseState(stat)
-        else { return false }
-        return state != UInt8(ascii: "Z") && state != UInt8(ascii: "X")
+    /// What /proc says of a process.
+    public enum Liveness: Sendable, Equatable {
+        /// Its PID names the same process (same start time), which has not exited.
+        case running
+        /// Gone, its PID taken by another process, or exited and not reaped yet (a
+        /// zombie still has its `/proc/PID`).
+        case exited
+        /// /proc could not be read for another reason (no descriptor or memory left):
+        /// nothing can be told.
+        case unknown
     }
 
-    /// The state letter (field 3) of `/proc/PID/stat`.
-    static func parseState(_ stat: [UInt8]) -> UInt8? {
-        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        return stat[(close + 1)...].first { $0 != UInt8(ascii: " ") }
+    /// Whether `owner` still runs, by `/proc/PID/stat`.
+    public static func liveness(of owner: Owner, root: String = "/proc") -> Liveness {
+        guard let stat = SystemFile.read("\(root)/\(owner.pid)/stat") else {
+            return errno == ENOENT || errno == ESRCH ? .exited : .unknown
+        }
+        guard let fields = fieldsAfterCommand(stat), parseStartTime(stat) == owner.startTime,
+              let state = fields.first?.first
+        else { return .exited }
+        return state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") ? .exited : .running
     }
 
     /// The real user id of a process (`Uid:` in `/proc/PID/status`).

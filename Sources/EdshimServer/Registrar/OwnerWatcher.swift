@@ -60,7 +60,7 @@ final class OwnerWatcher: @unchecked Sendable {
         guard fd >= 0 else {
             let error = errno
             // ESRCH: no such process. Anything else says nothing about the process.
-            guard error != ESRCH, ProcessTable.isRunning(owner) else { return false }
+            guard error != ESRCH, ProcessTable.liveness(of: owner) != .exited else { return false }
             return watchByPolling(owner, because: error)
         }
         // Checked after opening: the pidfd now pins this very process.
@@ -87,12 +87,21 @@ final class OwnerWatcher: @unchecked Sendable {
         if report {
             logger.warning("pidfd_open failed: watching shims by reading /proc every \(Self.pollInterval) ms instead (a shim's exit is noticed up to that much later)", metadata: [
                 "error": "\(String(cString: strerror(error)))",
-                "hint": "\(error == ENOSYS ? "the kernel is older than 5.3 or a seccomp filter refuses pidfd_open" : "the server may be out of file descriptors (LimitNOFILE)")",
+                "hint": "\(Self.hint(for: error))",
             ])
         }
         // The watching thread sleeps without a timeout while nothing is polled.
         if first { wakeThread(Self.nudgeByte) }
         return true
+    }
+
+    private static func hint(for error: Int32) -> String {
+        switch error {
+        case ENOSYS: "the kernel is older than 5.3, or a seccomp filter refuses pidfd_open"
+        case EPERM, EACCES: "a seccomp filter or security module refuses pidfd_open"
+        case EMFILE, ENFILE: "the server is out of file descriptors (LimitNOFILE)"
+        default: "pidfd_open failed for a reason the kernel gives above"
+        }
     }
 
     /// Stops watching `owner`.
@@ -137,10 +146,11 @@ final class OwnerWatcher: @unchecked Sendable {
         return stop
     }
 
-    /// Owners without a pidfd that are no longer running, taken out of the watch.
+    /// Owners without a pidfd that have exited, taken out of the watch. One /proc
+    /// cannot tell about (no descriptor left) is looked at again next time.
     private func exitedPolledOwners() -> [Owner] {
         let polled = watched.withLock { $0.polled }
-        let exited = polled.filter { !ProcessTable.isRunning($0) }
+        let exited = polled.filter { ProcessTable.liveness(of: $0) == .exited }
         guard !exited.isEmpty else { return [] }
         return watched.withLock { state in exited.filter { state.polled.remove($0) != nil } }
     }

@@ -98,6 +98,9 @@ actor Registrar {
 
     private func register(_ request: RegisterRequest, from peer: PeerCredentials) async -> WireResponse {
         let key = request.key
+        // The shim gives up on an answer after 12 s; it gets one, withdrawn or not, a
+        // second before, whatever the Docker lookup and the writes took.
+        let answerBy = ContinuousClock.now + .seconds(EdshimDefaults.shimRegisterTimeoutSeconds - 1)
         guard key.proto == .tcp else {
             return .failure(WireError(.unsupportedProtocol, "the server registers TCP ports only; \(key.proto.rawValue) ports are served by the shim itself"))
         }
@@ -163,7 +166,7 @@ actor Registrar {
         // (and with it the server's start, ExecStartPost, and Envoy's after it). A
         // port its shim gave to Envoy is kept (below); one its shim serves itself stays
         // with the shim, which hands it over once Envoy listens.
-        let (ready, envoyAbsent) = await waitUntilEnvoyServesOrIsAbsent(key.host, excluding: excluded, retired: retired[key] ?? [])
+        let (ready, envoyAbsent) = await waitUntilEnvoyServesOrIsAbsent(key.host, excluding: excluded, retired: retired[key] ?? [], onBehalf: request.onBehalfOf != nil, answerBy: answerBy)
         guard registry[key]?.owner == owner else {
             return .failure(WireError(.notOwner, "\(key) was deregistered or replaced before Envoy served it"))
         }
@@ -197,32 +200,39 @@ actor Registrar {
     }
 
     /// Waits until Envoy serves `host` (see `waitUntilEnvoyServes`), for up to the
-    /// readiness timeout, or until Envoy is found not running: then at once, without
-    /// waiting out the timeout.
-    private func waitUntilEnvoyServesOrIsAbsent(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>) async -> (ready: Bool, envoyAbsent: Bool) {
-        let deadline = ContinuousClock.now + configuration.readyTimeout
+    /// readiness timeout (and never past `answerBy`), or until Envoy is found not
+    /// running. A shim's own registration waits a second itself before it takes Envoy
+    /// for absent: an Envoy still starting (at boot) or busy has that long to read.
+    /// Resync's (`onBehalf`) trusts an absence already found, so that its batch is not
+    /// held up a second per port.
+    private func waitUntilEnvoyServesOrIsAbsent(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, onBehalf: Bool, answerBy: ContinuousClock.Instant) async -> (ready: Bool, envoyAbsent: Bool) {
+        let start = ContinuousClock.now
+        let deadline = min(start + configuration.readyTimeout, answerBy)
+        let threshold = min(Self.readyTimeoutWithoutEnvoy, configuration.readyTimeout)
         while true {
-            if await envoySeemsAbsent() {
+            if onBehalf || ContinuousClock.now - start >= threshold, await envoySeemsAbsent(after: threshold) {
                 // Envoy may have come up just now: one last look.
                 return (await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero), true)
             }
             let left = deadline - ContinuousClock.now
-            let slice = min(left, .milliseconds(100))
-            if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: max(slice, .zero)) { return (true, false) }
-            if slice <= .zero || ContinuousClock.now >= deadline { return (false, false) }
+            guard left > .zero else { return (false, await envoySeemsAbsent(after: threshold)) }
+            if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: min(left, .milliseconds(100))) { return (true, false) }
         }
     }
 
-    /// Whether Envoy seems not to run: it has read none of the files for
-    /// `readyTimeoutWithoutEnvoy` after one was written, or (a server restarted with
-    /// its state intact writes nothing, so unread files cannot tell) it has read none
-    /// since this server started, that long ago, and listens on none of the
-    /// registered ports (sockets of shims serving their ports themselves do not
-    /// count). Once Envoy counts as absent, registrations no longer wait for it: the
-    /// first ones wait that second, the rest not at all.
-    private func envoySeemsAbsent() async -> Bool {
-        if let unread = await publisher.envoyLeftUnreadFor() { return unread >= Self.readyTimeoutWithoutEnvoy }
-        guard ContinuousClock.now - started >= Self.readyTimeoutWithoutEnvoy, !(await publisher.envoyHasReadAny()) else { return false }
+    /// Whether Envoy seems not to run: it listens on none of the registered ports
+    /// (sockets of shims serving their ports themselves do not count), and it has
+    /// read none of the files for `threshold` after one was written, or (a server
+    /// restarted with its state intact writes nothing, so unread files cannot tell)
+    /// none since this server started, that long ago. A read by any process counts
+    /// (an operator's `cat` too): then the registration waits the readiness timeout,
+    /// as for an Envoy that reads but does not listen.
+    private func envoySeemsAbsent(after threshold: Duration) async -> Bool {
+        if let unread = await publisher.envoyLeftUnreadFor() {
+            guard unread >= threshold else { return false }
+        } else {
+            guard ContinuousClock.now - started >= threshold, !(await publisher.envoyHasReadAny()) else { return false }
+        }
         let notEnvoys = Set(shimSockets.values)
         let listening = Set(await watcher.snapshot().filter { !notEnvoys.contains($0.inode) }.map(\.endpoint))
         return !registry.registrations.contains { listening.contains($0.key.host) }

@@ -163,6 +163,7 @@ struct SocketListener: Service {
             guard (info.st_mode & S_IFMT) == S_IFDIR else {
                 throw ServerStartupError("--socket \(path): \(directory) is not a directory")
             }
+            warnIfGroupCannotEnter(directory, info: info, policy: policy, logger: logger)
             return
         }
         do {
@@ -175,6 +176,22 @@ struct SocketListener: Service {
             throw ServerStartupError("cannot set mode 0750 on \(directory): \(String(cString: strerror(errno)))")
         }
         try giveToSocketGroup(directory, policy: policy, logger: logger)
+    }
+
+    /// An existing directory is left as it is (it may be shared, like /run), but one
+    /// the socket group cannot enter keeps that group's shims out as surely as the
+    /// socket's mode would: say so, and how to fix it. (A /run/edshim made before the
+    /// group existed, or before --socket-group changed, stays so until the next boot.)
+    private static func warnIfGroupCannotEnter(_ directory: String, info: stat, policy: PeerPolicy, logger: Logger) {
+        guard let group = policy.group else { return }
+        let mode = info.st_mode
+        let groupCanEnter = info.st_gid == group.gid ? mode & S_IXGRP != 0 : mode & S_IXOTH != 0
+        guard !groupCanEnter else { return }
+        logger.warning("members of the socket group cannot reach the socket: its directory does not let them in", metadata: [
+            "directory": "\(directory)", "group": "\(group.name)",
+            "owner_gid": "\(info.st_gid)", "mode": "\(String(mode & 0o7777, radix: 8))",
+            "fix": "chgrp \(group.name) \(directory) && chmod 0750 \(directory) (the server creates it so when it is missing)",
+        ])
     }
 
     /// A socket file someone still answers on belongs to a running server: taking it

@@ -1,4 +1,5 @@
 import CEdshimLinux
+import EdshimCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,13 +28,21 @@ struct TerminationSignals {
         return TerminationSignals(descriptor: fd)
     }
 
-    /// For a loop whose `poll` of many descriptors failed (no kernel memory, or more
-    /// descriptors than a lowered open-files limit allows): waits up to
-    /// `milliseconds` on the signal descriptor alone, `entry` (the loop's, whose
-    /// `revents` it sets), so that a stop is never missed. True when one is pending.
-    static func waitOnly(_ entry: inout pollfd, milliseconds: Int32) -> Bool {
+    /// For a loop whose `poll` of its descriptors failed with `error` (no kernel
+    /// memory, or more descriptors than a lowered open-files limit allows): logs it
+    /// (at most once a minute, `doing` says what the loop does) and waits 100 ms on
+    /// the signal descriptor alone, `entry` (the loop's, whose `revents` it sets), so
+    /// that a stop is never missed, nor the CPU spun on. True when a signal is
+    /// pending; false at once for EINTR.
+    static func afterFailedPoll(_ entry: inout pollfd, error: Int32, doing: @autoclosure () -> String, log: inout LogThrottle) -> Bool {
+        guard error != EINTR else { return false }
+        if let line = log.line("\(doing()): poll: \(String(cString: strerror(error))); trying again every 100 ms", now: Deadline.now()) {
+            ShimLog.warning(line)
+        }
         var single = pollfd(fd: entry.fd, events: entry.events, revents: 0)
-        let ready = poll(&single, 1, milliseconds)
+        let ready = poll(&single, 1, 100)
+        // Even that failed: sleep instead (signals wait on the signalfd meanwhile).
+        if ready < 0 { usleep(100_000) }
         entry.revents = single.revents
         return ready > 0
     }

@@ -24,8 +24,8 @@ struct FallbackProxy {
         let mayBeRegistered: Bool
         /// Envoy serves the port: the shim had handed it over.
         let handedOver: Bool
-        /// The signal that ended it; nil after a failure of `poll`.
-        let signal: TerminationSignals.Received?
+        /// The signal that ended it.
+        let signal: TerminationSignals.Received
     }
 
     /// Serves until a termination signal.
@@ -63,10 +63,8 @@ struct FallbackProxy {
             if let acceptPausedUntil { timeout = timeout < 0 ? acceptPausedUntil.remaining : min(timeout, acceptPausedUntil.remaining) }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
             if ready < 0 {
-                let code = errno
-                guard code != EINTR else { continue }
-                if let line = pollFailures.line("serving \(key) itself: poll: \(String(cString: strerror(code))) (\(fds.count) descriptors); trying again every 100 ms", now: Deadline.now()) { ShimLog.warning(line) }
-                guard TerminationSignals.waitOnly(&fds[0], milliseconds: 100) else { continue }
+                let (error, count) = (errno, fds.count)
+                guard TerminationSignals.afterFailedPoll(&fds[0], error: error, doing: "serving \(key) itself (\(count) descriptors)", log: &pollFailures) else { continue }
             }
             if fds[0].revents != 0, let signal = signals.takeSignal() {
                 // A registration in flight may still complete on the server's side.

@@ -21,10 +21,7 @@ enum TCPHandover {
             relay.appendPollDescriptors(to: &fds)
             let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 {
-                let code = errno
-                guard code != EINTR else { continue }
-                if let line = pollFailures.line("relaying \(relay.count) connection(s): poll: \(String(cString: strerror(code))); trying again every 100 ms", now: Deadline.now()) { ShimLog.warning(line) }
-                guard TerminationSignals.waitOnly(&fds[0], milliseconds: 100) else { continue }
+                guard TerminationSignals.afterFailedPoll(&fds[0], error: errno, doing: "relaying \(relay.count) connection(s)", log: &pollFailures) else { continue }
             }
             if fds[0].revents != 0, signals.takePending() { return true }
             relay.process(fds[1...])

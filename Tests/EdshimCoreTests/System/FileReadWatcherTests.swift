@@ -44,23 +44,26 @@ struct FileReadWatcherTests {
         #expect(ContinuousClock.now - waited >= .milliseconds(90), "not ended by the read of lds.json")
     }
 
-    @Test("the reader seems absent after a wait ran out, present again after a read, and asking loses no read")
-    func readerPresence() async throws {
+    @Test("unreadFor counts from the earliest write the reader has not read anything since, ends with a read, and asking loses no read")
+    func unreadTime() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/cds.json"))
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(100)))
-        #expect(await watcher.readerSeemsPresent, "present until a wait runs out")
+        #expect(await watcher.unreadFor == nil, "nothing written yet")
 
         await watcher.mark()
-        #expect(await watcher.waitForRead(of: "cds.json") == false)
-        #expect(await watcher.readerSeemsPresent == false)
-
+        try await Task.sleep(for: .milliseconds(150))
         await watcher.mark()
+        let unread = try #require(await watcher.unreadFor)
+        #expect(unread >= .milliseconds(150), "from the first of the two writes: \(unread)")
+
         _ = FileManager.default.contents(atPath: directory + "/cds.json")
         try await Task.sleep(for: .milliseconds(20))
-        #expect(await watcher.readerSeemsPresent, "a read shows the reader is back")
+        #expect(await watcher.unreadFor == nil, "a read shows the reader is there")
         #expect(await watcher.waitForRead(of: "cds.json"), "the read taken in by asking still ends the wait")
+        await watcher.mark()
+        #expect(try #require(await watcher.unreadFor) < .milliseconds(100), "a new write starts a new count")
     }
 }

@@ -71,15 +71,19 @@ struct ProcessTableTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let stat = process.appendingPathComponent("stat")
         try Data(Self.stat(comm: "edshim (x) Z", startTime: 555)).write(to: stat)
-        #expect(ProcessTable.isRunning(Owner(pid: 79, startTime: 555), root: root.path))
-        #expect(!ProcessTable.isRunning(Owner(pid: 79, startTime: 556), root: root.path), "the PID was taken by another process")
-        #expect(!ProcessTable.isRunning(Owner(pid: 80, startTime: 555), root: root.path), "no such process")
+        #expect(ProcessTable.liveness(of: Owner(pid: 79, startTime: 555), root: root.path) == .running)
+        #expect(ProcessTable.liveness(of: Owner(pid: 79, startTime: 556), root: root.path) == .exited, "the PID was taken by another process")
+        #expect(ProcessTable.liveness(of: Owner(pid: 80, startTime: 555), root: root.path) == .exited, "no such process")
         for state in ["Z", "X"] {
             let zombie = String(decoding: Self.stat(comm: "edshim", startTime: 555), as: UTF8.self).replacingOccurrences(of: ") S ", with: ") \(state) ")
             try Data(zombie.utf8).write(to: stat)
-            #expect(!ProcessTable.isRunning(Owner(pid: 79, startTime: 555), root: root.path), "state \(state): exited, not reaped yet")
+            #expect(ProcessTable.liveness(of: Owner(pid: 79, startTime: 555), root: root.path) == .exited, "state \(state): exited, not reaped yet")
         }
-        #expect(ProcessTable.isRunning(try #require(ProcessTable.owner(of: getpid()))))
+        // A stat file that cannot be read (here: a directory in its place) tells nothing.
+        let unreadable = root.appendingPathComponent("81")
+        try FileManager.default.createDirectory(at: unreadable.appendingPathComponent("stat"), withIntermediateDirectories: true)
+        #expect(ProcessTable.liveness(of: Owner(pid: 81, startTime: 555), root: root.path) == .unknown)
+        #expect(ProcessTable.liveness(of: try #require(ProcessTable.owner(of: getpid()))) == .running)
     }
 
     @Test func readsUserAndGroupsFromStatus() throws {

@@ -14,33 +14,22 @@ enum SystemExecutables {
     }()
 
     /// `ip` (iproute2), or a failure saying where it was looked for.
-    static func ip() throws -> String {
-        guard let path = locate("ip") else {
-            throw TestFailure("ip not found (looked in \(searchDirectories.joined(separator: ":"))): install iproute2")
-        }
-        return path
-    }
+    static func ip() throws -> String { try required("ip", package: "iproute2") }
 
     /// `setpriv` (util-linux), or a failure saying where it was looked for.
-    static func setpriv() throws -> String {
-        guard let path = locate("setpriv") else {
-            throw TestFailure("setpriv not found (looked in \(searchDirectories.joined(separator: ":"))): install util-linux")
-        }
-        return path
-    }
+    static func setpriv() throws -> String { try required("setpriv", package: "util-linux") }
 
     /// `prlimit` (util-linux), or a failure saying where it was looked for.
-    static func prlimit() throws -> String {
-        guard let path = locate("prlimit") else {
-            throw TestFailure("prlimit not found (looked in \(searchDirectories.joined(separator: ":"))): install util-linux")
-        }
-        return path
-    }
+    static func prlimit() throws -> String { try required("prlimit", package: "util-linux") }
 
     /// `python3`, or a failure saying where it was looked for.
-    static func python3() throws -> String {
-        guard let path = locate("python3") else {
-            throw TestFailure("python3 not found (looked in \(searchDirectories.joined(separator: ":"))): install python3")
+    static func python3() throws -> String { try required("python3", package: "python3") }
+
+    /// `name`, or a failure saying where it was looked for and which Debian package
+    /// has it.
+    static func required(_ name: String, package: String) throws -> String {
+        guard let path = locate(name) else {
+            throw TestFailure("\(name) not found (looked in \(searchDirectories.joined(separator: ":"))): install \(package)")
         }
         return path
     }

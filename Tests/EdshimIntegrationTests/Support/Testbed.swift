@@ -166,6 +166,7 @@ final class Testbed: @unchecked Sendable {
     var serverLogPath: String { directory + "/server.log" }
 
     func startEnvoy() async throws {
+        envoyStoppedByTheTest = false
         let bootstrap = try await Binaries.run(edshim, ["bootstrap", "--xds-dir", xdsDirectory, "--admin-address", envoyAdmin.description], in: directory)
         guard bootstrap.status == 0 else { throw TestFailure("edshim bootstrap failed: \(bootstrap.output)") }
         let path = directory + "/envoy.yaml"
@@ -392,15 +393,23 @@ final class Testbed: @unchecked Sendable {
     /// Stops Envoy, once what it was given is checked (`expectEnvoyTookEveryUpdate`).
     func stopEnvoy() async throws {
         try await expectEnvoyTookEveryUpdate()
+        envoyStoppedByTheTest = true
         await envoy?.stop()
     }
+
+    /// The test stopped Envoy itself: its exit is no failure.
+    private var envoyStoppedByTheTest = false
 
     /// Waits (up to 3 s) until Envoy has taken in the files now in the xds directory
     /// (its `version_text` of each equals the file's `version_info`), so that the last
     /// write counts too, then expects no rejected or failed update. An Envoy that
     /// does not follow the directory (a test recreated it) is checked after the wait.
     func expectEnvoyTookEveryUpdate(sourceLocation: SourceLocation = #_sourceLocation) async throws {
-        guard let envoy, !envoy.hasExited else { return }
+        guard let envoy, !envoyStoppedByTheTest else { return }
+        guard !envoy.hasExited else {
+            Issue.record("Envoy exited during the test:\n\(envoy.log)", sourceLocation: sourceLocation)
+            return
+        }
         let deadline = ContinuousClock.now + .seconds(3)
         while ContinuousClock.now < deadline, !envoyHasTheFiles() {
             try await Task.sleep(for: .milliseconds(20))
