@@ -63,11 +63,11 @@ struct ShimRefusalTests {
         }
     }
 
-    @Test("Envoy not running, EDSHIM_FALLBACK=fail: the reason says so and how to start Envoy, and nothing stays registered")
+    @Test("Envoy not running, EDSHIM_FALLBACK=fail: the reason says so and how to start Envoy (with a readiness timeout under a second too), and nothing stays registered")
     func envoyTimeout() async throws {
         var options = Testbed.Options()
         options.startEnvoy = false
-        options.readyTimeoutSeconds = 1
+        options.readyTimeoutSeconds = 0.5
         try await withTestbed(options) { bed in
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9), environment: ["EDSHIM_FALLBACK": "fail"])

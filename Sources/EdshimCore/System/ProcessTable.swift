@@ -45,9 +45,17 @@ public enum ProcessTable {
 
     /// Whether `owner` still runs, by `/proc/PID/stat`.
     public static func liveness(of owner: Owner, root: String = "/proc") -> Liveness {
-        guard let stat = SystemFile.read("\(root)/\(owner.pid)/stat") else {
-            return errno == ENOENT || errno == ESRCH ? .exited : .unknown
-        }
+        // Read here rather than with SystemFile: the error must be the open's or the
+        // read's own (ESRCH when the process was reaped in between), not what a close
+        // or a free left in errno.
+        let fd = open("\(root)/\(owner.pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT || errno == ESRCH ? .exited : .unknown }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        let readError = errno
+        close(fd)
+        guard count > 0 else { return count == 0 || readError == ESRCH ? .exited : .unknown }
+        let stat = Array(buffer[0..<count])
         guard let fields = fieldsAfterCommand(stat), parseStartTime(stat) == owner.startTime,
               let state = fields.first?.first
         else { return .exited }

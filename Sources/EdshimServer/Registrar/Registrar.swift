@@ -32,6 +32,12 @@ actor Registrar {
     /// When this server started: an Envoy that read nothing since, a while after it,
     /// and listens on none of the registered ports is not running.
     private let started = ContinuousClock.now
+    /// When a registration last found Envoy not running: for a while after, the next
+    /// ones need not wait a second each to find it again (`envoySeemsAbsent` still
+    /// checks that nothing has changed since).
+    private var envoyFoundAbsent: ContinuousClock.Instant?
+    /// How long a finding that Envoy does not run is trusted.
+    static let envoyAbsenceTrusted = Duration.seconds(10)
     private let logger: Logger
 
     init(
@@ -98,9 +104,9 @@ actor Registrar {
 
     private func register(_ request: RegisterRequest, from peer: PeerCredentials) async -> WireResponse {
         let key = request.key
-        // The shim gives up on an answer after 12 s; it gets one, withdrawn or not, a
-        // second before, whatever the Docker lookup and the writes took.
-        let answerBy = ContinuousClock.now + .seconds(EdshimDefaults.shimRegisterTimeoutSeconds - 1)
+        // The shim gives up on an answer after 12 s: the wait for Envoy ends 2 s before,
+        // whatever the Docker lookup took, leaving time for the writes of a withdrawal.
+        let answerBy = ContinuousClock.now + .seconds(EdshimDefaults.shimRegisterTimeoutSeconds - 2)
         guard key.proto == .tcp else {
             return .failure(WireError(.unsupportedProtocol, "the server registers TCP ports only; \(key.proto.rawValue) ports are served by the shim itself"))
         }
@@ -202,20 +208,28 @@ actor Registrar {
     /// Waits until Envoy serves `host` (see `waitUntilEnvoyServes`), for up to the
     /// readiness timeout (and never past `answerBy`), or until Envoy is found not
     /// running. A shim's own registration waits a second itself before it takes Envoy
-    /// for absent: an Envoy still starting (at boot) or busy has that long to read.
-    /// Resync's (`onBehalf`) trusts an absence already found, so that its batch is not
-    /// held up a second per port.
+    /// for absent (an Envoy still starting at boot, or busy, has that long to read),
+    /// unless a registration found it absent a moment ago: then, as for resync's
+    /// (`onBehalf`), the ports that follow (dockerd starts them one after another) are
+    /// not held up a second each.
     private func waitUntilEnvoyServesOrIsAbsent(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, onBehalf: Bool, answerBy: ContinuousClock.Instant) async -> (ready: Bool, envoyAbsent: Bool) {
         let start = ContinuousClock.now
         let deadline = min(start + configuration.readyTimeout, answerBy)
         let threshold = min(Self.readyTimeoutWithoutEnvoy, configuration.readyTimeout)
+        let absenceKnown = onBehalf || envoyFoundAbsent.map { start - $0 < Self.envoyAbsenceTrusted } ?? false
         while true {
-            if onBehalf || ContinuousClock.now - start >= threshold, await envoySeemsAbsent(after: threshold) {
+            if absenceKnown || ContinuousClock.now - start >= threshold, await envoySeemsAbsent(after: threshold) {
+                envoyFoundAbsent = ContinuousClock.now
                 // Envoy may have come up just now: one last look.
                 return (await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero), true)
             }
             let left = deadline - ContinuousClock.now
-            guard left > .zero else { return (false, await envoySeemsAbsent(after: threshold)) }
+            guard left > .zero else {
+                if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero) { return (true, false) }
+                let absent = await envoySeemsAbsent(after: threshold)
+                if absent { envoyFoundAbsent = ContinuousClock.now }
+                return (false, absent)
+            }
             if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: min(left, .milliseconds(100))) { return (true, false) }
         }
     }

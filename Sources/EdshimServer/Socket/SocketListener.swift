@@ -184,6 +184,9 @@ struct SocketListener: Service {
     /// group existed, or before --socket-group changed, stays so until the next boot.)
     private static func warnIfGroupCannotEnter(_ directory: String, info: stat, policy: PeerPolicy, logger: Logger) {
         guard let group = policy.group else { return }
+        // A server not run as root outside the group cannot give it the socket either,
+        // and has said so (`giveToSocketGroup`).
+        guard geteuid() == 0 || Self.isMember(of: group.gid) else { return }
         let mode = info.st_mode
         let groupCanEnter = info.st_gid == group.gid ? mode & S_IXGRP != 0 : mode & S_IXOTH != 0
         guard !groupCanEnter else { return }
@@ -192,6 +195,14 @@ struct SocketListener: Service {
             "owner_gid": "\(info.st_gid)", "mode": "\(String(mode & 0o7777, radix: 8))",
             "fix": "chgrp \(group.name) \(directory) && chmod 0750 \(directory) (the server creates it so when it is missing)",
         ])
+    }
+
+    /// Whether this process has `gid` as its group or one of its supplementary groups.
+    private static func isMember(of gid: gid_t) -> Bool {
+        if getegid() == gid { return true }
+        var groups = [gid_t](repeating: 0, count: Int(max(getgroups(0, nil), 0)))
+        let count = getgroups(Int32(groups.count), &groups)
+        return count > 0 && groups.prefix(Int(count)).contains(gid)
     }
 
     /// A socket file someone still answers on belongs to a running server: taking it
