@@ -60,7 +60,10 @@ struct FallbackTests {
             #expect(took >= .seconds(11) && took < .seconds(16), "reported after \(took): the shim's 12 s deadline, under dockerd's 16 s")
             // Served by the shim itself: its socket alone listens on the port. (The
             // relay itself is what the other fallback tests exercise.)
-            #expect(shim.process.log.contains("serving tcp \(host) → \(backend.endpoint) itself, as docker-proxy would"), "\(shim.process.log)")
+            // (It logs that just after it reported 0.)
+            try await bed.eventually("the shim says it serves the port itself") {
+                shim.process.log.contains("serving tcp \(host) → \(backend.endpoint) itself, as docker-proxy would")
+            }
             #expect(ListenTable.read().filter { $0.endpoint == host }.count == 1)
 
             server.signal(SIGCONT)
