@@ -24,6 +24,28 @@ struct ShimLifecycleTests {
         }
     }
 
+    @Test("SIGINT while Envoy lags (stopped): the server answers the deregistration within the shim's 900 ms, and the shim exits 0 within a second")
+    func deregisterWhileEnvoyLags() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            let envoy = try #require(bed.envoy)
+            envoy.signal(SIGSTOP)
+            defer { envoy.signal(SIGCONT) }
+            let start = ContinuousClock.now
+            shim.process.signal(SIGINT)
+            let status = await shim.process.waitForExit(timeout: .seconds(2))
+            let took = ContinuousClock.now - start
+            envoy.signal(SIGCONT)
+            #expect(status == 0 && took < .seconds(1), "exited \(String(describing: status)) after \(took)")
+            // The shim logs only a deregistration that failed or went unanswered.
+            #expect(!shim.process.log.contains("deregistering tcp 0.0.0.0:\(host.port)"), "answered in time: \(shim.process.log)")
+            #expect(try bed.registrations().isEmpty)
+        }
+    }
+
     @Test("a shim whose port Envoy serves idles on one thread, in little private memory")
     func idleFootprint() async throws {
         try await withTestbed { bed in

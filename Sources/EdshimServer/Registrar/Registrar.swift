@@ -407,8 +407,11 @@ actor Registrar {
     }
 
     /// Publishes the removal of `removed` (already out of the registry) and waits,
-    /// briefly, until Envoy has closed their ports.
+    /// briefly, until Envoy has closed their ports: `releaseTimeout` in all, the
+    /// writes included, so that a deregistering shim (which waits 900 ms, to exit
+    /// within dockerd's second) gets its answer also when Envoy lags.
     private func withdraw(_ removed: [Registration]) async {
+        let started = ContinuousClock.now
         var closing: Set<UInt64> = []
         let table = await watcher.snapshot()
         for registration in removed {
@@ -418,7 +421,8 @@ actor Registrar {
             closing.formUnion(listening)
         }
         await commit()
-        if await watcher.waitUntilClosed(closing, timeout: configuration.releaseTimeout) {
+        let left = configuration.releaseTimeout - (ContinuousClock.now - started)
+        if await watcher.waitUntilClosed(closing, timeout: max(left, .zero)) {
             for registration in removed where registry[registration.key] == nil {
                 retired[registration.key] = nil
             }
