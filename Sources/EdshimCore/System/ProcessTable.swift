@@ -13,8 +13,13 @@ public enum ProcessTable {
 
     /// Parses `/proc/PID/stat` for the start time.
     public static func parseStartTime(_ stat: [UInt8]) -> UInt64? {
-        // fields[0] is field 3 (state); field 22 is fields[19].
-        guard let fields = fieldsAfterCommand(stat), fields.count > 19 else { return nil }
+        fieldsAfterCommand(stat).flatMap(startTime(in:))
+    }
+
+    /// The start time among `fieldsAfterCommand`: fields[0] is field 3 (state), field
+    /// 22 is fields[19].
+    private static func startTime(in fields: [ArraySlice<UInt8>]) -> UInt64? {
+        guard fields.count > 19 else { return nil }
         return UInt64(String(decoding: fields[19], as: UTF8.self))
     }
 
@@ -55,8 +60,7 @@ public enum ProcessTable {
         let readError = errno
         close(fd)
         guard count > 0 else { return count == 0 || readError == ESRCH ? .exited : .unknown }
-        let stat = Array(buffer[0..<count])
-        guard let fields = fieldsAfterCommand(stat), parseStartTime(stat) == owner.startTime,
+        guard let fields = fieldsAfterCommand(Array(buffer[0..<count])), startTime(in: fields) == owner.startTime,
               let state = fields.first?.first
         else { return .exited }
         return state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") ? .exited : .running

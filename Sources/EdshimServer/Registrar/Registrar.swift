@@ -219,16 +219,13 @@ actor Registrar {
         let absenceKnown = onBehalf || envoyFoundAbsent.map { start - $0 < Self.envoyAbsenceTrusted } ?? false
         while true {
             if absenceKnown || ContinuousClock.now - start >= threshold, await envoySeemsAbsent(after: threshold) {
-                envoyFoundAbsent = ContinuousClock.now
                 // Envoy may have come up just now: one last look.
                 return (await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero), true)
             }
             let left = deadline - ContinuousClock.now
             guard left > .zero else {
                 if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero) { return (true, false) }
-                let absent = await envoySeemsAbsent(after: threshold)
-                if absent { envoyFoundAbsent = ContinuousClock.now }
-                return (false, absent)
+                return (false, await envoySeemsAbsent(after: threshold))
             }
             if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: min(left, .milliseconds(100))) { return (true, false) }
         }
@@ -240,7 +237,8 @@ actor Registrar {
     /// restarted with its state intact writes nothing, so unread files cannot tell)
     /// none since this server started, that long ago. A read by any process counts
     /// (an operator's `cat` too): then the registration waits the readiness timeout,
-    /// as for an Envoy that reads but does not listen.
+    /// as for an Envoy that reads but does not listen. A finding of absence is noted
+    /// in `envoyFoundAbsent`.
     private func envoySeemsAbsent(after threshold: Duration) async -> Bool {
         if let unread = await publisher.envoyLeftUnreadFor() {
             guard unread >= threshold else { return false }
@@ -249,7 +247,9 @@ actor Registrar {
         }
         let notEnvoys = Set(shimSockets.values)
         let listening = Set(await watcher.snapshot().filter { !notEnvoys.contains($0.inode) }.map(\.endpoint))
-        return !registry.registrations.contains { listening.contains($0.key.host) }
+        guard !registry.registrations.contains(where: { listening.contains($0.key.host) }) else { return false }
+        envoyFoundAbsent = ContinuousClock.now
+        return true
     }
 
     /// Waits until Envoy listens on `host` for a registration just published: on a

@@ -55,7 +55,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("default-mode"), help: "Mode for containers without a ProxyMode / edshim.mode label: http or tcp.")
     var defaultMode: String = "http"
 
-    @Option(name: .customLong("ready-timeout"), help: "Seconds a registration waits for Envoy to listen before it fails, at most 10 (a starting shim waits 12 for the answer).")
+    @Option(name: .customLong("ready-timeout"), help: "Seconds a registration waits for Envoy to listen before it fails, at most 10 (a starting shim waits 12 for the answer). An Envoy that does not run (it reads none of the server's files and listens on no registered port) is waited for a second at most.")
     var readyTimeout: Double = 5
 
     @Option(name: .customLong("envoy-drain-time"), help: ArgumentHelp(
