@@ -65,17 +65,19 @@ int edshim_packet_destination(const struct msghdr *message, unsigned char addres
     // An IPv4 datagram on a dual-stack socket carries both messages, IPV6_PKTINFO
     // first, with the datagram's destination (for a broadcast, the broadcast
     // address, which no reply may leave from). IP_PKTINFO's ipi_spec_dst is the
-    // local address to answer from: it wins wherever it is.
+    // local address to answer from: it wins wherever it is. A message the kernel cut
+    // short (a control area filled by other options turned on on dockerd's socket,
+    // MSG_CTRUNC) is passed over: its stale bytes would become a reply's source.
     int family = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)message); c != NULL; c = CMSG_NXTHDR((struct msghdr *)message, c)) {
-        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
             struct in_pktinfo info;
             memcpy(&info, CMSG_DATA(c), sizeof info);
             memcpy(address, &info.ipi_spec_dst, 4);
             *ifindex = (unsigned int)info.ipi_ifindex;
             return AF_INET;
         }
-        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+        if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO && c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
             struct in6_pktinfo info;
             memcpy(&info, CMSG_DATA(c), sizeof info);
             memcpy(address, &info.ipi6_addr, 16);

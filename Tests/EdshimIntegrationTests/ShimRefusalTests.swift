@@ -117,7 +117,7 @@ struct ShimRefusalTests {
             let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
             let advice = address == "198.51.100.77"
                 ? "cannot assign requested address: this host has no address 198.51.100.77; publish on an address it has, or on 0.0.0.0"
-                : "is an IPv4-mapped address, which Envoy's IPv6 listeners (v6-only) cannot take; publish on 127.0.0.1 instead"
+                : "is an IPv4-mapped address, which IPv6 sockets bound v6-only (docker-proxy's, Envoy's, edshim's) cannot take; publish on 127.0.0.1 instead"
             #expect(shim.status.hasPrefix("1\nlisten tcp \(host): bind: ") && shim.status.contains(advice), "reported \(shim.status.debugDescription)")
             #expect(ContinuousClock.now - started < .seconds(2), "refused at once, not after Envoy's readiness timeout")
             #expect(try bed.registrations().isEmpty)

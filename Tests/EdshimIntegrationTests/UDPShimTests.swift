@@ -83,6 +83,17 @@ struct UDPShimTests {
         }
     }
 
+    @Test("an IPv4-mapped host address is refused saying which address to publish on instead")
+    func mappedHostAddress() async throws {
+        try await withUDPTestbed { bed, _ in
+            let host = SocketEndpoint(ip: try #require(IPAddress("::ffff:127.0.0.1")), port: try Sockets.freeUDPPort())
+            let shim = try await bed.startUDPProxy(.dockerd2010, host: host, container: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status == "1\nlisten udp \(host): bind: invalid argument: ::ffff:127.0.0.1 is an IPv4-mapped address, which IPv6 sockets bound v6-only (docker-proxy's, Envoy's, edshim's) cannot take; publish on 127.0.0.1 instead",
+                    "reported \(shim.status.debugDescription)")
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+        }
+    }
+
     struct BadSetting: CustomStringConvertible, Sendable {
         let variable: String
         let value: String

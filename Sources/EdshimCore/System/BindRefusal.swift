@@ -16,6 +16,9 @@ public enum BindRefusal {
     }
 
     private static func advice(_ proto: String, _ host: SocketEndpoint, _ code: Int32, holders: [PortHolders.Holder]) -> String {
+        if code == EINVAL || code == EADDRNOTAVAIL, let mapped = host.ip.mappedIPv4 {
+            return "\(host.ip) is an IPv4-mapped address, which IPv6 sockets bound v6-only (docker-proxy's, Envoy's, edshim's) cannot take; publish on \(mapped) instead"
+        }
         switch code {
         case EADDRINUSE:
             let who = holders.isEmpty ? "another process already uses" : "\(holders.map(\.description).joined(separator: ", ")) already listens on"

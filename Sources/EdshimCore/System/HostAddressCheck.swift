@@ -22,10 +22,7 @@ public enum HostAddressCheck {
         // Only what says the address itself cannot be listened on: not a host out of
         // ephemeral ports (EADDRINUSE for port 0) or of memory, which Envoy may not be.
         guard code == EADDRNOTAVAIL || code == EINVAL else { return nil }
-        if let mapped = host.ip.mappedIPv4 {
-            return BindRefusal.message("tcp", host, code, advice: "\(host.ip) is an IPv4-mapped address, which Envoy's IPv6 listeners (v6-only) cannot take; publish on \(mapped) instead")
-        }
-        guard code == EADDRNOTAVAIL else {
+        guard code == EADDRNOTAVAIL || host.ip.mappedIPv4 != nil else {
             return BindRefusal.message("tcp", host, code, advice: "Envoy could not listen there either (an IPv6 link-local address needs its interface); check -host-ip")
         }
         return BindRefusal.message("tcp", host, code)

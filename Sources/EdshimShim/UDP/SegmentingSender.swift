@@ -20,6 +20,9 @@ final class SegmentingSender {
     static let largestSegment = 1200
     /// The kernel's UDP_MAX_SEGMENTS.
     static let mostSegments = 64
+    /// The most one send may carry in all: an IPv4 datagram's largest payload (the
+    /// kernel refuses a larger combined send with EMSGSIZE, which would drop it whole).
+    static let mostBytes = 65_507
     private static let refusalsBeforeGivingUp = 16
 
     private let units: UnsafeMutablePointer<edshim_mmsghdr>
@@ -89,7 +92,8 @@ final class SegmentingSender {
             let size = batch.length(at: start)
             var end = start + 1
             if size > 0, size <= Self.largestSegment {
-                while end < range.upperBound, end - start < Self.mostSegments, batch.groups[end] == batch.groups[start] {
+                while end < range.upperBound, end - start < Self.mostSegments, (end - start + 1) * size <= Self.mostBytes,
+                      batch.groups[end] == batch.groups[start] {
                     let next = batch.length(at: end)
                     guard next > 0, next <= size else { break }
                     end += 1

@@ -64,8 +64,9 @@ final class UDPProxy {
         tokens.deallocate()
     }
 
-    /// Moves datagrams until SIGINT or SIGTERM.
-    func run() {
+    /// Moves datagrams until SIGINT or SIGTERM (true), or until waiting for them
+    /// fails (false: logged; only a fault in the proxy itself makes epoll_wait fail).
+    func run() -> Bool {
         var clock = Self.microseconds()
         while true {
             let polling = busyPoll.isPolling(at: clock)
@@ -75,7 +76,7 @@ final class UDPProxy {
             if ready < 0 {
                 if errno == EINTR { continue }
                 ShimLog.error("epoll_wait: \(String(cString: strerror(errno))); stopping")
-                return
+                return false
             }
             if ready == 0, polling {
                 sched_yield()
@@ -85,7 +86,7 @@ final class UDPProxy {
             for event in 0..<Int(ready) {
                 switch tokens[event] {
                 case Self.signalToken:
-                    if signals.takePending() { return }
+                    if signals.takePending() { return true }
                 case Self.listenerToken:
                     flushReplies()
                     forwardFromClients(now: now)
@@ -179,20 +180,25 @@ final class UDPProxy {
         case EMFILE: ("out of file descriptors", "raise the open-files limit, LimitNOFILE= in dockerd's unit")
         case ENFILE: ("out of file descriptors", "the system's file table is full, see fs.file-max")
         // connect() binds the socket to a local port first: EAGAIN when none is free.
-        case EAGAIN, EADDRNOTAVAIL: ("out of local ports", "every port of net.ipv4.ip_local_port_range is in use: lower EDSHIM_UDP_MAX_FLOWS or --max-flows, or widen the range")
+        // (EADDRNOTAVAIL is no source address toward the container, which a flow given
+        // up would not cure.)
+        case EAGAIN: ("out of local ports", "every port of net.ipv4.ip_local_port_range is in use: lower EDSHIM_UDP_MAX_FLOWS or --max-flows, or widen the range")
         default: nil
         }
     }
 
-    /// A flow socket's receive buffer: the replies to a whole batch of the client's
-    /// datagrams arrive before the proxy reads them (the kernel's default, ~208 KiB,
-    /// holds three of 64 KiB). Memory is taken only while replies wait.
-    static let flowReceiveBufferBytes: Int32 = 1 << 20
+    /// A flow socket's buffers, each way: the replies to a whole batch of the client's
+    /// datagrams arrive before the proxy reads them, and a batch of large datagrams
+    /// toward the container (a 60,000-byte one is ~41 fragments, ~95 KiB of buffer)
+    /// is sent without waiting; the kernel's default, ~208 KiB, holds two or three.
+    /// Memory is taken only while datagrams wait.
+    static let flowBufferBytes: Int32 = 1 << 20
 
     private func connectUpstream() -> Int32 {
         let fd = socket(container.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return -1 }
-        edshim_socket_buffer(fd, 1, Self.flowReceiveBufferBytes)
+        edshim_socket_buffer(fd, 1, Self.flowBufferBytes)
+        edshim_socket_buffer(fd, 0, Self.flowBufferBytes)
         guard container.withSocketAddress({ connect(fd, $0, $1) }) == 0 else {
             let code = errno
             close(fd)

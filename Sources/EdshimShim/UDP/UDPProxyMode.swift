@@ -48,7 +48,6 @@ public enum UDPProxyMode {
         status.reportReady()
         let idle = Double(options.idleTimeoutMilliseconds) / 1000
         ShimLog.info("proxying udp \(arguments.host) → \(arguments.container) (flows idle for \(idle) s close; at most \(options.maxFlows))")
-        proxy.run()
-        return 0
+        return proxy.run() ? 0 : 1
     }
 }
