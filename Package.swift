@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Tests only: an h2c container (AsyncHTTPClient already builds it).
+        .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
     ],
     targets: [
         // The model, the Envoy encoder, the wire protocol and docker-proxy argument
@@ -60,7 +62,18 @@ let package = Package(
         // What both test targets share (seeded randomness).
         .target(name: "EdshimTestSupport", path: "Tests/EdshimTestSupport"),
         .testTarget(name: "EdshimCoreTests", dependencies: ["EdshimCore", "EdshimTestSupport"], resources: [.copy("Golden")]),
-        .testTarget(name: "EdshimIntegrationTests", dependencies: ["EdshimCore", "EdshimTestSupport"]),
+        .testTarget(
+            name: "EdshimIntegrationTests",
+            dependencies: [
+                "EdshimCore",
+                "EdshimTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ]
+        ),
         .testTarget(name: "EdshimServerTests", dependencies: ["EdshimServer"]),
     ]
 )

@@ -8,19 +8,49 @@ import Glibc
 /// What a Docker operator expects of HTTP mode, exercised through Envoy.
 @Suite("HTTP mode")
 struct HTTPModeTests {
-    @Test("h2c with prior knowledge and HTTP/1.1 on the same port")
+    @Test("h2c with prior knowledge and HTTP/1.1 on the same port, each reaching the container in the client's own protocol: gRPC's trailers arrive, the container's Server header passes")
     func h2c() async throws {
+        try await withTestbed { bed in
+            let container = try await BothProtocolsBackend()
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let published = try await bed.publish(host, to: container.endpoint)
+            #expect(published.isReady)
+            let curl = try Binaries.onPath("curl", install: "apt-get install curl")
+            let url = "http://127.0.0.1:\(host.port)/grpc.Echo/Say"
+            let h2 = try await Binaries.run(curl, ["-s", "-D", "-", "--http2-prior-knowledge", "-d", "x", "-w", "\n%{http_version}", url], in: bed.directory)
+            #expect(h2.output.contains("protocol=HTTP/2\npath=/grpc.Echo/Say"), "the container got HTTP/2: \(h2.output)")
+            #expect(h2.output.contains("grpc-status: 0") && h2.output.contains("grpc-message: answered-over-h2"), "gRPC's trailers arrived: \(h2.output)")
+            #expect(h2.output.contains("server: both-protocols-backend"), "the container's own Server header: \(h2.output)")
+            #expect(h2.output.hasSuffix("\n2"), "spoke HTTP/2 to Envoy: \(h2.output)")
+            let h1 = try await Binaries.run(curl, ["-s", "-D", "-", "--http1.1", "-w", "\n%{http_version}", url], in: bed.directory)
+            #expect(h1.output.contains("protocol=HTTP/1.1\npath=/grpc.Echo/Say"), "the container got HTTP/1.1: \(h1.output)")
+            #expect(h1.output.lowercased().contains("server: both-protocols-backend"), "\(h1.output)")
+            #expect(h1.output.hasSuffix("\n1.1"))
+            // A container that sets no Server header gets Envoy's, telling who answered.
+            let backend = try bed.httpBackend("web")
+            let other = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(other, to: backend.endpoint).isReady)
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: other.port)).headers["server"] == "envoy")
+            await container.stop()
+        }
+    }
+
+    @Test("HTTP/1.0 requests pass, with a Host header and without (nginx's proxy_pass, ab and curl -0 send them), as through docker-proxy")
+    func http10() async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             #expect(try await bed.publish(host, to: backend.endpoint).isReady)
-            let curl = try Binaries.onPath("curl", install: "apt-get install curl")
-            let url = "http://127.0.0.1:\(host.port)/h2"
-            let h2 = try await Binaries.run(curl, ["-s", "--http2-prior-knowledge", "-w", "\\n%{http_version}", url], in: bed.directory)
-            #expect(h2.output.contains("backend=web"))
-            #expect(h2.output.hasSuffix("\n2"), "spoke HTTP/2 to Envoy: \(h2.output)")
-            let h1 = try await Binaries.run(curl, ["-s", "--http1.1", "-w", "\\n%{http_version}", url], in: bed.directory)
-            #expect(h1.output.hasSuffix("\n1.1"))
+            for request in ["GET /ten HTTP/1.0\r\nHost: edshim\r\n\r\n", "GET /ten HTTP/1.0\r\n\r\n"] {
+                let answer = try await onThread {
+                    let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+                    defer { close(fd) }
+                    try Sockets.sendAll(fd, Array(request.utf8))
+                    return String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+                }
+                #expect(answer.hasPrefix("HTTP/1.0 200") || answer.hasPrefix("HTTP/1.1 200"), "\(request.debugDescription): \(answer.prefix(300))")
+                #expect(answer.contains("backend=web") && answer.contains("path=/ten"), "\(request.debugDescription): \(answer.prefix(300))")
+            }
         }
     }
 

@@ -10,7 +10,9 @@ public enum ClusterBuilder {
         .init(maxConnections: unlimited, maxPendingRequests: unlimited, maxRequests: unlimited),
     ])
 
-    /// A static, round-robin cluster over the container endpoints (sorted, unique).
+    /// A static, round-robin cluster over the container endpoints (sorted, unique),
+    /// spoken to over HTTP in the client's own protocol (for HTTP-mode ports; a TCP
+    /// proxy ignores it).
     public static func cluster(name: String, endpoints: [SocketEndpoint]) -> EnvoyCluster {
         let lbEndpoints = Set(endpoints).sorted().map {
             EnvoyCluster.LoadAssignment.LocalityEndpoints.LBEndpoint(endpoint: .init(address: EnvoyAddress($0)))
@@ -21,7 +23,8 @@ public enum ClusterBuilder {
             connectTimeout: connectTimeout,
             lbPolicy: "ROUND_ROBIN",
             circuitBreakers: circuitBreakers,
-            loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: lbEndpoints)])
+            loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: lbEndpoints)]),
+            typedExtensionProtocolOptions: .init(http: Typed(.init()))
         )
     }
 }

@@ -67,8 +67,17 @@ public enum DiscoveryDocument {
     static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.keyEncodingStrategy = .custom { path in
+            FieldName(stringValue: EnvoyFieldNames.json(path.last?.stringValue ?? ""))
+        }
         return encoder
+    }
+
+    private struct FieldName: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 
     private static func document<Message: EnvoyMessage>(typeURL: String, resources: [Message], cache: inout ResourceCache<Message>) throws -> [UInt8] {

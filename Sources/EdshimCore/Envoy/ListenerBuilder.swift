@@ -29,7 +29,7 @@ public enum ListenerBuilder {
         )
     }
 
-    /// HTTP mode: auto codec, one catch-all route to the cluster with no timeouts,
+    /// HTTP mode: auto codec (HTTP/1.0 too), one catch-all route to the cluster with no timeouts,
     /// client address in X-Forwarded-For, request ids, WebSockets, spans named after
     /// the service (traced when there is a collector), a line per request in the access log.
     static func httpConnectionManager(serviceName: String, operation: String, accessLog: AccessLog?, tracing: Tracing?) -> HTTPConnectionManager {
@@ -41,6 +41,8 @@ public enum ListenerBuilder {
         )
         return Manager(
             codecType: "AUTO",
+            httpProtocolOptions: .init(acceptHttp10: true, defaultHostForHttp10: serviceName),
+            serverHeaderTransformation: "APPEND_IF_ABSENT",
             statPrefix: serviceName,
             useRemoteAddress: true,
             generateRequestId: true,

@@ -45,6 +45,38 @@ public struct EnvoyCluster: EnvoyMessage {
         public var endpoints: [LocalityEndpoints]
     }
 
+    /// `typed_extension_protocol_options`, the one edshim sets: how Envoy speaks HTTP
+    /// to the container.
+    public struct ProtocolOptions: Encodable, Hashable, Sendable {
+        /// `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`.
+        public struct HTTP: EnvoyMessage {
+            public static let typeURL = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+            /// `UseDownstreamHttpConfig`: the container is spoken to in the protocol
+            /// its client spoke, as docker-proxy passed the client's bytes on: h2c
+            /// (gRPC, with its trailers) as h2c, HTTP/1 as HTTP/1.1.
+            public struct UseDownstream: Encodable, Hashable, Sendable {
+                /// `Http1ProtocolOptions`, Envoy's defaults.
+                public var httpProtocolOptions = Empty()
+                /// `Http2ProtocolOptions`, Envoy's defaults.
+                public var http2ProtocolOptions = Empty()
+            }
+
+            /// An options message with every field at Envoy's default.
+            public struct Empty: Encodable, Hashable, Sendable {}
+
+            /// The protocol follows the client's.
+            public var useDownstreamProtocolConfig = UseDownstream()
+        }
+
+        /// Keyed by the extension's name, as Envoy looks it up.
+        public var http: Typed<HTTP>
+
+        private enum CodingKeys: String, CodingKey {
+            case http = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+        }
+    }
+
     /// The cluster name: the service name.
     public var name: String
     /// `STATIC` (endpoints are IP addresses), or `STRICT_DNS` for a tracing
@@ -60,4 +92,7 @@ public struct EnvoyCluster: EnvoyMessage {
     public var circuitBreakers: CircuitBreakers
     /// The container endpoints.
     public var loadAssignment: LoadAssignment
+    /// HTTP toward the container, for a service's cluster; nil: Envoy's defaults
+    /// (the tracing collector's).
+    public var typedExtensionProtocolOptions: ProtocolOptions? = nil
 }

@@ -73,8 +73,29 @@ public struct HTTPConnectionManager: EnvoyMessage {
         public var upgradeType: String
     }
 
+    /// `Http1ProtocolOptions`.
+    public struct HTTP1Options: Encodable, Hashable, Sendable {
+        /// True: HTTP/1.0 requests pass (Envoy answers them 426 by default), as
+        /// through docker-proxy: nginx's `proxy_pass`, `ab` and `curl -0` send them.
+        public var acceptHttp10: Bool
+        /// The `Host` an HTTP/1.0 request without one is given (Envoy refuses it
+        /// 400 otherwise): the service name.
+        public var defaultHostForHttp10: String
+
+        private enum CodingKeys: String, CodingKey {
+            // The proto's names: snake case would write `accept_http10`.
+            case acceptHttp10 = "accept_http_10"
+            case defaultHostForHttp10 = "default_host_for_http_10"
+        }
+    }
+
     /// `AUTO`: HTTP/1.1 and h2c.
     public var codecType: String
+    /// HTTP/1 as clients of docker-proxy spoke it.
+    public var httpProtocolOptions: HTTP1Options
+    /// `APPEND_IF_ABSENT`: the container's own `Server` header passes, as through
+    /// docker-proxy (Envoy's default overwrites it with `envoy`).
+    public var serverHeaderTransformation: String
     /// Stats under `http.<stat_prefix>.`: the service name.
     public var statPrefix: String
     /// True: Envoy is the edge; it appends the client's address to X-Forwarded-For.
