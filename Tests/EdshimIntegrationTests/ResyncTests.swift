@@ -316,6 +316,67 @@ struct ResyncTests {
         }
     }
 
+    @Test("a process of another user named edshim with a shim's flags (any local user can make one) is left out by resync, and the server refuses to register it on that user's behalf")
+    func anotherUsersShim() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let arguments = ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine
+            // The real shim, run by nobody: its own registration goes nowhere (nobody
+            // is not in the socket's group), so it serves the port itself and lives on.
+            let impostor = try await bed.spawnShim(arguments, host: host, launcher: [try SystemExecutables.setpriv(), "--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            #expect(impostor.status == "0\n", "\(impostor.process.log)")
+            #expect(ProcessTable.userID(of: impostor.process.pid) == 65534)
+
+            let result = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("resynced 0 of 0"), "\(result.output)")
+            #expect(result.output.contains("left out 1 process(es) named edshim run by another user (uid 65534)"), "\(result.output)")
+
+            let request = RegisterRequest(key: RegistrationKey(proto: .tcp, host: host), container: backend.endpoint, onBehalfOf: impostor.process.pid)
+            let response = try ServerClient(socketPath: bed.socketPath).exchange(.register(request), deadline: .after(milliseconds: 5000))
+            guard case .failure(let error) = response else {
+                Issue.record("registered another user's process on its behalf")
+                return
+            }
+            #expect(error.code == .permissionDenied)
+            #expect(error.message.contains("process \(impostor.process.pid) runs as uid 65534"), "\(error.message)")
+            #expect(try bed.registrations().isEmpty)
+            #expect(try bed.listeners().isEmpty)
+        }
+    }
+
+    @Test("a shim in another network namespace (a dockerd inside a container) is refused by the server, serves its port itself there, and is left out by resync", .needsPrivateNetworkNamespaces)
+    func shimOfAnotherNetworkNamespace() async throws {
+        try await withTestbed { bed in
+            try await withPrivateNetworkNamespace(loopbackAddresses: [], logDirectory: bed.directory) { namespace in
+                let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+                let container = try await namespace.run { try LoopbackBackend.echo() }
+                defer { container.stop() }
+                let arguments = ShimArguments(proto: .tcp, host: host, container: container.endpoint).commandLine
+                let nested = try await bed.spawnShim(arguments, host: host, networkNamespace: namespace)
+                #expect(nested.status == "0\n", "\(nested.process.log)")
+                #expect(nested.process.log.contains("runs in another network namespace than this server"), "\(nested.process.log)")
+                // Served in its own namespace, as docker-proxy would there.
+                let echoed = try await namespace.run {
+                    let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+                    defer { close(fd) }
+                    try Sockets.sendAll(fd, Array("nested".utf8))
+                    return try Sockets.receive(fd, count: 6)
+                }
+                #expect(echoed == Array("nested".utf8))
+
+                let result = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+                #expect(result.status == 0, "\(result.output)")
+                #expect(result.output.contains("resynced 0 of 0"), "\(result.output)")
+                #expect(try bed.registrations().isEmpty)
+                #expect(try bed.listeners().isEmpty, "Envoy listens on the host for a port of another namespace")
+                nested.process.signal(SIGINT)
+                _ = await nested.process.waitForExit(timeout: .seconds(2))
+            }
+        }
+    }
+
     @Test("resync with no server waits, then says how to start one")
     func noServer() async throws {
         let started = ContinuousClock.now

@@ -35,6 +35,10 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         public static let notOwner = Code(rawValue: "not_owner")
         /// Nothing is registered under the key.
         public static let notRegistered = Code(rawValue: "not_registered")
+        /// The shim runs in another network namespace than the server (a dockerd inside
+        /// a container): its ports are not the host's, and Envoy cannot serve them; the
+        /// shim serves its port itself, as docker-proxy would there.
+        public static let foreignNamespace = Code(rawValue: "foreign_namespace")
         /// The peer may not do this.
         public static let permissionDenied = Code(rawValue: "permission_denied")
         /// The peer sends too many requests.

@@ -94,10 +94,22 @@ public enum ShimProcesses {
         return inodes
     }
 
-    /// Every running shim, by process id.
+    /// Every running shim of the caller's network namespace, by process id: one of a
+    /// dockerd inside a container publishes that container's ports, not this host's.
     public static func all(root: String = "/proc") -> [Shim] {
         entryNames(in: root).compactMap { Int32($0).flatMap { shim(pid: $0, root: root) } }
+            .filter { sharesNetworkNamespace($0.owner.pid, root: root) != false }
             .sorted { $0.owner.pid < $1.owner.pid }
+    }
+
+    /// Whether process `pid` runs in the caller's network namespace; nil when that
+    /// cannot be read (`/proc/PID/ns` takes ptrace access: a server run without root
+    /// cannot look at a root shim's).
+    public static func sharesNetworkNamespace(_ pid: Int32, root: String = "/proc") -> Bool? {
+        var own = stat()
+        var other = stat()
+        guard stat("\(root)/self/ns/net", &own) == 0, stat("\(root)/\(pid)/ns/net", &other) == 0 else { return nil }
+        return own.st_dev == other.st_dev && own.st_ino == other.st_ino
     }
 
     /// The names in directory `path` (none when it cannot be read).

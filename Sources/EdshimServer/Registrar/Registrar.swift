@@ -1,5 +1,8 @@
 import EdshimCore
 import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The registry's one owner: takes requests from the socket, keeps the registry,
 /// publishes it to Envoy and answers once Envoy has acted on it.
@@ -279,16 +282,23 @@ actor Registrar {
     }
 
     /// `edshim resync` registers running shims on their behalf: accepted only for a
-    /// process that really is a shim publishing exactly this port, from root or the
-    /// shim's own user, and never over a newer live shim's registration.
+    /// process that really is a shim publishing exactly this port, in this server's
+    /// network namespace, from the shim's own user (or root for a shim of this
+    /// server's user), and never over a newer live shim's registration.
     private func authorizeOnBehalf(of pid: Int32, _ request: RegisterRequest, peer: PeerCredentials) -> Result<Owner, WireError> {
         let shim: ShimProcesses.Shim
         switch self.shim(pid, publishing: request, otherwise: "is not a running edshim shim") {
         case .success(let found): shim = found
         case .failure(let refusal): return .failure(refusal)
         }
-        guard peer.uid == 0 || ProcessTable.userID(of: pid) == peer.uid else {
-            return .failure(WireError(.permissionDenied, "only root or the shim's own user may register on its behalf"))
+        // Any local user can name a process edshim and give it docker-proxy flags: root
+        // (resync, run by systemd) registers only shims of its own user or of this
+        // server's (dockerd's shims run as dockerd's user), never another user's.
+        let serverUser = getuid()
+        let shimUser = ProcessTable.userID(of: pid)
+        guard shimUser == peer.uid || (peer.uid == 0 && shimUser == serverUser) else {
+            let runsAs = shimUser.map { "runs as uid \($0)" } ?? "has gone"
+            return .failure(WireError(.permissionDenied, "process \(pid) \(runsAs): a shim is registered on its behalf only by its own user, or by root for a shim of this server's user (uid \(serverUser)), as dockerd's are"))
         }
         if let refusal = newerShimRefusal(request.key, for: shim.owner) { return .failure(refusal) }
         return .success(shim.owner)
@@ -307,6 +317,9 @@ actor Registrar {
     private func shim(_ pid: Int32, publishing request: RegisterRequest, otherwise notAShim: String) -> Result<ShimProcesses.Shim, WireError> {
         guard let shim = ShimProcesses.shim(pid: pid) else {
             return .failure(WireError(.permissionDenied, "process \(pid) \(notAShim)"))
+        }
+        guard ShimProcesses.sharesNetworkNamespace(pid) != false else {
+            return .failure(WireError(.foreignNamespace, "process \(pid) runs in another network namespace than this server (a dockerd inside a container?): the ports it publishes are not this host's, and Envoy here cannot serve them"))
         }
         guard shim.arguments.key == request.key, shim.arguments.container == request.container else {
             return .failure(WireError(.permissionDenied, "process \(pid) publishes \(shim.arguments.key) → \(shim.arguments.container), not \(request.key) → \(request.container)"))

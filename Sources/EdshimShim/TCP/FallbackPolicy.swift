@@ -22,9 +22,10 @@ enum FallbackPolicy: String {
     }
 
     /// Whether the shim may serve the port itself after `failure`: yes when the server
-    /// or Envoy is not there (yet), no when the server refused for a reason that
-    /// serving the port would not fix.
+    /// or Envoy is not there (yet), or cannot serve a port of the shim's network
+    /// namespace; no when the server refused for a reason that serving the port would
+    /// not fix.
     static func isTransient(_ error: WireError) -> Bool {
-        [.envoyTimeout, .envoyAbsent, .unavailable, .rateLimited].contains(error.code)
+        [.envoyTimeout, .envoyAbsent, .unavailable, .rateLimited, .foreignNamespace].contains(error.code)
     }
 }

@@ -11,9 +11,10 @@ struct ResyncCommand: ParsableCommand {
         discussion: """
             Finds the edshim shims running on this host (in /proc: processes named edshim
             started with docker-proxy flags, however dockerd ran them) whose EDSHIM_SOCKET
-            is this server's socket, and registers each TCP port with the server again, on
-            behalf of its own shim process. The server checks each process before it
-            accepts. Prints `resynced N of M` and exits non-zero if any registration
+            is this server's socket, run by resync's own user (dockerd's: run it as root)
+            in its own network namespace, and registers each TCP port with the server
+            again, on behalf of its own shim process. The server checks each process
+            before it accepts. Prints `resynced N of M` and exits non-zero if any registration
             failed. A registration the server keeps while Envoy is not running (as while
             systemd restarts both) counts as resynced: the summary says how many wait
             for Envoy, which serves them as soon as it runs. One a running Envoy did not
@@ -45,8 +46,15 @@ struct ResyncCommand: ParsableCommand {
     func run() throws {
         let client = socket.map(ServerClient.init(socketPath:)) ?? ServerClient.fromEnvironment()
         try waitForServer(client)
-        // Only the TCP shims that register with this socket: a host may run more than one server.
-        let shims = ShimProcesses.all().filter { $0.arguments.proto == .tcp && $0.registers(with: client.socketPath) }
+        // Only the TCP shims that register with this socket (a host may run more than
+        // one server), and only its own user's: the server registers no other user's.
+        let found = ShimProcesses.all().filter { $0.arguments.proto == .tcp && $0.registers(with: client.socketPath) }
+        let user = geteuid()
+        let shims = found.filter { ProcessTable.userID(of: $0.owner.pid) == user }
+        let othersUsers = Set(found.compactMap { ProcessTable.userID(of: $0.owner.pid) }).subtracting([user])
+        if shims.count < found.count {
+            FileHandle.standardError.write(Data("edshim resync: left out \(found.count - shims.count) process(es) named edshim run by another user (uid \(othersUsers.sorted().map(String.init).joined(separator: ", "))): resync registers its own user's shims, those dockerd runs as it\n".utf8))
+        }
         let outcomes = ResyncWorkers(client: client, parallel: parallel).register(shims)
         let vanished = outcomes.filter { if case .vanished = $0 { true } else { false } }.count
         var failed = 0
