@@ -1,6 +1,9 @@
 import EdshimCore
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Nothing lost across restarts of the server or of Envoy.
 @Suite("Persistence")
@@ -58,6 +61,64 @@ struct PersistenceTests {
             try await bed.expectEnvoyTookEveryUpdate()
             #expect(try counters.map { try bed.stat($0) } == countersNow, "Envoy added, modified or removed no listener")
         }
+    }
+
+    @Test("restarted with tracing turned off, or with a state file older than the xds files (killed between its two writes), the server withdraws listeners before the clusters they route to")
+    func restartRemovesListenersFirst() async throws {
+        var options = Testbed.Options()
+        options.startServer = false
+        try await withTestbed(options) { bed in
+            let collector = try bed.recordingBackend(RecordedRequests())
+            try await bed.startServer(extraArguments: ["--tracing-otlp", "http://\(collector.endpoint)"])
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            #expect(try bed.admin("/clusters").contains("edshim-tracing::"))
+
+            // Tracing off: the tracing cluster goes, and the listeners that name it first.
+            await bed.killServer()
+            let tracingOff = try await Self.replacements(in: bed.xdsDirectory) { try await bed.startServer() }
+            #expect(tracingOff.first == "lds.json" && tracingOff.contains("cds.json"), "files replaced, in order: \(tracingOff)")
+            try await bed.eventually("Envoy let go of the tracing cluster") { !(try bed.admin("/clusters").contains("edshim-tracing::")) }
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+
+            // A port published, then its state taken back to before it (as if the
+            // server was killed after writing the xds files, before saving the state).
+            let stateBefore = try Data(contentsOf: URL(fileURLWithPath: bed.stateFile))
+            let other = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(other, to: backend.endpoint)
+            #expect(shim.isReady)
+            await bed.killServer()
+            shim.process.signal(SIGKILL)
+            _ = await shim.process.waitForExit(timeout: .seconds(5))
+            try stateBefore.write(to: URL(fileURLWithPath: bed.stateFile))
+            let olderState = try await Self.replacements(in: bed.xdsDirectory) { try await bed.startServer() }
+            #expect(olderState.first == "lds.json" && olderState.contains("cds.json"), "files replaced, in order: \(olderState)")
+            try await bed.eventually("Envoy let go of the port the state file did not have") { try bed.listeners()["tcp_0.0.0.0_\(other.port)"] == nil }
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+        }
+    }
+
+    /// The names of the files renamed into `directory` while `work` runs, in order,
+    /// and in the second after it (inotify).
+    private static func replacements(in directory: String, during work: () async throws -> Void) async throws -> [String] {
+        let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard fd >= 0, inotify_add_watch(fd, directory, UInt32(IN_MOVED_TO)) >= 0 else { throw TestFailure("inotify on \(directory): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try await work()
+        try await Task.sleep(for: .seconds(1))
+        var names: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        var offset = 0
+        let headerSize = MemoryLayout<inotify_event>.size
+        while count > 0, offset + headerSize <= count {
+            let length = buffer.withUnsafeBytes { Int($0.load(fromByteOffset: offset + MemoryLayout<inotify_event>.offset(of: \.len)!, as: UInt32.self)) }
+            let name = String(decoding: buffer[(offset + headerSize)..<(offset + headerSize + length)].prefix { $0 != 0 }, as: UTF8.self)
+            if !name.hasPrefix(".") { names.append(name) }
+            offset += headerSize + length
+        }
+        return names
     }
 
     @Test("a corrupt state file is reported and kept aside, the server starts, and resync restores the shims")

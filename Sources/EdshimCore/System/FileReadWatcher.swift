@@ -16,7 +16,12 @@ public actor FileReadWatcher {
     private let descriptor: Int32
     private let patience: Duration
     private var readerSeen = true
-    private var readsSinceMark: Set<String> = []
+    /// Counts the batches of reads taken in: a read of a file counts for a wait when
+    /// it came in a later batch than the file's replacement (`mark`). Per file, so
+    /// that concurrent waits and marks never take each other's reads away.
+    private var sequence: UInt64 = 0
+    private var lastRead: [String: UInt64] = [:]
+    private var replacedAt: [String: UInt64] = [:]
     private var everRead = false
     /// When a file was replaced that the reader has not read anything since: nil
     /// while it has read after the last replacement.
@@ -53,24 +58,27 @@ public actor FileReadWatcher {
         return unreadSince.map { ContinuousClock.now - $0 }
     }
 
-    /// Call right before replacing a file: reads from now on count for `waitForRead`.
-    public func mark() {
+    /// Call right before replacing file `name`: only its reads from now on count for
+    /// `waitForRead(of: name)`.
+    public func mark(_ name: String) {
         noteReads()
-        readsSinceMark = []
+        replacedAt[name] = sequence
         if unreadSince == nil { unreadSince = ContinuousClock.now }
     }
 
-    /// Waits until `name` was read since the last `mark()`, for at most the patience
-    /// (not at all while the reader is thought absent). Returns whether it was read.
+    /// Waits until `name` was read since its last `mark`, for at most the patience
+    /// (not at all while the reader is thought absent). Returns whether it was read;
+    /// false at once when the task is cancelled (which says nothing of the reader).
     @discardableResult
     public func waitForRead(of name: String) async -> Bool {
         let deadline = ContinuousClock.now + (readerSeen ? patience : .zero)
         while true {
             noteReads()
-            if readsSinceMark.contains(name) {
+            if lastRead[name, default: 0] > replacedAt[name, default: 0] {
                 readerSeen = true
                 return true
             }
+            if Task.isCancelled { return false }
             guard ContinuousClock.now < deadline else {
                 readerSeen = false
                 return false
@@ -79,12 +87,13 @@ public actor FileReadWatcher {
         }
     }
 
-    /// Takes in the reads since the last look: they count for the waits since the
-    /// last mark, and show that the reader is there.
+    /// Takes in the reads since the last look: they count for the waits on files
+    /// marked before, and show that the reader is there.
     private func noteReads() {
         let names = takeReadNames()
         guard !names.isEmpty else { return }
-        readsSinceMark.formUnion(names)
+        sequence += 1
+        for name in names { lastRead[name] = sequence }
         readerSeen = true
         everRead = true
         unreadSince = nil

@@ -53,8 +53,21 @@ actor XDSPublisher {
             logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(String(cString: strerror(errno)))"])
         }
         let lastGiven = EnvoyConfiguration(registrations: restored.registrations, telemetry: telemetry)
-        try await writeIfChanged(try DiscoveryDocument.clusters(lastGiven.clusters, reusing: &clusterCache), named: DiscoveryDocument.clusterFileName)
-        try await writeIfChanged(try DiscoveryDocument.listeners(lastGiven.listeners, reusing: &listenerCache), named: DiscoveryDocument.listenerFileName)
+        let clusters = try DiscoveryDocument.clusters(lastGiven.clusters, reusing: &clusterCache)
+        let listeners = try DiscoveryDocument.listeners(lastGiven.listeners, reusing: &listenerCache)
+        // What Envoy has may be more than the state file says: a server killed between
+        // writing the xds files and saving its state, or restarted with other
+        // telemetry (its tracing cluster gone). Then the listeners go first, so that
+        // none routes to a cluster removed under it; else the clusters, so that none
+        // is missing when its listener comes.
+        let onDisk = Self.clusterNames(inFile: directory + "/" + DiscoveryDocument.clusterFileName)
+        if let onDisk, !onDisk.isSubset(of: lastGiven.clusters.map(\.name)) {
+            try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
+            try await writeIfChanged(clusters, named: DiscoveryDocument.clusterFileName)
+        } else {
+            try await writeIfChanged(clusters, named: DiscoveryDocument.clusterFileName)
+            try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
+        }
         published = lastGiven
         directoryIdentity = FileIdentity(directory)
         let coalescer = Coalescer { [self] registry in await self.apply(registry) }
@@ -62,6 +75,14 @@ actor XDSPublisher {
         // Revision 0, before the registrar's first: also what `rewrite` writes again
         // when the files are lost before any registration changed.
         await coalescer.submit(live, revision: 0)
+    }
+
+    /// The names of the clusters in a `cds.json`; nil when it cannot be read or is not
+    /// one.
+    private static func clusterNames(inFile path: String) -> Set<String>? {
+        guard let bytes = SystemFile.read(path, access: O_RDWR) ?? SystemFile.read(path),
+              let resources = (try? JSONParser.parse(bytes))?.objectValue?["resources"]?.arrayValue else { return nil }
+        return Set(resources.compactMap { $0.objectValue?["name"]?.stringValue })
     }
 
     /// Puts the files back when they, or the whole directory, were removed or
@@ -231,7 +252,7 @@ actor XDSPublisher {
         if let reads, let unread, unread != name {
             await reads.waitForRead(of: unread)
         }
-        await reads?.mark()
+        await reads?.mark(name)
         try AtomicFile.write(bytes, to: path)
         lastWritten[name] = bytes
         writtenIdentity[name] = FileIdentity(path)

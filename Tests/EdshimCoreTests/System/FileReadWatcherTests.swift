@@ -18,13 +18,13 @@ struct FileReadWatcherTests {
 
         // Read before the mark: does not count.
         _ = FileManager.default.contents(atPath: directory + "/cds.json")
-        await watcher.mark()
+        await watcher.mark("cds.json")
         let started = ContinuousClock.now
         #expect(await watcher.waitForRead(of: "cds.json") == false)
         #expect(ContinuousClock.now - started >= .seconds(1), "waited for its patience")
 
         // The reader seemed absent: the next wait returns at once.
-        await watcher.mark()
+        await watcher.mark("cds.json")
         let again = ContinuousClock.now
         #expect(await watcher.waitForRead(of: "cds.json") == false)
         #expect(ContinuousClock.now - again < .milliseconds(500), "at once, not after its patience (1 s)")
@@ -32,7 +32,7 @@ struct FileReadWatcherTests {
         // A read between two marks shows the reader is back; a read of the file after
         // the mark ends the wait, a read of another file does not.
         _ = FileManager.default.contents(atPath: directory + "/lds.json")
-        await watcher.mark()
+        await watcher.mark("cds.json")
         Task {
             try await Task.sleep(for: .milliseconds(50))
             _ = FileManager.default.contents(atPath: directory + "/lds.json")
@@ -44,6 +44,39 @@ struct FileReadWatcherTests {
         #expect(ContinuousClock.now - waited >= .milliseconds(90), "not ended by the read of lds.json")
     }
 
+    @Test("a read ends every wait for it, also one whose read another wait took in and was followed by another file's mark (concurrent commits)")
+    func concurrentWaitsKeepTheirReads() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/cds.json"))
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/lds.json"))
+        let watcher = try #require(FileReadWatcher(directory: directory, patience: .seconds(2)))
+        for round in 0..<20 {
+            await watcher.mark("lds.json")
+            // One commit waits for Envoy's read of lds.json ...
+            let first = Task { await watcher.waitForRead(of: "lds.json") }
+            try await Task.sleep(for: .milliseconds(5))
+            _ = FileManager.default.contents(atPath: directory + "/lds.json")
+            // ... another takes the same read in, and marks cds.json to replace it.
+            #expect(await watcher.waitForRead(of: "lds.json"), "round \(round)")
+            await watcher.mark("cds.json")
+            let started = ContinuousClock.now
+            #expect(await first.value, "round \(round): the first wait missed the read")
+            #expect(ContinuousClock.now - started < .seconds(1), "round \(round): ended by the read, not by its patience")
+        }
+        // A cancelled wait (the registration it served was withdrawn) ends at once,
+        // and does not make the reader look absent: the next wait still has patience.
+        let cancelled = Task { await watcher.waitForRead(of: "cds.json") }
+        cancelled.cancel()
+        let cancelledAt = ContinuousClock.now
+        #expect(await cancelled.value == false)
+        #expect(ContinuousClock.now - cancelledAt < .milliseconds(500), "a cancelled wait spun until its patience ran out")
+        let waited = ContinuousClock.now
+        #expect(await watcher.waitForRead(of: "cds.json") == false)
+        #expect(ContinuousClock.now - waited >= .seconds(2), "waited its patience: the reader still counts as there")
+    }
+
     @Test("unreadFor counts from the earliest write the reader has not read anything since, ends with a read, and asking loses no read")
     func unreadTime() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
@@ -53,9 +86,9 @@ struct FileReadWatcherTests {
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(100)))
         #expect(await watcher.unreadFor == nil, "nothing written yet")
 
-        await watcher.mark()
+        await watcher.mark("cds.json")
         try await Task.sleep(for: .milliseconds(150))
-        await watcher.mark()
+        await watcher.mark("cds.json")
         let unread = try #require(await watcher.unreadFor)
         #expect(unread >= .milliseconds(150), "from the first of the two writes: \(unread)")
 
@@ -63,7 +96,7 @@ struct FileReadWatcherTests {
         try await Task.sleep(for: .milliseconds(20))
         #expect(await watcher.unreadFor == nil, "a read shows the reader is there")
         #expect(await watcher.waitForRead(of: "cds.json"), "the read taken in by asking still ends the wait")
-        await watcher.mark()
+        await watcher.mark("cds.json")
         #expect(try #require(await watcher.unreadFor) < .milliseconds(100), "a new write starts a new count")
     }
 }
