@@ -357,6 +357,11 @@ struct ResyncTests {
                 let nested = try await bed.spawnShim(arguments, host: host, networkNamespace: namespace)
                 #expect(nested.status == "0\n", "\(nested.process.log)")
                 #expect(nested.process.log.contains("runs in another network namespace than this server"), "\(nested.process.log)")
+                // For good: it does not ask again (every 5 s, each a warning in the server's log).
+                #expect(nested.process.log.contains("; for good"), "\(nested.process.log)")
+                try await Task.sleep(for: .seconds(1))
+                let refusals = (bed.server?.log ?? "").components(separatedBy: "foreign_namespace").count - 1
+                #expect(refusals == 1, "the server refused it \(refusals) times: \(bed.server?.log ?? "")")
                 // Served in its own namespace, as docker-proxy would there.
                 let echoed = try await namespace.run {
                     let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))

@@ -28,8 +28,9 @@ struct FallbackProxy {
         let signal: TerminationSignals.Received
     }
 
-    /// Serves until a termination signal.
-    func run(serving listener: PortListener) -> Ending {
+    /// Serves until a termination signal; `registering`: tries to hand the port to
+    /// Envoy meanwhile (false: the server said it never can).
+    func run(serving listener: PortListener, registering: Bool = true) -> Ending {
         let relay = TCPRelay(target: container)
         defer { relay.closeAll() }
         // One descriptor per relayed connection and side: as many as dockerd allows.
@@ -42,6 +43,7 @@ struct FallbackProxy {
         var exhaustion = LogThrottle()
         var pollFailures = LogThrottle()
         var retry = RegistrationRetry(key: key)
+        if !registering { retry.stop() }
         while true {
             if serving != nil, pending == nil, retry.isDue {
                 let request = RegisterRequest(key: key, container: container, heldSocketInode: serving?.inode)
@@ -104,6 +106,9 @@ struct FallbackProxy {
                                 serving = nil
                                 registered = true
                                 ShimLog.info("handed \(key) over to Envoy; finishing \(relay.count) connection(s) it was relaying")
+                            case .failure(let error) where error.code == .foreignNamespace:
+                                ShimLog.warning("serving \(key) itself for good: \(error.message)")
+                                retry.stop()
                             case .failure(let error):
                                 retry.failed(error.message, transient: FallbackPolicy.isTransient(error))
                             }
@@ -142,8 +147,16 @@ struct RegistrationRetry {
 
     init(key: RegistrationKey) { self.key = key }
 
-    var isDue: Bool { nextAttempt.hasPassed }
-    var remaining: Int32 { nextAttempt.remaining }
+    private var stopped = false
+
+    var isDue: Bool { !stopped && nextAttempt.hasPassed }
+    /// Milliseconds until the next attempt; -1 (poll's forever) when stopped.
+    var remaining: Int32 { stopped ? -1 : nextAttempt.remaining }
+
+    /// No more attempts: the server said registering can never succeed.
+    mutating func stop() {
+        stopped = true
+    }
 
     mutating func failed(_ reason: String, transient: Bool = true) {
         if reason != lastReason {

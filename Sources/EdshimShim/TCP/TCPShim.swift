@@ -29,6 +29,7 @@ enum TCPShim {
         }
         let request = RegisterRequest(key: arguments.key, container: arguments.container, heldSocketInode: held?.inode)
         var unservedBecause: String?
+        var registerLater = true
         do {
             let response = try client.exchange(
                 .register(request),
@@ -41,6 +42,8 @@ enum TCPShim {
                     return 1
                 }
                 unservedBecause = error.message
+                // A port of another network namespace than the server's is never Envoy's.
+                registerLater = error.code != .foreignNamespace
             }
         } catch .interruptedBeforeSending {
             ShimLog.info("stopped before the server took the registration of \(arguments.key)")
@@ -61,7 +64,7 @@ enum TCPShim {
             unservedBecause = reason
         }
         if let unservedBecause {
-            return serveItself(arguments, listener: held?.listener, because: unservedBecause, client: client, grace: grace, status: &status, signals: signals)
+            return serveItself(arguments, listener: held?.listener, because: unservedBecause, registerLater: registerLater, client: client, grace: grace, status: &status, signals: signals)
         }
         // The connections queued on dockerd's socket are each relayed with a second
         // descriptor, beyond the soft limit dockerd leaves its proxies (1024): raised
@@ -82,6 +85,7 @@ enum TCPShim {
         _ arguments: ShimArguments,
         listener held: PortListener?,
         because reason: String,
+        registerLater: Bool,
         client: ServerClient,
         grace: DockerdRestartGrace,
         status: inout StatusPipe,
@@ -99,9 +103,10 @@ enum TCPShim {
             }
         }
         status.reportReady()
-        ShimLog.warning("serving \(arguments.key) → \(arguments.container) itself, as docker-proxy would (\(reason)); handing it to Envoy as soon as it can (EDSHIM_FALLBACK=fail refuses instead)")
+        let later = registerLater ? "handing it to Envoy as soon as it can" : "for good"
+        ShimLog.warning("serving \(arguments.key) → \(arguments.container) itself, as docker-proxy would (\(reason)); \(later) (EDSHIM_FALLBACK=fail refuses instead)")
         let proxy = FallbackProxy(key: arguments.key, container: arguments.container, client: client, signals: signals)
-        let ending = proxy.run(serving: listener)
+        let ending = proxy.run(serving: listener, registering: registerLater)
         guard ending.mayBeRegistered else { return 0 }
         if ending.handedOver {
             grace.release(arguments, after: ending.signal, client: client, signals: signals)

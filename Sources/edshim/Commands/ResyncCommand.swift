@@ -49,11 +49,13 @@ struct ResyncCommand: ParsableCommand {
         // Only the TCP shims that register with this socket (a host may run more than
         // one server), and only its own user's: the server registers no other user's.
         let found = ShimProcesses.all().filter { $0.arguments.proto == .tcp && $0.registers(with: client.socketPath) }
+            .map { (shim: $0, user: ProcessTable.userID(of: $0.owner.pid)) }
         let user = geteuid()
-        let shims = found.filter { ProcessTable.userID(of: $0.owner.pid) == user }
-        let othersUsers = Set(found.compactMap { ProcessTable.userID(of: $0.owner.pid) }).subtracting([user])
-        if shims.count < found.count {
-            FileHandle.standardError.write(Data("edshim resync: left out \(found.count - shims.count) process(es) named edshim run by another user (uid \(othersUsers.sorted().map(String.init).joined(separator: ", "))): resync registers its own user's shims, those dockerd runs as it\n".utf8))
+        let shims = found.filter { $0.user == user }.map(\.shim)
+        // A shim gone meanwhile (no user) is nobody's to mention.
+        let othersUsers = found.compactMap(\.user).filter { $0 != user }
+        if !othersUsers.isEmpty {
+            FileHandle.standardError.write(Data("edshim resync: left out \(othersUsers.count) process(es) named edshim run by another user (uid \(Set(othersUsers).sorted().map(String.init).joined(separator: ", "))): resync registers its own user's shims, those dockerd runs as it\n".utf8))
         }
         let outcomes = ResyncWorkers(client: client, parallel: parallel).register(shims)
         let vanished = outcomes.filter { if case .vanished = $0 { true } else { false } }.count
