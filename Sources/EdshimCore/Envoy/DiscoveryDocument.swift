@@ -42,6 +42,13 @@ public enum DiscoveryDocument {
         try document(typeURL: EnvoyCluster.typeURL, resources: clusters, cache: &cache)
     }
 
+    /// `cds.json` for the clusters, then `kept`: clusters of an earlier file as read
+    /// from it (each one's JSON), for a step that must not take them away yet.
+    public static func clusters(_ clusters: [EnvoyCluster], keeping kept: [[UInt8]]) throws -> [UInt8] {
+        var cache = ResourceCache<EnvoyCluster>()
+        return assemble(typeURL: EnvoyCluster.typeURL, pieces: try cache.encode(clusters, with: encoder()) + kept)
+    }
+
     /// The JSON of each resource of the last document, by resource.
     public struct ResourceCache<Message: EnvoyMessage>: Sendable {
         private var encoded: [Message: [UInt8]] = [:]
@@ -81,7 +88,10 @@ public enum DiscoveryDocument {
     }
 
     private static func document<Message: EnvoyMessage>(typeURL: String, resources: [Message], cache: inout ResourceCache<Message>) throws -> [UInt8] {
-        let pieces = try cache.encode(resources, with: encoder())
+        assemble(typeURL: typeURL, pieces: try cache.encode(resources, with: encoder()))
+    }
+
+    private static func assemble(typeURL: String, pieces: [[UInt8]]) -> [UInt8] {
         // The version hashes the resources as one JSON array at the top level.
         let version = FNV1a.hex64(array(of: pieces, depth: 0))
         var document = Array("{\n  \"resources\" : ".utf8)

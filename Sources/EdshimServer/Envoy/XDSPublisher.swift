@@ -55,19 +55,19 @@ actor XDSPublisher {
         let lastGiven = EnvoyConfiguration(registrations: restored.registrations, telemetry: telemetry)
         let clusters = try DiscoveryDocument.clusters(lastGiven.clusters, reusing: &clusterCache)
         let listeners = try DiscoveryDocument.listeners(lastGiven.listeners, reusing: &listenerCache)
-        // What Envoy has may be more than the state file says: a server killed between
-        // writing the xds files and saving its state, or restarted with other
-        // telemetry (its tracing cluster gone). Then the listeners go first, so that
-        // none routes to a cluster removed under it; else the clusters, so that none
-        // is missing when its listener comes.
-        let onDisk = Self.clusterNames(inFile: directory + "/" + DiscoveryDocument.clusterFileName)
-        if let onDisk, !onDisk.isSubset(of: lastGiven.clusters.map(\.name)) {
-            try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
-            try await writeIfChanged(clusters, named: DiscoveryDocument.clusterFileName)
-        } else {
-            try await writeIfChanged(clusters, named: DiscoveryDocument.clusterFileName)
+        // What Envoy has may differ from what the state file says: a server killed
+        // between writing the xds files and saving its state, or restarted with other
+        // telemetry (its tracing cluster gone). Clusters on disk that the state lacks
+        // stay, as they were read, until the listeners have changed: no listener
+        // routes to a cluster missing, either way.
+        let wanted = Set(lastGiven.clusters.map(\.name))
+        let leaving = Self.clusters(inFile: directory + "/" + DiscoveryDocument.clusterFileName).filter { !wanted.contains($0.name) }
+        if !leaving.isEmpty {
+            try await writeIfChanged(try DiscoveryDocument.clusters(lastGiven.clusters, keeping: leaving.map(\.json)), named: DiscoveryDocument.clusterFileName)
             try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
         }
+        try await writeIfChanged(clusters, named: DiscoveryDocument.clusterFileName)
+        try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
         published = lastGiven
         directoryIdentity = FileIdentity(directory)
         let coalescer = Coalescer { [self] registry in await self.apply(registry) }
@@ -77,12 +77,14 @@ actor XDSPublisher {
         await coalescer.submit(live, revision: 0)
     }
 
-    /// The names of the clusters in a `cds.json`; nil when it cannot be read or is not
-    /// one.
-    private static func clusterNames(inFile path: String) -> Set<String>? {
+    /// The clusters of a `cds.json`, each one's name and JSON; none when it cannot
+    /// be read or is not one.
+    private static func clusters(inFile path: String) -> [(name: String, json: [UInt8])] {
         guard let bytes = SystemFile.read(path, access: O_RDWR) ?? SystemFile.read(path),
-              let resources = (try? JSONParser.parse(bytes))?.objectValue?["resources"]?.arrayValue else { return nil }
-        return Set(resources.compactMap { $0.objectValue?["name"]?.stringValue })
+              let resources = (try? JSONParser.parse(bytes))?.objectValue?["resources"]?.arrayValue else { return [] }
+        return resources.compactMap { resource in
+            resource.objectValue?["name"]?.stringValue.map { ($0, resource.serialized) }
+        }
     }
 
     /// Puts the files back when they, or the whole directory, were removed or
