@@ -62,6 +62,35 @@ struct CommandLineTests {
         }
     }
 
+    @Test("edshim status lists the TCP ports the server has not registered: one its shim serves itself (Envoy down), one nothing serves (the server lost it), each explained")
+    func statusListsUnregisteredTCPShims() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let lost = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let lostShim = try await bed.publish(lost, to: backend.endpoint)
+            #expect(lostShim.isReady)
+            try await bed.restartServerWithoutState()
+            try await bed.stopEnvoy()
+            let itself = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let itselfShim = try await bed.publish(itself, to: backend.endpoint)
+            #expect(itselfShim.status == "0\n")
+            try await bed.eventually("the shim serves the port itself") { itselfShim.process.log.contains("serving tcp 0.0.0.0:\(itself.port)") }
+
+            let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(table.status == 0, "\(table.output)")
+            let rows = table.output.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            let lostRow = rows.first { $0.last == "\(lostShim.process.pid)" }
+            let itselfRow = rows.first { $0.last == "\(itselfShim.process.pid)" }
+            #expect(lostRow?.prefix(5) == ["0.0.0.0:\(lost.port)", "tcp", backend.endpoint.description, "-", "unserved"], "\(table.output)")
+            #expect(itselfRow?.prefix(5) == ["0.0.0.0:\(itself.port)", "tcp", backend.endpoint.description, "-", "itself"], "\(table.output)")
+            #expect(table.output.contains("unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync"), "\(table.output)")
+            #expect(table.output.contains("itself: the shim serves the port as docker-proxy would"), "\(table.output)")
+
+            let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            #expect(json.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "--json is the server's registrations only: \(json.output)")
+        }
+    }
+
     @Test("edshim status lists the UDP ports shims proxy themselves; --json only the registrations")
     func statusListsUDPShims() async throws {
         try await withUDPTestbed { bed, echoes in

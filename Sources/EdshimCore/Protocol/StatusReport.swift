@@ -11,11 +11,31 @@ public enum StatusReport {
         return String(decoding: array.serialized, as: UTF8.self)
     }
 
+    /// A TCP shim of the server whose port is not registered.
+    public struct UnregisteredShim: Sendable {
+        /// The shim.
+        public var shim: ShimProcesses.Shim
+        /// True when it serves its port itself (the server or Envoy was not there when
+        /// it registered; it hands the port over once Envoy can take it), false when
+        /// nothing serves it (the server lost it: `edshim resync`), nil when that
+        /// cannot be seen (another user's process).
+        public var servesItself: Bool?
+
+        /// A shim and what serves its port.
+        public init(_ shim: ShimProcesses.Shim, servesItself: Bool?) {
+            self.shim = shim
+            self.servesItself = servesItself
+        }
+    }
+
     /// An aligned table with a header, or a sentence when there is nothing: the
-    /// server's registrations, then the UDP ports that shims proxy themselves (they
-    /// never register: no Envoy service, mode `udp-proxy`).
-    public static func table(_ registrations: [Registration], udpShims: [ShimProcesses.Shim] = []) -> String {
-        guard !registrations.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
+    /// server's registrations, then the TCP ports of shims that are not registered
+    /// (mode `itself` when the shim serves the port as docker-proxy would, `unserved`
+    /// when nothing does, `unregistered` when that cannot be seen, each explained in a
+    /// line after the table), then the UDP ports that
+    /// shims proxy themselves (they never register: no Envoy service, mode `udp-proxy`).
+    public static func table(_ registrations: [Registration], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = []) -> String {
+        guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
         let header = ["HOST", "PROTO", "CONTAINER", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
             [
@@ -25,6 +45,16 @@ public enum StatusReport {
                 registration.serviceName,
                 registration.mode.rawValue,
                 registration.owner.description,
+            ]
+        }
+        let unregisteredRows = unregistered.sorted { $0.shim.arguments.key < $1.shim.arguments.key }.map { entry in
+            [
+                entry.shim.arguments.host.description,
+                entry.shim.arguments.proto.rawValue,
+                entry.shim.arguments.container.description,
+                "-",
+                entry.servesItself.map { $0 ? "itself" : "unserved" } ?? "unregistered",
+                entry.shim.owner.description,
             ]
         }
         let proxied = udpShims.sorted { $0.arguments.key < $1.arguments.key }.map { shim in
@@ -37,14 +67,25 @@ public enum StatusReport {
                 shim.owner.description,
             ]
         }
-        let rows = registered + proxied
+        let rows = registered + unregisteredRows + proxied
         let widths = header.indices.map { column in
             ([header] + rows).map { $0[column].count }.max() ?? 0
         }
-        return ([header] + rows).map { row in
+        var lines = ([header] + rows).map { row in
             row.enumerated().map { column, cell in
                 column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
             }.joined(separator: "  ")
-        }.joined(separator: "\n")
+        }
+        let modes = Set(unregistered.map(\.servesItself))
+        if modes.contains(true) {
+            lines.append("itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)")
+        }
+        if modes.contains(false) {
+            lines.append("unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync")
+        }
+        if modes.contains(nil) {
+            lines.append("unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it")
+        }
+        return lines.joined(separator: "\n")
     }
 }

@@ -79,6 +79,14 @@ public enum ShimProcesses {
         return ListenTable.read().first { $0.endpoint == host && held.contains($0.inode) }?.inode
     }
 
+    /// Whether the shim serves its port itself (it listens on it); nil when its
+    /// descriptors cannot be read (another user's, to a caller without root).
+    public static func servesItself(_ shim: Shim, root: String = "/proc") -> Bool? {
+        guard let directory = opendir("\(root)/\(shim.owner.pid)/fd") else { return nil }
+        closedir(directory)
+        return ownListeningSocket(of: shim.owner.pid, on: shim.arguments.host, root: root) != nil
+    }
+
     /// The inodes of the sockets open in process `pid` (its `/proc/PID/fd` links,
     /// `socket:[INODE]`).
     static func socketInodes(of pid: Int32, root: String = "/proc") -> Set<UInt64> {

@@ -11,6 +11,12 @@ struct StatusCommand: ParsableCommand {
             Each line is one registration: host address and port, container address, the
             Envoy service (cluster) name, the mode, and the shim process that owns it.
 
+            TCP ports whose shim runs but which the server has not registered follow,
+            found among the processes of this host, with mode `itself` when the shim
+            serves the port as docker-proxy would (the server or Envoy was not there; it
+            hands the port to Envoy as soon as it can) or `unserved` when nothing serves
+            it (the server lost it: run edshim resync); a line after the table says so.
+
             UDP ports follow, found among the processes of this host: edshim proxies
             them itself, without the server or Envoy, so their service is `-` and their
             mode `udp-proxy`. They are listed even when the server cannot be reached
@@ -49,7 +55,13 @@ struct StatusCommand: ParsableCommand {
             if json {
                 print(StatusReport.json(registrations))
             } else {
-                print(StatusReport.table(registrations, udpShims: ShimProcesses.all().filter { $0.arguments.proto == .udp }))
+                let shims = ShimProcesses.all()
+                let registeredKeys = Set(registrations.map(\.key))
+                // The TCP shims of this server whose port is registered by no one (an old
+                // shim whose port a newer one registered is not listed).
+                let unregistered = shims.filter { $0.arguments.proto == .tcp && !registeredKeys.contains($0.arguments.key) && $0.registers(with: client.socketPath) }
+                    .map { StatusReport.UnregisteredShim($0, servesItself: ShimProcesses.servesItself($0)) }
+                print(StatusReport.table(registrations, unregistered: unregistered, udpShims: shims.filter { $0.arguments.proto == .udp }))
             }
         case .failure(let error):
             throw CommandFailure(error.message)

@@ -59,6 +59,30 @@ struct StatusReportTests {
             """)
     }
 
+    @Test func unregisteredTCPPortsFollowTheRegistrationsWithWhatServesThem() throws {
+        func shim(_ pid: Int32, _ port: UInt16) throws -> ShimProcesses.Shim {
+            ShimProcesses.Shim(
+                owner: Owner(pid: pid, startTime: 3),
+                arguments: ShimArguments(proto: .tcp, host: try Fixture.endpoint("0.0.0.0", port), container: try Fixture.endpoint("172.17.0.9", 80)),
+                socketPath: EdshimDefaults.socketPath
+            )
+        }
+        let unregistered = [
+            StatusReport.UnregisteredShim(try shim(91, 9100), servesItself: nil),
+            StatusReport.UnregisteredShim(try shim(90, 9000), servesItself: false),
+            StatusReport.UnregisteredShim(try shim(89, 8900), servesItself: true),
+        ]
+        #expect(StatusReport.table([], unregistered: unregistered) == """
+            HOST          PROTO  CONTAINER      SERVICE  MODE          OWNER
+            0.0.0.0:8900  tcp    172.17.0.9:80  -        itself        pid 89
+            0.0.0.0:9000  tcp    172.17.0.9:80  -        unserved      pid 90
+            0.0.0.0:9100  tcp    172.17.0.9:80  -        unregistered  pid 91
+            itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)
+            unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync
+            unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it
+            """)
+    }
+
     @Test func jsonIsAnArrayOfRegistrationsWithNames() throws {
         let json = StatusReport.json(try Self.registrations())
         #expect(!json.contains("\n"))
