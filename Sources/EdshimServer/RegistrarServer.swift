@@ -49,8 +49,15 @@ public struct RegistrarServer: Sendable {
         }
         // Only once Envoy was given the registry without the dead shims: a server
         // killed before would otherwise take this for what Envoy has, and drop their
-        // clusters with their listeners at its next start.
-        if live.count != restored.count { await state.save(registry, revision: 0) }
+        // clusters with their listeners at its next start. In the background: a disk
+        // that refuses the writes (full) is retried, and must not hold up the start
+        // (READY=1, and dockerd after it).
+        if live.count != restored.count {
+            Task { [registry] in
+                await publisher.publish(registry, revision: 0)
+                await state.save(registry, revision: 0)
+            }
+        }
         logger.info("publishing Envoy configuration", metadata: ["xds_dir": "\(configuration.xdsDirectory)"])
         // Socket diagnostics cost ~30 µs a read, so waiting registrations poll every
         // millisecond; /proc/net/tcp costs milliseconds, so only every 5 ms.

@@ -121,6 +121,40 @@ struct PersistenceTests {
         return names
     }
 
+    @Test("a disk that refuses the state file's replacement (as a full one would) does not hold up the start, which dockerd waits for: the server comes up at once, withdraws the port of a shim that died meanwhile, and saves its state once the disk takes it", .needsPrivateNetworkNamespaces)
+    func stateRefusedAtStart() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let (livePort, deadPort) = (try Sockets.freePort(), try Sockets.freePort())
+            let live = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: livePort), to: backend.endpoint)
+            let dead = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: deadPort), to: backend.endpoint)
+            #expect(live.isReady && dead.isReady)
+            await bed.killServer()
+            dead.process.signal(SIGKILL)
+            _ = await dead.process.waitForExit(timeout: .seconds(5))
+
+            // The state file bind-mounted over itself in the server's own mount
+            // namespace: replacing it fails (EBUSY), as every write would on a full disk.
+            let unshare = try SystemExecutables.required("unshare", package: "util-linux")
+            let started = ContinuousClock.now
+            try await bed.startServer(launcher: [unshare, "-m", "--propagation", "private", "--", "sh", "-c", "mount --bind \"$0\" \"$0\" && exec \"$@\"", bed.stateFile])
+            #expect(ContinuousClock.now - started < .seconds(5), "the start waited for the state file")
+            try await bed.eventually("Envoy let go of the dead shim's port") { try bed.listeners()["tcp_0.0.0.0_\(deadPort)"] == nil }
+            #expect(try bed.registrations().map(\.owner.pid) == [live.process.pid])
+            try await bed.eventually("the server says it cannot save its state") { bed.server?.log.contains("cannot save the state file; retrying") == true }
+            let savedPorts = { try StateDocument.decode(Array(try Data(contentsOf: URL(fileURLWithPath: bed.stateFile)))).map(\.key.host.port) }
+            #expect(Set(try savedPorts()) == [livePort, deadPort], "the state file as it was")
+
+            // The disk takes writes again: the state follows.
+            let server = try #require(bed.server)
+            let nsenter = try SystemExecutables.required("nsenter", package: "util-linux")
+            let umount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "umount", bed.stateFile], in: bed.directory)
+            #expect(umount.status == 0, "\(umount.output)")
+            try await bed.eventually("the state is saved without the dead shim", timeout: .seconds(10)) { try savedPorts() == [livePort] }
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: livePort)).status == 200)
+        }
+    }
+
     @Test("a corrupt state file is reported and kept aside, the server starts, and resync restores the shims")
     func corruptStateFile() async throws {
         try await withTestbed { bed in

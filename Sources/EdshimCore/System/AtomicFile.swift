@@ -10,6 +10,12 @@ public enum AtomicFile {
     public struct Failure: Error, CustomStringConvertible {
         /// `writing /path: reason`.
         public var description: String
+        /// The errno.
+        public var code: Int32 = 0
+
+        /// Whether the disk may take the write later: full (ENOSPC, EDQUOT) or failing
+        /// (EIO), not refusing it (permissions, a read-only file system).
+        public var mayPass: Bool { [ENOSPC, EDQUOT, EIO].contains(code) }
     }
 
     /// Writes `bytes` to `path` atomically, with permission `mode`. With `durable`, the
@@ -70,6 +76,6 @@ public enum AtomicFile {
     }
 
     private static func failure(_ path: String, action: String = "writing") -> Failure {
-        Failure(description: "\(action) \(path): \(String(cString: strerror(errno)))")
+        Failure(description: "\(action) \(path): \(String(cString: strerror(errno)))", code: errno)
     }
 }

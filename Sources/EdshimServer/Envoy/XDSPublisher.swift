@@ -62,19 +62,28 @@ actor XDSPublisher {
         // routes to a cluster missing, either way.
         let wanted = Set(lastGiven.clusters.map(\.name))
         let leaving = Self.clusters(inFile: directory + "/" + DiscoveryDocument.clusterFileName).filter { !wanted.contains($0.name) }
-        if !leaving.isEmpty {
-            try await writeIfChanged(try DiscoveryDocument.clusters(lastGiven.clusters, keeping: leaving.map(\.json)), named: DiscoveryDocument.clusterFileName)
+        do {
+            if !leaving.isEmpty {
+                try await writeIfChanged(try DiscoveryDocument.clusters(lastGiven.clusters, keeping: leaving.map(\.json)), named: DiscoveryDocument.clusterFileName)
+                try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
+            }
+            try await writeIfChanged(clusters, named: DiscoveryDocument.clusterFileName)
             try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
+        } catch let failure as AtomicFile.Failure where failure.mayPass {
+            // A full or failing disk: the server starts all the same (dockerd waits for
+            // it), Envoy keeps what it has, and both files are written again, in order,
+            // as soon as the disk takes them (`apply`).
+            logger.error("cannot write Envoy configuration at start; starting all the same and retrying (Envoy keeps what it has)", metadata: ["error": "\(failure)"])
+            lastWritten = [:]
         }
-        try await writeIfChanged(clusters, named: DiscoveryDocument.clusterFileName)
-        try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
         published = lastGiven
         directoryIdentity = FileIdentity(directory)
         let coalescer = Coalescer { [self] registry in await self.apply(registry) }
         self.coalescer = coalescer
         // Revision 0, before the registrar's first: also what `rewrite` writes again
-        // when the files are lost before any registration changed.
-        await coalescer.submit(live, revision: 0)
+        // when the files are lost before any registration changed. Not waited for: a
+        // disk that refuses it must not hold up the start (`publish` waits).
+        await coalescer.post(live, revision: 0)
     }
 
     /// The clusters of a `cds.json`, each one's name and JSON; none when it cannot

@@ -31,18 +31,22 @@ actor Coalescer<Snapshot: Sendable> {
     /// Submits `snapshot`, numbered `revision` (higher is newer); returns once it, or
     /// a newer snapshot, is written. An older one than already submitted is not written.
     func submit(_ snapshot: Snapshot, revision: Int) async {
+        post(snapshot, revision: revision)
+        guard written < revision else { return }
+        await withCheckedContinuation { continuation in
+            waiters.append((revision, continuation))
+        }
+    }
+
+    /// Submits `snapshot` as `submit` does, without waiting for it to be written.
+    func post(_ snapshot: Snapshot, revision: Int) {
         if revision > latest?.revision ?? -1 {
             pending = (revision, snapshot)
             latest = (revision, snapshot)
         }
-        guard written < revision else { return }
-        if !writing {
-            writing = true
-            Task { await drain() }
-        }
-        await withCheckedContinuation { continuation in
-            waiters.append((revision, continuation))
-        }
+        guard written < revision, !writing else { return }
+        writing = true
+        Task { await drain() }
     }
 
     /// Writes the newest snapshot again, for a writer whose output also depends on

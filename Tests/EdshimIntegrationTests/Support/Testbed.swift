@@ -95,7 +95,9 @@ final class Testbed: @unchecked Sendable {
 
     var environment: [String: String] { ["EDSHIM_SOCKET": socketPath] }
 
-    func startServer(extraArguments: [String] = [], extraEnvironment: [String: String] = [:]) async throws {
+    /// Starts the server (through `launcher` when given, else the options' launcher)
+    /// and returns once its socket answers.
+    func startServer(extraArguments: [String] = [], extraEnvironment: [String: String] = [:], launcher: [String]? = nil) async throws {
         let socketArguments = options.socketFlag ? ["--socket", socketPath] : []
         var environment = options.serverEnvironment.merging(extraEnvironment) { $1 }
         if !options.socketFlag { environment["EDSHIM_SOCKET"] = socketPath }
@@ -107,7 +109,8 @@ final class Testbed: @unchecked Sendable {
             "--log-level", "debug",
         ]
         let arguments = ["server"] + socketArguments + paths + tuning + options.serverArguments + extraArguments
-        let command = options.serverLauncher.isEmpty ? [edshim] + arguments : options.serverLauncher + [edshim] + arguments
+        let serverLauncher = launcher ?? options.serverLauncher
+        let command = serverLauncher + [edshim] + arguments
         server = try ChildProcess.spawn(command[0], Array(command.dropFirst()), environment: environment, logPath: serverLogPath)
         let client = ServerClient(socketPath: socketPath)
         let deadline = ContinuousClock.now + .seconds(20)
