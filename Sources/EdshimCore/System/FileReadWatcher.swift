@@ -2,8 +2,9 @@
 import Glibc
 #endif
 
-/// Sees files of one directory being read (inotify: closed after reading), so that a
-/// writer can wait until its reader took in one file before it writes the next.
+/// Sees files of one directory being read (inotify: opened, then closed after
+/// reading), so that a writer can wait until its reader took in one file before it
+/// writes the next.
 ///
 /// The xDS publisher needs it: Envoy watches `cds.json` and `lds.json` with a watcher
 /// each, and when both files changed before its main loop came round, it may apply
@@ -16,12 +17,20 @@ public actor FileReadWatcher {
     private let descriptor: Int32
     private let patience: Duration
     private var readerSeen = true
-    /// Counts the batches of reads taken in: a read of a file counts for a wait when
-    /// it came in a later batch than the file's replacement (`mark`). Per file, so
+    /// What happened to each file since it was last replaced (`mark`): a read counts
+    /// when the file was opened after the replacement and then closed after reading.
+    /// A reader that opened the replaced file before and closes it after read the old
+    /// version; the server's own opens for writing are closed as writes. Per file, so
     /// that concurrent waits and marks never take each other's reads away.
-    private var sequence: UInt64 = 0
-    private var lastRead: [String: UInt64] = [:]
-    private var replacedAt: [String: UInt64] = [:]
+    private struct SinceReplaced {
+        /// Opened since the replacement and not closed yet.
+        var open = 0
+        /// Opened since the replacement and closed after reading.
+        var reads = 0
+
+        var wasRead: Bool { reads > 0 }
+    }
+    private var sinceReplaced: [String: SinceReplaced] = [:]
     private var everRead = false
     /// When a file was replaced that the reader has not read anything since: nil
     /// while it has read after the last replacement.
@@ -31,7 +40,7 @@ public actor FileReadWatcher {
     public init?(directory: String, patience: Duration = .milliseconds(250)) {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else { return nil }
-        guard inotify_add_watch(fd, directory, UInt32(IN_CLOSE_NOWRITE)) >= 0 else {
+        guard inotify_add_watch(fd, directory, UInt32(IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) >= 0 else {
             let code = errno
             close(fd)
             errno = code
@@ -62,7 +71,7 @@ public actor FileReadWatcher {
     /// `waitForRead(of: name)`.
     public func mark(_ name: String) {
         noteReads()
-        replacedAt[name] = sequence
+        sinceReplaced[name] = SinceReplaced()
         if unreadSince == nil { unreadSince = ContinuousClock.now }
     }
 
@@ -74,7 +83,7 @@ public actor FileReadWatcher {
         let deadline = ContinuousClock.now + (readerSeen ? patience : .zero)
         while true {
             noteReads()
-            if lastRead[name, default: 0] > replacedAt[name, default: 0] {
+            if sinceReplaced[name]?.wasRead == true {
                 readerSeen = true
                 return true
             }
@@ -90,30 +99,44 @@ public actor FileReadWatcher {
     /// Takes in the reads since the last look: they count for the waits on files
     /// marked before, and show that the reader is there.
     private func noteReads() {
-        let names = takeReadNames()
-        guard !names.isEmpty else { return }
-        sequence += 1
-        for name in names { lastRead[name] = sequence }
+        var read = false
+        for (name, mask) in takeEvents() {
+            var file = sinceReplaced[name, default: SinceReplaced()]
+            if mask & UInt32(IN_OPEN) != 0 { file.open += 1 }
+            if mask & UInt32(IN_CLOSE_WRITE) != 0 { file.open = max(0, file.open - 1) }
+            if mask & UInt32(IN_CLOSE_NOWRITE) != 0 {
+                read = true
+                if file.open > 0 {
+                    file.open -= 1
+                    file.reads += 1
+                }
+            }
+            sinceReplaced[name] = file
+        }
+        guard read else { return }
         readerSeen = true
         everRead = true
         unreadSince = nil
     }
 
-    /// The names of the files closed after reading since the last call.
-    private func takeReadNames() -> Set<String> {
-        var names: Set<String> = []
+    /// The opens and closes of the directory's files since the last call, in order:
+    /// each file's name and event mask.
+    private func takeEvents() -> [(name: String, mask: UInt32)] {
+        var events: [(name: String, mask: UInt32)] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            guard count > 0 else { return names }
+            guard count > 0 else { return events }
             var offset = 0
             let headerSize = MemoryLayout<inotify_event>.size
+            let maskOffset = MemoryLayout<inotify_event>.offset(of: \.mask)!
             let lengthOffset = MemoryLayout<inotify_event>.offset(of: \.len)!
             while offset + headerSize <= count {
+                let mask = buffer.withUnsafeBytes { $0.load(fromByteOffset: offset + maskOffset, as: UInt32.self) }
                 let nameLength = buffer.withUnsafeBytes { Int($0.load(fromByteOffset: offset + lengthOffset, as: UInt32.self)) }
                 let nameBytes = buffer[(offset + headerSize)..<min(count, offset + headerSize + nameLength)]
                 let name = String(decoding: nameBytes.prefix { $0 != 0 }, as: UTF8.self)
-                if !name.isEmpty { names.insert(name) }
+                if !name.isEmpty { events.append((name, mask)) }
                 offset += headerSize + nameLength
             }
         }

@@ -1,6 +1,9 @@
 import EdshimCore
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The watcher the xDS publisher waits on: it sees a file read after a mark, gives up
 /// after its patience, and stops waiting for a reader that is not there until one
@@ -75,6 +78,30 @@ struct FileReadWatcherTests {
         let waited = ContinuousClock.now
         #expect(await watcher.waitForRead(of: "cds.json") == false)
         #expect(ContinuousClock.now - waited >= .seconds(2), "waited its patience: the reader still counts as there")
+    }
+
+    @Test("a reader that opened the file before it was replaced and closes it after read the old version: no end to the wait; the server's own opens for writing are no reads")
+    func readOfTheReplacedVersionDoesNotCount() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/cds.json"
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: path))
+        let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(300)))
+        _ = FileManager.default.contents(atPath: path)
+        #expect(await watcher.anyReadSeen)
+
+        let reader = open(path, O_RDONLY | O_CLOEXEC)
+        try #require(reader >= 0)
+        await watcher.mark("cds.json")
+        try AtomicFile.write(Array("{\"new\":1}".utf8), to: path)
+        close(reader)
+        // The server comparing the new file (opened for writing too): no read either.
+        _ = SystemFile.read(path, access: O_RDWR)
+        #expect(await watcher.waitForRead(of: "cds.json") == false, "the old version's reader ended the wait")
+
+        _ = FileManager.default.contents(atPath: path)
+        #expect(await watcher.waitForRead(of: "cds.json"), "a read of the new version ends it")
     }
 
     @Test("unreadFor counts from the earliest write the reader has not read anything since, ends with a read, and asking loses no read")
