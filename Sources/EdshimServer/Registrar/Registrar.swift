@@ -100,7 +100,13 @@ actor Registrar {
         if case .failure(let error) = response, error.code != .envoyTimeout, error.code != .envoyAbsent, error.code != .rateLimited {
             var metadata: Logger.Metadata = ["key": "\(request.key)", "container": "\(request.container)", "peer_pid": "\(peer.pid)", "code": "\(error.code.rawValue)", "reason": "\(error.message)"]
             if let shim = request.onBehalfOf { metadata["on_behalf_of"] = "\(shim)" }
-            logger.warning("registration refused", metadata: metadata)
+            // A dockerd inside a container publishing its own ports is no fault; its
+            // shims ask again every minute, in case this server ran in the wrong namespace.
+            if error.code == .foreignNamespace {
+                logger.info("registration refused", metadata: metadata)
+            } else {
+                logger.warning("registration refused", metadata: metadata)
+            }
         }
         return response
     }
@@ -182,8 +188,12 @@ actor Registrar {
         if ready {
             retired[key] = nil
             // Replacing a registration, Envoy's socket on the port was there before:
-            // answer once Envoy has taken in the new cluster, not merely listens.
-            if replaced != nil { await publisher.waitUntilRead() }
+            // answer once Envoy has taken in the new cluster, not merely listens. Envoy
+            // listens, so it runs: waited for up to 2 s (a loaded host), not the 250 ms
+            // that keep the files' order.
+            if replaced != nil {
+                await publisher.waitUntilRead(atMost: min(.seconds(2), max(.zero, answerBy - .now)))
+            }
             return .ok
         }
         if gaveItsPortToEnvoy {

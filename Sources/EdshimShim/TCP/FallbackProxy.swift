@@ -28,8 +28,9 @@ struct FallbackProxy {
         let signal: TerminationSignals.Received
     }
 
-    /// Serves until a termination signal; `registering`: tries to hand the port to
-    /// Envoy meanwhile (false: the server said it never can).
+    /// Serves until a termination signal, trying to hand the port to Envoy meanwhile;
+    /// `registering` false: only every minute (the server said it cannot serve the
+    /// port: another network namespace's, unless the server ran in the wrong one).
     func run(serving listener: PortListener, registering: Bool = true) -> Ending {
         let relay = TCPRelay(target: container)
         defer { relay.closeAll() }
@@ -43,7 +44,7 @@ struct FallbackProxy {
         var exhaustion = LogThrottle()
         var pollFailures = LogThrottle()
         var retry = RegistrationRetry(key: key)
-        if !registering { retry.stop() }
+        if !registering { retry.slowDown() }
         while true {
             if serving != nil, pending == nil, retry.isDue {
                 let request = RegisterRequest(key: key, container: container, heldSocketInode: serving?.inode)
@@ -107,8 +108,8 @@ struct FallbackProxy {
                                 registered = true
                                 ShimLog.info("handed \(key) over to Envoy; finishing \(relay.count) connection(s) it was relaying")
                             case .failure(let error) where error.code == .foreignNamespace:
-                                ShimLog.warning("serving \(key) itself for good: \(error.message)")
-                                retry.stop()
+                                retry.failed(error.message, transient: false)
+                                retry.slowDown()
                             case .failure(let error):
                                 retry.failed(error.message, transient: FallbackPolicy.isTransient(error))
                             }
@@ -134,8 +135,8 @@ struct FallbackProxy {
 }
 
 /// When the fallback tries to register again: after 250 ms, doubling up to 5 s, at
-/// once 5 s after a refusal that will not go away by itself. Each new reason is logged
-/// once.
+/// once 5 s after a refusal that will not go away by itself, a minute after the server
+/// said the port is not its to serve (`slowDown`). Each new reason is logged once.
 struct RegistrationRetry {
     static let firstDelayMilliseconds: Int64 = 250
     static let maximumDelayMilliseconds: Int64 = 5000
@@ -147,15 +148,14 @@ struct RegistrationRetry {
 
     init(key: RegistrationKey) { self.key = key }
 
-    private var stopped = false
+    static let slowDelayMilliseconds: Int64 = 60_000
 
-    var isDue: Bool { !stopped && nextAttempt.hasPassed }
-    /// Milliseconds until the next attempt; -1 (poll's forever) when stopped.
-    var remaining: Int32 { stopped ? -1 : nextAttempt.remaining }
+    var isDue: Bool { nextAttempt.hasPassed }
+    var remaining: Int32 { nextAttempt.remaining }
 
-    /// No more attempts: the server said registering can never succeed.
-    mutating func stop() {
-        stopped = true
+    /// The next attempt in a minute: the server said it cannot serve the port.
+    mutating func slowDown() {
+        nextAttempt = .after(milliseconds: Self.slowDelayMilliseconds)
     }
 
     mutating func failed(_ reason: String, transient: Bool = true) {

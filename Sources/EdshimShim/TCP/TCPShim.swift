@@ -103,7 +103,7 @@ enum TCPShim {
             }
         }
         status.reportReady()
-        let later = registerLater ? "handing it to Envoy as soon as it can" : "for good"
+        let later = registerLater ? "handing it to Envoy as soon as it can" : "asking the server again every minute"
         ShimLog.warning("serving \(arguments.key) → \(arguments.container) itself, as docker-proxy would (\(reason)); \(later) (EDSHIM_FALLBACK=fail refuses instead)")
         let proxy = FallbackProxy(key: arguments.key, container: arguments.container, client: client, signals: signals)
         let ending = proxy.run(serving: listener, registering: registerLater)
