@@ -78,9 +78,13 @@ public actor FileReadWatcher {
     /// Waits until `name` was read since its last `mark`, for at most the patience
     /// (not at all while the reader is thought absent). Returns whether it was read;
     /// false at once when the task is cancelled (which says nothing of the reader).
+    ///
+    /// `atMost`: wait that long whatever the reader was thought to be, and leave that
+    /// judgement alone (for a caller that must know the file was read, not merely
+    /// keep an order).
     @discardableResult
-    public func waitForRead(of name: String) async -> Bool {
-        let deadline = ContinuousClock.now + (readerSeen ? patience : .zero)
+    public func waitForRead(of name: String, atMost: Duration? = nil) async -> Bool {
+        let deadline = ContinuousClock.now + (atMost ?? (readerSeen ? patience : .zero))
         while true {
             noteReads()
             if sinceReplaced[name]?.wasRead == true {
@@ -89,7 +93,7 @@ public actor FileReadWatcher {
             }
             if Task.isCancelled { return false }
             guard ContinuousClock.now < deadline else {
-                readerSeen = false
+                if atMost == nil { readerSeen = false }
                 return false
             }
             try? await Task.sleep(for: .microseconds(200))

@@ -61,20 +61,26 @@ actor XDSPublisher {
         // stay, as they were read, until the listeners have changed: no listener
         // routes to a cluster missing, either way.
         let wanted = Set(lastGiven.clusters.map(\.name))
-        let leaving = Self.clusters(inFile: directory + "/" + DiscoveryDocument.clusterFileName).filter { !wanted.contains($0.name) }
+        let cdsPath = directory + "/" + DiscoveryDocument.clusterFileName
+        let onDisk = Self.clusters(inFile: cdsPath)
+        if onDisk == nil, access(cdsPath, F_OK) == 0 {
+            logger.warning("cds.json cannot be read as a cluster file: the restored clusters replace it at once", metadata: ["file": "\(cdsPath)"])
+        }
+        let leaving = (onDisk ?? []).filter { !wanted.contains($0.name) }
+        if !leaving.isEmpty {
+            owedAtStart = [
+                (try DiscoveryDocument.clusters(lastGiven.clusters, keeping: leaving.map(\.json)), DiscoveryDocument.clusterFileName),
+                (listeners, DiscoveryDocument.listenerFileName),
+            ]
+        }
+        owedAtStart += [(clusters, DiscoveryDocument.clusterFileName), (listeners, DiscoveryDocument.listenerFileName)]
         do {
-            if !leaving.isEmpty {
-                try await writeIfChanged(try DiscoveryDocument.clusters(lastGiven.clusters, keeping: leaving.map(\.json)), named: DiscoveryDocument.clusterFileName)
-                try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
-            }
-            try await writeIfChanged(clusters, named: DiscoveryDocument.clusterFileName)
-            try await writeIfChanged(listeners, named: DiscoveryDocument.listenerFileName)
+            try await writeOwedAtStart()
         } catch let failure as AtomicFile.Failure where failure.mayPass {
             // A full or failing disk: the server starts all the same (dockerd waits for
-            // it), Envoy keeps what it has, and both files are written again, in order,
+            // it), Envoy keeps what it has, and the rest of these writes go, in order,
             // as soon as the disk takes them (`apply`).
             logger.error("cannot write Envoy configuration at start; starting all the same and retrying (Envoy keeps what it has)", metadata: ["error": "\(failure)"])
-            lastWritten = [:]
         }
         published = lastGiven
         directoryIdentity = FileIdentity(directory)
@@ -86,11 +92,22 @@ actor XDSPublisher {
         await coalescer.post(live, revision: 0)
     }
 
-    /// The clusters of a `cds.json`, each one's name and JSON; none when it cannot
-    /// be read or is not one.
-    private static func clusters(inFile path: String) -> [(name: String, json: [UInt8])] {
+    /// The writes of the start not done yet (a full disk), in order: `apply` does
+    /// them first.
+    private var owedAtStart: [(bytes: [UInt8], name: String)] = []
+
+    private func writeOwedAtStart() async throws {
+        while let (bytes, name) = owedAtStart.first {
+            try await writeIfChanged(bytes, named: name)
+            owedAtStart.removeFirst()
+        }
+    }
+
+    /// The clusters of a `cds.json`, each one's name and JSON; nil when it cannot be
+    /// read or is not one.
+    private static func clusters(inFile path: String) -> [(name: String, json: [UInt8])]? {
         guard let bytes = SystemFile.read(path, access: O_RDWR) ?? SystemFile.read(path),
-              let resources = (try? JSONParser.parse(bytes))?.objectValue?["resources"]?.arrayValue else { return [] }
+              let resources = (try? JSONParser.parse(bytes))?.objectValue?["resources"]?.arrayValue else { return nil }
         return resources.compactMap { resource in
             resource.objectValue?["name"]?.stringValue.map { ($0, resource.serialized) }
         }
@@ -140,6 +157,7 @@ actor XDSPublisher {
     /// tried again, `Coalescer`).
     private func apply(_ registry: Registry) async -> Bool {
         do {
+            try await writeOwedAtStart()
             try await rewriteLostFiles()
         } catch {
             logger.error("writing Envoy configuration failed; retrying", metadata: ["error": "\(error)"])
@@ -230,9 +248,9 @@ actor XDSPublisher {
     /// Returns once Envoy has read the file written last (or the watcher ran out of
     /// patience): for a change to a port Envoy already listens on, such as a container
     /// come back with a new address, whose socket table shows nothing new.
-    func waitUntilRead() async {
+    func waitUntilRead(atMost: Duration? = nil) async {
         guard let reads, let unread else { return }
-        await reads.waitForRead(of: unread)
+        await reads.waitForRead(of: unread, atMost: atMost)
     }
 
     /// Whether Envoy was ever seen reading a file of the directory (true when reads

@@ -104,6 +104,31 @@ struct FileReadWatcherTests {
         #expect(await watcher.waitForRead(of: "cds.json"), "a read of the new version ends it")
     }
 
+    @Test("a wait with its own bound (a replaced registration's answer) waits for the read even while the reader looks absent, and leaves that judgement alone")
+    func boundedWaitIgnoresAbsence() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/cds.json"
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: path))
+        let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(100)))
+        await watcher.mark("cds.json")
+        #expect(await watcher.waitForRead(of: "cds.json") == false, "no reader: the reader now looks absent")
+        Task {
+            try await Task.sleep(for: .milliseconds(200))
+            _ = FileManager.default.contents(atPath: path)
+        }
+        #expect(await watcher.waitForRead(of: "cds.json", atMost: .seconds(5)), "waited for the late read")
+
+        await watcher.mark("cds.json")
+        let started = ContinuousClock.now
+        #expect(await watcher.waitForRead(of: "cds.json", atMost: .milliseconds(150)) == false)
+        #expect(ContinuousClock.now - started >= .milliseconds(150))
+        let next = ContinuousClock.now
+        #expect(await watcher.waitForRead(of: "cds.json") == false)
+        #expect(ContinuousClock.now - next >= .milliseconds(100), "the bounded wait's timeout did not make the reader look absent: the next wait had its patience")
+    }
+
     @Test("unreadFor counts from the earliest write the reader has not read anything since, ends with a read, and asking loses no read")
     func unreadTime() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
