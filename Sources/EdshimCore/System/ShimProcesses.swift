@@ -73,18 +73,19 @@ public enum ShimProcesses {
     /// serves its port itself (Envoy or the server was not there): a registration made
     /// on its behalf names it, as the shim's own would, so that the server does not
     /// take it for another process holding the port.
-    public static func ownListeningSocket(of pid: Int32, on host: SocketEndpoint, root: String = "/proc") -> UInt64? {
+    public static func ownListeningSocket(of pid: Int32, on host: SocketEndpoint, root: String = "/proc", listening: [ListeningSocket]? = nil) -> UInt64? {
         let held = socketInodes(of: pid, root: root)
         guard !held.isEmpty else { return nil }
-        return ListenTable.read().first { $0.endpoint == host && held.contains($0.inode) }?.inode
+        return (listening ?? ListenTable.read()).first { $0.endpoint == host && held.contains($0.inode) }?.inode
     }
 
-    /// Whether the shim serves its port itself (it listens on it); nil when its
+    /// Whether the shim serves its port itself (it listens on it, among `listening`:
+    /// the host's listening sockets, read once for many shims); nil when its
     /// descriptors cannot be read (another user's, to a caller without root).
-    public static func servesItself(_ shim: Shim, root: String = "/proc") -> Bool? {
+    public static func servesItself(_ shim: Shim, listening: [ListeningSocket], root: String = "/proc") -> Bool? {
         guard let directory = opendir("\(root)/\(shim.owner.pid)/fd") else { return nil }
         closedir(directory)
-        return ownListeningSocket(of: shim.owner.pid, on: shim.arguments.host, root: root) != nil
+        return ownListeningSocket(of: shim.owner.pid, on: shim.arguments.host, root: root, listening: listening) != nil
     }
 
     /// The inodes of the sockets open in process `pid` (its `/proc/PID/fd` links,

@@ -59,8 +59,9 @@ struct StatusCommand: ParsableCommand {
                 let registeredKeys = Set(registrations.map(\.key))
                 // The TCP shims of this server whose port is registered by no one (an old
                 // shim whose port a newer one registered is not listed).
-                let unregistered = shims.filter { $0.arguments.proto == .tcp && !registeredKeys.contains($0.arguments.key) && $0.registers(with: client.socketPath) }
-                    .map { StatusReport.UnregisteredShim($0, servesItself: ShimProcesses.servesItself($0)) }
+                let unregisteredShims = shims.filter { $0.arguments.proto == .tcp && !registeredKeys.contains($0.arguments.key) && $0.registers(with: client.socketPath) }
+                let listening = unregisteredShims.isEmpty ? [] : ListenTable.read()
+                let unregistered = unregisteredShims.map { StatusReport.UnregisteredShim($0, servesItself: ShimProcesses.servesItself($0, listening: listening)) }
                 print(StatusReport.table(registrations, unregistered: unregistered, udpShims: shims.filter { $0.arguments.proto == .udp }))
             }
         case .failure(let error):
