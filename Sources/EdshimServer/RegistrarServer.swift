@@ -27,7 +27,8 @@ public struct RegistrarServer: Sendable {
         let claim = try XDSDirectoryClaim(configuration.xdsDirectory, logger: logger)
         defer { withExtendedLifetime((stateClaim, claim)) {} }
         try SocketListener.prepareDirectory(of: configuration.socketPath, policy: policy, logger: logger)
-        let state = StateStore(path: configuration.stateFile, logger: logger)
+        let health = WriteHealth()
+        let state = StateStore(path: configuration.stateFile, health: health, logger: logger)
         let restored: [Registration]
         do {
             restored = try await state.load()
@@ -41,7 +42,7 @@ public struct RegistrarServer: Sendable {
         if !restored.isEmpty {
             logger.info("restored registrations", metadata: ["restored": "\(live.count)", "dropped_dead_owners": "\(restored.count - live.count)"])
         }
-        let publisher = XDSPublisher(directory: configuration.xdsDirectory, telemetry: configuration.telemetry, clusterRetention: configuration.clusterRetention, logger: logger)
+        let publisher = XDSPublisher(directory: configuration.xdsDirectory, telemetry: configuration.telemetry, clusterRetention: configuration.clusterRetention, health: health, logger: logger)
         do {
             try await publisher.start(restored: Registry(restored), live: registry)
         } catch {
@@ -87,7 +88,7 @@ public struct RegistrarServer: Sendable {
         let refresher = LabelRefresher(registrar: registrar, source: metadataSource)
         var services: [any Service] = [listener, reaper, refresher, XDSDirectoryGuard(publisher: publisher)]
         if let admin = configuration.adminAddress {
-            services.append(AdminEndpoint(address: admin, registrar: registrar, logger: logger))
+            services.append(AdminEndpoint(address: admin, registrar: registrar, health: health, logger: logger))
         }
         let group = ServiceGroup(configuration: .init(
             services: services,

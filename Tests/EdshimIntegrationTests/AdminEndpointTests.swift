@@ -1,6 +1,9 @@
 import EdshimCore
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The server's own HTTP endpoint.
 @Suite("Server admin endpoint")
@@ -25,6 +28,41 @@ struct AdminEndpointTests {
             #expect(listed.first?["service_name"] as? String == "unknown-\(host.port)")
             #expect(try TestHTTP.get(bed.serverAdmin, path: "/nope").status == 404)
             #expect(ListenTable.read().contains { $0.endpoint == bed.serverAdmin }, "bound to 127.0.0.1, as asked")
+        }
+    }
+
+    @Test("GET /healthz answers 503 saying what cannot be written while the state file's writes fail (as on a full disk), and ok again once they succeed", .needsPrivateNetworkNamespaces)
+    func healthzReportsFailingWrites() async throws {
+        var options = Testbed.Options()
+        options.startServer = false
+        try await withTestbed(options) { bed in
+            // The server in a mount namespace of its own, where the state file can be
+            // made to refuse its replacement (bind-mounted over itself: EBUSY).
+            let unshare = try SystemExecutables.required("unshare", package: "util-linux")
+            try await bed.startServer(launcher: [unshare, "-m", "--propagation", "private", "--"])
+            let backend = try bed.httpBackend("web")
+            let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint)
+            #expect(shim.isReady)
+            let healthy = try TestHTTP.get(bed.serverAdmin, path: "/healthz")
+            #expect(healthy.status == 200 && healthy.body == "ok\n")
+
+            let server = try #require(bed.server)
+            let nsenter = try SystemExecutables.required("nsenter", package: "util-linux")
+            let mount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "mount", "--bind", bed.stateFile, bed.stateFile], in: bed.directory)
+            #expect(mount.status == 0, "\(mount.output)")
+            // The shim's deregistration is a change the state file cannot take.
+            shim.process.signal(SIGINT)
+            _ = await shim.process.waitForExit(timeout: .seconds(2))
+            try await bed.eventually("/healthz says the state file cannot be written") {
+                let health = try TestHTTP.get(bed.serverAdmin, path: "/healthz")
+                return health.status == 503 && health.body.hasPrefix("cannot write the state file for ") && health.body.contains("busy")
+            }
+
+            let umount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "umount", bed.stateFile], in: bed.directory)
+            #expect(umount.status == 0, "\(umount.output)")
+            try await bed.eventually("/healthz is ok again once the state is saved", timeout: .seconds(10)) {
+                try TestHTTP.get(bed.serverAdmin, path: "/healthz").status == 200
+            }
         }
     }
 

@@ -9,7 +9,8 @@ import Glibc
 #endif
 
 /// The server's own HTTP endpoint (`--admin-address`, 127.0.0.1:7776 by default):
-/// `GET /healthz` for probes, `GET /status` for the registrations as JSON (what
+/// `GET /healthz` for probes (503, saying why, while a write of the state file or of
+/// Envoy's configuration keeps failing), `GET /status` for the registrations as JSON (what
 /// `edshim status --json` prints). Read-only; loopback unless told otherwise; at most
 /// 128 connections at once, each closed after 30 s in which it sent nothing
 /// (`AdminConnectionLimits`).
@@ -18,12 +19,14 @@ struct AdminEndpoint: Service {
 
     let address: SocketEndpoint
     let registrar: Registrar
+    let health: WriteHealth
     let logger: Logger
     private let budget = AdminConnectionBudget()
 
-    init(address: SocketEndpoint, registrar: Registrar, logger: Logger) {
+    init(address: SocketEndpoint, registrar: Registrar, health: WriteHealth, logger: Logger) {
         self.address = address
         self.registrar = registrar
+        self.health = health
         self.logger = logger
     }
 
@@ -111,7 +114,10 @@ struct AdminEndpoint: Service {
         }
         switch head.uri.split(separator: "?").first.map(String.init) ?? head.uri {
         case "/healthz":
-            return (.ok, "text/plain", "ok\n")
+            // 503 while a write keeps failing (a full disk): the server runs, but
+            // what changes reaches neither Envoy nor the state file.
+            let problems = health.problems()
+            return problems.isEmpty ? (.ok, "text/plain", "ok\n") : (.serviceUnavailable, "text/plain", problems.joined(separator: "\n") + "\n")
         case "/status":
             return (.ok, "application/json", StatusReport.json(await registrar.registrations()) + "\n")
         default:

@@ -32,9 +32,12 @@ actor XDSPublisher {
     /// When the timer that takes retired clusters out fires next.
     private var expiryScheduled: ContinuousClock.Instant?
 
-    init(directory: String, telemetry: Telemetry, clusterRetention: Duration, logger: Logger) {
+    private let health: WriteHealth
+
+    init(directory: String, telemetry: Telemetry, clusterRetention: Duration, health: WriteHealth, logger: Logger) {
         self.directory = directory
         self.telemetry = telemetry
+        self.health = health
         self.logger = logger
         retiring = RetiringClusters(retention: clusterRetention)
     }
@@ -81,6 +84,7 @@ actor XDSPublisher {
             // it), Envoy keeps what it has, and the rest of these writes go, in order,
             // as soon as the disk takes them (`apply`).
             logger.error("cannot write Envoy configuration at start; starting all the same and retrying (Envoy keeps what it has)", metadata: ["error": "\(failure)"])
+            health.failed(.envoyConfiguration, "\(failure)")
         }
         published = lastGiven
         directoryIdentity = FileIdentity(directory)
@@ -161,6 +165,7 @@ actor XDSPublisher {
             try await rewriteLostFiles()
         } catch {
             logger.error("writing Envoy configuration failed; retrying", metadata: ["error": "\(error)"])
+            health.failed(.envoyConfiguration, "\(error)")
             return false
         }
         let target = await Self.configuration(for: registry, telemetry: telemetry)
@@ -182,10 +187,12 @@ actor XDSPublisher {
                 published = step
             } catch {
                 logger.error("writing Envoy configuration failed; retrying", metadata: ["error": "\(error)"])
+                health.failed(.envoyConfiguration, "\(error)")
                 return false
             }
         }
         retiring = nextRetiring
+        health.succeeded(.envoyConfiguration)
         return true
     }
 

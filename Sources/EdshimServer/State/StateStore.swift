@@ -9,10 +9,12 @@ import Glibc
 actor StateStore {
     private let path: String
     private let logger: Logger
+    private let health: WriteHealth
     private var coalescer: Coalescer<Registry>?
 
-    init(path: String, logger: Logger) {
+    init(path: String, health: WriteHealth, logger: Logger) {
         self.path = path
+        self.health = health
         self.logger = logger
     }
 
@@ -54,9 +56,11 @@ actor StateStore {
     private func write(_ registry: Registry) -> Bool {
         do {
             try AtomicFile.write(StateDocument.encode(registry), to: path, mode: 0o640, durable: true)
+            health.succeeded(.stateFile)
             return true
         } catch {
             logger.error("cannot save the state file; retrying (a restart meanwhile would need edshim resync)", metadata: ["error": "\(error)"])
+            health.failed(.stateFile, "\(error)")
             return false
         }
     }

@@ -1,0 +1,44 @@
+import Synchronization
+
+/// What the server cannot write at the moment (a full or failing disk), for
+/// `GET /healthz`: each write that fails is retried (`Coalescer`) and logged, and a
+/// probe should see it too, not `ok` while nothing reaches the disk.
+final class WriteHealth: Sendable {
+    /// What is written: the state file, Envoy's configuration.
+    enum Target: String, Sendable, CaseIterable {
+        case stateFile = "the state file"
+        case envoyConfiguration = "Envoy's configuration (the xds files)"
+    }
+
+    private struct Failure {
+        var since: ContinuousClock.Instant
+        var error: String
+    }
+
+    private let failures = Mutex<[Target: Failure]>([:])
+
+    /// A write of `target` failed with `error`.
+    func failed(_ target: Target, _ error: String) {
+        failures.withLock { failures in
+            failures[target] = Failure(since: failures[target]?.since ?? .now, error: error)
+        }
+    }
+
+    /// A write of `target` succeeded.
+    func succeeded(_ target: Target) {
+        _ = failures.withLock { $0.removeValue(forKey: target) }
+    }
+
+    /// One line per target that cannot be written, saying for how long and why; none
+    /// when every write succeeds.
+    func problems(now: ContinuousClock.Instant = .now) -> [String] {
+        failures.withLock { failures in
+            Target.allCases.compactMap { target in
+                failures[target].map { failure in
+                    let seconds = Int((now - failure.since).components.seconds)
+                    return "cannot write \(target.rawValue) for \(seconds) s, retrying: \(failure.error)"
+                }
+            }
+        }
+    }
+}
