@@ -10,12 +10,17 @@ import Glibc
 /// reads again.
 @Suite("FileReadWatcher")
 struct FileReadWatcherTests {
-    @Test func seesAReadAfterTheMarkAndGivesUpWithoutOne() async throws {
+    /// A new directory holding `files`, each `{}`; the caller removes it.
+    static func directory(with files: [String]) throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for file in files { try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/" + file)) }
+        return directory
+    }
+
+    @Test func seesAReadAfterTheMarkAndGivesUpWithoutOne() async throws {
+        let directory = try Self.directory(with: ["cds.json", "lds.json"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/cds.json"))
-        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/lds.json"))
         // Patience well above the reads below, which a loaded machine may delay.
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .seconds(1)))
 
@@ -49,11 +54,8 @@ struct FileReadWatcherTests {
 
     @Test("a read ends every wait for it, also one whose read another wait took in and was followed by another file's mark (concurrent commits)")
     func concurrentWaitsKeepTheirReads() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try Self.directory(with: ["cds.json", "lds.json"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/cds.json"))
-        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/lds.json"))
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .seconds(2)))
         for round in 0..<20 {
             await watcher.mark("lds.json")
@@ -82,11 +84,9 @@ struct FileReadWatcherTests {
 
     @Test("a reader that opened the file before it was replaced and closes it after read the old version: no end to the wait; the server's own opens for writing are no reads")
     func readOfTheReplacedVersionDoesNotCount() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try Self.directory(with: ["cds.json"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/cds.json"
-        try Data("{}".utf8).write(to: URL(fileURLWithPath: path))
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(300)))
         _ = FileManager.default.contents(atPath: path)
         #expect(await watcher.anyReadSeen)
@@ -106,11 +106,9 @@ struct FileReadWatcherTests {
 
     @Test("a wait with its own bound (a replaced registration's answer) waits for the read even while the reader looks absent, and leaves that judgement alone")
     func boundedWaitIgnoresAbsence() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try Self.directory(with: ["cds.json"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/cds.json"
-        try Data("{}".utf8).write(to: URL(fileURLWithPath: path))
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(100)))
         await watcher.mark("cds.json")
         #expect(await watcher.waitForRead(of: "cds.json") == false, "no reader: the reader now looks absent")
@@ -131,10 +129,8 @@ struct FileReadWatcherTests {
 
     @Test("unreadFor counts from the earliest write the reader has not read anything since, ends with a read, and asking loses no read")
     func unreadTime() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("edshim-reads-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let directory = try Self.directory(with: ["cds.json"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try Data("{}".utf8).write(to: URL(fileURLWithPath: directory + "/cds.json"))
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(100)))
         #expect(await watcher.unreadFor == nil, "nothing written yet")
 
