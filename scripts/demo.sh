@@ -71,7 +71,7 @@ DIR="$(mktemp -d /tmp/edshim-demo-XXXXXX)"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 export EDSHIM_SOCKET="$DIR/edshim.sock"
-# Three different ports (each free when chosen).
+# Two different ports (each free when chosen): Envoy's admin and the published one.
 ADMIN_PORT="$(free_port)"
 HOST_PORT="${DEMO_PORT:-$(free_port)}"
 while [[ -z "${DEMO_PORT:-}" && "$HOST_PORT" == "$ADMIN_PORT" ]]; do HOST_PORT="$(free_port)"; done

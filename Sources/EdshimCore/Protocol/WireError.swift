@@ -43,7 +43,8 @@ public struct WireError: Error, Equatable, Sendable, CustomStringConvertible {
         public static let permissionDenied = Code(rawValue: "permission_denied")
         /// The peer sends too many requests.
         public static let rateLimited = Code(rawValue: "rate_limited")
-        /// The server is shutting down or failed internally.
+        /// The server cannot check the caller (its /proc entry unreadable), or the
+        /// shim exited while registering.
         public static let unavailable = Code(rawValue: "unavailable")
     }
 

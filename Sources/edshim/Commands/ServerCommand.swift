@@ -46,7 +46,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("state-file"), help: "Where the registry is kept across restarts (claimed by this server through <file>.lock beside it).")
     var stateFile: String = EdshimDefaults.stateFile
 
-    @Option(name: .customLong("admin-address"), help: "HOST:PORT of the server's own HTTP endpoint (GET /healthz, /status), or off.")
+    @Option(name: .customLong("admin-address"), help: "HOST:PORT of the server's own HTTP endpoint (GET /healthz: ok, or 503 naming a write that keeps failing; GET /status), or off.")
     var adminAddress: String = EdshimDefaults.serverAdminAddress
 
     @Option(name: .customLong("docker-host"), help: "Docker Engine API, unix:// or tcp:// (default: $DOCKER_HOST, else unix:///var/run/docker.sock).")

@@ -12,18 +12,22 @@ struct StatusCommand: ParsableCommand {
             Envoy service (cluster) name, the mode, and the shim process that owns it.
 
             TCP ports whose shim runs but which the server has not registered follow,
-            found among the processes of this host, with mode `itself` when the shim
-            serves the port as docker-proxy would (the server or Envoy was not there; it
-            hands the port to Envoy as soon as it can) or `unserved` when nothing serves
-            it (the server lost it: run edshim resync); a line after the table says so.
+            found among the processes of this host's network namespace, with mode
+            `itself` when the shim serves the port as docker-proxy would (the server or
+            Envoy was not there; it hands the port to Envoy as soon as it can),
+            `unserved` when nothing serves it (the server lost it: run edshim resync),
+            or `unregistered` when status, not run as root, cannot see another user's
+            shim; a line after the table says what each mode shown means.
 
-            UDP ports follow, found among the processes of this host: edshim proxies
+            UDP ports follow, found among the processes of this host's network
+            namespace: edshim proxies
             them itself, without the server or Envoy, so their service is `-` and their
             mode `udp-proxy`. They are listed even when the server cannot be reached
             (the command then still fails, saying so).
 
             --json prints the server's registrations as a JSON array of objects with the
-            same facts, for scripts (UDP ports are not registrations: not in it).
+            same facts, for scripts (the unregistered TCP ports and the UDP ports are not
+            registrations: not in it).
             """
     )
 

@@ -12,7 +12,8 @@ struct UDPProxyCommand: ParsableCommand {
         abstract: "Proxy one UDP port to a container, without dockerd (what the shim runs for -proto udp).",
         discussion: """
             Binds -host-ip:-host-port (IPv6 v6-only) and relays datagrams to
-            -container-ip:-container-port until SIGINT or SIGTERM, then exits 0. Envoy
+            -container-ip:-container-port until SIGINT or SIGTERM, then exits 0 (1 if
+            waiting for datagrams fails). Envoy
             and `edshim server` are not involved: UDP is proxied by edshim itself.
 
             Each client address gets a flow with its own socket to the container, so
