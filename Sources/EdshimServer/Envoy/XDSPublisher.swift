@@ -107,10 +107,17 @@ actor XDSPublisher {
         }
     }
 
+    /// The server's own look at a file of the directory: opened for writing too, so
+    /// that `reads` does not take it for Envoy reading it (it counts files closed
+    /// after reading only).
+    private static func readOwnFile(_ path: String) -> [UInt8]? {
+        SystemFile.read(path, access: O_RDWR) ?? SystemFile.read(path)
+    }
+
     /// The clusters of a `cds.json`, each one's name and JSON; nil when it cannot be
     /// read or is not one.
     private static func clusters(inFile path: String) -> [(name: String, json: [UInt8])]? {
-        guard let bytes = SystemFile.read(path, access: O_RDWR) ?? SystemFile.read(path),
+        guard let bytes = readOwnFile(path),
               let resources = (try? JSONParser.parse(bytes))?.objectValue?["resources"]?.arrayValue else { return nil }
         return resources.compactMap { resource in
             resource.objectValue?["name"]?.stringValue.map { ($0, resource.serialized) }
@@ -274,9 +281,7 @@ actor XDSPublisher {
 
     private func writeIfChanged(_ bytes: [UInt8], named name: String) async throws {
         let path = directory + "/" + name
-        // Opened for writing too, the server's own look at the file is not taken for
-        // Envoy reading it (`reads` watches for closes of files opened read-only).
-        if lastWritten[name] == nil, (SystemFile.read(path, access: O_RDWR) ?? SystemFile.read(path)) == bytes {
+        if lastWritten[name] == nil, Self.readOwnFile(path) == bytes {
             lastWritten[name] = bytes
             writtenIdentity[name] = FileIdentity(path)
             return

@@ -434,7 +434,7 @@ actor Registrar {
     /// writes included, so that a deregistering shim (which waits 900 ms, to exit
     /// within dockerd's second) gets its answer also when Envoy lags.
     private func withdraw(_ removed: [Registration]) async {
-        let started = ContinuousClock.now
+        let begun = ContinuousClock.now
         var closing: Set<UInt64> = []
         let table = await watcher.snapshot()
         for registration in removed {
@@ -444,7 +444,7 @@ actor Registrar {
             closing.formUnion(listening)
         }
         await commit()
-        let left = configuration.releaseTimeout - (ContinuousClock.now - started)
+        let left = configuration.releaseTimeout - (ContinuousClock.now - begun)
         if await watcher.waitUntilClosed(closing, timeout: max(left, .zero)) {
             for registration in removed where registry[registration.key] == nil {
                 retired[registration.key] = nil

@@ -107,11 +107,8 @@ struct FallbackProxy {
                                 serving = nil
                                 registered = true
                                 ShimLog.info("handed \(key) over to Envoy; finishing \(relay.count) connection(s) it was relaying")
-                            case .failure(let error) where error.code == .foreignNamespace:
-                                retry.failed(error.message, transient: false)
-                                retry.slowDown()
                             case .failure(let error):
-                                retry.failed(error.message, transient: FallbackPolicy.isTransient(error))
+                                retry.refused(error)
                             }
                         } else {
                             pending = exchange
@@ -140,6 +137,7 @@ struct FallbackProxy {
 struct RegistrationRetry {
     static let firstDelayMilliseconds: Int64 = 250
     static let maximumDelayMilliseconds: Int64 = 5000
+    static let slowDelayMilliseconds: Int64 = 60_000
 
     let key: RegistrationKey
     private var delay = Self.firstDelayMilliseconds
@@ -148,14 +146,18 @@ struct RegistrationRetry {
 
     init(key: RegistrationKey) { self.key = key }
 
-    static let slowDelayMilliseconds: Int64 = 60_000
-
     var isDue: Bool { nextAttempt.hasPassed }
     var remaining: Int32 { nextAttempt.remaining }
 
     /// The next attempt in a minute: the server said it cannot serve the port.
     mutating func slowDown() {
         nextAttempt = .after(milliseconds: Self.slowDelayMilliseconds)
+    }
+
+    /// The server answered `error`: tried again as its code says.
+    mutating func refused(_ error: WireError) {
+        failed(error.message, transient: FallbackPolicy.isTransient(error))
+        if error.code == .foreignNamespace { slowDown() }
     }
 
     mutating func failed(_ reason: String, transient: Bool = true) {

@@ -55,7 +55,7 @@ struct ResyncCommand: ParsableCommand {
         // A shim gone meanwhile (no user) is nobody's to mention.
         let othersUsers = found.compactMap(\.user).filter { $0 != user }
         if !othersUsers.isEmpty {
-            FileHandle.standardError.write(Data("edshim resync: left out \(othersUsers.count) process(es) named edshim run by another user (uid \(Set(othersUsers).sorted().map(String.init).joined(separator: ", "))): resync registers its own user's shims, those dockerd runs as it\n".utf8))
+            FileHandle.standardError.write(Data("edshim resync: left out \(othersUsers.count) process(es) named edshim run by another user (uid \(Set(othersUsers).sorted().map(String.init).joined(separator: ", "))): resync registers only its own user's shims (dockerd's run as root: run resync as root)\n".utf8))
         }
         let outcomes = ResyncWorkers(client: client, parallel: parallel).register(shims)
         let vanished = outcomes.filter { if case .vanished = $0 { true } else { false } }.count
