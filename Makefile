@@ -71,6 +71,7 @@ $(BENCH_DIR)/%: bench/%.c bench/bench-address.h
 bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server $(BENCH_DIR)/udp-reference-proxy $(BENCH_DIR)/http-server
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) bench/udp-bench.sh
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) CLIENTS=16 IN_FLIGHT=1 bench/udp-bench.sh
+	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) GSO=1 bench/udp-bench.sh
 	scripts/ensure-test-deps.sh --envoy-only
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/tcp-ports.sh
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/http-bench.sh

@@ -10,7 +10,9 @@
 # Environment: EDSHIM (default .build/release/edshim), DOCKER_PROXY (default
 # /usr/sbin/docker-proxy, fetched from Debian's docker.io package when missing),
 # BENCH_DIR (where udp-load and udp-echo-server are), ROUNDS (5), SECONDS_PER_RUN (3),
-# HOST_IP (0.0.0.0), CLIENTS (1), IN_FLIGHT (16, per client). Two more lines, for
+# HOST_IP (0.0.0.0), CLIENTS (1), IN_FLIGHT (16, per client), GSO (0; 1: the client
+# sends each burst as one UDP GSO send and takes coalesced replies, and the echo
+# server does the same, as QUIC stacks do). Two more lines, for
 # comparison: edshim with busy polling on (EDSHIM_UDP_BUSY_POLL=100, opt-in), and
 # bench/udp-reference-proxy, the least a proxy on kernel sockets can do (a yardstick).
 set -euo pipefail
@@ -25,6 +27,7 @@ HOST_IP=${HOST_IP:-0.0.0.0}
 SIZE=64
 CLIENTS=${CLIENTS:-1}
 IN_FLIGHT=${IN_FLIGHT:-16}
+GSO=${GSO:-0}
 
 say() { echo "udp-bench: $*" >&2; }
 
@@ -72,7 +75,9 @@ start_proxy() {
 }
 
 echo_port=$(free_udp_port)
-"$BENCH_DIR/udp-echo-server" 127.0.0.1 "$echo_port" >"$work/echo.log" &
+echo_flags=()
+[[ "$GSO" == 1 ]] && echo_flags=(--gro)
+"$BENCH_DIR/udp-echo-server" 127.0.0.1 "$echo_port" "${echo_flags[@]}" >"$work/echo.log" &
 pids+=($!)
 for _ in $(seq 50); do grep -q ready "$work/echo.log" 2>/dev/null && break; sleep 0.1; done
 
@@ -93,12 +98,14 @@ case $HOST_IP in
 esac
 
 measure() {
-    "$BENCH_DIR/udp-load" "$1" "$2" --size "$SIZE" --in-flight "$IN_FLIGHT" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" --warmup 0.5
+    "$BENCH_DIR/udp-load" "$1" "$2" --size "$SIZE" --in-flight "$IN_FLIGHT" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" --warmup 0.5 --gso "$GSO"
 }
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
-say "$(nproc) CPUs, $(uname -r); $ROUNDS rounds of ${SECONDS_PER_RUN}s each; $SIZE-byte datagrams, $CLIENTS client(s) with $IN_FLIGHT in flight each, proxies on $HOST_IP"
+endpoints="plain endpoints"
+[[ "$GSO" == 1 ]] && endpoints="GSO/GRO endpoints"
+say "$(nproc) CPUs, $(uname -r); $ROUNDS rounds of ${SECONDS_PER_RUN}s each; $SIZE-byte datagrams, $CLIENTS client(s) with $IN_FLIGHT in flight each, $endpoints, proxies on $HOST_IP"
 direct=() through_docker_proxy=() through_edshim=() through_polling=() through_reference=()
 for round in $(seq "$ROUNDS"); do
     # Rotate the order each round so that neither proxy always runs first.
@@ -129,7 +136,7 @@ reference_median=$(echo "${through_reference[*]}" | median)
 over_docker_proxy() { awk -v a="$1" -v b="$docker_proxy_median" 'BEGIN { printf "%.2f", a / b }'; }
 ratio=$(over_docker_proxy "$edshim_median")
 
-printf '\nUDP echoes per second (median of %d rounds, %d-byte datagrams, %d client(s) with %d in flight each)\n' "$ROUNDS" "$SIZE" "$CLIENTS" "$IN_FLIGHT"
+printf '\nUDP echoes per second (median of %d rounds, %d-byte datagrams, %d client(s) with %d in flight each, %s)\n' "$ROUNDS" "$SIZE" "$CLIENTS" "$IN_FLIGHT" "$endpoints"
 printf '  %-26s %10s\n' "direct to the echo server" "$direct_median"
 printf '  %-26s %10s\n' "through docker-proxy" "$docker_proxy_median"
 printf '  %-26s %10s\n' "through edshim" "$edshim_median"

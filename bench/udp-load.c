@@ -2,12 +2,15 @@
 // echo server): each of CLIENTS client sockets (one flow each through a proxy)
 // keeps IN_FLIGHT datagrams of SIZE bytes in flight, sending a new one for each
 // reply, batched with recvmmsg/sendmmsg.
-//   udp-load HOST PORT [--size 64] [--in-flight 16] [--clients 1] [--seconds 3] [--warmup 0.5]
+//   udp-load HOST PORT [--size 64] [--in-flight 16] [--clients 1] [--seconds 3] [--warmup 0.5] [--gso 1]
+// With --gso 1 each client sends its datagrams as one UDP GSO send and takes
+// replies the kernel coalesced (UDP_GRO), as QUIC stacks do.
 // Prints one number: echoes per second over the measured interval.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,13 @@
 #include <unistd.h>
 
 #include "bench-address.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 #define MAX_BATCH 256
 #define MAX_CLIENTS 256
@@ -32,7 +42,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s HOST PORT [--size N] [--in-flight N] [--clients N] [--seconds S] [--warmup S]\n", argv[0]);
         return 2;
     }
-    int size = 64, in_flight = 16, clients = 1;
+    int size = 64, in_flight = 16, clients = 1, gso = 0;
     double seconds = 3, warmup = 0.5;
     int stats = getenv("UDP_LOAD_STATS") != NULL;
     long long receives = 0;
@@ -42,10 +52,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--clients")) clients = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--warmup")) warmup = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--gso")) gso = atoi(argv[i + 1]);
         else { fprintf(stderr, "udp-load: unknown option %s\n", argv[i]); return 2; }
     }
     if (size < 1 || size > 65507 || in_flight < 1 || in_flight > MAX_BATCH || clients < 1 || clients > MAX_CLIENTS) {
         fprintf(stderr, "udp-load: --size 1..65507, --in-flight 1..%d, --clients 1..%d\n", MAX_BATCH, MAX_CLIENTS);
+        return 2;
+    }
+    if (gso && (in_flight > 64 || in_flight * size > 65000)) {
+        fprintf(stderr, "udp-load: with --gso, at most 64 datagrams and 65,000 bytes in flight per client\n");
         return 2;
     }
     struct sockaddr_storage address;
@@ -63,12 +78,18 @@ int main(int argc, char **argv) {
             perror("udp-load: connect");
             return 1;
         }
+        int one = 1;
+        if (gso && (setsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, sizeof size) != 0 ||
+                    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) != 0)) {
+            perror("udp-load: UDP_SEGMENT / UDP_GRO");
+            return 1;
+        }
         waiters[c] = (struct pollfd){fd, POLLIN, 0};
         outstanding[c] = 0;
     }
 
     static char payload[65536];
-    static char inbox[MAX_BATCH][2048];
+    static char inbox[MAX_BATCH][65536];
     memset(payload, 'x', sizeof payload);
     struct iovec send_vector = {payload, (size_t)size};
     struct mmsghdr outgoing[MAX_BATCH];
@@ -99,6 +120,11 @@ int main(int argc, char **argv) {
         for (int c = 0; c < clients; c++) {
             int deficit = in_flight - outstanding[c];
             if (deficit <= 0) continue;
+            if (gso) {
+                // One send of `deficit` datagrams, cut by the kernel (UDP_SEGMENT).
+                if (send(waiters[c].fd, payload, (size_t)deficit * (size_t)size, 0) > 0) outstanding[c] += deficit;
+                continue;
+            }
             int sent = sendmmsg(waiters[c].fd, outgoing, (unsigned)deficit, 0);
             if (sent > 0) outstanding[c] += sent;
         }
@@ -122,6 +148,12 @@ int main(int argc, char **argv) {
                 continue;
             }
             receives++;
+            // A coalesced receive holds several replies.
+            if (gso) {
+                int replies = 0;
+                for (int i = 0; i < received; i++) replies += ((int)incoming[i].msg_len + size - 1) / size;
+                received = replies;
+            }
             outstanding[c] -= received;
             if (outstanding[c] < 0) outstanding[c] = 0;
             got += received;

@@ -133,6 +133,24 @@ size_t edshim_append_segment_size(void *control, size_t used, size_t capacity, u
     return length;
 }
 
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "both pktinfo messages and a segment size");
+
+int edshim_enable_receive_coalescing(int fd) {
+    int one = 1;
+    return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
+}
+
+int edshim_received_segment_size(const struct msghdr *message) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(message); c != NULL; c = CMSG_NXTHDR((struct msghdr *)message, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
+            memcpy(&size, CMSG_DATA(c), sizeof size);
+            return size > 0 ? size : 0;
+        }
+    }
+    return 0;
+}
+
 int edshim_udp_segmentation_supported(int fd) {
     int size = 0;
     socklen_t length = sizeof size;

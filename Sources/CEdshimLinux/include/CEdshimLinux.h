@@ -37,10 +37,11 @@ int edshim_sendmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count,
 // and CMSG macros live behind _GNU_SOURCE or are macros Swift cannot call, so the
 // work happens in CEdshimLinux.c and the interface is plain types.
 
-/// Bytes of control buffer a datagram needs: an IPV6_PKTINFO message, and on a
-/// dual-stack socket (dockerd may pass one on fd 4) an IP_PKTINFO one besides; or, to
-/// send, a packet info and a UDP segment size.
-#define EDSHIM_PKTINFO_CONTROL_SPACE 80
+/// Bytes of control buffer a datagram needs: an IPV6_PKTINFO message, on a dual-stack
+/// socket (dockerd may pass one on fd 4) an IP_PKTINFO one besides, and the segment
+/// size of a coalesced receive (UDP_GRO); or, to send, a packet info and a UDP segment
+/// size.
+#define EDSHIM_PKTINFO_CONTROL_SPACE 104
 
 /// epoll_create1(EPOLL_CLOEXEC).
 int edshim_epoll_create(void);
@@ -74,6 +75,17 @@ size_t edshim_append_segment_size(void *control, size_t used, size_t capacity, u
 /// UDP_SEGMENT option of UDP socket `fd`. Older kernels ignore the control message and
 /// send the whole buffer list as one datagram, so they must never be given one.
 int edshim_udp_segmentation_supported(int fd);
+
+/// Asks the kernel to hand `fd` a burst of datagrams from one sender as one coalesced
+/// receive (UDP_GRO, Linux 5.0) where it has them coalesced: from a sender using UDP
+/// GSO, or from a NIC's GRO. Returns 0, or -1 where the kernel cannot.
+int edshim_enable_receive_coalescing(int fd);
+
+/// The segment size of a coalesced receive, from its UDP_GRO control message: every
+/// `segment size` bytes of the payload is one datagram, the last one possibly shorter.
+/// 0 when the message carries none: one datagram. (EDSHIM_PKTINFO_CONTROL_SPACE holds
+/// every control message the proxy's sockets are asked for, so none is cut short.)
+int edshim_received_segment_size(const struct msghdr *message);
 
 /// Sets the receive (`receive` != 0) or send buffer of `fd` to `bytes`: beyond
 /// net.core.rmem_max / wmem_max where the caller may (CAP_NET_ADMIN, as under dockerd),

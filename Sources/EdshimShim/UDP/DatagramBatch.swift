@@ -10,6 +10,10 @@ import Glibc
 /// The buffers (64 KiB each, so any datagram passes whole) are one anonymous mapping:
 /// the kernel commits a page only when a datagram is written into it, so an idle
 /// proxy or one carrying small datagrams stays small.
+///
+/// An entry is one datagram, or, on a socket with receive coalescing on (UDP_GRO),
+/// a burst of datagrams from one sender that the kernel handed over as one: every
+/// `datagramSize(at:)` bytes is one datagram, the last one possibly shorter.
 final class DatagramBatch {
     /// Datagrams per system call.
     static let capacity = 32
@@ -26,6 +30,8 @@ final class DatagramBatch {
     let vectors: UnsafeMutablePointer<iovec>
     /// Which datagrams may be sent together: same destination and source.
     let groups: UnsafeMutablePointer<Int32>
+    /// The size of each datagram of a coalesced entry; 0 for an entry of one datagram.
+    private let segmentSizes: UnsafeMutablePointer<Int>
     private let names: UnsafeMutablePointer<sockaddr_in6>
     private let controls: UnsafeMutableRawPointer
     private let buffers: UnsafeMutableRawPointer
@@ -46,6 +52,8 @@ final class DatagramBatch {
         vectors.initialize(repeating: iovec(), count: count)
         groups = .allocate(capacity: count)
         groups.initialize(repeating: 0, count: count)
+        segmentSizes = .allocate(capacity: count)
+        segmentSizes.initialize(repeating: 0, count: count)
         names = .allocate(capacity: count)
         names.initialize(repeating: sockaddr_in6(), count: count)
         controls = .allocate(byteCount: count * Self.controlSize, alignment: 16)
@@ -62,14 +70,17 @@ final class DatagramBatch {
         messages.deallocate()
         vectors.deallocate()
         groups.deallocate()
+        segmentSizes.deallocate()
         names.deallocate()
         controls.deallocate()
     }
 
     /// Resets `range` to take datagrams: whole buffers, with room for the sender's
-    /// address (`withNames`) and packet info (`withControl`).
+    /// address (`withNames`) and control messages (`withControl`: packet info, the
+    /// segment size of a coalesced receive).
     func prepareToReceive(_ range: Range<Int>, withNames: Bool, withControl: Bool) {
         for index in range {
+            segmentSizes[index] = 0
             vectors[index].iov_len = Self.bufferSize
             messages[index].msg_len = 0
             messages[index].msg_hdr.msg_flags = 0
@@ -116,9 +127,30 @@ final class DatagramBatch {
         UnsafeRawPointer(messages + index).assumingMemoryBound(to: msghdr.self)
     }
 
-    /// Bytes in datagram `index` once it is addressed for sending.
+    /// Bytes in entry `index` once it is addressed for sending.
     func length(at index: Int) -> Int {
         vectors[index].iov_len
+    }
+
+    /// Reads how the kernel coalesced the entries of `range`, just received with
+    /// control messages; call before they are addressed.
+    func readCoalescing(_ range: Range<Int>) {
+        for index in range {
+            segmentSizes[index] = Int(edshim_received_segment_size(header(at: index)))
+        }
+    }
+
+    /// Bytes of each datagram in entry `index` (the last one may be shorter).
+    func datagramSize(at index: Int) -> Int {
+        let size = segmentSizes[index]
+        let length = vectors[index].iov_len
+        return size > 0 && size < length ? size : length
+    }
+
+    /// How many datagrams entry `index` holds.
+    func datagramCount(at index: Int) -> Int {
+        let size = datagramSize(at: index)
+        return size > 0 ? (vectors[index].iov_len + size - 1) / size : 1
     }
 
     /// Readies a received datagram to be sent on a connected socket, as it came.

@@ -14,20 +14,34 @@ import Glibc
 /// the whole list as one datagram. Should the kernel refuse a combined send anyway (an
 /// odd route), its datagrams go one by one, and after repeated refusals with no
 /// success the sender stops combining.
+///
+/// A coalesced entry (a burst the kernel received as one) is sent as its datagrams:
+/// combined like the rest where they may be, else cut apart, never as one datagram.
 final class SegmentingSender {
     /// Largest datagram combined: a 1,200-byte payload fits the IPv6 minimum MTU
     /// (1,280) with its headers, so no route refuses the segment size.
     static let largestSegment = 1200
-    /// The kernel's UDP_MAX_SEGMENTS.
+    /// The kernel's UDP_MAX_SEGMENTS (64 up to Linux 6.11, 128 since).
     static let mostSegments = 64
     /// The most one send may carry in all: an IPv4 datagram's largest payload (the
     /// kernel refuses a larger combined send with EMSGSIZE, which would drop it whole).
     static let mostBytes = 65_507
     private static let refusalsBeforeGivingUp = 16
+    /// Sends prepared per sendmmsg, and datagrams cut from one entry per sendmmsg.
+    private static let unitCapacity = DatagramBatch.capacity
 
     private let units: UnsafeMutablePointer<edshim_mmsghdr>
+    /// The entries each unit carries: unit `i` is entries `unitStarts[i] ..< unitStarts[i + 1]`.
     private let unitStarts: UnsafeMutablePointer<Int>
+    /// Datagrams in each unit.
+    private let unitDatagrams: UnsafeMutablePointer<Int>
     private let controls: UnsafeMutableRawPointer
+    /// The parts an entry is cut into: runs of datagrams, and (apart, which a refused
+    /// run falls back to while `runs` is still being sent) single datagrams.
+    private let runs = Parts(capacity: SegmentingSender.unitCapacity)
+    private let apart = Parts(capacity: SegmentingSender.unitCapacity)
+    /// The control messages of every run of one entry: its reply source, its segment size.
+    private let runControl: UnsafeMutableRawPointer
     private let controlSize = DatagramBatch.controlSize
     private var combining: Bool
     private var combinedSends = 0
@@ -41,37 +55,43 @@ final class SegmentingSender {
         let probe = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         combining = probe >= 0 && edshim_udp_segmentation_supported(probe) != 0
         if probe >= 0 { close(probe) }
-        let count = DatagramBatch.capacity
+        let count = Self.unitCapacity
         units = .allocate(capacity: count)
         units.initialize(repeating: edshim_mmsghdr(), count: count)
         unitStarts = .allocate(capacity: count + 1)
         unitStarts.initialize(repeating: 0, count: count + 1)
+        unitDatagrams = .allocate(capacity: count)
+        unitDatagrams.initialize(repeating: 0, count: count)
         controls = .allocate(byteCount: count * controlSize, alignment: 16)
         controls.initializeMemory(as: UInt8.self, repeating: 0, count: count * controlSize)
+        runControl = .allocate(byteCount: controlSize, alignment: 16)
+        runControl.initializeMemory(as: UInt8.self, repeating: 0, count: controlSize)
     }
 
     deinit {
         units.deallocate()
         unitStarts.deallocate()
+        unitDatagrams.deallocate()
         controls.deallocate()
+        runControl.deallocate()
     }
 
-    /// Sends the addressed datagrams `range` of `batch` on `fd`. UDP semantics: a
+    /// Sends the addressed entries `range` of `batch` on `fd`. UDP semantics: a
     /// datagram the socket refuses is dropped and the rest still go; when the socket's
     /// buffer is full, the remainder is dropped.
     func send(_ range: Range<Int>, of batch: DatagramBatch, on fd: Int32) {
-        guard combining, range.count > 1 else {
+        guard combining, range.count > 1 || batch.datagramCount(at: range.lowerBound) > 1 else {
             sendEach(range, of: batch, on: fd)
             return
         }
-        let count = plan(range, of: batch)
-        Self.sendAll(units, count: count, on: fd, sent: noteSuccess) { unit, code in
-            let datagrams = unitStarts[unit]..<unitStarts[unit + 1]
-            if datagrams.count > 1, code == EINVAL || code == EIO {
-                noteRefusal()
-                sendEach(datagrams, of: batch, on: fd)
-            } else {
-                noteDropped(datagrams.count, code)
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let (count, end) = plan(start..<range.upperBound, of: batch)
+            sendUnits(count, of: batch, on: fd)
+            start = end
+            if start < range.upperBound, mustCut(start, of: batch) {
+                sendCut(start, of: batch, on: fd)
+                start += 1
             }
         }
     }
@@ -84,53 +104,135 @@ final class SegmentingSender {
         return (dropped, lastDropReason)
     }
 
-    /// Groups `range` into units (one send each); returns how many.
-    private func plan(_ range: Range<Int>, of batch: DatagramBatch) -> Int {
+    // MARK: Combining
+
+    /// Groups entries from the start of `range` into units (one send each), up to the
+    /// first entry that must be cut apart or as many units as there is room for;
+    /// returns how many units, and where it stopped.
+    private func plan(_ range: Range<Int>, of batch: DatagramBatch) -> (units: Int, end: Int) {
         var count = 0
         var start = range.lowerBound
-        while start < range.upperBound {
-            let size = batch.length(at: start)
+        while start < range.upperBound, count < Self.unitCapacity, !mustCut(start, of: batch) {
+            let size = batch.datagramSize(at: start)
             var end = start + 1
-            if size > 0, size <= Self.largestSegment {
-                while end < range.upperBound, end - start < Self.mostSegments, (end - start + 1) * size <= Self.mostBytes,
-                      batch.groups[end] == batch.groups[start] {
-                    let next = batch.length(at: end)
-                    guard next > 0, next <= size else { break }
-                    end += 1
-                    // Only the last segment may be shorter.
-                    if next < size { break }
-                }
+            var datagrams = batch.datagramCount(at: start)
+            var bytes = batch.length(at: start)
+            // More may follow only after a full-size datagram: only the last is shorter.
+            var open = size > 0 && size <= Self.largestSegment && bytes % size == 0
+            while open, end < range.upperBound, batch.groups[end] == batch.groups[start], !mustCut(end, of: batch) {
+                let next = batch.length(at: end)
+                let nextDatagrams = batch.datagramCount(at: end)
+                let sameSize = batch.datagramSize(at: end) == size || (nextDatagrams == 1 && next < size)
+                guard next > 0, sameSize, datagrams + nextDatagrams <= Self.mostSegments, bytes + next <= Self.mostBytes else { break }
+                end += 1
+                datagrams += nextDatagrams
+                bytes += next
+                open = next % size == 0
             }
-            describe(unit: count, datagrams: start..<end, segmentSize: size, of: batch)
-            unitStarts[count] = start
+            describe(unit: count, entries: start..<end, datagrams: datagrams, segmentSize: size, of: batch)
             count += 1
             start = end
         }
-        unitStarts[count] = range.upperBound
-        return count
+        return (count, start)
     }
 
-    private func describe(unit index: Int, datagrams: Range<Int>, segmentSize: Int, of batch: DatagramBatch) {
-        let first = batch.messages[datagrams.lowerBound].msg_hdr
+    /// Whether entry `index` holds datagrams that cannot go out in one send of their
+    /// own: too large to combine, or too many for one send.
+    private func mustCut(_ index: Int, of batch: DatagramBatch) -> Bool {
+        let datagrams = batch.datagramCount(at: index)
+        return datagrams > 1 && (batch.datagramSize(at: index) > Self.largestSegment || datagrams > Self.mostSegments || batch.length(at: index) > Self.mostBytes)
+    }
+
+    private func describe(unit index: Int, entries: Range<Int>, datagrams: Int, segmentSize: Int, of batch: DatagramBatch) {
+        let first = batch.messages[entries.lowerBound].msg_hdr
         var header = first
-        header.msg_iov = batch.vectors + datagrams.lowerBound
-        header.msg_iovlen = datagrams.count
-        if datagrams.count > 1 {
+        header.msg_iov = batch.vectors + entries.lowerBound
+        header.msg_iovlen = entries.count
+        if datagrams > 1 {
             let control = controls + index * controlSize
-            var used = 0
-            if let own = first.msg_control, first.msg_controllen > 0 {
-                control.copyMemory(from: own, byteCount: first.msg_controllen)
-                used = first.msg_controllen
-            }
-            let length = edshim_append_segment_size(control, used, controlSize, UInt16(segmentSize))
             header.msg_control = control
-            header.msg_controllen = length
+            header.msg_controllen = Self.appendSegmentSize(segmentSize, to: first, into: control, capacity: controlSize)
         }
         units[index].msg_hdr = header
         units[index].msg_len = 0
+        unitStarts[index] = entries.lowerBound
+        unitStarts[index + 1] = entries.upperBound
+        unitDatagrams[index] = datagrams
     }
 
+    /// Writes `header`'s own control messages (its reply source) into `control`, then
+    /// a UDP_SEGMENT one; returns the length.
+    private static func appendSegmentSize(_ size: Int, to header: msghdr, into control: UnsafeMutableRawPointer, capacity: Int) -> Int {
+        var used = 0
+        if let own = header.msg_control, header.msg_controllen > 0 {
+            control.copyMemory(from: own, byteCount: header.msg_controllen)
+            used = header.msg_controllen
+        }
+        return edshim_append_segment_size(control, used, capacity, UInt16(size))
+    }
+
+    private func sendUnits(_ count: Int, of batch: DatagramBatch, on fd: Int32) {
+        guard count > 0 else { return }
+        Self.sendAll(units, count: count, on: fd, sent: noteSuccess) { unit, code in
+            let entries = unitStarts[unit]..<unitStarts[unit + 1]
+            if unitDatagrams[unit] > 1, code == EINVAL || code == EIO {
+                noteRefusal()
+                sendEach(entries, of: batch, on: fd)
+            } else {
+                noteDropped(unitDatagrams[unit], code)
+            }
+        }
+    }
+
+    // MARK: Cutting entries apart
+
+    /// Sends entry `index`'s datagrams in runs, each as many as one send carries,
+    /// where they may be combined; else one by one.
+    private func sendCut(_ index: Int, of batch: DatagramBatch, on fd: Int32) {
+        let size = batch.datagramSize(at: index)
+        guard combining, size <= Self.largestSegment else {
+            sendApart(index, of: batch, on: fd)
+            return
+        }
+        let perRun = min(Self.mostSegments, Self.mostBytes / size)
+        let controlLength = Self.appendSegmentSize(size, to: batch.messages[index].msg_hdr, into: runControl, capacity: controlSize)
+        runs.cut(index, of: batch, every: perRun * size, control: runControl, controlLength: controlLength) { count in
+            Self.sendAll(runs.headers, count: count, on: fd, sent: { _ in combinedSends += 1 }) { run, code in
+                let datagrams = (runs.vectors[run].iov_len + size - 1) / size
+                if datagrams > 1, code == EINVAL || code == EIO {
+                    noteRefusal()
+                    sendApart(index, of: batch, on: fd, within: runs.vectors[run])
+                } else {
+                    noteDropped(datagrams, code)
+                }
+            }
+        }
+    }
+
+    /// Sends entry `index`'s datagrams (or those `within` its buffer) one by one.
+    private func sendApart(_ index: Int, of batch: DatagramBatch, on fd: Int32, within: iovec? = nil) {
+        let header = batch.messages[index].msg_hdr
+        apart.cut(index, of: batch, every: batch.datagramSize(at: index), within: within, control: header.msg_control, controlLength: header.msg_controllen) { count in
+            Self.sendAll(apart.headers, count: count, on: fd, refused: { _, code in noteDropped(1, code) })
+        }
+    }
+
+    // MARK: One by one
+
+    /// Sends each datagram of `range` on its own: entries of one datagram as they are,
+    /// coalesced entries cut apart.
     private func sendEach(_ range: Range<Int>, of batch: DatagramBatch, on fd: Int32) {
+        var start = range.lowerBound
+        for index in range where batch.datagramCount(at: index) > 1 {
+            sendWhole(start..<index, of: batch, on: fd)
+            sendApart(index, of: batch, on: fd)
+            start = index + 1
+        }
+        sendWhole(start..<range.upperBound, of: batch, on: fd)
+    }
+
+    private func sendWhole(_ range: Range<Int>, of batch: DatagramBatch, on fd: Int32) {
+        guard !range.isEmpty else { return }
         Self.sendAll(batch.messages + range.lowerBound, count: range.count, on: fd, refused: { _, code in noteDropped(1, code) })
     }
 
@@ -171,9 +273,9 @@ final class SegmentingSender {
     /// came back for an earlier datagram.
     private static let heldICMPErrors: Set<Int32> = [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EHOSTDOWN, EPROTO, EMSGSIZE]
 
-    private func noteSuccess(_ units: Range<Int>) {
+    private func noteSuccess(_ sent: Range<Int>) {
         guard combinedSends == 0 else { return }
-        for index in units where unitStarts[index + 1] - unitStarts[index] > 1 {
+        for index in sent where unitDatagrams[index] > 1 {
             combinedSends += 1
             return
         }
@@ -187,5 +289,54 @@ final class SegmentingSender {
     private func noteRefusal() {
         refusals += 1
         if combinedSends == 0, refusals >= Self.refusalsBeforeGivingUp { combining = false }
+    }
+}
+
+/// Room to describe parts of one entry's buffer as messages of their own.
+private final class Parts {
+    let headers: UnsafeMutablePointer<edshim_mmsghdr>
+    let vectors: UnsafeMutablePointer<iovec>
+    private let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        headers = .allocate(capacity: capacity)
+        headers.initialize(repeating: edshim_mmsghdr(), count: capacity)
+        vectors = .allocate(capacity: capacity)
+        vectors.initialize(repeating: iovec(), count: capacity)
+    }
+
+    deinit {
+        headers.deallocate()
+        vectors.deallocate()
+    }
+
+    /// Describes entry `index`'s payload (or the `within` part of it) as parts of
+    /// `partBytes` each, the last one possibly shorter, every one with the entry's
+    /// destination and `control`; hands them to `send` as many at a time as there is
+    /// room for.
+    func cut(
+        _ index: Int, of batch: DatagramBatch, every partBytes: Int, within: iovec? = nil,
+        control: UnsafeMutableRawPointer?, controlLength: Int, send: (Int) -> Void
+    ) {
+        let whole = within ?? batch.vectors[index]
+        guard let base = whole.iov_base, partBytes > 0 else { return }
+        var header = batch.messages[index].msg_hdr
+        header.msg_iovlen = 1
+        header.msg_control = controlLength > 0 ? control : nil
+        header.msg_controllen = controlLength
+        var offset = 0
+        while offset < whole.iov_len {
+            var count = 0
+            while count < capacity, offset < whole.iov_len {
+                vectors[count] = iovec(iov_base: base + offset, iov_len: min(partBytes, whole.iov_len - offset))
+                header.msg_iov = vectors + count
+                headers[count].msg_hdr = header
+                headers[count].msg_len = 0
+                offset += partBytes
+                count += 1
+            }
+            send(count)
+        }
     }
 }

@@ -12,6 +12,10 @@ struct UDPListener {
     let descriptor: Int32
     /// Where it is bound.
     let endpoint: SocketEndpoint
+    /// Whether the kernel hands over a burst from one client as one receive (UDP_GRO,
+    /// Linux 5.0): from clients that send with UDP GSO (QUIC stacks do), or from a
+    /// NIC's GRO. The proxy's flow sockets do the same for the container's bursts.
+    let coalesces: Bool
 
     /// Receive and send buffers asked for: room for bursts while the proxy is busy with
     /// the other direction, and for a batch of large replies while a real NIC sends
@@ -52,7 +56,8 @@ struct UDPListener {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
         edshim_socket_buffer(fd, 1, bufferBytes)
         edshim_socket_buffer(fd, 0, bufferBytes)
-        let listener = UDPListener(descriptor: fd, endpoint: endpoint)
+        let coalesces = edshim_enable_receive_coalescing(fd) == 0
+        let listener = UDPListener(descriptor: fd, endpoint: endpoint, coalesces: coalesces)
         if listener.answersFromDestination, edshim_enable_packet_info(fd, endpoint.family) != 0 {
             let code = errno
             close(fd)

@@ -112,9 +112,10 @@ final class UDPProxy {
         let capacity = DatagramBatch.capacity
         let withSource = listener.answersFromDestination
         for _ in 0..<Self.roundsPerWakeup {
-            batch.prepareToReceive(0..<capacity, withNames: true, withControl: withSource)
+            batch.prepareToReceive(0..<capacity, withNames: true, withControl: withSource || listener.coalesces)
             let count = batch.receive(listener.descriptor, into: 0..<capacity)
             guard count > 0 else { return }
+            if listener.coalesces { batch.readCoalescing(0..<count) }
             var runStart = 0
             var runSlot: Int32 = -1
             var runKey: FlowKey?
@@ -199,6 +200,7 @@ final class UDPProxy {
         guard fd >= 0 else { return -1 }
         edshim_socket_buffer(fd, 1, Self.flowBufferBytes)
         edshim_socket_buffer(fd, 0, Self.flowBufferBytes)
+        if listener.coalesces { _ = edshim_enable_receive_coalescing(fd) }
         guard container.withSocketAddress({ connect(fd, $0, $1) }) == 0 else {
             let code = errno
             close(fd)
@@ -219,14 +221,16 @@ final class UDPProxy {
         for _ in 0..<Self.roundsPerWakeup {
             if pendingReplies == capacity { flushReplies() }
             let room = pendingReplies..<capacity
-            batch.prepareToReceive(room, withNames: false, withControl: false)
+            batch.prepareToReceive(room, withNames: false, withControl: listener.coalesces)
             let count = batch.receive(upstream, into: room)
             // 0: drained; -1: a reported ICMP error, now cleared. The flow stays.
             guard count > 0 else { return }
+            let received = pendingReplies..<(pendingReplies + count)
+            if listener.coalesces { batch.readCoalescing(received) }
             flows.touch(slot, now: now)
             let flow = flows[slot]
             replyGroup &+= 1
-            for index in pendingReplies..<(pendingReplies + count) {
+            for index in received {
                 batch.address(at: index, to: &flow.pointee.client, length: flow.pointee.clientLength, from: flow.pointee.source, group: replyGroup)
             }
             pendingReplies += count
