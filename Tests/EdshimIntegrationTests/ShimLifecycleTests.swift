@@ -1,6 +1,7 @@
 import EdshimCore
 import Foundation
 import Testing
+import Synchronization
 
 /// Stopping, the names dockerd may use, and the version probe.
 @Suite("Shim lifecycle")
@@ -159,6 +160,41 @@ struct ShimLifecycleTests {
         }
     }
 
+    @Test("a shim stopped while its registration of a port another shim holds waits on Docker is never registered, and the other keeps the port")
+    func stoppedWhileReplacing() async throws {
+        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-replacing.sock")
+        defer { docker.stop() }
+        var options = Testbed.Options()
+        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let holder = try await bed.publish(host, to: backend.endpoint)
+            #expect(holder.isReady, "\(holder.status)")
+            let asked = docker.requests.withLock { $0 }
+            docker.delay.withLock { $0 = .milliseconds(300) }
+
+            async let run = bed.publish(host, to: backend.endpoint)
+            try await onThread {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while docker.requests.withLock({ $0 }) == asked, ContinuousClock.now < deadline { usleep(1000) }
+                guard let shim = ShimProcesses.all().first(where: { $0.arguments.host == host && $0.owner.pid != holder.process.pid }) else {
+                    throw TestFailure("no second shim for \(host) while the server asked Docker about its container")
+                }
+                kill(shim.owner.pid, SIGINT)
+            }
+            let stopped = try await run
+            #expect(await stopped.process.waitForExit(timeout: .seconds(2)) == 0)
+            // Long enough for the Docker answer and a registration that went on anyway.
+            try await Task.sleep(for: .seconds(1.5))
+            #expect(try bed.registrations().map(\.owner.pid) == [holder.process.pid], "the first shim keeps the port: \(bed.server?.log ?? "")")
+            #expect((bed.server?.log ?? "").contains("deregistered before the registration was made"))
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)
+            holder.process.signal(SIGINT)
+            #expect(await holder.process.waitForExit(timeout: .seconds(2)) == 0)
+        }
+    }
+
     @Test("a server that has stopped accepting cannot hold a starting shim: SIGINT still ends it within a second")
     func serverNotAccepting() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in
@@ -186,6 +222,53 @@ struct ShimLifecycleTests {
             #expect(!shim.hasExited, "still trying to register: \(shim.log)")
             shim.signal(SIGINT)
             #expect(await shim.waitForExit(timeout: .seconds(1)) == 0, "\(shim.log)")
+        }
+    }
+
+    @Test("a shim serving its port itself after a registration went unanswered deregisters when it stops: the server may have made it")
+    func unansweredRegistrationIsWithdrawn() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            // A server that reads each request and closes the connection unanswered.
+            let path = bed.directory + "/mute.sock"
+            let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            #expect(UnixSocketAddress.with(path: path) { bind(listener, $0, $1) } == 0)
+            #expect(listen(listener, 16) == 0)
+            let heard = Mutex<[String]>([])
+            let mute = Thread.run {
+                while true {
+                    let connection = accept(listener, nil, nil)
+                    guard connection >= 0 else { return }
+                    var line: [UInt8] = []
+                    var byte: UInt8 = 0
+                    while recv(connection, &byte, 1, 0) == 1, byte != UInt8(ascii: "\n") { line.append(byte) }
+                    heard.withLock { $0.append(String(decoding: line, as: UTF8.self)) }
+                    close(connection)
+                }
+            }
+            defer {
+                shutdown(listener, Int32(SHUT_RDWR))
+                close(listener)
+                mute.wait()
+            }
+            let pipe = try Sockets.pipe()
+            defer { close(pipe.read) }
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try ChildProcess.spawn(
+                bed.edshim, ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine,
+                environment: ["EDSHIM_SOCKET": path], descriptors: [3: pipe.write], logPath: bed.directory + "/mute-shim.log"
+            )
+            close(pipe.write)
+            defer { if !shim.hasExited { shim.signal(SIGKILL); _ = shim.poll() } }
+            #expect(await Sockets.readStatus(pipe.read).hasPrefix("0"), "\(shim.log)")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200, "served by the shim itself")
+            // Between retries (250 ms, then 500 ms): no request in flight.
+            try await Task.sleep(for: .milliseconds(100))
+            shim.signal(SIGINT)
+            #expect(await shim.waitForExit(timeout: .seconds(2)) == 0, "\(shim.log)")
+            let requests = heard.withLock { $0 }
+            #expect(requests.first?.contains(#""op":"register""#) == true, "\(requests)")
+            #expect(requests.last?.contains(#""op":"deregister""#) == true, "a registration that may have been made is withdrawn: \(requests)\n\(shim.log)")
         }
     }
 

@@ -63,8 +63,9 @@ final class OwnerWatcher: @unchecked Sendable {
             guard error != ESRCH, ProcessTable.liveness(of: owner) != .exited else { return false }
             return watchByPolling(owner, because: error)
         }
-        // Checked after opening: the pidfd now pins this very process.
-        guard ProcessTable.owner(of: owner.pid) == owner else {
+        // Checked after opening: the pidfd now pins this very process, which must not
+        // have exited already (a zombie not reaped yet still has its /proc entry).
+        guard ProcessTable.liveness(of: owner) == .running else {
             close(fd)
             return false
         }

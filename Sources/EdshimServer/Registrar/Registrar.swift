@@ -154,6 +154,9 @@ actor Registrar {
         if inProgress[pending] == true {
             return .failure(WireError(.notRegistered, "\(key) was deregistered by its shim before it was registered"))
         }
+        // The registration this one replaces may have been withdrawn while Docker
+        // answered: Envoy's socket for it, closing now, is not this one's.
+        excluded.formUnion(retired[key] ?? [])
         let metadata = PendingLabels.labels(from: answer, replacing: registry[key], for: request.container)
         let registration = Registration(
             key: key,
@@ -326,6 +329,11 @@ actor Registrar {
     /// (its name, flags and start time, from /proc); else the refusal.
     private func shim(_ pid: Int32, publishing request: RegisterRequest, otherwise notAShim: String) -> Result<ShimProcesses.Shim, WireError> {
         guard let shim = ShimProcesses.shim(pid: pid) else {
+            // Gone between its request and this look (killed just after asking), or
+            // hidden from this server: nothing says it is not a shim.
+            guard access("/proc/\(pid)/stat", F_OK) == 0 else {
+                return .failure(WireError(.unavailable, "process \(pid) has exited, or /proc does not show it to this server (mounted with hidepid?): it cannot be checked"))
+            }
             return .failure(WireError(.permissionDenied, "process \(pid) \(notAShim)"))
         }
         guard ShimProcesses.sharesNetworkNamespace(pid) != false else {
@@ -361,17 +369,22 @@ actor Registrar {
         guard let owner = ProcessTable.owner(of: peer.pid) else {
             return .failure(WireError(.unavailable, "cannot read /proc/\(peer.pid)"))
         }
+        // A shim stopped while its registration waited (on Docker): that registration
+        // is never made, so Envoy never opens a port nobody serves any more, whoever
+        // holds the key meanwhile.
+        let pending = Pending(key: key, owner: owner)
+        let cancelled = inProgress[pending] != nil
+        if cancelled {
+            inProgress[pending] = true
+            logger.info("deregistered before the registration was made", metadata: ["key": "\(key)", "owner": "\(owner)"])
+        }
         switch registry.deregister(key, owner: owner) {
         case .notRegistered:
-            let pending = Pending(key: key, owner: owner)
-            if inProgress[pending] != nil {
-                // A shim stopped while its registration waited (on Docker): it is
-                // never made, so Envoy never opens a port nobody serves any more.
-                inProgress[pending] = true
-                logger.info("deregistered before the registration was made", metadata: ["key": "\(key)", "owner": "\(owner)"])
-                return .ok
-            }
+            if cancelled { return .ok }
             return .failure(WireError(.notRegistered, "nothing is registered for \(key)"))
+        case .ownedByAnother(let current) where cancelled:
+            logger.info("kept a registration of another shim", metadata: ["key": "\(key)", "owner": "\(current)", "caller": "\(owner)"])
+            return .ok
         case .ownedByAnother(let current):
             logger.info("kept a newer registration", metadata: ["key": "\(key)", "owner": "\(current)", "caller": "\(owner)"])
             return .failure(WireError(.notOwner, "\(key) now belongs to \(current); left in place"))
