@@ -31,13 +31,17 @@ struct FallbackProxy {
     /// Serves until a termination signal, trying to hand the port to Envoy meanwhile;
     /// `registering` false: only every minute (the server said it cannot serve the
     /// port: another network namespace's, unless the server ran in the wrong one).
-    func run(serving listener: PortListener, registering: Bool = true) -> Ending {
+    /// `inDoubt`: a registration reached the server and went unanswered, so the port
+    /// may be registered.
+    func run(serving listener: PortListener, registering: Bool = true, inDoubt: Bool = false) -> Ending {
         let relay = TCPRelay(target: container)
         defer { relay.closeAll() }
         // One descriptor per relayed connection and side: as many as dockerd allows.
         DescriptorLimit.raise(toward: Int(Int32.max))
         var serving: PortListener? = listener
         var registered = false
+        // A request the server may have taken and not answered: it may be registered.
+        var inDoubt = inDoubt
         var pending: PendingExchange?
         var pendingDeadline = Deadline.after(milliseconds: 0)
         var acceptPausedUntil: Deadline?
@@ -74,7 +78,7 @@ struct FallbackProxy {
                 let inFlight = pending != nil
                 pending?.close()
                 if let serving { close(serving.descriptor) }
-                return Ending(mayBeRegistered: registered || inFlight, handedOver: serving == nil, signal: signal)
+                return Ending(mayBeRegistered: registered || inFlight || inDoubt, handedOver: serving == nil, signal: signal)
             }
             var index = 1
             if let listening = serving {
@@ -116,6 +120,7 @@ struct FallbackProxy {
                     } catch {
                         exchange.close()
                         pending = nil
+                        inDoubt = true
                         retry.failed(error.description)
                     }
                 }
@@ -123,6 +128,7 @@ struct FallbackProxy {
                     // Answered or not, a request this old is given up, and tried again.
                     stuck.close()
                     pending = nil
+                    inDoubt = true
                     retry.failed(ServerClient.Failure.timedOut.description)
                 }
             }

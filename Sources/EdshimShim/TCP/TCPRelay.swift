@@ -32,6 +32,7 @@ final class TCPRelay {
 
     private let target: SocketEndpoint
     private var connections: [Connection] = []
+    private var connectFailures = LogThrottle()
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
     /// A relay to `target`, the container.
@@ -50,6 +51,7 @@ final class TCPRelay {
         _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
         let upstream = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard upstream >= 0 else {
+            logConnectFailure(errno)
             close(client)
             return
         }
@@ -57,6 +59,7 @@ final class TCPRelay {
         Self.tune(upstream)
         let result = target.withSocketAddress { connect(upstream, $0, $1) }
         guard result == 0 || errno == EINPROGRESS else {
+            logConnectFailure(errno)
             close(client)
             close(upstream)
             return
@@ -135,6 +138,7 @@ final class TCPRelay {
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(connection.upstream, SOL_SOCKET, SO_ERROR, &error, &length)
             guard error == 0 else {
+                logConnectFailure(error)
                 connection.failed = true
                 return
             }
@@ -159,6 +163,13 @@ final class TCPRelay {
         }
     }
 
+    /// A client's connection closed because the container could not be reached, as
+    /// docker-proxy logs it (at most once a minute).
+    private func logConnectFailure(_ code: Int32) {
+        let message = "cannot forward a connection to \(target): \(String(cString: strerror(code))); the client's connection was closed"
+        if let line = connectFailures.line(message, now: Deadline.now()) { ShimLog.warning(line) }
+    }
+
     /// Reads what is available; returns true at end of stream.
     private func read(from fd: Int32, into pending: inout [UInt8], _ connection: Connection) -> Bool {
         let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
@@ -180,7 +191,9 @@ final class TCPRelay {
                 connection.failed = true
                 return
             }
-            pending.removeFirst(written)
+            // Drained, the buffer lets go of its memory: a connection that once carried
+            // a burst does not keep 64 KiB for the rest of its life.
+            if written == pending.count { pending = [] } else { pending.removeFirst(written) }
         }
     }
 }

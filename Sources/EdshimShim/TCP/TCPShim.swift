@@ -30,6 +30,8 @@ enum TCPShim {
         let request = RegisterRequest(key: arguments.key, container: arguments.container, heldSocketInode: held?.inode)
         var unservedBecause: String?
         var registerLater = true
+        // A request that reached the server but got no answer may be registered.
+        var inDoubt = false
         do {
             let response = try client.exchange(
                 .register(request),
@@ -62,9 +64,10 @@ enum TCPShim {
                 return 1
             }
             unservedBecause = reason
+            if case .unreachable = error {} else { inDoubt = true }
         }
         if let unservedBecause {
-            return serveItself(arguments, listener: held?.listener, because: unservedBecause, registerLater: registerLater, client: client, grace: grace, status: &status, signals: signals)
+            return serveItself(arguments, listener: held?.listener, because: unservedBecause, registerLater: registerLater, inDoubt: inDoubt, client: client, grace: grace, status: &status, signals: signals)
         }
         // The connections queued on dockerd's socket are each relayed with a second
         // descriptor, beyond the soft limit dockerd leaves its proxies (1024): raised
@@ -86,6 +89,7 @@ enum TCPShim {
         listener held: PortListener?,
         because reason: String,
         registerLater: Bool,
+        inDoubt: Bool,
         client: ServerClient,
         grace: DockerdRestartGrace,
         status: inout StatusPipe,
@@ -106,7 +110,7 @@ enum TCPShim {
         let later = registerLater ? "handing it to Envoy as soon as it can" : "asking the server again every minute"
         ShimLog.warning("serving \(arguments.key) → \(arguments.container) itself, as docker-proxy would (\(reason)); \(later) (EDSHIM_FALLBACK=fail refuses instead)")
         let proxy = FallbackProxy(key: arguments.key, container: arguments.container, client: client, signals: signals)
-        let ending = proxy.run(serving: listener, registering: registerLater)
+        let ending = proxy.run(serving: listener, registering: registerLater, inDoubt: inDoubt)
         guard ending.mayBeRegistered else { return 0 }
         if ending.handedOver {
             grace.release(arguments, after: ending.signal, client: client, signals: signals)
