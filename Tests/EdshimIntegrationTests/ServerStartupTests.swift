@@ -90,4 +90,58 @@ struct ServerStartupTests {
             #expect(lines.allSatisfy { $0.hasPrefix("<") }, "every line has its priority")
         }
     }
+
+    @Test("a client that sends requests and never reads the answers does not hold up SIGTERM")
+    func unreadAnswersDoNotHoldShutdown() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let fd = try unixConnect(bed.socketPath)
+            defer { close(fd) }
+            // Requests until the socket takes no more: the server's answers have filled
+            // both buffers and its write waits for a reader that never comes.
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            let request = Array(#"{"v":1,"op":"list"}"#.utf8) + [UInt8(ascii: "\n")]
+            let lines = [UInt8](Array(repeating: request, count: 256).joined())
+            var refusedSince: ContinuousClock.Instant?
+            let deadline = ContinuousClock.now + .seconds(20)
+            while ContinuousClock.now < deadline {
+                let sent = lines.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if sent > 0 {
+                    refusedSince = nil
+                    continue
+                }
+                #expect(errno == EAGAIN, "send: \(String(cString: strerror(errno)))")
+                let since = refusedSince ?? .now
+                refusedSince = since
+                if ContinuousClock.now - since > .milliseconds(500) { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(refusedSince != nil, "the server stopped taking requests once its answers went unread")
+            let started = ContinuousClock.now
+            bed.server?.signal(SIGTERM)
+            let status = await bed.server?.waitForExit(timeout: .seconds(6))
+            #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - started):\n\((try? String(contentsOfFile: bed.serverLogPath, encoding: .utf8)) ?? "")")
+        }
+    }
+}
+
+/// A connection to the Unix socket at `path`.
+private func unixConnect(_ path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        for (index, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[index] = byte }
+    }
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard connected == 0 else {
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        throw TestFailure("connecting to \(path): \(reason)")
+    }
+    return fd
 }

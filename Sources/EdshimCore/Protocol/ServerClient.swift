@@ -148,8 +148,9 @@ public struct ServerClient: Sendable {
             guard count > 0 else {
                 throw .malformed(count == 0 ? "connection closed before a response" : String(cString: strerror(errno)))
             }
+            let searched = line.count
             line += chunk[0..<count]
-            if let newline = line.firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = line[searched...].firstIndex(of: UInt8(ascii: "\n")) {
                 return Array(line[...newline])
             }
             if line.count > WireProtocol.maximumResponseBytes {
@@ -179,8 +180,9 @@ public struct PendingExchange: Sendable {
             guard count > 0 else {
                 throw .malformed(count == 0 ? "connection closed before a response" : String(cString: strerror(errno)))
             }
+            let searched = received.count
             received += chunk[0..<count]
-            if let newline = received.firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = received[searched...].firstIndex(of: UInt8(ascii: "\n")) {
                 do {
                     return try WireResponse.decode(Array(received[...newline]))
                 } catch {

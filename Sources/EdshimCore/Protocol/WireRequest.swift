@@ -69,8 +69,15 @@ extension WireRequest {
     /// Decodes one request line (trailing newline optional). Unknown fields are ignored.
     public static func decode(_ line: [UInt8]) throws(WireError) -> WireRequest {
         let object = try WireDecoding.object(line, limit: WireProtocol.maximumRequestBytes)
-        guard let version = object["v"]?.integerValue(Int.self) else {
+        guard let given = object["v"] else {
             throw WireError(.badRequest, "missing protocol version \"v\": is this an edshim client?")
+        }
+        guard let version = given.integerValue(Int.self) else {
+            // All digits, too large for an integer: a version far beyond this server's.
+            if case .number(let text) = given, !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+                throw WireError(.unsupportedVersion, "protocol version \(text) is not supported; this server speaks version \(WireProtocol.version): upgrade edshim server")
+            }
+            throw WireError(.badRequest, "protocol version \"v\" must be a whole number (this server speaks 1 to \(WireProtocol.version)), not \(String(decoding: given.serialized.prefix(40), as: UTF8.self))")
         }
         guard version >= 1 else {
             throw WireError(.unsupportedVersion, "protocol version \(version) does not exist: versions start at 1 (this server speaks 1 to \(WireProtocol.version))")

@@ -10,14 +10,25 @@ struct BoundedLineDecoder: ByteToMessageDecoder {
     struct LineTooLong: Error {}
 
     let maximumLength: Int
+    /// Bytes at the start of the unread input already searched for a newline: each
+    /// read searches only what it brought (a line sent a byte at a time would
+    /// otherwise be searched again whole at every byte).
+    private var searched = 0
+
+    init(maximumLength: Int) {
+        self.maximumLength = maximumLength
+    }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        if let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+        let unread = buffer.readableBytesView
+        if let newline = unread[(unread.startIndex + min(searched, unread.count))...].firstIndex(of: UInt8(ascii: "\n")) {
+            searched = 0
             let length = newline - buffer.readerIndex + 1
             guard length <= maximumLength, let line = buffer.readSlice(length: length) else { throw LineTooLong() }
             context.fireChannelRead(Self.wrapInboundOut(line))
             return .continue
         }
+        searched = unread.count
         if buffer.readableBytes > maximumLength { throw LineTooLong() }
         return .needMoreData
     }

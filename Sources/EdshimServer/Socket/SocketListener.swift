@@ -89,15 +89,20 @@ struct SocketListener: Service {
         do {
             // On shutdown, stop reading: the request being answered still gets its
             // answer, and an idle client (an operator's socat) does not hold the stop.
+            // A client that does not read its answers would: closed after a moment.
             try await withGracefulShutdownHandler {
                 try await answerRequests(on: connection, from: peer)
             } onGracefulShutdown: {
                 channel.close(mode: .input, promise: nil)
+                channel.eventLoop.scheduleTask(in: Self.answerGrace) { channel.close(promise: nil) }
             }
         } catch {
             logger.debug("connection ended", metadata: ["peer": "\(peer)", "error": "\(error)"])
         }
     }
+
+    /// How long a connection may take to receive its last answer once the server stops.
+    static let answerGrace = TimeAmount.seconds(2)
 
     /// Answers each request line in order until the client stops sending.
     private func answerRequests(on connection: Connection, from peer: PeerCredentials) async throws {
@@ -117,12 +122,13 @@ struct SocketListener: Service {
 
     /// Checks the peer, its rate and the request, then asks the registrar.
     private func answer(_ line: ByteBuffer, from peer: PeerCredentials) async -> WireResponse {
+        // The rate first: a refused peer's requests must not flood the log either.
+        guard await limiter.admit(peer.pid) else {
+            return .failure(WireError(.rateLimited, "too many requests from pid \(peer.pid); slow down and retry"))
+        }
         if let refusal = policy.refusal(for: peer) {
             logger.notice("refused a peer", metadata: ["peer": "\(peer)", "reason": "\(refusal.message)"])
             return .failure(refusal)
-        }
-        guard await limiter.admit(peer.pid) else {
-            return .failure(WireError(.rateLimited, "too many requests from pid \(peer.pid); slow down and retry"))
         }
         do throws(WireError) {
             return await registrar.handle(try WireRequest.decode(Array(buffer: line)), from: peer)

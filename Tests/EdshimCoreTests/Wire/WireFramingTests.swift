@@ -31,6 +31,7 @@ struct WireFramingTests {
         Case(line: #"{"v":2,"op":"list"}"#, code: .unsupportedVersion),
         Case(line: #"{"v":99,"op":"register"}"#, code: .unsupportedVersion),
         Case(line: #"{"v":0,"op":"list"}"#, code: .unsupportedVersion),
+        Case(line: #"{"v":99999999999999999999,"op":"list"}"#, code: .unsupportedVersion),
         // The operation.
         Case(line: #"{"v":1}"#, code: .badRequest),
         Case(line: #"{"v":1,"op":5}"#, code: .badRequest),
@@ -69,6 +70,14 @@ struct WireFramingTests {
         #expect(!error.message.contains("upgrade"), "\(error)")
         let newer = try #require(throws: WireError.self) { try WireRequest.decode(Fixture.bytes(#"{"v":2,"op":"list"}"#)) }
         #expect(newer.message.contains("upgrade edshim server"), "\(newer)")
+    }
+
+    @Test("a version that is there but not a whole number is called that, not missing", arguments: [#""1""#, "1.0", "null", "true"])
+    func versionNotAWholeNumber(_ version: String) throws {
+        let error = try #require(throws: WireError.self) { try WireRequest.decode(Fixture.bytes(#"{"v":"# + version + #","op":"list"}"#)) }
+        #expect(error.code == .badRequest)
+        #expect(error.message.contains("must be a whole number") && error.message.contains(version), "\(error)")
+        #expect(!error.message.contains("missing"), "\(error)")
     }
 
     /// A valid request padded with whitespace to `size` bytes, newline included.
