@@ -1,4 +1,5 @@
-// bench-address.h: the HOST PORT arguments of the bench tools as a socket address.
+// bench-address.h: the HOST PORT arguments of the bench tools as a socket address,
+// and the UDP socket options the tools share.
 #ifndef BENCH_ADDRESS_H
 #define BENCH_ADDRESS_H
 #include <arpa/inet.h>
@@ -7,6 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+
+// UDP GSO and GRO (Linux 4.18, 5.0), for C libraries whose headers lack them.
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 // Fills `address` and `length` from HOST (IPv4 or IPv6) and PORT; returns the
 // address family, or -1 when HOST is not an address.

@@ -16,13 +16,6 @@
 
 #include "bench-address.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-
 #define BATCH 64
 #define SIZE 65536
 #define CONTROL 64

@@ -21,13 +21,6 @@
 
 #include "bench-address.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-
 #define MAX_BATCH 256
 #define MAX_CLIENTS 256
 

@@ -2,9 +2,9 @@
 // yardstick for edshim in bench/udp-bench.sh. Same batching as edshim — recvmmsg,
 // sendmmsg, UDP GSO for runs of equal-sized datagrams, bursts the kernel coalesced
 // (UDP_GRO) sent on as one GSO send, one connected upstream socket per client — and
-// nothing else: no flow expiry or limit, no IP_PKTINFO
-// (replies leave from whatever address the kernel picks), no large datagrams, no
-// error handling beyond exiting. Not a product; never put it in front of anything.
+// nothing else: no flow expiry or limit, no IP_PKTINFO (replies leave from
+// whatever address the kernel picks), no error handling beyond exiting. Not a
+// product; never put it in front of anything.
 //   udp-reference-proxy -proto udp -host-ip IP -host-port P -container-ip IP -container-port P
 // Started like docker-proxy, it reports "0\n" on fd 3 once bound. With
 // UDP_REFERENCE_POLL_US=N it keeps polling, without sleeping or yielding, for N µs
@@ -19,16 +19,9 @@
 
 #include "bench-address.h"
 
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-
 #define BATCH 64
 #define MAX_FLOWS 256
-#define SLOT_BYTES 2048
+#define SLOT_BYTES 65536
 #define REPLY_SLOTS 256
 #define CONTROL 32
 

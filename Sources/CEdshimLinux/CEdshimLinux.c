@@ -148,7 +148,7 @@ int edshim_received_segment_size(const struct msghdr *message) {
             return size > 0 ? size : 0;
         }
     }
-    return 0;
+    return (message->msg_flags & MSG_CTRUNC) ? -1 : 0;
 }
 
 int edshim_udp_segmentation_supported(int fd) {

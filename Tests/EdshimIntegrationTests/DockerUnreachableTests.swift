@@ -62,12 +62,8 @@ struct DockerUnreachableTests {
 
     @Test("a network removed between Docker's list and its inspect (404) is passed over: the container's labels are read from the next")
     func networkGoneMeanwhile() async throws {
-        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-gone.sock")
-        defer { docker.stop() }
-        docker.listsAGoneNetwork.withLock { $0 = true }
-        var options = Testbed.Options()
-        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
-        try await withTestbed(options) { bed in
+        try await withFakeDockerTestbed("gone") { bed, docker in
+            docker.listsAGoneNetwork.withLock { $0 = true }
             let container = try #require(IPAddress("127.0.0.4"))
             let backend = try bed.httpBackend("web", on: container)
             docker.set(container, labels: ["ServiceName": "web"])
@@ -80,12 +76,8 @@ struct DockerUnreachableTests {
 
     @Test("a Docker API that stops in the middle of its answers holds no registration: the port is published at once, as unknown-<port>")
     func dockerStallsMidAnswer() async throws {
-        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-stall.sock")
-        defer { docker.stop() }
-        docker.stallsMidBody.withLock { $0 = true }
-        var options = Testbed.Options()
-        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
-        try await withTestbed(options) { bed in
+        try await withFakeDockerTestbed("stall") { bed, docker in
+            docker.stallsMidBody.withLock { $0 = true }
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let started = ContinuousClock.now

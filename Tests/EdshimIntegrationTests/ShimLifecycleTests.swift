@@ -125,11 +125,7 @@ struct ShimLifecycleTests {
 
     @Test("a shim stopped while the server reads its container's labels is never registered")
     func stoppedWhileRegistering() async throws {
-        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-lifecycle.sock")
-        defer { docker.stop() }
-        var options = Testbed.Options()
-        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
-        try await withTestbed(options) { bed in
+        try await withFakeDockerTestbed("lifecycle") { bed, docker in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let added = try bed.stat("listener_manager.listener_added")
@@ -162,11 +158,7 @@ struct ShimLifecycleTests {
 
     @Test("a shim stopped while its registration of a port another shim holds waits on Docker is never registered, and the other keeps the port")
     func stoppedWhileReplacing() async throws {
-        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-replacing.sock")
-        defer { docker.stop() }
-        var options = Testbed.Options()
-        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
-        try await withTestbed(options) { bed in
+        try await withFakeDockerTestbed("replacing") { bed, docker in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let holder = try await bed.publish(host, to: backend.endpoint)

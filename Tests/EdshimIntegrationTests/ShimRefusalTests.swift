@@ -142,11 +142,7 @@ struct ShimRefusalTests {
 
     @Test("two overlapping addresses registering at the same moment: one is published, the other refused")
     func overlappingAtOnce() async throws {
-        let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-overlap.sock")
-        defer { docker.stop() }
-        var options = Testbed.Options()
-        options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
-        try await withTestbed(options) { bed in
+        try await withFakeDockerTestbed("overlap") { bed, docker in
             let backend = try bed.httpBackend("web")
             let port = try Sockets.freePort()
             // Both wait for Docker at once, each past the first check of the other.

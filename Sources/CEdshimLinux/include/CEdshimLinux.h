@@ -40,8 +40,9 @@ int edshim_sendmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count,
 /// Bytes of control buffer a datagram needs: an IPV6_PKTINFO message, on a dual-stack
 /// socket (dockerd may pass one on fd 4) an IP_PKTINFO one besides, and the segment
 /// size of a coalesced receive (UDP_GRO); or, to send, a packet info and a UDP segment
-/// size.
-#define EDSHIM_PKTINFO_CONTROL_SPACE 104
+/// size. With room to spare for options turned on on dockerd's socket (timestamps),
+/// whose messages come first.
+#define EDSHIM_PKTINFO_CONTROL_SPACE 256
 
 /// epoll_create1(EPOLL_CLOEXEC).
 int edshim_epoll_create(void);
@@ -83,8 +84,8 @@ int edshim_enable_receive_coalescing(int fd);
 
 /// The segment size of a coalesced receive, from its UDP_GRO control message: every
 /// `segment size` bytes of the payload is one datagram, the last one possibly shorter.
-/// 0 when the message carries none: one datagram. (EDSHIM_PKTINFO_CONTROL_SPACE holds
-/// every control message the proxy's sockets are asked for, so none is cut short.)
+/// 0 when the message carries none: one datagram. -1 when the control messages were
+/// cut short (MSG_CTRUNC) before one was found: how the payload divides is unknown.
 int edshim_received_segment_size(const struct msghdr *message);
 
 /// Sets the receive (`receive` != 0) or send buffer of `fd` to `bytes`: beyond

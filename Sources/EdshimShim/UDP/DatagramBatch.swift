@@ -30,7 +30,8 @@ final class DatagramBatch {
     let vectors: UnsafeMutablePointer<iovec>
     /// Which datagrams may be sent together: same destination and source.
     let groups: UnsafeMutablePointer<Int32>
-    /// The size of each datagram of a coalesced entry; 0 for an entry of one datagram.
+    /// The size of each datagram of a coalesced entry; 0 for an entry of one datagram,
+    /// -1 for one whose control messages were cut short (see `isUnreadable`).
     private let segmentSizes: UnsafeMutablePointer<Int>
     private let names: UnsafeMutablePointer<sockaddr_in6>
     private let controls: UnsafeMutableRawPointer
@@ -138,6 +139,13 @@ final class DatagramBatch {
         for index in range {
             segmentSizes[index] = Int(edshim_received_segment_size(header(at: index)))
         }
+    }
+
+    /// Whether entry `index` came with its control messages cut short (other options
+    /// turned on on dockerd's socket filled the room): it may hold several datagrams
+    /// and nothing says where each ends, so it cannot be sent on.
+    func isUnreadable(at index: Int) -> Bool {
+        segmentSizes[index] < 0
     }
 
     /// Bytes of each datagram in entry `index` (the last one may be shorter).

@@ -139,6 +139,7 @@ final class SegmentingSender {
     /// Whether entry `index` holds datagrams that cannot go out in one send of their
     /// own: too large to combine, or too many for one send.
     private func mustCut(_ index: Int, of batch: DatagramBatch) -> Bool {
+        if batch.isUnreadable(at: index) { return true }
         let datagrams = batch.datagramCount(at: index)
         return datagrams > 1 && (batch.datagramSize(at: index) > Self.largestSegment || datagrams > Self.mostSegments || batch.length(at: index) > Self.mostBytes)
     }
@@ -175,7 +176,7 @@ final class SegmentingSender {
         guard count > 0 else { return }
         Self.sendAll(units, count: count, on: fd, sent: noteSuccess) { unit, code in
             let entries = unitStarts[unit]..<unitStarts[unit + 1]
-            if unitDatagrams[unit] > 1, code == EINVAL || code == EIO {
+            if unitDatagrams[unit] > 1, Self.refusesCombining(code) {
                 noteRefusal()
                 sendEach(entries, of: batch, on: fd)
             } else {
@@ -190,16 +191,19 @@ final class SegmentingSender {
     /// where they may be combined; else one by one.
     private func sendCut(_ index: Int, of batch: DatagramBatch, on fd: Int32) {
         let size = batch.datagramSize(at: index)
-        guard combining, size <= Self.largestSegment else {
+        guard combining, !batch.isUnreadable(at: index), size <= Self.largestSegment else {
             sendApart(index, of: batch, on: fd)
             return
         }
         let perRun = min(Self.mostSegments, Self.mostBytes / size)
         let controlLength = Self.appendSegmentSize(size, to: batch.messages[index].msg_hdr, into: runControl, capacity: controlSize)
-        runs.cut(index, of: batch, every: perRun * size, control: runControl, controlLength: controlLength) { count in
-            Self.sendAll(runs.headers, count: count, on: fd, sent: { _ in combinedSends += 1 }) { run, code in
+        runs.cut(index, of: batch, every: perRun * size, control: runControl, controlLength: controlLength, plainUpTo: size) { count in
+            // A run of one datagram is no combined send.
+            Self.sendAll(runs.headers, count: count, on: fd, sent: { sent in
+                if sent.contains(where: { runs.vectors[$0].iov_len > size }) { combinedSends += 1 }
+            }) { run, code in
                 let datagrams = (runs.vectors[run].iov_len + size - 1) / size
-                if datagrams > 1, code == EINVAL || code == EIO {
+                if datagrams > 1, Self.refusesCombining(code) {
                     noteRefusal()
                     sendApart(index, of: batch, on: fd, within: runs.vectors[run])
                 } else {
@@ -209,8 +213,20 @@ final class SegmentingSender {
         }
     }
 
+    /// Why the kernel refuses a send of several datagrams that it would take one by
+    /// one: EINVAL or EIO where a route cannot segment, EMSGSIZE where the segment size
+    /// is over the path MTU (no combined send is over the 65,507 bytes a datagram may
+    /// carry, so it is not the total). One by one, the kernel fragments what it must.
+    private static func refusesCombining(_ code: Int32) -> Bool {
+        code == EINVAL || code == EIO || code == EMSGSIZE
+    }
+
     /// Sends entry `index`'s datagrams (or those `within` its buffer) one by one.
     private func sendApart(_ index: Int, of batch: DatagramBatch, on fd: Int32, within: iovec? = nil) {
+        if batch.isUnreadable(at: index) {
+            noteDropped(1, EBADMSG)
+            return
+        }
         let header = batch.messages[index].msg_hdr
         apart.cut(index, of: batch, every: batch.datagramSize(at: index), within: within, control: header.msg_control, controlLength: header.msg_controllen) { count in
             Self.sendAll(apart.headers, count: count, on: fd, refused: { _, code in noteDropped(1, code) })
@@ -223,7 +239,7 @@ final class SegmentingSender {
     /// coalesced entries cut apart.
     private func sendEach(_ range: Range<Int>, of batch: DatagramBatch, on fd: Int32) {
         var start = range.lowerBound
-        for index in range where batch.datagramCount(at: index) > 1 {
+        for index in range where batch.datagramCount(at: index) > 1 || batch.isUnreadable(at: index) {
             sendWhole(start..<index, of: batch, on: fd)
             sendApart(index, of: batch, on: fd)
             start = index + 1
@@ -313,24 +329,32 @@ private final class Parts {
 
     /// Describes entry `index`'s payload (or the `within` part of it) as parts of
     /// `partBytes` each, the last one possibly shorter, every one with the entry's
-    /// destination and `control`; hands them to `send` as many at a time as there is
-    /// room for.
+    /// destination and `control` (a part of at most `plainUpTo` bytes, one datagram,
+    /// with the entry's own control: no segment size); hands them to `send` as many at
+    /// a time as there is room for.
     func cut(
         _ index: Int, of batch: DatagramBatch, every partBytes: Int, within: iovec? = nil,
-        control: UnsafeMutableRawPointer?, controlLength: Int, send: (Int) -> Void
+        control: UnsafeMutableRawPointer?, controlLength: Int, plainUpTo plain: Int = 0, send: (Int) -> Void
     ) {
         let whole = within ?? batch.vectors[index]
         guard let base = whole.iov_base, partBytes > 0 else { return }
-        var header = batch.messages[index].msg_hdr
+        let own = batch.messages[index].msg_hdr
+        var header = own
         header.msg_iovlen = 1
-        header.msg_control = controlLength > 0 ? control : nil
-        header.msg_controllen = controlLength
         var offset = 0
         while offset < whole.iov_len {
             var count = 0
             while count < capacity, offset < whole.iov_len {
-                vectors[count] = iovec(iov_base: base + offset, iov_len: min(partBytes, whole.iov_len - offset))
+                let length = min(partBytes, whole.iov_len - offset)
+                vectors[count] = iovec(iov_base: base + offset, iov_len: length)
                 header.msg_iov = vectors + count
+                if length <= plain {
+                    header.msg_control = own.msg_control
+                    header.msg_controllen = own.msg_controllen
+                } else {
+                    header.msg_control = controlLength > 0 ? control : nil
+                    header.msg_controllen = controlLength
+                }
                 headers[count].msg_hdr = header
                 headers[count].msg_len = 0
                 offset += partBytes

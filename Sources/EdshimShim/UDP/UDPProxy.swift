@@ -250,11 +250,16 @@ final class UDPProxy {
     /// which are dropped.
     private func logDropped(toward destination: @autoclosure () -> String) {
         guard let dropped = sender.takeDropped() else { return }
+        let now = Self.microseconds() / 1000
+        if dropped.reason == EBADMSG {
+            log("\(dropped.count) burst(s) of datagrams to \(destination()) dropped: received with their control messages cut short (options turned on on the port's socket take the room), so where each datagram ends was unknown", throttledBy: &failures, now: now)
+            return
+        }
         let reason = switch dropped.reason {
         case EAGAIN, ENOBUFS: "the socket's send buffer is full"
         default: String(cString: strerror(dropped.reason))
         }
-        log("\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(reason)) and dropped", throttledBy: &failures, now: Self.microseconds() / 1000)
+        log("\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(reason)) and dropped", throttledBy: &failures, now: now)
     }
 
     // MARK: Support

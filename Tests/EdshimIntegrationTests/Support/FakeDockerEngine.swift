@@ -144,3 +144,13 @@ final class FakeDockerEngine: @unchecked Sendable {
         }
     }
 }
+
+/// Runs `body` with a testbed whose server asks a fake Docker engine (its socket
+/// named after `name`) about containers; stops both afterwards.
+func withFakeDockerTestbed(_ name: String, _ body: (Testbed, FakeDockerEngine) async throws -> Void) async throws {
+    let docker = try FakeDockerEngine(socketPath: "/tmp/edshim-fake-docker-\(getpid())-\(name).sock")
+    defer { docker.stop() }
+    var options = Testbed.Options()
+    options.serverArguments = ["--docker-host", "unix://\(docker.socketPath)"]
+    try await withTestbed(options) { bed in try await body(bed, docker) }
+}
