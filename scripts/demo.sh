@@ -14,8 +14,9 @@
 # on fd 3), once for each.
 #
 # Ctrl-C tears it all down. DEMO_PORT and DEMO_UDP_PORT pick the host ports of the
-# TCP and the UDP port (a free one each, otherwise); DEMO_ONCE=1 tears down
-# right after showing everything (the tests run it so).
+# TCP and the UDP port, DEMO_ADMIN_PORT Envoy's admin port (a free one each,
+# otherwise); DEMO_ONCE=1 tears down right after showing everything (the tests run
+# it so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,7 +73,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 export EDSHIM_SOCKET="$DIR/edshim.sock"
 # Two different ports (each free when chosen): Envoy's admin and the published one.
-ADMIN_PORT="$(free_port)"
+ADMIN_PORT="${DEMO_ADMIN_PORT:-$(free_port)}"
 HOST_PORT="${DEMO_PORT:-$(free_port)}"
 while [[ -z "${DEMO_PORT:-}" && "$HOST_PORT" == "$ADMIN_PORT" ]]; do HOST_PORT="$(free_port)"; done
 # shellcheck source=scripts/demo-dockerd.sh

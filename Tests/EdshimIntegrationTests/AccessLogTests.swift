@@ -96,6 +96,12 @@ struct EnvoyAccessLogTests {
                     }
                 }
             }
+            // Stopped on every way out: left running after a failure below, it would
+            // spin on refused connections through the rest of the run.
+            defer {
+                tally.stop.store(true, ordering: .relaxed)
+                load.wait()
+            }
             await bed.stopServer()
             try await bed.startServer(extraArguments: ["--access-log", "off"])
             try await bed.eventually("Envoy updated both listeners in place") {
@@ -103,7 +109,6 @@ struct EnvoyAccessLogTests {
             }
             try await Task.sleep(for: .milliseconds(300))
             tally.stop.store(true, ordering: .relaxed)
-            load.wait()
             let outcomes = tally.outcomes.withLock { $0 }
             #expect(outcomes.count > 10, "requests were made throughout (\(outcomes.count))")
             #expect(outcomes.allSatisfy { $0 }, "\(outcomes.filter { !$0 }.count) of \(outcomes.count) requests failed")

@@ -25,18 +25,25 @@ struct ChaosTests {
 
             var live: [(key: RegistrationKey, shim: ChildProcess)] = []
             var endings: [ChildProcess] = []
-            for index in 0..<total {
-                let host = SocketEndpoint(ip: index % 5 == 4 ? .anyIPv6 : .anyIPv4, port: try Sockets.freePort())
-                let style: SpawnStyle = Bool.random(using: &generator) ? .dockerd28 : .dockerd2010
-                let shim = try await bed.publish(host, to: backend.endpoint, style: style)
-                #expect(shim.isReady, "shim \(index) reported \(shim.status.debugDescription) (the server may be down; it must serve anyway)")
-                live.append((RegistrationKey(proto: .tcp, host: host), shim.process))
-                // Some shims end while the server may be dead: deregistered or killed.
-                if live.count > 5, Int.random(in: 0..<100, using: &generator) < 45 {
-                    let victim = live.remove(at: Int.random(in: 0..<live.count, using: &generator))
-                    victim.shim.signal(Bool.random(using: &generator) ? SIGINT : SIGKILL)
-                    endings.append(victim.shim)
+            do {
+                for index in 0..<total {
+                    let host = SocketEndpoint(ip: index % 5 == 4 ? .anyIPv6 : .anyIPv4, port: try Sockets.freePort())
+                    let style: SpawnStyle = Bool.random(using: &generator) ? .dockerd28 : .dockerd2010
+                    let shim = try await bed.publish(host, to: backend.endpoint, style: style)
+                    #expect(shim.isReady, "shim \(index) reported \(shim.status.debugDescription) (the server may be down; it must serve anyway)")
+                    live.append((RegistrationKey(proto: .tcp, host: host), shim.process))
+                    // Some shims end while the server may be dead: deregistered or killed.
+                    if live.count > 5, Int.random(in: 0..<100, using: &generator) < 45 {
+                        let victim = live.remove(at: Int.random(in: 0..<live.count, using: &generator))
+                        victim.shim.signal(Bool.random(using: &generator) ? SIGINT : SIGKILL)
+                        endings.append(victim.shim)
+                    }
                 }
+            } catch {
+                // The killer must not start servers while the testbed is taken down.
+                await killer.stop()
+                await killing.value
+                throw error
             }
             await killer.stop()
             await killing.value

@@ -101,6 +101,7 @@ private struct DemoRun {
         var variables = [
             "EDSHIM_BIN": try Binaries.edshim(), "ENVOY_BIN": try Binaries.envoy(), "DEMO_ONCE": "1",
             "DEMO_PORT": String(try Sockets.freePort()), "DEMO_UDP_PORT": String(try Sockets.freePort()),
+            "DEMO_ADMIN_PORT": String(try Sockets.freePort()),
         ]
         variables.merge(environment) { $1 }
         let earlier = DemoLeftovers.directories()

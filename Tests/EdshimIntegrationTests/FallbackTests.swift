@@ -318,6 +318,27 @@ struct FallbackTests {
         }
     }
 
+    @Test("serving the port itself, a connection the container refuses is closed and logged as docker-proxy logs it, once for many")
+    func containerRefusesConnections() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            // A port nothing listens on stands in for a container not listening yet.
+            let container = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: container)
+            #expect(shim.status == "0\n", "served by the shim itself: \(shim.process.log)")
+            for _ in 0..<3 {
+                let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+                defer { close(fd) }
+                #expect(try Sockets.receiveToEnd(fd).isEmpty, "closed without a byte")
+            }
+            try await bed.eventually("the shim logs the refused connection") {
+                shim.process.log.contains("cannot forward a connection to \(container): Connection refused")
+            }
+            let lines = shim.process.log.split(separator: "\n").filter { $0.contains("cannot forward a connection") }
+            #expect(lines.count == 1, "three refusals, one line: \(shim.process.log)")
+        }
+    }
+
     @Test("serving the port itself with no descriptor left, the shim pauses accepting instead of spinning, and resumes")
     func outOfDescriptors() async throws {
         try await withTestbed(.neitherServerNorEnvoy) { bed in

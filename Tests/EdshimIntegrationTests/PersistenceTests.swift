@@ -155,18 +155,26 @@ struct PersistenceTests {
         }
     }
 
-    @Test("a corrupt state file is reported and kept aside, the server starts, and resync restores the shims")
-    func corruptStateFile() async throws {
+    @Test("a corrupt state file, or one of another format version (a downgrade), is reported and kept aside, the server starts, and resync restores the shims", arguments: [false, true])
+    func corruptStateFile(anotherVersion: Bool) async throws {
         try await withTestbed { bed in
-            var truncated: [UInt8] = []
+            var written: [UInt8] = []
             let port = try await Self.restartWithStateFile(of: bed) { path in
-                truncated = Array(try Data(contentsOf: URL(fileURLWithPath: path)).prefix(40))
-                try Data(truncated).write(to: URL(fileURLWithPath: path))
+                let whole = try String(contentsOfFile: path, encoding: .utf8)
+                if anotherVersion {
+                    #expect(whole.contains(#""edshim_state":1"#), "\(whole)")
+                    written = Array(whole.replacingOccurrences(of: #""edshim_state":1"#, with: #""edshim_state":2"#).utf8)
+                } else {
+                    written = Array(whole.utf8.prefix(40))
+                }
+                try Data(written).write(to: URL(fileURLWithPath: path))
             }
             let kept = try FileManager.default.contentsOfDirectory(atPath: bed.directory).filter { $0.hasPrefix("state.json.corrupt-") }
             #expect(kept.count == 1, "kept aside: \(kept)")
-            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.directory + "/" + (kept.first ?? ""))) == Data(truncated))
-            #expect(bed.server?.log.contains("the state file is unreadable") == true)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.directory + "/" + (kept.first ?? ""))) == Data(written))
+            let log = bed.server?.log ?? ""
+            #expect(log.contains("the state file is unreadable"), "\(log)")
+            if anotherVersion { #expect(log.contains("state file version 2; this server reads version 1"), "\(log)") }
             try await Self.expectResyncRestores(port, on: bed)
         }
     }

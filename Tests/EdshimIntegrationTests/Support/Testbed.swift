@@ -284,10 +284,17 @@ final class Testbed: @unchecked Sendable {
             held = listener
             descriptors[4] = listener
             arguments.append("-use-listen-fd")
-            try whileDockerdHoldsThePort?()
         }
         // dockerd keeps its copy of the bound socket until the proxy has reported.
         defer { if let held { close(held) } }
+        if held != nil {
+            do {
+                try whileDockerdHoldsThePort?()
+            } catch {
+                close(pipe.write)
+                throw error
+            }
+        }
         var environment = self.environment
         for (key, value) in extra { environment[key] = value }
         let process: ChildProcess

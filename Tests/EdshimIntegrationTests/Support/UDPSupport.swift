@@ -88,6 +88,14 @@ extension Sockets {
     /// Lowers the open-files limit of the running process `pid` (prlimit(2)) so that
     /// exactly `free` more descriptors can be opened.
     static func limitDescriptors(of pid: pid_t, toFree free: Int) throws {
+        // The shim closes its status pipe (fd 3) just after writing its report, which
+        // the caller has read: counted open here and closed after, it would leave one
+        // descriptor more than asked for.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while FileManager.default.fileExists(atPath: "/proc/\(pid)/fd/3") {
+            guard ContinuousClock.now < deadline else { throw TestFailure("process \(pid) still holds fd 3, its status pipe, 5 s after its report") }
+            usleep(1000)
+        }
         let open = Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).compactMap { Int($0) })
         var limit = 0
         var room = 0
