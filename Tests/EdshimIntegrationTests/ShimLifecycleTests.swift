@@ -164,7 +164,8 @@ struct ShimLifecycleTests {
             let holder = try await bed.publish(host, to: backend.endpoint)
             #expect(holder.isReady, "\(holder.status)")
             let asked = docker.requests.withLock { $0 }
-            docker.delay.withLock { $0 = .milliseconds(300) }
+            // Under the 500 ms the server gives Docker, with room for the stop to arrive.
+            docker.delay.withLock { $0 = .milliseconds(450) }
 
             async let run = bed.publish(host, to: backend.endpoint)
             try await onThread {

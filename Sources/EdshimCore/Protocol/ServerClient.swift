@@ -11,6 +11,9 @@ public struct ServerClient: Sendable {
         case unreachable(String)
         /// The server did not answer before the deadline.
         case timedOut
+        /// The server did not take the connection before the deadline (its backlog
+        /// full): the request was never sent.
+        case timedOutBeforeSending
         /// The interrupt descriptor became readable first (a signal arrived).
         case interrupted
         /// The interrupt came while the server was not taking the connection: the
@@ -24,6 +27,7 @@ public struct ServerClient: Sendable {
             switch self {
             case .unreachable(let reason): reason
             case .timedOut: "the edshim server did not answer in time"
+            case .timedOutBeforeSending: "the edshim server did not take the connection in time"
             case .interrupted: "interrupted by a signal"
             case .interruptedBeforeSending: "interrupted by a signal before the edshim server took the connection"
             case .malformed(let reason): "the edshim server answered something unreadable: \(reason)"
@@ -100,7 +104,7 @@ public struct ServerClient: Sendable {
             guard result != 0, errno == EAGAIN || errno == EINTR else { break }
             guard !deadline.hasPassed else {
                 close(fd)
-                throw .timedOut
+                throw .timedOutBeforeSending
             }
             var waiter = [pollfd(fd: interrupt ?? -1, events: Int16(POLLIN), revents: 0)]
             if poll(&waiter, 1, min(10, deadline.remaining)) > 0 {

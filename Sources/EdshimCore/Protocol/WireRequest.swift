@@ -73,9 +73,16 @@ extension WireRequest {
             throw WireError(.badRequest, "missing protocol version \"v\": is this an edshim client?")
         }
         guard let version = given.integerValue(Int.self) else {
-            // All digits, too large for an integer: a version far beyond this server's.
-            if case .number(let text) = given, !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-                throw WireError(.unsupportedVersion, "protocol version \(text) is not supported; this server speaks version \(WireProtocol.version): upgrade edshim server")
+            // All digits, too large for an integer: a version far beyond this server's,
+            // or, negative, far below 1.
+            if case .number(let text) = given {
+                let negative = text.hasPrefix("-")
+                let digits = text.utf8.dropFirst(negative ? 1 : 0)
+                if !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+                    throw negative
+                        ? WireError(.unsupportedVersion, "protocol version \(text) does not exist: versions start at 1 (this server speaks 1 to \(WireProtocol.version))")
+                        : WireError(.unsupportedVersion, "protocol version \(text) is not supported; this server speaks version \(WireProtocol.version): upgrade edshim server")
+                }
             }
             throw WireError(.badRequest, "protocol version \"v\" must be a whole number (this server speaks 1 to \(WireProtocol.version)), not \(String(decoding: given.serialized.prefix(40), as: UTF8.self))")
         }

@@ -13,12 +13,15 @@ actor Registrar {
     private var retired: [RegistrationKey: Set<UInt64>] = [:]
     /// Numbers the snapshots `commit` hands on, newest highest (0 was the start's).
     private var revision = 0
-    /// Registrations taken but not yet in the registry (reading the container's
-    /// labels): true once their own shim deregistered meanwhile.
-    private var inProgress: [Pending: Bool] = [:]
-    /// The sockets shims serving their ports themselves listen on, for the
-    /// registrations in progress that named them: not Envoy's.
-    private var shimSockets: [Pending: UInt64] = [:]
+    /// Registrations taken and not answered yet, per key and shim: how many (a shim's
+    /// own and resync's on its behalf can overlap), and whether the shim deregistered
+    /// meanwhile, which cancels every one of them not yet in the registry.
+    private var inProgress: [Pending: (count: Int, cancelled: Bool)] = [:]
+    /// The sockets shims serving their ports themselves listen on, for each
+    /// registration in progress that named one: not Envoy's.
+    private var shimSockets: [Int: UInt64] = [:]
+    /// Tells the registrations in progress apart (keys of `shimSockets`).
+    private var requestsTaken = 0
     /// Registrations made while Docker could not be asked for their labels.
     private var pendingLabels: PendingLabels
     /// Yields when a registration starts waiting for Docker: `LabelRefresher` waits on it.
@@ -137,11 +140,17 @@ actor Registrar {
         }
         if let conflict = overlapRefusal(key) { return .failure(conflict) }
         let pending = Pending(key: key, owner: owner)
-        inProgress[pending] = false
-        shimSockets[pending] = request.heldSocketInode
+        inProgress[pending, default: (0, false)].count += 1
+        requestsTaken += 1
+        let requestNumber = requestsTaken
+        shimSockets[requestNumber] = request.heldSocketInode
         defer {
-            inProgress[pending] = nil
-            shimSockets[pending] = nil
+            if let current = inProgress[pending], current.count > 1 {
+                inProgress[pending] = (current.count - 1, current.cancelled)
+            } else {
+                inProgress[pending] = nil
+            }
+            shimSockets[requestNumber] = nil
         }
         var excluded = retired[key] ?? []
         if let held = request.heldSocketInode { excluded.insert(held) }
@@ -151,7 +160,7 @@ actor Registrar {
         }
 
         let answer = await metadataSource.metadata(for: request.container)
-        if inProgress[pending] == true {
+        if inProgress[pending]?.cancelled == true {
             return .failure(WireError(.notRegistered, "\(key) was deregistered by its shim before it was registered"))
         }
         // The registration this one replaces may have been withdrawn while Docker
@@ -329,9 +338,9 @@ actor Registrar {
     /// (its name, flags and start time, from /proc); else the refusal.
     private func shim(_ pid: Int32, publishing request: RegisterRequest, otherwise notAShim: String) -> Result<ShimProcesses.Shim, WireError> {
         guard let shim = ShimProcesses.shim(pid: pid) else {
-            // Gone between its request and this look (killed just after asking), or
-            // hidden from this server: nothing says it is not a shim.
-            guard access("/proc/\(pid)/stat", F_OK) == 0 else {
+            // Gone between its request and this look (killed just after asking, reaped
+            // or not yet), or hidden from this server: nothing says it is not a shim.
+            guard let present = ProcessTable.owner(of: pid), ProcessTable.liveness(of: present) == .running else {
                 return .failure(WireError(.unavailable, "process \(pid) has exited, or /proc does not show it to this server (mounted with hidepid?): it cannot be checked"))
             }
             return .failure(WireError(.permissionDenied, "process \(pid) \(notAShim)"))
@@ -375,7 +384,7 @@ actor Registrar {
         let pending = Pending(key: key, owner: owner)
         let cancelled = inProgress[pending] != nil
         if cancelled {
-            inProgress[pending] = true
+            inProgress[pending]?.cancelled = true
             logger.info("deregistered before the registration was made", metadata: ["key": "\(key)", "owner": "\(owner)"])
         }
         switch registry.deregister(key, owner: owner) {

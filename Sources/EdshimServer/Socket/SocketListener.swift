@@ -89,20 +89,35 @@ struct SocketListener: Service {
         do {
             // On shutdown, stop reading: the request being answered still gets its
             // answer, and an idle client (an operator's socat) does not hold the stop.
-            // A client that does not read its answers would: closed after a moment.
+            // A client that does not read its answers would: closed once its answers
+            // have stalled.
             try await withGracefulShutdownHandler {
                 try await answerRequests(on: connection, from: peer)
             } onGracefulShutdown: {
                 channel.close(mode: .input, promise: nil)
-                channel.eventLoop.scheduleTask(in: Self.answerGrace) { channel.close(promise: nil) }
+                Self.closeOnceAnswersStall(channel)
             }
         } catch {
             logger.debug("connection ended", metadata: ["peer": "\(peer)", "error": "\(error)"])
         }
     }
 
-    /// How long a connection may take to receive its last answer once the server stops.
+    /// How often a stopping server looks for connections whose answers go unread.
     static let answerGrace = TimeAmount.seconds(2)
+
+    /// Closes `channel` once answers wait in it that its client does not read (the
+    /// channel is no longer writable); a request still being worked on (a registration
+    /// waiting for Envoy, up to 10 s) keeps its connection and gets its answer.
+    private static func closeOnceAnswersStall(_ channel: any Channel) {
+        channel.eventLoop.scheduleTask(in: answerGrace) {
+            guard channel.isActive else { return }
+            if channel.isWritable {
+                closeOnceAnswersStall(channel)
+            } else {
+                channel.close(promise: nil)
+            }
+        }
+    }
 
     /// Answers each request line in order until the client stops sending.
     private func answerRequests(on connection: Connection, from peer: PeerCredentials) async throws {

@@ -60,11 +60,17 @@ enum TCPShim {
                 status.reportFailure(reason)
                 // A request that reached the server may still be registered; one that
                 // never connected registered nothing.
-                if case .unreachable = error {} else { deregister(arguments.key, client: client) }
+                switch error {
+                case .unreachable, .timedOutBeforeSending: break
+                default: deregister(arguments.key, client: client)
+                }
                 return 1
             }
             unservedBecause = reason
-            if case .unreachable = error {} else { inDoubt = true }
+            switch error {
+            case .unreachable, .timedOutBeforeSending: break
+            default: inDoubt = true
+            }
         }
         if let unservedBecause {
             return serveItself(arguments, listener: held?.listener, because: unservedBecause, registerLater: registerLater, inDoubt: inDoubt, client: client, grace: grace, status: &status, signals: signals)
@@ -124,7 +130,12 @@ enum TCPShim {
         do {
             let response = try client.exchange(.deregister(key), deadline: deadline)
             if case .failure(let error) = response, error.code != .notRegistered {
-                ShimLog.warning("deregistering \(key): \(error.message)")
+                // A newer shim's port, left in place: as it should be.
+                if error.code == .notOwner {
+                    ShimLog.info("deregistering \(key): \(error.message)")
+                } else {
+                    ShimLog.warning("deregistering \(key): \(error.message)")
+                }
             }
         } catch {
             ShimLog.warning("deregistering \(key): \(error.description)")

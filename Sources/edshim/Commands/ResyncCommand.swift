@@ -148,6 +148,10 @@ struct ResyncWorkers {
                     // A newer shim holds the port (a dockerd restarted with live restore:
                     // the old shim lingers for its grace): nothing of this one to restore.
                     return .vanished
+                case .failure(let error) where error.code == .notRegistered:
+                    // The shim deregistered while this registration waited: it is
+                    // stopping, its container with it.
+                    return .vanished
                 case .failure(let error):
                     return ProcessTable.owner(of: shim.owner.pid) == shim.owner ? .failed(error.message) : .vanished
                 }

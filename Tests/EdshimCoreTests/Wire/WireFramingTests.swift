@@ -32,6 +32,7 @@ struct WireFramingTests {
         Case(line: #"{"v":99,"op":"register"}"#, code: .unsupportedVersion),
         Case(line: #"{"v":0,"op":"list"}"#, code: .unsupportedVersion),
         Case(line: #"{"v":99999999999999999999,"op":"list"}"#, code: .unsupportedVersion),
+        Case(line: #"{"v":-99999999999999999999,"op":"list"}"#, code: .unsupportedVersion),
         // The operation.
         Case(line: #"{"v":1}"#, code: .badRequest),
         Case(line: #"{"v":1,"op":5}"#, code: .badRequest),
