@@ -60,6 +60,25 @@ struct UDPFlowTests {
         }
     }
 
+    @Test("under dockerd's soft open-files limit (1024), the proxy raises its own toward the flow limit, up to the hard limit it inherits")
+    func raisesItsSoftDescriptorLimit() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let arguments = ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine
+            // dockerd's proxies inherit a soft limit of 1024; the hard one is higher.
+            let proxy = try await bed.spawnShim(arguments, environment: [UDPProxyOptions.maxFlowsEnvironmentVariable: "3000"], host: host, launcher: [try SystemExecutables.prlimit(), "--nofile=1024:8192", "--"])
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
+            let limits = Sockets.procFile("/proc/\(proxy.process.pid)/limits")
+            let line = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }.map(String.init) ?? ""
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            // "Max open files  SOFT  HARD  files": room for 3,000 flows and the proxy's own.
+            #expect(fields.count >= 5 && fields[3] == "3064" && fields[4] == "8192", "\(line)")
+            let reply = try await onThread { try UDPTestClient(.ipv4).exchange(Array("hello".utf8), with: SocketEndpoint(ip: .loopbackIPv4, port: host.port)) }
+            #expect(reply == Array("hello".utf8))
+        }
+    }
+
     @Test("out of file descriptors, a new client takes the least recently used flow, and the log says what to raise")
     func descriptorExhaustion() async throws {
         try await withUDPTestbed { bed, echoes in
