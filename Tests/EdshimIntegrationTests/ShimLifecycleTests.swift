@@ -106,8 +106,10 @@ struct ShimLifecycleTests {
             envoy.signal(SIGSTOP)
             first.process.signal(SIGINT)
             #expect(await first.process.waitForExit(timeout: .seconds(3)) == 0)
+            #expect(try bed.registrations().isEmpty, "the first shim deregistered")
             async let second = bed.publish(host, to: backend.endpoint)
-            try await Task.sleep(for: .milliseconds(500))
+            // The case to test: the new registration is made while Envoy is still stopped.
+            try await bed.eventually("the second shim's registration is made") { try !bed.registrations().isEmpty }
             envoy.signal(SIGCONT)
             let resumed = ContinuousClock.now
 
