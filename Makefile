@@ -2,7 +2,8 @@
 #
 #   make demo     build, then publish a container's port with a private dockerd, served by Envoy
 #   make test     install what the tests need (Envoy, dockerd), build, run every test
-#                 and replay the fuzz corpus
+#                 and replay the fuzz corpus (as root, Docker and network namespaces
+#                 must work: EDSHIM_REQUIRE_DOCKER=0 / EDSHIM_REQUIRE_NAMESPACES=0 skip)
 #   make test-long  the same with the property and chaos tests at full size
 #   make release  optimized, fully static binary in .build/release/edshim
 #   make install  PREFIX=/usr/local DESTDIR=   copy that binary; builds nothing:

@@ -32,7 +32,7 @@ static double now_seconds(void) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s HOST PORT [--size N] [--in-flight N] [--clients N] [--seconds S] [--warmup S]\n", argv[0]);
+        fprintf(stderr, "usage: %s HOST PORT [--size N] [--in-flight N] [--clients N] [--seconds S] [--warmup S] [--gso 1]\n", argv[0]);
         return 2;
     }
     int size = 64, in_flight = 16, clients = 1, gso = 0;

@@ -9,7 +9,9 @@ import Glibc
 /// control message, cut into the original datagrams by the kernel — and every send of
 /// the batch goes in one sendmmsg. The receiver sees the same datagrams, in order.
 ///
-/// Only datagrams small enough for any path MTU are combined, and only where the kernel
+/// Only datagrams of up to 1,200 bytes are combined (the IPv6 minimum MTU less its
+/// headers; a route with a smaller MTU refuses the send, EMSGSIZE, and its datagrams go
+/// one by one), and only where the kernel
 /// has UDP GSO (Linux 4.18): an older one ignores the control message and would send
 /// the whole list as one datagram. Should the kernel refuse a combined send anyway (an
 /// odd route), its datagrams go one by one, and after repeated refusals with no
@@ -19,7 +21,8 @@ import Glibc
 /// combined like the rest where they may be, else cut apart, never as one datagram.
 final class SegmentingSender {
     /// Largest datagram combined: a 1,200-byte payload fits the IPv6 minimum MTU
-    /// (1,280) with its headers, so no route refuses the segment size.
+    /// (1,280) with its headers, so hardly a route refuses the segment size (an IPv4
+    /// one of a smaller MTU does, and the datagrams then go one by one).
     static let largestSegment = 1200
     /// The kernel's UDP_MAX_SEGMENTS (64 up to Linux 6.11, 128 since).
     static let mostSegments = 64

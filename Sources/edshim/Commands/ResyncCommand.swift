@@ -18,7 +18,8 @@ struct ResyncCommand: ParsableCommand {
             failed. A registration the server keeps while Envoy is not running (as while
             systemd restarts both) counts as resynced: the summary says how many wait
             for Envoy, which serves them as soon as it runs. One a running Envoy did not
-            take counts as failed.
+            take counts as failed. Shims that exit or stop meanwhile, or whose port a
+            newer shim holds, are left out of M.
 
             Needed when the server came up without its registrations: its state file was
             lost or corrupt. contrib/edshim.service runs it after every server start
