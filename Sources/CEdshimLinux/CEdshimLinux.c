@@ -24,9 +24,9 @@ int edshim_sendmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count,
     return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
 }
 
-_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "pktinfo control space");
-_Static_assert(CMSG_SPACE(sizeof(struct in_pktinfo)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "pktinfo control space");
-_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "both pktinfo messages of a dual-stack socket");
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) <= EDSHIM_UDP_CONTROL_SPACE, "pktinfo control space");
+_Static_assert(CMSG_SPACE(sizeof(struct in_pktinfo)) <= EDSHIM_UDP_CONTROL_SPACE, "pktinfo control space");
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) <= EDSHIM_UDP_CONTROL_SPACE, "both pktinfo messages of a dual-stack socket");
 
 int edshim_epoll_create(void) {
     return epoll_create1(EPOLL_CLOEXEC);
@@ -118,7 +118,7 @@ size_t edshim_packet_source(void *control, size_t capacity, int family, const un
     return length;
 }
 
-_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "pktinfo and segment size");
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(uint16_t)) <= EDSHIM_UDP_CONTROL_SPACE, "pktinfo and segment size");
 
 size_t edshim_append_segment_size(void *control, size_t used, size_t capacity, unsigned short segment_size) {
     size_t length = used + CMSG_SPACE(sizeof(uint16_t));
@@ -133,7 +133,7 @@ size_t edshim_append_segment_size(void *control, size_t used, size_t capacity, u
     return length;
 }
 
-_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)) <= EDSHIM_PKTINFO_CONTROL_SPACE, "both pktinfo messages and a segment size");
+_Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)) <= EDSHIM_UDP_CONTROL_SPACE, "both pktinfo messages and a segment size");
 
 int edshim_enable_receive_coalescing(int fd) {
     int one = 1;

@@ -42,7 +42,7 @@ int edshim_sendmmsg(int fd, struct edshim_mmsghdr *messages, unsigned int count,
 /// size of a coalesced receive (UDP_GRO); or, to send, a packet info and a UDP segment
 /// size. With room to spare for options turned on on dockerd's socket (timestamps),
 /// whose messages come first.
-#define EDSHIM_PKTINFO_CONTROL_SPACE 256
+#define EDSHIM_UDP_CONTROL_SPACE 256
 
 /// epoll_create1(EPOLL_CLOEXEC).
 int edshim_epoll_create(void);

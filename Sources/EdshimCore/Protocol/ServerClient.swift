@@ -22,6 +22,15 @@ public struct ServerClient: Sendable {
         /// The server answered something that is not a response.
         case malformed(String)
 
+        /// Whether the server may have received the request, and acted on it: not when
+        /// no connection was made, or the request was never sent.
+        public var requestMayHaveArrived: Bool {
+            switch self {
+            case .unreachable, .timedOutBeforeSending, .interruptedBeforeSending: false
+            case .timedOut, .interrupted, .malformed: true
+            }
+        }
+
         /// One line for people.
         public var description: String {
             switch self {

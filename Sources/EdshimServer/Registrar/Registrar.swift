@@ -145,11 +145,8 @@ actor Registrar {
         let requestNumber = requestsTaken
         shimSockets[requestNumber] = request.heldSocketInode
         defer {
-            if let current = inProgress[pending], current.count > 1 {
-                inProgress[pending] = (current.count - 1, current.cancelled)
-            } else {
-                inProgress[pending] = nil
-            }
+            inProgress[pending]?.count -= 1
+            if inProgress[pending]?.count == 0 { inProgress[pending] = nil }
             shimSockets[requestNumber] = nil
         }
         var excluded = retired[key] ?? []

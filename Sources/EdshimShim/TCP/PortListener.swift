@@ -26,13 +26,13 @@ struct PortListener {
             guard !holders.isEmpty, holders.allSatisfy(\.isEnvoy) else {
                 throw .bind("tcp", host, failure.code, holders: holders)
             }
-            ShimLog.warning("\(holders.map(\.description).joined(separator: ", ")) still listens on tcp \(host), from before the server stopped: serving beside it (connections are shared) until the server withdraws or takes over that listener")
+            let names = holders.map(\.description).joined(separator: ", ")
+            ShimLog.warning("\(names) still listens on tcp \(host), from before the server stopped: serving beside it (connections are shared) until the server withdraws or takes over that listener")
             do {
                 return try open(host, reusePortFirst: true)
             } catch let second where second.code == EADDRINUSE {
                 // The kernel lets a socket join a reuse-port group only from the same
                 // user, and only one whose sockets all have SO_REUSEPORT.
-                let names = holders.map(\.description).joined(separator: ", ")
                 throw ShimFailure(BindRefusal.message("tcp", host, second.code, advice: "\(names) already listens on tcp \(host), from before the server stopped, and cannot be joined: serving beside it needs Envoy to run as the same user as dockerd, with reuse_port on (its default on Linux); stop that Envoy, or start the server, which takes the port over"))
             } catch {
                 throw error.shimFailure(host)

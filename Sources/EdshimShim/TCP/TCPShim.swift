@@ -59,18 +59,12 @@ enum TCPShim {
             guard fallback == .proxy else {
                 status.reportFailure(reason)
                 // A request that reached the server may still be registered; one that
-                // never connected registered nothing.
-                switch error {
-                case .unreachable, .timedOutBeforeSending: break
-                default: deregister(arguments.key, client: client)
-                }
+                // never did registered nothing.
+                if error.requestMayHaveArrived { deregister(arguments.key, client: client) }
                 return 1
             }
             unservedBecause = reason
-            switch error {
-            case .unreachable, .timedOutBeforeSending: break
-            default: inDoubt = true
-            }
+            inDoubt = error.requestMayHaveArrived
         }
         if let unservedBecause {
             return serveItself(arguments, listener: held?.listener, because: unservedBecause, registerLater: registerLater, inDoubt: inDoubt, client: client, grace: grace, status: &status, signals: signals)

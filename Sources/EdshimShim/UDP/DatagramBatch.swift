@@ -20,8 +20,8 @@ final class DatagramBatch {
     /// Room per datagram: above the largest UDP payload (65,507 bytes over IPv4,
     /// 65,527 over IPv6).
     static let bufferSize = 65_536
-    /// Room per datagram for its packet-info control message.
-    static let controlSize = Int(EDSHIM_PKTINFO_CONTROL_SPACE)
+    /// Room per datagram for its control messages (packet info, a segment size).
+    static let controlSize = Int(EDSHIM_UDP_CONTROL_SPACE)
 
     /// One header per datagram; `msg_iov` points at its own entry of `vectors`.
     let messages: UnsafeMutablePointer<edshim_mmsghdr>

@@ -145,13 +145,10 @@ struct ResyncWorkers {
                     Thread.sleep(forTimeInterval: 0.05)
                 case .failure(let error) where error.code == .envoyAbsent:
                     return .awaitingEnvoy(error.message)
-                case .failure(let error) where error.code == .notOwner:
+                case .failure(let error) where error.code == .notOwner || error.code == .notRegistered:
                     // A newer shim holds the port (a dockerd restarted with live restore:
-                    // the old shim lingers for its grace): nothing of this one to restore.
-                    return .vanished
-                case .failure(let error) where error.code == .notRegistered:
-                    // The shim deregistered while this registration waited: it is
-                    // stopping, its container with it.
+                    // the old shim lingers for its grace), or the shim deregistered while
+                    // this registration waited (it is stopping): nothing of it to restore.
                     return .vanished
                 case .failure(let error):
                     return ProcessTable.owner(of: shim.owner.pid) == shim.owner ? .failed(error.message) : .vanished

@@ -20,9 +20,8 @@ struct StatusCommand: ParsableCommand {
             shim; a line after the table says what each mode shown means.
 
             UDP ports follow, found among the processes of this host's network
-            namespace: edshim proxies
-            them itself, without the server or Envoy, so their service is `-` and their
-            mode `udp-proxy`. They are listed even when the server cannot be reached
+            namespace: edshim proxies them itself, without the server or Envoy, so their
+            service is `-` and their mode `udp-proxy`. They are listed even when the server cannot be reached
             (the command then still fails, saying so).
 
             --json prints the server's registrations as a JSON array of objects with the

@@ -13,8 +13,8 @@ struct UDPProxyCommand: ParsableCommand {
         discussion: """
             Binds -host-ip:-host-port (IPv6 v6-only) and relays datagrams to
             -container-ip:-container-port until SIGINT or SIGTERM, then exits 0 (1 if
-            waiting for datagrams fails). Envoy
-            and `edshim server` are not involved: UDP is proxied by edshim itself.
+            waiting for datagrams fails). Envoy and `edshim server` are not involved:
+            UDP is proxied by edshim itself.
 
             Each client address gets a flow with its own socket to the container, so
             replies go back to the client they answer; on 0.0.0.0 or :: a reply leaves
