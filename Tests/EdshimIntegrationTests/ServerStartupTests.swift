@@ -124,6 +124,33 @@ struct ServerStartupTests {
             #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - started):\n\((try? String(contentsOfFile: bed.serverLogPath, encoding: .utf8)) ?? "")")
         }
     }
+
+    @Test("a registration still waiting for Envoy when SIGTERM comes gets its answer, also after the 2 s in which stalled connections are closed")
+    func answerInProgressAtShutdown() async throws {
+        var options = Testbed.Options()
+        options.readyTimeoutSeconds = 4
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let served = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint)
+            #expect(served.isReady, "\(served.status)")
+            // Envoy stalls while listening on a registered port: it runs, so the next
+            // registration waits the whole readiness timeout for it.
+            let envoy = try #require(bed.envoy)
+            envoy.signal(SIGSTOP)
+            defer { envoy.signal(SIGCONT) }
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            async let waiting = bed.publish(host, to: backend.endpoint)
+            try await bed.eventually("the registration waits for Envoy") {
+                try bed.registrations().contains { $0.key.host == host }
+            }
+            bed.server?.signal(SIGTERM)
+            let shim = try await waiting
+            #expect(await bed.server?.waitForExit(timeout: .seconds(6)) == 0)
+            #expect(shim.isReady, "serves the port itself: \(shim.status)")
+            let log = try String(contentsOfFile: bed.directory + "/shims.log", encoding: .utf8)
+            #expect(log.contains("Envoy did not start listening on \(host) within"), "the server's answer, not a closed connection:\n\(log)")
+        }
+    }
 }
 
 /// A connection to the Unix socket at `path`.

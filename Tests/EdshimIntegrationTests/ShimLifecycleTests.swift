@@ -163,6 +163,7 @@ struct ShimLifecycleTests {
         try await withFakeDockerTestbed("replacing") { bed, docker in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            docker.set(backend.endpoint.ip, labels: ["ServiceName": "web"])
             let holder = try await bed.publish(host, to: backend.endpoint)
             #expect(holder.isReady, "\(holder.status)")
             let asked = docker.requests.withLock { $0 }
@@ -187,6 +188,48 @@ struct ShimLifecycleTests {
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)
             holder.process.signal(SIGINT)
             #expect(await holder.process.waitForExit(timeout: .seconds(2)) == 0)
+        }
+    }
+
+    @Test("a replacement whose predecessor deregisters while Docker answers waits for Envoy: the socket Envoy is closing does not count as serving it")
+    func replacedWhileDockerAnswersAndEnvoyLags() async throws {
+        try await withFakeDockerTestbed("retiring") { bed, docker in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            // A known container: Docker is asked only by registrations, never by the
+            // server's later looks for labels it could not read.
+            docker.set(backend.endpoint.ip, labels: ["ServiceName": "web"])
+            let holder = try await bed.publish(host, to: backend.endpoint)
+            #expect(holder.isReady, "\(holder.status)")
+            let envoy = try #require(bed.envoy)
+            let asked = docker.requests.withLock { $0 }
+            docker.delay.withLock { $0 = .milliseconds(450) }
+
+            let second = Task { () async throws -> (run: ShimRun, answeredAt: ContinuousClock.Instant) in
+                let run = try await bed.publish(host, to: backend.endpoint)
+                return (run, .now)
+            }
+            // While the server waits on Docker for the second shim's labels, Envoy stalls
+            // and the holder deregisters: Envoy's socket for it stays open, closing.
+            try await onThread {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while docker.requests.withLock({ $0 }) == asked, ContinuousClock.now < deadline { usleep(1000) }
+            }
+            envoy.signal(SIGSTOP)
+            holder.process.signal(SIGINT)
+            #expect(await holder.process.waitForExit(timeout: .seconds(3)) == 0)
+            try await bed.eventually("the second shim's registration is made") {
+                try bed.registrations().contains { $0.owner.pid != holder.process.pid }
+            }
+            // Nothing of Envoy's serves the new registration while Envoy is stopped.
+            try await Task.sleep(for: .seconds(1))
+            envoy.signal(SIGCONT)
+            let resumed = ContinuousClock.now
+
+            let (replacement, answeredAt) = try await second.value
+            #expect(replacement.isReady, "\(replacement.status)")
+            #expect(answeredAt >= resumed, "answered \(resumed - answeredAt) before Envoy, stopped, could serve it:\n\(bed.server?.log ?? "")")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)
         }
     }
 

@@ -261,10 +261,13 @@ actor XDSPublisher {
 
     /// Returns once Envoy has read the file written last (or the watcher ran out of
     /// patience): for a change to a port Envoy already listens on, such as a container
-    /// come back with a new address, whose socket table shows nothing new.
-    func waitUntilRead(atMost: Duration? = nil) async {
-        guard let reads, let unread else { return }
-        await reads.waitForRead(of: unread, atMost: atMost)
+    /// come back with a new address, whose socket table shows nothing new. Whether it
+    /// was read (true when reads cannot be watched, or nothing was written since the
+    /// directory was found).
+    @discardableResult
+    func waitUntilRead(atMost: Duration? = nil) async -> Bool {
+        guard let reads, let unread else { return true }
+        return await reads.waitForRead(of: unread, atMost: atMost)
     }
 
     /// Whether Envoy was ever seen reading a file of the directory (true when reads

@@ -279,7 +279,9 @@ actor Registrar {
     /// same key deregistered a moment ago, if that still listens once Envoy has read
     /// the new configuration. Envoy then never applied the removal (it lagged, or the
     /// two updates reached it as one and it saw no change) and keeps serving the port
-    /// on that socket: waiting for a new one would wait in vain.
+    /// on that socket: waiting for a new one would wait in vain. Until Envoy has read
+    /// it, a retired socket is one Envoy may still close (a stalled Envoy reads the
+    /// removal first): it serves nothing yet.
     private func waitUntilEnvoyServes(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, timeout: Duration) async -> Bool {
         guard !retired.isEmpty else {
             return await watcher.waitUntilListening(on: host, excluding: excluded, timeout: timeout)
@@ -289,7 +291,7 @@ actor Registrar {
                 await watcher.waitUntilListening(on: host, excluding: excluded, timeout: timeout)
             }
             group.addTask { [watcher, publisher] in
-                await publisher.waitUntilRead()
+                guard await publisher.waitUntilRead(atMost: timeout) else { return false }
                 return await watcher.snapshot().contains { $0.endpoint == host && retired.contains($0.inode) }
             }
             for await served in group where served {
