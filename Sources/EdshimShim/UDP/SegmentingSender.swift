@@ -180,8 +180,9 @@ final class SegmentingSender {
         Self.sendAll(units, count: count, on: fd, sent: noteSuccess) { unit, code in
             let entries = unitStarts[unit]..<unitStarts[unit + 1]
             if unitDatagrams[unit] > 1, Self.refusesCombining(code) {
-                noteRefusal()
+                let droppedBefore = dropped
                 sendEach(entries, of: batch, on: fd)
+                noteRefusal(ifTakenApart: unitDatagrams[unit], droppedSince: droppedBefore)
             } else {
                 noteDropped(unitDatagrams[unit], code)
             }
@@ -207,8 +208,9 @@ final class SegmentingSender {
             }) { run, code in
                 let datagrams = (runs.vectors[run].iov_len + size - 1) / size
                 if datagrams > 1, Self.refusesCombining(code) {
-                    noteRefusal()
+                    let droppedBefore = dropped
                     sendApart(index, of: batch, on: fd, within: runs.vectors[run])
+                    noteRefusal(ifTakenApart: datagrams, droppedSince: droppedBefore)
                 } else {
                     noteDropped(datagrams, code)
                 }
@@ -305,7 +307,11 @@ final class SegmentingSender {
         lastDropReason = code
     }
 
-    private func noteRefusal() {
+    /// A combined send of `datagrams` was refused: it counts against combining only
+    /// when the kernel took some of them one by one. Refused apart too (a reply source
+    /// address gone from the host, EINVAL), the datagrams could not be sent at all.
+    private func noteRefusal(ifTakenApart datagrams: Int, droppedSince droppedBefore: Int) {
+        guard dropped - droppedBefore < datagrams else { return }
         refusals += 1
         if combinedSends == 0, refusals >= Self.refusalsBeforeGivingUp { combining = false }
     }

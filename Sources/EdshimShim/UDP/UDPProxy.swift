@@ -35,7 +35,11 @@ final class UDPProxy {
     private var busyPoll: BusyPoll
     /// Tells the replies of one read apart from the next (see `DatagramBatch.groups`).
     private var replyGroup: Int32 = 0
-    private var failures = LogThrottle()
+    /// One throttle per kind of warning: a fault of one kind never hides the first
+    /// report of another.
+    private var openFailures = LogThrottle()
+    private var refusedSends = LogThrottle()
+    private var cutShortBursts = LogThrottle()
     private var evictions = LogThrottle()
     private var shortages = LogThrottle()
 
@@ -82,6 +86,9 @@ final class UDPProxy {
                 sched_yield()
                 continue
             }
+            // With every event slot taken, the signal may wait behind thousands of busy
+            // flows (epoll hands them out in turn): look for it each time.
+            if ready == Self.eventCapacity, signals.takePending() { return true }
             let now = clock / 1000
             for event in 0..<Int(ready) {
                 switch tokens[event] {
@@ -252,20 +259,25 @@ final class UDPProxy {
         guard let dropped = sender.takeDropped() else { return }
         let now = Self.microseconds() / 1000
         if dropped.reason == EBADMSG {
-            log("\(dropped.count) burst(s) of datagrams to \(destination()) dropped: received with their control messages cut short (options turned on on the port's socket take the room), so where each datagram ends was unknown", throttledBy: &failures, now: now)
+            log("\(dropped.count) burst(s) of datagrams to \(destination()) dropped: received with their control messages cut short (options turned on on the port's socket take the room), so where each datagram ends was unknown", throttledBy: &cutShortBursts, now: now)
             return
         }
-        let reason = switch dropped.reason {
+        log("\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(Self.refusal(dropped.reason))) and dropped", throttledBy: &refusedSends, now: now)
+    }
+
+    private static func refusal(_ code: Int32) -> String {
+        switch code {
         case EAGAIN, ENOBUFS: "the socket's send buffer is full"
-        default: String(cString: strerror(dropped.reason))
+        default: String(cString: strerror(code))
         }
-        log("\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(reason)) and dropped", throttledBy: &failures, now: now)
     }
 
     // MARK: Support
 
-    private func logFailure(_ message: String, now: Int64) {
-        log(message + "; the datagram was dropped", throttledBy: &failures, now: now)
+    /// `message` is built only when the throttle lets a line out: a container that
+    /// cannot be reached fails every datagram.
+    private func logFailure(_ message: @autoclosure () -> String, now: Int64) {
+        log(message() + "; the datagram was dropped", throttledBy: &openFailures, now: now)
     }
 
     private func log(_ message: @autoclosure () -> String, throttledBy throttle: inout LogThrottle, now: Int64) {
