@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,19 @@ static int finish(int fd, void *buffer, int result) {
     free(buffer);
     close(fd);
     return result;
+}
+
+// The kernel attaches INET_DIAG_SKV6ONLY to every AF_INET6 socket's answer. Without
+// it (an older kernel) the socket counts as v6-only, as edshim's own listeners are.
+static int takes_ipv4(const struct nlmsghdr *header, const struct inet_diag_msg *socket_info) {
+    int remaining = (int)header->nlmsg_len - (int)NLMSG_LENGTH(sizeof *socket_info);
+    for (const struct rtattr *attribute = (const struct rtattr *)(socket_info + 1); RTA_OK(attribute, remaining);
+         attribute = RTA_NEXT(attribute, remaining)) {
+        if (attribute->rta_type == INET_DIAG_SKV6ONLY && RTA_PAYLOAD(attribute) >= 1) {
+            return *(const unsigned char *)RTA_DATA(attribute) == 0;
+        }
+    }
+    return 0;
 }
 
 int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
@@ -64,6 +78,7 @@ int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *soc
                 memcpy(entry->address, socket_info->id.idiag_src, family == AF_INET ? 4 : 16);
                 entry->port = ntohs(socket_info->id.idiag_sport);
                 entry->inode = socket_info->idiag_inode;
+                entry->accepts_ipv4 = family == AF_INET6 && takes_ipv4(header, socket_info);
             }
             count++;
         }

@@ -94,6 +94,24 @@ struct ShimRefusalTests {
         }
     }
 
+    @Test("a port that another program's IPv6 socket taking IPv4 too listens on (Go's net.Listen(\":port\")) is refused for 0.0.0.0, never handed to an Envoy that cannot bind it")
+    func portInUseByDualStackSocket() async throws {
+        try await withTestbed { bed in
+            let port = try Sockets.freePort()
+            let squatter = try Sockets.dualStackListener(port: port)
+            defer { close(squatter) }
+            let host = SocketEndpoint(ip: .anyIPv4, port: port)
+            let started = ContinuousClock.now
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status.hasPrefix("1\n"), "\(shim.status)")
+            #expect(shim.status.contains("already listens on 0.0.0.0:\(port)"), "\(shim.status)")
+            #expect(ContinuousClock.now - started < .seconds(4), "refused before the 5 s readiness timeout")
+            #expect(try bed.registrations().isEmpty)
+            #expect(try bed.listeners()["tcp_0.0.0.0_\(port)"] == nil)
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
     @Test("with the server down, a port another process listens on is refused the way docker-proxy words it, naming that process")
     func portInUseWhileServerDown() async throws {
         try await withTestbed { bed in

@@ -101,6 +101,9 @@ struct edshim_listening_socket {
     unsigned short port;
     /// The socket's inode: what fstat gives for its descriptor.
     unsigned long long inode;
+    /// 1 for an AF_INET6 socket that takes IPv4 too (IPV6_V6ONLY off, the Linux
+    /// default): bound to `::`, it keeps every IPv4 address of its port from binding.
+    unsigned char accepts_ipv4;
 };
 
 /// The listening TCP sockets of `family` (AF_INET or AF_INET6) in this network

@@ -9,11 +9,29 @@ public struct ListeningSocket: Hashable, Sendable {
     public var endpoint: SocketEndpoint
     /// The socket inode: the same number `fstat` gives for the socket's descriptor.
     public var inode: UInt64
+    /// An IPv6 socket that takes IPv4 connections too (`IPV6_V6ONLY` off, the Linux
+    /// default, as Go's `net.Listen("tcp", ":8080")` makes). Known from the socket
+    /// diagnostics only: `/proc/net/tcp6` does not show it, and its sockets count as
+    /// v6-only, as edshim's (Envoy's) IPv6 listeners are.
+    public var acceptsIPv4: Bool
 
     /// Creates an entry.
-    public init(endpoint: SocketEndpoint, inode: UInt64) {
+    public init(endpoint: SocketEndpoint, inode: UInt64, acceptsIPv4: Bool = false) {
         self.endpoint = endpoint
         self.inode = inode
+        self.acceptsIPv4 = acceptsIPv4
+    }
+
+    /// Whether this socket keeps a listener on `host` from binding: the same family
+    /// and port with the same address or a wildcard on either side
+    /// (`SocketEndpoint.bindConflicts`), or, for an IPv6 socket that takes IPv4 too,
+    /// an IPv4 `host` on its port when it is bound to `::` (or to `host`'s
+    /// IPv4-mapped address, or `host` is `0.0.0.0`).
+    public func keepsFromBinding(_ host: SocketEndpoint) -> Bool {
+        if endpoint.bindConflicts(with: host) { return true }
+        guard acceptsIPv4, !host.ip.isIPv6 else { return false }
+        if endpoint.ip.isUnspecified { return endpoint.port == host.port }
+        return endpoint.ip.mappedIPv4.map { SocketEndpoint(ip: $0, port: endpoint.port).bindConflicts(with: host) } ?? false
     }
 }
 
@@ -80,7 +98,7 @@ public enum ListenTable {
             return .success(entries.prefix(count).compactMap { entry in
                 let bytes = withUnsafeBytes(of: entry.address) { Array($0.prefix(family == AF_INET ? 4 : 16)) }
                 return IPAddress(bytes: bytes).map {
-                    ListeningSocket(endpoint: SocketEndpoint(ip: $0, port: entry.port), inode: entry.inode)
+                    ListeningSocket(endpoint: SocketEndpoint(ip: $0, port: entry.port), inode: entry.inode, acceptsIPv4: entry.accepts_ipv4 != 0)
                 }
             })
         }

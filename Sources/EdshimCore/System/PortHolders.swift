@@ -26,13 +26,14 @@ public enum PortHolders {
     }
 
     /// The processes with a listening socket that a bind of `host` conflicts with (the
-    /// same address, or a wildcard on either side), by process id. Empty when there is
+    /// same address, or a wildcard on either side; an IPv6 socket that takes IPv4 too),
+    /// by process id. Empty when there is
     /// none, or when their processes cannot be seen in `/proc`.
     ///
     /// Reads every process's descriptors: meant for a port that could not be bound, not
     /// for a path taken once per port.
     public static func listening(on host: SocketEndpoint, root: String = "/proc") -> [Holder] {
-        let inodes = Set(ListenTable.read().filter { $0.endpoint.bindConflicts(with: host) }.map(\.inode))
+        let inodes = Set(ListenTable.read().filter { $0.keepsFromBinding(host) }.map(\.inode))
         guard !inodes.isEmpty else { return [] }
         return ShimProcesses.entryNames(in: root).compactMap(Int32.init).sorted().compactMap { pid in
             guard !ShimProcesses.socketInodes(of: pid, root: root).isDisjoint(with: inodes) else { return nil }

@@ -361,7 +361,7 @@ actor Registrar {
     /// deleted: the refusal says so.
     private func refuseIfPortTaken(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, gaveItsPortToEnvoy: Bool) async -> WireError? {
         let taken = Set(await watcher.snapshot()
-            .filter { $0.endpoint.bindConflicts(with: host) && !excluded.contains($0.inode) }
+            .filter { $0.keepsFromBinding(host) && !excluded.contains($0.inode) }
             .map(\.inode))
         guard !taken.isEmpty else { return nil }
         if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }

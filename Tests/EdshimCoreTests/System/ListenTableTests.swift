@@ -105,17 +105,53 @@ struct ListenTableTests {
         #expect(listening.allSatisfy { table.contains($0.socket) }, "\(listening.filter { !table.contains($0.socket) }.count) missing")
     }
 
+    /// Whether an IPv6 socket takes IPv4 too is read from the socket diagnostics: such a
+    /// socket on `::` keeps IPv4 listeners off its port, a v6-only one does not.
+    @Test func seesWhetherAnIPv6SocketTakesIPv4() throws {
+        let dualStack = try Self.listen(on: "::", v6Only: false)
+        let v6Only = try Self.listen(on: "::", v6Only: true)
+        defer { close(dualStack.fd); close(v6Only.fd) }
+        let diagnostics = try ListenTable.readDiagnostics().get()
+        #expect(diagnostics.contains(dualStack.socket) && diagnostics.contains(v6Only.socket), "\(diagnostics.filter { $0.endpoint.ip.isUnspecified })")
+        #expect(dualStack.socket.acceptsIPv4 && !v6Only.socket.acceptsIPv4)
+        #expect(dualStack.socket.keepsFromBinding(try Fixture.endpoint("0.0.0.0", dualStack.socket.endpoint.port)))
+        #expect(!v6Only.socket.keepsFromBinding(try Fixture.endpoint("0.0.0.0", v6Only.socket.endpoint.port)))
+    }
+
+    @Test("which listeners keep a bind off", arguments: [
+        // listening, takes IPv4, bind, kept off
+        ("::", true, "0.0.0.0", true),
+        ("::", true, "127.0.0.1", true),
+        ("::", false, "0.0.0.0", false),
+        ("::", true, "::1", true),
+        ("::1", true, "127.0.0.1", false),
+        ("::ffff:127.0.0.1", true, "127.0.0.1", true),
+        ("::ffff:127.0.0.1", true, "0.0.0.0", true),
+        ("::ffff:127.0.0.1", true, "127.0.0.2", false),
+        ("::ffff:127.0.0.1", false, "127.0.0.1", false),
+        ("0.0.0.0", false, "127.0.0.1", true),
+        ("0.0.0.0", false, "::", false),
+    ])
+    func keepsFromBinding(listening: String, takesIPv4: Bool, bind: String, keptOff: Bool) throws {
+        let socket = ListeningSocket(endpoint: try Fixture.endpoint(listening, 8080), inode: 1, acceptsIPv4: takesIPv4)
+        #expect(socket.keepsFromBinding(try Fixture.endpoint(bind, 8080)) == keptOff)
+        #expect(!socket.keepsFromBinding(try Fixture.endpoint(bind, 8081)), "another port is free")
+    }
+
     /// A socket listening on a port the kernel picks on `address`, and what the table should say of it.
-    static func listen(on address: String) throws -> (fd: Int32, socket: ListeningSocket) {
+    static func listen(on address: String, v6Only: Bool = true) throws -> (fd: Int32, socket: ListeningSocket) {
         let requested = try Fixture.endpoint(address, 0)
         let fd = socket(requested.family, Int32(SOCK_STREAM.rawValue), 0)
         try #require(fd >= 0)
+        var flag: Int32 = v6Only ? 1 : 0
+        if requested.ip.isIPv6 { try #require(setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &flag, 4) == 0) }
         try #require(requested.withSocketAddress { bind(fd, $0, $1) } == 0)
         try #require(Glibc.listen(fd, 1) == 0)
         let endpoint = try #require(SocketEndpoint.local(of: fd))
         #expect(endpoint.ip == requested.ip && endpoint.port != 0)
         var status = stat()
         try #require(fstat(fd, &status) == 0)
-        return (fd, ListeningSocket(endpoint: endpoint, inode: UInt64(status.st_ino)))
+        let takesIPv4 = requested.ip.isIPv6 && !v6Only
+        return (fd, ListeningSocket(endpoint: endpoint, inode: UInt64(status.st_ino), acceptsIPv4: takesIPv4))
     }
 }

@@ -39,12 +39,19 @@ enum Sockets {
         try listener(endpoint, reusePort: true)
     }
 
-    private static func listener(_ endpoint: SocketEndpoint, reusePort: Bool) throws -> Int32 {
+    /// A listener on `[::]:port` that takes IPv4 too, as Go's `net.Listen("tcp", ":port")`
+    /// opens one (IPV6_V6ONLY off, the Linux default): no IPv4 socket can bind the port.
+    static func dualStackListener(port: UInt16) throws -> Int32 {
+        try listener(SocketEndpoint(ip: .anyIPv6, port: port), reusePort: false, v6Only: false)
+    }
+
+    private static func listener(_ endpoint: SocketEndpoint, reusePort: Bool, v6Only: Bool = true) throws -> Int32 {
         let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var one: Int32 = 1
+        var v6OnlyFlag: Int32 = v6Only ? 1 : 0
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
         if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, 4) }
-        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, 4) }
+        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &v6OnlyFlag, 4) }
         // The backlog Go's net.Listen (dockerd) asks for: net.core.somaxconn, capped by it.
         guard endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 4096) == 0 else {
             let reason = String(cString: strerror(errno))
