@@ -60,7 +60,7 @@ struct ServerCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("envoy-drain-time"), help: ArgumentHelp(
         "Envoy's --drain-time-s, in seconds (its default: 600): how long a changed listener's connections drain.",
-        discussion: "A cluster no listener uses any more (a port renamed, or withdrawn) stays that long and 5 s more, so that requests on those connections still reach their container instead of getting 503. 0 removes it at once.",
+        discussion: "A cluster a renamed port's listener no longer uses stays that long and 5 s more, so that requests on its old connections still reach their container instead of getting 503. 0 removes it at once. A withdrawn port's cluster goes with its listener: its container is gone, and its address may be the next container's.",
         valueName: "seconds"))
     var envoyDrainTime: Double = 600
 
