@@ -137,8 +137,7 @@ struct ShimLifecycleTests {
             // On a thread of its own, so that busy async threads cannot make it miss the
             // moment: the server gives Docker 500 ms before it registers without labels.
             try await onThread {
-                let deadline = ContinuousClock.now + .seconds(10)
-                while docker.requests.withLock({ $0 }) == 0, ContinuousClock.now < deadline { usleep(1000) }
+                docker.waitForRequest(after: 0)
                 guard let shim = ShimProcesses.all().first(where: { $0.arguments.host == host }) else {
                     throw TestFailure("no shim for \(host) while the server asked Docker about its container")
                 }
@@ -172,8 +171,7 @@ struct ShimLifecycleTests {
 
             async let run = bed.publish(host, to: backend.endpoint)
             try await onThread {
-                let deadline = ContinuousClock.now + .seconds(10)
-                while docker.requests.withLock({ $0 }) == asked, ContinuousClock.now < deadline { usleep(1000) }
+                docker.waitForRequest(after: asked)
                 guard let shim = ShimProcesses.all().first(where: { $0.arguments.host == host && $0.owner.pid != holder.process.pid }) else {
                     throw TestFailure("no second shim for \(host) while the server asked Docker about its container")
                 }
@@ -211,10 +209,7 @@ struct ShimLifecycleTests {
             }
             // While the server waits on Docker for the second shim's labels, Envoy stalls
             // and the holder deregisters: Envoy's socket for it stays open, closing.
-            try await onThread {
-                let deadline = ContinuousClock.now + .seconds(10)
-                while docker.requests.withLock({ $0 }) == asked, ContinuousClock.now < deadline { usleep(1000) }
-            }
+            try await onThread { docker.waitForRequest(after: asked) }
             envoy.signal(SIGSTOP)
             holder.process.signal(SIGINT)
             #expect(await holder.process.waitForExit(timeout: .seconds(3)) == 0)

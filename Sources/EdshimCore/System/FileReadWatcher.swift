@@ -18,11 +18,14 @@ public actor FileReadWatcher {
     private let patience: Duration
     private var readerSeen = true
     /// What happened to each file since it was last replaced (`mark`): a read counts
-    /// when the file was opened after the replacement and then closed after reading.
-    /// A reader that opened the replaced file before and closes it after read the old
-    /// version; the server's own opens for writing are closed as writes. Per file, so
-    /// that concurrent waits and marks never take each other's reads away.
+    /// when the file was opened after the replacement (the rename that put the new
+    /// version in place) and then closed after reading. A reader that opened the old
+    /// version before, also between the mark and the rename, read the old version; the
+    /// server's own opens for writing are closed as writes. Per file, so that
+    /// concurrent waits and marks never take each other's reads away.
     private struct SinceReplaced {
+        /// The new version was renamed into place (IN_MOVED_TO): opens count from then on.
+        var replaced = false
         /// Opened since the replacement and not closed yet.
         var open = 0
         /// Opened since the replacement and closed after reading.
@@ -40,7 +43,7 @@ public actor FileReadWatcher {
     public init?(directory: String, patience: Duration = .milliseconds(250)) {
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else { return nil }
-        guard inotify_add_watch(fd, directory, UInt32(IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE)) >= 0 else {
+        guard inotify_add_watch(fd, directory, UInt32(IN_OPEN | IN_CLOSE_WRITE | IN_CLOSE_NOWRITE | IN_MOVED_TO)) >= 0 else {
             let code = errno
             close(fd)
             errno = code
@@ -67,8 +70,8 @@ public actor FileReadWatcher {
         return unreadSince.map { ContinuousClock.now - $0 }
     }
 
-    /// Call right before replacing file `name`: only its reads from now on count for
-    /// `waitForRead(of: name)`.
+    /// Call right before replacing file `name` (renaming its new version into place):
+    /// only its reads after that rename count for `waitForRead(of: name)`.
     public func mark(_ name: String) {
         noteReads()
         sinceReplaced[name] = SinceReplaced()
@@ -106,7 +109,8 @@ public actor FileReadWatcher {
         var read = false
         for (name, mask) in takeEvents() {
             var file = sinceReplaced[name, default: SinceReplaced()]
-            if mask & UInt32(IN_OPEN) != 0 { file.open += 1 }
+            if mask & UInt32(IN_MOVED_TO) != 0 { file.replaced = true }
+            if mask & UInt32(IN_OPEN) != 0, file.replaced { file.open += 1 }
             if mask & UInt32(IN_CLOSE_WRITE) != 0 { file.open = max(0, file.open - 1) }
             if mask & UInt32(IN_CLOSE_NOWRITE) != 0 {
                 read = true

@@ -18,6 +18,12 @@ struct FileReadWatcherTests {
         return directory
     }
 
+    /// Marks `name` and replaces it, as the publisher does: a new version renamed into place.
+    static func replace(_ name: String, in directory: String, watchedBy watcher: FileReadWatcher) async throws {
+        await watcher.mark(name)
+        try AtomicFile.write(Array("{\"v\":\(UUID().uuidString.count)}".utf8), to: directory + "/" + name)
+    }
+
     @Test func seesAReadAfterTheMarkAndGivesUpWithoutOne() async throws {
         let directory = try Self.directory(with: ["cds.json", "lds.json"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -26,13 +32,13 @@ struct FileReadWatcherTests {
 
         // Read before the mark: does not count.
         _ = FileManager.default.contents(atPath: directory + "/cds.json")
-        await watcher.mark("cds.json")
+        try await Self.replace("cds.json", in: directory, watchedBy: watcher)
         let started = ContinuousClock.now
         #expect(await watcher.waitForRead(of: "cds.json") == false)
         #expect(ContinuousClock.now - started >= .seconds(1), "waited for its patience")
 
         // The reader seemed absent: the next wait returns at once.
-        await watcher.mark("cds.json")
+        try await Self.replace("cds.json", in: directory, watchedBy: watcher)
         let again = ContinuousClock.now
         #expect(await watcher.waitForRead(of: "cds.json") == false)
         #expect(ContinuousClock.now - again < .milliseconds(500), "at once, not after its patience (1 s)")
@@ -40,7 +46,7 @@ struct FileReadWatcherTests {
         // A read between two marks shows the reader is back; a read of the file after
         // the mark ends the wait, a read of another file does not.
         _ = FileManager.default.contents(atPath: directory + "/lds.json")
-        await watcher.mark("cds.json")
+        try await Self.replace("cds.json", in: directory, watchedBy: watcher)
         Task {
             try await Task.sleep(for: .milliseconds(50))
             _ = FileManager.default.contents(atPath: directory + "/lds.json")
@@ -58,14 +64,14 @@ struct FileReadWatcherTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .seconds(2)))
         for round in 0..<20 {
-            await watcher.mark("lds.json")
+            try await Self.replace("lds.json", in: directory, watchedBy: watcher)
             // One commit waits for Envoy's read of lds.json ...
             let first = Task { await watcher.waitForRead(of: "lds.json") }
             try await Task.sleep(for: .milliseconds(5))
             _ = FileManager.default.contents(atPath: directory + "/lds.json")
             // ... another takes the same read in, and marks cds.json to replace it.
             #expect(await watcher.waitForRead(of: "lds.json"), "round \(round)")
-            await watcher.mark("cds.json")
+            try await Self.replace("cds.json", in: directory, watchedBy: watcher)
             let started = ContinuousClock.now
             #expect(await first.value, "round \(round): the first wait missed the read")
             #expect(ContinuousClock.now - started < .seconds(1), "round \(round): ended by the read, not by its patience")
@@ -104,13 +110,28 @@ struct FileReadWatcherTests {
         #expect(await watcher.waitForRead(of: "cds.json"), "a read of the new version ends it")
     }
 
+    @Test("a read of the old version between the mark and the rename (a reader still taking in the last write) does not count")
+    func readBeforeTheRenameDoesNotCount() async throws {
+        let directory = try Self.directory(with: ["cds.json"])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/cds.json"
+        let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(300)))
+        await watcher.mark("cds.json")
+        _ = FileManager.default.contents(atPath: path)
+        try AtomicFile.write(Array("{\"new\":1}".utf8), to: path)
+        #expect(await watcher.waitForRead(of: "cds.json") == false, "the old version's read ended the wait")
+
+        _ = FileManager.default.contents(atPath: path)
+        #expect(await watcher.waitForRead(of: "cds.json"), "a read of the new version ends it")
+    }
+
     @Test("a wait with its own bound (a replaced registration's answer) waits for the read even while the reader looks absent, and leaves that judgement alone")
     func boundedWaitIgnoresAbsence() async throws {
         let directory = try Self.directory(with: ["cds.json"])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/cds.json"
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(100)))
-        await watcher.mark("cds.json")
+        try await Self.replace("cds.json", in: directory, watchedBy: watcher)
         #expect(await watcher.waitForRead(of: "cds.json") == false, "no reader: the reader now looks absent")
         Task {
             try await Task.sleep(for: .milliseconds(200))
@@ -118,7 +139,7 @@ struct FileReadWatcherTests {
         }
         #expect(await watcher.waitForRead(of: "cds.json", atMost: .seconds(5)), "waited for the late read")
 
-        await watcher.mark("cds.json")
+        try await Self.replace("cds.json", in: directory, watchedBy: watcher)
         let started = ContinuousClock.now
         #expect(await watcher.waitForRead(of: "cds.json", atMost: .milliseconds(150)) == false)
         #expect(ContinuousClock.now - started >= .milliseconds(150))
@@ -134,9 +155,9 @@ struct FileReadWatcherTests {
         let watcher = try #require(FileReadWatcher(directory: directory, patience: .milliseconds(100)))
         #expect(await watcher.unreadFor == nil, "nothing written yet")
 
-        await watcher.mark("cds.json")
+        try await Self.replace("cds.json", in: directory, watchedBy: watcher)
         try await Task.sleep(for: .milliseconds(150))
-        await watcher.mark("cds.json")
+        try await Self.replace("cds.json", in: directory, watchedBy: watcher)
         let unread = try #require(await watcher.unreadFor)
         #expect(unread >= .milliseconds(150), "from the first of the two writes: \(unread)")
 
@@ -144,7 +165,7 @@ struct FileReadWatcherTests {
         try await Task.sleep(for: .milliseconds(20))
         #expect(await watcher.unreadFor == nil, "a read shows the reader is there")
         #expect(await watcher.waitForRead(of: "cds.json"), "the read taken in by asking still ends the wait")
-        await watcher.mark("cds.json")
+        try await Self.replace("cds.json", in: directory, watchedBy: watcher)
         #expect(try #require(await watcher.unreadFor) < .milliseconds(100), "a new write starts a new count")
     }
 }

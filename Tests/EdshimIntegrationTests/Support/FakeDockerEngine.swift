@@ -59,6 +59,13 @@ final class FakeDockerEngine: @unchecked Sendable {
         return String(repeating: String(format: "%016llx", hash), count: 4)
     }
 
+    /// Blocks (up to 10 s) until a request beyond the first `count` has begun: on a
+    /// thread of its own, so that busy async threads cannot make a test miss the moment.
+    func waitForRequest(after count: Int) {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while requests.withLock({ $0 }) == count, ContinuousClock.now < deadline { usleep(1000) }
+    }
+
     /// Stops answering (once: a test may stop Docker and still have its `defer` stop
     /// it again; closing the listener twice would close whatever socket of another
     /// test got its number in between).
