@@ -303,6 +303,8 @@ struct ResyncTests {
                 (RegisterRequest(key: RegistrationKey(proto: .tcp, host: host), container: backend.endpoint, onBehalfOf: getpid()), .permissionDenied, "not a running edshim shim"),
                 // No such process: it cannot be checked (a shim that exited since resync listed it).
                 (RegisterRequest(key: RegistrationKey(proto: .tcp, host: host), container: backend.endpoint, onBehalfOf: 999_999), .unavailable, "has exited"),
+                // /proc shows threads by their ids too.
+                (RegisterRequest(key: RegistrationKey(proto: .tcp, host: host), container: backend.endpoint, onBehalfOf: try Self.threadOfThisProcess()), .permissionDenied, "is a thread of process \(getpid())"),
             ]
             for (request, code, reason) in cases {
                 let response = try client.exchange(.register(request), deadline: .after(milliseconds: 5000))
@@ -314,6 +316,38 @@ struct ResyncTests {
                 #expect(error.message.contains(reason), "\(error.message)")
             }
             #expect(try bed.registrations().map(\.owner.pid) == [shim.process.pid])
+        }
+    }
+
+    @Test("a process named edshim with a shim's flags that runs another program than the server's edshim (any program can take the name: a symlink named edshim to it, a setuid one too; here a copy) is left out by resync, and the server refuses to register it on its behalf")
+    func anotherProgramNamedEdshim() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let copy = bed.directory + "/elsewhere/edshim"
+            try FileManager.default.createDirectory(atPath: bed.directory + "/elsewhere", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: bed.edshim, toPath: copy)
+            // Its own registration passes (the peer is that very process, which the
+            // socket's permissions admit); only one made on its behalf needs the check.
+            let arguments = ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine
+            let other = try await bed.spawnShim(arguments, host: host, launcher: ["/bin/sh", "-c", "shift; exec \"$0\" \"$@\"", copy])
+            #expect(other.isReady, "\(other.process.log)")
+            #expect(ShimProcesses.shim(pid: other.process.pid) != nil, "named edshim, with a shim's flags")
+
+            let result = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            #expect(result.status == 0, "\(result.output)")
+            #expect(result.output.contains("resynced 0 of 0"), "\(result.output)")
+            #expect(result.output.contains("left out 1 process(es) named edshim that run another program (\(copy))"), "\(result.output)")
+
+            let request = RegisterRequest(key: RegistrationKey(proto: .tcp, host: host), container: backend.endpoint, onBehalfOf: other.process.pid)
+            let response = try ServerClient(socketPath: bed.socketPath).exchange(.register(request), deadline: .after(milliseconds: 5000))
+            guard case .failure(let error) = response else {
+                Issue.record("registered a process running another program on its behalf")
+                return
+            }
+            #expect(error.code == .permissionDenied)
+            #expect(error.message.contains("process \(other.process.pid) runs \(copy), not this server's edshim"), "\(error.message)")
+            #expect(try bed.registrations().map(\.owner.pid) == [other.process.pid], "its own registration stands")
         }
     }
 
@@ -399,6 +433,12 @@ struct ResyncTests {
 
     /// Three IPv4 ports published to one backend, served by Envoy: each one's host
     /// address and shim.
+    /// The id of a thread of this test process other than its main one.
+    private static func threadOfThisProcess() throws -> Int32 {
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap(Int32.init)
+        return try #require(tasks.first { $0 != getpid() }, "the test process has threads")
+    }
+
     private static func publishThreePorts(on bed: Testbed) async throws -> [(host: SocketEndpoint, pid: Int32)] {
         let backend = try bed.httpBackend("web")
         var shims: [(host: SocketEndpoint, pid: Int32)] = []

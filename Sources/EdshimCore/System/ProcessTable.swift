@@ -66,6 +66,44 @@ public enum ProcessTable {
         return state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") ? .exited : .running
     }
 
+    /// The file a process runs (`/proc/PID/exe`).
+    public struct Executable: Equatable, Sendable {
+        /// Its path as the kernel shows it, less the ` (deleted)` of a file replaced
+        /// or removed since the process started it.
+        public var path: String
+        /// Its device and inode: the same file, wherever it is linked.
+        public var device: UInt64
+        public var inode: UInt64
+    }
+
+    /// The file process `pid` runs, or nil when `/proc/PID/exe` cannot be read (gone,
+    /// or not this user's to look at: another user's process, unless run as root).
+    public static func executable(of pid: Int32, root: String = "/proc") -> Executable? {
+        executable(at: "\(root)/\(pid)/exe")
+    }
+
+    /// The file this process runs.
+    public static func ownExecutable(root: String = "/proc") -> Executable? {
+        executable(at: "\(root)/self/exe")
+    }
+
+    private static func executable(at link: String) -> Executable? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink(link, &buffer, buffer.count - 1)
+        var status = stat()
+        guard length > 0, stat(link, &status) == 0 else { return nil }
+        var path = String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let deleted = " (deleted)"
+        if path.hasSuffix(deleted) { path.removeLast(deleted.count) }
+        return Executable(path: path, device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+    }
+
+    /// The thread-group id of `pid` (`Tgid:`): `pid` itself for a process, its
+    /// process's id for a thread (whose id /proc shows too).
+    public static func threadGroup(of pid: Int32, root: String = "/proc") -> Int32? {
+        statusNumbers("Tgid", of: pid, root: root)?.first.map { Int32(bitPattern: $0) }
+    }
+
     /// The real user id of a process (`Uid:` in `/proc/PID/status`).
     public static func userID(of pid: Int32, root: String = "/proc") -> UInt32? {
         statusNumbers("Uid", of: pid, root: root)?.first

@@ -59,6 +59,28 @@ public enum ShimProcesses {
         return Shim(owner: owner, arguments: arguments, socketPath: socket.flatMap { $0.isEmpty ? nil : $0 } ?? EdshimDefaults.socketPath)
     }
 
+    /// How the executable of a process compares with this process's own.
+    public enum ExecutableCheck: Equatable, Sendable {
+        /// The same file, or the same path (an edshim upgraded since the process
+        /// started: its old file shows as deleted).
+        case same
+        /// Another file: the path it runs, and this process's.
+        case other(String, own: String)
+        /// `/proc/PID/exe` (or this process's own) cannot be read.
+        case unreadable
+    }
+
+    /// Whether process `pid` runs the edshim this process runs. Only an edshim shim
+    /// sets its process name to `edshim` honestly: any process can take the name (a
+    /// symlink named edshim to another program, setuid ones included) and any flags.
+    public static func executableCheck(of pid: Int32, root: String = "/proc") -> ExecutableCheck {
+        guard let theirs = ProcessTable.executable(of: pid, root: root), let own = ProcessTable.ownExecutable(root: root) else {
+            return .unreadable
+        }
+        let sameFile = theirs.device == own.device && theirs.inode == own.inode
+        return sameFile || theirs.path == own.path ? .same : .other(theirs.path, own: own.path)
+    }
+
     /// A variable from a process's environment (`/proc/PID/environ`, as it was at exec).
     public static func environmentValue(_ name: String, of pid: Int32, root: String = "/proc") -> String? {
         guard let environ = SystemFile.read("\(root)/\(pid)/environ") else { return nil }

@@ -307,13 +307,27 @@ actor Registrar {
     /// network namespace, from the shim's own user (or root for a shim of this
     /// server's user), and never over a newer live shim's registration.
     private func authorizeOnBehalf(of pid: Int32, _ request: RegisterRequest, peer: PeerCredentials) -> Result<Owner, WireError> {
+        // /proc shows threads by their ids too; a shim is a process.
+        if let process = ProcessTable.threadGroup(of: pid), process != pid {
+            return .failure(WireError(.permissionDenied, "\(pid) is a thread of process \(process), not a process: name the shim's process id"))
+        }
         let shim: ShimProcesses.Shim
         switch self.shim(pid, publishing: request, otherwise: "is not a running edshim shim") {
         case .success(let found): shim = found
         case .failure(let refusal): return .failure(refusal)
         }
-        // Any local user can name a process edshim and give it docker-proxy flags: root
-        // (resync, run by systemd) registers only shims of its own user or of this
+        // Any local user can name a process edshim and give it docker-proxy flags, also
+        // a setuid program's that runs as root (sudo, at its password prompt): only a
+        // process running this server's edshim is a shim.
+        switch ShimProcesses.executableCheck(of: pid) {
+        case .same:
+            break
+        case .other(let path, let own):
+            return .failure(WireError(.permissionDenied, "process \(pid) runs \(path), not this server's edshim (\(own)): a shim is registered on its behalf only when it runs the same edshim (dockerd's --userland-proxy-path, or a docker-proxy symlink to it)"))
+        case .unreadable:
+            return .failure(WireError(.permissionDenied, "cannot tell which program process \(pid) runs (/proc/\(pid)/exe cannot be read: another user's process, to a server not run as root)"))
+        }
+        // Root (resync, run by systemd) registers only shims of its own user or of this
         // server's (dockerd's shims run as dockerd's user), never another user's.
         let serverUser = getuid()
         let shimUser = ProcessTable.userID(of: pid)

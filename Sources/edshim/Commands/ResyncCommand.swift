@@ -12,7 +12,8 @@ struct ResyncCommand: ParsableCommand {
             Finds the edshim shims running on this host (in /proc: processes named edshim
             started with docker-proxy flags, however dockerd ran them) whose EDSHIM_SOCKET
             is this server's socket, run by resync's own user (dockerd's: run it as root)
-            in its own network namespace, and registers each TCP port with the server
+            from resync's own edshim executable, in its own network namespace (it says
+            which processes named edshim it left out), and registers each TCP port with the server
             again, on behalf of its own shim process. The server checks each process
             before it accepts. Prints `resynced N of M` and exits non-zero if any registration
             failed. A registration the server keeps while Envoy is not running (as while
@@ -52,11 +53,22 @@ struct ResyncCommand: ParsableCommand {
         let found = ShimProcesses.all().filter { $0.arguments.proto == .tcp && $0.registers(with: client.socketPath) }
             .map { (shim: $0, user: ProcessTable.userID(of: $0.owner.pid)) }
         let user = geteuid()
-        let shims = found.filter { $0.user == user }.map(\.shim)
+        let ownUsers = found.filter { $0.user == user }.map(\.shim)
         // A shim gone meanwhile (no user) is nobody's to mention.
         let othersUsers = found.compactMap(\.user).filter { $0 != user }
         if !othersUsers.isEmpty {
             FileHandle.standardError.write(Data("edshim resync: left out \(othersUsers.count) process(es) named edshim run by another user (uid \(Set(othersUsers).sorted().map(String.init).joined(separator: ", "))): resync registers only its own user's shims (dockerd's run as root: run resync as root)\n".utf8))
+        }
+        // The name and flags prove nothing (any program can take them): the server
+        // registers only processes that run its edshim, as resync does.
+        var otherPrograms: Set<String> = []
+        let shims = ownUsers.filter { shim in
+            guard case .other(let path, _) = ShimProcesses.executableCheck(of: shim.owner.pid) else { return true }
+            otherPrograms.insert(path)
+            return false
+        }
+        if let own = ProcessTable.ownExecutable()?.path, !otherPrograms.isEmpty {
+            FileHandle.standardError.write(Data("edshim resync: left out \(ownUsers.count - shims.count) process(es) named edshim that run another program (\(otherPrograms.sorted().joined(separator: ", "))), not this edshim (\(own)): a shim runs the edshim dockerd's --userland-proxy-path names\n".utf8))
         }
         let outcomes = ResyncWorkers(client: client, parallel: parallel).register(shims)
         let vanished = outcomes.filter { if case .vanished = $0 { true } else { false } }.count
