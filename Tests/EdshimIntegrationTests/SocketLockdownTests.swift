@@ -76,6 +76,45 @@ struct SocketLockdownTests {
         }
     }
 
+    @Test("a peer is judged as it was when it connected: a member's connection, kept by its child after it exited, stays a member's (its PID, read again, could be anyone's)")
+    func judgedAtConnect() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.serverArguments = ["--socket-group", "docker"]
+        try await withTestbed(options) { bed in
+            chmod(bed.directory, 0o755)
+            // A member through a supplementary group, which the server reads from /proc:
+            // it connects, forks, and exits; its child asks once the parent is gone.
+            let answers = bed.directory + "/answers"
+            try FileManager.default.createDirectory(atPath: answers, withIntermediateDirectories: true)
+            chmod(answers, 0o777)
+            let answer = answers + "/list"
+            let script = """
+                import os, socket, sys, time
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(sys.argv[1])
+                if os.fork():
+                    os._exit(0)
+                time.sleep(0.5)
+                s.sendall(b'{"v":1,"op":"list"}\\n')
+                reply = s.recv(65536)
+                with open(sys.argv[2] + ".part", "wb") as f:
+                    f.write(reply)
+                os.rename(sys.argv[2] + ".part", sys.argv[2])
+                """
+            let parent = try await Binaries.run(
+                try Binaries.onPath("setpriv", install: "apt-get install util-linux"),
+                ["--reuid=65534", "--regid=65534", "--groups=\(try groupID("docker"))", try Binaries.onPath("python3", install: "apt-get install python3"), "-c", script, bed.socketPath, answer],
+                environment: bed.environment, in: bed.directory
+            )
+            #expect(parent.status == 0, "\(parent.output)")
+            try await bed.eventually("the child answered") { FileManager.default.fileExists(atPath: answer) }
+            let reply = try String(contentsOfFile: answer, encoding: .utf8)
+            #expect(reply.contains("registrations"), "refused once the connecting process was gone: \(reply)")
+            #expect(!reply.contains("may not use this socket"), "\(reply)")
+        }
+    }
+
     @Test("a process that is not a shim cannot register a port")
     func nonShimRefused() async throws {
         var options = Testbed.Options()

@@ -91,8 +91,12 @@ struct SocketListener: Service {
             // answer, and an idle client (an operator's socat) does not hold the stop.
             // A client that does not read its answers would: closed once its answers
             // have stalled.
+            // Judged once, as the peer was when it connected (SO_PEERCRED's uid and gid
+            // are too): its groups read later could be another process's, its PID
+            // reused once it exited and a child kept the connection.
+            let refusal = policy.refusal(for: peer)
             try await withGracefulShutdownHandler {
-                try await answerRequests(on: connection, from: peer)
+                try await answerRequests(on: connection, from: peer, refusal: refusal)
             } onGracefulShutdown: {
                 channel.close(mode: .input, promise: nil)
                 Self.closeOnceAnswersStall(channel)
@@ -120,11 +124,11 @@ struct SocketListener: Service {
     }
 
     /// Answers each request line in order until the client stops sending.
-    private func answerRequests(on connection: Connection, from peer: PeerCredentials) async throws {
+    private func answerRequests(on connection: Connection, from peer: PeerCredentials, refusal: WireError?) async throws {
         try await connection.executeThenClose { inbound, outbound in
             do {
                 for try await line in inbound {
-                    let response = await answer(line, from: peer)
+                    let response = await answer(line, from: peer, refusal: refusal)
                     try await outbound.write(ByteBuffer(bytes: response.encoded))
                 }
             } catch is BoundedLineDecoder.LineTooLong {
@@ -135,13 +139,14 @@ struct SocketListener: Service {
         }
     }
 
-    /// Checks the peer, its rate and the request, then asks the registrar.
-    private func answer(_ line: ByteBuffer, from peer: PeerCredentials) async -> WireResponse {
+    /// Checks the peer's rate, then refuses a peer the policy refused (`refusal`) and
+    /// a malformed request, else asks the registrar.
+    private func answer(_ line: ByteBuffer, from peer: PeerCredentials, refusal: WireError?) async -> WireResponse {
         // The rate first: a refused peer's requests must not flood the log either.
         guard await limiter.admit(peer.pid) else {
             return .failure(WireError(.rateLimited, "too many requests from pid \(peer.pid); slow down and retry"))
         }
-        if let refusal = policy.refusal(for: peer) {
+        if let refusal {
             logger.notice("refused a peer", metadata: ["peer": "\(peer)", "reason": "\(refusal.message)"])
             return .failure(refusal)
         }
