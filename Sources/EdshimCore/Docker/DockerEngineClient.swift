@@ -83,8 +83,11 @@ public struct DockerEngineClient: Sendable {
         }
         var request = HTTPClientRequest(url: host.url(path))
         // HTTP/1.1 needs a Host, which the client leaves out for a Unix socket; dockerd
-        // answers 400 without it. The Docker CLI sends this one.
-        request.headers.replaceOrAdd(name: "Host", value: "api.moby.localhost")
+        // answers 400 without it. The Docker CLI sends this one. Over TCP the client
+        // sends the real host, as the CLI does (a proxy in front may route by it).
+        if case .unixSocket = host.transport {
+            request.headers.replaceOrAdd(name: "Host", value: "api.moby.localhost")
+        }
         var callTimeout = self.timeout
         if let deadline {
             let left = deadline - ContinuousClock.now

@@ -94,12 +94,20 @@ public actor DockerMetadataSource: ContainerMetadataSource {
         guard let (id, name) = try await findEndpoint(ip, version: version, client: client) else { return nil }
         if let cached = labelsByContainer[id] { return cached }
         let summary = try await client.containers(id: id, version: version).first { $0.Id == id }
-        let containerName = summary?.Names?.first.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 } ?? name
+        let containerName = summary?.Names.flatMap(Self.ownName) ?? name
         let reading = ContainerLabels.read(summary?.Labels ?? [:], containerID: id, containerName: containerName)
         for warning in reading.warnings { logger.warning("\(warning)") }
         if labelsByContainer.count >= 4096 { labelsByContainer.removeAll() }
         labelsByContainer[id] = reading.metadata
         return reading.metadata
+    }
+
+    /// The container's own name among the names Docker lists for it, which are sorted
+    /// and hold its legacy link aliases too (`/app/db` for the `db` another container
+    /// links to): the one with a single slash, as the Docker CLI shows it.
+    public static func ownName(_ names: [String]) -> String? {
+        let own = names.first { $0.hasPrefix("/") && !$0.dropFirst().contains("/") } ?? names.first
+        return own.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 }
     }
 
     private func negotiatedVersion(_ client: DockerEngineClient) async throws(DockerEngineClient.Failure) -> String {

@@ -125,3 +125,20 @@ struct SubnetTests {
         #expect(Subnet(text) == nil)
     }
 }
+
+@Suite("Container names")
+struct ContainerNameTests {
+    @Test("the container's own name, not a legacy link alias Docker lists before it", arguments: [
+        (["/app/db", "/zz"], "zz"),
+        (["/web"], "web"),
+        (["web"], "web"),
+        (["/a/b"], "a/b"),
+    ])
+    func ownName(names: [String], expected: String) {
+        #expect(DockerMetadataSource.ownName(names) == expected)
+    }
+
+    @Test func noNames() {
+        #expect(DockerMetadataSource.ownName([]) == nil)
+    }
+}

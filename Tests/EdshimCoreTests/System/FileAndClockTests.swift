@@ -26,6 +26,19 @@ struct FileAndClockTests {
         #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
     }
 
+    @Test("a symlink planted at the temporary file's name is not followed: its target stays untouched")
+    func atomicWriteIgnoresAPlantedSymlink() throws {
+        let directory = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let victim = directory.appendingPathComponent("victim").path
+        try AtomicFile.write(Fixture.bytes("precious"), to: victim)
+        try FileManager.default.createSymbolicLink(atPath: directory.path + "/.state.json.tmp-\(getpid())", withDestinationPath: victim)
+        try AtomicFile.write(Fixture.bytes("state"), to: directory.path + "/state.json")
+        #expect(SystemFile.read(victim) == Fixture.bytes("precious"))
+        #expect(SystemFile.read(directory.path + "/state.json") == Fixture.bytes("state"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted() == ["state.json", "victim"])
+    }
+
     @Test("an access log path Envoy could open passes; a directory or a missing directory is named")
     func appendableFile() throws {
         let directory = try Self.temporaryDirectory()
