@@ -142,7 +142,7 @@ struct PersistenceTests {
             try await bed.eventually("Envoy let go of the dead shim's port") { try bed.listeners()["tcp_0.0.0.0_\(deadPort)"] == nil }
             #expect(try bed.registrations().map(\.owner.pid) == [live.process.pid])
             try await bed.eventually("the server says it cannot save its state") { bed.server?.log.contains("cannot save the state file; retrying") == true }
-            let savedPorts = { try StateDocument.decode(Array(try Data(contentsOf: URL(fileURLWithPath: bed.stateFile)))).map(\.key.host.port) }
+            let savedPorts = { try StateDocument.decode(Array(try Data(contentsOf: URL(fileURLWithPath: bed.stateFile)))).registrations.map(\.key.host.port) }
             #expect(Set(try savedPorts()) == [livePort, deadPort], "the state file as it was")
 
             // The disk takes writes again: the state follows.
@@ -179,6 +179,30 @@ struct PersistenceTests {
         }
     }
 
+    @Test("a state file written in another boot of the host is not restored, though a process of this boot has its shim's PID and start time; a file without a boot id (an older server's) is")
+    func stateFileOfAnotherBoot() async throws {
+        let bootID = try #require(StateDocument.currentBootID())
+        #expect(bootID.count == 36, "a UUID: \(bootID)")
+        try await withTestbed { bed in
+            let port = try await Self.restartWithStateFile(of: bed) { path in
+                let whole = try String(contentsOfFile: path, encoding: .utf8)
+                #expect(whole.contains(#""boot_id":"\#(bootID)""#), "saved with this boot's id: \(whole)")
+                try Data(whole.replacingOccurrences(of: bootID, with: "00000000-0000-4000-8000-000000000000").utf8).write(to: URL(fileURLWithPath: path))
+            }
+            #expect(bed.server?.log.contains("the state file is from before the host restarted") == true, "\(bed.server?.log ?? "")")
+            try await Self.expectResyncRestores(port, on: bed)
+        }
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            _ = try await Self.restartWithStateFile(of: bed, publishing: port, to: backend) { path in
+                let whole = try String(contentsOfFile: path, encoding: .utf8)
+                try Data(whole.replacingOccurrences(of: #""boot_id":"\#(bootID)","#, with: "").utf8).write(to: URL(fileURLWithPath: path))
+            }
+            #expect(try bed.registrations().map(\.key.host.port) == [port], "restored: \(bed.server?.log ?? "")")
+        }
+    }
+
     @Test("a state file that cannot be read (here a symlink loop) is reported, not taken silently for an empty one; the server starts and resync restores the shims")
     func stateFileThatCannotBeRead() async throws {
         try await withTestbed { bed in
@@ -195,8 +219,11 @@ struct PersistenceTests {
     /// Publishes one port, SIGKILLs the server, does `spoil` to its state file and
     /// starts it again; returns the port.
     private static func restartWithStateFile(of bed: Testbed, _ spoil: (String) throws -> Void) async throws -> UInt16 {
-        let backend = try bed.httpBackend("web")
         let port = try Sockets.freePort()
+        return try await restartWithStateFile(of: bed, publishing: port, to: try bed.httpBackend("web"), spoil)
+    }
+
+    private static func restartWithStateFile(of bed: Testbed, publishing port: UInt16, to backend: LoopbackBackend, _ spoil: (String) throws -> Void) async throws -> UInt16 {
         let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
         #expect(shim.isReady)
         await bed.killServer()

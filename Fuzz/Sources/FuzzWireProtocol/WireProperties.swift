@@ -57,10 +57,10 @@ enum WireProperties {
 
     /// A restored state file, saved again, restores the same registry.
     static func checkStateDocument(_ bytes: [UInt8]) {
-        guard let registrations = try? StateDocument.decode(bytes) else { return }
-        let registry = Registry(registrations)
-        let restored = try? StateDocument.decode(StateDocument.encode(registry))
-        require(restored == registry.registrations, "state document does not round-trip")
+        guard let contents = try? StateDocument.decode(bytes) else { return }
+        let registry = Registry(contents.registrations)
+        let restored = try? StateDocument.decode(StateDocument.encode(registry, bootID: contents.bootID))
+        require(restored == StateDocument.Contents(registrations: registry.registrations, bootID: contents.bootID), "state document does not round-trip")
     }
 
     /// Framing: exactly one newline, at the end.

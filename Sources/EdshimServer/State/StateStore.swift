@@ -8,6 +8,8 @@ import Glibc
 /// every change, so a server that was killed comes back with every registration.
 actor StateStore {
     private let path: String
+    /// The boot this server runs in, written into every save.
+    private let bootID = StateDocument.currentBootID()
     private let logger: Logger
     private let health: WriteHealth
     private var coalescer: Coalescer<Registry>?
@@ -21,7 +23,9 @@ actor StateStore {
     /// The registrations in the state file. A missing file is an empty registry; one
     /// that cannot be read (an I/O error) or decoded is reported and treated as empty
     /// (`edshim resync` then brings back the running shims); one that does not decode
-    /// is also moved aside for inspection.
+    /// is also moved aside for inspection. One written in another boot of the host is
+    /// empty too: its shims all ended with that boot, and a process of this boot may
+    /// have one's PID and start time again.
     func load() throws -> [Registration] {
         if let directory = AtomicFile.parent(of: path) { try AtomicFile.makeDirectories(directory) }
         coalescer = Coalescer { [self] registry in await self.write(registry) }
@@ -34,8 +38,9 @@ actor StateStore {
             }
             return []
         }
+        let contents: StateDocument.Contents
         do {
-            return try StateDocument.decode(bytes)
+            contents = try StateDocument.decode(bytes)
         } catch {
             let aside = "\(path).corrupt-\(time(nil))"
             let moved = rename(path, aside) == 0
@@ -44,6 +49,13 @@ actor StateStore {
             ])
             return []
         }
+        if let saved = contents.bootID, let bootID, saved != bootID, !contents.registrations.isEmpty {
+            logger.notice("the state file is from before the host restarted: none of its shims runs any more; starting without its registrations (the shims dockerd starts now register again)", metadata: [
+                "state_file": "\(path)", "registrations": "\(contents.registrations.count)", "saved_boot_id": "\(saved)", "boot_id": "\(bootID)",
+            ])
+            return []
+        }
+        return contents.registrations
     }
 
     /// Saves `registry`, the registrar's `revision`; returns once it (or a newer one)
@@ -55,7 +67,7 @@ actor StateStore {
     /// Whether `registry` is on disk; a failure is tried again (`Coalescer`).
     private func write(_ registry: Registry) -> Bool {
         do {
-            try AtomicFile.write(StateDocument.encode(registry), to: path, mode: 0o640, durable: true)
+            try AtomicFile.write(StateDocument.encode(registry, bootID: bootID), to: path, mode: 0o640, durable: true)
             health.succeeded(.stateFile)
             return true
         } catch {

@@ -108,7 +108,7 @@ struct TwinNamingTests {
         var registry = Registry()
         registry.register(try Self.web("0.0.0.0"))
         registry.register(try Self.api("::"))
-        let decoded = try StateDocument.decode(StateDocument.encode(registry))
+        let decoded = try StateDocument.decode(StateDocument.encode(registry, bootID: nil)).registrations
         #expect(decoded.map(\.serviceName) == ["unknown-8080", "unknown-8080-77b01c5e9a24"])
         #expect(Registry(decoded) == registry)
     }
