@@ -20,6 +20,30 @@ struct CommandLineTests {
         #expect(validation.output.contains("OK"))
     }
 
+    @Test("with --admin-address unix:PATH, Envoy's admin API is a socket only its own user may use (mode 0600), and answers there")
+    func adminOnAUnixSocket() async throws {
+        let directory = NSTemporaryDirectory() + "edshim-admin-socket-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socket = directory + "/admin.sock"
+        let bootstrap = try await Binaries.run(try Binaries.edshim(), ["bootstrap", "--xds-dir", directory + "/xds", "--admin-address", "unix:" + socket], in: directory)
+        #expect(bootstrap.status == 0, "\(bootstrap.output)")
+        try bootstrap.output.write(toFile: directory + "/envoy.yaml", atomically: true, encoding: .utf8)
+        let curl = try Binaries.onPath("curl", install: "apt-get install curl")
+        let envoy = try ChildProcess.spawn(try Binaries.envoy(), ["-c", directory + "/envoy.yaml", "--disable-hot-restart", "--concurrency", "1", "-l", "warning"], logPath: directory + "/envoy.log")
+        var ready = ""
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline, !ready.contains("LIVE"), !envoy.hasExited {
+            try? await Task.sleep(for: .milliseconds(100))
+            ready = (try? await Binaries.run(curl, ["-sS", "--unix-socket", socket, "http://envoy/ready"], in: directory).output) ?? ""
+        }
+        #expect(ready.contains("LIVE"), "\(ready)\n\(envoy.log)")
+        var status = stat()
+        #expect(stat(socket, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o600, "mode \(String(status.st_mode & 0o777, radix: 8))")
+        await envoy.stop()
+    }
+
     @Test("an Envoy run from edshim bootstrap takes a runtime change through its admin API (POST /runtime_modify)")
     func runtimeChangesThroughAdmin() async throws {
         try await withTestbed { bed in
@@ -179,6 +203,7 @@ struct CommandLineTests {
         (["server", "--state-file", ""], "--state-file must name a file"),
         (["server", "--state-file", "/tmp"], "--state-file /tmp is a directory: name a file in it, like /tmp/state.json"),
         (["bootstrap", "--xds-dir", ""], "--xds-dir must name the directory edshim server writes into"),
+        (["bootstrap", "--admin-address", "unix:admin.sock"], "or unix: and an absolute path"),
         // --log-level is checked after --peer-rate: should the rate pass, no server starts.
         (["server", "--peer-rate", "inf", "--log-level", "loud"], "--peer-rate must be between 1 and 1000000"),
         (["resync", "--wait", "inf"], "--wait must be between 0 and 3600 seconds"),

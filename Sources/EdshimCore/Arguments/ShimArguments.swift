@@ -103,7 +103,13 @@ extension ShimInvocation {
             throw ArgumentError("unexpected argument \"\(extra)\": edshim takes only docker-proxy's flags (edshim shim -h lists them)")
         }
         var values: [String: String] = [:]
-        for flag in scan.flags { values[flag.name] = flag.value }
+        for flag in scan.flags {
+            // Go's flag.Int parses every occurrence: an earlier bad one is refused too.
+            if portFlags.contains(flag.name), GoFlagScanner.parseInt(flag.value) == nil {
+                throw ArgumentError("invalid value \"\(flag.value)\" for -\(flag.name): use a port between 1 and 65535")
+            }
+            values[flag.name] = flag.value
+        }
 
         if values["v"].flatMap(GoFlagScanner.parseBool) == true
             || values["version"].flatMap(GoFlagScanner.parseBool) == true {
@@ -125,6 +131,8 @@ extension ShimInvocation {
         let useListenFD = values["use-listen-fd"].flatMap(GoFlagScanner.parseBool) ?? false
         return .run(ShimArguments(proto: proto, host: host, container: container, useListenFD: useListenFD))
     }
+
+    private static let portFlags: Set<String> = ["host-port", "container-port"]
 
     private static func address(_ values: [String: String], _ name: String) throws(ArgumentError) -> IPAddress {
         guard let text = values[name] else {

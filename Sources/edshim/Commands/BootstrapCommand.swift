@@ -25,13 +25,19 @@ struct BootstrapCommand: ParsableCommand {
             --admin-address is Envoy's own admin API (9901 by default), not the server's
             --admin-address (7776): the two must differ, and the server never needs to
             know Envoy's.
+
+            Envoy's admin API can stop Envoy (POST /quitquitquit) and close every port
+            (POST /drain_listeners), and on a TCP address any local user reaches it. On a
+            host whose local users are not all trusted, give it a Unix socket only root
+            may use: --admin-address unix:/run/envoy-edshim/admin.sock (mode 0600; query
+            it with curl --unix-socket, and scrape metrics through it).
             """
     )
 
     @Option(name: .customLong("xds-dir"), help: "Directory edshim server writes lds.json and cds.json into.")
     var xdsDirectory: String = EdshimDefaults.xdsDirectory
 
-    @Option(name: .customLong("admin-address"), help: "HOST:PORT for Envoy's admin API (not the server's --admin-address).")
+    @Option(name: .customLong("admin-address"), help: "HOST:PORT, or unix:/absolute/path (a socket only root may use), for Envoy's admin API (not the server's --admin-address).")
     var adminAddress: String = EdshimDefaults.envoyAdminAddress
 
     @Option(name: .customLong("node-id"), help: "Envoy node id.")
@@ -44,8 +50,8 @@ struct BootstrapCommand: ParsableCommand {
         guard !xdsDirectory.isEmpty else {
             throw ValidationError("--xds-dir must name the directory edshim server writes into, like \(EdshimDefaults.xdsDirectory)")
         }
-        guard SocketEndpoint(parsing: adminAddress) != nil else {
-            throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:9901")
+        guard BootstrapDocument.AdminAddress(parsing: adminAddress) != nil else {
+            throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:9901, or unix: and an absolute path of at most \(UnixSocketAddress.maximumPathLength) bytes, like unix:/run/envoy-edshim/admin.sock")
         }
         guard !nodeID.isEmpty, !nodeCluster.isEmpty else {
             throw ValidationError("--node-id and --node-cluster must not be empty")
@@ -53,8 +59,8 @@ struct BootstrapCommand: ParsableCommand {
     }
 
     func run() throws {
-        guard let admin = SocketEndpoint(parsing: adminAddress) else { throw ExitCode.validationFailure }
-        if let server = SocketEndpoint(parsing: EdshimDefaults.serverAdminAddress), admin.bindConflicts(with: server) {
+        guard let admin = BootstrapDocument.AdminAddress(parsing: adminAddress) else { throw ExitCode.validationFailure }
+        if case .tcp(let admin) = admin, let server = SocketEndpoint(parsing: EdshimDefaults.serverAdminAddress), admin.bindConflicts(with: server) {
             // Only a warning: a server moved elsewhere with its own --admin-address
             // leaves the port free for Envoy.
             FileHandle.standardError.write(Data("""
@@ -66,7 +72,7 @@ struct BootstrapCommand: ParsableCommand {
         }
         let document = BootstrapDocument(
             xdsDirectory: absolute(xdsDirectory),
-            adminAddress: admin,
+            admin: admin,
             nodeID: nodeID,
             nodeCluster: nodeCluster
         )

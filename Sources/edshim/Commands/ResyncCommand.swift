@@ -17,8 +17,10 @@ struct ResyncCommand: ParsableCommand {
             again, on behalf of its own shim process. The server checks each process
             before it accepts. Prints `resynced N of M` and exits non-zero if any registration
             failed. A registration the server keeps while Envoy is not running (as while
-            systemd restarts both) counts as resynced: the summary says how many wait
-            for Envoy, which serves them as soon as it runs. One a running Envoy did not
+            systemd restarts both) counts as resynced, and so does one it withdraws for a
+            shim that serves its port itself meanwhile (that shim registers again once
+            Envoy runs): the summary says how many wait for Envoy, which serves them as
+            soon as it runs. One a running Envoy did not
             take counts as failed. Shims that exit or stop meanwhile, or whose port a
             newer shim holds, are left out of M.
 

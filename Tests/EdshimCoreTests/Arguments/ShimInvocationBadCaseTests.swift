@@ -37,6 +37,8 @@ struct ShimInvocationBadCaseTests {
         Case(arguments: ["-host-ip", "0.0.0.0", "-host-port", "089"] + container, reason: "-host-port"),
         Case(arguments: ["-host-ip", "0.0.0.0", "-host-port", "99999999999999999999999"] + container, reason: "-host-port"),
         Case(arguments: host + ["-container-ip", "172.17.0.2", "-container-port", "0"], reason: "-container-port"),
+        // Every occurrence is parsed, as Go's flag.Int does, not only the last.
+        Case(arguments: ["-host-ip", "0.0.0.0", "-host-port", "abc", "-host-port", "8080"] + container, reason: "invalid value \"abc\" for -host-port"),
         Case(arguments: host + ["-container-ip", "172.17.0.2", "-container-port=70000"], reason: "-container-port"),
         // Bad addresses; host names are not addresses.
         Case(arguments: ["-host-ip", "256.0.0.1", "-host-port", "8080"] + container, reason: "-host-ip"),

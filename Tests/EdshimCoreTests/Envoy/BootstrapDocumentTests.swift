@@ -6,7 +6,7 @@ struct BootstrapDocumentTests {
     static func document(xdsDirectory: String = "/var/lib/edshim/xds", nodeID: String = "edshim", nodeCluster: String = "edshim") throws -> BootstrapDocument {
         BootstrapDocument(
             xdsDirectory: xdsDirectory,
-            adminAddress: try #require(SocketEndpoint(parsing: "127.0.0.1:9901")),
+            admin: .tcp(try #require(SocketEndpoint(parsing: "127.0.0.1:9901"))),
             nodeID: nodeID,
             nodeCluster: nodeCluster
         )
@@ -27,12 +27,31 @@ struct BootstrapDocumentTests {
     @Test func goldenWithIPv6AdminAndCustomNode() throws {
         let document = BootstrapDocument(
             xdsDirectory: "/srv/envoy/xds/",
-            adminAddress: try #require(SocketEndpoint(parsing: "[::1]:9902")),
+            admin: .tcp(try #require(SocketEndpoint(parsing: "[::1]:9902"))),
             nodeID: "host-17",
             nodeCluster: "edge",
             maximumConnections: 50_000
         )
         try GoldenFile.verify(Fixture.bytes(document.yaml), named: "bootstrap-ipv6-admin.yaml")
+    }
+
+    @Test func goldenWithAdminOnAUnixSocket() throws {
+        let document = BootstrapDocument(xdsDirectory: "/var/lib/edshim/xds", admin: .unixSocket("/run/envoy-edshim/admin.sock"), nodeID: "edshim", nodeCluster: "edshim")
+        try GoldenFile.verify(Fixture.bytes(document.yaml), named: "bootstrap-admin-socket.yaml")
+    }
+
+    @Test("admin addresses: HOST:PORT, or unix: and an absolute path that fits a socket address", arguments: [
+        ("127.0.0.1:9901", "127.0.0.1:9901"),
+        ("[::1]:9901", "[::1]:9901"),
+        ("unix:/run/envoy-edshim/admin.sock", "unix:/run/envoy-edshim/admin.sock"),
+        ("unix:admin.sock", nil),
+        ("unix:", nil),
+        ("unix:/" + String(repeating: "a", count: 107), nil),
+        ("localhost:9901", nil),
+        ("/run/admin.sock", nil),
+    ] as [(String, String?)])
+    func adminAddresses(text: String, parsed: String?) {
+        #expect(BootstrapDocument.AdminAddress(parsing: text)?.description == parsed)
     }
 
     @Test func pathsJoinWithOneSlash() throws {
