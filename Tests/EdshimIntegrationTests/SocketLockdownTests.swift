@@ -102,11 +102,22 @@ struct SocketLockdownTests {
                     f.write(reply)
                 os.rename(sys.argv[2] + ".part", sys.argv[2])
                 """
-            let parent = try await Binaries.run(
-                try Binaries.onPath("setpriv", install: "apt-get install util-linux"),
-                ["--reuid=65534", "--regid=65534", "--groups=\(try groupID("docker"))", try Binaries.onPath("python3", install: "apt-get install python3"), "-c", script, bed.socketPath, answer],
-                environment: bed.environment, in: bed.directory
-            )
+            // The server is stopped meanwhile, so that it takes the connection only once
+            // the connecting process is gone (as a loaded server may).
+            let server = try #require(bed.server)
+            server.signal(SIGSTOP)
+            let parent: (status: Int32, output: String)
+            do {
+                parent = try await Binaries.run(
+                    try Binaries.onPath("setpriv", install: "apt-get install util-linux"),
+                    ["--reuid=65534", "--regid=65534", "--groups=\(try groupID("docker"))", try Binaries.onPath("python3", install: "apt-get install python3"), "-c", script, bed.socketPath, answer],
+                    environment: bed.environment, in: bed.directory
+                )
+            } catch {
+                server.signal(SIGCONT)
+                throw error
+            }
+            server.signal(SIGCONT)
             #expect(parent.status == 0, "\(parent.output)")
             try await bed.eventually("the child answered") { FileManager.default.fileExists(atPath: answer) }
             let reply = try String(contentsOfFile: answer, encoding: .utf8)

@@ -20,6 +20,16 @@ struct edshim_ucred {
     gid_t gid;
 };
 
+/// Room for the peer's supplementary groups (SO_PEERGROUPS), as the kernel took them
+/// when the peer connected: in ascending order, the rest left zero. More than fit
+/// make getsockopt fail with ERANGE.
+struct edshim_peer_groups {
+    gid_t groups[256];
+};
+
+/// SO_PEERGROUPS (Linux 4.13), which older headers lack.
+#define EDSHIM_SO_PEERGROUPS 59
+
 /// Layout-compatible with glibc's `struct mmsghdr`.
 struct edshim_mmsghdr {
     struct msghdr msg_hdr;

@@ -5,8 +5,9 @@ import Glibc
 
 /// Who may use the socket: root, the server's own user (a server not run as root,
 /// as `make demo` runs it without root), and members of the socket's group (`docker`
-/// by default), as the kernel reports them (SO_PEERCRED, /proc/PID/status). Everyone
-/// else is refused with the reason, even if the socket's mode was loosened by hand.
+/// by default), as the kernel reports them (SO_PEERCRED, SO_PEERGROUPS; /proc/PID/status
+/// where those cannot tell). Everyone else is refused with the reason, even if the
+/// socket's mode was loosened by hand.
 struct PeerPolicy: Sendable {
     /// The group whose members may use the socket; nil: root only.
     let group: (name: String, gid: UInt32)?
@@ -32,10 +33,18 @@ struct PeerPolicy: Sendable {
         return entry.gr_gid
     }
 
+    /// Whether `gid` is among the peer's supplementary groups: as the kernel took them
+    /// at connect (SO_PEERGROUPS), else (an old kernel, more groups than fit, or root's
+    /// group, which that list cannot show) as /proc says now.
+    private func supplementaryGroups(of peer: PeerCredentials, include gid: UInt32) -> Bool {
+        if let groups = peer.groups, gid != 0 { return groups.contains(gid) }
+        return ProcessTable.supplementaryGroups(of: peer.pid).contains(gid)
+    }
+
     /// nil when `peer` may use the socket, else the refusal.
     func refusal(for peer: PeerCredentials) -> WireError? {
         if peer.uid == 0 || peer.uid == serverUser { return nil }
-        if let group, peer.gid == group.gid || ProcessTable.supplementaryGroups(of: peer.pid).contains(group.gid) { return nil }
+        if let group, peer.gid == group.gid || supplementaryGroups(of: peer, include: group.gid) { return nil }
         let root = serverUser == 0 ? "root" : "root, uid \(serverUser)"
         let who = group.map { "\(root) or members of group \($0.name)" } ?? root
         return WireError(.permissionDenied, "uid \(peer.uid) may not use this socket: only \(who) may (see --socket-group)")

@@ -65,14 +65,17 @@ struct SocketListener: Service {
         }
     }
 
-    /// The peer's credentials, as the kernel reports them (SO_PEERCRED).
+    /// The peer's credentials, as the kernel took them when it connected (SO_PEERCRED,
+    /// SO_PEERGROUPS): the process may have exited since, and its PID be another's.
     private static func credentials(of channel: any Channel) async throws -> PeerCredentials {
         guard let provider = channel as? any SocketOptionProvider else {
             throw ServerStartupError("the connection offers no peer credentials")
         }
         let credentials: edshim_ucred = try await provider
             .unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get()
-        return PeerCredentials(credentials)
+        let groups: edshim_peer_groups? = try? await provider
+            .unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(EDSHIM_SO_PEERGROUPS)).get()
+        return PeerCredentials(credentials, groups: groups)
     }
 
     private func serve(_ channel: any Channel) async {
@@ -91,8 +94,8 @@ struct SocketListener: Service {
             // answer, and an idle client (an operator's socat) does not hold the stop.
             // A client that does not read its answers would: closed once its answers
             // have stalled.
-            // Judged once, as the peer was when it connected (SO_PEERCRED's uid and gid
-            // are too): its groups read later could be another process's, its PID
+            // Judged once, as the peer was when it connected (SO_PEERCRED, SO_PEERGROUPS):
+            // its groups read from /proc later could be another process's, its PID
             // reused once it exited and a child kept the connection.
             let refusal = policy.refusal(for: peer)
             try await withGracefulShutdownHandler {
