@@ -90,4 +90,83 @@ struct HTTPModeTests {
             #expect(answer.contains("path=/slow/16"))
         }
     }
+
+    @Test("what is not plain HTTP on an HTTP-mode port (TLS the container terminates, a database's protocol) is relayed as TCP, as docker-proxy would; HTTP on it still gets Envoy's HTTP handling")
+    func notHTTPIsRelayed() async throws {
+        try await withTestbed { bed in
+            let echo = try bed.echoBackend()
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(host, to: echo.endpoint).isReady)
+            #expect(try bed.registrations().first?.mode == .http)
+            let service = "unknown-\(host.port)"
+            let before = try bed.stat("tcp.\(service).downstream_cx_total")
+            // A TLS ClientHello's first bytes, then a PostgreSQL startup message's.
+            for message in [[0x16, 0x03, 0x01, 0x00, 0x05] + Array("hello".utf8), [0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x2f] as [UInt8]] {
+                let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+                defer { close(fd) }
+                try Sockets.sendAll(fd, message)
+                #expect(try Sockets.receive(fd, count: message.count) == message, "relayed to the container and back")
+            }
+            #expect(try bed.stat("tcp.\(service).downstream_cx_total") == before + 2)
+
+            let web = try bed.httpBackend("web")
+            let httpHost = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(httpHost, to: web.endpoint).isReady)
+            let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: httpHost.port))
+            #expect(response.status == 200)
+            #expect(!response.body.contains("x-forwarded-for=\n") && !response.body.contains("x-request-id=\n"), "through Envoy's HTTP handling: \(response.body)")
+            #expect(try bed.stat("http.unknown-\(httpHost.port).downstream_rq_total") == 1)
+            #expect(try bed.stat("tcp.unknown-\(httpHost.port).downstream_cx_total") == 0)
+        }
+    }
+
+    @Test("a client's own x-request-id reaches the container (a gateway's id stays the same across services); a request without one gets one")
+    func clientRequestIDKept() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            let port = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let kept = try TestHTTP.get(port, headers: ["x-request-id": "gateway-7f3a"])
+            #expect(kept.body.contains("x-request-id=gateway-7f3a\n"), "\(kept.body)")
+            let made = try TestHTTP.get(port)
+            #expect(!made.body.contains("x-request-id=\n"), "\(made.body)")
+        }
+    }
+
+    @Test("Expect: 100-continue reaches the container, which may refuse an upload before its body is sent")
+    func expectContinueReachesTheContainer() async throws {
+        try await withTestbed { bed in
+            let requests = RecordedRequests()
+            let backend = try bed.recordingBackend(requests)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            defer { close(fd) }
+            try Sockets.sendAll(fd, Array("POST /upload HTTP/1.1\r\nHost: edshim\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello".utf8))
+            try await bed.eventually("the container got the upload") { !requests.all.isEmpty }
+            let request = try #require(requests.all.first)
+            #expect(request.headers["expect"] == "100-continue", "\(request.headers)")
+            #expect(request.body == Array("hello".utf8))
+        }
+    }
+
+    @Test("connections both ways have TCP keepalive after 15 s idle, as docker-proxy's (Go's) have: a client gone without a word does not hold its connection, and the container's, forever")
+    func keepalive() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            defer { close(fd) }
+            try Sockets.sendAll(fd, Array("GET / HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
+            _ = try Sockets.receive(fd, count: 12)
+            let ss = try Binaries.onPath("ss", install: "apt-get install iproute2")
+            // Envoy's side of the client's connection, and its connection to the container.
+            for filter in ["( sport = :\(host.port) )", "( dport = :\(backend.endpoint.port) )"] {
+                let table = try await Binaries.run(ss, ["-tnoH", "state", "established", filter], in: bed.directory)
+                #expect(table.output.contains("timer:(keepalive,"), "\(filter): \(table.output)")
+            }
+        }
+    }
 }

@@ -24,7 +24,9 @@ public enum ClusterBuilder {
             lbPolicy: "ROUND_ROBIN",
             circuitBreakers: circuitBreakers,
             loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: lbEndpoints)]),
-            typedExtensionProtocolOptions: .init(http: Typed(.init()))
+            typedExtensionProtocolOptions: .init(http: Typed(.init())),
+            // As docker-proxy's connection to the container has (Go's default).
+            upstreamConnectionOptions: .init(tcpKeepalive: .init(keepaliveTime: ListenerBuilder.keepaliveSeconds, keepaliveInterval: ListenerBuilder.keepaliveSeconds))
         )
     }
 }

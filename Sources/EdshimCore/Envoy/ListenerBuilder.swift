@@ -1,36 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Builds the listener for a TCP registration.
 public enum ListenerBuilder {
     /// One listener on the host address and port, carrying the port in the
     /// registration's mode to the service's cluster, reporting as `telemetry` says.
     public static func listener(for registration: Registration, telemetry: Telemetry = .standard) -> EnvoyListener {
         let serviceName = registration.serviceName
-        let filter: NetworkFilter.Config = switch registration.mode {
-        case .http:
-            .http(httpConnectionManager(
-                serviceName: serviceName,
-                operation: ServiceNaming.service(registration.metadata),
-                accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.http(serviceName: serviceName)),
-                tracing: telemetry.tracing.map {
-                    TracingBuilder.tracing(for: registration, serviceName: serviceName, collector: $0, samplePercent: telemetry.tracingSamplePercent)
-                }
-            ))
-        case .tcp:
-            .tcp(tcpProxy(
-                serviceName: serviceName,
-                accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.tcp(serviceName: serviceName))
-            ))
-        }
-        return EnvoyListener(
+        let tcp = NetworkFilter(.tcp(tcpProxy(
+            serviceName: serviceName,
+            accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.tcp(serviceName: serviceName))
+        )))
+        var listener = EnvoyListener(
             name: ServiceNaming.listenerName(for: registration.key),
             address: EnvoyAddress(registration.key.host),
             enableReusePort: true,
             trafficDirection: "INBOUND",
-            filterChains: [EnvoyListener.FilterChain(filters: [NetworkFilter(filter)])]
+            socketOptions: keepalive,
+            filterChains: [EnvoyListener.FilterChain(filters: [tcp])]
         )
+        guard registration.mode == .http else { return listener }
+        let http = NetworkFilter(.http(httpConnectionManager(
+            serviceName: serviceName,
+            operation: ServiceNaming.service(registration.metadata),
+            accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.http(serviceName: serviceName)),
+            tracing: telemetry.tracing.map {
+                TracingBuilder.tracing(for: registration, serviceName: serviceName, collector: $0, samplePercent: telemetry.tracingSamplePercent)
+            }
+        )))
+        // What the container serves in HTTP mode need not be HTTP (nginx's TLS, a
+        // database published without a label): the inspector tells, and what is not
+        // plain HTTP is relayed as TCP, as docker-proxy would have.
+        listener.filterChains = [EnvoyListener.FilterChain(filterChainMatch: .init(applicationProtocols: httpProtocols), filters: [http])]
+        listener.listenerFilters = [EnvoyListener.ListenerFilter()]
+        listener.continueOnListenerFiltersTimeout = true
+        listener.defaultFilterChain = EnvoyListener.FilterChain(filters: [tcp])
+        return listener
     }
 
+    /// What the HTTP inspector names plain HTTP/1 and h2c: the connection manager's.
+    static let httpProtocols = ["http/1.0", "http/1.1", "h2c"]
+
+    /// SO_KEEPALIVE with probes after 15 s idle, every 15 s: what docker-proxy (Go's
+    /// default) does, so that a client gone without a word (NAT expired, a laptop
+    /// asleep) does not hold its connection, and the container's, forever.
+    static let keepalive: [EnvoyListener.SocketOption] = [
+        .init(level: Int32(SOL_SOCKET), name: Int32(SO_KEEPALIVE), intValue: 1),
+        .init(level: Int32(IPPROTO_TCP), name: Int32(TCP_KEEPIDLE), intValue: Int64(keepaliveSeconds)),
+        .init(level: Int32(IPPROTO_TCP), name: Int32(TCP_KEEPINTVL), intValue: Int64(keepaliveSeconds)),
+    ]
+
+    /// Seconds of idleness before a keepalive probe, and between probes.
+    static let keepaliveSeconds: UInt32 = 15
+
     /// HTTP mode: auto codec (HTTP/1.0 too), one catch-all route to the cluster with no timeouts,
-    /// client address in X-Forwarded-For, request ids, WebSockets, spans named after
+    /// client address in X-Forwarded-For, request ids (a client's own kept), WebSockets,
+    /// `Expect: 100-continue` left to the container, spans named after
     /// the service (traced when there is a collector), a line per request in the access log.
     static func httpConnectionManager(serviceName: String, operation: String, accessLog: AccessLog?, tracing: Tracing?) -> HTTPConnectionManager {
         typealias Manager = HTTPConnectionManager
@@ -46,6 +72,8 @@ public enum ListenerBuilder {
             statPrefix: serviceName,
             useRemoteAddress: true,
             generateRequestId: true,
+            preserveExternalRequestId: true,
+            proxy100Continue: true,
             streamIdleTimeout: "0s",
             upgradeConfigs: [.init(upgradeType: "websocket")],
             routeConfig: .init(

@@ -95,4 +95,17 @@ public struct EnvoyCluster: EnvoyMessage {
     /// HTTP toward the container, for a service's cluster; nil: Envoy's defaults
     /// (the tracing collector's).
     public var typedExtensionProtocolOptions: ProtocolOptions? = nil
+    /// TCP keepalive toward the container; nil: none (the tracing collector's).
+    public var upstreamConnectionOptions: ConnectionOptions? = nil
+
+    /// `UpstreamConnectionOptions`.
+    public struct ConnectionOptions: Encodable, Hashable, Sendable {
+        /// `TcpKeepalive`: seconds idle before the first probe, and between probes.
+        public struct Keepalive: Encodable, Hashable, Sendable {
+            public var keepaliveTime: UInt32
+            public var keepaliveInterval: UInt32
+        }
+
+        public var tcpKeepalive: Keepalive
+    }
 }

@@ -1,12 +1,39 @@
-/// `envoy.config.listener.v3.Listener`, the subset edshim uses: one filter chain
-/// with one network filter.
+/// `envoy.config.listener.v3.Listener`, the subset edshim uses: a filter chain with
+/// one network filter, and for HTTP a default chain that relays what is not HTTP.
 public struct EnvoyListener: EnvoyMessage {
     public static let typeURL = "type.googleapis.com/envoy.config.listener.v3.Listener"
 
     /// `envoy.config.listener.v3.FilterChain`.
     public struct FilterChain: Encodable, Hashable, Sendable {
+        /// `FilterChainMatch`: the application protocols a listener filter found.
+        public struct Match: Encodable, Hashable, Sendable {
+            public var applicationProtocols: [String]
+        }
+
+        /// Which connections take this chain; nil: all.
+        public var filterChainMatch: Match? = nil
         /// The network filters.
         public var filters: [NetworkFilter]
+    }
+
+    /// `ListenerFilter`: the HTTP inspector.
+    public struct ListenerFilter: Encodable, Hashable, Sendable {
+        /// `envoy.extensions.filters.listener.http_inspector.v3.HttpInspector`.
+        public struct HTTPInspector: EnvoyMessage {
+            public static let typeURL = "type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"
+        }
+
+        public var name = "envoy.filters.listener.http_inspector"
+        public var typedConfig = Typed(HTTPInspector())
+    }
+
+    /// `SocketOption`, set on the listening socket before it binds; accepted
+    /// connections inherit it.
+    public struct SocketOption: Encodable, Hashable, Sendable {
+        public var level: Int32
+        public var name: Int32
+        public var intValue: Int64
+        public var state = "STATE_PREBIND"
     }
 
     /// The listener name, derived from the registration key only so that a change of
@@ -19,12 +46,21 @@ public struct EnvoyListener: EnvoyMessage {
     public var enableReusePort: Bool
     /// `INBOUND`: traffic entering the host.
     public var trafficDirection: String
-    /// The one filter chain.
+    /// TCP keepalive on every connection, as docker-proxy (Go) has.
+    public var socketOptions: [SocketOption]
+    /// The filter chain: for HTTP, matched by the protocols the inspector found.
     public var filterChains: [FilterChain]
+    /// For HTTP: the HTTP inspector, which tells HTTP from anything else.
+    public var listenerFilters: [ListenerFilter]? = nil
+    /// For HTTP: a client that sends nothing for the inspector's 15 s (a protocol in
+    /// which the server speaks first) is relayed, not closed.
+    public var continueOnListenerFiltersTimeout: Bool? = nil
+    /// For HTTP: what is not HTTP (TLS, a database's protocol) is relayed as TCP.
+    public var defaultFilterChain: FilterChain? = nil
 
     /// The clusters this listener routes to, and the tracing collector's.
     public var referencedClusters: Set<String> {
-        Set(filterChains.flatMap(\.filters).flatMap(\.config.referencedClusters))
+        Set((filterChains + (defaultFilterChain.map { [$0] } ?? [])).flatMap(\.filters).flatMap(\.config.referencedClusters))
     }
 }
 

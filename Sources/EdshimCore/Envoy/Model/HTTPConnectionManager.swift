@@ -102,6 +102,12 @@ public struct HTTPConnectionManager: EnvoyMessage {
     public var useRemoteAddress: Bool
     /// True: every request gets an `x-request-id`.
     public var generateRequestId: Bool
+    /// True: a client's own `x-request-id` passes (a gateway's id stays the same
+    /// across services); one is made only for a request without.
+    public var preserveExternalRequestId: Bool
+    /// True: `Expect: 100-continue` goes to the container, which may refuse a large
+    /// upload before its body is sent (Envoy would answer 100 itself).
+    public var proxy100Continue: Bool
     /// `0s`: a quiet stream (long poll, server-sent events) is never cut.
     public var streamIdleTimeout: String
     /// WebSocket upgrades pass.
@@ -114,4 +120,12 @@ public struct HTTPConnectionManager: EnvoyMessage {
     public var accessLog: [AccessLog]?
     /// Every request traced; nil: none.
     public var tracing: Tracing?
+
+    private enum CodingKeys: String, CodingKey {
+        case codecType, httpProtocolOptions, serverHeaderTransformation, statPrefix, useRemoteAddress
+        case generateRequestId, preserveExternalRequestId, streamIdleTimeout, upgradeConfigs
+        case routeConfig, httpFilters, accessLog, tracing
+        // The proto's name: snake case would write `proxy100_continue`.
+        case proxy100Continue = "proxy_100_continue"
+    }
 }
