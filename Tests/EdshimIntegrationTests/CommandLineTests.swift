@@ -204,6 +204,7 @@ struct CommandLineTests {
         (["server", "--state-file", "/tmp"], "--state-file /tmp is a directory: name a file in it, like /tmp/state.json"),
         (["bootstrap", "--xds-dir", ""], "--xds-dir must name the directory edshim server writes into"),
         (["bootstrap", "--admin-address", "unix:admin.sock"], "or unix: and an absolute path"),
+        (["server", "--trusted-proxy-hops", "11"], "--trusted-proxy-hops must be between 0 and 10"),
         // --log-level is checked after --peer-rate: should the rate pass, no server starts.
         (["server", "--peer-rate", "inf", "--log-level", "loud"], "--peer-rate must be between 1 and 1000000"),
         (["resync", "--wait", "inf"], "--wait must be between 0 and 3600 seconds"),

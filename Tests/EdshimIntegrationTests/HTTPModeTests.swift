@@ -169,4 +169,23 @@ struct HTTPModeTests {
             }
         }
     }
+
+    @Test("behind a TLS-terminating load balancer, --trusted-proxy-hops 1 lets its X-Forwarded-Proto (https) reach the container; by default Envoy, the edge, sets it from the connection", arguments: [0, 1])
+    func forwardedProto(trustedHops: Int) async throws {
+        var options = Testbed.Options()
+        if trustedHops > 0 { options.serverArguments = ["--trusted-proxy-hops", String(trustedHops)] }
+        try await withTestbed(options) { bed in
+            let requests = RecordedRequests()
+            let backend = try bed.recordingBackend(requests)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            // What a load balancer sends on: the client's address and scheme.
+            _ = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port), headers: ["x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9"])
+            let request = try #require(requests.all.first)
+            #expect(request.headers["x-forwarded-proto"] == (trustedHops > 0 ? "https" : "http"), "\(request.headers)")
+            #expect(request.headers["x-forwarded-for"]?.hasPrefix("203.0.113.9,") == true, "the client's address, then the balancer's: \(request.headers)")
+            // Who Envoy takes for the client: the balancer's client only when trusted.
+            #expect(request.headers["x-envoy-external-address"] == (trustedHops > 0 ? "203.0.113.9" : "127.0.0.1"), "\(request.headers)")
+        }
+    }
 }

@@ -24,6 +24,7 @@ public enum ListenerBuilder {
         let http = NetworkFilter(.http(httpConnectionManager(
             serviceName: serviceName,
             operation: ServiceNaming.service(registration.metadata),
+            trustedProxyHops: telemetry.trustedProxyHops,
             accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.http(serviceName: serviceName)),
             tracing: telemetry.tracing.map {
                 TracingBuilder.tracing(for: registration, serviceName: serviceName, collector: $0, samplePercent: telemetry.tracingSamplePercent)
@@ -58,7 +59,7 @@ public enum ListenerBuilder {
     /// client address in X-Forwarded-For, request ids (a client's own kept), WebSockets,
     /// `Expect: 100-continue` left to the container, spans named after
     /// the service (traced when there is a collector), a line per request in the access log.
-    static func httpConnectionManager(serviceName: String, operation: String, accessLog: AccessLog?, tracing: Tracing?) -> HTTPConnectionManager {
+    static func httpConnectionManager(serviceName: String, operation: String, trustedProxyHops: UInt32, accessLog: AccessLog?, tracing: Tracing?) -> HTTPConnectionManager {
         typealias Manager = HTTPConnectionManager
         let route = Manager.Route(
             match: .init(prefix: "/"),
@@ -71,6 +72,7 @@ public enum ListenerBuilder {
             serverHeaderTransformation: "APPEND_IF_ABSENT",
             statPrefix: serviceName,
             useRemoteAddress: true,
+            xffNumTrustedHops: trustedProxyHops > 0 ? trustedProxyHops : nil,
             generateRequestId: true,
             preserveExternalRequestId: true,
             proxy100Continue: true,

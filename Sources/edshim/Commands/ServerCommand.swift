@@ -85,6 +85,12 @@ struct ServerCommand: AsyncParsableCommand {
         valueName: "percent"))
     var tracingSample: Double?
 
+    @Option(name: .customLong("trusted-proxy-hops"), help: ArgumentHelp(
+        "Proxies in front of this host that HTTP listeners trust, 0 to 10 (default: 0, Envoy is the edge).",
+        discussion: "0: the client is whoever connected; Envoy appends its address to X-Forwarded-For and sets X-Forwarded-Proto from the connection, overwriting what a client sent (as a client could lie). Behind a load balancer that terminates TLS, 1: the last X-Forwarded-For entry is the client, and the balancer's X-Forwarded-Proto (https) reaches the containers. Only when every connection comes through those proxies: any other client could then name its own address and scheme.",
+        valueName: "count"))
+    var trustedProxyHops: UInt32 = 0
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
 
@@ -113,6 +119,9 @@ struct ServerCommand: AsyncParsableCommand {
                 --ready-timeout must be more than 0 and at most \(EdshimDefaults.longestReadyTimeoutSeconds) seconds: \
                 a starting shim waits \(EdshimDefaults.shimRegisterTimeoutSeconds) s for the answer (dockerd waits 16 s for the shim)
                 """)
+        }
+        guard trustedProxyHops <= 10 else {
+            throw ValidationError("--trusted-proxy-hops must be between 0 and 10 (the proxies in front of this host), not \(trustedProxyHops)")
         }
         guard peerRate >= 1, peerRate <= 1_000_000 else {
             throw ValidationError("--peer-rate must be between 1 and 1000000 requests per second, not \(peerRate)")
@@ -170,7 +179,8 @@ struct ServerCommand: AsyncParsableCommand {
             telemetry: Telemetry(
                 accessLog: AccessLogDestination(parsing: accessLog) ?? .standard,
                 tracing: tracingOTLP.flatMap(TracingCollector.init(parsing:)),
-                tracingSamplePercent: tracingSample ?? 100
+                tracingSamplePercent: tracingSample ?? 100,
+                trustedProxyHops: trustedProxyHops
             ),
             clusterRetention: envoyDrainTime > 0 ? .milliseconds(Int64(envoyDrainTime * 1000)) + Self.retentionMargin : .zero
         )

@@ -100,6 +100,9 @@ public struct HTTPConnectionManager: EnvoyMessage {
     public var statPrefix: String
     /// True: Envoy is the edge; it appends the client's address to X-Forwarded-For.
     public var useRemoteAddress: Bool
+    /// Proxies in front trusted (`edshim server --trusted-proxy-hops`); nil: none, and
+    /// Envoy sets `X-Forwarded-Proto` from the connection itself.
+    public var xffNumTrustedHops: UInt32?
     /// True: every request gets an `x-request-id`.
     public var generateRequestId: Bool
     /// True: a client's own `x-request-id` passes (a gateway's id stays the same
@@ -122,7 +125,7 @@ public struct HTTPConnectionManager: EnvoyMessage {
     public var tracing: Tracing?
 
     private enum CodingKeys: String, CodingKey {
-        case codecType, httpProtocolOptions, serverHeaderTransformation, statPrefix, useRemoteAddress
+        case codecType, httpProtocolOptions, serverHeaderTransformation, statPrefix, useRemoteAddress, xffNumTrustedHops
         case generateRequestId, preserveExternalRequestId, streamIdleTimeout, upgradeConfigs
         case routeConfig, httpFilters, accessLog, tracing
         // The proto's name: snake case would write `proxy100_continue`.
