@@ -94,39 +94,32 @@ struct HTTPModeTests {
     @Test("what is not plain HTTP on an HTTP-mode port (TLS the container terminates, a database's protocol) is relayed as TCP, as docker-proxy would; HTTP on it still gets Envoy's HTTP handling")
     func notHTTPIsRelayed() async throws {
         try await withTestbed { bed in
-            let echo = try bed.echoBackend()
-            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            #expect(try await bed.publish(host, to: echo.endpoint).isReady)
+            let port = try await Self.published(try bed.echoBackend(), on: bed)
             #expect(try bed.registrations().first?.mode == .http)
-            let service = "unknown-\(host.port)"
+            let service = "unknown-\(port.port)"
             let before = try bed.stat("tcp.\(service).downstream_cx_total")
             // A TLS ClientHello's first bytes, then a PostgreSQL startup message's.
             for message in [[0x16, 0x03, 0x01, 0x00, 0x05] + Array("hello".utf8), [0x00, 0x00, 0x00, 0x08, 0x04, 0xd2, 0x16, 0x2f] as [UInt8]] {
-                let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+                let fd = try Sockets.connect(port)
                 defer { close(fd) }
                 try Sockets.sendAll(fd, message)
                 #expect(try Sockets.receive(fd, count: message.count) == message, "relayed to the container and back")
             }
             #expect(try bed.stat("tcp.\(service).downstream_cx_total") == before + 2)
 
-            let web = try bed.httpBackend("web")
-            let httpHost = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            #expect(try await bed.publish(httpHost, to: web.endpoint).isReady)
-            let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: httpHost.port))
+            let httpPort = try await Self.published(try bed.httpBackend("web"), on: bed)
+            let response = try TestHTTP.get(httpPort)
             #expect(response.status == 200)
             #expect(!response.body.contains("x-forwarded-for=\n") && !response.body.contains("x-request-id=\n"), "through Envoy's HTTP handling: \(response.body)")
-            #expect(try bed.stat("http.unknown-\(httpHost.port).downstream_rq_total") == 1)
-            #expect(try bed.stat("tcp.unknown-\(httpHost.port).downstream_cx_total") == 0)
+            #expect(try bed.stat("http.unknown-\(httpPort.port).downstream_rq_total") == 1)
+            #expect(try bed.stat("tcp.unknown-\(httpPort.port).downstream_cx_total") == 0)
         }
     }
 
     @Test("a client's own x-request-id reaches the container (a gateway's id stays the same across services); a request without one gets one")
     func clientRequestIDKept() async throws {
         try await withTestbed { bed in
-            let backend = try bed.httpBackend("web")
-            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
-            let port = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let port = try await Self.published(try bed.httpBackend("web"), on: bed)
             let kept = try TestHTTP.get(port, headers: ["x-request-id": "gateway-7f3a"])
             #expect(kept.body.contains("x-request-id=gateway-7f3a\n"), "\(kept.body)")
             let made = try TestHTTP.get(port)
@@ -138,10 +131,7 @@ struct HTTPModeTests {
     func expectContinueReachesTheContainer() async throws {
         try await withTestbed { bed in
             let requests = RecordedRequests()
-            let backend = try bed.recordingBackend(requests)
-            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
-            let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            let fd = try Sockets.connect(try await Self.published(try bed.recordingBackend(requests), on: bed))
             defer { close(fd) }
             try Sockets.sendAll(fd, Array("POST /upload HTTP/1.1\r\nHost: edshim\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello".utf8))
             try await bed.eventually("the container got the upload") { !requests.all.isEmpty }
@@ -155,15 +145,14 @@ struct HTTPModeTests {
     func keepalive() async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
-            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
-            let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            let port = try await Self.published(backend, on: bed)
+            let fd = try Sockets.connect(port)
             defer { close(fd) }
             try Sockets.sendAll(fd, Array("GET / HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
             _ = try Sockets.receive(fd, count: 12)
             let ss = try Binaries.onPath("ss", install: "apt-get install iproute2")
             // Envoy's side of the client's connection, and its connection to the container.
-            for filter in ["( sport = :\(host.port) )", "( dport = :\(backend.endpoint.port) )"] {
+            for filter in ["( sport = :\(port.port) )", "( dport = :\(backend.endpoint.port) )"] {
                 let table = try await Binaries.run(ss, ["-tnoH", "state", "established", filter], in: bed.directory)
                 #expect(table.output.contains("timer:(keepalive,"), "\(filter): \(table.output)")
             }
@@ -176,16 +165,22 @@ struct HTTPModeTests {
         if trustedHops > 0 { options.serverArguments = ["--trusted-proxy-hops", String(trustedHops)] }
         try await withTestbed(options) { bed in
             let requests = RecordedRequests()
-            let backend = try bed.recordingBackend(requests)
-            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            let port = try await Self.published(try bed.recordingBackend(requests), on: bed)
             // What a load balancer sends on: the client's address and scheme.
-            _ = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port), headers: ["x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9"])
+            _ = try TestHTTP.get(port, headers: ["x-forwarded-proto": "https", "x-forwarded-for": "203.0.113.9"])
             let request = try #require(requests.all.first)
             #expect(request.headers["x-forwarded-proto"] == (trustedHops > 0 ? "https" : "http"), "\(request.headers)")
             #expect(request.headers["x-forwarded-for"]?.hasPrefix("203.0.113.9,") == true, "the client's address, then the balancer's: \(request.headers)")
             // Who Envoy takes for the client: the balancer's client only when trusted.
             #expect(request.headers["x-envoy-external-address"] == (trustedHops > 0 ? "203.0.113.9" : "127.0.0.1"), "\(request.headers)")
         }
+    }
+
+    /// Publishes `backend` on a free port of 0.0.0.0, as dockerd would; returns where
+    /// clients on the host reach it.
+    private static func published(_ backend: LoopbackBackend, on bed: Testbed) async throws -> SocketEndpoint {
+        let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+        #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+        return SocketEndpoint(ip: .loopbackIPv4, port: host.port)
     }
 }
