@@ -12,8 +12,9 @@ struct ResyncCommand: ParsableCommand {
             Finds the edshim shims running on this host (in /proc: processes named edshim
             started with docker-proxy flags, however dockerd ran them) whose EDSHIM_SOCKET
             is this server's socket, run by resync's own user (dockerd's: run it as root)
-            from resync's own edshim executable, in its own network namespace (it says
-            which processes named edshim it left out), and registers each TCP port with the server
+            from resync's own edshim executable, in its own network namespace (it says how
+            many processes named edshim of other users, or running other programs, it left
+            out; other namespaces' quietly), and registers each TCP port with the server
             again, on behalf of its own shim process. The server checks each process
             before it accepts. Prints `resynced N of M` and exits non-zero if any registration
             failed. A registration the server keeps while Envoy is not running (as while
