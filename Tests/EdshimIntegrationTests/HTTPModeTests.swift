@@ -176,6 +176,30 @@ struct HTTPModeTests {
         }
     }
 
+    @Test("a container that closes a kept-alive connection just as Envoy sends on it (its keep-alive timeout) costs an idempotent request nothing: it goes again on a new connection; a POST is not sent twice")
+    func keepAliveRaceRetried() async throws {
+        try await withTestbed { bed in
+            let answered = Counter()
+            let port = try await Self.published(bed.keep(try LoopbackBackend.closesReusedConnections(answered: answered)), on: bed)
+            let cluster = "cluster.unknown-\(port.port)"
+            #expect(try TestHTTP.get(port).status == 200, "the first request opens Envoy's connection to the container")
+            for attempt in 1...3 {
+                // Envoy (one worker) sends it on the connection it kept; the container closes that.
+                let response = try TestHTTP.get(port)
+                #expect(response.status == 200 && response.body == "answered", "attempt \(attempt): \(response.status) \(response.body)")
+            }
+            #expect(try bed.stat("\(cluster).upstream_rq_retry_success") == 3)
+            #expect(answered.value == 4)
+
+            let keyed = try TestHTTP.send("POST", to: port, headers: ["Idempotency-Key": "order-17"], body: "paid")
+            #expect(keyed.status == 200, "a POST with an Idempotency-Key goes again: \(keyed.status) \(keyed.body)")
+            let post = try TestHTTP.send("POST", to: port, body: "paid")
+            #expect(post.status == 503, "a plain POST may have been acted on: not sent again: \(post.status) \(post.body)")
+            #expect(try bed.stat("\(cluster).upstream_rq_retry") == 4)
+            #expect(answered.value == 5)
+        }
+    }
+
     /// Publishes `backend` on a free port of 0.0.0.0, as dockerd would; returns where
     /// clients on the host reach it.
     private static func published(_ backend: LoopbackBackend, on bed: Testbed) async throws -> SocketEndpoint {

@@ -63,7 +63,7 @@ public enum ListenerBuilder {
         typealias Manager = HTTPConnectionManager
         let route = Manager.Route(
             match: .init(prefix: "/"),
-            route: .init(cluster: serviceName, timeout: "0s"),
+            route: .init(cluster: serviceName, timeout: "0s", retryPolicy: idempotentRetry),
             decorator: .init(operation: operation)
         )
         return Manager(
@@ -88,6 +88,20 @@ public enum ListenerBuilder {
             tracing: tracing
         )
     }
+
+    /// An idempotent request the container closed its connection on without answering
+    /// goes once more, on a new connection: Envoy keeps connections to the container
+    /// open between requests, and a container's keep-alive timeout (Node.js: 5 s) can
+    /// close one just as Envoy sends on it; the client, whose own connection is still
+    /// open, would get a 503 it never got through docker-proxy. Only the methods Go's
+    /// and browsers' HTTP clients resend on a dead keep-alive connection themselves, and
+    /// requests that carry an `Idempotency-Key`: others may have been acted on.
+    static let idempotentRetry = HTTPConnectionManager.Route.RetryPolicy(
+        retryOn: "reset",
+        numRetries: 1,
+        retriableRequestHeaders: ["GET", "HEAD", "OPTIONS", "TRACE"].map { .init(name: ":method", stringMatch: .init(exact: $0)) }
+            + ["idempotency-key", "x-idempotency-key"].map { .init(name: $0, presentMatch: true) }
+    )
 
     /// TCP mode: bytes untouched, no idle timeout, a line per connection in the access log.
     static func tcpProxy(serviceName: String, accessLog: AccessLog?) -> TCPProxy {

@@ -89,6 +89,34 @@ final class LoopbackBackend: @unchecked Sendable {
         }
     }
 
+    /// A keep-alive HTTP/1.1 server that always loses the race a keep-alive timeout
+    /// loses now and then (Node.js closes an idle connection after 5 s): it answers
+    /// the first request on each connection, keeping the connection open, and closes
+    /// the connection when the next request arrives on it, unanswered, as if its
+    /// timeout had fired a moment before. `answered` counts the requests it answered.
+    static func closesReusedConnections(answered: Counter) throws -> LoopbackBackend {
+        try LoopbackBackend(ip: .loopbackIPv4) { fd in
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            // The whole first request: its head, and its body by Content-Length.
+            while true {
+                if let end = received.firstRange(of: Array("\r\n\r\n".utf8)) {
+                    let head = String(decoding: received[..<end.lowerBound], as: UTF8.self).lowercased()
+                    let length = head.components(separatedBy: "\r\n").first { $0.hasPrefix("content-length:") }
+                        .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+                    if received.count >= end.upperBound + length { break }
+                }
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0 else { return }
+                received += buffer[0..<n]
+            }
+            answered.increment()
+            guard (try? Sockets.sendAll(fd, Array("HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nanswered".utf8))) != nil else { return }
+            // The next request (or the end): the connection closes without an answer.
+            _ = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        }
+    }
+
     /// An HTTP/1.1 server that keeps every request it gets (head and body, by
     /// Content-Length) in `requests` and answers each with an empty 200: a stand-in
     /// for a collector (OTLP/HTTP).
@@ -191,6 +219,15 @@ final class LoopbackBackend: @unchecked Sendable {
     }
 }
 
+/// A count that threads share.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}
+
 /// The requests a `LoopbackBackend.recorder` got, in order.
 final class RecordedRequests: @unchecked Sendable {
     struct Request {
@@ -216,11 +253,17 @@ enum TestHTTP {
     }
 
     static func get(_ endpoint: SocketEndpoint, path: String = "/", headers: [String: String] = [:]) throws -> Response {
+        try send("GET", to: endpoint, path: path, headers: headers)
+    }
+
+    /// `method` with `body` (a Content-Length when there is one).
+    static func send(_ method: String, to endpoint: SocketEndpoint, path: String = "/", headers: [String: String] = [:], body: String = "") throws -> Response {
         let fd = try Sockets.connect(endpoint)
         defer { close(fd) }
-        var request = "GET \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n"
+        var request = "\(method) \(path) HTTP/1.1\r\nHost: \(endpoint)\r\nConnection: close\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
-        request += "\r\n"
+        if !body.isEmpty { request += "Content-Length: \(body.utf8.count)\r\n" }
+        request += "\r\n" + body
         try Sockets.sendAll(fd, Array(request.utf8))
         let raw = String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
         guard let split = raw.range(of: "\r\n\r\n") else { throw TestFailure("no HTTP response from \(endpoint): \(raw.debugDescription)") }

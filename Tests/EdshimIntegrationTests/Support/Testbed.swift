@@ -215,6 +215,12 @@ final class Testbed: @unchecked Sendable {
         return backend
     }
 
+    /// `backend`, stopped with the testbed.
+    func keep(_ backend: LoopbackBackend) -> LoopbackBackend {
+        lock.withLock { backends.append(backend) }
+        return backend
+    }
+
     func echoBackend(on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
         let backend = try LoopbackBackend.echo(on: ip)
         lock.withLock { backends.append(backend) }

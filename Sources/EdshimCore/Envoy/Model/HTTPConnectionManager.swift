@@ -38,6 +38,33 @@ public struct HTTPConnectionManager: EnvoyMessage {
             public var cluster: String
             /// `0s`: no route timeout, so streams and long polls work.
             public var timeout: String
+            /// When a request is sent again.
+            public var retryPolicy: RetryPolicy
+        }
+
+        /// `RetryPolicy`.
+        public struct RetryPolicy: Encodable, Hashable, Sendable {
+            /// `reset`: the container closed or reset the connection without an answer.
+            public var retryOn: String
+            /// Once.
+            public var numRetries: UInt32
+            /// Only requests that match one of these (idempotent ones) are sent again.
+            public var retriableRequestHeaders: [HeaderMatcher]
+        }
+
+        /// `HeaderMatcher`: a header present, or a header equal to a value.
+        public struct HeaderMatcher: Encodable, Hashable, Sendable {
+            /// `StringMatcher`, exact.
+            public struct Exact: Encodable, Hashable, Sendable {
+                public var exact: String
+            }
+
+            /// The header (`:method` for the method).
+            public var name: String
+            /// The value it must have; nil with `presentMatch`.
+            public var stringMatch: Exact?
+            /// True: present with any value; nil with `stringMatch`.
+            public var presentMatch: Bool?
         }
 
         /// `Decorator`.
