@@ -155,6 +155,46 @@ struct PersistenceTests {
         }
     }
 
+    @Test("a disk that refuses the state file (as a full one would) holds up neither a registration, which Envoy serves at once, nor SIGTERM: the server says it cannot save, and saves once the disk takes it", .needsPrivateNetworkNamespaces)
+    func stateRefusedWhileServing() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let firstPort = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: firstPort), to: backend.endpoint).isReady)
+            await bed.stopServer()
+            // The state file bind-mounted over itself in the server's own mount
+            // namespace: replacing it fails (EBUSY), as every write would on a full disk.
+            let unshare = try SystemExecutables.required("unshare", package: "util-linux")
+            try await bed.startServer(launcher: [unshare, "-m", "--propagation", "private", "--", "sh", "-c", "mount --bind \"$0\" \"$0\" && exec \"$@\"", bed.stateFile])
+
+            let secondPort = try Sockets.freePort()
+            let started = ContinuousClock.now
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: secondPort), to: backend.endpoint).isReady)
+            #expect(ContinuousClock.now - started < .seconds(5), "the registration waited for the state file")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: secondPort)).status == 200)
+            #expect(bed.server?.log.contains("cannot save the state file; retrying") == true)
+            let savedPorts = { try StateDocument.decode(Array(try Data(contentsOf: URL(fileURLWithPath: bed.stateFile)))).registrations.map(\.key.host.port) }
+            #expect(try savedPorts() == [firstPort], "the state file as it was")
+
+            // The disk takes writes again: the state follows.
+            let server = try #require(bed.server)
+            let nsenter = try SystemExecutables.required("nsenter", package: "util-linux")
+            let umount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "umount", bed.stateFile], in: bed.directory)
+            #expect(umount.status == 0, "\(umount.output)")
+            try await bed.eventually("the state is saved with the new port", timeout: .seconds(10)) { Set(try savedPorts()) == [firstPort, secondPort] }
+
+            // Refused again, and SIGTERM: the server exits at once all the same.
+            let remount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "mount", "--bind", bed.stateFile, bed.stateFile], in: bed.directory)
+            #expect(remount.status == 0, "\(remount.output)")
+            let thirdPort = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: thirdPort), to: backend.endpoint).isReady)
+            let stopping = ContinuousClock.now
+            server.signal(SIGTERM)
+            let status = await server.waitForExit(timeout: .seconds(5))
+            #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - stopping)")
+        }
+    }
+
     @Test("a corrupt state file, or one of another format version (a downgrade), is reported and kept aside, the server starts, and resync restores the shims", arguments: [false, true])
     func corruptStateFile(anotherVersion: Bool) async throws {
         try await withTestbed { bed in

@@ -53,4 +53,22 @@ struct CoalescerTests {
         #expect(attempts.values.withLock { $0 } == [7, 7, 7])
         #expect(ContinuousClock.now - start >= Coalescer<Int>.firstRetryDelay * 3, "retried after 250 ms, then 500 ms")
     }
+
+    @Test("attempt returns false as soon as a write of its snapshot failed, and the write is retried all the same; true once one succeeded")
+    func attemptReturnsOnFailure() async throws {
+        let attempts = Written()
+        let coalescer = Coalescer<Int> { value in
+            attempts.values.withLock { $0.append(value) }
+            return attempts.values.withLock { $0.count } >= 3
+        }
+        #expect(await coalescer.attempt(7, revision: 1) == false)
+        #expect(attempts.values.withLock { $0 } == [7], "returned after the first write")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while attempts.values.withLock({ $0.count }) < 3, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(attempts.values.withLock { $0 } == [7, 7, 7], "retried until written")
+        #expect(await coalescer.attempt(7, revision: 1), "written by now")
+        #expect(await coalescer.attempt(8, revision: 2))
+    }
 }

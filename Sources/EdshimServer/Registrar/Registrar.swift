@@ -492,13 +492,15 @@ actor Registrar {
         if registry.registrations(ownedBy: owner).isEmpty { owners.unwatch(owner) }
     }
 
-    /// Hands the registry to Envoy and to the state file; returns once both have it.
+    /// Hands the registry to Envoy and to the state file; returns once Envoy's files
+    /// have it and the state file has it or refused it (a full disk: retried in the
+    /// background; a registration waiting for it would hang, and dockerd with it).
     private func commit() async {
         let snapshot = registry
         revision += 1
         let current = revision
         async let published: Void = publisher.publish(snapshot, revision: current)
-        async let saved: Void = state.save(snapshot, revision: current)
+        async let saved: Bool = state.save(snapshot, revision: current)
         _ = await (published, saved)
     }
 

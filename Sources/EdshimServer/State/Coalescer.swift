@@ -8,7 +8,8 @@
 /// order, and an older snapshot arriving late must never be written over a newer one.
 ///
 /// A write that fails (a full disk) is tried again, after 250 ms and then up to every
-/// 5 s, with the newest snapshot by then; its submitters wait until one succeeds.
+/// 5 s, with the newest snapshot by then; `submit`'s callers wait until one succeeds,
+/// `attempt`'s only until the first write that covers their snapshot has ended.
 actor Coalescer<Snapshot: Sendable> {
     static var firstRetryDelay: Duration { .milliseconds(250) }
     static var longestRetryDelay: Duration { .seconds(5) }
@@ -20,7 +21,15 @@ actor Coalescer<Snapshot: Sendable> {
     private var latest: (revision: Int, snapshot: Snapshot)?
     private var written = -1
     private var writing = false
-    private var waiters: [(revision: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    private var waiters: [Waiter] = []
+
+    /// A caller waiting for its revision to be written; with `untilWritten` false,
+    /// only for a write of it to end, also in failure.
+    private struct Waiter {
+        let revision: Int
+        let untilWritten: Bool
+        let continuation: CheckedContinuation<Bool, Never>
+    }
 
     /// A coalescer that hands snapshots to `write` (never two calls at once), which
     /// returns whether the snapshot is written.
@@ -31,10 +40,21 @@ actor Coalescer<Snapshot: Sendable> {
     /// Submits `snapshot`, numbered `revision` (higher is newer); returns once it, or
     /// a newer snapshot, is written. An older one than already submitted is not written.
     func submit(_ snapshot: Snapshot, revision: Int) async {
+        _ = await wait(for: snapshot, revision: revision, untilWritten: true)
+    }
+
+    /// Submits `snapshot` as `submit` does; returns true once it (or a newer one) is
+    /// written, false once a write of it (or of a newer one) failed. A failed one is
+    /// tried again all the same, without the caller.
+    func attempt(_ snapshot: Snapshot, revision: Int) async -> Bool {
+        await wait(for: snapshot, revision: revision, untilWritten: false)
+    }
+
+    private func wait(for snapshot: Snapshot, revision: Int, untilWritten: Bool) async -> Bool {
         post(snapshot, revision: revision)
-        guard written < revision else { return }
-        await withCheckedContinuation { continuation in
-            waiters.append((revision, continuation))
+        guard written < revision else { return true }
+        return await withCheckedContinuation { continuation in
+            waiters.append(Waiter(revision: revision, untilWritten: untilWritten, continuation: continuation))
         }
     }
 
@@ -66,6 +86,7 @@ actor Coalescer<Snapshot: Sendable> {
         while let next = pending {
             pending = nil
             guard await write(next.snapshot) else {
+                release { !$0.untilWritten && $0.revision <= next.revision }
                 // Unless a newer snapshot came meanwhile, this one is tried again.
                 if pending == nil { pending = next }
                 try? await Task.sleep(for: retryDelay)
@@ -74,10 +95,15 @@ actor Coalescer<Snapshot: Sendable> {
             }
             retryDelay = Self.firstRetryDelay
             written = next.revision
-            let done = waiters.filter { $0.revision <= written }
-            waiters.removeAll { $0.revision <= written }
-            for waiter in done { waiter.continuation.resume() }
+            release(written: true) { $0.revision <= next.revision }
         }
         writing = false
+    }
+
+    /// Resumes the waiters `done` picks, with whether their snapshot is written.
+    private func release(written: Bool = false, _ done: (Waiter) -> Bool) {
+        let resumed = waiters.filter(done)
+        waiters.removeAll(where: done)
+        for waiter in resumed { waiter.continuation.resume(returning: written) }
     }
 }

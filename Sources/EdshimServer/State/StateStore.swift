@@ -58,10 +58,14 @@ actor StateStore {
         return contents.registrations
     }
 
-    /// Saves `registry`, the registrar's `revision`; returns once it (or a newer one)
-    /// is on disk.
-    func save(_ registry: Registry, revision: Int) async {
-        await coalescer?.submit(registry, revision: revision)
+    /// Saves `registry`, the registrar's `revision`; returns true once it (or a newer
+    /// one) is on disk, false once a write of it failed (a full or failing disk: logged,
+    /// reported by `/healthz`, and tried again in the background). A registration is
+    /// not held up for it: Envoy serves it, and `edshim resync` restores it after a
+    /// restart that found the state file behind.
+    @discardableResult
+    func save(_ registry: Registry, revision: Int) async -> Bool {
+        await coalescer?.attempt(registry, revision: revision) ?? true
     }
 
     /// Whether `registry` is on disk; a failure is tried again (`Coalescer`).
