@@ -200,6 +200,38 @@ struct HTTPModeTests {
         }
     }
 
+    @Test("header names keep their case both ways, and the container's reason phrase reaches the client, as through docker-proxy (Envoy would lowercase them: HTTP/1.1 says case does not matter, yet some clients and apps compare them exactly)")
+    func headerCaseKept() async throws {
+        try await withTestbed { bed in
+            let requests = RecordedRequests()
+            let backend = try bed.recordingBackend(requests, answer: "HTTP/1.1 200 Alright\r\nX-Legacy-Answer: yes\r\nContent-Length: 0\r\n\r\n")
+            let fd = try Sockets.connect(try await Self.published(backend, on: bed))
+            defer { close(fd) }
+            try Sockets.sendAll(fd, Array("GET / HTTP/1.1\r\nHost: edshim\r\nX-Legacy-Token: abc\r\nConnection: close\r\n\r\n".utf8))
+            let response = String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+            #expect(response.hasPrefix("HTTP/1.1 200 Alright\r\n"), "\(response.debugDescription)")
+            #expect(response.contains("\r\nX-Legacy-Answer: yes\r\n"), "\(response.debugDescription)")
+            let head = try #require(requests.all.first).head
+            #expect(head.contains("X-Legacy-Token: abc"), "\(head)")
+        }
+    }
+
+    @Test("a protocol in which the server speaks first (MySQL, SMTP, SSH) on an HTTP-mode port gets its greeting within the inspector's 2 s, not Envoy's default 15 s, which outlasts health checks and clients' connect timeouts")
+    func serverFirstGreetingPrompt() async throws {
+        try await withTestbed { bed in
+            let port = try await Self.published(bed.keep(try LoopbackBackend.greeting("220 ready\r\n")), on: bed)
+            let started = ContinuousClock.now
+            let fd = try Sockets.connect(port)
+            defer { close(fd) }
+            #expect(try Sockets.receive(fd, count: 11) == Array("220 ready\r\n".utf8))
+            let waited = ContinuousClock.now - started
+            #expect(waited < .seconds(4), "the greeting came after \(waited)")
+            try Sockets.sendAll(fd, Array("EHLO edshim\r\n".utf8))
+            #expect(try Sockets.receive(fd, count: 13) == Array("EHLO edshim\r\n".utf8), "relayed both ways after it")
+            #expect(try bed.stat("tcp.unknown-\(port.port).downstream_cx_total") == 1)
+        }
+    }
+
     /// Publishes `backend` on a free port of 0.0.0.0, as dockerd would; returns where
     /// clients on the host reach it.
     private static func published(_ backend: LoopbackBackend, on bed: Testbed) async throws -> SocketEndpoint {

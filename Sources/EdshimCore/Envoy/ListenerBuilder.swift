@@ -35,10 +35,19 @@ public enum ListenerBuilder {
         // plain HTTP is relayed as TCP, as docker-proxy would have.
         listener.filterChains = [EnvoyListener.FilterChain(filterChainMatch: .init(applicationProtocols: httpProtocols), filters: [http])]
         listener.listenerFilters = [EnvoyListener.ListenerFilter()]
+        listener.listenerFiltersTimeout = inspectorTimeout
         listener.continueOnListenerFiltersTimeout = true
         listener.defaultFilterChain = EnvoyListener.FilterChain(filters: [tcp])
         return listener
     }
+
+    /// How long the HTTP inspector waits for a client's first bytes before relaying
+    /// the connection as TCP. A protocol in which the server speaks first (MySQL, SSH,
+    /// SMTP) sends none: its clients wait this long for the greeting (Envoy's default,
+    /// 15 s, outlasts health checks and many clients' connect timeouts). An HTTP client
+    /// sends its request at once; one that waits longer (a browser's preconnected
+    /// socket) is relayed as TCP, which still works, without Envoy's HTTP handling.
+    static let inspectorTimeout = "2s"
 
     /// What the HTTP inspector names plain HTTP/1 and h2c: the connection manager's.
     static let httpProtocols = ["http/1.0", "http/1.1", "h2c"]

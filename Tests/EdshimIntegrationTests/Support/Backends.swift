@@ -13,6 +13,22 @@ final class LoopbackBackend: @unchecked Sendable {
     private var connections: Set<Int32> = []
     private var stopped = false
 
+    /// An empty 200, kept alive.
+    static let emptyOK = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+
+    /// A server of a protocol in which the server speaks first (MySQL, SMTP, SSH): it
+    /// sends `greeting` as soon as it accepts, then echoes.
+    static func greeting(_ greeting: String, on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
+        try LoopbackBackend(ip: ip) { fd in
+            guard (try? Sockets.sendAll(fd, Array(greeting.utf8))) != nil else { return }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                guard n > 0, (try? Sockets.sendAll(fd, Array(buffer[0..<n]))) != nil else { return }
+            }
+        }
+    }
+
     /// An echo server: every byte comes back.
     static func echo(on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
         try LoopbackBackend(ip: ip) { fd in
@@ -118,9 +134,9 @@ final class LoopbackBackend: @unchecked Sendable {
     }
 
     /// An HTTP/1.1 server that keeps every request it gets (head and body, by
-    /// Content-Length) in `requests` and answers each with an empty 200: a stand-in
-    /// for a collector (OTLP/HTTP).
-    static func recorder(_ requests: RecordedRequests, on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
+    /// Content-Length) in `requests` and answers each with `answer` (an empty 200): a
+    /// stand-in for a collector (OTLP/HTTP).
+    static func recorder(_ requests: RecordedRequests, answer: String = emptyOK, on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
         try LoopbackBackend(ip: ip) { fd in
             var pending: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 65536)
@@ -136,8 +152,8 @@ final class LoopbackBackend: @unchecked Sendable {
                                                          length: Int(headers["content-length"] ?? "0") ?? 0) {
                         pending.removeSubrange(..<(end.upperBound + consumed))
                         let path = head.first?.split(separator: " ").dropFirst().first.map(String.init) ?? ""
-                        requests.append(RecordedRequests.Request(path: path, headers: headers, body: body))
-                        guard (try? Sockets.sendAll(fd, Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8))) != nil else { return }
+                        requests.append(RecordedRequests.Request(path: path, headers: headers, body: body, head: head))
+                        guard (try? Sockets.sendAll(fd, Array(answer.utf8))) != nil else { return }
                         continue
                     }
                 }
@@ -235,6 +251,8 @@ final class RecordedRequests: @unchecked Sendable {
         /// Lower-cased names.
         var headers: [String: String]
         var body: [UInt8]
+        /// The request line and header lines as they arrived.
+        var head: [String] = []
     }
 
     private let lock = NSLock()

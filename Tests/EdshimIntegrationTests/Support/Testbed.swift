@@ -209,8 +209,8 @@ final class Testbed: @unchecked Sendable {
     }
 
     /// A server keeping every request it gets in `requests` (a tracing collector).
-    func recordingBackend(_ requests: RecordedRequests) throws -> LoopbackBackend {
-        let backend = try LoopbackBackend.recorder(requests)
+    func recordingBackend(_ requests: RecordedRequests, answer: String = LoopbackBackend.emptyOK) throws -> LoopbackBackend {
+        let backend = try LoopbackBackend.recorder(requests, answer: answer)
         lock.withLock { backends.append(backend) }
         return backend
     }

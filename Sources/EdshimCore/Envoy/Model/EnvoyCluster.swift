@@ -56,14 +56,20 @@ public struct EnvoyCluster: EnvoyMessage {
             /// its client spoke, as docker-proxy passed the client's bytes on: h2c
             /// (gRPC, with its trailers) as h2c, HTTP/1 as HTTP/1.1.
             public struct UseDownstream: Encodable, Hashable, Sendable {
-                /// `Http1ProtocolOptions`, Envoy's defaults.
-                public var httpProtocolOptions = Empty()
+                /// `Http1ProtocolOptions`: the request's header names as the client
+                /// wrote them.
+                public var httpProtocolOptions = HTTP1()
                 /// `Http2ProtocolOptions`, Envoy's defaults.
                 public var http2ProtocolOptions = Empty()
             }
 
             /// An options message with every field at Envoy's default.
             public struct Empty: Encodable, Hashable, Sendable {}
+
+            /// `Http1ProtocolOptions` toward the container.
+            public struct HTTP1: Encodable, Hashable, Sendable {
+                public var headerKeyFormat = HeaderKeyFormat.preserveCase
+            }
 
             /// The protocol follows the client's.
             public var useDownstreamProtocolConfig = UseDownstream()

@@ -52,8 +52,10 @@ public struct EnvoyListener: EnvoyMessage {
     public var filterChains: [FilterChain]
     /// For HTTP: the HTTP inspector, which tells HTTP from anything else.
     public var listenerFilters: [ListenerFilter]? = nil
-    /// For HTTP: a client that sends nothing for the inspector's 15 s (a protocol in
-    /// which the server speaks first) is relayed, not closed.
+    /// For HTTP: how long the inspector waits for the client's first bytes.
+    public var listenerFiltersTimeout: String? = nil
+    /// For HTTP: a client that sends nothing for that long (a protocol in which the
+    /// server speaks first) is relayed, not closed.
     public var continueOnListenerFiltersTimeout: Bool? = nil
     /// For HTTP: what is not HTTP (TLS, a database's protocol) is relayed as TCP.
     public var defaultFilterChain: FilterChain? = nil

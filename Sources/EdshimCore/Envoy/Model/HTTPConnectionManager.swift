@@ -108,11 +108,15 @@ public struct HTTPConnectionManager: EnvoyMessage {
         /// The `Host` an HTTP/1.0 request without one is given (Envoy refuses it
         /// 400 otherwise): the service name.
         public var defaultHostForHttp10: String
+        /// The response's header names, and its reason phrase, as the container
+        /// wrote them.
+        public var headerKeyFormat = HeaderKeyFormat.preserveCase
 
         private enum CodingKeys: String, CodingKey {
             // The proto's names: snake case would write `accept_http10`.
             case acceptHttp10 = "accept_http_10"
             case defaultHostForHttp10 = "default_host_for_http_10"
+            case headerKeyFormat
         }
     }
 
