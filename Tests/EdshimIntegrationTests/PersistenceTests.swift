@@ -195,6 +195,53 @@ struct PersistenceTests {
         }
     }
 
+    @Test("a disk that refuses Envoy's files (as a full one would): a registration is refused at once, not after the shim's 12 s, its shim serves the port itself, and hands it to Envoy once the files can be written; SIGTERM is not held up", .needsPrivateNetworkNamespaces)
+    func envoyFilesRefused() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let firstPort = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: firstPort), to: backend.endpoint).isReady)
+            await bed.stopServer()
+            // Both files bind-mounted over themselves in the server's own mount
+            // namespace: replacing them fails (EBUSY), as every write would on a full disk.
+            let files = ["cds.json", "lds.json"].map { bed.xdsDirectory + "/" + $0 }
+            let unshare = try SystemExecutables.required("unshare", package: "util-linux")
+            try await bed.startServer(launcher: [unshare, "-m", "--propagation", "private", "--", "sh", "-c", "mount --bind \"$0\" \"$0\" && mount --bind \"$1\" \"$1\" && shift && exec \"$@\""] + files)
+
+            let secondPort = try Sockets.freePort()
+            let started = ContinuousClock.now
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: secondPort), to: backend.endpoint).isReady, "the shim serves the port itself")
+            #expect(ContinuousClock.now - started < .seconds(4), "the registration waited for Envoy's files")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: secondPort)).status == 200)
+            #expect(try bed.registrations().map(\.key.host.port) == [firstPort], "withdrawn: Envoy cannot serve it")
+            #expect(bed.server?.log.contains("cannot write Envoy's configuration; registration withdrawn") == true)
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: firstPort)).status == 200, "Envoy keeps what it had")
+
+            // The disk takes writes again: the shim registers again, and Envoy takes the port.
+            let server = try #require(bed.server)
+            let nsenter = try SystemExecutables.required("nsenter", package: "util-linux")
+            for file in files {
+                let umount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "umount", file], in: bed.directory)
+                #expect(umount.status == 0, "\(umount.output)")
+            }
+            try await bed.eventually("Envoy listens on the port its shim served", timeout: .seconds(20)) {
+                try bed.listeners()["tcp_0.0.0.0_\(secondPort)"] != nil && Set(try bed.registrations().map(\.key.host.port)) == [firstPort, secondPort]
+            }
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: secondPort)).status == 200)
+
+            // Refused again, a registration under way, and SIGTERM: the server exits at once.
+            for file in files {
+                let remount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "mount", "--bind", file, file], in: bed.directory)
+                #expect(remount.status == 0, "\(remount.output)")
+            }
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint).isReady)
+            let stopping = ContinuousClock.now
+            server.signal(SIGTERM)
+            let status = await server.waitForExit(timeout: .seconds(5))
+            #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - stopping)")
+        }
+    }
+
     @Test("a corrupt state file, or one of another format version (a downgrade), is reported and kept aside, the server starts, and resync restores the shims", arguments: [false, true])
     func corruptStateFile(anotherVersion: Bool) async throws {
         try await withTestbed { bed in

@@ -159,10 +159,16 @@ actor XDSPublisher {
     }
 
     /// Publishes the configuration of `registry`, the registrar's `revision`; returns
-    /// once it (or a newer one) is on disk.
-    func publish(_ registry: Registry, revision: Int) async {
-        await coalescer?.submit(registry, revision: revision)
+    /// true once it (or a newer one) is on disk, false once a write of it failed (a
+    /// full disk: logged, reported by `/healthz`, and tried again in the background,
+    /// with the newest registry by then).
+    @discardableResult
+    func publish(_ registry: Registry, revision: Int) async -> Bool {
+        await coalescer?.attempt(registry, revision: revision) ?? true
     }
+
+    /// Why the last write of Envoy's files failed; nil once one succeeded.
+    var writeFailure: String? { health.failure(of: .envoyConfiguration) }
 
     /// Writes the steps to `registry`'s configuration; false when a write failed (it is
     /// tried again, `Coalescer`).

@@ -183,7 +183,9 @@ actor Registrar {
         if let replaced, replaced.owner != owner { release(replaced.owner) }
         pendingLabels.note(key, answer: answer)
         logger.info("registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
-        await commit()
+        guard await commit() else {
+            return await unpublishable(key, owner: owner, kept: gaveItsPortToEnvoy)
+        }
 
         // With Envoy not running, waiting the whole readiness timeout would only hold
         // up dockerd (it starts a container's proxies one after another) and resync
@@ -225,6 +227,24 @@ actor Registrar {
             return .failure(WireError(.envoyAbsent, "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory)): \(key) withdrawn; start Envoy with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
         }
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
+    }
+
+    /// The answer to a registration whose configuration could not be written to the
+    /// xds directory (a full disk): Envoy cannot serve the port until it is, so the
+    /// shim is told at once, not after the readiness timeout, and serves its port
+    /// itself (as docker-proxy did), registering again until the server can write.
+    /// Withdrawn, unless its shim gave its port to Envoy long ago (`kept`, resync's):
+    /// Envoy then serves it once the files are written.
+    private func unpublishable(_ key: RegistrationKey, owner: Owner, kept: Bool) async -> WireResponse {
+        let reason = await publisher.writeFailure ?? "the write failed"
+        let directory = configuration.xdsDirectory
+        if !kept, registry[key]?.owner == owner {
+            registry.remove(key)
+            release(owner)
+            await commit()
+        }
+        logger.warning("cannot write Envoy's configuration; registration \(kept ? "kept for when it can" : "withdrawn")", metadata: ["key": "\(key)", "xds_dir": "\(directory)", "error": "\(reason)"])
+        return .failure(WireError(.unavailable, "cannot write Envoy's configuration in \(directory) (\(reason)): \(key) \(kept ? "is kept, and Envoy serves it once the server can write there" : "is not registered; its shim serves the port itself and registers again once the server can write there"); free space there (GET /healthz on the server's admin address says when writes fail)"))
     }
 
     /// Waits until Envoy serves `host` (see `waitUntilEnvoyServes`), for up to the
@@ -492,16 +512,18 @@ actor Registrar {
         if registry.registrations(ownedBy: owner).isEmpty { owners.unwatch(owner) }
     }
 
-    /// Hands the registry to Envoy and to the state file; returns once Envoy's files
-    /// have it and the state file has it or refused it (a full disk: retried in the
-    /// background; a registration waiting for it would hang, and dockerd with it).
-    private func commit() async {
+    /// Hands the registry to Envoy and to the state file; returns once each has it or
+    /// refused it (a full disk: retried in the background; a request waiting for the
+    /// disk would hang, and dockerd with it, and SIGTERM), with whether Envoy's files
+    /// have it.
+    @discardableResult
+    private func commit() async -> Bool {
         let snapshot = registry
         revision += 1
         let current = revision
-        async let published: Void = publisher.publish(snapshot, revision: current)
-        async let saved: Bool = state.save(snapshot, revision: current)
-        _ = await (published, saved)
+        async let published = publisher.publish(snapshot, revision: current)
+        async let saved = state.save(snapshot, revision: current)
+        return await (published, saved).0
     }
 
     /// A registration in progress: its key and the shim making it.

@@ -29,6 +29,11 @@ final class WriteHealth: Sendable {
         _ = failures.withLock { $0.removeValue(forKey: target) }
     }
 
+    /// Why the last write of `target` failed; nil when it succeeded.
+    func failure(of target: Target) -> String? {
+        failures.withLock { $0[target]?.error }
+    }
+
     /// One line per target that cannot be written, saying for how long and why; none
     /// when every write succeeds.
     func problems(now: ContinuousClock.Instant = .now) -> [String] {
