@@ -133,11 +133,8 @@ struct PersistenceTests {
             dead.process.signal(SIGKILL)
             _ = await dead.process.waitForExit(timeout: .seconds(5))
 
-            // The state file bind-mounted over itself in the server's own mount
-            // namespace: replacing it fails (EBUSY), as every write would on a full disk.
-            let unshare = try SystemExecutables.required("unshare", package: "util-linux")
             let started = ContinuousClock.now
-            try await bed.startServer(launcher: [unshare, "-m", "--propagation", "private", "--", "sh", "-c", "mount --bind \"$0\" \"$0\" && exec \"$@\"", bed.stateFile])
+            try await bed.startServer(refusingWritesTo: [bed.stateFile])
             #expect(ContinuousClock.now - started < .seconds(5), "the start waited for the state file")
             try await bed.eventually("Envoy let go of the dead shim's port") { try bed.listeners()["tcp_0.0.0.0_\(deadPort)"] == nil }
             #expect(try bed.registrations().map(\.owner.pid) == [live.process.pid])
@@ -146,10 +143,7 @@ struct PersistenceTests {
             #expect(Set(try savedPorts()) == [livePort, deadPort], "the state file as it was")
 
             // The disk takes writes again: the state follows.
-            let server = try #require(bed.server)
-            let nsenter = try SystemExecutables.required("nsenter", package: "util-linux")
-            let umount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "umount", bed.stateFile], in: bed.directory)
-            #expect(umount.status == 0, "\(umount.output)")
+            try await bed.setWrites(refused: false, to: [bed.stateFile])
             try await bed.eventually("the state is saved without the dead shim", timeout: .seconds(10)) { try savedPorts() == [livePort] }
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: livePort)).status == 200)
         }
@@ -159,13 +153,7 @@ struct PersistenceTests {
     func stateRefusedWhileServing() async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
-            let firstPort = try Sockets.freePort()
-            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: firstPort), to: backend.endpoint).isReady)
-            await bed.stopServer()
-            // The state file bind-mounted over itself in the server's own mount
-            // namespace: replacing it fails (EBUSY), as every write would on a full disk.
-            let unshare = try SystemExecutables.required("unshare", package: "util-linux")
-            try await bed.startServer(launcher: [unshare, "-m", "--propagation", "private", "--", "sh", "-c", "mount --bind \"$0\" \"$0\" && exec \"$@\"", bed.stateFile])
+            let firstPort = try await Self.publishThenRestart(backend, on: bed, refusingWritesTo: [bed.stateFile])
 
             let secondPort = try Sockets.freePort()
             let started = ContinuousClock.now
@@ -177,21 +165,13 @@ struct PersistenceTests {
             #expect(try savedPorts() == [firstPort], "the state file as it was")
 
             // The disk takes writes again: the state follows.
-            let server = try #require(bed.server)
-            let nsenter = try SystemExecutables.required("nsenter", package: "util-linux")
-            let umount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "umount", bed.stateFile], in: bed.directory)
-            #expect(umount.status == 0, "\(umount.output)")
+            try await bed.setWrites(refused: false, to: [bed.stateFile])
             try await bed.eventually("the state is saved with the new port", timeout: .seconds(10)) { Set(try savedPorts()) == [firstPort, secondPort] }
 
             // Refused again, and SIGTERM: the server exits at once all the same.
-            let remount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "mount", "--bind", bed.stateFile, bed.stateFile], in: bed.directory)
-            #expect(remount.status == 0, "\(remount.output)")
-            let thirdPort = try Sockets.freePort()
-            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: thirdPort), to: backend.endpoint).isReady)
-            let stopping = ContinuousClock.now
-            server.signal(SIGTERM)
-            let status = await server.waitForExit(timeout: .seconds(5))
-            #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - stopping)")
+            try await bed.setWrites(refused: true, to: [bed.stateFile])
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint).isReady)
+            try await bed.expectServerStopsAtOnce()
         }
     }
 
@@ -199,14 +179,8 @@ struct PersistenceTests {
     func envoyFilesRefused() async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
-            let firstPort = try Sockets.freePort()
-            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: firstPort), to: backend.endpoint).isReady)
-            await bed.stopServer()
-            // Both files bind-mounted over themselves in the server's own mount
-            // namespace: replacing them fails (EBUSY), as every write would on a full disk.
-            let files = ["cds.json", "lds.json"].map { bed.xdsDirectory + "/" + $0 }
-            let unshare = try SystemExecutables.required("unshare", package: "util-linux")
-            try await bed.startServer(launcher: [unshare, "-m", "--propagation", "private", "--", "sh", "-c", "mount --bind \"$0\" \"$0\" && mount --bind \"$1\" \"$1\" && shift && exec \"$@\""] + files)
+            let files = [DiscoveryDocument.clusterFileName, DiscoveryDocument.listenerFileName].map { bed.xdsDirectory + "/" + $0 }
+            let firstPort = try await Self.publishThenRestart(backend, on: bed, refusingWritesTo: files)
 
             let secondPort = try Sockets.freePort()
             let started = ContinuousClock.now
@@ -218,28 +192,27 @@ struct PersistenceTests {
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: firstPort)).status == 200, "Envoy keeps what it had")
 
             // The disk takes writes again: the shim registers again, and Envoy takes the port.
-            let server = try #require(bed.server)
-            let nsenter = try SystemExecutables.required("nsenter", package: "util-linux")
-            for file in files {
-                let umount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "umount", file], in: bed.directory)
-                #expect(umount.status == 0, "\(umount.output)")
-            }
+            try await bed.setWrites(refused: false, to: files)
             try await bed.eventually("Envoy listens on the port its shim served", timeout: .seconds(20)) {
                 try bed.listeners()["tcp_0.0.0.0_\(secondPort)"] != nil && Set(try bed.registrations().map(\.key.host.port)) == [firstPort, secondPort]
             }
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: secondPort)).status == 200)
 
             // Refused again, a registration under way, and SIGTERM: the server exits at once.
-            for file in files {
-                let remount = try await Binaries.run(nsenter, ["--mount=/proc/\(server.pid)/ns/mnt", "mount", "--bind", file, file], in: bed.directory)
-                #expect(remount.status == 0, "\(remount.output)")
-            }
+            try await bed.setWrites(refused: true, to: files)
             #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint).isReady)
-            let stopping = ContinuousClock.now
-            server.signal(SIGTERM)
-            let status = await server.waitForExit(timeout: .seconds(5))
-            #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - stopping)")
+            try await bed.expectServerStopsAtOnce()
         }
+    }
+
+    /// Publishes `backend` on a free port, then restarts the server with `files`
+    /// refusing writes; returns the port.
+    private static func publishThenRestart(_ backend: LoopbackBackend, on bed: Testbed, refusingWritesTo files: [String]) async throws -> UInt16 {
+        let port = try Sockets.freePort()
+        #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+        await bed.stopServer()
+        try await bed.startServer(refusingWritesTo: files)
+        return port
     }
 
     @Test("a corrupt state file, or one of another format version (a downgrade), is reported and kept aside, the server starts, and resync restores the shims", arguments: [false, true])
