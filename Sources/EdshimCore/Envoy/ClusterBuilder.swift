@@ -5,9 +5,12 @@ public enum ClusterBuilder {
     /// Limits high enough never to be the bottleneck (Envoy's default is 1024),
     /// because docker-proxy, which edshim replaces, had none.
     static let unlimited: UInt32 = 1_000_000
-    /// Every threshold at `unlimited`.
+    /// Every threshold at `unlimited`: also retries, which only a container closing or
+    /// resetting connections causes, each once (`ListenerBuilder.idempotentRetry`); at
+    /// Envoy's 3, a keep-alive timeout closing many idle connections at once under load
+    /// would leave the fourth client with the 503 the retry is there to spare it.
     static let circuitBreakers = EnvoyCluster.CircuitBreakers(thresholds: [
-        .init(maxConnections: unlimited, maxPendingRequests: unlimited, maxRequests: unlimited),
+        .init(maxConnections: unlimited, maxPendingRequests: unlimited, maxRequests: unlimited, maxRetries: unlimited),
     ])
 
     /// A static, round-robin cluster over the container endpoints (sorted, unique),

@@ -99,12 +99,14 @@ public enum ListenerBuilder {
     }
 
     /// An idempotent request the container closed its connection on without answering
-    /// goes once more, on a new connection: Envoy keeps connections to the container
+    /// goes once more, on another connection: Envoy keeps connections to the container
     /// open between requests, and a container's keep-alive timeout (Node.js: 5 s) can
     /// close one just as Envoy sends on it; the client, whose own connection is still
     /// open, would get a 503 it never got through docker-proxy. Only the methods Go's
     /// and browsers' HTTP clients resend on a dead keep-alive connection themselves, and
-    /// requests that carry an `Idempotency-Key`: others may have been acted on.
+    /// requests that carry an `Idempotency-Key`: others may have been acted on. `reset`
+    /// covers every request the container did not answer at all: a connection it
+    /// refused or did not accept within the connect timeout is tried once more too.
     static let idempotentRetry = HTTPConnectionManager.Route.RetryPolicy(
         retryOn: "reset",
         numRetries: 1,

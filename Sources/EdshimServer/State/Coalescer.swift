@@ -9,7 +9,8 @@
 ///
 /// A write that fails (a full disk) is tried again, after 250 ms and then up to every
 /// 5 s, with the newest snapshot by then; `submit`'s callers wait until one succeeds,
-/// `attempt`'s only until the first write that covers their snapshot has ended.
+/// `attempt`'s only until the first write that covers their snapshot has ended, and
+/// not at all while writes keep failing (the retry waiting out its delay).
 actor Coalescer<Snapshot: Sendable> {
     static var firstRetryDelay: Duration { .milliseconds(250) }
     static var longestRetryDelay: Duration { .seconds(5) }
@@ -21,6 +22,8 @@ actor Coalescer<Snapshot: Sendable> {
     private var latest: (revision: Int, snapshot: Snapshot)?
     private var written = -1
     private var writing = false
+    /// The last write failed, and none has succeeded since.
+    private var failing = false
     private var waiters: [Waiter] = []
 
     /// A caller waiting for its revision to be written; with `untilWritten` false,
@@ -53,6 +56,10 @@ actor Coalescer<Snapshot: Sendable> {
     private func wait(for snapshot: Snapshot, revision: Int, untilWritten: Bool) async -> Bool {
         post(snapshot, revision: revision)
         guard written < revision else { return true }
+        // The next try comes only after the retry delay (up to 5 s): a caller that
+        // asked to wait for a try alone need not sit through it to hear that the disk
+        // still refuses. The retry writes this snapshot, or a newer one, all the same.
+        if !untilWritten, failing { return false }
         return await withCheckedContinuation { continuation in
             waiters.append(Waiter(revision: revision, untilWritten: untilWritten, continuation: continuation))
         }
@@ -86,6 +93,7 @@ actor Coalescer<Snapshot: Sendable> {
         while let next = pending {
             pending = nil
             guard await write(next.snapshot) else {
+                failing = true
                 release { !$0.untilWritten && $0.revision <= next.revision }
                 // Unless a newer snapshot came meanwhile, this one is tried again.
                 if pending == nil { pending = next }
@@ -94,6 +102,7 @@ actor Coalescer<Snapshot: Sendable> {
                 continue
             }
             retryDelay = Self.firstRetryDelay
+            failing = false
             written = next.revision
             release(written: true) { $0.revision <= next.revision }
         }

@@ -13,6 +13,8 @@ public struct EnvoyCluster: EnvoyMessage {
             public var maxPendingRequests: UInt32
             /// Concurrent requests.
             public var maxRequests: UInt32
+            /// Concurrent retries (Envoy's default: 3).
+            public var maxRetries: UInt32
         }
 
         /// Thresholds for the default priority.
