@@ -54,15 +54,20 @@ struct HTTPModeTests {
         }
     }
 
-    @Test("WebSocket upgrades pass, and bytes flow both ways after them")
-    func webSocket() async throws {
+    /// Upgrade requests as their clients send them: a browser's WebSocket, the Docker
+    /// CLI's `attach` and `exec` to a Docker daemon in a container (docker:dind on
+    /// 2375), kubectl's `exec` and `port-forward` over SPDY.
+    static let upgrades = [
+        "GET /ws HTTP/1.1\r\nHost: edshim\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        "POST /v1.41/containers/web/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: edshim\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: text/plain\r\n\r\n",
+        "POST /api/v1/namespaces/default/pods/web/exec?command=sh HTTP/1.1\r\nHost: edshim\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n",
+    ]
+
+    @Test("upgrades pass, and bytes flow both ways after them: WebSocket, Docker's `Upgrade: tcp` (attach, exec), kubectl's SPDY", arguments: upgrades)
+    func upgradePasses(upgrade: String) async throws {
         try await withTestbed { bed in
-            let backend = try bed.httpBackend("web")
-            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
-            let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            let fd = try Sockets.connect(try await Self.published(try bed.httpBackend("web"), on: bed))
             defer { close(fd) }
-            let upgrade = "GET /ws HTTP/1.1\r\nHost: edshim\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             try Sockets.sendAll(fd, Array(upgrade.utf8))
             var head: [UInt8] = []
             while !head.ends(with: Array("\r\n\r\n".utf8)) { head += try Sockets.receive(fd, count: 1) }

@@ -41,6 +41,12 @@ public enum ListenerBuilder {
         return listener
     }
 
+    /// The upgrades that pass (Envoy refuses others 403), each then a byte stream
+    /// both ways: WebSocket; `tcp`, which the Docker CLI asks of a Docker daemon for
+    /// `attach` and `exec` (docker:dind publishing 2375); SPDY, kubectl's `exec` and
+    /// `port-forward` to an API server or kubelet in a container.
+    static let upgradeTypes = ["websocket", "tcp", "spdy/3.1"]
+
     /// How long the HTTP inspector waits for a client's first bytes before relaying
     /// the connection as TCP. A protocol in which the server speaks first (MySQL, SSH,
     /// SMTP) sends none: its clients wait this long for the greeting (Envoy's default,
@@ -86,7 +92,7 @@ public enum ListenerBuilder {
             preserveExternalRequestId: true,
             proxy100Continue: true,
             streamIdleTimeout: "0s",
-            upgradeConfigs: [.init(upgradeType: "websocket")],
+            upgradeConfigs: upgradeTypes.map { .init(upgradeType: $0) },
             routeConfig: .init(
                 name: serviceName,
                 validateClusters: false,

@@ -75,9 +75,12 @@ final class LoopbackBackend: @unchecked Sendable {
                         headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
                     }
                     let path = lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? ""
-                    if headers["upgrade"]?.lowercased() == "websocket" {
-                        // Accept the upgrade (the key is the RFC 6455 sample), then echo raw bytes.
-                        let switching = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+                    if let upgrade = headers["upgrade"] {
+                        // Accept the upgrade (a WebSocket's key is the RFC 6455 sample; any
+                        // other, as dockerd answers `Upgrade: tcp`), then echo raw bytes.
+                        let switching = upgrade.lowercased() == "websocket"
+                            ? "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+                            : "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: \(upgrade)\r\n\r\n"
                         guard (try? Sockets.sendAll(fd, Array(switching.utf8) + pending)) != nil else { return }
                         while true {
                             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }

@@ -96,7 +96,7 @@ public struct HTTPConnectionManager: EnvoyMessage {
 
     /// `UpgradeConfig`.
     public struct UpgradeConfig: Encodable, Hashable, Sendable {
-        /// `websocket`.
+        /// `websocket`, `tcp`, `spdy/3.1`.
         public var upgradeType: String
     }
 
@@ -144,7 +144,7 @@ public struct HTTPConnectionManager: EnvoyMessage {
     public var proxy100Continue: Bool
     /// `0s`: a quiet stream (long poll, server-sent events) is never cut.
     public var streamIdleTimeout: String
-    /// WebSocket upgrades pass.
+    /// The upgrades that pass (`ListenerBuilder.upgradeTypes`).
     public var upgradeConfigs: [UpgradeConfig]
     /// The inline route table.
     public var routeConfig: RouteConfiguration
