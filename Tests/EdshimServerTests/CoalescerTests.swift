@@ -7,6 +7,17 @@ struct CoalescerTests {
     /// What the coalescer wrote, in order.
     private final class Written: Sendable {
         let values = Mutex<[Int]>([])
+
+        var count: Int { values.withLock { $0.count } }
+        var all: [Int] { values.withLock { $0 } }
+
+        /// Waits (10 s at most) until `done` holds.
+        func waitUntil(_ done: @Sendable (Written) -> Bool) async throws {
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !done(self), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
     }
 
     @Test("an older snapshot arriving after a newer one is never written over it")
@@ -16,12 +27,12 @@ struct CoalescerTests {
             written.values.withLock { $0.append(value) }
             return true
         }
-        await coalescer.submit(20, revision: 2)
-        await coalescer.submit(10, revision: 1)
-        #expect(written.values.withLock { $0 } == [20])
+        #expect(await coalescer.attempt(20, revision: 2))
+        #expect(await coalescer.attempt(10, revision: 1), "covered by the newer one")
+        #expect(written.all == [20])
     }
 
-    @Test("under concurrent submissions in any order, the newest is written last and every submitter returns")
+    @Test("under concurrent submissions in any order, the newest is written last and every caller returns, told it is written")
     func newestWinsUnderConcurrency() async {
         for _ in 0..<50 {
             let written = Written()
@@ -30,49 +41,37 @@ struct CoalescerTests {
                 await Task.yield()
                 return true
             }
-            await withTaskGroup(of: Void.self) { group in
+            let answers = await withTaskGroup(of: Bool.self) { group in
                 for revision in (1...40).shuffled() {
-                    group.addTask { await coalescer.submit(revision * 10, revision: revision) }
+                    group.addTask { await coalescer.attempt(revision * 10, revision: revision) }
                 }
+                return await group.reduce(into: [Bool]()) { $0.append($1) }
             }
-            let values = written.values.withLock { $0 }
+            let values = written.all
             #expect(values.last == 400, "\(values)")
             #expect(values == values.sorted(), "written out of order: \(values)")
+            #expect(answers == Array(repeating: true, count: 40))
         }
     }
 
-    @Test("a failed write is tried again, and its submitter returns only once it succeeded")
-    func failedWriteIsRetried() async {
+    @Test("a failed write returns false to its caller at once and is tried again, after 250 ms, then 500 ms, until it succeeds")
+    func failedWriteIsRetried() async throws {
         let attempts = Written()
         let coalescer = Coalescer<Int> { value in
             attempts.values.withLock { $0.append(value) }
-            return attempts.values.withLock { $0.count } >= 3
+            return attempts.count >= 3
         }
         let start = ContinuousClock.now
-        await coalescer.submit(7, revision: 1)
-        #expect(attempts.values.withLock { $0 } == [7, 7, 7])
-        #expect(ContinuousClock.now - start >= Coalescer<Int>.firstRetryDelay * 3, "retried after 250 ms, then 500 ms")
-    }
-
-    @Test("attempt returns false as soon as a write of its snapshot failed, and the write is retried all the same; true once one succeeded")
-    func attemptReturnsOnFailure() async throws {
-        let attempts = Written()
-        let coalescer = Coalescer<Int> { value in
-            attempts.values.withLock { $0.append(value) }
-            return attempts.values.withLock { $0.count } >= 3
-        }
         #expect(await coalescer.attempt(7, revision: 1) == false)
-        #expect(attempts.values.withLock { $0.first } == 7, "returned after the first write")
-        let deadline = ContinuousClock.now + .seconds(10)
-        while attempts.values.withLock({ $0.count }) < 3, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        #expect(attempts.values.withLock { $0 } == [7, 7, 7], "retried until written")
+        #expect(attempts.all.first == 7, "returned after the first write")
+        try await attempts.waitUntil { $0.count >= 3 }
+        #expect(attempts.all == [7, 7, 7], "retried until written")
+        #expect(ContinuousClock.now - start >= Coalescer<Int>.firstRetryDelay * 3, "retried after 250 ms, then 500 ms")
         #expect(await coalescer.attempt(7, revision: 1), "written by now")
         #expect(await coalescer.attempt(8, revision: 2))
     }
 
-    @Test("while writes keep failing, attempt returns false at once instead of sitting through the retry delay; the retry writes its snapshot all the same")
+    @Test("while writes keep failing, a caller is answered false at once instead of sitting through the retry delay; the retry writes its snapshot all the same")
     func attemptWhileFailingReturnsAtOnce() async throws {
         let attempts = Written()
         let disk = Mutex(false)
@@ -82,19 +81,17 @@ struct CoalescerTests {
         }
         #expect(await coalescer.attempt(1, revision: 1) == false)
         // Failed writes double the delay: 250 ms, 500 ms, 1 s, 2 s.
-        let deadline = ContinuousClock.now + .seconds(10)
-        while attempts.values.withLock({ $0.count }) < 4, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await attempts.waitUntil { $0.count >= 4 }
         let asked = ContinuousClock.now
         #expect(await coalescer.attempt(2, revision: 2) == false)
         #expect(ContinuousClock.now - asked < .milliseconds(500), "waited \(ContinuousClock.now - asked) for a retry 2 s away")
         disk.withLock { $0 = true }
-        await coalescer.submit(2, revision: 2)
-        #expect(attempts.values.withLock { $0.last } == 2, "the retry wrote the newest snapshot")
+        try await attempts.waitUntil { $0.all.last == 2 }
+        #expect(attempts.all.last == 2, "the retry wrote the newest snapshot")
+        #expect(await coalescer.attempt(2, revision: 2))
     }
 
-    @Test("a failed write releases the attempts it covered, not a submit of the same snapshot, nor an attempt of a newer one posted meanwhile")
+    @Test("a failed write answers the callers it covered, not one of a newer snapshot posted meanwhile, which the retry writes")
     func failureReleasesOnlyWhatItCovered() async throws {
         let attempts = Written()
         let gate = Mutex<[CheckedContinuation<Void, Never>]>([])
@@ -108,18 +105,13 @@ struct CoalescerTests {
             return true
         }
         async let attempted = coalescer.attempt(1, revision: 1)
-        async let submitted: Void = coalescer.submit(1, revision: 1)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while gate.withLock({ $0.isEmpty }), ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(10))
-        }
+        try await attempts.waitUntil { _ in !gate.withLock { $0.isEmpty } }
         // Posted while the first write is under way: written by the retry, not failed with it.
         async let newer = coalescer.attempt(2, revision: 2)
         try await Task.sleep(for: .milliseconds(200))
         gate.withLock { $0.forEach { $0.resume() } }
         #expect(await attempted == false)
         #expect(await newer == true)
-        await submitted
-        #expect(attempts.values.withLock { $0 } == [1, 2])
+        #expect(attempts.all == [1, 2])
     }
 }
