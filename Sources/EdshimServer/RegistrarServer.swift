@@ -88,7 +88,7 @@ public struct RegistrarServer: Sendable {
         let refresher = LabelRefresher(registrar: registrar, source: metadataSource)
         var services: [any Service] = [listener, reaper, refresher, XDSDirectoryGuard(publisher: publisher)]
         if let admin = configuration.adminAddress {
-            services.append(AdminEndpoint(address: admin, registrar: registrar, health: health, logger: logger))
+            services.append(AdminEndpoint(address: admin, policy: policy, registrar: registrar, health: health, logger: logger))
         }
         let group = ServiceGroup(configuration: .init(
             services: services,

@@ -11,7 +11,7 @@ public struct ServerConfiguration: Sendable {
     /// Where the registry is kept across restarts.
     public var stateFile: String
     /// The server's own admin and status endpoint; nil: none.
-    public var adminAddress: SocketEndpoint?
+    public var adminAddress: AdminAddress?
     /// The Docker Engine API.
     public var dockerHost: String
     /// The mode for containers without a mode label.
@@ -34,7 +34,7 @@ public struct ServerConfiguration: Sendable {
         socketGroup: String? = nil,
         xdsDirectory: String = EdshimDefaults.xdsDirectory,
         stateFile: String = EdshimDefaults.stateFile,
-        adminAddress: SocketEndpoint? = SocketEndpoint(ip: .loopbackIPv4, port: 7776),
+        adminAddress: AdminAddress? = .tcp(SocketEndpoint(ip: .loopbackIPv4, port: 7776)),
         dockerHost: String = "unix:///var/run/docker.sock",
         defaultMode: ProxyMode = .http,
         readyTimeout: Duration = .seconds(5),

@@ -66,6 +66,41 @@ struct AdminEndpointTests {
         }
     }
 
+    @Test("--admin-address unix:PATH: the endpoint on a Unix socket of mode 0660 (root and the socket group, as the registration socket), nothing on TCP; a socket a killed server left is replaced; the socket goes when the server stops")
+    func unixSocket() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let path = bed.directory + "/admin.sock"
+            await bed.stopServer()
+            try await bed.startServer(extraArguments: ["--admin-address", "unix:" + path])
+            var info = stat()
+            #expect(stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK)
+            #expect(info.st_mode & 0o777 == 0o660, "mode \(String(info.st_mode & 0o777, radix: 8))")
+            #expect(try Self.get("/healthz", on: path).hasSuffix("\r\n\r\nok\n"))
+            #expect(try Self.get("/status", on: path).hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(throws: (any Error).self, "nothing on the TCP address") { try Sockets.connect(bed.serverAdmin) }
+
+            await bed.killServer()
+            #expect(stat(path, &info) == 0, "a killed server leaves its socket")
+            try await bed.startServer(extraArguments: ["--admin-address", "unix:" + path])
+            #expect(try Self.get("/healthz", on: path).hasSuffix("\r\n\r\nok\n"))
+            try await bed.expectServerStopsAtOnce()
+            #expect(stat(path, &info) != 0, "removed once the server stopped")
+        }
+    }
+
+    /// `GET path` over the Unix socket at `socketPath`: the whole response.
+    private static func get(_ path: String, on socketPath: String) throws -> String {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(fd) }
+        guard UnixSocketAddress.with(path: socketPath, { connect(fd, $0, $1) }) == 0 else {
+            throw TestFailure("connect \(socketPath): \(String(cString: strerror(errno)))")
+        }
+        try Sockets.sendAll(fd, Array("GET \(path) HTTP/1.1\r\nHost: edshim\r\nConnection: close\r\n\r\n".utf8))
+        return String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+    }
+
     @Test("an idle keep-alive client of the admin endpoint (a dashboard, a browser tab) does not hold up SIGTERM")
     func idleClientDoesNotHoldShutdown() async throws {
         var options = Testbed.Options()

@@ -14,36 +14,9 @@ public struct BootstrapDocument: Equatable, Sendable {
     public var maximumConnections: Int
 
     /// Where Envoy's admin API listens: a TCP address, which every local user can
-    /// reach (and, with it, stop Envoy or drain its listeners), or a Unix socket only
-    /// root (Envoy's user) may use.
-    public enum AdminAddress: Equatable, Sendable, CustomStringConvertible {
-        case tcp(SocketEndpoint)
-        /// An absolute path; the socket is made 0600.
-        case unixSocket(String)
-
-        /// The prefix of a Unix socket's address: `unix:/run/envoy-edshim/admin.sock`.
-        public static let unixPrefix = "unix:"
-
-        /// `HOST:PORT`, or `unix:/absolute/path`; nil for anything else.
-        public init?(parsing text: String) {
-            if text.hasPrefix(Self.unixPrefix) {
-                let path = String(text.dropFirst(Self.unixPrefix.count))
-                guard path.hasPrefix("/"), path.utf8.count <= UnixSocketAddress.maximumPathLength, !path.contains("\0") else { return nil }
-                self = .unixSocket(path)
-            } else if let endpoint = SocketEndpoint(parsing: text) {
-                self = .tcp(endpoint)
-            } else {
-                return nil
-            }
-        }
-
-        public var description: String {
-            switch self {
-            case .tcp(let endpoint): endpoint.description
-            case .unixSocket(let path): Self.unixPrefix + path
-            }
-        }
-    }
+    /// reach (and, with it, stop Envoy or drain its listeners), or a Unix socket, made
+    /// 0600, only root (Envoy's user) may use.
+    public typealias AdminAddress = EdshimCore.AdminAddress
 
     /// Creates a bootstrap description.
     public init(xdsDirectory: String, admin: AdminAddress, nodeID: String, nodeCluster: String, maximumConnections: Int = 1_000_000) {

@@ -11,28 +11,40 @@ import Glibc
 /// The server's own HTTP endpoint (`--admin-address`, 127.0.0.1:7776 by default):
 /// `GET /healthz` for probes (503, saying why, while a write of the state file or of
 /// Envoy's configuration keeps failing), `GET /status` for the registrations as JSON (what
-/// `edshim status --json` prints). Read-only; loopback unless told otherwise; at most
-/// 128 connections at once, each closed after 30 s in which it sent nothing
-/// (`AdminConnectionLimits`).
+/// `edshim status --json` prints). Read-only; loopback unless told otherwise, or a
+/// Unix socket that only root and the socket group may use, as the registration
+/// socket; at most 128 connections at once, each closed after 30 s in which it sent
+/// nothing (`AdminConnectionLimits`).
 struct AdminEndpoint: Service {
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
-    let address: SocketEndpoint
+    let address: AdminAddress
+    /// Who may use a Unix socket: the registration socket's owner and group.
+    let policy: PeerPolicy
     let registrar: Registrar
     let health: WriteHealth
     let logger: Logger
     private let budget = AdminConnectionBudget()
 
-    init(address: SocketEndpoint, registrar: Registrar, health: WriteHealth, logger: Logger) {
+    init(address: AdminAddress, policy: PeerPolicy, registrar: Registrar, health: WriteHealth, logger: Logger) {
         self.address = address
+        self.policy = policy
         self.registrar = registrar
         self.health = health
         self.logger = logger
     }
 
-    /// Refuses an address something already listens on, before the server starts
-    /// anything (the endpoint itself binds it when the services run).
-    static func refuseIfTaken(_ address: SocketEndpoint) throws {
+    /// Refuses an address something already listens on, or a socket path that cannot
+    /// be one, before the server starts anything (the endpoint itself binds it when
+    /// the services run).
+    static func refuseIfTaken(_ address: AdminAddress) throws {
+        switch address {
+        case .tcp(let endpoint): try refuseIfTaken(endpoint)
+        case .unixSocket(let path): try refuseIfTaken(path)
+        }
+    }
+
+    private static func refuseIfTaken(_ address: SocketEndpoint) throws {
         let fd = socket(address.ip.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return }
         defer { close(fd) }
@@ -43,29 +55,84 @@ struct AdminEndpoint: Service {
         }
     }
 
+    /// A path is free when nothing is there, or a socket nothing listens on (left by a
+    /// server that was killed): that one is replaced.
+    private static func refuseIfTaken(_ path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            guard errno == ENOENT else { throw ServerStartupError("--admin-address unix:\(path): \(String(cString: strerror(errno)))") }
+            if let directory = AtomicFile.parent(of: path), stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
+                throw ServerStartupError("--admin-address unix:\(path): \(directory) is not a directory: create it, or choose another path")
+            }
+            return
+        }
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ServerStartupError("--admin-address unix:\(path) exists and is not a socket: remove it or choose another path")
+        }
+        if listens(on: path) {
+            throw ServerStartupError("--admin-address unix:\(path): something already listens there (another edshim server?); stop it, or choose another path")
+        }
+    }
+
+    /// Whether something accepts connections on the Unix socket at `path`.
+    private static func listens(on path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return UnixSocketAddress.with(path: path) { connect(fd, $0, $1) } == 0
+    }
+
     func run() async throws {
         let server: NIOAsyncChannel<any Channel, Never>
         do {
-            server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            server = try await listen(ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .childChannelOption(.autoRead, value: false)
                 // A client may close its sending side after its request (HTTP/1.0
                 // tools, `nc -N`): it still gets the answer.
-                .childChannelOption(.allowRemoteHalfClosure, value: true)
-                .bind(host: address.ip.description, port: Int(address.port)) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: AdminConnectionLimits.idleTimeout))
-                        try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
-                        try channel.pipeline.syncOperations.addHandler(InboundGate())
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        return channel
-                    }
-                }
+                .childChannelOption(.allowRemoteHalfClosure, value: true))
+        } catch let error as ServerStartupError {
+            throw error
         } catch {
             throw ServerStartupError("--admin-address \(address): \(error); choose a free address, or off")
         }
-        logger.info("admin endpoint listening", metadata: ["address": "http://\(address)/status"])
+        defer { if case .unixSocket(let path) = address { unlink(path) } }
+        if case .unixSocket(let path) = address {
+            guard chmod(path, 0o660) == 0 else {
+                throw ServerStartupError("cannot set mode 0660 on \(path): \(String(cString: strerror(errno)))")
+            }
+            try SocketListener.giveToSocketGroup(path, policy: policy, logger: logger)
+        }
+        logger.info("admin endpoint listening", metadata: ["address": "\(address)", "try": "\(example)"])
         try await server.serveConnections { connection in await serve(connection) }
+    }
+
+    /// Binds the address, each accepted connection made an HTTP/1.1 server's.
+    private func listen(_ bootstrap: ServerBootstrap) async throws -> NIOAsyncChannel<any Channel, Never> {
+        let initializer: @Sendable (any Channel) -> EventLoopFuture<any Channel> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: AdminConnectionLimits.idleTimeout))
+                try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
+                try channel.pipeline.syncOperations.addHandler(InboundGate())
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                return channel
+            }
+        }
+        switch address {
+        case .tcp(let endpoint):
+            return try await bootstrap
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: endpoint.ip.description, port: Int(endpoint.port), childChannelInitializer: initializer)
+        case .unixSocket(let path):
+            return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+        }
+    }
+
+    /// How to ask it, for the log.
+    private var example: String {
+        switch address {
+        case .tcp(let endpoint): "curl http://\(endpoint)/status"
+        case .unixSocket(let path): "curl --unix-socket \(path) http://edshim/status"
+        }
     }
 
     private func serve(_ channel: any Channel) async {

@@ -46,7 +46,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("state-file"), help: "Where the registry is kept across restarts (claimed by this server through <file>.lock beside it).")
     var stateFile: String = EdshimDefaults.stateFile
 
-    @Option(name: .customLong("admin-address"), help: "HOST:PORT of the server's own HTTP endpoint (GET /healthz: ok, or 503 naming a write that keeps failing; GET /status), or off.")
+    @Option(name: .customLong("admin-address"), help: "Where the server's own HTTP endpoint listens (GET /healthz: ok, or 503 naming a write that keeps failing; GET /status: the registrations, labels included): HOST:PORT, which every local user can reach, or unix:/absolute/path, a socket only root and the socket group may use (like the registration socket; curl --unix-socket PATH http://edshim/healthz), or off.")
     var adminAddress: String = EdshimDefaults.serverAdminAddress
 
     @Option(name: .customLong("docker-host"), help: "Docker Engine API, unix:// or tcp:// (default: $DOCKER_HOST, else unix:///var/run/docker.sock).")
@@ -108,8 +108,11 @@ struct ServerCommand: AsyncParsableCommand {
         guard ProxyMode(rawValue: defaultMode) != nil else {
             throw ValidationError("--default-mode must be http or tcp, not \"\(defaultMode)\"")
         }
-        guard adminAddress == "off" || SocketEndpoint(parsing: adminAddress) != nil else {
-            throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776, or off")
+        guard adminAddress == "off" || AdminAddress(parsing: adminAddress) != nil else {
+            throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776, unix: and an absolute path of at most \(UnixSocketAddress.maximumPathLength) bytes, like unix:/run/edshim/admin.sock, or off")
+        }
+        if case .unixSocket(let path) = AdminAddress(parsing: adminAddress), path == absolute(socketPath) {
+            throw ValidationError("--admin-address unix:\(path) is the shims' socket (--socket): choose another path, like unix:/run/edshim/admin.sock")
         }
         guard envoyDrainTime >= 0, envoyDrainTime <= 86_400 else {
             throw ValidationError("--envoy-drain-time must be between 0 and 86400 seconds (Envoy's --drain-time-s; 600 unless Envoy is told otherwise), not \(envoyDrainTime)")
@@ -171,7 +174,7 @@ struct ServerCommand: AsyncParsableCommand {
             socketGroup: socketGroup,
             xdsDirectory: absolute(xdsDirectory),
             stateFile: stateFile,
-            adminAddress: SocketEndpoint(parsing: adminAddress),
+            adminAddress: AdminAddress(parsing: adminAddress),
             dockerHost: dockerHost ?? environmentDockerHost(),
             defaultMode: ProxyMode(rawValue: defaultMode) ?? .http,
             readyTimeout: .milliseconds(Int64(readyTimeout * 1000)),
