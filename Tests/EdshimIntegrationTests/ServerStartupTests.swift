@@ -31,6 +31,11 @@ struct ServerStartupTests {
                 (ownFiles + ["--socket", bed.socketPath, "--admin-address", "off"], "another edshim server is already listening on \(bed.socketPath)"),
                 // The running server's admin address, checked before the xds directory is touched.
                 (ownFiles + ["--socket", elsewhere + "-run/edshim.sock", "--admin-address", bed.serverAdmin.description], "--admin-address \(bed.serverAdmin): Address already in use"),
+                // An admin socket where something listens (the running server's shims' socket),
+                // where a file that is not a socket is, or in a directory that is not there.
+                (ownFiles + ["--socket", elsewhere + "-run/edshim.sock", "--admin-address", "unix:" + bed.socketPath], "--admin-address unix:\(bed.socketPath): something already listens there"),
+                (ownFiles + ["--socket", elsewhere + "-run/edshim.sock", "--admin-address", "unix:" + bed.stateFile], "--admin-address unix:\(bed.stateFile) exists and is not a socket"),
+                (ownFiles + ["--socket", elsewhere + "-run/edshim.sock", "--admin-address", "unix:\(elsewhere)-admin/admin.sock"], "\(elsewhere)-admin is not a directory: create it"),
                 // A socket path no Unix socket can have.
                 (ownFiles + ["--socket", bed.directory + "/" + String(repeating: "s", count: 120), "--admin-address", "off"], "a Unix socket path holds at most 107"),
             ]
