@@ -22,7 +22,7 @@ public struct RegistrarServer: Sendable {
         // that cannot run must leave a running one, and Envoy's configuration, alone.
         let policy = try PeerPolicy.resolve(groupName: configuration.socketGroup)
         try SocketListener.refuseUnusable(path: configuration.socketPath)
-        if let admin = configuration.adminAddress { try AdminEndpoint.refuseIfTaken(admin) }
+        if let admin = configuration.adminAddress { try AdminEndpoint.refuseIfTaken(admin, besideShimsSocket: configuration.socketPath) }
         let stateClaim = try StateFileClaim(configuration.stateFile)
         let claim = try XDSDirectoryClaim(configuration.xdsDirectory, logger: logger)
         defer { withExtendedLifetime((stateClaim, claim)) {} }

@@ -66,13 +66,16 @@ struct AdminEndpointTests {
         }
     }
 
-    @Test("--admin-address unix:PATH: the endpoint on a Unix socket of mode 0660 (root and the socket group, as the registration socket), nothing on TCP; a socket a killed server left is replaced; the socket goes when the server stops")
+    @Test("--admin-address unix:PATH: the endpoint on a Unix socket of mode 0660 (root and the socket group, as the registration socket), also in the shims' socket directory that a reboot removed; nothing on TCP; a socket a killed server left is replaced; the socket goes when the server stops")
     func unixSocket() async throws {
         var options = Testbed.Options()
         options.startEnvoy = false
+        options.socketName = "run/edshim.sock"
         try await withTestbed(options) { bed in
-            let path = bed.directory + "/admin.sock"
+            let path = bed.directory + "/run/admin.sock"
             await bed.stopServer()
+            // As after a reboot: /run/edshim is gone, and the server makes it again.
+            try FileManager.default.removeItem(atPath: bed.directory + "/run")
             try await bed.startServer(extraArguments: ["--admin-address", "unix:" + path])
             var info = stat()
             #expect(stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK)

@@ -37,10 +37,12 @@ struct AdminEndpoint: Service {
     /// Refuses an address something already listens on, or a socket path that cannot
     /// be one, before the server starts anything (the endpoint itself binds it when
     /// the services run).
-    static func refuseIfTaken(_ address: AdminAddress) throws {
+    /// A socket in the directory of the shims' socket (`/run/edshim`, gone after each
+    /// reboot) may find it missing: the server makes it before the endpoint binds.
+    static func refuseIfTaken(_ address: AdminAddress, besideShimsSocket shimsSocket: String) throws {
         switch address {
         case .tcp(let endpoint): try refuseIfTaken(endpoint)
-        case .unixSocket(let path): try refuseIfTaken(path)
+        case .unixSocket(let path): try refuseIfTaken(path, madeDirectory: AtomicFile.parent(of: shimsSocket))
         }
     }
 
@@ -57,11 +59,11 @@ struct AdminEndpoint: Service {
 
     /// A path is free when nothing is there, or a socket nothing listens on (left by a
     /// server that was killed): that one is replaced.
-    private static func refuseIfTaken(_ path: String) throws {
+    private static func refuseIfTaken(_ path: String, madeDirectory: String?) throws {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            guard errno == ENOENT else { throw ServerStartupError("--admin-address unix:\(path): \(String(cString: strerror(errno)))") }
-            if let directory = AtomicFile.parent(of: path), stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
+            guard errno == ENOENT else { throw ServerStartupError("--admin-address unix:\(path): \(String(cString: strerror(errno))); choose another path") }
+            if let directory = AtomicFile.parent(of: path), directory != madeDirectory, stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
                 throw ServerStartupError("--admin-address unix:\(path): \(directory) is not a directory: create it, or choose another path")
             }
             return
@@ -141,6 +143,13 @@ struct AdminEndpoint: Service {
             return
         }
         defer { budget.giveBack() }
+        // On a Unix socket, the same rule as the shims' socket, checked as the peer was
+        // when it connected: a loosened file mode lets no one else in.
+        if case .unixSocket = address, let peer = try? await SocketListener.credentials(of: channel), let refusal = policy.refusal(for: peer) {
+            logger.notice("refused an admin endpoint peer", metadata: ["peer": "\(peer)", "reason": "\(refusal.message)"])
+            channel.close(promise: nil)
+            return
+        }
         guard let connection = try? await adopt(channel, as: Connection.self) else {
             channel.close(promise: nil)
             return

@@ -67,7 +67,7 @@ struct SocketListener: Service {
 
     /// The peer's credentials, as the kernel took them when it connected (SO_PEERCRED,
     /// SO_PEERGROUPS): the process may have exited since, and its PID be another's.
-    private static func credentials(of channel: any Channel) async throws -> PeerCredentials {
+    static func credentials(of channel: any Channel) async throws -> PeerCredentials {
         guard let provider = channel as? any SocketOptionProvider else {
             throw ServerStartupError("the connection offers no peer credentials")
         }
