@@ -36,9 +36,9 @@ struct AdminEndpoint: Service {
 
     /// Refuses an address something already listens on, or a socket path that cannot
     /// be one, before the server starts anything (the endpoint itself binds it when
-    /// the services run).
-    /// A socket in the directory of the shims' socket (`/run/edshim`, gone after each
-    /// reboot) may find it missing: the server makes it before the endpoint binds.
+    /// the services run). A socket in the directory of the shims' socket
+    /// (`/run/edshim`, gone after each reboot) may find it missing: the server makes
+    /// it before the endpoint binds.
     static func refuseIfTaken(_ address: AdminAddress, besideShimsSocket shimsSocket: String) throws {
         switch address {
         case .tcp(let endpoint): try refuseIfTaken(endpoint)
@@ -98,12 +98,7 @@ struct AdminEndpoint: Service {
             throw ServerStartupError("--admin-address \(address): \(error); choose a free address, or off")
         }
         defer { if case .unixSocket(let path) = address { unlink(path) } }
-        if case .unixSocket(let path) = address {
-            guard chmod(path, 0o660) == 0 else {
-                throw ServerStartupError("cannot set mode 0660 on \(path): \(String(cString: strerror(errno)))")
-            }
-            try SocketListener.giveToSocketGroup(path, policy: policy, logger: logger)
-        }
+        if case .unixSocket(let path) = address { try SocketListener.lockDown(path, policy: policy, logger: logger) }
         logger.info("admin endpoint listening", metadata: ["address": "\(address)", "try": "\(example)"])
         try await server.serveConnections { connection in await serve(connection) }
     }

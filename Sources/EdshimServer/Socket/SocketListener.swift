@@ -54,10 +54,7 @@ struct SocketListener: Service {
                 }
             }
         defer { unlink(path) }
-        guard chmod(path, 0o660) == 0 else {
-            throw ServerStartupError("cannot set mode 0660 on \(path): \(String(cString: strerror(errno)))")
-        }
-        try Self.giveToSocketGroup(path, policy: policy, logger: logger)
+        try Self.lockDown(path, policy: policy, logger: logger)
         logger.info("listening", metadata: ["socket": "\(path)", "group": "\(policy.group?.name ?? "(root only)")"])
         SystemdNotifier.notify("READY=1")
         try await server.serveConnections(onShutdown: { SystemdNotifier.notify("STOPPING=1") }) { connection in
@@ -159,6 +156,15 @@ struct SocketListener: Service {
             logger.notice("refused a malformed request", metadata: ["peer": "\(peer)", "error": "\(error)"])
             return .failure(error)
         }
+    }
+
+    /// Makes the socket at `path` 0660, root's and the socket group's (the shims'
+    /// socket, and the admin endpoint's on a Unix socket).
+    static func lockDown(_ path: String, policy: PeerPolicy, logger: Logger) throws {
+        guard chmod(path, 0o660) == 0 else {
+            throw ServerStartupError("cannot set mode 0660 on \(path): \(String(cString: strerror(errno)))")
+        }
+        try giveToSocketGroup(path, policy: policy, logger: logger)
     }
 
     /// Gives `path` (the socket or its directory) to root and the socket group. A
