@@ -193,6 +193,10 @@ struct CommandLineTests {
         (["server", "--admin-address", "localhost"], "--admin-address"),
         (["server", "--admin-address", "unix:admin.sock"], "--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776, unix: and an absolute path"),
         (["server", "--socket", "/tmp/edshim-same.sock", "--admin-address", "unix:/tmp/edshim-same.sock"], "is the shims' socket (--socket)"),
+        (["server", "--socket", "/tmp/edshim-same.sock", "--admin-address", "unix:/tmp/../tmp/./edshim-same.sock"], "is the shims' socket (--socket)"),
+        (["server", "--socket", "/tmp/edshim-missing/edshim.sock", "--admin-address", "unix://tmp/edshim-missing/../edshim-missing/edshim.sock"], "is the shims' socket (--socket)"),
+        // A relative --socket, and the same directory through a symlink.
+        (["server", "--socket", "edshim-same.sock", "--admin-address", "unix:/proc/self/cwd/edshim-same.sock"], "is the shims' socket (--socket)"),
         (["server", "--ready-timeout", "30"], "--ready-timeout"),
         (["server", "--ready-timeout", "14"], "--ready-timeout must be more than 0 and at most 10 seconds: a starting shim waits 12 s for the answer"),
         (["server", "--docker-host", "http://x"], "--docker-host"),

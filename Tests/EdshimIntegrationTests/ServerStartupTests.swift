@@ -28,7 +28,7 @@ struct ServerStartupTests {
                 (["--xds-dir", elsewhere + "-xds", "--state-file", bed.stateFile, "--socket", elsewhere + "-run/edshim.sock", "--admin-address", "off"],
                  "--state-file \(bed.stateFile): another edshim server keeps its registry in it"),
                 // The running server's socket.
-                (ownFiles + ["--socket", bed.socketPath, "--admin-address", "off"], "another edshim server is already listening on \(bed.socketPath)"),
+                (ownFiles + ["--socket", bed.socketPath, "--admin-address", "off"], "--socket \(bed.socketPath): something already listens there"),
                 // The running server's admin address, checked before the xds directory is touched.
                 (ownFiles + ["--socket", elsewhere + "-run/edshim.sock", "--admin-address", bed.serverAdmin.description], "--admin-address \(bed.serverAdmin): Address already in use"),
                 // An admin socket where something listens (the running server's shims' socket),

@@ -136,4 +136,14 @@ int edshim_stop_ignoring(int signo);
 /// them here.
 int edshim_route_termination_signals_to_this_thread(void);
 
+/// A handle on the file at `path` itself (O_PATH | O_NOFOLLOW): a symlink there is
+/// the symlink, not its target. For fstat and the two calls below.
+int edshim_open_file_itself(const char *path);
+
+/// chmod(2) of the file a handle from edshim_open_file_itself names.
+int edshim_chmod_handle(int fd, mode_t mode);
+
+/// chown(2) of the file a handle from edshim_open_file_itself names; -1 keeps a side.
+int edshim_chown_handle(int fd, uid_t owner, gid_t group);
+
 #endif

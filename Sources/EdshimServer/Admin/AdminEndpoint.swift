@@ -60,67 +60,58 @@ struct AdminEndpoint: Service {
     /// A path is free when nothing is there, or a socket nothing listens on (left by a
     /// server that was killed): that one is replaced.
     private static func refuseIfTaken(_ path: String, madeDirectory: String?) throws {
+        try socketPath(path).refuseIfTaken()
         var info = stat()
-        guard stat(path, &info) == 0 else {
-            guard errno == ENOENT else { throw ServerStartupError("--admin-address unix:\(path): \(String(cString: strerror(errno))); choose another path") }
-            if let directory = AtomicFile.parent(of: path), directory != madeDirectory, stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
-                throw ServerStartupError("--admin-address unix:\(path): \(directory) is not a directory: create it, or choose another path")
-            }
-            return
-        }
-        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
-            throw ServerStartupError("--admin-address unix:\(path) exists and is not a socket: remove it or choose another path")
-        }
-        if listens(on: path) {
-            throw ServerStartupError("--admin-address unix:\(path): something already listens there (another edshim server?); stop it, or choose another path")
+        if lstat(path, &info) != 0, let directory = AtomicFile.parent(of: path), directory != madeDirectory,
+           stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
+            throw ServerStartupError("--admin-address unix:\(path): \(directory) is not a directory: create it, or choose another path")
         }
     }
 
-    /// Whether something accepts connections on the Unix socket at `path`.
-    private static func listens(on path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return UnixSocketAddress.with(path: path) { connect(fd, $0, $1) } == 0
+    private static func socketPath(_ path: String) -> UnixSocketPath {
+        UnixSocketPath(path: path, option: "--admin-address unix:")
     }
 
     func run() async throws {
-        let server: NIOAsyncChannel<any Channel, Never>
-        do {
-            server = try await listen(ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .childChannelOption(.autoRead, value: false)
-                // A client may close its sending side after its request (HTTP/1.0
-                // tools, `nc -N`): it still gets the answer.
-                .childChannelOption(.allowRemoteHalfClosure, value: true))
-        } catch let error as ServerStartupError {
-            throw error
-        } catch {
-            throw ServerStartupError("--admin-address \(address): \(error); choose a free address, or off")
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelOption(.autoRead, value: false)
+            // A client may close its sending side after its request (HTTP/1.0 tools,
+            // `nc -N`): it still gets the answer.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+        switch address {
+        case .tcp(let endpoint):
+            let server: UnixSocketPath.Server
+            do {
+                server = try await bootstrap
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .bind(host: endpoint.ip.description, port: Int(endpoint.port), childChannelInitializer: Self.initializer)
+            } catch {
+                throw ServerStartupError("--admin-address \(address): \(error); choose a free address, or off")
+            }
+            try await answerConnections(on: server)
+        case .unixSocket(let path):
+            let socket = Self.socketPath(path)
+            let (server, bound) = try await socket.bind(policy: policy, logger: logger) {
+                try await bootstrap.bind(unixDomainSocketPath: $0, childChannelInitializer: Self.initializer)
+            }
+            defer { socket.remove(ifStill: bound) }
+            try await answerConnections(on: server)
         }
-        defer { if case .unixSocket(let path) = address { unlink(path) } }
-        if case .unixSocket(let path) = address { try SocketListener.lockDown(path, policy: policy, logger: logger) }
+    }
+
+    private func answerConnections(on server: UnixSocketPath.Server) async throws {
         logger.info("admin endpoint listening", metadata: ["address": "\(address)", "try": "\(example)"])
         try await server.serveConnections { connection in await serve(connection) }
     }
 
-    /// Binds the address, each accepted connection made an HTTP/1.1 server's.
-    private func listen(_ bootstrap: ServerBootstrap) async throws -> NIOAsyncChannel<any Channel, Never> {
-        let initializer: @Sendable (any Channel) -> EventLoopFuture<any Channel> = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: AdminConnectionLimits.idleTimeout))
-                try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
-                try channel.pipeline.syncOperations.addHandler(InboundGate())
-                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                return channel
-            }
-        }
-        switch address {
-        case .tcp(let endpoint):
-            return try await bootstrap
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: endpoint.ip.description, port: Int(endpoint.port), childChannelInitializer: initializer)
-        case .unixSocket(let path):
-            return try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: initializer)
+    /// Makes each accepted connection an HTTP/1.1 server's.
+    private static let initializer: @Sendable (any Channel) -> EventLoopFuture<any Channel> = { channel in
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: AdminConnectionLimits.idleTimeout))
+            try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
+            try channel.pipeline.syncOperations.addHandler(InboundGate())
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+            return channel
         }
     }
 

@@ -34,17 +34,28 @@ struct SocketListener: Service {
         guard path.utf8.count <= UnixSocketAddress.maximumPathLength else {
             throw ServerStartupError("--socket \(path) is \(path.utf8.count) bytes long; a Unix socket path holds at most \(UnixSocketAddress.maximumPathLength): choose a shorter one")
         }
-        try refuseIfAnotherServerListens(on: path)
+        try UnixSocketPath(path: path, option: "--socket").refuseIfTaken()
     }
 
     func run() async throws {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let socket = UnixSocketPath(path: path, option: "--socket")
+        let (server, bound) = try await socket.bind(policy: policy, logger: logger, bind)
+        defer { socket.remove(ifStill: bound) }
+        logger.info("listening", metadata: ["socket": "\(path)", "group": "\(policy.group?.name ?? "(root only)")"])
+        SystemdNotifier.notify("READY=1")
+        try await server.serveConnections(onShutdown: { SystemdNotifier.notify("STOPPING=1") }) { connection in
+            await serve(connection)
+        }
+    }
+
+    private func bind(_ path: String) async throws -> UnixSocketPath.Server {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.autoRead, value: false)
             // A client may close its side once it has sent (`echo … | socat - UNIX-CONNECT:…`
             // does): its requests are still answered before the connection closes.
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true) { channel in
+            .bind(unixDomainSocketPath: path) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(BoundedLineDecoder(maximumLength: WireProtocol.maximumRequestBytes)),
@@ -53,13 +64,6 @@ struct SocketListener: Service {
                     return channel
                 }
             }
-        defer { unlink(path) }
-        try Self.lockDown(path, policy: policy, logger: logger)
-        logger.info("listening", metadata: ["socket": "\(path)", "group": "\(policy.group?.name ?? "(root only)")"])
-        SystemdNotifier.notify("READY=1")
-        try await server.serveConnections(onShutdown: { SystemdNotifier.notify("STOPPING=1") }) { connection in
-            await serve(connection)
-        }
     }
 
     /// The peer's credentials, as the kernel took them when it connected (SO_PEERCRED,
@@ -158,34 +162,6 @@ struct SocketListener: Service {
         }
     }
 
-    /// Makes the socket at `path` 0660, root's and the socket group's (the shims'
-    /// socket, and the admin endpoint's on a Unix socket).
-    static func lockDown(_ path: String, policy: PeerPolicy, logger: Logger) throws {
-        guard chmod(path, 0o660) == 0 else {
-            throw ServerStartupError("cannot set mode 0660 on \(path): \(String(cString: strerror(errno)))")
-        }
-        try giveToSocketGroup(path, policy: policy, logger: logger)
-    }
-
-    /// Gives `path` (the socket or its directory) to root and the socket group. A
-    /// server not run as root can give it only to a group it is a member of: it keeps
-    /// its own user, and its own group when the socket group is not one of its groups
-    /// (then only its own user and root may use the socket, which the log says).
-    static func giveToSocketGroup(_ path: String, policy: PeerPolicy, logger: Logger) throws {
-        let group = policy.group?.gid ?? 0
-        if geteuid() == 0 {
-            guard chown(path, 0, group) == 0 else {
-                throw ServerStartupError("cannot set owner root:\(policy.group?.name ?? "root") on \(path): \(String(cString: strerror(errno)))")
-            }
-            return
-        }
-        guard let socketGroup = policy.group, chown(path, uid_t.max, socketGroup.gid) != 0 else { return }
-        logger.warning("not run as root, and not a member of the socket group: only this user and root may use the socket", metadata: [
-            "path": "\(path)", "uid": "\(geteuid())", "group": "\(socketGroup.name)",
-            "error": "\(String(cString: strerror(errno)))",
-        ])
-    }
-
     /// The socket's directory, created when missing (mode 0750, the socket group's, so
     /// only root and the group can reach the socket; missing parents above it get
     /// 0755, as `mkdir -p` gives them): once nothing else can refuse the server's
@@ -210,7 +186,7 @@ struct SocketListener: Service {
         guard chmod(directory, 0o750) == 0 else {
             throw ServerStartupError("cannot set mode 0750 on \(directory): \(String(cString: strerror(errno)))")
         }
-        try giveToSocketGroup(directory, policy: policy, logger: logger)
+        try SocketGroup.give(directory, policy: policy, logger: logger) { chown(directory, $0, $1) }
     }
 
     /// An existing directory is left as it is (it may be shared, like /run), but one
@@ -220,8 +196,8 @@ struct SocketListener: Service {
     private static func warnIfGroupCannotEnter(_ directory: String, info: stat, policy: PeerPolicy, logger: Logger) {
         guard let group = policy.group else { return }
         // A server not run as root outside the group cannot give it the socket either,
-        // and has said so (`giveToSocketGroup`).
-        guard geteuid() == 0 || Self.isMember(of: group.gid) else { return }
+        // and has said so (`SocketGroup.give`).
+        guard geteuid() == 0 || SocketGroup.isMember(of: group.gid) else { return }
         let mode = info.st_mode
         let groupCanEnter = info.st_gid == group.gid ? mode & S_IXGRP != 0 : mode & S_IXOTH != 0
         guard !groupCanEnter else { return }
@@ -230,28 +206,6 @@ struct SocketListener: Service {
             "owner_gid": "\(info.st_gid)", "mode": "\(String(mode & 0o7777, radix: 8))",
             "fix": "chgrp \(group.name) \(directory) && chmod 0750 \(directory) (the server creates it so when it is missing)",
         ])
-    }
-
-    /// Whether this process has `gid` as its group or one of its supplementary groups.
-    private static func isMember(of gid: gid_t) -> Bool {
-        if getegid() == gid { return true }
-        var groups = [gid_t](repeating: 0, count: Int(max(getgroups(0, nil), 0)))
-        let count = getgroups(Int32(groups.count), &groups)
-        return count > 0 && groups.prefix(Int(count)).contains(gid)
-    }
-
-    /// A socket file someone still answers on belongs to a running server: taking it
-    /// over would cut that server off from its shims.
-    private static func refuseIfAnotherServerListens(on path: String) throws {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return }
-        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
-            throw ServerStartupError("\(path) exists and is not a socket: remove it or choose another --socket")
-        }
-        let probe = ServerClient(socketPath: path)
-        if (try? probe.exchange(.list, deadline: .after(milliseconds: 500))) != nil {
-            throw ServerStartupError("another edshim server is already listening on \(path): stop it first, or choose another --socket")
-        }
     }
 }
 

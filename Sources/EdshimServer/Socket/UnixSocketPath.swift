@@ -1,0 +1,167 @@
+import CEdshimLinux
+import EdshimCore
+import Logging
+import NIOCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The path of a Unix socket the server listens on: the shims' socket (`--socket`),
+/// the admin endpoint's (`--admin-address unix:`). Checked at startup, before the
+/// server writes anything. Bound under a temporary name beside it, made root's and
+/// the socket group's there (a symlink put in its place never followed), then moved
+/// into place without replacing what another process put there meanwhile: nobody
+/// finds the socket at its path before its mode is set, and a server starting beside
+/// another cannot take its socket away. Removed at stop only while it is still the
+/// socket this server bound.
+struct UnixSocketPath: CustomStringConvertible {
+    typealias Server = NIOAsyncChannel<any Channel, Never>
+
+    let path: String
+    /// The option that named it, for messages: "--socket" or "--admin-address unix:".
+    let option: String
+
+    /// The file a path named when it was looked at, to know it again.
+    struct Identity: Equatable {
+        let device: UInt64
+        let inode: UInt64
+
+        init(_ info: stat) {
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+        }
+    }
+
+    var description: String { option.hasSuffix(":") ? option + path : "\(option) \(path)" }
+
+    /// Where the socket is bound before it is moved into place: beside it, so the
+    /// move is a rename within one directory; short, since a socket path holds 107
+    /// bytes; this process's own. (NIO removes the path it bound when the channel
+    /// closes: this one, gone by then, and never what is at `path`.)
+    let temporaryPath: String
+
+    init(path: String, option: String) {
+        self.path = path
+        self.option = option
+        let unique = String(getpid(), radix: 36) + "." + String(Self.made.add(1, ordering: .relaxed).oldValue, radix: 36)
+        temporaryPath = (AtomicFile.parent(of: path) ?? "") + "/.edshim-" + unique
+    }
+
+    private static let made = Atomic<Int>(0)
+
+    /// Refuses a path something else holds: a socket something listens on, or a file
+    /// that is not a socket (a symlink included). A socket nothing listens on, left
+    /// by a server that was killed, is free: returned, for the bind to replace.
+    @discardableResult
+    func refuseIfTaken() throws -> Identity? {
+        guard temporaryPath.utf8.count <= UnixSocketAddress.maximumPathLength else {
+            throw ServerStartupError("\(self): the server binds it first as \(temporaryPath), \(temporaryPath.utf8.count) bytes long, and a Unix socket path holds at most \(UnixSocketAddress.maximumPathLength): choose a shorter path")
+        }
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            guard errno == ENOENT else { throw ServerStartupError("\(self): \(Self.lastError()); choose another path") }
+            return nil
+        }
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ServerStartupError("\(self) exists and is not a socket: remove it or choose another \(option)")
+        }
+        switch Self.probe(path) {
+        case .nobodyListens: return Identity(info)
+        case .listening:
+            throw ServerStartupError("\(self): something already listens there (another edshim server?); stop it first, or choose another \(option)")
+        case .cannotTell(let error):
+            throw ServerStartupError("\(self): cannot tell whether something listens there (connect: \(error)); remove it if no server uses it, or choose another \(option)")
+        }
+    }
+
+    /// Binds the socket (`bind` is given the path to bind), makes it mode 0660, root's
+    /// and the socket group's (a server not run as root: see `SocketGroup.give`), and
+    /// moves it into place, replacing only a socket nothing listens on. Returns the
+    /// listening channel, and the socket's identity for `remove(ifStill:)`.
+    func bind(policy: PeerPolicy, logger: Logger, _ bind: (String) async throws -> Server) async throws -> (Server, Identity) {
+        let stale = try refuseIfTaken()
+        let temporary = temporaryPath
+        unlink(temporary)
+        let server: Server
+        do {
+            server = try await bind(temporary)
+        } catch {
+            throw ServerStartupError("\(self): binding \(temporary): \(error); choose another path")
+        }
+        do {
+            let identity = try Self.lockDown(temporary, policy: policy, logger: logger)
+            try moveIntoPlace(temporary, replacing: stale)
+            return (server, identity)
+        } catch {
+            unlink(temporary)
+            try? await server.executeThenClose { _ in }
+            throw error
+        }
+    }
+
+    /// Renames the bound socket to `path`: over the stale socket found there, if it
+    /// is still that one; else only if nothing took the path meanwhile.
+    private func moveIntoPlace(_ temporary: String, replacing stale: Identity?) throws {
+        let takenMeanwhile = ServerStartupError("\(self): another process bound it while this server started; stop it, or choose another \(option)")
+        var info = stat()
+        if let stale {
+            guard lstat(path, &info) == 0, Identity(info) == stale else { throw takenMeanwhile }
+            guard rename(temporary, path) == 0 else {
+                throw ServerStartupError("\(self): cannot replace the socket a stopped server left there: \(Self.lastError())")
+            }
+            return
+        }
+        guard link(temporary, path) == 0 else {
+            if errno == EEXIST { throw takenMeanwhile }
+            throw ServerStartupError("\(self): cannot put the socket in place (link \(temporary)): \(Self.lastError())")
+        }
+        unlink(temporary)
+    }
+
+    /// Makes the socket at `path` mode 0660, root's and the socket group's, through a
+    /// handle on the file itself: were it swapped for a symlink, the target is left
+    /// alone and the start refused.
+    private static func lockDown(_ path: String, policy: PeerPolicy, logger: Logger) throws -> Identity {
+        let handle = edshim_open_file_itself(path)
+        guard handle >= 0 else { throw ServerStartupError("cannot open the socket just bound at \(path): \(lastError())") }
+        defer { close(handle) }
+        var info = stat()
+        guard fstat(handle, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else {
+            throw ServerStartupError("\(path) is no longer a socket just after this server bound it: something in its directory replaced it; give the socket a directory only root may write")
+        }
+        guard edshim_chmod_handle(handle, 0o660) == 0 else {
+            throw ServerStartupError("cannot set mode 0660 on \(path): \(lastError())")
+        }
+        try SocketGroup.give(path, policy: policy, logger: logger) { edshim_chown_handle(handle, $0, $1) }
+        return Identity(info)
+    }
+
+    /// Removes the socket at stop, unless another file took its place since `bind`
+    /// (a server started after this one stopped listening).
+    func remove(ifStill identity: Identity?) {
+        var info = stat()
+        guard let identity, lstat(path, &info) == 0, Identity(info) == identity else { return }
+        unlink(path)
+    }
+
+    private enum Probe {
+        case listening, nobodyListens, cannotTell(String)
+    }
+
+    /// Whether something accepts connections at `path`, without waiting: a listener
+    /// whose backlog is full (a hung server) still counts as one.
+    private static func probe(_ path: String) -> Probe {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return .cannotTell(lastError()) }
+        defer { close(fd) }
+        guard UnixSocketAddress.with(path: path, { connect(fd, $0, $1) }) != 0 else { return .listening }
+        switch errno {
+        case EAGAIN: return .listening
+        case ECONNREFUSED, ENOENT: return .nobodyListens
+        default: return .cannotTell(lastError())
+        }
+    }
+
+    private static func lastError() -> String { String(cString: strerror(errno)) }
+}

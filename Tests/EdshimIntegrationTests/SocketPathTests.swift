@@ -1,0 +1,91 @@
+import EdshimCore
+import Foundation
+import Testing
+
+/// The server's Unix sockets (the shims' `--socket`, `--admin-address unix:`) are
+/// taken only from a server that is gone, and removed at stop only while they are
+/// still the server's own.
+@Suite("Socket paths")
+struct SocketPathTests {
+    @Test("a socket whose server hangs, its backlog full, is not taken for one a killed server left: the start is refused at once and the socket left in place", arguments: ["--socket", "--admin-address"])
+    func hungServerKeepsItsSocket(option: String) async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let path = bed.directory + "/hung.sock"
+            let hung = try HungUnixServer(path: path)
+            defer { hung.close() }
+            let before = try Self.identity(path)
+            let arguments = option == "--socket"
+                ? ["--socket", path, "--admin-address", "off"]
+                : ["--socket", bed.socketPath, "--admin-address", "unix:" + path]
+            let server = try ChildProcess.spawn(bed.edshim, [
+                "server", "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile,
+                "--docker-host", "unix://\(bed.directory)/no-docker.sock",
+            ] + arguments, logPath: bed.serverLogPath)
+            let status = try await server.finish(within: .seconds(10), command: "edshim server \(arguments.joined(separator: " "))")
+            #expect(status == 1, "\(server.log)")
+            #expect(server.log.contains("\(path): something already listens there"), "\(server.log)")
+            #expect(try Self.identity(path) == before, "the hung server's socket is still there")
+            #expect(!FileManager.default.fileExists(atPath: bed.stateFile), "refused before anything was written")
+        }
+    }
+
+    @Test("a server removes its sockets at stop only while they are its own: sockets put in their place meanwhile stay")
+    func replacedSocketsStay() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let admin = bed.directory + "/admin.sock"
+            await bed.stopServer()
+            try await bed.startServer(extraArguments: ["--admin-address", "unix:" + admin])
+            // What another server started after this one would do once this one's
+            // sockets had been moved away: bind its own at the same paths.
+            var replacements: [HungUnixServer] = []
+            defer { for replacement in replacements { replacement.close() } }
+            for path in [bed.socketPath, admin] {
+                #expect(rename(path, path + ".moved") == 0, "rename \(path): \(String(cString: strerror(errno)))")
+                replacements.append(try HungUnixServer(path: path, fillBacklog: false))
+            }
+            let identities = try [bed.socketPath, admin].map(Self.identity)
+            await bed.stopServer()
+            #expect(bed.server?.poll() == 0, "the server stopped cleanly")
+            #expect(try [bed.socketPath, admin].map(Self.identity) == identities, "the sockets put in place are still there")
+        }
+    }
+
+    /// The device and inode of the file at `path`, a symlink not followed.
+    private static func identity(_ path: String) throws -> [UInt64] {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw TestFailure("lstat \(path): \(String(cString: strerror(errno)))") }
+        return [UInt64(info.st_dev), UInt64(info.st_ino)]
+    }
+}
+
+/// A Unix socket that listens and never accepts, as a hung server's: with
+/// `fillBacklog`, connected to until the kernel takes no more connections.
+private final class HungUnixServer {
+    private var descriptors: [Int32] = []
+
+    init(path: String, fillBacklog: Bool = true) throws {
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        descriptors.append(listener)
+        guard UnixSocketAddress.with(path: path, { bind(listener, $0, $1) }) == 0, listen(listener, 0) == 0 else {
+            close()
+            throw TestFailure("listening on \(path): \(String(cString: strerror(errno)))")
+        }
+        guard fillBacklog else { return }
+        for _ in 0..<64 {
+            let client = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            descriptors.append(client)
+            guard UnixSocketAddress.with(path: path, { connect(client, $0, $1) }) == 0 else {
+                guard errno == EAGAIN else { throw TestFailure("connect \(path): \(String(cString: strerror(errno)))") }
+                return
+            }
+        }
+        throw TestFailure("\(path) took 64 connections with a backlog of 0")
+    }
+
+    func close() {
+        for fd in descriptors { Glibc.close(fd) }
+        descriptors = []
+    }
+}
