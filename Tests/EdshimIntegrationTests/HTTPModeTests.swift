@@ -221,6 +221,22 @@ struct HTTPModeTests {
         }
     }
 
+    @Test("the Host header reaches the container as the client sent it, for the container's own name-based virtual hosts: any name, its case, a port, an IP address", arguments: ["App.Example.COM", "shop.example:8080", "127.0.0.1:80", "[::1]:8443", "localhost"])
+    func hostAsSent(host: String) async throws {
+        try await withTestbed { bed in
+            let requests = RecordedRequests()
+            let backend = try bed.recordingBackend(requests, answer: "HTTP/1.1 204 No Content\r\n\r\n")
+            let fd = try Sockets.connect(try await Self.published(backend, on: bed))
+            defer { close(fd) }
+            try Sockets.sendAll(fd, Array("GET /page HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8))
+            let response = String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+            #expect(response.hasPrefix("HTTP/1.1 204"), "\(response.debugDescription)")
+            let request = try #require(requests.all.first)
+            #expect(request.headers["host"] == host, "\(request.head)")
+            #expect(request.path == "/page")
+        }
+    }
+
     @Test("a protocol in which the server speaks first (MySQL, SMTP, SSH) on an HTTP-mode port gets its greeting within the inspector's 2 s, not Envoy's default 15 s, which outlasts health checks and clients' connect timeouts")
     func serverFirstGreetingPrompt() async throws {
         try await withTestbed { bed in
