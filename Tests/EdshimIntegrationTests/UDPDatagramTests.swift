@@ -44,6 +44,33 @@ struct UDPDatagramTests {
         }
     }
 
+    @Test("each kind of warning has its own once-a-minute throttle: a dropped datagram's report does not hide the first eviction at the flow limit, and neither repeats within the minute")
+    func warningsThrottledApart() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv6, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(.dockerd2010, host: host, container: echo.endpoint, maxFlows: 1)
+            #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
+            let target = SocketEndpoint(ip: .loopbackIPv6, port: host.port)
+            try await onThread {
+                let (a, b) = (try UDPTestClient(.ipv6), try UDPTestClient(.ipv6))
+                // Too large for the IPv4 container: dropped, and reported.
+                try a.send([UInt8](repeating: 1, count: 65_527), to: target)
+                #expect(a.receive(timeout: 500) == nil)
+                // A second client at a flow limit of 1: a's flow goes to b, and back.
+                #expect(try b.exchange([2], with: target) == [2])
+                #expect(try a.exchange([3], with: target) == [3])
+                // Both again within the minute: held back.
+                try a.send([UInt8](repeating: 4, count: 65_527), to: target)
+                #expect(a.receive(timeout: 500) == nil)
+                #expect(try b.exchange([5], with: target) == [5])
+            }
+            let lines = proxy.process.log.split(separator: "\n")
+            #expect(lines.filter { $0.contains("refused by the kernel") }.count == 1, "one report of the drops:\n\(proxy.process.log)")
+            #expect(lines.filter { $0.contains("flow limit (1) reached") }.count == 1, "one report of the evictions, not hidden by the drop's:\n\(proxy.process.log)")
+        }
+    }
+
     @Test("a burst of datagrams of mixed sizes comes back whole and in order", arguments: UDPWay.allCases, UDPFamily.allCases)
     func burst(way: UDPWay, family: UDPFamily) async throws {
         try await withUDPTestbed { bed, echoes in
