@@ -13,7 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { TCP_STATE_LISTEN = 10, RECEIVE_BUFFER_SIZE = 65536 };
+// TCP's states, which the kernel uses for UDP sockets too: an unconnected one is CLOSE.
+enum { TCP_STATE_CLOSE = 7, TCP_STATE_LISTEN = 10, RECEIVE_BUFFER_SIZE = 65536 };
 
 static int finish(int fd, void *buffer, int result) {
     free(buffer);
@@ -34,7 +35,9 @@ static int takes_ipv4(const struct nlmsghdr *header, const struct inet_diag_msg 
     return 0;
 }
 
-int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
+// The sockets of `family` and `protocol` in `state`, as the two public calls below
+// describe them.
+static int sockets_in_state(int family, int protocol, unsigned int state, struct edshim_listening_socket *sockets, int capacity) {
     if (family != AF_INET && family != AF_INET6) return -EAFNOSUPPORT;
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) return -errno;
@@ -48,8 +51,8 @@ int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *soc
     message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     message.header.nlmsg_seq = 1;
     message.request.sdiag_family = (unsigned char)family;
-    message.request.sdiag_protocol = IPPROTO_TCP;
-    message.request.idiag_states = 1u << TCP_STATE_LISTEN;
+    message.request.sdiag_protocol = (unsigned char)protocol;
+    message.request.idiag_states = 1u << state;
     struct sockaddr_nl kernel;
     memset(&kernel, 0, sizeof kernel);
     kernel.nl_family = AF_NETLINK;
@@ -71,7 +74,7 @@ int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *soc
             }
             if (header->nlmsg_type != SOCK_DIAG_BY_FAMILY || header->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) continue;
             const struct inet_diag_msg *socket_info = NLMSG_DATA(header);
-            if (socket_info->idiag_state != TCP_STATE_LISTEN) continue;
+            if (socket_info->idiag_state != state) continue;
             if (count < capacity) {
                 struct edshim_listening_socket *entry = &sockets[count];
                 memset(entry->address, 0, sizeof entry->address);
@@ -83,4 +86,12 @@ int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *soc
             count++;
         }
     }
+}
+
+int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
+    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_LISTEN, sockets, capacity);
+}
+
+int edshim_udp_unconnected_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
+    return sockets_in_state(family, IPPROTO_UDP, TCP_STATE_CLOSE, sockets, capacity);
 }

@@ -46,7 +46,7 @@ public enum ShimMode {
             status.reportFailure("edshim does not proxy SCTP, and dockerd runs it for every published port: publish this port as tcp or udp, or run the container with --network host, where it takes the host's SCTP port itself")
             return 1
         case .udp:
-            return serveUDP(arguments, status: &status, signals: signals)
+            return serveUDP(arguments, dockerd: dockerd, status: &status, signals: signals)
         case .tcp:
             return TCPShim.serve(arguments, dockerd: dockerd, status: &status, signals: signals)
         }
@@ -54,14 +54,21 @@ public enum ShimMode {
 
     /// UDP needs no server: edshim proxies the port itself, with the flow bounds
     /// dockerd's environment sets (its command line is docker-proxy's).
-    private static func serveUDP(_ arguments: ShimArguments, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
+    private static func serveUDP(_ arguments: ShimArguments, dockerd: pid_t, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
         let options: UDPProxyOptions
+        let grace: DockerdRestartGrace
         do throws(ArgumentError) {
             options = try UDPProxyOptions.fromEnvironment()
         } catch {
             status.reportFailure("\(error.description) (set in dockerd's environment)")
             return 1
         }
-        return UDPProxyMode.serve(arguments, options: options, status: &status, signals: signals)
+        do throws(ShimFailure) {
+            grace = try DockerdRestartGrace.fromEnvironment(dockerd: dockerd)
+        } catch {
+            status.reportFailure(error.description)
+            return 1
+        }
+        return UDPProxyMode.serve(arguments, options: options, grace: grace, status: &status, signals: signals)
     }
 }

@@ -122,6 +122,10 @@ struct edshim_listening_socket {
 /// ask again with more room), or -errno.
 int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
 
+/// The same for UDP sockets that are bound and not connected (a port's socket, not a
+/// flow's): the sockets that receive a port's datagrams.
+int edshim_udp_unconnected_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
+
 /// For a process with threads it did not start (Swift's runtime, whose main thread
 /// waits in sigsuspend with every signal unblocked): catches SIGINT and SIGTERM from
 /// now on, and keeps the last one caught until a thread takes the route below.

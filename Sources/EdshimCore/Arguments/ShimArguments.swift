@@ -83,10 +83,10 @@ extension ShimInvocation {
           EDSHIM_FALLBACK          proxy (default): serve a TCP port itself while the
                                    server or Envoy is not there; fail: report 1 instead
           EDSHIM_DOCKERD_RESTART_GRACE
-                                   with "live-restore": how long a TCP port stays
-                                   served after dockerd exits, until the next dockerd
-                                   publishes it again (120, 120s, 2m; at most a day;
-                                   default 0: withdrawn at once)
+                                   with "live-restore": how long a TCP or UDP port
+                                   stays served after dockerd exits, until the next
+                                   dockerd publishes it again (120, 120s, 2m; at most
+                                   a day; default 0: withdrawn at once)
           EDSHIM_UDP_IDLE_TIMEOUT  idle time before a UDP flow closes (default 90s)
           EDSHIM_UDP_MAX_FLOWS     UDP flows kept at once, least recent evicted (16384)
           EDSHIM_UDP_BUSY_POLL     microseconds to keep polling after a datagram on a

@@ -84,11 +84,21 @@ public enum ListenTable {
         return v4 + v6
     }
 
-    private static func diagnostics(family: Int32) -> Result<[ListeningSocket], Failure> {
+    /// The UDP sockets of `family` that are bound and not connected (a port's socket,
+    /// not a flow's), from NETLINK_SOCK_DIAG: the sockets that receive a port's
+    /// datagrams.
+    public static func unconnectedUDPSockets(family: Int32) -> Result<[ListeningSocket], Failure> {
+        diagnostics(family: family, reading: edshim_udp_unconnected_sockets)
+    }
+
+    private static func diagnostics(
+        family: Int32,
+        reading read: (Int32, UnsafeMutablePointer<edshim_listening_socket>?, Int32) -> Int32 = edshim_tcp_listening_sockets
+    ) -> Result<[ListeningSocket], Failure> {
         var capacity = 64
         while true {
             var entries = [edshim_listening_socket](repeating: edshim_listening_socket(), count: capacity)
-            let count = Int(edshim_tcp_listening_sockets(family, &entries, Int32(capacity)))
+            let count = Int(read(family, &entries, Int32(capacity)))
             guard count >= 0 else { return .failure(Failure(code: Int32(-count))) }
             // Sockets opened between a count and the next read: ask again with room to spare.
             guard count <= capacity else {

@@ -27,8 +27,11 @@ struct UDPListener {
     var answersFromDestination: Bool { endpoint.ip.isUnspecified }
 
     /// Binds `host` as docker-proxy does (IPv6 v6-only, no SO_REUSEADDR: a port
-    /// someone else holds is an error, not shared).
-    static func bind(_ host: SocketEndpoint) throws(ShimFailure) -> UDPListener {
+    /// someone else holds is an error, not shared). `sharedAcrossRestarts` (under
+    /// `EDSHIM_DOCKERD_RESTART_GRACE`) adds SO_REUSEPORT, so that the next dockerd's
+    /// proxy, which sets it too, can bind the port while this one still serves it
+    /// (`UDPHandover`); the kernel lets only processes of the same user share it.
+    static func bind(_ host: SocketEndpoint, sharedAcrossRestarts: Bool = false) throws(ShimFailure) -> UDPListener {
         let fd = socket(host.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system("listen udp \(host): socket") }
         var one: Int32 = 1
@@ -36,6 +39,11 @@ struct UDPListener {
             let code = errno
             close(fd)
             throw .system("listen udp \(host): setting IPV6_V6ONLY", code)
+        }
+        if sharedAcrossRestarts, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
+            let code = errno
+            close(fd)
+            throw .system("listen udp \(host): setting SO_REUSEPORT for \(DockerdRestartGrace.variable)", code)
         }
         guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
             let code = errno

@@ -25,6 +25,8 @@ final class UDPProxy {
     private let container: SocketEndpoint
     private let idleTimeout: Int64
     private let signals: TerminationSignals
+    /// Carries the port on through a dockerd restart (nil: every signal stops it).
+    private let handover: UDPHandover?
     private let epoll: Int32
     private let flows: UDPFlowTable
     private let batch: DatagramBatch
@@ -44,11 +46,12 @@ final class UDPProxy {
     private var shortages = LogThrottle()
 
     /// Sets up the proxy around a prepared listener; nothing is read yet.
-    init(listener: UDPListener, container: SocketEndpoint, options: UDPProxyOptions, signals: TerminationSignals) throws(ShimFailure) {
+    init(listener: UDPListener, container: SocketEndpoint, options: UDPProxyOptions, signals: TerminationSignals, handover: UDPHandover? = nil) throws(ShimFailure) {
         self.listener = listener
         self.container = container
         self.idleTimeout = options.idleTimeoutMilliseconds
         self.signals = signals
+        self.handover = handover
         busyPoll = BusyPoll(windowMicroseconds: options.busyPollMicroseconds)
         batch = try DatagramBatch()
         flows = UDPFlowTable(limit: options.maxFlows)
@@ -68,13 +71,17 @@ final class UDPProxy {
         tokens.deallocate()
     }
 
-    /// Moves datagrams until SIGINT or SIGTERM (true), or until waiting for them
-    /// fails (false: logged; only a fault in the proxy itself makes epoll_wait fail).
+    /// Moves datagrams until SIGINT or SIGTERM (true; through a dockerd restart, until
+    /// the handover ends), or until waiting for them fails (false: logged; only a
+    /// fault in the proxy itself makes epoll_wait fail).
     func run() -> Bool {
         var clock = Self.microseconds()
         while true {
             let polling = busyPoll.isPolling(at: clock)
-            let timeout = polling ? 0 : flows.millisecondsToNextExpiry(now: clock / 1000, idle: idleTimeout)
+            let timeout = polling ? 0 : Self.sooner(
+                flows.millisecondsToNextExpiry(now: clock / 1000, idle: idleTimeout),
+                handover?.millisecondsToNextLook(now: clock / 1000) ?? -1
+            )
             let ready = edshim_epoll_wait(epoll, tokens, Self.eventCapacity, timeout)
             clock = Self.microseconds()
             if ready < 0 {
@@ -88,12 +95,13 @@ final class UDPProxy {
             }
             // With every event slot taken, the signal may wait behind thousands of busy
             // flows (epoll hands them out in turn): look for it each time.
-            if ready == Self.eventCapacity, signals.takePending() { return true }
+            if ready == Self.eventCapacity, stopsForSignal() { return true }
             let now = clock / 1000
+            if handover?.isOver(now: now) == true { return true }
             for event in 0..<Int(ready) {
                 switch tokens[event] {
                 case Self.signalToken:
-                    if signals.takePending() { return true }
+                    if stopsForSignal() { return true }
                 case Self.listenerToken:
                     flushReplies()
                     forwardFromClients(now: now)
@@ -108,6 +116,18 @@ final class UDPProxy {
                 close(flows.remove(slot))
             }
         }
+    }
+
+    /// Takes a pending signal: true when it stops the proxy (any, unless the handover
+    /// carries the port on through dockerd's restart).
+    private func stopsForSignal() -> Bool {
+        guard let signal = signals.takeSignal() else { return false }
+        return !(handover?.keepsServing(after: signal) ?? false)
+    }
+
+    /// The shorter of two epoll timeouts, -1 meaning none.
+    private static func sooner(_ first: Int32, _ second: Int32) -> Int32 {
+        first < 0 ? second : second < 0 ? first : min(first, second)
     }
 
     // MARK: Client → container

@@ -36,11 +36,15 @@ public enum UDPProxyMode {
     /// Serves one UDP port: binds it (or takes dockerd's socket on fd 4 with
     /// `-use-listen-fd`), reports `0\n` once it receives, proxies until a termination
     /// signal. Returns the exit status.
-    static func serve(_ arguments: ShimArguments, options: UDPProxyOptions, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
+    /// `grace` (the shim's, from dockerd's environment) carries the port on through a
+    /// dockerd restart (`UDPHandover`).
+    static func serve(_ arguments: ShimArguments, options: UDPProxyOptions, grace: DockerdRestartGrace? = nil, status: inout StatusPipe, signals: TerminationSignals) -> Int32 {
         let proxy: UDPProxy
         do {
-            let listener = arguments.useListenFD ? try UDPListener.adopt(for: arguments) : try UDPListener.bind(arguments.host)
-            proxy = try UDPProxy(listener: listener, container: arguments.container, options: options, signals: signals)
+            let shared = (grace?.seconds ?? 0) > 0
+            let listener = arguments.useListenFD ? try UDPListener.adopt(for: arguments) : try UDPListener.bind(arguments.host, sharedAcrossRestarts: shared)
+            let handover = grace.flatMap { UDPHandover(grace: $0, arguments: arguments, listener: listener) }
+            proxy = try UDPProxy(listener: listener, container: arguments.container, options: options, signals: signals, handover: handover)
         } catch {
             status.reportFailure(error.description)
             return 1

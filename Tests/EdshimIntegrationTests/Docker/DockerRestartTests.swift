@@ -95,6 +95,45 @@ struct DockerRestartTests {
         }
     }
 
+    @Test("with live restore and EDSHIM_DOCKERD_RESTART_GRACE, a published UDP port echoes throughout a dockerd restart: the old dockerd's proxies serve until the new dockerd's bind the port beside them, then exit")
+    func liveRestoreUDP() async throws {
+        var options = Testbed.Options.neitherServerNorEnvoy
+        options.dockerdEnvironment = ["EDSHIM_DOCKERD_RESTART_GRACE": "60"]
+        try await withDockerTestbed(options) { bed, docker in
+            try await docker.enableLiveRestore()
+            let port = try Sockets.freeUDPPort()
+            try await docker.run(["run", "-d", "--name", "dns", "-p", "\(port):5353/udp", BusyboxImage.name, "sleep", "300"])
+            // The busybox image has no UDP server: serve 5353 from the container's own
+            // network namespace, which outlives dockerd's restart as the container does.
+            let echoes = UDPEchoServers()
+            defer { echoes.stopAll() }
+            let pid = try await docker.run(["inspect", "-f", "{{.State.Pid}}", "dns"])
+            guard let containerPID = pid_t(pid) else { throw TestFailure("docker inspect gave the pid \(pid.debugDescription)") }
+            _ = try await echoes.start(in: .of(containerPID), on: .anyIPv4, port: 5353)
+            let target = SocketEndpoint(ip: .loopbackIPv4, port: port)
+            let before = Set(docker.proxyProcesses().map(\.pid))
+            #expect(before.count == 2, "\(docker.proxies())")
+
+            let probe = try DatagramProbe(target)
+            defer { _ = probe.stop() }
+            try await Task.sleep(for: .milliseconds(300))
+            try await docker.stopDockerd(signal: SIGKILL)
+            try await Task.sleep(for: .seconds(1))
+            #expect(before.allSatisfy(Self.runs), "the old proxies wait for dockerd's next ones")
+            try await docker.startDockerdAgain()
+            try await bed.eventually("the new dockerd's proxies run", timeout: .seconds(15)) {
+                let now = Set(docker.proxyProcesses().map(\.pid))
+                return now.count == 2 && now.isDisjoint(with: before)
+            }
+            try await bed.eventually("the old proxies exit once the new ones bound the port", timeout: .seconds(5)) { !before.contains(where: Self.runs) }
+            try await Task.sleep(for: .milliseconds(300))
+            let (answered, lost) = probe.stop()
+            // One datagram can be lost: the one in the old proxy's socket as it exits.
+            #expect(lost <= 1 && answered >= 50, "\(answered) echoes, \(lost) lost")
+            #expect(try await onThread { try UDPTestClient(.ipv4).exchange(Array("after".utf8), with: target) } == Array("after".utf8))
+        }
+    }
+
     /// Whether `pid` runs: an exited process its new parent has not reaped yet (a
     /// zombie, with no command line) does not.
     static func runs(_ pid: pid_t) -> Bool {
@@ -123,5 +162,41 @@ final class RequestProbe: Sendable {
         counts.withLock { $0.stopped = true }
         while !done.withLock({ $0 }) { usleep(1000) }
         return counts.withLock { ($0.answered, $0.failed) }
+    }
+}
+
+/// Sends a numbered datagram every 20 ms from one client on a thread of its own and
+/// waits up to 500 ms for its echo, counting echoes and losses.
+final class DatagramProbe: Sendable {
+    private let counts = Mutex((answered: 0, lost: 0, stopped: false))
+    private let done = Mutex(false)
+
+    init(_ target: SocketEndpoint) throws {
+        let client = try UDPTestClient(target.ip.isIPv6 ? .ipv6 : .ipv4)
+        Thread.detachNewThread { [self] in
+            var sequence = 0
+            while !counts.withLock({ $0.stopped }) {
+                sequence += 1
+                let datagram = Array("probe \(sequence)".utf8)
+                var echoed = false
+                if (try? client.send(datagram, to: target)) != nil {
+                    let deadline = ContinuousClock.now + .milliseconds(500)
+                    // Skips late echoes of earlier datagrams.
+                    while !echoed, ContinuousClock.now < deadline, let reply = client.receive(timeout: 500) {
+                        echoed = reply.bytes == datagram
+                    }
+                }
+                counts.withLock { if echoed { $0.answered += 1 } else { $0.lost += 1 } }
+                usleep(20_000)
+            }
+            done.withLock { $0 = true }
+        }
+    }
+
+    /// Stops the thread (again: no harm); returns the counts.
+    func stop() -> (answered: Int, lost: Int) {
+        counts.withLock { $0.stopped = true }
+        while !done.withLock({ $0 }) { usleep(1000) }
+        return counts.withLock { ($0.answered, $0.lost) }
     }
 }
