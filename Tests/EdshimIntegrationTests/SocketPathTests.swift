@@ -52,6 +52,55 @@ struct SocketPathTests {
         }
     }
 
+    @Test("a relative --socket is bound in the server's working directory, under a temporary name beside it that leaves nothing behind, also on another filesystem than / (a tmpfs, as /run is)")
+    func relativeSocket() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let directory = try #require(mkdtemp(strdup("/dev/shm/edshim-test-XXXXXX")).map { String(cString: $0) }, "a directory on /dev/shm")
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let server = try ChildProcess.spawn("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", directory, bed.edshim,
+                "server", "--socket", "relative.sock", "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile,
+                "--admin-address", "off", "--docker-host", "unix://\(bed.directory)/no-docker.sock"], logPath: bed.serverLogPath)
+            defer { server.signal(SIGKILL) }
+            let client = ServerClient(socketPath: directory + "/relative.sock")
+            try await bed.eventually("the server answers on its relative socket") {
+                (try? client.exchange(.list, deadline: .after(milliseconds: 500))) != nil || server.hasExited
+            }
+            #expect(!server.hasExited, "\(server.log)")
+            server.signal(SIGTERM)
+            #expect(await server.waitForExit(timeout: .seconds(5)) == 0, "\(server.log)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: directory).isEmpty, "nothing left behind")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: "/").filter { $0.hasPrefix(".edshim-") }.isEmpty, "nothing bound in /")
+        }
+    }
+
+    @Test("a socket in a directory of 87 bytes is taken whatever the server's PID (its temporary name adds 16, and SwiftNIO binds at most 103); one byte more is refused, naming the limit")
+    func directoryLengthLimit() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let longest = bed.directory + "/" + String(repeating: "d", count: 87 - bed.directory.utf8.count - 1)
+            let tooLong = longest + "e"
+            for directory in [longest, tooLong] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false) }
+            #expect(longest.utf8.count == 87)
+            func start(in directory: String) throws -> ChildProcess {
+                try ChildProcess.spawn(bed.edshim, [
+                    "server", "--socket", directory + "/s", "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile,
+                    "--admin-address", "off", "--docker-host", "unix://\(bed.directory)/no-docker.sock",
+                ], logPath: bed.serverLogPath)
+            }
+            let refused = try start(in: tooLong)
+            #expect(try await refused.finish(within: .seconds(10), command: "edshim server") == 1)
+            #expect(refused.log.contains("choose a path whose directory is at most 87 bytes long"), "\(refused.log)")
+
+            let server = try start(in: longest)
+            defer { server.signal(SIGKILL) }
+            let client = ServerClient(socketPath: longest + "/s")
+            try await bed.eventually("the server answers on \(longest)/s") {
+                (try? client.exchange(.list, deadline: .after(milliseconds: 500))) != nil
+            }
+            server.signal(SIGTERM)
+            #expect(await server.waitForExit(timeout: .seconds(5)) == 0, "\(server.log)")
+        }
+    }
+
     /// The device and inode of the file at `path`, a symlink not followed.
     private static func identity(_ path: String) throws -> [UInt64] {
         var info = stat()

@@ -150,4 +150,8 @@ int edshim_chmod_handle(int fd, mode_t mode);
 /// chown(2) of the file a handle from edshim_open_file_itself names; -1 keeps a side.
 int edshim_chown_handle(int fd, uid_t owner, gid_t group);
 
+/// rename(2) that fails with EEXIST instead of replacing what is at `to`
+/// (RENAME_NOREPLACE; link and unlink where the filesystem lacks it).
+int edshim_rename_without_replacing(const char *from, const char *to);
+
 #endif

@@ -62,7 +62,7 @@ struct AdminEndpoint: Service {
     private static func refuseIfTaken(_ path: String, madeDirectory: String?) throws {
         try socketPath(path).refuseIfTaken()
         var info = stat()
-        if lstat(path, &info) != 0, let directory = AtomicFile.parent(of: path), directory != madeDirectory,
+        if lstat(path, &info) != 0, let directory = AtomicFile.parent(of: path), ResolvedPath.of(directory) != madeDirectory.map(ResolvedPath.of),
            stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
             throw ServerStartupError("--admin-address unix:\(path): \(directory) is not a directory: create it, or choose another path")
         }

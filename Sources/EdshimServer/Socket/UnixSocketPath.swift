@@ -36,16 +36,27 @@ struct UnixSocketPath: CustomStringConvertible {
     var description: String { option.hasSuffix(":") ? option + path : "\(option) \(path)" }
 
     /// Where the socket is bound before it is moved into place: beside it, so the
-    /// move is a rename within one directory; short, since a socket path holds 107
-    /// bytes; this process's own. (NIO removes the path it bound when the channel
-    /// closes: this one, gone by then, and never what is at `path`.)
+    /// move is a rename within one directory; this process's own, and of one length
+    /// whatever its PID (`temporaryNameBytes` more than the directory), so that a path
+    /// that fits once fits after every restart. (NIO removes the path it bound when
+    /// the channel closes: this one, gone by then, and never what is at `path`.)
     let temporaryPath: String
+
+    /// The bytes the temporary name adds to the directory: `/.edshim-`, the PID in
+    /// five base-36 digits (pid_max is at most 2^22), `.`, a counter digit.
+    static let temporaryNameBytes = 16
+
+    /// The longest path SwiftNIO binds: 103 bytes, macOS's limit, which it applies on
+    /// Linux too (where the kernel takes 107).
+    static let longestBindablePath = 103
 
     init(path: String, option: String) {
         self.path = path
         self.option = option
-        let unique = String(getpid(), radix: 36) + "." + String(Self.made.add(1, ordering: .relaxed).oldValue, radix: 36)
-        temporaryPath = (AtomicFile.parent(of: path) ?? "") + "/.edshim-" + unique
+        let pid = String(getpid(), radix: 36)
+        let counter = String(Self.made.add(1, ordering: .relaxed).oldValue % 36, radix: 36)
+        let directory = AtomicFile.parent(of: path) ?? (path.hasPrefix("/") ? "" : ".")
+        temporaryPath = directory + "/.edshim-" + String(repeating: "0", count: max(0, 5 - pid.count)) + pid + "." + counter
     }
 
     private static let made = Atomic<Int>(0)
@@ -55,8 +66,8 @@ struct UnixSocketPath: CustomStringConvertible {
     /// by a server that was killed, is free: returned, for the bind to replace.
     @discardableResult
     func refuseIfTaken() throws -> Identity? {
-        guard temporaryPath.utf8.count <= UnixSocketAddress.maximumPathLength else {
-            throw ServerStartupError("\(self): the server binds it first as \(temporaryPath), \(temporaryPath.utf8.count) bytes long, and a Unix socket path holds at most \(UnixSocketAddress.maximumPathLength): choose a shorter path")
+        guard temporaryPath.utf8.count <= Self.longestBindablePath else {
+            throw ServerStartupError("\(self): the server binds it first as \(temporaryPath), \(temporaryPath.utf8.count) bytes long, and binds at most \(Self.longestBindablePath): choose a path whose directory is at most \(Self.longestBindablePath - Self.temporaryNameBytes) bytes long")
         }
         var info = stat()
         guard lstat(path, &info) == 0 else {
@@ -101,22 +112,25 @@ struct UnixSocketPath: CustomStringConvertible {
     }
 
     /// Renames the bound socket to `path`: over the stale socket found there, if it
-    /// is still that one; else only if nothing took the path meanwhile.
+    /// is still that one; else only if nothing took the path meanwhile (a stale socket
+    /// removed in between, by the server that left it or by hand, included).
     private func moveIntoPlace(_ temporary: String, replacing stale: Identity?) throws {
-        let takenMeanwhile = ServerStartupError("\(self): another process bound it while this server started; stop it, or choose another \(option)")
         var info = stat()
-        if let stale {
-            guard lstat(path, &info) == 0, Identity(info) == stale else { throw takenMeanwhile }
+        if let stale, lstat(path, &info) == 0 {
+            guard Identity(info) == stale else { throw takenMeanwhile }
             guard rename(temporary, path) == 0 else {
                 throw ServerStartupError("\(self): cannot replace the socket a stopped server left there: \(Self.lastError())")
             }
             return
         }
-        guard link(temporary, path) == 0 else {
+        guard edshim_rename_without_replacing(temporary, path) == 0 else {
             if errno == EEXIST { throw takenMeanwhile }
-            throw ServerStartupError("\(self): cannot put the socket in place (link \(temporary)): \(Self.lastError())")
+            throw ServerStartupError("\(self): cannot put the socket in place (from \(temporary)): \(Self.lastError())")
         }
-        unlink(temporary)
+    }
+
+    private var takenMeanwhile: ServerStartupError {
+        ServerStartupError("\(self): another process bound it while this server started; stop it, or choose another \(option)")
     }
 
     /// Makes the socket at `path` mode 0660, root's and the socket group's, through a

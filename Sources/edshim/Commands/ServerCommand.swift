@@ -111,7 +111,7 @@ struct ServerCommand: AsyncParsableCommand {
         guard adminAddress == "off" || AdminAddress(parsing: adminAddress) != nil else {
             throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776, unix: and an absolute path of at most \(UnixSocketAddress.maximumPathLength) bytes, like unix:/run/edshim/admin.sock, or off")
         }
-        if case .unixSocket(let path) = AdminAddress(parsing: adminAddress), resolved(path) == resolved(absolute(socketPath)) {
+        if case .unixSocket(let path) = AdminAddress(parsing: adminAddress), ResolvedPath.of(path) == ResolvedPath.of(absolute(socketPath)) {
             throw ValidationError("--admin-address unix:\(path) is the shims' socket (--socket): choose another path, like unix:/run/edshim/admin.sock")
         }
         guard envoyDrainTime >= 0, envoyDrainTime <= 86_400 else {
@@ -170,7 +170,7 @@ struct ServerCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "edshim.server")
         let configuration = ServerConfiguration(
-            socketPath: socketPath,
+            socketPath: absolute(socketPath),
             socketGroup: socketGroup,
             xdsDirectory: absolute(xdsDirectory),
             stateFile: stateFile,
@@ -221,23 +221,4 @@ func absolute(_ path: String) -> String {
     guard getcwd(&buffer, buffer.count) != nil else { return path }
     let directory = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     return directory == "/" ? "/" + path : directory + "/" + path
-}
-
-/// An absolute `path` as the kernel finds it: its directory with symlinks, `.` and
-/// `..` resolved where it exists (else `.`, `..` and doubled slashes taken out as
-/// written), so that two spellings of one socket compare equal.
-func resolved(_ path: String) -> String {
-    var parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-    guard let name = parts.popLast() else { return path }
-    let directory = "/" + parts.joined(separator: "/")
-    if let real = realpath(directory, nil) {
-        defer { free(real) }
-        let resolvedDirectory = String(cString: real)
-        return (resolvedDirectory == "/" ? "" : resolvedDirectory) + "/" + name
-    }
-    var kept: [String] = []
-    for part in parts where part != "." {
-        if part == ".." { _ = kept.popLast() } else { kept.append(part) }
-    }
-    return "/" + (kept + [name]).joined(separator: "/")
 }
