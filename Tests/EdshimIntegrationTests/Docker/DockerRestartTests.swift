@@ -75,7 +75,7 @@ struct DockerRestartTests {
             let before = Set(docker.proxyProcesses().map(\.pid))
             let changes = try DockerdGoneTests.listenerChanges(bed)
 
-            let probe = RequestProbe(dial)
+            let probe = Probe.requests(dial)
             defer { _ = probe.stop() }
             try await docker.stopDockerd()
             try await Task.sleep(for: .seconds(1))
@@ -114,7 +114,7 @@ struct DockerRestartTests {
             let before = Set(docker.proxyProcesses().map(\.pid))
             #expect(before.count == 2, "\(docker.proxies())")
 
-            let probe = try DatagramProbe(target)
+            let probe = try Probe.datagrams(to: target)
             defer { _ = probe.stop() }
             try await Task.sleep(for: .milliseconds(300))
             try await docker.stopDockerd(signal: SIGKILL)
@@ -141,62 +141,49 @@ struct DockerRestartTests {
     }
 }
 
-/// Requests a port every 20 ms on a thread of its own, counting answers and failures.
-final class RequestProbe: Sendable {
-    private let counts = Mutex((answered: 0, failed: 0, stopped: false))
+/// Tries something every 20 ms on a thread of its own (`attempt` gets the attempt's
+/// number and says whether it succeeded), counting successes and failures.
+final class Probe: Sendable {
+    private let counts = Mutex((succeeded: 0, failed: 0, stopped: false))
     private let done = Mutex(false)
 
-    init(_ endpoint: SocketEndpoint) {
+    init(_ attempt: @escaping @Sendable (Int) -> Bool) {
         Thread.detachNewThread { [self] in
+            var number = 0
             while !counts.withLock({ $0.stopped }) {
-                let ok = (try? TestHTTP.get(endpoint).status) == 200
-                counts.withLock { if ok { $0.answered += 1 } else { $0.failed += 1 } }
+                number += 1
+                let succeeded = attempt(number)
+                counts.withLock { if succeeded { $0.succeeded += 1 } else { $0.failed += 1 } }
                 usleep(20_000)
             }
             done.withLock { $0 = true }
         }
     }
 
-    /// Stops the thread (again: no harm); returns the counts.
-    func stop() -> (answered: Int, failed: Int) {
-        counts.withLock { $0.stopped = true }
-        while !done.withLock({ $0 }) { usleep(1000) }
-        return counts.withLock { ($0.answered, $0.failed) }
+    /// Requests `endpoint` over HTTP; an answer 200 succeeds.
+    static func requests(_ endpoint: SocketEndpoint) -> Probe {
+        Probe { _ in (try? TestHTTP.get(endpoint).status) == 200 }
     }
-}
 
-/// Sends a numbered datagram every 20 ms from one client on a thread of its own and
-/// waits up to 500 ms for its echo, counting echoes and losses.
-final class DatagramProbe: Sendable {
-    private let counts = Mutex((answered: 0, lost: 0, stopped: false))
-    private let done = Mutex(false)
-
-    init(_ target: SocketEndpoint) throws {
+    /// Sends a numbered datagram to `target` from one client; its echo within 500 ms
+    /// succeeds (late echoes of earlier ones are skipped).
+    static func datagrams(to target: SocketEndpoint) throws -> Probe {
         let client = try UDPTestClient(target.ip.isIPv6 ? .ipv6 : .ipv4)
-        Thread.detachNewThread { [self] in
-            var sequence = 0
-            while !counts.withLock({ $0.stopped }) {
-                sequence += 1
-                let datagram = Array("probe \(sequence)".utf8)
-                var echoed = false
-                if (try? client.send(datagram, to: target)) != nil {
-                    let deadline = ContinuousClock.now + .milliseconds(500)
-                    // Skips late echoes of earlier datagrams.
-                    while !echoed, ContinuousClock.now < deadline, let reply = client.receive(timeout: 500) {
-                        echoed = reply.bytes == datagram
-                    }
-                }
-                counts.withLock { if echoed { $0.answered += 1 } else { $0.lost += 1 } }
-                usleep(20_000)
+        return Probe { number in
+            let datagram = Array("probe \(number)".utf8)
+            guard (try? client.send(datagram, to: target)) != nil else { return false }
+            let deadline = ContinuousClock.now + .milliseconds(500)
+            while ContinuousClock.now < deadline, let reply = client.receive(timeout: 500) {
+                if reply.bytes == datagram { return true }
             }
-            done.withLock { $0 = true }
+            return false
         }
     }
 
     /// Stops the thread (again: no harm); returns the counts.
-    func stop() -> (answered: Int, lost: Int) {
+    func stop() -> (succeeded: Int, failed: Int) {
         counts.withLock { $0.stopped = true }
         while !done.withLock({ $0 }) { usleep(1000) }
-        return counts.withLock { ($0.answered, $0.lost) }
+        return counts.withLock { ($0.succeeded, $0.failed) }
     }
 }

@@ -16,11 +16,9 @@ final class FakeDockerEngine: @unchecked Sendable {
     }
 
     let socketPath: String
-    private let listener: Int32
     private let containers = Mutex<[IPAddress: Container]>([:])
-    private let stopped = Mutex(false)
-    /// Connections open now: stopping closes them, as a dockerd that exits does.
-    private let connections = Mutex<Set<Int32>>([])
+    /// Set once listening: the listener hands connections to this engine.
+    private let server = Mutex<UnixStreamServer?>(nil)
     /// How long each answer takes (a slow or loaded dockerd).
     let delay = Mutex(Duration.zero)
     /// Each answer stops halfway through its body, and the rest never comes (a
@@ -34,16 +32,8 @@ final class FakeDockerEngine: @unchecked Sendable {
 
     init(socketPath: String) throws {
         self.socketPath = socketPath
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        // A socket file left by a run that crashed, whose pid this run got again.
-        unlink(socketPath)
-        let bound = UnixSocketAddress.with(path: socketPath) { bind(listener, $0, $1) }
-        guard bound == 0, listen(listener, 128) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(listener)
-            throw TestFailure("fake Docker: cannot listen on \(socketPath): \(reason)")
-        }
-        Thread.detachNewThread { [self] in acceptLoop() }
+        let listening = try UnixStreamServer(path: socketPath, name: "fake Docker") { [weak self] fd in self?.serve(fd) }
+        server.withLock { $0 = listening }
     }
 
     /// Makes the container at `ip` known, with `labels`; `id` (64 hex digits) makes it
@@ -66,38 +56,14 @@ final class FakeDockerEngine: @unchecked Sendable {
         while requests.withLock({ $0 }) == count, ContinuousClock.now < deadline { usleep(1000) }
     }
 
-    /// Stops answering (once: a test may stop Docker and still have its `defer` stop
-    /// it again; closing the listener twice would close whatever socket of another
-    /// test got its number in between).
+    /// Stops answering, as a dockerd that exits: connections open now are shut down.
     func stop() {
-        let first = stopped.withLock { stopped in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        unlink(socketPath)
-        connections.withLock { for fd in $0 { shutdown(fd, Int32(SHUT_RDWR)) } }
+        server.withLock { $0 }?.stop()
     }
 
-    private func acceptLoop() {
-        while true {
-            let client = accept(listener, nil, nil)
-            guard client >= 0 else {
-                if stopped.withLock({ $0 }) { return }
-                continue
-            }
-            connections.withLock { _ = $0.insert(client) }
-            Thread.detachNewThread { [self] in serve(client) }
-        }
-    }
+    private var stopped: Bool { server.withLock { $0 }?.isStopped ?? true }
 
     private func serve(_ fd: Int32) {
-        defer {
-            connections.withLock { _ = $0.remove(fd) }
-            close(fd)
-        }
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
@@ -112,7 +78,7 @@ final class FakeDockerEngine: @unchecked Sendable {
                 let response = "HTTP/1.1 \(status)\r\nContent-Type: application/json\r\nAPI-Version: 1.41\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n" + body
                 if stallsMidBody.withLock({ $0 }) {
                     _ = try? Sockets.sendAll(fd, Array(response.utf8.dropLast(body.utf8.count / 2 + 1)))
-                    while !stopped.withLock({ $0 }) { usleep(50_000) }
+                    while !stopped { usleep(50_000) }
                     return
                 }
                 guard (try? Sockets.sendAll(fd, Array(response.utf8))) != nil else { return }

@@ -9,24 +9,15 @@ import Glibc
 /// as the test says: to see what a client (resync) makes of answers a real server
 /// gives only in races.
 final class ScriptedServer: Sendable {
-    let socketPath: String
-    private let listener: Int32
     private let answer: @Sendable (WireRequest) -> WireResponse
-    private let stopped = Mutex(false)
-    private let connections = Mutex<Set<Int32>>([])
+    private let listener = Mutex<UnixStreamServer?>(nil)
     /// Every request decoded, in the order they came.
     let requests = Mutex<[WireRequest]>([])
 
     init(socketPath: String, answer: @escaping @Sendable (WireRequest) -> WireResponse) throws {
-        self.socketPath = socketPath
         self.answer = answer
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard UnixSocketAddress.with(path: socketPath, { bind(listener, $0, $1) }) == 0, listen(listener, 128) == 0 else {
-            let reason = String(cString: strerror(errno))
-            close(listener)
-            throw TestFailure("scripted server: cannot listen on \(socketPath): \(reason)")
-        }
-        Thread.detachNewThread { [self] in acceptLoop() }
+        let listening = try UnixStreamServer(path: socketPath, name: "scripted server") { [weak self] fd in self?.serve(fd) }
+        listener.withLock { $0 = listening }
     }
 
     /// The registrations asked for on behalf of `pid`.
@@ -36,36 +27,12 @@ final class ScriptedServer: Sendable {
         }
     }
 
-    /// Stops answering and removes the socket (once).
+    /// Stops answering and removes the socket.
     func stop() {
-        let first = stopped.withLock { stopped in
-            defer { stopped = true }
-            return !stopped
-        }
-        guard first else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        unlink(socketPath)
-        connections.withLock { for fd in $0 { shutdown(fd, Int32(SHUT_RDWR)) } }
-    }
-
-    private func acceptLoop() {
-        while true {
-            let client = accept(listener, nil, nil)
-            guard client >= 0 else {
-                if stopped.withLock({ $0 }) { return }
-                continue
-            }
-            connections.withLock { _ = $0.insert(client) }
-            Thread.detachNewThread { [self] in serve(client) }
-        }
+        listener.withLock { $0 }?.stop()
     }
 
     private func serve(_ fd: Int32) {
-        defer {
-            connections.withLock { _ = $0.remove(fd) }
-            close(fd)
-        }
         var pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
