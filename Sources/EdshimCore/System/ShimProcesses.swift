@@ -101,6 +101,20 @@ public enum ShimProcesses {
         return (listening ?? ListenTable.read()).first { $0.endpoint == host && held.contains($0.inode) }?.inode
     }
 
+    /// The shim publishing `key` that holds the socket `inode`, when that process runs
+    /// this process's edshim: how a UDP shim carrying its port through a dockerd
+    /// restart tells the next dockerd's shim, bound beside it, from another program
+    /// that joined the port with SO_REUSEPORT. Reads every process's descriptors.
+    public static func shim(holding inode: UInt64, publishing key: RegistrationKey, root: String = "/proc") -> Shim? {
+        for pid in entryNames(in: root).compactMap(Int32.init) where pid != getpid() {
+            guard socketInodes(of: pid, root: root).contains(inode) else { continue }
+            guard let shim = shim(pid: pid, root: root), shim.arguments.key == key,
+                  executableCheck(of: pid, root: root) == .same else { return nil }
+            return shim
+        }
+        return nil
+    }
+
     /// Whether the shim serves its port itself (it listens on it, among `listening`:
     /// the host's listening sockets, read once for many shims); nil when its
     /// descriptors cannot be read (another user's, to a caller without root).

@@ -20,6 +20,9 @@ final class UDPHandover {
     private var deadline: Int64?
     private var nextLook: Int64 = 0
     private var cannotLook = false
+    /// Sockets beside this one that are not a shim's (another program joined the port
+    /// with SO_REUSEPORT): looked at once.
+    private var foreign: Set<UInt64> = []
 
     /// A handover for `arguments`' port, bound as `listener`; nil when the grace is
     /// off or cannot apply (dockerd ≥ 28's socket on fd 4: the next dockerd binds the
@@ -56,26 +59,32 @@ final class UDPHandover {
     func isOver(now: Int64) -> Bool {
         guard let deadline else { return false }
         if now >= deadline {
-            ShimLog.warning("dockerd did not publish udp \(arguments.host) again within \(grace.seconds) s: exiting")
+            let seen = cannotLook ? "whether dockerd published udp \(arguments.host) again could not be seen" : "dockerd did not publish udp \(arguments.host) again"
+            ShimLog.warning("\(seen) within \(grace.seconds) s: exiting")
             return true
         }
         guard now >= nextLook else { return false }
         nextLook = now + DockerdRestartGrace.lookupIntervalMilliseconds
         guard let successor = successor() else { return false }
-        ShimLog.info("dockerd published udp \(arguments.host) again (a socket beside this proxy's, inode \(successor)): exiting")
+        ShimLog.info("dockerd published udp \(arguments.host) again (its proxy is pid \(successor)): exiting")
         return true
     }
 
-    /// The inode of another unconnected UDP socket bound to the port's address, if
-    /// there is one.
-    private func successor() -> UInt64? {
+    /// The process id of the shim that bound the port's address beside this one, if
+    /// one did.
+    private func successor() -> Int32? {
         switch ListenTable.unconnectedUDPSockets(family: arguments.host.family) {
         case .success(let sockets):
-            return sockets.first { $0.endpoint == arguments.host && $0.inode != ownInode }?.inode
+            for socket in sockets where socket.endpoint == arguments.host && socket.inode != ownInode && !foreign.contains(socket.inode) {
+                if let shim = ShimProcesses.shim(holding: socket.inode, publishing: arguments.key) { return shim.owner.pid }
+                foreign.insert(socket.inode)
+                ShimLog.warning("a socket of another program shares udp \(arguments.host) (SO_REUSEPORT, as root; inode \(socket.inode)): not dockerd's next proxy, so this one goes on")
+            }
+            return nil
         case .failure(let failure):
             if !cannotLook {
                 cannotLook = true
-                ShimLog.warning("cannot see whether dockerd published udp \(arguments.host) again (\(failure)): serving it until the grace ends")
+                ShimLog.warning("cannot see whether dockerd published udp \(arguments.host) again (\(failure); the kernel's udp_diag module is needed): serving it beside any new proxy until the grace ends")
             }
             return nil
         }

@@ -97,7 +97,6 @@ final class UDPProxy {
             // flows (epoll hands them out in turn): look for it each time.
             if ready == Self.eventCapacity, stopsForSignal() { return true }
             let now = clock / 1000
-            if handover?.isOver(now: now) == true { return true }
             for event in 0..<Int(ready) {
                 switch tokens[event] {
                 case Self.signalToken:
@@ -112,6 +111,9 @@ final class UDPProxy {
                 }
             }
             flushReplies()
+            // Once what this wakeup brought is on its way: a proxy handing its port to
+            // the next dockerd's leaves nothing it had read unsent.
+            if handover?.isOver(now: now) == true { return true }
             while case let slot = flows.expired(now: now, idle: idleTimeout), slot >= 0 {
                 close(flows.remove(slot))
             }
