@@ -66,7 +66,7 @@ struct ChaosTests {
             for entry in live {
                 let response = try TestHTTP.get(SocketEndpoint(ip: entry.key.host.ip.dialable, port: entry.key.host.port))
                 #expect(response.status == 200)
-                #expect(response.headers["server"] == "envoy", "\(entry.key) is served by Envoy")
+                #expect(response.servedByEnvoy, "\(entry.key) is served by Envoy")
             }
             let status = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
             let listed = try JSONSerialization.jsonObject(with: Data(status.output.utf8)) as? [[String: Any]] ?? []

@@ -30,7 +30,7 @@ struct HTTPModeTests {
             let backend = try bed.httpBackend("web")
             let other = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             #expect(try await bed.publish(other, to: backend.endpoint).isReady)
-            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: other.port)).headers["server"] == "envoy")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: other.port)).servedByEnvoy)
             await container.stop()
         }
     }
@@ -218,6 +218,19 @@ struct HTTPModeTests {
             #expect(response.contains("\r\nX-Legacy-Answer: yes\r\n"), "\(response.debugDescription)")
             let head = try #require(requests.all.first).head
             #expect(head.contains("X-Legacy-Token: abc"), "\(head)")
+        }
+    }
+
+    @Test("the Server header is the container's: none where it sends none, its own where it sends one, as through docker-proxy (Envoy's default writes `server: envoy`)", arguments: [nil, "Apache/2.4"])
+    func serverHeaderIsTheContainers(server: String?) async throws {
+        try await withTestbed { bed in
+            let requests = RecordedRequests()
+            let header = server.map { "Server: \($0)\r\n" } ?? ""
+            let backend = try bed.recordingBackend(requests, answer: "HTTP/1.1 200 OK\r\n\(header)Content-Length: 0\r\n\r\n")
+            let response = try TestHTTP.get(try await Self.published(backend, on: bed))
+            #expect(response.status == 200)
+            #expect(response.servedByEnvoy, "\(response.headers)")
+            #expect(response.headers["server"] == server, "\(response.headers)")
         }
     }
 

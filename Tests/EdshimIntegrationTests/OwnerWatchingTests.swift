@@ -40,7 +40,7 @@ struct OwnerWatchingTests {
             let killedShim = try await bed.publish(killed, to: backend.endpoint)
             #expect(keptShim.isReady && killedShim.isReady)
             #expect(try bed.listeners().keys.sorted() == ["tcp_0.0.0.0_\(kept.port)", "tcp_0.0.0.0_\(killed.port)"].sorted(), "both ports registered and served by Envoy")
-            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: killed.port)).headers["server"] == "envoy")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: killed.port)).servedByEnvoy)
             let log = bed.server?.log ?? ""
             #expect(log.contains("pidfd_open failed: watching shims by reading /proc every 100 ms"), "\(log)")
             #expect(log.components(separatedBy: "pidfd_open failed").count == 2, "logged once, not per shim:\n\(log)")

@@ -62,7 +62,7 @@ struct ResyncTests {
                 let ip: IPAddress = index.isMultiple(of: 3) ? .loopbackIPv6 : .loopbackIPv4
                 let response = try TestHTTP.get(SocketEndpoint(ip: ip, port: port))
                 #expect(response.status == 200)
-                #expect(response.headers["server"] == "envoy")
+                #expect(response.servedByEnvoy)
             }
 
             let listenersBefore = try String(contentsOfFile: bed.xdsDirectory + "/lds.json", encoding: .utf8)
@@ -108,7 +108,7 @@ struct ResyncTests {
             for shim in shims {
                 let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: shim.host.port))
                 #expect(response.status == 200)
-                #expect(response.headers["server"] == "envoy")
+                #expect(response.servedByEnvoy)
             }
             try bed.expectNoRejectedUpdates()
         }
@@ -142,7 +142,7 @@ struct ResyncTests {
             #expect(second.status == 0, "\(second.output)")
             #expect(second.output.contains("resynced 3 of 3"), "\(second.output)")
             for shim in shims {
-                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: shim.host.port)).headers["server"] == "envoy")
+                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: shim.host.port)).servedByEnvoy)
             }
         }
     }
@@ -186,7 +186,7 @@ struct ResyncTests {
             try await bed.startEnvoy()
             for shim in shims {
                 try await bed.eventually("Envoy serves \(shim.host) without another resync", timeout: .seconds(10)) {
-                    try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: shim.host.port)).headers["server"] == "envoy"
+                    try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: shim.host.port)).servedByEnvoy
                 }
             }
             let again = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
@@ -218,7 +218,7 @@ struct ResyncTests {
             try await bed.startEnvoy()
             for host in shims.map(\.host) + [late] {
                 try await bed.eventually("Envoy serves \(host)", timeout: .seconds(15)) {
-                    try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).headers["server"] == "envoy"
+                    try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).servedByEnvoy
                 }
             }
         }
@@ -285,7 +285,7 @@ struct ResyncTests {
             try await bed.eventually("the shim handed the port to Envoy", timeout: .seconds(10)) {
                 shim.process.log.contains("handed tcp 0.0.0.0:\(host.port) over to Envoy")
             }
-            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).headers["server"] == "envoy")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).servedByEnvoy)
         }
     }
 

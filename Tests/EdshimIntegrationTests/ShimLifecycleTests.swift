@@ -54,7 +54,7 @@ struct ShimLifecycleTests {
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let shim = try await bed.publish(host, to: backend.endpoint)
             #expect(shim.isReady)
-            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).headers["server"] == "envoy")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).servedByEnvoy)
             // One per published port and address family: no thread pool, event loop or
             // Foundation on this path (docs/ARCHITECTURE.md). The release build idles at
             // ~300 kB private, this debug build (dynamically linked) at ~2.2 MB.
@@ -82,7 +82,7 @@ struct ShimLifecycleTests {
             let shim = try bed.launchShim(ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine, descriptors: fd3IsAFile ? [3: fd] : [:])
             try await bed.eventually("the shim says it is ready") { shim.log.contains("edshim[\(shim.pid)]: ready (no status pipe on fd 3)") }
             let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
-            #expect(response.headers["server"] == "envoy")
+            #expect(response.servedByEnvoy)
             #expect(try bed.registrations().map(\.owner.pid) == [shim.pid])
             #expect(try String(contentsOfFile: file, encoding: .utf8) == "", "nothing written to an fd 3 that is not a pipe")
 

@@ -84,7 +84,7 @@ public enum ListenerBuilder {
         return Manager(
             codecType: "AUTO",
             httpProtocolOptions: .init(acceptHttp10: true, defaultHostForHttp10: serviceName),
-            serverHeaderTransformation: "APPEND_IF_ABSENT",
+            serverHeaderTransformation: "PASS_THROUGH",
             statPrefix: serviceName,
             useRemoteAddress: true,
             xffNumTrustedHops: trustedProxyHops > 0 ? trustedProxyHops : nil,

@@ -30,7 +30,7 @@ struct DockerDaemonSmokeTests {
             let response = try TestHTTP.get(host)
             #expect(response.status == 200, "\(docker.logTail())")
             #expect(response.body == BusyboxImage.indexHTML)
-            #expect(response.headers["server"] == "envoy", "the request went through Envoy")
+            #expect(response.servedByEnvoy, "the request went through Envoy")
 
             let proxies = docker.proxies()
             let hostIPs = proxies.compactMap { argv in argv.firstIndex(of: "-host-ip").map { argv[$0 + 1] } }

@@ -19,7 +19,7 @@ struct DockerEndToEndTests {
             try await docker.run(["run", "-d", "--name", "web", "-l", "ServiceName=web", "-l", "EnvironmentName=prod", "-p", "\(port):80"] + Self.httpd)
             // Right after docker run: Envoy answers on the port (httpd may need a moment more).
             let first = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port))
-            #expect(first.headers["server"] == "envoy", "answered by Envoy: \(first.status)")
+            #expect(first.servedByEnvoy, "answered by Envoy: \(first.status)")
             try await docker.waitForContainerPort("web", port: 80)
 
             let containerIP = try await docker.containerIP("web")
@@ -28,7 +28,7 @@ struct DockerEndToEndTests {
                 let response = try TestHTTP.get(SocketEndpoint(ip: ip, port: port))
                 #expect(response.status == 200)
                 #expect(response.body == BusyboxImage.indexHTML)
-                #expect(response.headers["server"] == "envoy")
+                #expect(response.servedByEnvoy)
                 #expect(response.headers["x-envoy-upstream-service-time"] != nil)
             }
             #expect(try bed.stat("http.web-prod-\(port).downstream_rq_completed") >= 2)
@@ -140,7 +140,7 @@ struct DockerEndToEndTests {
             try await docker.waitForContainerPort("odd", port: 80)
             let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port))
             #expect(response.status == 200)
-            #expect(response.headers["server"] == "envoy", "the server's default mode (http) applies")
+            #expect(response.servedByEnvoy, "the server's default mode (http) applies")
             let all = try bed.clusters().keys
             let clusters = all.filter { $0.hasPrefix("Caf_Cr_me_v2_x-") }
             #expect(clusters.count == 1, "\(all)")

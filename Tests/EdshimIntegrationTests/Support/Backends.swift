@@ -271,6 +271,10 @@ enum TestHTTP {
         var status: Int
         var headers: [String: String]
         var body: String
+
+        /// Whether Envoy carried it: its router adds `x-envoy-upstream-service-time`
+        /// (a shim serving the port itself, or docker-proxy, adds nothing).
+        var servedByEnvoy: Bool { headers["x-envoy-upstream-service-time"] != nil }
     }
 
     static func get(_ endpoint: SocketEndpoint, path: String = "/", headers: [String: String] = [:]) throws -> Response {

@@ -124,8 +124,9 @@ public struct HTTPConnectionManager: EnvoyMessage {
     public var codecType: String
     /// HTTP/1 as clients of docker-proxy spoke it.
     public var httpProtocolOptions: HTTP1Options
-    /// `APPEND_IF_ABSENT`: the container's own `Server` header passes, as through
-    /// docker-proxy (Envoy's default overwrites it with `envoy`).
+    /// `PASS_THROUGH`: the container's own `Server` header passes, and none is added
+    /// where it sends none, as through docker-proxy (Envoy's default overwrites it with
+    /// `envoy`).
     public var serverHeaderTransformation: String
     /// Stats under `http.<stat_prefix>.`: the service name.
     public var statPrefix: String
