@@ -101,6 +101,43 @@ struct SocketPathTests {
         }
     }
 
+    @Test("temporary sockets that servers killed while starting left beside the path are removed at the next start; one named for a live process, a socket something listens on, and other names stay")
+    func leftoversRemoved() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let directory = bed.directory + "/run"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+            let exited = try ChildProcess.spawn("/bin/true", [], logPath: bed.directory + "/true.log")
+            #expect(try await exited.finish(within: .seconds(5), command: "true") == 0)
+            func temporaryName(_ pid: pid_t, _ counter: Int) -> String {
+                let digits = String(pid, radix: 36)
+                return directory + "/.edshim-" + String(repeating: "0", count: 5 - digits.count) + digits + ".\(counter)"
+            }
+            let leftovers = [temporaryName(exited.pid, 0), temporaryName(exited.pid, 7)]
+            let stays = [temporaryName(getpid(), 1), directory + "/.edshim-other.sock", directory + "/other.sock"]
+            for path in leftovers + stays { try HungUnixServer(path: path, fillBacklog: false).close() }
+            let listening = temporaryName(exited.pid, 2)
+            let listener = try HungUnixServer(path: listening, fillBacklog: false)
+            defer { listener.close() }
+
+            let server = try ChildProcess.spawn(bed.edshim, [
+                "server", "--socket", directory + "/s", "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile,
+                "--admin-address", "off", "--docker-host", "unix://\(bed.directory)/no-docker.sock",
+            ], logPath: bed.serverLogPath)
+            defer { server.signal(SIGKILL) }
+            let client = ServerClient(socketPath: directory + "/s")
+            try await bed.eventually("the server answers on \(directory)/s") {
+                (try? client.exchange(.list, deadline: .after(milliseconds: 500))) != nil || server.hasExited
+            }
+            for path in leftovers {
+                #expect(!FileManager.default.fileExists(atPath: path), "\(path) removed")
+                #expect(server.log.contains("removed a temporary socket a server killed while starting left behind"), "\(server.log)")
+            }
+            for path in stays + [listening] { #expect(FileManager.default.fileExists(atPath: path), "\(path) stays") }
+            server.signal(SIGTERM)
+            #expect(await server.waitForExit(timeout: .seconds(5)) == 0, "\(server.log)")
+        }
+    }
+
     /// The device and inode of the file at `path`, a symlink not followed.
     private static func identity(_ path: String) throws -> [UInt64] {
         var info = stat()

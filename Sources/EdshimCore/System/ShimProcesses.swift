@@ -158,7 +158,7 @@ public enum ShimProcesses {
     }
 
     /// The names in directory `path` (none when it cannot be read).
-    static func entryNames(in path: String) -> [String] {
+    public static func entryNames(in path: String) -> [String] {
         guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
         var names: [String] = []

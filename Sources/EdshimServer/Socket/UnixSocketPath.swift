@@ -92,6 +92,7 @@ struct UnixSocketPath: CustomStringConvertible {
     /// listening channel, and the socket's identity for `remove(ifStill:)`.
     func bind(policy: PeerPolicy, logger: Logger, _ bind: (String) async throws -> Server) async throws -> (Server, Identity) {
         let stale = try refuseIfTaken()
+        removeLeftovers(logger: logger)
         let temporary = temporaryPath
         unlink(temporary)
         let server: Server
@@ -159,13 +160,13 @@ struct UnixSocketPath: CustomStringConvertible {
         unlink(path)
     }
 
-    private enum Probe {
+    enum Probe {
         case listening, nobodyListens, cannotTell(String)
     }
 
     /// Whether something accepts connections at `path`, without waiting: a listener
     /// whose backlog is full (a hung server) still counts as one.
-    private static func probe(_ path: String) -> Probe {
+    static func probe(_ path: String) -> Probe {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return .cannotTell(lastError()) }
         defer { close(fd) }
