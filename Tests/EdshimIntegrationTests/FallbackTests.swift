@@ -416,6 +416,21 @@ struct FallbackTests {
         }
     }
 
+    @Test("server down: why the shim serves the port itself is logged once, not again at each retry that fails the same way")
+    func unreachableServerLoggedOnce() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            // Retries after 250, 500 and 1,000 ms: three failures the same way by then.
+            try await Task.sleep(for: .milliseconds(2_000))
+            let reason = "cannot reach the edshim server at \(bed.socketPath)"
+            #expect(shim.process.log.components(separatedBy: reason).count == 2, "\(shim.process.log)")
+            #expect(!shim.process.log.contains("will retry"), "\(shim.process.log)")
+        }
+    }
+
     @Test("EDSHIM_FALLBACK with an unknown value is refused with what to write")
     func badPolicy() async throws {
         try await withTestbed { bed in

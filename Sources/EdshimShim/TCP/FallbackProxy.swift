@@ -32,8 +32,9 @@ struct FallbackProxy {
     /// `registering` false: only every minute (the server said it cannot serve the
     /// port: another network namespace's, unless the server ran in the wrong one).
     /// `inDoubt`: a registration reached the server and went unanswered, so the port
-    /// may be registered.
-    func run(serving listener: PortListener, registering: Bool = true, inDoubt: Bool = false) -> Ending {
+    /// may be registered. `alreadyLogged`: the reason the shim gave for serving the
+    /// port itself, which a retry failing the same way does not log again.
+    func run(serving listener: PortListener, registering: Bool = true, inDoubt: Bool = false, alreadyLogged: String = "") -> Ending {
         let relay = TCPRelay(target: container)
         defer { relay.closeAll() }
         // One descriptor per relayed connection and side: as many as dockerd allows.
@@ -47,7 +48,7 @@ struct FallbackProxy {
         var acceptPausedUntil: Deadline?
         var exhaustion = LogThrottle()
         var pollFailures = LogThrottle()
-        var retry = RegistrationRetry(key: key)
+        var retry = RegistrationRetry(key: key, alreadyLogged: alreadyLogged)
         if !registering { retry.slowDown() }
         while true {
             if serving != nil, pending == nil, retry.isDue {
@@ -150,7 +151,10 @@ struct RegistrationRetry {
     private var nextAttempt = Deadline.after(milliseconds: Self.firstDelayMilliseconds)
     private var lastReason = ""
 
-    init(key: RegistrationKey) { self.key = key }
+    init(key: RegistrationKey, alreadyLogged: String = "") {
+        self.key = key
+        lastReason = alreadyLogged
+    }
 
     var isDue: Bool { nextAttempt.hasPassed }
     var remaining: Int32 { nextAttempt.remaining }

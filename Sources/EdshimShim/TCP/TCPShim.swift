@@ -29,6 +29,8 @@ enum TCPShim {
         }
         let request = RegisterRequest(key: arguments.key, container: arguments.container, heldSocketInode: held?.inode)
         var unservedBecause: String?
+        // The same, as the retries word it (which then log only a new reason).
+        var unservedCause = ""
         var registerLater = true
         // A request that reached the server but got no answer may be registered.
         var inDoubt = false
@@ -44,6 +46,7 @@ enum TCPShim {
                     return 1
                 }
                 unservedBecause = error.message
+                unservedCause = error.message
                 // A port of another network namespace than the server's is never Envoy's.
                 registerLater = error.code != .foreignNamespace
             }
@@ -64,10 +67,11 @@ enum TCPShim {
                 return 1
             }
             unservedBecause = reason
+            unservedCause = error.description
             inDoubt = error.requestMayHaveArrived
         }
         if let unservedBecause {
-            return serveItself(arguments, listener: held?.listener, because: unservedBecause, registerLater: registerLater, inDoubt: inDoubt, client: client, grace: grace, status: &status, signals: signals)
+            return serveItself(arguments, listener: held?.listener, because: unservedBecause, cause: unservedCause, registerLater: registerLater, inDoubt: inDoubt, client: client, grace: grace, status: &status, signals: signals)
         }
         // The connections queued on dockerd's socket are each relayed with a second
         // descriptor, beyond the soft limit dockerd leaves its proxies (1024): raised
@@ -88,6 +92,7 @@ enum TCPShim {
         _ arguments: ShimArguments,
         listener held: PortListener?,
         because reason: String,
+        cause: String,
         registerLater: Bool,
         inDoubt: Bool,
         client: ServerClient,
@@ -110,7 +115,7 @@ enum TCPShim {
         let later = registerLater ? "handing it to Envoy as soon as it can" : "asking the server again every minute"
         ShimLog.warning("serving \(arguments.key) → \(arguments.container) itself, as docker-proxy would (\(reason)); \(later) (EDSHIM_FALLBACK=fail refuses instead)")
         let proxy = FallbackProxy(key: arguments.key, container: arguments.container, client: client, signals: signals)
-        let ending = proxy.run(serving: listener, registering: registerLater, inDoubt: inDoubt)
+        let ending = proxy.run(serving: listener, registering: registerLater, inDoubt: inDoubt, alreadyLogged: cause)
         guard ending.mayBeRegistered else { return 0 }
         if ending.handedOver {
             grace.release(arguments, after: ending.signal, client: client, signals: signals)
