@@ -224,6 +224,28 @@ struct ResyncTests {
         }
     }
 
+    @Test("resync while a dockerd ≥ 28 shim registers, Envoy not running (systemctl restart edshim envoy-edshim as dockerd starts a container): neither registration withdraws the one the other waits on; the shim serves its port itself and resync counts it", arguments: [100, 300, 600])
+    func resyncBesideARegisteringShim(resyncAfterMilliseconds: Int) async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            // Both wait about a second for Envoy before they find it absent.
+            async let resync = { () async throws -> (status: Int32, output: String) in
+                try await Task.sleep(for: .milliseconds(resyncAfterMilliseconds))
+                return try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+            }()
+            let shim = try await bed.publish(host, to: backend.endpoint, style: .dockerd28)
+            let resynced = try await resync
+            #expect(shim.status == "0\n", "\(shim.status) \(shim.process.log)")
+            #expect(resynced.status == 0, "\(resynced.output)")
+            #expect(resynced.output.contains("resynced 1 of 1 (1 wait for Envoy)"), "\(resynced.output)")
+            let answer = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port))
+            #expect(answer.status == 200 && !answer.servedByEnvoy, "served by the shim itself")
+        }
+    }
+
     @Test("a shim whose port a newer shim took over, still running (as through a dockerd restart's grace), is not a failure of resync")
     func supersededShimStillRunning() async throws {
         try await withTestbed { bed in

@@ -106,7 +106,7 @@ extension WireRequest {
                 key: key,
                 container: container,
                 heldSocketInode: try WireDecoding.optionalInteger(object, "held_socket_inode"),
-                onBehalfOf: try WireDecoding.optionalInteger(object, "on_behalf_of")
+                onBehalfOf: try decodeProcessID(object, "on_behalf_of")
             ))
         case "deregister":
             return .deregister(try decodeKey(object))
@@ -117,6 +117,14 @@ extension WireRequest {
         default:
             throw WireError(.unknownOperation, "unknown operation \"\(operation)\": this server knows register, deregister, list and lookup")
         }
+    }
+
+    /// An optional process ID: a positive integer (0 and negative values name a
+    /// process group or no process at all).
+    static func decodeProcessID(_ object: JSONObject, _ name: String) throws(WireError) -> Int32? {
+        guard let pid: Int32 = try WireDecoding.optionalInteger(object, name) else { return nil }
+        guard pid > 0 else { throw WireError(.badRequest, "\"\(name)\" must be a process ID, 1 or more") }
+        return pid
     }
 
     static func appendKey(_ key: RegistrationKey, to object: inout JSONObject) {

@@ -184,7 +184,7 @@ actor Registrar {
         pendingLabels.note(key, answer: answer)
         logger.info("registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
         guard await commit() else {
-            return await unpublishable(key, owner: owner, kept: gaveItsPortToEnvoy)
+            return await unpublishable(key, owner: owner, kept: gaveItsPortToEnvoy || hasSibling(pending))
         }
 
         // With Envoy not running, waiting the whole readiness timeout would only hold
@@ -219,12 +219,17 @@ actor Registrar {
                 : "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout)"
             return .failure(WireError(envoyAbsent ? .envoyAbsent : .envoyTimeout, "\(why); the registration is kept, and Envoy serves the port as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`\(envoyAbsent ? "" : " (Envoy reads the files: its log and admin /listeners say why it did not bind)")"))
         }
-        registry.remove(key)
-        release(owner)
-        await commit()
-        logger.warning("Envoy did not listen in time; registration withdrawn", metadata: ["key": "\(key)"])
+        // The shim's own registration and resync's for it, at once: the last to end
+        // withdraws it, so that neither takes away the registration the other waits on.
+        let withdrawn = !hasSibling(pending)
+        if withdrawn {
+            registry.remove(key)
+            release(owner)
+            await commit()
+        }
+        logger.warning("Envoy did not listen in time; registration \(withdrawn ? "withdrawn" : "left to the other registration of its shim in progress")", metadata: ["key": "\(key)"])
         if envoyAbsent {
-            return .failure(WireError(.envoyAbsent, "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory)): \(key) withdrawn; start Envoy with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
+            return .failure(WireError(.envoyAbsent, "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory)): \(key) \(withdrawn ? "withdrawn" : "not served"); start Envoy with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
         }
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
     }
@@ -505,6 +510,12 @@ actor Registrar {
                 retired[registration.key] = nil
             }
         }
+    }
+
+    /// Whether another registration of the same port by the same shim is in progress
+    /// beside this one (the shim's own and `edshim resync`'s for it).
+    private func hasSibling(_ pending: Pending) -> Bool {
+        (inProgress[pending]?.count ?? 0) > 1
     }
 
     /// Stops watching `owner` unless it still owns a registration.

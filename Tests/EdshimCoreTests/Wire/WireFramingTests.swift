@@ -49,6 +49,8 @@ struct WireFramingTests {
         Case(line: #"{"v":1,"#.appending(register).appending(#","host_port":8080,"held_socket_inode":-12}"#), code: .badRequest),
         Case(line: #"{"v":1,"#.appending(register).appending(#","host_port":8080,"on_behalf_of":true}"#), code: .badRequest),
         Case(line: #"{"v":1,"#.appending(register).appending(#","host_port":8080,"on_behalf_of":4294967296}"#), code: .badRequest),
+        Case(line: #"{"v":1,"#.appending(register).appending(#","host_port":8080,"on_behalf_of":0}"#), code: .badRequest),
+        Case(line: #"{"v":1,"#.appending(register).appending(#","host_port":8080,"on_behalf_of":-1}"#), code: .badRequest),
         Case(line: #"{"v":1,"op":"register","proto":"icmp","host_ip":"0.0.0.0","host_port":8080,"container_ip":"172.17.0.2","container_port":80}"#, code: .badRequest),
         Case(line: #"{"v":1,"op":"register","proto":"tcp","host_ip":"localhost","host_port":8080,"container_ip":"172.17.0.2","container_port":80}"#, code: .badRequest),
         Case(line: #"{"v":1,"op":"register","proto":"tcp","host_ip":"0.0.0.0","host_port":8080,"container_ip":17,"container_port":80}"#, code: .badRequest),

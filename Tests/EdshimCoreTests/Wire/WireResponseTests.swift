@@ -105,6 +105,8 @@ struct WireResponseTests {
         #"{"v":1,"ok":true,"registrations":[1]}"#,
         #"{"v":1,"ok":true,"registrations":[{"proto":"tcp","host_ip":"0.0.0.0","host_port":80,"container_ip":"172.17.0.2","container_port":80,"owner_pid":7,"mode":"grpc"}]}"#,
         #"{"v":1,"ok":true,"registrations":[{"proto":"tcp","host_ip":"0.0.0.0","host_port":80,"container_ip":"172.17.0.2","container_port":80,"mode":"http"}]}"#,
+        #"{"v":1,"ok":true,"registrations":[{"proto":"tcp","host_ip":"0.0.0.0","host_port":80,"container_ip":"172.17.0.2","container_port":80,"owner_pid":0,"mode":"http"}]}"#,
+        #"{"v":1,"ok":true,"registrations":[{"proto":"tcp","host_ip":"0.0.0.0","host_port":80,"container_ip":"172.17.0.2","container_port":80,"owner_pid":-3,"mode":"http"}]}"#,
         #"{"v":1,"ok":true,"registrations":[{"proto":"tcp","host_ip":"0.0.0.0","host_port":0,"container_ip":"172.17.0.2","container_port":80,"owner_pid":7,"mode":"http"}]}"#,
         "[true]",
         "ok",
