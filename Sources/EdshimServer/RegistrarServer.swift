@@ -39,6 +39,8 @@ public struct RegistrarServer: Sendable {
         // Only registrations whose shim still runs (same PID and start time) come back.
         let live = restored.filter { owners.watch($0.owner) }
         let registry = Registry(live)
+        // The file holds this registry, unless dead shims were dropped (saved below).
+        if live.count == restored.count { await state.remember(registry) }
         if !restored.isEmpty {
             logger.info("restored registrations", metadata: ["restored": "\(live.count)", "dropped_dead_owners": "\(restored.count - live.count)"])
         }
@@ -86,7 +88,7 @@ public struct RegistrarServer: Sendable {
         )
         let reaper = OwnerReaper(owners: owners, registrar: registrar)
         let refresher = LabelRefresher(registrar: registrar, source: metadataSource)
-        var services: [any Service] = [listener, reaper, refresher, XDSDirectoryGuard(publisher: publisher)]
+        var services: [any Service] = [listener, reaper, refresher, OnDiskGuard(publisher: publisher, state: state, xdsClaim: claim, stateClaim: stateClaim, logger: logger)]
         if let admin = configuration.adminAddress {
             services.append(AdminEndpoint(address: admin, policy: policy, registrar: registrar, health: health, logger: logger))
         }

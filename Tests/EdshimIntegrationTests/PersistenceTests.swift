@@ -367,6 +367,41 @@ struct PersistenceTests {
         }
     }
 
+    @Test("rm -rf of the state file, its lock and the xds directory under a running server: all are written and claimed again within seconds, a second server on them is still refused, and a restart brings every port back with no resync", arguments: [false, true])
+    func stateDeletedWhileRunning(restartedFirst: Bool) async throws {
+        try await withTestbed { bed in
+            let ports = try await Self.publishThreePorts(on: bed)
+            if restartedFirst {
+                // A server that restored its registry and has written nothing since.
+                await bed.stopServer()
+                try await bed.startServer()
+            }
+            for path in [bed.stateFile, bed.stateFile + ".lock", bed.xdsDirectory] { try FileManager.default.removeItem(atPath: path) }
+            try await bed.eventually("the server wrote the state file and the xds files again", timeout: .seconds(5)) {
+                let saved = try? StateDocument.decode(Array(Data(contentsOf: URL(fileURLWithPath: bed.stateFile))))
+                return Set(saved?.registrations.map(\.key.host.port) ?? []) == Set(ports)
+                    && FileManager.default.fileExists(atPath: bed.xdsDirectory + "/lds.json")
+            }
+            #expect(bed.server?.log.contains("the state file was deleted; writing it again") == true, "\(bed.server?.log ?? "")")
+
+            let second = try ChildProcess.spawn(bed.edshim, [
+                "server", "--socket", bed.directory + "/second.sock", "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile,
+                "--admin-address", "off", "--docker-host", "unix://\(bed.directory)/no-docker.sock",
+            ], logPath: bed.directory + "/second.log")
+            defer { second.signal(SIGKILL) }
+            #expect(try await second.finish(within: .seconds(10), command: "a second edshim server") == 1, "\(second.log)")
+            #expect(second.log.contains("another edshim server keeps its registry in it"), "\(second.log)")
+
+            await bed.stopServer()
+            try FileManager.default.removeItem(atPath: bed.stateFile + ".lock")
+            try await bed.startServer()
+            #expect(Set(try bed.registrations().map(\.key.host.port)) == Set(ports), "restored from the state file written again")
+            // The Envoy that ran follows the deleted directory; the next one reads the new.
+            try await bed.restartEnvoy()
+            try await bed.eventually("every listener is back") { try bed.listeners().count == 3 }
+        }
+    }
+
     /// Three IPv4 ports published to one backend, each served by Envoy.
     private static func publishThreePorts(on bed: Testbed) async throws -> [UInt16] {
         let backend = try bed.httpBackend("web")

@@ -32,6 +32,26 @@ struct CoalescerTests {
         #expect(written.all == [20])
     }
 
+    @Test("a remembered snapshot (what the file held at start) is not written, but is what a rewrite writes; a newer one submitted later wins")
+    func rememberedIsRewritten() async throws {
+        let written = Written()
+        let coalescer = Coalescer<Int> { value in
+            written.values.withLock { $0.append(value) }
+            return true
+        }
+        await coalescer.remember(7, revision: 0)
+        #expect(await coalescer.attempt(7, revision: 0), "already on disk")
+        #expect(written.all.isEmpty)
+        await coalescer.rewrite()
+        try await written.waitUntil { $0.count == 1 }
+        #expect(written.all == [7])
+        #expect(await coalescer.attempt(8, revision: 1))
+        await coalescer.remember(6, revision: 0)
+        await coalescer.rewrite()
+        try await written.waitUntil { $0.count == 3 }
+        #expect(written.all == [7, 8, 8], "an older remembered snapshot is ignored")
+    }
+
     @Test("under concurrent submissions in any order, the newest is written last and every caller returns, told it is written")
     func newestWinsUnderConcurrency() async {
         for _ in 0..<50 {

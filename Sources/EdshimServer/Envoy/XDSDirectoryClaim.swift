@@ -32,4 +32,10 @@ final class XDSDirectoryClaim: Sendable {
             taken: "another edshim server already publishes into it: stop that one first, or give this one its own --xds-dir (and Envoy a bootstrap for it)"
         )
     }
+
+    /// Claims the directory again once it was deleted and made again
+    /// (`XDSPublisher.restoreIfLost`); returns whether it had to.
+    func relockIfLost() throws(ServerStartupError) -> Bool {
+        try lock.relockIfLost()
+    }
 }

@@ -129,7 +129,7 @@ actor XDSPublisher {
     /// bootstrap` seeding empty ones into a recreated directory): without this, a
     /// registry that does not change would never be written again, and an Envoy
     /// restarted to follow a new directory would start empty. Called every second
-    /// (`XDSDirectoryGuard`).
+    /// (`OnDiskGuard`).
     func restoreIfLost() async {
         let current = FileIdentity(directory)
         if current == nil || current != directoryIdentity {
@@ -307,20 +307,5 @@ actor XDSPublisher {
         lastWritten[name] = bytes
         writtenIdentity[name] = FileIdentity(path)
         if reads != nil { unread = name }
-    }
-}
-
-/// A file or directory as the kernel knows it: the same path names another once
-/// it was removed and created again.
-private struct FileIdentity: Equatable {
-    let device: UInt64
-    let inode: UInt64
-
-    /// Nil when nothing is at `path`.
-    init?(_ path: String) {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        device = UInt64(info.st_dev)
-        inode = UInt64(info.st_ino)
     }
 }

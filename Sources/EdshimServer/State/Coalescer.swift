@@ -61,6 +61,14 @@ actor Coalescer<Snapshot: Sendable> {
         Task { await drain() }
     }
 
+    /// Takes `snapshot` as written already (what the file holds when the writer
+    /// starts), for `rewrite`; a newer snapshot submitted is kept.
+    func remember(_ snapshot: Snapshot, revision: Int) {
+        guard revision > latest?.revision ?? -1 else { return }
+        latest = (revision, snapshot)
+        written = max(written, revision)
+    }
+
     /// Writes the newest snapshot again, for a writer whose output also depends on
     /// something besides the snapshot (the time, `RetiringClusters`; files lost on
     /// disk, `XDSPublisher.restoreIfLost`); returns at once.

@@ -1,16 +1,45 @@
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// An exclusive `flock` on an open file or directory, held until the lock is released
 /// with the process (or deinit): how a server claims what only one server may use.
+/// Taken again on what the path names now when the locked file or directory was
+/// deleted or replaced (`relockIfLost`): a lock on a deleted file keeps no other
+/// server out.
 final class HeldLock: Sendable {
-    private let descriptor: Int32
+    private let path: String
+    private let flags: Int32
+    private let name: String
+    private let taken: String
+    private let held: Mutex<(descriptor: Int32, identity: FileIdentity?)>
 
     /// Opens `path` with `flags` (O_CLOEXEC added) and locks it without waiting.
     /// `taken` is thrown's text when another process holds the lock; `name` starts
     /// every message (the flag and path the operator gave).
     init(_ path: String, flags: Int32, name: String, taken: String) throws(ServerStartupError) {
+        self.path = path
+        self.flags = flags
+        self.name = name
+        self.taken = taken
+        held = Mutex(try Self.lock(path, flags: flags, name: name, taken: taken))
+    }
+
+    /// Locks what `path` names now, when it is no longer what was locked (deleted, or
+    /// replaced: `rm -rf /var/lib/edshim`); returns whether it had to. Throws when it
+    /// cannot, another server holding the new one included; the old lock is then kept.
+    func relockIfLost() throws(ServerStartupError) -> Bool {
+        try held.withLock { (held: inout (descriptor: Int32, identity: FileIdentity?)) throws(ServerStartupError) -> Bool in
+            guard FileIdentity(path) != held.identity else { return false }
+            let new = try Self.lock(path, flags: flags, name: name, taken: taken)
+            close(held.descriptor)
+            held = new
+            return true
+        }
+    }
+
+    private static func lock(_ path: String, flags: Int32, name: String, taken: String) throws(ServerStartupError) -> (descriptor: Int32, identity: FileIdentity?) {
         let descriptor = open(path, flags | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             let reason = String(cString: strerror(errno))
@@ -21,8 +50,8 @@ final class HeldLock: Sendable {
             close(descriptor)
             throw ServerStartupError("\(name): \(reason)")
         }
-        self.descriptor = descriptor
+        return (descriptor, FileIdentity(descriptor: descriptor))
     }
 
-    deinit { close(descriptor) }
+    deinit { held.withLock { _ = close($0.descriptor) } }
 }

@@ -9,22 +9,33 @@ import Glibc
 /// beside it (the state file itself is replaced on every save, so it cannot hold a
 /// lock), held until the server exits. The lock file is left in place.
 final class StateFileClaim: Sendable {
+    private let stateFile: String
     private let lock: HeldLock
 
     /// Claims `stateFile`, creating its directory and lock file when missing; refuses
     /// when another server holds it.
     init(_ stateFile: String) throws(ServerStartupError) {
-        let name = "--state-file \(stateFile)"
-        if let slash = stateFile.lastIndex(of: "/"), slash != stateFile.startIndex {
-            do {
-                try AtomicFile.makeDirectories(String(stateFile[..<slash]))
-            } catch {
-                throw ServerStartupError("\(name): \(error.description)")
-            }
-        }
+        self.stateFile = stateFile
+        try Self.makeDirectory(of: stateFile)
         lock = try HeldLock(
-            stateFile + ".lock", flags: O_RDWR | O_CREAT, name: name,
+            stateFile + ".lock", flags: O_RDWR | O_CREAT, name: "--state-file \(stateFile)",
             taken: "another edshim server keeps its registry in it: stop that one first, or give this one its own --state-file"
         )
+    }
+
+    /// Claims the file again when its lock file was deleted (`rm -rf /var/lib/edshim`)
+    /// or replaced, its directory made again first; returns whether it had to.
+    func relockIfLost() throws(ServerStartupError) -> Bool {
+        try Self.makeDirectory(of: stateFile)
+        return try lock.relockIfLost()
+    }
+
+    private static func makeDirectory(of stateFile: String) throws(ServerStartupError) {
+        guard let slash = stateFile.lastIndex(of: "/"), slash != stateFile.startIndex else { return }
+        do {
+            try AtomicFile.makeDirectories(String(stateFile[..<slash]))
+        } catch {
+            throw ServerStartupError("--state-file \(stateFile): \(error.description)")
+        }
     }
 }

@@ -13,6 +13,8 @@ actor StateStore {
     private let logger: Logger
     private let health: WriteHealth
     private var coalescer: Coalescer<Registry>?
+    /// The state file this server read or last wrote, to see it deleted or replaced.
+    private var writtenIdentity: FileIdentity?
 
     init(path: String, health: WriteHealth, logger: Logger) {
         self.path = path
@@ -39,11 +41,13 @@ actor StateStore {
             return []
         }
         let contents: StateDocument.Contents
+        writtenIdentity = FileIdentity(path)
         do {
             contents = try StateDocument.decode(bytes)
         } catch {
             let aside = "\(path).corrupt-\(time(nil))"
             let moved = rename(path, aside) == 0
+            if moved { writtenIdentity = nil }
             logger.error("the state file is unreadable; starting without it (edshim resync restores the running shims)", metadata: [
                 "state_file": "\(path)", "error": "\(error.message)", "kept_as": "\(moved ? aside : "(could not move it)")",
             ])
@@ -68,10 +72,28 @@ actor StateStore {
         await coalescer?.attempt(registry, revision: revision) ?? true
     }
 
+    /// Takes `registry`, restored from the state file, as what the file holds, for
+    /// `restoreIfLost` to write again should the file go before anything changed.
+    func remember(_ registry: Registry) async {
+        await coalescer?.remember(registry, revision: 0)
+    }
+
+    /// Writes the state file again when it was deleted or replaced behind the server's
+    /// back (`rm -rf /var/lib/edshim`): else it stays missing until the registry
+    /// changes, and a restart meanwhile starts without the registrations. Called every
+    /// second (`OnDiskGuard`).
+    func restoreIfLost() async {
+        guard let writtenIdentity, FileIdentity(path) != writtenIdentity else { return }
+        logger.warning("the state file was \(FileIdentity(path) == nil ? "deleted" : "replaced"); writing it again", metadata: ["state_file": "\(path)"])
+        self.writtenIdentity = nil
+        await coalescer?.rewrite()
+    }
+
     /// Whether `registry` is on disk; a failure is tried again (`Coalescer`).
     private func write(_ registry: Registry) -> Bool {
         do {
             try AtomicFile.write(StateDocument.encode(registry, bootID: bootID), to: path, mode: 0o640, durable: true)
+            writtenIdentity = FileIdentity(path)
             health.succeeded(.stateFile)
             return true
         } catch {

@@ -1,0 +1,42 @@
+import Logging
+import ServiceLifecycle
+
+/// Checks every second that what the server keeps on disk is still there, as
+/// `rm -rf /var/lib/edshim` under a running server would leave it otherwise: the xds
+/// files are written again (`XDSPublisher.restoreIfLost`), the claims on the xds
+/// directory and the state file taken again, so that a second server is still
+/// refused, and the state file written again (`StateStore.restoreIfLost`), so that a
+/// restart finds every registration.
+struct OnDiskGuard: Service {
+    let publisher: XDSPublisher
+    let state: StateStore
+    let xdsClaim: XDSDirectoryClaim
+    let stateClaim: StateFileClaim
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                while true {
+                    try await Task.sleep(for: .seconds(1))
+                    await publisher.restoreIfLost()
+                    relock(xdsClaim.relockIfLost, what: "the xds directory")
+                    relock(stateClaim.relockIfLost, what: "the state file")
+                    await state.restoreIfLost()
+                }
+            }
+        } catch is CancellationError {
+            // The server stops: the guard's sleep was cut short, which is no failure.
+        }
+    }
+
+    /// Claims again what `relockIfLost` locks, logging what happened; a claim another
+    /// server took meanwhile is an error to look into, logged every second until then.
+    private func relock(_ relockIfLost: () throws(ServerStartupError) -> Bool, what: String) {
+        do throws(ServerStartupError) {
+            if try relockIfLost() { logger.notice("\(what) was deleted or replaced; claimed again") }
+        } catch {
+            logger.error("\(what) was deleted or replaced and cannot be claimed again: \(error.description)")
+        }
+    }
+}
