@@ -65,7 +65,10 @@ final class OwnerWatcher: @unchecked Sendable {
         }
         // Checked after opening: the pidfd now pins this very process, which must not
         // have exited already (a zombie not reaped yet still has its /proc entry).
-        guard ProcessTable.liveness(of: owner) == .running else {
+        // /proc unreadable (the pidfd took the last descriptor: EMFILE) says nothing
+        // about the process: the pidfd itself tells whether it exited.
+        let liveness = ProcessTable.liveness(of: owner)
+        guard liveness == .running || (liveness == .unknown && !Self.hasExited(pidfd: fd)) else {
             close(fd)
             return false
         }
@@ -77,6 +80,12 @@ final class OwnerWatcher: @unchecked Sendable {
         var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: fd))
         epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
         return true
+    }
+
+    /// Whether the process behind `pidfd` has exited: its pidfd is then readable.
+    private static func hasExited(pidfd: Int32) -> Bool {
+        var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, 0) == 1 && entry.revents & Int16(POLLIN) != 0
     }
 
     /// Watches `owner` by polling /proc, as no pidfd could be opened for it.
