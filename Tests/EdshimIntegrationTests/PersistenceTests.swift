@@ -99,6 +99,30 @@ struct PersistenceTests {
         }
     }
 
+    @Test("a shim withdrawn just before the server was killed, its state not saved yet (the state file older than the xds files): the restarted server does not give its listener back to Envoy, even for a moment")
+    func withdrawnBeforeKillStaysWithdrawn() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let (gone, kept) = (SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()))
+            let goneShim = try await bed.publish(gone, to: backend.endpoint)
+            #expect(try await bed.publish(kept, to: backend.endpoint).isReady && goneShim.isReady)
+            let stateWithBoth = try Data(contentsOf: URL(fileURLWithPath: bed.stateFile))
+            goneShim.process.signal(SIGKILL)
+            _ = await goneShim.process.waitForExit(timeout: .seconds(5))
+            try await bed.eventually("Envoy let go of the dead shim's port") { try bed.listeners()["tcp_0.0.0.0_\(gone.port)"] == nil }
+            await bed.killServer()
+            try stateWithBoth.write(to: URL(fileURLWithPath: bed.stateFile))
+            let added = try bed.stat("listener_manager.listener_added")
+
+            try await bed.startServer()
+            #expect(try bed.registrations().map(\.key.host.port) == [kept.port])
+            try await Task.sleep(for: .seconds(1))
+            try await bed.expectEnvoyTookEveryUpdate()
+            #expect(try bed.stat("listener_manager.listener_added") == added, "the withdrawn port's listener was not added again")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: kept.port)).servedByEnvoy)
+        }
+    }
+
     /// The names of the files renamed into `directory` while `work` runs, in order,
     /// and in the second after it (inotify).
     private static func replacements(in directory: String, during work: () async throws -> Void) async throws -> [String] {

@@ -10,19 +10,23 @@ public struct JSONParser {
         public var description: String { "\(reason) at byte \(offset)" }
     }
 
-    /// Nesting deeper than this is refused (the protocol needs 3).
+    /// Nesting deeper than this is refused by default (the protocol needs 3).
     public static let maximumDepth = 16
 
     private let bytes: [UInt8]
+    private let depthLimit: Int
     private var position = 0
 
-    private init(_ bytes: [UInt8]) {
+    private init(_ bytes: [UInt8], depthLimit: Int) {
         self.bytes = bytes
+        self.depthLimit = depthLimit
     }
 
-    /// Parses `bytes` as exactly one JSON value surrounded by optional whitespace.
-    public static func parse(_ bytes: [UInt8]) throws(Failure) -> JSONValue {
-        var parser = JSONParser(bytes)
+    /// Parses `bytes` as exactly one JSON value surrounded by optional whitespace,
+    /// nested at most `maximumDepth` deep (Envoy's configuration, which the server
+    /// reads back, nests deeper than the protocol).
+    public static func parse(_ bytes: [UInt8], maximumDepth: Int = maximumDepth) throws(Failure) -> JSONValue {
+        var parser = JSONParser(bytes, depthLimit: maximumDepth)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -51,7 +55,7 @@ public struct JSONParser {
     }
 
     private mutating func parseValue(depth: Int) throws(Failure) -> JSONValue {
-        guard depth < Self.maximumDepth else { throw failure("nesting deeper than \(Self.maximumDepth)") }
+        guard depth < depthLimit else { throw failure("nesting deeper than \(depthLimit)") }
         guard let byte = current else { throw failure("unexpected end of input") }
         switch byte {
         case UInt8(ascii: "{"): return .object(try parseObject(depth: depth))

@@ -45,7 +45,8 @@ actor XDSPublisher {
     /// Starts publishing into the directory the server claimed (`XDSDirectoryClaim`).
     /// First the configuration of `restored`, the registry as the state file had it —
     /// what Envoy was given last, so unchanged files are left alone and a restarted
-    /// server republishes the same bytes — then `live`, without the registrations
+    /// server republishes the same bytes — less the dead shims whose listeners
+    /// lds.json no longer has, then `live`, without the registrations
     /// whose shim died while the server was down, as any other change: their
     /// listeners go before their clusters, which stay while Envoy drains (`apply`).
     /// Reads are watched from the start, so the first two files go in order too
@@ -55,7 +56,16 @@ actor XDSPublisher {
         if reads == nil {
             logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(String(cString: strerror(errno)))"])
         }
-        let lastGiven = EnvoyConfiguration(registrations: restored.registrations, telemetry: telemetry)
+        // A shim that died just before the server was killed, after its listener left
+        // lds.json but before the state was saved: Envoy has let go of its port, and
+        // must not be given it back, not even for a moment (another process may
+        // have the port by now).
+        let listenersOnDisk = Self.resourceNames(inFile: directory + "/" + DiscoveryDocument.listenerFileName)
+        let given = restored.registrations.filter { registration in
+            live[registration.key]?.owner == registration.owner
+                || listenersOnDisk?.contains(ServiceNaming.listenerName(for: registration.key)) ?? true
+        }
+        let lastGiven = EnvoyConfiguration(registrations: given, telemetry: telemetry)
         let clusters = try DiscoveryDocument.clusters(lastGiven.clusters, reusing: &clusterCache)
         let listeners = try DiscoveryDocument.listeners(lastGiven.listeners, reusing: &listenerCache)
         // What Envoy has may differ from what the state file says: a server killed
@@ -114,11 +124,23 @@ actor XDSPublisher {
         SystemFile.read(path, access: O_RDWR) ?? SystemFile.read(path)
     }
 
+    /// How deep the server's own xds files nest, at most (a listener's HTTP filters
+    /// go deeper than the protocol's 16).
+    private static let xdsFileDepth = 64
+
+    /// The names of the resources of an xds file; nil when it cannot be read or is not
+    /// one.
+    private static func resourceNames(inFile path: String) -> Set<String>? {
+        guard let bytes = readOwnFile(path),
+              let resources = (try? JSONParser.parse(bytes, maximumDepth: Self.xdsFileDepth))?.objectValue?["resources"]?.arrayValue else { return nil }
+        return Set(resources.compactMap { $0.objectValue?["name"]?.stringValue })
+    }
+
     /// The clusters of a `cds.json`, each one's name and JSON; nil when it cannot be
     /// read or is not one.
     private static func clusters(inFile path: String) -> [(name: String, json: [UInt8])]? {
         guard let bytes = readOwnFile(path),
-              let resources = (try? JSONParser.parse(bytes))?.objectValue?["resources"]?.arrayValue else { return nil }
+              let resources = (try? JSONParser.parse(bytes, maximumDepth: Self.xdsFileDepth))?.objectValue?["resources"]?.arrayValue else { return nil }
         return resources.compactMap { resource in
             resource.objectValue?["name"]?.stringValue.map { ($0, resource.serialized) }
         }

@@ -52,6 +52,14 @@ struct JSONMalformedInputTests {
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(Fixture.bytes(objects)) }
     }
 
+    @Test("a limit given raises the default: 40 levels parse under 64, and are refused under the default 16; 65 are refused under 64")
+    func depthLimitGiven() throws {
+        func nested(_ depth: Int) -> [UInt8] { Fixture.bytes(String(repeating: "{\"a\":", count: depth) + "1" + String(repeating: "}", count: depth)) }
+        #expect(try JSONParser.parse(nested(40), maximumDepth: 64).objectValue?["a"] != nil)
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(nested(40)) }
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(nested(64), maximumDepth: 64) }
+    }
+
     @Test func failureNamesTheOffendingByte() throws {
         let failure = try #require(throws: JSONParser.Failure.self) {
             try JSONParser.parse(Fixture.bytes(#"{"a":1} x"#))
