@@ -81,15 +81,32 @@ struct ShimRefusalTests {
         }
     }
 
-    @Test("a port another process listens on is refused, not handed to Envoy")
+    @Test("a port another process listens on is refused, not handed to Envoy, naming that process")
     func portInUse() async throws {
         try await withTestbed { bed in
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let squatter = try Sockets.dockerdBoundListener(host)
             defer { close(squatter) }
             let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
-            #expect(shim.status.hasPrefix("1\n"))
-            #expect(shim.status.contains("already listens on 0.0.0.0:\(host.port)"))
+            let name = try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(shim.status == "1\nanother process already listens on 0.0.0.0:\(host.port): \(name) (pid \(getpid())); stop it, or publish the container on a free port", "\(shim.status.debugDescription)")
+            #expect(try bed.registrations().isEmpty)
+        }
+    }
+
+    @Test("a port another Envoy listens on is refused too, naming it, with what to do when it is the server's own Envoy still letting go of the port")
+    func portInUseByAnEnvoy() async throws {
+        try await withTestbed { bed in
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            // A process named like an Envoy (its comm), listening on the port: busybox's nc.
+            let squatterPath = bed.directory + "/envoy-squatter"
+            try FileManager.default.copyItem(atPath: try SystemExecutables.required("busybox", package: "busybox-static"), toPath: squatterPath)
+            let squatter = try ChildProcess.spawn(squatterPath, ["-l", "-p", "\(host.port)"], argv0: "nc", logPath: bed.directory + "/squatter.log")
+            defer { squatter.signal(SIGKILL) }
+            try await bed.eventually("the squatter listens") { ListenTable.read().contains { $0.keepsFromBinding(host) } }
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status.hasPrefix("1\nanother process already listens on 0.0.0.0:\(host.port): envoy-squatter (pid \(squatter.pid)); stop it"), "\(shim.status.debugDescription)")
+            #expect(shim.status.contains("if that is the Envoy this server configures"), "\(shim.status.debugDescription)")
             #expect(try bed.registrations().isEmpty)
         }
     }

@@ -33,7 +33,12 @@ public enum PortHolders {
     /// Reads every process's descriptors: meant for a port that could not be bound, not
     /// for a path taken once per port.
     public static func listening(on host: SocketEndpoint, root: String = "/proc") -> [Holder] {
-        let inodes = Set(ListenTable.read().filter { $0.keepsFromBinding(host) }.map(\.inode))
+        holding(Set(ListenTable.read().filter { $0.keepsFromBinding(host) }.map(\.inode)), root: root)
+    }
+
+    /// The processes holding any of the sockets `inodes`, by process id; empty when
+    /// their processes cannot be seen in `/proc` (a server not run as root).
+    public static func holding(_ inodes: Set<UInt64>, root: String = "/proc") -> [Holder] {
         guard !inodes.isEmpty else { return [] }
         return ShimProcesses.entryNames(in: root).compactMap(Int32.init).sorted().compactMap { pid in
             guard !ShimProcesses.socketInodes(of: pid, root: root).isDisjoint(with: inodes) else { return nil }

@@ -407,7 +407,16 @@ actor Registrar {
         if gaveItsPortToEnvoy, xdsDirectoryCreated, !(await publisher.envoyHasReadAny()) {
             return WireError(.portInUse, "another process already listens on \(host), most likely an Envoy started before this server created the xds directory \(configuration.xdsDirectory): it serves the port from the deleted one and sees no change. Restart Envoy, then run `edshim resync` again")
         }
-        return WireError(.portInUse, "another process already listens on \(host): stop it, or publish the container on a free port")
+        // Named, as the shim names them with the server down (a rare path: it reads
+        // every process's descriptors).
+        let holders = PortHolders.holding(taken)
+        guard !holders.isEmpty else {
+            return WireError(.portInUse, "another process already listens on \(host): stop it, or publish the container on a free port")
+        }
+        let names = holders.map(\.description).joined(separator: ", ")
+        // Another Envoy on the host, or the one this server configures still letting go.
+        let envoy = holders.contains(where: \.isEnvoy) ? " (if that is the Envoy this server configures, it has not let go of a registration of the port withdrawn a moment ago yet: try again once it has read the update)" : ""
+        return WireError(.portInUse, "another process already listens on \(host): \(names); stop it, or publish the container on a free port\(envoy)")
     }
 
     // MARK: Deregister
