@@ -426,6 +426,31 @@ struct PersistenceTests {
         }
     }
 
+    @Test("another server that claimed the state file and the xds directory while they were gone: the first server says so once for each, not every second")
+    func claimTakenMeanwhileIsReportedOnce() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            let first = try #require(bed.server)
+            first.signal(SIGSTOP)
+            defer { first.signal(SIGCONT) }
+            for path in [bed.stateFile + ".lock", bed.xdsDirectory] { try? FileManager.default.removeItem(atPath: path) }
+            let second = try ChildProcess.spawn(bed.edshim, [
+                "server", "--socket", bed.directory + "/second.sock", "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile,
+                "--admin-address", "off", "--docker-host", "unix://\(bed.directory)/no-docker.sock",
+            ], logPath: bed.directory + "/second.log")
+            defer { second.signal(SIGKILL) }
+            let client = ServerClient(socketPath: bed.directory + "/second.sock")
+            try await bed.eventually("the second server answers") { (try? client.exchange(.list, deadline: .after(milliseconds: 500))) != nil }
+            first.signal(SIGCONT)
+            try await Task.sleep(for: .seconds(3))
+            let errors = (first.log).split(separator: "\n").filter { $0.contains("cannot be claimed again") }
+            #expect(errors.count == 2, "\(first.log)")
+            #expect(errors.contains { $0.contains("the xds directory") && $0.contains("another edshim server already publishes into it") }, "\(errors)")
+            #expect(errors.contains { $0.contains("the state file") && $0.contains("another edshim server keeps its registry in it") }, "\(errors)")
+        }
+    }
+
     /// Three IPv4 ports published to one backend, each served by Envoy.
     private static func publishThreePorts(on bed: Testbed) async throws -> [UInt16] {
         let backend = try bed.httpBackend("web")

@@ -17,11 +17,12 @@ struct OnDiskGuard: Service {
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
+                var reported: [String: String] = [:]
                 while true {
                     try await Task.sleep(for: .seconds(1))
                     await publisher.restoreIfLost()
-                    relock(xdsClaim.relockIfLost, what: "the xds directory")
-                    relock(stateClaim.relockIfLost, what: "the state file")
+                    relock(xdsClaim.relockIfLost, what: "the xds directory", reported: &reported)
+                    relock(stateClaim.relockIfLost, what: "the state file", reported: &reported)
                     await state.restoreIfLost()
                 }
             }
@@ -30,12 +31,18 @@ struct OnDiskGuard: Service {
         }
     }
 
-    /// Claims again what `relockIfLost` locks, logging what happened; a claim another
-    /// server took meanwhile is an error to look into, logged every second until then.
-    private func relock(_ relockIfLost: () throws(ServerStartupError) -> Bool, what: String) {
+    /// Claims again what `relockIfLost` locks, logging what happened; a claim that
+    /// fails (another server took it meanwhile) is an error to look into, logged once
+    /// per reason (`reported`) and tried again every second.
+    private func relock(_ relockIfLost: () throws(ServerStartupError) -> Bool, what: String, reported: inout [String: String]) {
         do throws(ServerStartupError) {
-            if try relockIfLost() { logger.notice("\(what) was deleted or replaced; claimed again") }
+            if try relockIfLost() {
+                reported[what] = nil
+                logger.notice("\(what) was deleted or replaced; claimed again")
+            }
         } catch {
+            guard reported[what] != error.description else { return }
+            reported[what] = error.description
             logger.error("\(what) was deleted or replaced and cannot be claimed again: \(error.description)")
         }
     }
