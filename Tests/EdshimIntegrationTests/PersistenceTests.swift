@@ -426,7 +426,7 @@ struct PersistenceTests {
         }
     }
 
-    @Test("another server that claimed the state file and the xds directory while they were gone: the first server says so once for each, not every second")
+    @Test("another server that claimed the state file and the xds directory while they were gone: the first server writes nothing into them, and says so once for each, not every second")
     func claimTakenMeanwhileIsReportedOnce() async throws {
         var options = Testbed.Options()
         options.startEnvoy = false
@@ -442,13 +442,23 @@ struct PersistenceTests {
             defer { second.signal(SIGKILL) }
             let client = ServerClient(socketPath: bed.directory + "/second.sock")
             try await bed.eventually("the second server answers") { (try? client.exchange(.list, deadline: .after(milliseconds: 500))) != nil }
+            let secondsFiles = try Self.identity(bed.xdsDirectory + "/lds.json")
             first.signal(SIGCONT)
             try await Task.sleep(for: .seconds(3))
+            #expect(try Self.identity(bed.xdsDirectory + "/lds.json") == secondsFiles, "the first server wrote nothing into the directory the second claimed")
+            #expect(!first.log.contains("writing the configuration into it again"), "\(first.log)")
             let errors = (first.log).split(separator: "\n").filter { $0.contains("cannot be claimed again") }
             #expect(errors.count == 2, "\(first.log)")
             #expect(errors.contains { $0.contains("the xds directory") && $0.contains("another edshim server already publishes into it") }, "\(errors)")
             #expect(errors.contains { $0.contains("the state file") && $0.contains("another edshim server keeps its registry in it") }, "\(errors)")
         }
+    }
+
+    /// The device and inode of the file at `path`.
+    private static func identity(_ path: String) throws -> [UInt64] {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw TestFailure("stat \(path): \(String(cString: strerror(errno)))") }
+        return [UInt64(info.st_dev), UInt64(info.st_ino)]
     }
 
     /// Three IPv4 ports published to one backend, each served by Envoy.

@@ -106,6 +106,9 @@ actor XDSPublisher {
         await coalescer.post(live, revision: 0)
     }
 
+    /// Why the directory made again could not be claimed, as last logged.
+    private var claimRefused: String?
+
     /// The writes of the start not done yet (a full disk), in order: `apply` does
     /// them first.
     private var owedAtStart: [(bytes: [UInt8], name: String)] = []
@@ -151,8 +154,9 @@ actor XDSPublisher {
     /// bootstrap` seeding empty ones into a recreated directory): without this, a
     /// registry that does not change would never be written again, and an Envoy
     /// restarted to follow a new directory would start empty. Called every second
-    /// (`OnDiskGuard`).
-    func restoreIfLost() async {
+    /// (`OnDiskGuard`). A new directory is claimed (`claim`) before anything is written
+    /// into it; one another server claimed meanwhile is left to it, logged once.
+    func restoreIfLost(claim: () throws(ServerStartupError) -> Bool) async {
         let current = FileIdentity(directory)
         if current == nil || current != directoryIdentity {
             if current == nil {
@@ -162,6 +166,16 @@ actor XDSPublisher {
                     logger.error("the xds directory is gone and cannot be created again; retrying", metadata: ["xds_dir": "\(directory)", "error": "\(error)"])
                     return
                 }
+            }
+            do throws(ServerStartupError) {
+                _ = try claim()
+                claimRefused = nil
+            } catch {
+                if claimRefused != error.description {
+                    claimRefused = error.description
+                    logger.error("the xds directory was deleted or replaced and cannot be claimed again; writing nothing into it: \(error.description)")
+                }
+                return
             }
             logger.warning("the xds directory was \(current == nil ? "deleted" : "replaced"); writing the configuration into it again. An Envoy started before follows the directory it found at start: restart it", metadata: ["xds_dir": "\(directory)"])
             directoryIdentity = FileIdentity(directory)
