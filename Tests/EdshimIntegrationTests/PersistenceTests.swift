@@ -214,6 +214,14 @@ struct PersistenceTests {
             #expect(try bed.listeners()["tcp_0.0.0.0_\(secondPort)"] == nil, "Envoy never got it")
             #expect(bed.server?.log.contains("cannot write Envoy's configuration; registration withdrawn") == true)
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: firstPort)).status == 200, "Envoy keeps what it had")
+            // The registration withdrawn, the registry is what the files hold again:
+            // /healthz goes on saying they cannot be written, between the shim's retries too.
+            var healthz: [Int] = []
+            for _ in 0..<10 {
+                healthz.append(try TestHTTP.get(bed.serverAdmin, path: "/healthz").status)
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(healthz.allSatisfy { $0 == 503 }, "\(healthz)")
 
             // The disk takes writes again: the shim registers again, and Envoy takes the port.
             try await bed.setWrites(refused: false, to: files)
@@ -221,6 +229,7 @@ struct PersistenceTests {
                 try bed.listeners()["tcp_0.0.0.0_\(secondPort)"] != nil && Set(try bed.registrations().map(\.key.host.port)) == [firstPort, secondPort]
             }
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: secondPort)).status == 200)
+            try await bed.eventually("/healthz is ok again") { try TestHTTP.get(bed.serverAdmin, path: "/healthz").status == 200 }
 
             // Refused again, a registration under way, and SIGTERM: the server exits at once.
             try await bed.setWrites(refused: true, to: files)

@@ -106,6 +106,9 @@ actor XDSPublisher {
         await coalescer.post(live, revision: 0)
     }
 
+    /// How many files were written, to tell a step that wrote nothing.
+    private var writes = 0
+
     /// Why the directory made again could not be claimed, as last logged.
     private var claimRefused: String?
 
@@ -209,6 +212,8 @@ actor XDSPublisher {
     /// Writes the steps to `registry`'s configuration; false when a write failed (it is
     /// tried again, `Coalescer`).
     private func apply(_ registry: Registry) async -> Bool {
+        let failing = health.failure(of: .envoyConfiguration) != nil
+        let writesBefore = writes
         do {
             try await writeOwedAtStart()
             try await rewriteLostFiles()
@@ -241,9 +246,22 @@ actor XDSPublisher {
             }
         }
         retiring = nextRetiring
+        // After a failure, only a write that reached the disk says it takes writes
+        // again: the registry may have come back to what is on disk (the registration
+        // whose write failed was withdrawn), and writing nothing proves nothing. So
+        // lds.json is written again as it is.
+        if failing, writes == writesBefore {
+            do {
+                try await write(published.listeners, evenUnchanged: true)
+            } catch {
+                health.failed(.envoyConfiguration, "\(error)")
+                return false
+            }
+        }
         health.succeeded(.envoyConfiguration)
         return true
     }
+
 
     /// Writes what Envoy should have now, clusters first, into a file found lost
     /// (`restoreIfLost`): the steps that follow start from it.
@@ -260,10 +278,12 @@ actor XDSPublisher {
     }
 
     /// Encodes `listeners` into `lds.json`, reusing the JSON of those unchanged.
-    private func write(_ listeners: [EnvoyListener]) async throws {
+    /// `evenUnchanged`: written also when the file holds them already (the same
+    /// listeners: Envoy changes nothing), to learn whether the disk takes the write.
+    private func write(_ listeners: [EnvoyListener], evenUnchanged: Bool = false) async throws {
         let (bytes, cache) = try await Self.encode(listeners, reusing: listenerCache, DiscoveryDocument.listeners)
         listenerCache = cache
-        try await writeIfChanged(bytes, named: DiscoveryDocument.listenerFileName)
+        try await writeIfChanged(bytes, named: DiscoveryDocument.listenerFileName, evenUnchanged: evenUnchanged)
     }
 
     /// Wakes when the next retiring cluster's time is up, to write the configuration
@@ -324,14 +344,14 @@ actor XDSPublisher {
         await reads?.unreadFor
     }
 
-    private func writeIfChanged(_ bytes: [UInt8], named name: String) async throws {
+    private func writeIfChanged(_ bytes: [UInt8], named name: String, evenUnchanged: Bool = false) async throws {
         let path = directory + "/" + name
-        if lastWritten[name] == nil, Self.readOwnFile(path) == bytes {
+        if !evenUnchanged, lastWritten[name] == nil, Self.readOwnFile(path) == bytes {
             lastWritten[name] = bytes
             writtenIdentity[name] = FileIdentity(path)
             return
         }
-        guard lastWritten[name] != bytes else { return }
+        guard evenUnchanged || lastWritten[name] != bytes else { return }
         // Envoy applies what it read in the order it read it: let it take in the
         // other file first (new clusters before the listeners that route to them;
         // listeners gone before their clusters go).
@@ -340,6 +360,7 @@ actor XDSPublisher {
         }
         await reads?.mark(name)
         try AtomicFile.write(bytes, to: path)
+        writes += 1
         lastWritten[name] = bytes
         writtenIdentity[name] = FileIdentity(path)
         if reads != nil { unread = name }
