@@ -121,6 +121,34 @@ struct AdminEndpointTests {
         }
     }
 
+    @Test("a client of the admin endpoint that pipelines requests and reads no answer does not hold up SIGTERM for its 30 s idle timeout")
+    func unreadAnswersDoNotHoldShutdown() async throws {
+        try await withTestbed { bed in
+            // Ten registrations make each /status answer a few kB.
+            let backend = try bed.httpBackend("web")
+            for _ in 0..<10 {
+                #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint).isReady)
+            }
+            let fd = try Sockets.connect(bed.serverAdmin, receiveBuffer: 4096)
+            defer { close(fd) }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            // Far more answers than the sockets' buffers hold: the server's writes stall.
+            let requests = Array(String(repeating: "GET /status HTTP/1.1\r\nHost: edshim\r\n\r\n", count: 5_000).utf8)
+            var sent = 0
+            let sending = ContinuousClock.now + .seconds(3)
+            while sent < requests.count, ContinuousClock.now < sending {
+                let count = requests[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if count > 0 { sent += count } else { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            try await Task.sleep(for: .seconds(1))
+            let started = ContinuousClock.now
+            bed.server?.signal(SIGTERM)
+            let status = await bed.server?.waitForExit(timeout: .seconds(15))
+            #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - started)")
+            #expect(ContinuousClock.now - started < .seconds(6), "stopped within a few seconds, not at the 30 s idle timeout")
+        }
+    }
+
     @Test("a client that sends nothing more for 30 s is disconnected: idle connections cannot pile up")
     func idleClientIsDisconnected() async throws {
         var options = Testbed.Options()

@@ -141,11 +141,13 @@ struct AdminEndpoint: Service {
             return
         }
         // On shutdown, stop reading: a request being answered still gets its answer,
-        // and an idle keep-alive client (a dashboard) does not hold the server's stop.
+        // and an idle keep-alive client (a dashboard) does not hold the server's stop;
+        // nor does one that does not read its answers: closed once they stall.
         try? await withGracefulShutdownHandler {
             try await answerRequests(on: connection)
         } onGracefulShutdown: {
             channel.close(mode: .input, promise: nil)
+            SocketListener.closeOnceAnswersStall(channel)
         }
     }
 

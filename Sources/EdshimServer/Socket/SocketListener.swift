@@ -116,7 +116,7 @@ struct SocketListener: Service {
     /// Closes `channel` once answers wait in it that its client does not read (the
     /// channel is no longer writable); a request still being worked on (a registration
     /// waiting for Envoy, up to 10 s) keeps its connection and gets its answer.
-    private static func closeOnceAnswersStall(_ channel: any Channel) {
+    static func closeOnceAnswersStall(_ channel: any Channel) {
         channel.eventLoop.scheduleTask(in: answerGrace) {
             guard channel.isActive else { return }
             if channel.isWritable {

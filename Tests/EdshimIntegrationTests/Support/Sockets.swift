@@ -108,9 +108,11 @@ enum Sockets {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Connects to `endpoint`, blocking, with a timeout on each read.
-    static func connect(_ endpoint: SocketEndpoint, timeoutSeconds: Int = 5) throws -> Int32 {
+    /// Connects to `endpoint`, blocking, with a timeout on each read; `receiveBuffer`:
+    /// the bytes the socket may hold unread, set before it connects (a slow reader).
+    static func connect(_ endpoint: SocketEndpoint, timeoutSeconds: Int = 5, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if var receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size)) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
