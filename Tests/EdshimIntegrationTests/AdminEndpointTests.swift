@@ -27,6 +27,10 @@ struct AdminEndpointTests {
             #expect(listed.first?["owner_pid"] as? Int == Int(shim.process.pid))
             #expect(listed.first?["service_name"] as? String == "unknown-\(host.port)")
             #expect(try TestHTTP.get(bed.serverAdmin, path: "/nope").status == 404)
+            // The absolute form HTTP/1.1 servers must take, and a method it does not serve.
+            #expect(try TestHTTP.get(bed.serverAdmin, path: "http://\(bed.serverAdmin)/healthz?verbose").body == "ok\n")
+            let post = try TestHTTP.send("POST", to: bed.serverAdmin, path: "/healthz", body: "x")
+            #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD" && post.body == "only GET or HEAD\n", "\(post)")
             #expect(ListenTable.read().contains { $0.endpoint == bed.serverAdmin }, "bound to 127.0.0.1, as asked")
         }
     }

@@ -198,12 +198,20 @@ struct CommandLineTests {
         // A relative --socket, and the same directory through a symlink.
         (["server", "--socket", "edshim-same.sock", "--admin-address", "unix:/proc/self/cwd/edshim-same.sock"], "is the shims' socket (--socket)"),
         (["server", "--ready-timeout", "30"], "--ready-timeout"),
-        (["server", "--ready-timeout", "14"], "--ready-timeout must be more than 0 and at most 10 seconds: a starting shim waits 12 s for the answer"),
+        (["server", "--ready-timeout", "14"], "--ready-timeout must be at least 0.001 and at most 10 seconds: a starting shim waits 12 s for the answer"),
+        // Negative numbers reach the range check (not taken for flags), and a timeout
+        // under a millisecond is not rounded down to none.
+        (["server", "--ready-timeout", "-1"], "--ready-timeout must be at least 0.001"),
+        (["server", "--ready-timeout", "0.0005"], "--ready-timeout must be at least 0.001"),
+        (["server", "--envoy-drain-time", "-5"], "--envoy-drain-time must be between 0 and 86400 seconds"),
+        (["server", "--peer-rate", "-1"], "--peer-rate must be between 1 and 1000000"),
+        (["resync", "--wait", "-1"], "--wait must be between 0 and 3600 seconds"),
+        (["resync", "--parallel", "-3"], "--parallel must be between 1 and 256"),
         (["server", "--docker-host", "http://x"], "--docker-host"),
         (["server", "--access-log", "access.log"], "--access-log must be stdout, stderr, off or an absolute file path"),
         (["server", "--access-log", "/nonexistent/envoy/access.log"], "the directory /nonexistent/envoy does not exist, and Envoy would refuse every listener"),
         (["server", "--access-log", "/tmp"], "--access-log /tmp: it is a directory"),
-        (["server", "--ready-timeout", "0"], "--ready-timeout must be more than 0"),
+        (["server", "--ready-timeout", "0"], "--ready-timeout must be at least 0.001"),
         (["server", "--socket", ""], "--socket must name the socket's path"),
         (["server", "--xds-dir", ""], "--xds-dir must name the directory Envoy watches"),
         (["server", "--state-file", ""], "--state-file must name a file"),

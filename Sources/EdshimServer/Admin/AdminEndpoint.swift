@@ -162,6 +162,7 @@ struct AdminEndpoint: Service {
                     guard let head = request else { continue }
                     let (status, type, body) = await respond(to: head)
                     var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(body.utf8.count))])
+                    if status == .methodNotAllowed { headers.add(name: "Allow", value: "GET, HEAD") }
                     if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
                     try await outbound.write(.head(HTTPResponseHead(version: head.version, status: status, headers: headers)))
                     try await outbound.write(.body(.byteBuffer(ByteBuffer(string: body))))
@@ -172,11 +173,22 @@ struct AdminEndpoint: Service {
         }
     }
 
+    /// The path a request names, without its query, also in absolute form
+    /// (`http://host/healthz`, which HTTP/1.1 servers must take).
+    static func path(of target: String) -> String {
+        var path = Substring(target)
+        if let scheme = path.range(of: "://"), path[..<scheme.lowerBound].allSatisfy(\.isLetter) {
+            let authority = path[scheme.upperBound...]
+            path = authority.firstIndex(of: "/").map { authority[$0...] } ?? "/"
+        }
+        return String(path.split(separator: "?", omittingEmptySubsequences: false).first ?? path)
+    }
+
     private func respond(to head: HTTPRequestHead) async -> (HTTPResponseStatus, String, String) {
         guard head.method == .GET || head.method == .HEAD else {
-            return (.methodNotAllowed, "text/plain", "only GET\n")
+            return (.methodNotAllowed, "text/plain", "only GET or HEAD\n")
         }
-        switch head.uri.split(separator: "?").first.map(String.init) ?? head.uri {
+        switch Self.path(of: head.uri) {
         case "/healthz":
             // 503 while a write keeps failing (a full disk): the server runs, but
             // what changes reaches neither Envoy nor the state file.

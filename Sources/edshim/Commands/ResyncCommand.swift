@@ -36,10 +36,10 @@ struct ResyncCommand: ParsableCommand {
     @Option(name: .long, help: "The server's socket (default: $EDSHIM_SOCKET, else /run/edshim/edshim.sock).")
     var socket: String?
 
-    @Option(name: .long, help: "Seconds to wait for the server's socket to answer.")
+    @Option(name: .long, parsing: .unconditional, help: "Seconds to wait for the server's socket to answer.")
     var wait: Double = 10
 
-    @Option(name: .long, help: "Registrations in flight at once.")
+    @Option(name: .long, parsing: .unconditional, help: "Registrations in flight at once.")
     var parallel: Int = 16
 
     func validate() throws {

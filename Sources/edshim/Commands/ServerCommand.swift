@@ -55,16 +55,16 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("default-mode"), help: "Mode for containers without a ProxyMode / edshim.mode label: http or tcp.")
     var defaultMode: String = "http"
 
-    @Option(name: .customLong("ready-timeout"), help: "Seconds a registration waits for Envoy to listen before it fails, at most 10 (a starting shim waits 12 for the answer). An Envoy that does not run (it reads none of the server's files and listens on no registered port) is waited for a second at most.")
+    @Option(name: .customLong("ready-timeout"), parsing: .unconditional, help: "Seconds a registration waits for Envoy to listen before it fails, at most 10 (a starting shim waits 12 for the answer). An Envoy that does not run (it reads none of the server's files and listens on no registered port) is waited for a second at most.")
     var readyTimeout: Double = 5
 
-    @Option(name: .customLong("envoy-drain-time"), help: ArgumentHelp(
+    @Option(name: .customLong("envoy-drain-time"), parsing: .unconditional, help: ArgumentHelp(
         "Envoy's --drain-time-s, in seconds (its default: 600): how long a changed listener's connections drain.",
         discussion: "A cluster a renamed port's listener no longer uses stays that long and 5 s more, so that requests on its old connections still reach their container instead of getting 503. 0 removes it at once. A withdrawn port's cluster goes with its listener: its container is gone, and its address may be the next container's.",
         valueName: "seconds"))
     var envoyDrainTime: Double = 600
 
-    @Option(name: .customLong("peer-rate"), help: "Requests per second one client process may send (bursts of twice as many).")
+    @Option(name: .customLong("peer-rate"), parsing: .unconditional, help: "Requests per second one client process may send (bursts of twice as many).")
     var peerRate: Double = 1000
 
     @Option(name: .customLong("access-log"), help: ArgumentHelp(
@@ -79,13 +79,13 @@ struct ServerCommand: AsyncParsableCommand {
         valueName: "url"))
     var tracingOTLP: String?
 
-    @Option(name: .customLong("tracing-sample"), help: ArgumentHelp(
+    @Option(name: .customLong("tracing-sample"), parsing: .unconditional, help: ArgumentHelp(
         "With --tracing-otlp: the percentage of requests traced, chosen at random, 0 to 100 (default: 100).",
         discussion: "Envoy is the edge and decides for every request: one that arrives with a traceparent keeps its trace id, but is sampled or not by this percentage.",
         valueName: "percent"))
     var tracingSample: Double?
 
-    @Option(name: .customLong("trusted-proxy-hops"), help: ArgumentHelp(
+    @Option(name: .customLong("trusted-proxy-hops"), parsing: .unconditional, help: ArgumentHelp(
         "Proxies in front of this host that HTTP listeners trust, 0 to 10 (default: 0, Envoy is the edge).",
         discussion: "0: the client is whoever connected; Envoy appends its address to X-Forwarded-For and sets X-Forwarded-Proto from the connection, overwriting what a client sent (as a client could lie). Behind a load balancer that terminates TLS, 1: the last X-Forwarded-For entry is the client, and the balancer's X-Forwarded-Proto (https) reaches the containers. Only when every connection comes through those proxies: any other client could then name its own address and scheme.",
         valueName: "count"))
@@ -117,9 +117,9 @@ struct ServerCommand: AsyncParsableCommand {
         guard envoyDrainTime >= 0, envoyDrainTime <= 86_400 else {
             throw ValidationError("--envoy-drain-time must be between 0 and 86400 seconds (Envoy's --drain-time-s; 600 unless Envoy is told otherwise), not \(envoyDrainTime)")
         }
-        guard readyTimeout > 0, readyTimeout <= Double(EdshimDefaults.longestReadyTimeoutSeconds) else {
+        guard readyTimeout >= 0.001, readyTimeout <= Double(EdshimDefaults.longestReadyTimeoutSeconds) else {
             throw ValidationError("""
-                --ready-timeout must be more than 0 and at most \(EdshimDefaults.longestReadyTimeoutSeconds) seconds: \
+                --ready-timeout must be at least 0.001 and at most \(EdshimDefaults.longestReadyTimeoutSeconds) seconds: \
                 a starting shim waits \(EdshimDefaults.shimRegisterTimeoutSeconds) s for the answer (dockerd waits 16 s for the shim)
                 """)
         }
