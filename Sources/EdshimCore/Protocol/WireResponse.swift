@@ -76,7 +76,7 @@ extension WireResponse {
             ip: try WireDecoding.address(object, "container_ip"),
             port: try WireDecoding.port(object, "container_port")
         )
-        guard object["owner_pid"] != nil, let pid = try WireRequest.decodeProcessID(object, "owner_pid") else {
+        guard let pid = try WireRequest.decodeProcessID(object, "owner_pid") else {
             throw WireError(.badRequest, "\"owner_pid\" must be a process ID, 1 or more")
         }
         let startTime: UInt64 = try WireDecoding.optionalInteger(object, "owner_start_time") ?? 0

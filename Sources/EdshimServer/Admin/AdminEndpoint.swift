@@ -1,3 +1,4 @@
+import Foundation
 import EdshimCore
 import Logging
 import NIOCore
@@ -176,12 +177,7 @@ struct AdminEndpoint: Service {
     /// The path a request names, without its query, also in absolute form
     /// (`http://host/healthz`, which HTTP/1.1 servers must take).
     static func path(of target: String) -> String {
-        var path = Substring(target)
-        if let scheme = path.range(of: "://"), path[..<scheme.lowerBound].allSatisfy(\.isLetter) {
-            let authority = path[scheme.upperBound...]
-            path = authority.firstIndex(of: "/").map { authority[$0...] } ?? "/"
-        }
-        return String(path.split(separator: "?", omittingEmptySubsequences: false).first ?? path)
+        URLComponents(string: target)?.path ?? target
     }
 
     private func respond(to head: HTTPRequestHead) async -> (HTTPResponseStatus, String, String) {

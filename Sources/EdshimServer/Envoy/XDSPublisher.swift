@@ -60,7 +60,7 @@ actor XDSPublisher {
         // lds.json but before the state was saved: Envoy has let go of its port, and
         // must not be given it back, not even for a moment (another process may
         // have the port by now).
-        let listenersOnDisk = Self.resourceNames(inFile: directory + "/" + DiscoveryDocument.listenerFileName)
+        let listenersOnDisk = Self.resources(inFile: directory + "/" + DiscoveryDocument.listenerFileName).map { Set($0.map(\.name)) }
         let given = restored.registrations.filter { registration in
             live[registration.key]?.owner == registration.owner
                 || listenersOnDisk?.contains(ServiceNaming.listenerName(for: registration.key)) ?? true
@@ -75,7 +75,7 @@ actor XDSPublisher {
         // routes to a cluster missing, either way.
         let wanted = Set(lastGiven.clusters.map(\.name))
         let cdsPath = directory + "/" + DiscoveryDocument.clusterFileName
-        let onDisk = Self.clusters(inFile: cdsPath)
+        let onDisk = Self.resources(inFile: cdsPath)
         if onDisk == nil, access(cdsPath, F_OK) == 0 {
             logger.warning("cds.json cannot be read as a cluster file: the restored clusters replace it at once", metadata: ["file": "\(cdsPath)"])
         }
@@ -134,17 +134,9 @@ actor XDSPublisher {
     /// go deeper than the protocol's 16).
     private static let xdsFileDepth = 64
 
-    /// The names of the resources of an xds file; nil when it cannot be read or is not
-    /// one.
-    private static func resourceNames(inFile path: String) -> Set<String>? {
-        guard let bytes = readOwnFile(path),
-              let resources = (try? JSONParser.parse(bytes, maximumDepth: Self.xdsFileDepth))?.objectValue?["resources"]?.arrayValue else { return nil }
-        return Set(resources.compactMap { $0.objectValue?["name"]?.stringValue })
-    }
-
-    /// The clusters of a `cds.json`, each one's name and JSON; nil when it cannot be
-    /// read or is not one.
-    private static func clusters(inFile path: String) -> [(name: String, json: [UInt8])]? {
+    /// The resources of an xds file (`cds.json`'s clusters, `lds.json`'s listeners),
+    /// each one's name and JSON; nil when it cannot be read or is not one.
+    private static func resources(inFile path: String) -> [(name: String, json: [UInt8])]? {
         guard let bytes = readOwnFile(path),
               let resources = (try? JSONParser.parse(bytes, maximumDepth: Self.xdsFileDepth))?.objectValue?["resources"]?.arrayValue else { return nil }
         return resources.compactMap { resource in
@@ -261,7 +253,6 @@ actor XDSPublisher {
         health.succeeded(.envoyConfiguration)
         return true
     }
-
 
     /// Writes what Envoy should have now, clusters first, into a file found lost
     /// (`restoreIfLost`): the steps that follow start from it.

@@ -17,11 +17,11 @@ struct OnDiskGuard: Service {
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
-                var reported: [String: String] = [:]
+                var refused: String?
                 while true {
                     try await Task.sleep(for: .seconds(1))
                     await publisher.restoreIfLost(claim: xdsClaim.relockIfLost)
-                    if relock(stateClaim.relockIfLost, what: "the state file", reported: &reported) {
+                    if reclaimStateFile(refused: &refused) {
                         await state.restoreIfLost()
                     }
                 }
@@ -31,20 +31,20 @@ struct OnDiskGuard: Service {
         }
     }
 
-    /// Claims again what `relockIfLost` locks, logging what happened; false when the
-    /// claim fails (another server took it meanwhile): an error to look into, logged
-    /// once per reason (`reported`) and tried again every second.
-    private func relock(_ relockIfLost: () throws(ServerStartupError) -> Bool, what: String, reported: inout [String: String]) -> Bool {
+    /// Claims the state file again when its lock file went; false when it cannot
+    /// (another server took it meanwhile): an error to look into, logged once per
+    /// reason (`refused`) and tried again every second.
+    private func reclaimStateFile(refused: inout String?) -> Bool {
         do throws(ServerStartupError) {
-            if try relockIfLost() {
-                reported[what] = nil
-                logger.notice("\(what) was deleted or replaced; claimed again")
+            if try stateClaim.relockIfLost() {
+                refused = nil
+                logger.notice("the state file was deleted or replaced; claimed again")
             }
             return true
         } catch {
-            if reported[what] != error.description {
-                reported[what] = error.description
-                logger.error("\(what) was deleted or replaced and cannot be claimed again; writing nothing into it: \(error.description)")
+            if refused != error.description {
+                refused = error.description
+                logger.error("the state file was deleted or replaced and cannot be claimed again; writing nothing into it: \(error.description)")
             }
             return false
         }

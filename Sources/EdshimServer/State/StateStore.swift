@@ -83,8 +83,9 @@ actor StateStore {
     /// changes, and a restart meanwhile starts without the registrations. Called every
     /// second (`OnDiskGuard`).
     func restoreIfLost() async {
-        guard let writtenIdentity, FileIdentity(path) != writtenIdentity else { return }
-        logger.warning("the state file was \(FileIdentity(path) == nil ? "deleted" : "replaced"); writing it again", metadata: ["state_file": "\(path)"])
+        let current = FileIdentity(path)
+        guard let writtenIdentity, current != writtenIdentity else { return }
+        logger.warning("the state file was \(current == nil ? "deleted" : "replaced"); writing it again", metadata: ["state_file": "\(path)"])
         self.writtenIdentity = nil
         await coalescer?.rewrite()
     }

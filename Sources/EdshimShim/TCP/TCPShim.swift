@@ -28,9 +28,9 @@ enum TCPShim {
             return 1
         }
         let request = RegisterRequest(key: arguments.key, container: arguments.container, heldSocketInode: held?.inode)
-        var unservedBecause: String?
-        // The same, as the retries word it (which then log only a new reason).
-        var unservedCause = ""
+        // Why the shim serves the port itself, and the cause as its retries word it
+        // (which then log only a new one).
+        var unserved: (reason: String, cause: String)?
         var registerLater = true
         // A request that reached the server but got no answer may be registered.
         var inDoubt = false
@@ -45,8 +45,7 @@ enum TCPShim {
                     status.reportFailure(error.message)
                     return 1
                 }
-                unservedBecause = error.message
-                unservedCause = error.message
+                unserved = (error.message, error.message)
                 // A port of another network namespace than the server's is never Envoy's.
                 registerLater = error.code != .foreignNamespace
             }
@@ -66,12 +65,11 @@ enum TCPShim {
                 if error.requestMayHaveArrived { deregister(arguments.key, client: client) }
                 return 1
             }
-            unservedBecause = reason
-            unservedCause = error.description
+            unserved = (reason, error.description)
             inDoubt = error.requestMayHaveArrived
         }
-        if let unservedBecause {
-            return serveItself(arguments, listener: held?.listener, because: unservedBecause, cause: unservedCause, registerLater: registerLater, inDoubt: inDoubt, client: client, grace: grace, status: &status, signals: signals)
+        if let unserved {
+            return serveItself(arguments, listener: held?.listener, because: unserved.reason, cause: unserved.cause, registerLater: registerLater, inDoubt: inDoubt, client: client, grace: grace, status: &status, signals: signals)
         }
         // The connections queued on dockerd's socket are each relayed with a second
         // descriptor, beyond the soft limit dockerd leaves its proxies (1024): raised
