@@ -451,10 +451,10 @@ struct PersistenceTests {
             defer { second.signal(SIGKILL) }
             let client = ServerClient(socketPath: bed.directory + "/second.sock")
             try await bed.eventually("the second server answers") { (try? client.exchange(.list, deadline: .after(milliseconds: 500))) != nil }
-            let secondsFiles = try Self.identity(bed.xdsDirectory + "/lds.json")
+            let secondsFiles = try TestFiles.identity(bed.xdsDirectory + "/lds.json")
             first.signal(SIGCONT)
             try await Task.sleep(for: .seconds(3))
-            #expect(try Self.identity(bed.xdsDirectory + "/lds.json") == secondsFiles, "the first server wrote nothing into the directory the second claimed")
+            #expect(try TestFiles.identity(bed.xdsDirectory + "/lds.json") == secondsFiles, "the first server wrote nothing into the directory the second claimed")
             #expect(!first.log.contains("writing the configuration into it again"), "\(first.log)")
             let errors = (first.log).split(separator: "\n").filter { $0.contains("cannot be claimed again") }
             #expect(errors.count == 2, "\(first.log)")
@@ -463,12 +463,6 @@ struct PersistenceTests {
         }
     }
 
-    /// The device and inode of the file at `path`.
-    private static func identity(_ path: String) throws -> [UInt64] {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw TestFailure("stat \(path): \(String(cString: strerror(errno)))") }
-        return [UInt64(info.st_dev), UInt64(info.st_ino)]
-    }
 
     /// Three IPv4 ports published to one backend, each served by Envoy.
     private static func publishThreePorts(on bed: Testbed) async throws -> [UInt16] {

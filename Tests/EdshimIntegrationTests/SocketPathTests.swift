@@ -13,7 +13,7 @@ struct SocketPathTests {
             let path = bed.directory + "/hung.sock"
             let hung = try HungUnixServer(path: path)
             defer { hung.close() }
-            let before = try Self.identity(path)
+            let before = try TestFiles.identity(path)
             let arguments = option == "--socket"
                 ? ["--socket", path, "--admin-address", "off"]
                 : ["--socket", bed.socketPath, "--admin-address", "unix:" + path]
@@ -24,7 +24,7 @@ struct SocketPathTests {
             let status = try await server.finish(within: .seconds(10), command: "edshim server \(arguments.joined(separator: " "))")
             #expect(status == 1, "\(server.log)")
             #expect(server.log.contains("\(path): something already listens there"), "\(server.log)")
-            #expect(try Self.identity(path) == before, "the hung server's socket is still there")
+            #expect(try TestFiles.identity(path) == before, "the hung server's socket is still there")
             #expect(!FileManager.default.fileExists(atPath: bed.stateFile), "refused before anything was written")
         }
     }
@@ -45,10 +45,10 @@ struct SocketPathTests {
                 #expect(rename(path, path + ".moved") == 0, "rename \(path): \(String(cString: strerror(errno)))")
                 replacements.append(try HungUnixServer(path: path, fillBacklog: false))
             }
-            let identities = try [bed.socketPath, admin].map(Self.identity)
+            let identities = try [bed.socketPath, admin].map(TestFiles.identity)
             await bed.stopServer()
             #expect(bed.server?.poll() == 0, "the server stopped cleanly")
-            #expect(try [bed.socketPath, admin].map(Self.identity) == identities, "the sockets put in place are still there")
+            #expect(try [bed.socketPath, admin].map(TestFiles.identity) == identities, "the sockets put in place are still there")
         }
     }
 
@@ -138,12 +138,6 @@ struct SocketPathTests {
         }
     }
 
-    /// The device and inode of the file at `path`, a symlink not followed.
-    private static func identity(_ path: String) throws -> [UInt64] {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { throw TestFailure("lstat \(path): \(String(cString: strerror(errno)))") }
-        return [UInt64(info.st_dev), UInt64(info.st_ino)]
-    }
 }
 
 /// A Unix socket that listens and never accepts, as a hung server's: with
