@@ -28,7 +28,7 @@ public struct RegistrarServer: Sendable {
         defer { withExtendedLifetime((stateClaim, claim)) {} }
         try SocketListener.prepareDirectory(of: configuration.socketPath, policy: policy, logger: logger)
         let health = WriteHealth()
-        let state = StateStore(path: configuration.stateFile, health: health, logger: logger)
+        let state = StateStore(path: configuration.stateFile, claim: stateClaim, health: health, logger: logger)
         let restored: [Registration]
         do {
             restored = try await state.load()
@@ -44,7 +44,7 @@ public struct RegistrarServer: Sendable {
         if !restored.isEmpty {
             logger.info("restored registrations", metadata: ["restored": "\(live.count)", "dropped_dead_owners": "\(restored.count - live.count)"])
         }
-        let publisher = XDSPublisher(directory: configuration.xdsDirectory, telemetry: configuration.telemetry, clusterRetention: configuration.clusterRetention, health: health, logger: logger)
+        let publisher = XDSPublisher(directory: configuration.xdsDirectory, claim: claim, telemetry: configuration.telemetry, clusterRetention: configuration.clusterRetention, health: health, logger: logger)
         do {
             try await publisher.start(restored: Registry(restored), live: registry)
         } catch {
@@ -88,7 +88,7 @@ public struct RegistrarServer: Sendable {
         )
         let reaper = OwnerReaper(owners: owners, registrar: registrar)
         let refresher = LabelRefresher(registrar: registrar, source: metadataSource)
-        var services: [any Service] = [listener, reaper, refresher, OnDiskGuard(publisher: publisher, state: state, xdsClaim: claim, stateClaim: stateClaim, logger: logger)]
+        var services: [any Service] = [listener, reaper, refresher, OnDiskGuard(publisher: publisher, state: state, stateClaim: stateClaim, logger: logger)]
         if let admin = configuration.adminAddress {
             services.append(AdminEndpoint(address: admin, policy: policy, registrar: registrar, health: health, logger: logger))
         }

@@ -435,7 +435,7 @@ struct PersistenceTests {
         }
     }
 
-    @Test("another server that claimed the state file and the xds directory while they were gone: the first server writes nothing into them, and says so once for each, not every second")
+    @Test("another server that claimed the state file and the xds directory while they were gone: the first server writes nothing into them, says so once for each, not every second, and refuses a registration rather than write it there")
     func claimTakenMeanwhileIsReportedOnce() async throws {
         var options = Testbed.Options()
         options.startEnvoy = false
@@ -460,6 +460,18 @@ struct PersistenceTests {
             #expect(errors.count == 2, "\(first.log)")
             #expect(errors.contains { $0.contains("the xds directory") && $0.contains("another edshim server already publishes into it") }, "\(errors)")
             #expect(errors.contains { $0.contains("the state file") && $0.contains("another edshim server keeps its registry in it") }, "\(errors)")
+
+            // A registration on the first server changes neither file the second has.
+            let secondsState = FileManager.default.contents(atPath: bed.stateFile)
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady, "the shim serves the port itself")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+            #expect(try TestFiles.identity(bed.xdsDirectory + "/lds.json") == secondsFiles, "the first server wrote its registration into the second's directory")
+            #expect(FileManager.default.contents(atPath: bed.stateFile) == secondsState, "the first server saved its registry into the second's state file")
+            #expect(first.log.contains("cannot write Envoy's configuration; registration withdrawn"), "\(first.log)")
+            let refusal = first.log.split(separator: "\n").first { $0.contains("registration withdrawn") }
+            #expect(refusal?.contains("another edshim server already publishes into it") == true, "\(refusal ?? "")")
         }
     }
 

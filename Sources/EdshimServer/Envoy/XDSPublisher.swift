@@ -9,6 +9,9 @@ import Glibc
 /// (`EnvoyConfiguration.steps`). Bursts coalesce (`Coalescer`).
 actor XDSPublisher {
     private let directory: String
+    /// This server's claim on the directory: nothing is written into one another
+    /// server claimed.
+    private let claim: XDSDirectoryClaim
     private let telemetry: Telemetry
     private let logger: Logger
     private var published: EnvoyConfiguration = .empty
@@ -34,8 +37,9 @@ actor XDSPublisher {
 
     private let health: WriteHealth
 
-    init(directory: String, telemetry: Telemetry, clusterRetention: Duration, health: WriteHealth, logger: Logger) {
+    init(directory: String, claim: XDSDirectoryClaim, telemetry: Telemetry, clusterRetention: Duration, health: WriteHealth, logger: Logger) {
         self.directory = directory
+        self.claim = claim
         self.telemetry = telemetry
         self.health = health
         self.logger = logger
@@ -52,6 +56,7 @@ actor XDSPublisher {
     /// Reads are watched from the start, so the first two files go in order too
     /// (clusters Envoy has read before the listeners that use them).
     func start(restored: Registry, live: Registry) async throws {
+        directoryIdentity = FileIdentity(directory)
         reads = FileReadWatcher(directory: directory)
         if reads == nil {
             logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(String(cString: strerror(errno)))"])
@@ -97,7 +102,6 @@ actor XDSPublisher {
             health.failed(.envoyConfiguration, "\(failure)")
         }
         published = lastGiven
-        directoryIdentity = FileIdentity(directory)
         let coalescer = Coalescer { [self] registry in await self.apply(registry) }
         self.coalescer = coalescer
         // Revision 0, before the registrar's first: also what `rewrite` writes again
@@ -149,44 +153,49 @@ actor XDSPublisher {
     /// bootstrap` seeding empty ones into a recreated directory): without this, a
     /// registry that does not change would never be written again, and an Envoy
     /// restarted to follow a new directory would start empty. Called every second
-    /// (`OnDiskGuard`). A new directory is claimed (`claim`) before anything is written
-    /// into it; one another server claimed meanwhile is left to it, logged once.
-    func restoreIfLost(claim: () throws(ServerStartupError) -> Bool) async {
-        let current = FileIdentity(directory)
-        if current == nil || current != directoryIdentity {
-            if current == nil {
-                do {
-                    try AtomicFile.makeDirectories(directory)
-                } catch {
-                    logger.error("the xds directory is gone and cannot be created again; retrying", metadata: ["xds_dir": "\(directory)", "error": "\(error)"])
-                    return
-                }
+    /// (`OnDiskGuard`). One another server claimed meanwhile is left to it, logged once.
+    func restoreIfLost() async {
+        do {
+            _ = try followReplacedDirectory()
+        } catch {
+            if claimRefused != error.description {
+                claimRefused = error.description
+                logger.error("the xds directory was deleted or replaced and cannot be claimed again; writing nothing into it: \(error.description)")
             }
-            do throws(ServerStartupError) {
-                _ = try claim()
-                claimRefused = nil
-            } catch {
-                if claimRefused != error.description {
-                    claimRefused = error.description
-                    logger.error("the xds directory was deleted or replaced and cannot be claimed again; writing nothing into it: \(error.description)")
-                }
-                return
-            }
-            logger.warning("the xds directory was \(current == nil ? "deleted" : "replaced"); writing the configuration into it again. An Envoy started before follows the directory it found at start: restart it", metadata: ["xds_dir": "\(directory)"])
-            directoryIdentity = FileIdentity(directory)
-            // Reads are watched in the directory Envoy can see now.
-            reads = FileReadWatcher(directory: directory)
-            unread = nil
-            lastWritten = [:]
-        } else {
-            for name in [DiscoveryDocument.clusterFileName, DiscoveryDocument.listenerFileName]
-            where lastWritten[name] != nil && FileIdentity(directory + "/" + name) != writtenIdentity[name] {
-                logger.warning("\(name) was removed or replaced; writing it again", metadata: ["xds_dir": "\(directory)"])
-                lastWritten[name] = nil
-            }
+            return
+        }
+        claimRefused = nil
+        for name in [DiscoveryDocument.clusterFileName, DiscoveryDocument.listenerFileName]
+        where lastWritten[name] != nil && FileIdentity(directory + "/" + name) != writtenIdentity[name] {
+            logger.warning("\(name) was removed or replaced; writing it again", metadata: ["xds_dir": "\(directory)"])
+            lastWritten[name] = nil
         }
         guard lastWritten.count < 2 else { return }
         await coalescer?.rewrite()
+    }
+
+    /// When the directory is no longer the one this server claimed (deleted, or
+    /// replaced), makes it again if missing and claims it (before anything is written
+    /// into it), and takes every file in it for lost; returns whether it had to. Throws
+    /// when it cannot: another server claimed it meanwhile, or it cannot be made.
+    private func followReplacedDirectory() throws(ServerStartupError) -> Bool {
+        let current = FileIdentity(directory)
+        guard current == nil || current != directoryIdentity else { return false }
+        if current == nil {
+            do {
+                try AtomicFile.makeDirectories(directory)
+            } catch {
+                throw ServerStartupError("--xds-dir \(directory) is gone and cannot be made again: \(error.description)")
+            }
+        }
+        _ = try claim.relockIfLost()
+        logger.warning("the xds directory was \(current == nil ? "deleted" : "replaced"); writing the configuration into it again. An Envoy started before follows the directory it found at start: restart it", metadata: ["xds_dir": "\(directory)"])
+        directoryIdentity = FileIdentity(directory)
+        // Reads are watched in the directory Envoy can see now.
+        reads = FileReadWatcher(directory: directory)
+        unread = nil
+        lastWritten = [:]
+        return true
     }
 
     /// Publishes the configuration of `registry`, the registrar's `revision`; returns
@@ -207,6 +216,7 @@ actor XDSPublisher {
         let failing = health.failure(of: .envoyConfiguration) != nil
         let writesBefore = writes
         do {
+            _ = try followReplacedDirectory()
             try await writeOwedAtStart()
             try await rewriteLostFiles()
         } catch {
@@ -349,6 +359,11 @@ actor XDSPublisher {
         if let reads, let unread, unread != name {
             await reads.waitForRead(of: unread)
         }
+        // Replaced since this step began: written again whole, clusters first, from
+        // the next try (`apply` claims it first).
+        guard FileIdentity(directory) == directoryIdentity else {
+            throw DirectoryReplaced(directory: directory)
+        }
         await reads?.mark(name)
         try AtomicFile.write(bytes, to: path)
         writes += 1
@@ -356,4 +371,10 @@ actor XDSPublisher {
         writtenIdentity[name] = FileIdentity(path)
         if reads != nil { unread = name }
     }
+}
+
+/// The xds directory went, or was replaced, between two writes of one change.
+private struct DirectoryReplaced: Error, CustomStringConvertible {
+    let directory: String
+    var description: String { "the xds directory \(directory) was deleted or replaced while the configuration was written; writing it again" }
 }

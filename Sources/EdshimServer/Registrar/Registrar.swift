@@ -249,7 +249,7 @@ actor Registrar {
             await commit()
         }
         logger.warning("cannot write Envoy's configuration; registration \(kept ? "kept for when it can" : "withdrawn")", metadata: ["key": "\(key)", "xds_dir": "\(directory)", "error": "\(reason)"])
-        return .failure(WireError(.unavailable, "cannot write Envoy's configuration in \(directory) (\(reason)): \(key) \(kept ? "is kept, and Envoy serves it once the server can write there" : "is not registered; its shim serves the port itself and registers again once the server can write there"); free space there (GET /healthz on the server's admin address says when writes fail)"))
+        return .failure(WireError(.unavailable, "cannot write Envoy's configuration in \(directory) (\(reason)): \(key) \(kept ? "is kept, and Envoy serves it once the server can write there" : "is not registered; its shim serves the port itself and registers again once the server can write there"); GET /healthz on the server's admin address says while writes fail (a full disk needs space freed)"))
     }
 
     /// Waits until Envoy serves `host` (see `waitUntilEnvoyServes`), for up to the

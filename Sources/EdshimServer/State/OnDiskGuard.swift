@@ -10,7 +10,6 @@ import ServiceLifecycle
 struct OnDiskGuard: Service {
     let publisher: XDSPublisher
     let state: StateStore
-    let xdsClaim: XDSDirectoryClaim
     let stateClaim: StateFileClaim
     let logger: Logger
 
@@ -20,7 +19,7 @@ struct OnDiskGuard: Service {
                 var refused: String?
                 while true {
                     try await Task.sleep(for: .seconds(1))
-                    await publisher.restoreIfLost(claim: xdsClaim.relockIfLost)
+                    await publisher.restoreIfLost()
                     if reclaimStateFile(refused: &refused) {
                         await state.restoreIfLost()
                     }

@@ -8,6 +8,9 @@ import Glibc
 /// every change, so a server that was killed comes back with every registration.
 actor StateStore {
     private let path: String
+    /// This server's claim on the file: nothing is written into one another server
+    /// claimed.
+    private let claim: StateFileClaim
     /// The boot this server runs in, written into every save.
     private let bootID = StateDocument.currentBootID()
     private let logger: Logger
@@ -16,8 +19,9 @@ actor StateStore {
     /// The state file this server read or last wrote, to see it deleted or replaced.
     private var writtenIdentity: FileIdentity?
 
-    init(path: String, health: WriteHealth, logger: Logger) {
+    init(path: String, claim: StateFileClaim, health: WriteHealth, logger: Logger) {
         self.path = path
+        self.claim = claim
         self.health = health
         self.logger = logger
     }
@@ -93,6 +97,7 @@ actor StateStore {
     /// Whether `registry` is on disk; a failure is tried again (`Coalescer`).
     private func write(_ registry: Registry) -> Bool {
         do {
+            _ = try claim.relockIfLost()
             try AtomicFile.write(StateDocument.encode(registry, bootID: bootID), to: path, mode: 0o640, durable: true)
             writtenIdentity = FileIdentity(path)
             health.succeeded(.stateFile)
