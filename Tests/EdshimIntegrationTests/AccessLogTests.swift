@@ -27,6 +27,46 @@ struct EnvoyAccessLogTests {
             #expect(line["upstream"] as? String == backend.endpoint.description)
             #expect((line["client"] as? String)?.hasPrefix("127.0.0.1:") == true)
             #expect((line["request_id"] as? String)?.isEmpty == false)
+            #expect(line["details"] as? String == "via_upstream")
+            #expect(line["peer"] as? String == line["client"] as? String, "no proxy in front: the peer is the client")
+        }
+    }
+
+    @Test("a container that refuses the connection: the line has Envoy's flag (UF) and why it failed")
+    func refusedConnectionExplained() async throws {
+        try await withTestbed { bed in
+            let nothingListens = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: nothingListens).isReady)
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 503)
+            let line = try await Self.line(for: "unknown-\(port)", in: bed) { bed.envoy?.log ?? "" }
+            #expect((line["flags"] as? String)?.contains("UF") == true, "\(line)")
+            #expect((line["upstream_failure"] as? String)?.lowercased().contains("refused") == true, "\(line)")
+            #expect(line["details"] as? String != "via_upstream", "\(line)")
+        }
+    }
+
+    @Test("a client that begins its request headers and never finishes them (slowloris) is answered 408 after 10 s, which the container never sees; the line says why")
+    func unfinishedHeadersTimedOut() async throws {
+        try await withTestbed { bed in
+            let requests = RecordedRequests()
+            let backend = try bed.recordingBackend(requests)
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            let started = ContinuousClock.now
+            let answer = try await onThread {
+                let fd = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: port), timeoutSeconds: 30)
+                defer { close(fd) }
+                try Sockets.sendAll(fd, Array("GET / HTTP/1.1\r\nHost: edshim\r\nX-Slow: ".utf8))
+                return String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+            }
+            let waited = ContinuousClock.now - started
+            #expect(answer.hasPrefix("HTTP/1.1 408"), "\(answer)")
+            #expect(waited >= .seconds(9) && waited < .seconds(20), "answered after \(waited)")
+            #expect(requests.all.isEmpty, "the container saw \(requests.all.count) requests")
+            let line = try await Self.line(for: "unknown-\(port)", in: bed) { bed.envoy?.log ?? "" }
+            #expect(line["status"] as? Int == 408)
+            #expect(line["details"] as? String == "request_header_timeout", "\(line)")
         }
     }
 

@@ -27,6 +27,8 @@ struct EnvoyTracingTests {
 
             let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port))
             #expect(response.status == 200)
+            #expect(response.headers["x-envoy-decorator-operation"] == nil, "the service label leaks to clients: \(response.headers)")
+            #expect(!response.body.lowercased().contains("x-envoy-decorator-operation"), "the container got the span name: \(response.body)")
             // W3C: 00-<trace id, 32 hex>-<span id, 16 hex>-<flags>
             let parts = Self.traceparent(of: response.body)
             #expect(parts.count == 4 && parts.first == "00" && parts.last == "01", "the container got traceparent \(parts.joined(separator: "-").debugDescription)")

@@ -12,6 +12,9 @@ enum AccessLogFields {
             "user_agent": "%REQ(USER-AGENT)%",
             "request_id": "%REQ(X-REQUEST-ID)%",
             "status": "%RESPONSE_CODE%",
+            // Why Envoy answered as it did: `via_upstream` when the container did,
+            // else Envoy's own reason (`request_header_timeout`, a codec error).
+            "details": "%RESPONSE_CODE_DETAILS%",
         ]) { first, _ in first }
     }
 
@@ -25,11 +28,16 @@ enum AccessLogFields {
             "start_time": "%START_TIME%",
             "service": serviceName,
             "client": "%DOWNSTREAM_REMOTE_ADDRESS%",
+            // The connection's own peer: `client` is the X-Forwarded-For address
+            // behind trusted proxies (`--trusted-proxy-hops`), this the proxy's.
+            "peer": "%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%",
             "upstream": "%UPSTREAM_HOST%",
             "bytes_received": "%BYTES_RECEIVED%",
             "bytes_sent": "%BYTES_SENT%",
             "duration_ms": "%DURATION%",
             "flags": "%RESPONSE_FLAGS%",
+            // Why the connection to the container failed (`UF`): refused, timed out.
+            "upstream_failure": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
         ]
     }
 }

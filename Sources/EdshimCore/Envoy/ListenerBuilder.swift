@@ -55,6 +55,11 @@ public enum ListenerBuilder {
     /// socket) is relayed as TCP, which still works, without Envoy's HTTP handling.
     static let inspectorTimeout = "2s"
 
+    /// How long a client has to send its whole request headers once it began them:
+    /// Envoy's recommendation for an edge proxy. A client that sent nothing yet is
+    /// not timed by it (the inspector's 2 s relay it as TCP).
+    static let requestHeadersTimeout = "10s"
+
     /// What the HTTP inspector names plain HTTP/1 and h2c: the connection manager's.
     static let httpProtocols = ["http/1.0", "http/1.1", "h2c"]
 
@@ -92,6 +97,7 @@ public enum ListenerBuilder {
             preserveExternalRequestId: true,
             proxy100Continue: true,
             streamIdleTimeout: "0s",
+            requestHeadersTimeout: requestHeadersTimeout,
             upgradeConfigs: upgradeTypes.map { .init(upgradeType: $0) },
             routeConfig: .init(
                 name: serviceName,

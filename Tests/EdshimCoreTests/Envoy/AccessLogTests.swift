@@ -30,8 +30,8 @@ struct AccessLogTests {
         let registration = try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: mode)
         let fields = try Self.fields(of: ListenerBuilder.listener(for: registration, telemetry: .standard))
         #expect(fields["service"] == "nginx-prod-8080")
-        let common: Set = ["start_time", "service", "client", "upstream", "bytes_received", "bytes_sent", "duration_ms", "flags"]
-        let http: Set = ["method", "path", "protocol", "authority", "user_agent", "request_id", "status"]
+        let common: Set = ["start_time", "service", "client", "peer", "upstream", "upstream_failure", "bytes_received", "bytes_sent", "duration_ms", "flags"]
+        let http: Set = ["method", "path", "protocol", "authority", "user_agent", "request_id", "status", "details"]
         #expect(Set(fields.keys) == (mode == .http ? common.union(http) : common))
     }
 

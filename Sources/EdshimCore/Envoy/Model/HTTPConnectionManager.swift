@@ -71,6 +71,9 @@ public struct HTTPConnectionManager: EnvoyMessage {
         public struct Decorator: Encodable, Hashable, Sendable {
             /// The span name in traces: the service.
             public var operation: String
+            /// False: the name stays in the trace; Envoy would otherwise send it to
+            /// every client, and to the container, as `x-envoy-decorator-operation`.
+            public var propagate = false
         }
 
         /// Matches every path.
@@ -145,6 +148,11 @@ public struct HTTPConnectionManager: EnvoyMessage {
     public var proxy100Continue: Bool
     /// `0s`: a quiet stream (long poll, server-sent events) is never cut.
     public var streamIdleTimeout: String
+    /// How long a client has to finish its request headers once it began them
+    /// (Envoy then answers 408): Envoy holds them until they are whole, so the
+    /// container's own header timeout (nginx's 60 s) no longer applies, and a client
+    /// that never finishes them (slowloris) would hold its connection forever.
+    public var requestHeadersTimeout: String
     /// The upgrades that pass (`ListenerBuilder.upgradeTypes`).
     public var upgradeConfigs: [UpgradeConfig]
     /// The inline route table.
@@ -158,7 +166,7 @@ public struct HTTPConnectionManager: EnvoyMessage {
 
     private enum CodingKeys: String, CodingKey {
         case codecType, httpProtocolOptions, serverHeaderTransformation, statPrefix, useRemoteAddress, xffNumTrustedHops
-        case generateRequestId, preserveExternalRequestId, streamIdleTimeout, upgradeConfigs
+        case generateRequestId, preserveExternalRequestId, streamIdleTimeout, requestHeadersTimeout, upgradeConfigs
         case routeConfig, httpFilters, accessLog, tracing
         // The proto's name: snake case would write `proxy100_continue`.
         case proxy100Continue = "proxy_100_continue"
