@@ -371,6 +371,36 @@ struct PersistenceTests {
         }
     }
 
+    @Test("Envoy stopped: edshim status marks each port it carried (closed), and the server logs it within seconds (it looked healthy); once Envoy runs again, both say so")
+    func envoyDownIsReported() async throws {
+        try await withTestbed { bed in
+            let ports = try await Self.publishThreePorts(on: bed)
+            let before = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(before.status == 0 && !before.output.contains("(closed)"), "\(before.output)")
+            try await bed.stopEnvoy()
+
+            let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            for port in ports {
+                #expect(table.output.split(separator: "\n").contains { $0.contains(":\(port) ") && $0.contains("http (closed)") }, "\(table.output)")
+            }
+            #expect(table.output.contains("(closed): nothing listens on the port: is Envoy running?"), "\(table.output)")
+            let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            #expect(json.output.components(separatedBy: #""served_by":"nothing""#).count == 4, "\(json.output)")
+            try await bed.eventually("the server logs that the ports are closed", timeout: .seconds(20)) {
+                bed.server?.log.contains("nothing listens on any of the 3 registered ports: Envoy does not run") == true
+            }
+
+            try await bed.startEnvoy()
+            try await bed.eventually("every listener is back") { try bed.listeners().count == 3 }
+            let after = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            #expect(after.output.components(separatedBy: #""served_by":"envoy""#).count == 4, "\(after.output)")
+            try await bed.eventually("the server logs that they are served again", timeout: .seconds(20)) {
+                bed.server?.log.contains("every registered port is listened on again") == true
+            }
+            #expect(bed.server?.log.components(separatedBy: "nothing listens on").count == 2, "logged once, not at every check")
+        }
+    }
+
     @Test("the xds directory deleted under a running server is written again within seconds; an Envoy restarted to follow it serves every port, with no resync", arguments: [false, true])
     func xdsDirectoryDeletedWhileRunning(seededByBootstrap: Bool) async throws {
         try await withTestbed { bed in

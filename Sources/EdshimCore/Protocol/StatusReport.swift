@@ -1,14 +1,33 @@
 /// How `edshim status` shows registrations.
 public enum StatusReport {
-    /// One JSON object per registration, in key order, as a JSON array.
-    public static func json(_ registrations: [Registration]) -> String {
+    /// One JSON object per registration, in key order, as a JSON array; with
+    /// `serving`, each says what serves its port (`served_by`).
+    public static func json(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:]) -> String {
         let array = JSONValue.array(registrations.map { registration in
             var object = WireResponse.encode(registration)
             object.append("service_name", .string(registration.serviceName))
             object.append("listener", .string(ServiceNaming.listenerName(for: registration.key)))
+            if let served = serving[registration.key] { object.append("served_by", .string(served.rawValue)) }
             return .object(object)
         })
         return String(decoding: array.serialized, as: UTF8.self)
+    }
+
+    /// What serves a registered port, as the host's listening sockets show it.
+    public enum Serving: String, Sendable {
+        /// Another socket than the shim's listens there: Envoy's.
+        case envoy
+        /// The shim's own socket: it serves the port until Envoy listens there.
+        case shim
+        /// Nothing listens: Envoy does not run (or has not bound the port yet).
+        case nothing
+
+        /// What serves `registration`'s port, given the host's `listening` sockets and
+        /// whether its shim holds one of them itself (nil: cannot be seen).
+        public static func of(_ registration: Registration, listening: [ListeningSocket], shimServesItself: Bool?) -> Serving {
+            guard listening.contains(where: { $0.endpoint == registration.key.host }) else { return .nothing }
+            return shimServesItself == true ? .shim : .envoy
+        }
     }
 
     /// A TCP shim of the server whose port is not registered.
@@ -34,7 +53,7 @@ public enum StatusReport {
     /// when nothing does, `unregistered` when that cannot be seen, each explained in a
     /// line after the table), then the UDP ports that
     /// shims proxy themselves (they never register: no Envoy service, mode `udp-proxy`).
-    public static func table(_ registrations: [Registration], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = []) -> String {
+    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = []) -> String {
         guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
         let header = ["HOST", "PROTO", "CONTAINER", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
@@ -43,7 +62,7 @@ public enum StatusReport {
                 registration.key.proto.rawValue,
                 registration.container.description,
                 registration.serviceName,
-                registration.mode.rawValue,
+                registration.mode.rawValue + (serving[registration.key].flatMap(Self.servingNote) ?? ""),
                 registration.owner.description,
             ]
         }
@@ -76,6 +95,13 @@ public enum StatusReport {
                 column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
             }.joined(separator: "  ")
         }
+        let served = Set(registrations.compactMap { serving[$0.key] })
+        if served.contains(.nothing) {
+            lines.append("(closed): nothing listens on the port: is Envoy running? Envoy serves it again once it runs (the server keeps the registration)")
+        }
+        if served.contains(.shim) {
+            lines.append("(shim): the shim serves the port itself until Envoy listens on it (is Envoy running?)")
+        }
         let modes = Set(unregistered.map(\.servesItself))
         if modes.contains(true) {
             lines.append("itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)")
@@ -87,5 +113,14 @@ public enum StatusReport {
             lines.append("unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it")
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// What the MODE cell adds when Envoy does not serve the port.
+    private static func servingNote(_ serving: Serving) -> String? {
+        switch serving {
+        case .envoy: nil
+        case .shim: " (shim)"
+        case .nothing: " (closed)"
+        }
     }
 }

@@ -24,8 +24,13 @@ struct StatusCommand: ParsableCommand {
             service is `-` and their mode `udp-proxy`. They are listed even when the server cannot be reached
             (the command then still fails, saying so).
 
+            A registered port's mode is followed by `(closed)` when nothing listens on it
+            (Envoy does not run: the port is closed until it does), or by `(shim)` when its
+            shim serves it itself, waiting for Envoy to listen.
+
             --json prints the server's registrations as a JSON array of objects with the
-            same facts, for scripts (the unregistered TCP ports and the UDP ports are not
+            same facts, `served_by` saying what serves each port (envoy, shim or nothing),
+            for scripts (the unregistered TCP ports and the UDP ports are not
             registrations: not in it).
             """
     )
@@ -38,6 +43,18 @@ struct StatusCommand: ParsableCommand {
 
     func validate() throws {
         guard socket?.isEmpty != true else { throw ValidationError("--socket must name the server's socket, like \(EdshimDefaults.socketPath)") }
+    }
+
+    /// What serves each registered port: Envoy, its shim (waiting for Envoy), or
+    /// nothing (Envoy does not run).
+    private static func serving(_ registrations: [Registration], shims: [ShimProcesses.Shim], listening: [ListeningSocket]) -> [RegistrationKey: StatusReport.Serving] {
+        let shimsByPID = Dictionary(shims.map { ($0.owner.pid, $0) }, uniquingKeysWith: { first, _ in first })
+        var serving: [RegistrationKey: StatusReport.Serving] = [:]
+        for registration in registrations {
+            let shim = shimsByPID[registration.owner.pid].flatMap { $0.owner == registration.owner ? $0 : nil }
+            serving[registration.key] = .of(registration, listening: listening, shimServesItself: shim.flatMap { ShimProcesses.servesItself($0, listening: listening) })
+        }
+        return serving
     }
 
     func run() throws {
@@ -55,17 +72,18 @@ struct StatusCommand: ParsableCommand {
         }
         switch response {
         case .registrations(let registrations):
+            let shims = ShimProcesses.all()
+            let listening = ListenTable.read()
+            let serving = Self.serving(registrations, shims: shims, listening: listening)
             if json {
-                print(StatusReport.json(registrations))
+                print(StatusReport.json(registrations, serving: serving))
             } else {
-                let shims = ShimProcesses.all()
                 let registeredKeys = Set(registrations.map(\.key))
                 // The TCP shims of this server whose port is registered by no one (an old
                 // shim whose port a newer one registered is not listed).
                 let unregisteredShims = shims.filter { $0.arguments.proto == .tcp && !registeredKeys.contains($0.arguments.key) && $0.registers(with: client.socketPath) }
-                let listening = unregisteredShims.isEmpty ? [] : ListenTable.read()
                 let unregistered = unregisteredShims.map { StatusReport.UnregisteredShim($0, servesItself: ShimProcesses.servesItself($0, listening: listening)) }
-                print(StatusReport.table(registrations, unregistered: unregistered, udpShims: shims.filter { $0.arguments.proto == .udp }))
+                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: shims.filter { $0.arguments.proto == .udp }))
             }
         case .failure(let error):
             throw CommandFailure(error.message)
