@@ -79,6 +79,23 @@ struct ServerStartupTests {
         }
     }
 
+    @Test("SIGHUP (logrotate, an operator's reload) is logged and ignored: the server runs on with its registrations, and still stops at SIGTERM")
+    func hangupIgnored() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let port = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            let server = try #require(bed.server)
+            try await bed.eventually("the server is past its start") { server.log.contains("listening") }
+            server.signal(SIGHUP)
+            try await bed.eventually("the server says it ignored SIGHUP") { server.log.contains("SIGHUP ignored") }
+            #expect(!server.hasExited, "\(server.log)")
+            #expect(try bed.registrations().map(\.key.host.port) == [port])
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+            try await bed.expectServerStopsAtOnce()
+        }
+    }
+
     @Test("under systemd, with stderr the journal's stream, each server line starts with its syslog priority")
     func journalPriorities() async throws {
         var options = Testbed.Options.neitherServerNorEnvoy
