@@ -162,10 +162,21 @@ struct FallbackTests {
                 return shims.components(separatedBy: "itself, as docker-proxy would (Envoy does not run").count == 4
             }
             for dial in dials { #expect(try TestHTTP.get(dial).status == 200) }
+            // The shims register again every few seconds while Envoy does not run; the
+            // server says so once per port, not twice per retry.
+            try await Task.sleep(for: .seconds(12))
+            // (The testbed's server logs at debug, where the retries show.)
+            let lines = (bed.server?.log ?? "").split(separator: "\n").filter { !$0.contains("debug") }
+            let withdrawals = lines.filter { $0.contains("Envoy does not run (it reads none of the files") }
+            #expect(withdrawals.count == 3, "\(withdrawals.count) withdrawals logged for 3 ports:\n\(withdrawals.joined(separator: "\n"))")
+            #expect(lines.filter { $0.contains(" registered") }.count == 3, "each port's first registration only")
 
             try await bed.startEnvoy()
             try await bed.eventually("every port moved to Envoy", timeout: .seconds(20)) {
                 try dials.allSatisfy { try TestHTTP.get($0).servedByEnvoy }
+            }
+            try await bed.eventually("the server says Envoy serves each") {
+                bed.server?.log.components(separatedBy: "registered, and Envoy serves it").count == 4
             }
         }
     }

@@ -22,6 +22,10 @@ actor Registrar {
     private var shimSockets: [Int: UInt64] = [:]
     /// Tells the registrations in progress apart (keys of `shimSockets`).
     private var requestsTaken = 0
+    /// Ports whose shim serves them itself because Envoy did not take them: the shim
+    /// registers again every few seconds until Envoy does, and each withdrawal is
+    /// logged at most once a minute (the retries at debug), not twice per retry.
+    private var withdrawnUntilEnvoy: [RegistrationKey: LogThrottle] = [:]
     /// Registrations made while Docker could not be asked for their labels.
     private var pendingLabels: PendingLabels
     /// Yields when a registration starts waiting for Docker: `LabelRefresher` waits on it.
@@ -182,7 +186,9 @@ actor Registrar {
         let replaced = registry.register(registration)
         if let replaced, replaced.owner != owner { release(replaced.owner) }
         pendingLabels.note(key, answer: answer)
-        logger.info("registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
+        // A shim registering again while Envoy does not take its port: logged when
+        // Envoy takes it, or when it is withdrawn again (at most once a minute).
+        logger.log(level: withdrawnUntilEnvoy[key] == nil ? .info : .debug, "registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
         guard await commit() else {
             return await unpublishable(key, owner: owner, kept: gaveItsPortToEnvoy || hasSibling(pending))
         }
@@ -198,6 +204,9 @@ actor Registrar {
         }
         if ready {
             retired[key] = nil
+            if withdrawnUntilEnvoy.removeValue(forKey: key) != nil {
+                logger.info("registered, and Envoy serves it", metadata: (registry[key] ?? registration).logMetadata())
+            }
             // Replacing a registration, Envoy's socket on the port was there before:
             // answer once Envoy has taken in the new cluster, not merely listens. Envoy
             // listens, so it runs: waited for up to 2 s (a loaded host), not the 250 ms
@@ -227,11 +236,30 @@ actor Registrar {
             release(owner)
             await commit()
         }
-        logger.warning("Envoy did not listen in time; registration \(withdrawn ? "withdrawn" : "left to the other registration of its shim in progress")", metadata: ["key": "\(key)"])
+        logWithdrawal(key, withdrawn: withdrawn, envoyAbsent: envoyAbsent)
         if envoyAbsent {
             return .failure(WireError(.envoyAbsent, "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory)): \(key) \(withdrawn ? "withdrawn" : "not served"); start Envoy with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
         }
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
+    }
+
+    /// Logs that Envoy did not take `key` in time: the first time, then at most once a
+    /// minute while its shim keeps registering again (the rest at debug).
+    private func logWithdrawal(_ key: RegistrationKey, withdrawn: Bool, envoyAbsent: Bool) {
+        let why = envoyAbsent
+            ? "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory))"
+            : "Envoy did not listen in time"
+        let outcome = withdrawn
+            ? "registration withdrawn; its shim serves the port and registers again every few seconds until Envoy takes it"
+            : "registration left to the other registration of its shim in progress"
+        var throttle = withdrawnUntilEnvoy[key] ?? LogThrottle()
+        let now = Int64((ContinuousClock.now - started) / .milliseconds(1))
+        if let line = throttle.line("\(why); \(outcome)", now: now) {
+            logger.warning("\(line)", metadata: ["key": "\(key)"])
+        } else {
+            logger.debug("\(why); \(outcome)", metadata: ["key": "\(key)"])
+        }
+        withdrawnUntilEnvoy[key] = throttle
     }
 
     /// The answer to a registration whose configuration could not be written to the
@@ -422,6 +450,8 @@ actor Registrar {
     // MARK: Deregister
 
     private func deregister(_ key: RegistrationKey, from peer: PeerCredentials) async -> WireResponse {
+        // The shim is stopping: a later one of the port starts over, logged in full.
+        withdrawnUntilEnvoy[key] = nil
         guard let owner = ProcessTable.owner(of: peer.pid) else {
             return .failure(WireError(.unavailable, "cannot read /proc/\(peer.pid)"))
         }
