@@ -309,6 +309,22 @@ struct PersistenceTests {
         }
     }
 
+    @Test("a state file deleted while the server was down (no error to report): the server says, once, which running shims' ports nothing serves and that resync brings them back; after resync nothing more is said")
+    func stateFileDeletedIsReported() async throws {
+        try await withTestbed { bed in
+            let port = try await Self.restartWithStateFile(of: bed) { path in
+                try FileManager.default.removeItem(atPath: path)
+            }
+            try await bed.eventually("the server names the port nothing serves", timeout: .seconds(20)) {
+                bed.server?.log.contains("1 running shims' ports are not registered and nothing serves them") == true
+            }
+            #expect(bed.server?.log.contains("0.0.0.0:\(port)") == true, "\(bed.server?.log ?? "")")
+            try await Self.expectResyncRestores(port, on: bed)
+            try await Task.sleep(for: .seconds(6))
+            #expect(bed.server?.log.components(separatedBy: "running shims' ports are not registered").count == 2, "said once")
+        }
+    }
+
     /// Publishes one port, SIGKILLs the server, does `spoil` to its state file and
     /// starts it again; returns the port.
     private static func restartWithStateFile(of bed: Testbed, _ spoil: (String) throws -> Void) async throws -> UInt16 {
