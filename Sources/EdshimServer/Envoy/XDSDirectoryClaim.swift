@@ -25,7 +25,7 @@ final class XDSDirectoryClaim: Sendable {
         }
         created = !existed
         if created {
-            logger.warning("created the xds directory; an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start), and `edshim resync` run after it (contrib/envoy-edshim.service does)", metadata: ["xds_dir": "\(directory)"])
+            logger.warning("created the xds directory (on a first start, nothing to do); an Envoy started before this must be restarted to follow it (Envoy watches the directory it found at start), and `edshim resync` run after it (contrib/envoy-edshim.service does)", metadata: ["xds_dir": "\(directory)"])
         }
         lock = try HeldLock(
             directory, flags: O_RDONLY | O_DIRECTORY, name: "--xds-dir \(directory)",
