@@ -88,7 +88,7 @@ public enum ListenerBuilder {
         )
         return Manager(
             codecType: "AUTO",
-            httpProtocolOptions: .init(acceptHttp10: true, defaultHostForHttp10: serviceName),
+            httpProtocolOptions: .init(acceptHttp10: true, defaultHostForHttp10: hostName(serviceName)),
             serverHeaderTransformation: "PASS_THROUGH",
             statPrefix: serviceName,
             useRemoteAddress: true,
@@ -108,6 +108,13 @@ public enum ListenerBuilder {
             accessLog: accessLog.map { [$0] },
             tracing: tracing
         )
+    }
+
+    /// The service name as a host name, for the `Host` of an HTTP/1.0 request that
+    /// came without one (HAProxy's default health check): lowercase, `_` as `-`, since
+    /// frameworks that check `Host` (Django) refuse an underscore.
+    static func hostName(_ serviceName: String) -> String {
+        String(serviceName.lowercased().map { $0 == "_" ? "-" : $0 })
     }
 
     /// An idempotent request the container closed its connection on without answering

@@ -24,6 +24,19 @@ struct ListenerContractTests {
         return (try #require(address["address"] as? String), try #require(address["port_value"] as? Int))
     }
 
+    @Test("an HTTP/1.0 request without Host gets the service name as a host name: lowercase, no underscore (Django refuses one)")
+    func hostForHTTP10IsAHostName() throws {
+        let registration = try Fixture.registration(host: "127.0.0.1", 8080, container: "172.17.0.2", 80, service: "Caf_Cr_me", mode: .http)
+        let listener = try #require(try Self.resources(try DiscoveryDocument.listeners([ListenerBuilder.listener(for: registration)])).first)
+        let chains = try #require(listener["filter_chains"] as? [[String: Any]])
+        let manager = try #require((chains.first?["filters"] as? [[String: Any]])?.first?["typed_config"] as? [String: Any])
+        let options = try #require(manager["http_protocol_options"] as? [String: Any])
+        #expect(registration.serviceName.contains("_"), "\(registration.serviceName)")
+        let host = try #require(options["default_host_for_http_10"] as? String)
+        #expect(host == registration.serviceName.lowercased().replacingOccurrences(of: "_", with: "-"), "\(host)")
+        #expect(host.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "-" }, "\(host)")
+    }
+
     @Test func httpModeRoutesEverythingToTheServiceCluster() throws {
         let configuration = try EnvoyScenario.httpSinglePort.configuration()
         let listener = try #require(try Self.resources(try DiscoveryDocument.listeners(configuration.listeners)).first)

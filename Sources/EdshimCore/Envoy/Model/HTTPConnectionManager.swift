@@ -109,7 +109,7 @@ public struct HTTPConnectionManager: EnvoyMessage {
         /// through docker-proxy: nginx's `proxy_pass`, `ab` and `curl -0` send them.
         public var acceptHttp10: Bool
         /// The `Host` an HTTP/1.0 request without one is given (Envoy refuses it
-        /// 400 otherwise): the service name.
+        /// 400 otherwise): the service name as a host name (`ListenerBuilder.hostName`).
         public var defaultHostForHttp10: String
         /// The response's header names, and its reason phrase, as the container
         /// wrote them.
