@@ -33,7 +33,7 @@ struct DockerdRestartGrace {
         let scale: Int64 = text.hasSuffix("m") ? 60 : 1
         let number = text.hasSuffix("m") || text.hasSuffix("s") ? String(text.dropLast()) : text
         guard let value = Int64(number), value >= 0, value <= longestSeconds / scale else {
-            throw ShimFailure("\(variable)=\(text) is not a grace edshim knows: give seconds (120, 120s) or minutes (2m), at most 24 hours; 0 withdraws a port as soon as dockerd exits")
+            throw ShimFailure("\(variable)=\(text) is not a grace edshim knows: give seconds (120, 120s) or minutes (2m), at most 24 hours; 0 withdraws a port as soon as dockerd exits (set in dockerd's environment)")
         }
         return DockerdRestartGrace(seconds: value * scale, dockerd: dockerd)
     }

@@ -16,7 +16,7 @@ enum FallbackPolicy: String {
     static func fromEnvironment() throws(ShimFailure) -> FallbackPolicy {
         guard let value = ProcessEnvironment.value(variable) else { return .proxy }
         guard let policy = FallbackPolicy(rawValue: value) else {
-            throw ShimFailure("\(variable)=\(value) is not a fallback edshim knows: use proxy or fail")
+            throw ShimFailure("\(variable)=\(value) is not a fallback edshim knows: use proxy or fail (set in dockerd's environment)")
         }
         return policy
     }
