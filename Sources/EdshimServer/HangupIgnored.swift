@@ -1,6 +1,9 @@
 import Logging
 import ServiceLifecycle
 import UnixSignals
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// SIGHUP, which operators and logrotate scripts send daemons to reload, would end
 /// the server without a word (the default action) and leave its socket behind. The
@@ -8,6 +11,11 @@ import UnixSignals
 /// it says so and runs on.
 struct HangupIgnored: Service {
     let logger: Logger
+
+    /// Ignores SIGHUP from the server's first moment; `run` then logs each one.
+    static func ignoreUntilTrapped() {
+        signal(SIGHUP, SIG_IGN)
+    }
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)

@@ -18,6 +18,8 @@ public struct RegistrarServer: Sendable {
 
     /// Runs until SIGINT or SIGTERM, then stops cleanly and removes the socket.
     public func run() async throws {
+        // SIGHUP would end the server while it starts, before `HangupIgnored` runs.
+        HangupIgnored.ignoreUntilTrapped()
         // What can refuse to start is checked before anything is written: a server
         // that cannot run must leave a running one, and Envoy's configuration, alone.
         let policy = try PeerPolicy.resolve(groupName: configuration.socketGroup)

@@ -22,10 +22,10 @@ public enum StatusReport {
         /// Nothing listens: Envoy does not run (or has not bound the port yet).
         case nothing
 
-        /// What serves `registration`'s port, given the host's `listening` sockets and
-        /// whether its shim holds one of them itself (nil: cannot be seen).
-        public static func of(_ registration: Registration, listening: [ListeningSocket], shimServesItself: Bool?) -> Serving {
-            guard listening.contains(where: { $0.endpoint == registration.key.host }) else { return .nothing }
+        /// What serves `registration`'s port, given the addresses sockets of the host
+        /// listen on and whether its shim holds one of them itself (nil: cannot be seen).
+        public static func of(_ registration: Registration, listening: Set<SocketEndpoint>, shimServesItself: Bool?) -> Serving {
+            guard listening.contains(registration.key.host) else { return .nothing }
             return shimServesItself == true ? .shim : .envoy
         }
     }

@@ -5,13 +5,14 @@ import ServiceLifecycle
 /// Says in the server's log when published ports are closed while the server, its
 /// `/healthz` and its registry all look healthy:
 /// - registered ports nothing listens on: Envoy died or was stopped (every port
-///   handed to it is closed until it runs again), or cannot bind some of them. A
-///   port counts once it was closed at two checks in a row (`interval` apart), so a
-///   registration Envoy is about to serve, or Envoy restarted by its unit, is not
-///   reported; each change of the closed set is logged once, and the ports' return;
-/// - once, two checks after the start: running shims whose ports the server does not
-///   have and which do not serve them themselves (the state file was missing or
-///   unreadable, and `edshim resync` did not run).
+///   handed to it is closed until it runs again), refused its configuration, or
+///   cannot bind some of them. A port counts once it was closed at two checks in a
+///   row (`interval` apart), so a registration Envoy is about to serve, or Envoy
+///   restarted by its unit, is not reported. Ports newly closed are logged as an
+///   error; fewer closed, or none, as a notice;
+/// - once, from the second check on and when `edshim resync` is not under way:
+///   running shims whose ports the server does not have, which nothing listens on
+///   (the state file was missing or unreadable, and resync did not run).
 struct UnservedPortsLog: Service {
     let registrar: Registrar
     /// The socket the server's shims register with.
@@ -25,18 +26,24 @@ struct UnservedPortsLog: Service {
                 var seenClosed: Set<RegistrationKey> = []
                 var reported: Set<RegistrationKey> = []
                 var checks = 0
+                var unregisteredChecked = false
                 while true {
                     try await Task.sleep(for: interval)
                     checks += 1
                     let registrations = await registrar.registrations()
-                    let table = ListenTable.read()
-                    if checks == 2 { reportUnregistered(registered: Set(registrations.map(\.key)), listening: table) }
-                    let closed = Set(registrations.map(\.key).filter { key in !table.contains { $0.endpoint == key.host } })
+                    // One set of the listening addresses: a host with thousands of ports has
+                    // an Envoy socket per worker on each.
+                    let listening = Set(ListenTable.read().map(\.endpoint))
+                    if checks >= 2, !unregisteredChecked, await !registrar.resyncing {
+                        unregisteredChecked = true
+                        reportUnregistered(registered: Set(registrations.map(\.key)), listening: listening)
+                    }
+                    let closed = Set(registrations.map(\.key).filter { !listening.contains($0.host) })
                     // Closed now and at the check before.
                     let stillClosed = closed.intersection(seenClosed)
                     seenClosed = closed
                     guard stillClosed != reported else { continue }
-                    reportClosed(stillClosed, of: registrations.count)
+                    reportClosed(stillClosed, of: registrations.count, after: reported)
                     reported = stillClosed
                 }
             }
@@ -45,24 +52,29 @@ struct UnservedPortsLog: Service {
         }
     }
 
-    private func reportClosed(_ closed: Set<RegistrationKey>, of registered: Int) {
-        guard !closed.isEmpty else {
-            logger.notice("every registered port is listened on again", metadata: ["registered": "\(registered)"])
+    private func reportClosed(_ closed: Set<RegistrationKey>, of registered: Int, after reported: Set<RegistrationKey>) {
+        guard closed.subtracting(reported).isEmpty else {
+            let all = closed.count == registered
+            logger.error(
+                "nothing listens on \(all ? "any" : "\(closed.count)") of the \(registered) registered ports: \(all ? "Envoy does not run, or refused its configuration" : "Envoy cannot bind them, or does not run") (is envoy-edshim running? its log says why it does not listen); they are closed until it does",
+                metadata: ["closed": "\(Self.list(closed))"]
+            )
             return
         }
-        let all = closed.count == registered
-        logger.error(
-            "nothing listens on \(all ? "any" : "\(closed.count)") of the \(registered) registered ports: \(all ? "Envoy does not run" : "Envoy cannot bind them, or does not run") (is envoy-edshim running? its log says why it does not listen); they are closed until it does",
-            metadata: ["closed": "\(Self.list(closed))"]
-        )
+        if closed.isEmpty {
+            logger.notice("no registered port is closed any more", metadata: ["registered": "\(registered)"])
+        } else {
+            logger.notice("fewer registered ports are closed: \(closed.count) of \(registered) still are", metadata: ["closed": "\(Self.list(closed))"])
+        }
     }
 
-    /// The TCP shims of this server whose port is not registered and which do not
-    /// serve it themselves: closed until `edshim resync` registers them again.
-    private func reportUnregistered(registered: Set<RegistrationKey>, listening: [ListeningSocket]) {
+    /// The TCP shims of this server whose port is not registered and which nothing
+    /// listens on (their own socket, or an Envoy still following a deleted xds
+    /// directory, would): closed until `edshim resync` registers them again.
+    private func reportUnregistered(registered: Set<RegistrationKey>, listening: Set<SocketEndpoint>) {
         let unserved = ShimProcesses.all().filter { shim in
             shim.arguments.proto == .tcp && !registered.contains(shim.arguments.key) && shim.registers(with: socketPath)
-                && ShimProcesses.servesItself(shim, listening: listening) == false
+                && !listening.contains(shim.arguments.host)
         }
         guard !unserved.isEmpty else { return }
         logger.error(

@@ -33,6 +33,9 @@ final class XDSDirectoryClaim: Sendable {
         )
     }
 
+    /// The directory this server holds the claim on (its device and inode).
+    var identity: FileIdentity? { lock.identity }
+
     /// Claims the directory again once it was deleted and made again
     /// (`XDSPublisher.restoreIfLost`); returns whether it had to.
     func relockIfLost() throws(ServerStartupError) -> Bool {

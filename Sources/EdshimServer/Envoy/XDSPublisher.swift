@@ -56,7 +56,9 @@ actor XDSPublisher {
     /// Reads are watched from the start, so the first two files go in order too
     /// (clusters Envoy has read before the listeners that use them).
     func start(restored: Registry, live: Registry) async throws {
-        directoryIdentity = FileIdentity(directory)
+        // The directory claimed, which the path may no longer name: then the first
+        // write finds it replaced, and `apply` claims the new one.
+        directoryIdentity = claim.identity
         reads = FileReadWatcher(directory: directory)
         if reads == nil {
             logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(String(cString: strerror(errno)))"])
@@ -100,6 +102,9 @@ actor XDSPublisher {
             // as soon as the disk takes them (`apply`).
             logger.error("cannot write Envoy configuration at start; starting all the same and retrying (Envoy keeps what it has)", metadata: ["error": "\(failure)"])
             health.failed(.envoyConfiguration, "\(failure)")
+        } catch let replaced as DirectoryReplaced {
+            // `rm -rf` during the start: `apply` claims the new directory and writes it whole.
+            logger.warning("\(replaced)")
         }
         published = lastGiven
         let coalescer = Coalescer { [self] registry in await self.apply(registry) }
@@ -112,6 +117,17 @@ actor XDSPublisher {
 
     /// How many files were written, to tell a step that wrote nothing.
     private var writes = 0
+
+    /// Counts the directories followed (`followReplacedDirectory`): a change whose
+    /// step began in one writes nothing into the next (the guard may follow it while
+    /// the step waits for Envoy to read), which is written whole, clusters first.
+    private var directoryGeneration = 0
+    /// The directory generation the change being written began in.
+    private var applying: Int?
+
+    /// The last failure to write logged as an error: the same failure again, at each
+    /// retry, is logged at debug.
+    private var failureLogged: String?
 
     /// Why the directory made again could not be claimed, as last logged.
     private var claimRefused: String?
@@ -190,7 +206,8 @@ actor XDSPublisher {
         }
         _ = try claim.relockIfLost()
         logger.warning("the xds directory was \(current == nil ? "deleted" : "replaced"); writing the configuration into it again. An Envoy started before follows the directory it found at start: restart it", metadata: ["xds_dir": "\(directory)"])
-        directoryIdentity = FileIdentity(directory)
+        directoryIdentity = claim.identity
+        directoryGeneration += 1
         // Reads are watched in the directory Envoy can see now.
         reads = FileReadWatcher(directory: directory)
         unread = nil
@@ -215,13 +232,14 @@ actor XDSPublisher {
     private func apply(_ registry: Registry) async -> Bool {
         let failing = health.failure(of: .envoyConfiguration) != nil
         let writesBefore = writes
+        defer { applying = nil }
         do {
             _ = try followReplacedDirectory()
+            applying = directoryGeneration
             try await writeOwedAtStart()
             try await rewriteLostFiles()
         } catch {
-            logger.error("writing Envoy configuration failed; retrying", metadata: ["error": "\(error)"])
-            health.failed(.envoyConfiguration, "\(error)")
+            failed(error)
             return false
         }
         let target = await Self.configuration(for: registry, telemetry: telemetry)
@@ -242,8 +260,7 @@ actor XDSPublisher {
                 if step.listeners != published.listeners { try await write(step.listeners) }
                 published = step
             } catch {
-                logger.error("writing Envoy configuration failed; retrying", metadata: ["error": "\(error)"])
-                health.failed(.envoyConfiguration, "\(error)")
+                failed(error)
                 return false
             }
         }
@@ -256,12 +273,27 @@ actor XDSPublisher {
             do {
                 try await write(published.listeners, evenUnchanged: true)
             } catch {
-                health.failed(.envoyConfiguration, "\(error)")
+                failed(error)
                 return false
             }
         }
         health.succeeded(.envoyConfiguration)
+        failureLogged = nil
         return true
+    }
+
+    /// Reports a failed write (`/healthz`), logged as an error unless it is the one
+    /// logged last: retried every few seconds, a full disk or a directory another
+    /// server claimed would otherwise repeat the same line for as long as it lasts.
+    private func failed(_ error: any Error) {
+        let description = "\(error)"
+        health.failed(.envoyConfiguration, description)
+        if failureLogged == description {
+            logger.debug("writing Envoy configuration failed again; retrying", metadata: ["error": "\(description)"])
+        } else {
+            failureLogged = description
+            logger.error("writing Envoy configuration failed; retrying (logged again only when the reason changes)", metadata: ["error": "\(description)"])
+        }
     }
 
     /// Writes what Envoy should have now, clusters first, into a file found lost
@@ -361,7 +393,7 @@ actor XDSPublisher {
         }
         // Replaced since this step began: written again whole, clusters first, from
         // the next try (`apply` claims it first).
-        guard FileIdentity(directory) == directoryIdentity else {
+        guard FileIdentity(directory) == directoryIdentity, applying.map({ $0 == directoryGeneration }) ?? true else {
             throw DirectoryReplaced(directory: directory)
         }
         await reads?.mark(name)

@@ -22,10 +22,12 @@ actor Registrar {
     private var shimSockets: [Int: UInt64] = [:]
     /// Tells the registrations in progress apart (keys of `shimSockets`).
     private var requestsTaken = 0
-    /// Ports whose shim serves them itself because Envoy did not take them: the shim
-    /// registers again every few seconds until Envoy does, and each withdrawal is
-    /// logged at most once a minute (the retries at debug), not twice per retry.
-    private var withdrawnUntilEnvoy: [RegistrationKey: LogThrottle] = [:]
+    /// Ports whose shim serves them itself because their registration was withdrawn
+    /// (Envoy did not take them, or its files could not be written): the shim
+    /// registers again every few seconds until Envoy serves the port, and each
+    /// withdrawal is logged at most once a minute (the retries at debug), not twice per
+    /// retry.
+    private var withdrawnAndRetrying: [RegistrationKey: LogThrottle] = [:]
     /// Registrations made while Docker could not be asked for their labels.
     private var pendingLabels: PendingLabels
     /// Yields when a registration starts waiting for Docker: `LabelRefresher` waits on it.
@@ -78,6 +80,12 @@ actor Registrar {
     func registrations() -> [Registration] {
         registry.registrations
     }
+
+    /// Registrations made on a shim's behalf (`edshim resync`) not answered yet.
+    private var onBehalfInProgress = 0
+
+    /// Whether `edshim resync` is registering shims right now.
+    var resyncing: Bool { onBehalfInProgress > 0 }
 
     /// Answers one request from `peer`.
     func handle(_ request: WireRequest, from peer: PeerCredentials) async -> WireResponse {
@@ -148,7 +156,10 @@ actor Registrar {
         requestsTaken += 1
         let requestNumber = requestsTaken
         shimSockets[requestNumber] = request.heldSocketInode
+        let onBehalf = request.onBehalfOf != nil
+        if onBehalf { onBehalfInProgress += 1 }
         defer {
+            if onBehalf { onBehalfInProgress -= 1 }
             inProgress[pending]?.count -= 1
             if inProgress[pending]?.count == 0 { inProgress[pending] = nil }
             shimSockets[requestNumber] = nil
@@ -188,7 +199,7 @@ actor Registrar {
         pendingLabels.note(key, answer: answer)
         // A shim registering again while Envoy does not take its port: logged when
         // Envoy takes it, or when it is withdrawn again (at most once a minute).
-        logger.log(level: withdrawnUntilEnvoy[key] == nil ? .info : .debug, "registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
+        logger.log(level: withdrawnAndRetrying[key] == nil ? .info : .debug, "registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
         guard await commit() else {
             return await unpublishable(key, owner: owner, kept: gaveItsPortToEnvoy || hasSibling(pending))
         }
@@ -204,7 +215,7 @@ actor Registrar {
         }
         if ready {
             retired[key] = nil
-            if withdrawnUntilEnvoy.removeValue(forKey: key) != nil {
+            if withdrawnAndRetrying.removeValue(forKey: key) != nil {
                 logger.info("registered, and Envoy serves it", metadata: (registry[key] ?? registration).logMetadata())
             }
             // Replacing a registration, Envoy's socket on the port was there before:
@@ -249,17 +260,24 @@ actor Registrar {
         let why = envoyAbsent
             ? "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory))"
             : "Envoy did not listen in time"
-        let outcome = withdrawn
-            ? "registration withdrawn; its shim serves the port and registers again every few seconds until Envoy takes it"
-            : "registration left to the other registration of its shim in progress"
-        var throttle = withdrawnUntilEnvoy[key] ?? LogThrottle()
-        let now = Int64((ContinuousClock.now - started) / .milliseconds(1))
-        if let line = throttle.line("\(why); \(outcome)", now: now) {
-            logger.warning("\(line)", metadata: ["key": "\(key)"])
-        } else {
-            logger.debug("\(why); \(outcome)", metadata: ["key": "\(key)"])
+        guard withdrawn else {
+            logger.warning("\(why); registration left to the other registration of its shim in progress", metadata: ["key": "\(key)"])
+            return
         }
-        withdrawnUntilEnvoy[key] = throttle
+        logRetried(key, "\(why); registration withdrawn; its shim serves the port and registers again every few seconds until Envoy takes it", metadata: ["key": "\(key)"])
+    }
+
+    /// Logs a withdrawal its shim will retry: the first as a warning, then at most
+    /// once a minute for the same port (the rest at debug).
+    private func logRetried(_ key: RegistrationKey, _ message: String, metadata: Logger.Metadata) {
+        var throttle = withdrawnAndRetrying[key] ?? LogThrottle()
+        let now = Int64((ContinuousClock.now - started) / .milliseconds(1))
+        if let line = throttle.line(message, now: now) {
+            logger.warning("\(line)", metadata: metadata)
+        } else {
+            logger.debug("\(message)", metadata: metadata)
+        }
+        withdrawnAndRetrying[key] = throttle
     }
 
     /// The answer to a registration whose configuration could not be written to the
@@ -276,7 +294,12 @@ actor Registrar {
             release(owner)
             await commit()
         }
-        logger.warning("cannot write Envoy's configuration; registration \(kept ? "kept for when it can" : "withdrawn")", metadata: ["key": "\(key)", "xds_dir": "\(directory)", "error": "\(reason)"])
+        let metadata: Logger.Metadata = ["key": "\(key)", "xds_dir": "\(directory)", "error": "\(reason)"]
+        if kept {
+            logger.warning("cannot write Envoy's configuration; registration kept for when it can", metadata: metadata)
+        } else {
+            logRetried(key, "cannot write Envoy's configuration; registration withdrawn", metadata: metadata)
+        }
         return .failure(WireError(.unavailable, "cannot write Envoy's configuration in \(directory) (\(reason)): \(key) \(kept ? "is kept, and Envoy serves it once the server can write there" : "is not registered; its shim serves the port itself and registers again once the server can write there"); GET /healthz on the server's admin address says while writes fail (a full disk needs space freed)"))
     }
 
@@ -451,7 +474,7 @@ actor Registrar {
 
     private func deregister(_ key: RegistrationKey, from peer: PeerCredentials) async -> WireResponse {
         // The shim is stopping: a later one of the port starts over, logged in full.
-        withdrawnUntilEnvoy[key] = nil
+        withdrawnAndRetrying[key] = nil
         guard let owner = ProcessTable.owner(of: peer.pid) else {
             return .failure(WireError(.unavailable, "cannot read /proc/\(peer.pid)"))
         }

@@ -26,6 +26,10 @@ final class HeldLock: Sendable {
         held = Mutex(try Self.lock(path, flags: flags, name: name, taken: taken))
     }
 
+    /// The locked file or directory's device and inode: what the lock holds, which
+    /// the path may no longer name.
+    var identity: FileIdentity? { held.withLock { $0.identity } }
+
     /// Locks what `path` names now, when it is no longer what was locked (deleted, or
     /// replaced: `rm -rf /var/lib/edshim`); returns whether it had to. Throws when it
     /// cannot, another server holding the new one included; the old lock is then kept.

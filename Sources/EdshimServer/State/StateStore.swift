@@ -101,11 +101,22 @@ actor StateStore {
             try AtomicFile.write(StateDocument.encode(registry, bootID: bootID), to: path, mode: 0o640, durable: true)
             writtenIdentity = FileIdentity(path)
             health.succeeded(.stateFile)
+            failureLogged = nil
             return true
         } catch {
-            logger.error("cannot save the state file; retrying (a restart meanwhile would need edshim resync)", metadata: ["error": "\(error)"])
-            health.failed(.stateFile, "\(error)")
+            let description = "\(error)"
+            health.failed(.stateFile, description)
+            // Retried every few seconds: the same failure again is logged at debug.
+            if failureLogged == description {
+                logger.debug("cannot save the state file again; retrying", metadata: ["error": "\(description)"])
+            } else {
+                failureLogged = description
+                logger.error("cannot save the state file; retrying (a restart meanwhile would need edshim resync; logged again only when the reason changes)", metadata: ["error": "\(description)"])
+            }
             return false
         }
     }
+
+    /// The last failure to save logged as an error.
+    private var failureLogged: String?
 }

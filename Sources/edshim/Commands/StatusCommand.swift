@@ -49,10 +49,15 @@ struct StatusCommand: ParsableCommand {
     /// nothing (Envoy does not run).
     private static func serving(_ registrations: [Registration], shims: [ShimProcesses.Shim], listening: [ListeningSocket]) -> [RegistrationKey: StatusReport.Serving] {
         let shimsByPID = Dictionary(shims.map { ($0.owner.pid, $0) }, uniquingKeysWith: { first, _ in first })
+        // Indexed once: a host with thousands of ports has an Envoy socket per worker on each.
+        let byAddress = Dictionary(grouping: listening, by: \.endpoint)
+        let addresses = Set(byAddress.keys)
         var serving: [RegistrationKey: StatusReport.Serving] = [:]
         for registration in registrations {
             let shim = shimsByPID[registration.owner.pid].flatMap { $0.owner == registration.owner ? $0 : nil }
-            serving[registration.key] = .of(registration, listening: listening, shimServesItself: shim.flatMap { ShimProcesses.servesItself($0, listening: listening) })
+            let onItsAddress = byAddress[registration.key.host] ?? []
+            let servesItself = onItsAddress.isEmpty ? false : shim.flatMap { ShimProcesses.servesItself($0, listening: onItsAddress) }
+            serving[registration.key] = .of(registration, listening: addresses, shimServesItself: servesItself)
         }
         return serving
     }
