@@ -205,6 +205,24 @@ struct HTTPModeTests {
         }
     }
 
+    @Test("Envoy closes its connection to the container after 1 s without a request, before the container's keep-alive timeout could (gunicorn's 2 s) close it under a POST, which would get a 503; the next request opens a new one")
+    func idleConnectionToTheContainerClosedFirst() async throws {
+        try await withTestbed { bed in
+            let requests = RecordedRequests()
+            let port = try await Self.published(try bed.recordingBackend(requests), on: bed)
+            let cluster = "cluster.unknown-\(port.port)"
+            #expect(try TestHTTP.get(port).status == 200)
+            try await bed.eventually("Envoy closed the idle connection to the container", timeout: .seconds(5)) {
+                try bed.stat("\(cluster).upstream_cx_idle_timeout") == 1
+            }
+            #expect(try bed.stat("\(cluster).upstream_cx_active") == 0)
+            let post = try TestHTTP.send("POST", to: port, body: "paid")
+            #expect(post.status == 200, "\(post.status) \(post.body)")
+            #expect(try bed.stat("\(cluster).upstream_cx_total") == 2, "a new connection for the POST")
+            #expect(requests.all.count == 2)
+        }
+    }
+
     @Test("header names keep their case both ways, and the container's reason phrase reaches the client, as through docker-proxy (Envoy would lowercase them: HTTP/1.1 says case does not matter, yet some clients and apps compare them exactly)")
     func headerCaseKept() async throws {
         try await withTestbed { bed in

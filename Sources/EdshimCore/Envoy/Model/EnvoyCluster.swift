@@ -73,6 +73,15 @@ public struct EnvoyCluster: EnvoyMessage {
                 public var headerKeyFormat = HeaderKeyFormat.preserveCase
             }
 
+            /// `config.core.v3.HttpProtocolOptions`: how long a connection to the
+            /// container stays open with no request on it.
+            public struct Common: Encodable, Hashable, Sendable {
+                public var idleTimeout: String
+            }
+
+            /// Connections to the container close after `ClusterBuilder.idleTimeout`
+            /// without a request.
+            public var commonHttpProtocolOptions = Common(idleTimeout: ClusterBuilder.idleTimeout)
             /// The protocol follows the client's.
             public var useDownstreamProtocolConfig = UseDownstream()
         }
