@@ -125,10 +125,6 @@ actor XDSPublisher {
     /// The directory generation the change being written began in.
     private var applying: Int?
 
-    /// The last failure to write logged as an error: the same failure again, at each
-    /// retry, is logged at debug.
-    private var failureLogged: String?
-
     /// Why the directory made again could not be claimed, as last logged.
     private var claimRefused: String?
 
@@ -278,21 +274,17 @@ actor XDSPublisher {
             }
         }
         health.succeeded(.envoyConfiguration)
-        failureLogged = nil
         return true
     }
 
-    /// Reports a failed write (`/healthz`), logged as an error unless it is the one
-    /// logged last: retried every few seconds, a full disk or a directory another
-    /// server claimed would otherwise repeat the same line for as long as it lasts.
+    /// Reports a failed write (`/healthz`), logged as an error when it is news
+    /// (`WriteHealth.failed`), the repeats at debug.
     private func failed(_ error: any Error) {
         let description = "\(error)"
-        health.failed(.envoyConfiguration, description)
-        if failureLogged == description {
-            logger.debug("writing Envoy configuration failed again; retrying", metadata: ["error": "\(description)"])
-        } else {
-            failureLogged = description
+        if health.failed(.envoyConfiguration, description) {
             logger.error("writing Envoy configuration failed; retrying (logged again only when the reason changes)", metadata: ["error": "\(description)"])
+        } else {
+            logger.debug("writing Envoy configuration failed again; retrying", metadata: ["error": "\(description)"])
         }
     }
 

@@ -101,22 +101,15 @@ actor StateStore {
             try AtomicFile.write(StateDocument.encode(registry, bootID: bootID), to: path, mode: 0o640, durable: true)
             writtenIdentity = FileIdentity(path)
             health.succeeded(.stateFile)
-            failureLogged = nil
             return true
         } catch {
             let description = "\(error)"
-            health.failed(.stateFile, description)
-            // Retried every few seconds: the same failure again is logged at debug.
-            if failureLogged == description {
-                logger.debug("cannot save the state file again; retrying", metadata: ["error": "\(description)"])
-            } else {
-                failureLogged = description
+            if health.failed(.stateFile, description) {
                 logger.error("cannot save the state file; retrying (a restart meanwhile would need edshim resync; logged again only when the reason changes)", metadata: ["error": "\(description)"])
+            } else {
+                logger.debug("cannot save the state file again; retrying", metadata: ["error": "\(description)"])
             }
             return false
         }
     }
-
-    /// The last failure to save logged as an error.
-    private var failureLogged: String?
 }

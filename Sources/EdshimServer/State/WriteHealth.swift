@@ -17,10 +17,16 @@ final class WriteHealth: Sendable {
 
     private let failures = Mutex<[Target: Failure]>([:])
 
-    /// A write of `target` failed with `error`.
-    func failed(_ target: Target, _ error: String) {
+    /// A write of `target` failed with `error`; returns whether that is news: the
+    /// first failure since a write succeeded, or another reason than the last one.
+    /// Writes are retried every few seconds, and a log line for each repeat would
+    /// flood the log for as long as a disk stays full.
+    @discardableResult
+    func failed(_ target: Target, _ error: String) -> Bool {
         failures.withLock { failures in
+            let news = failures[target]?.error != error
             failures[target] = Failure(since: failures[target]?.since ?? .now, error: error)
+            return news
         }
     }
 
