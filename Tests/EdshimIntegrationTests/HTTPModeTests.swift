@@ -223,6 +223,22 @@ struct HTTPModeTests {
         }
     }
 
+    @Test("HTTP/1 trailers of a chunked response reach the client, as through docker-proxy (Envoy drops them by default)")
+    func responseTrailersPass() async throws {
+        try await withTestbed { bed in
+            let chunkedWithTrailer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: abc123\r\n\r\n"
+            let port = try await Self.published(try bed.recordingBackend(RecordedRequests(), answer: chunkedWithTrailer), on: bed)
+            let answer = try await onThread {
+                let fd = try Sockets.connect(port)
+                defer { close(fd) }
+                try Sockets.sendAll(fd, Array("GET / HTTP/1.1\r\nHost: edshim\r\nTE: trailers\r\nConnection: close\r\n\r\n".utf8))
+                return String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+            }
+            #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("hello"), "\(answer)")
+            #expect(answer.lowercased().contains("x-checksum: abc123"), "the trailer was dropped: \(answer)")
+        }
+    }
+
     @Test("header names keep their case both ways, and the container's reason phrase reaches the client, as through docker-proxy (Envoy would lowercase them: HTTP/1.1 says case does not matter, yet some clients and apps compare them exactly)")
     func headerCaseKept() async throws {
         try await withTestbed { bed in

@@ -71,6 +71,8 @@ public struct EnvoyCluster: EnvoyMessage {
             /// `Http1ProtocolOptions` toward the container.
             public struct HTTP1: Encodable, Hashable, Sendable {
                 public var headerKeyFormat = HeaderKeyFormat.preserveCase
+                /// Trailers pass both ways (`HTTPConnectionManager.HTTP1Options`).
+                public var enableTrailers = true
             }
 
             /// `config.core.v3.HttpProtocolOptions`: how long a connection to the

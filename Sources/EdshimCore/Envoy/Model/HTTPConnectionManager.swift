@@ -114,12 +114,15 @@ public struct HTTPConnectionManager: EnvoyMessage {
         /// The response's header names, and its reason phrase, as the container
         /// wrote them.
         public var headerKeyFormat = HeaderKeyFormat.preserveCase
+        /// True: a chunked request's trailers reach the container, and the
+        /// response's the client, as through docker-proxy (Envoy drops them by default).
+        public var enableTrailers = true
 
         private enum CodingKeys: String, CodingKey {
             // The proto's names: snake case would write `accept_http10`.
             case acceptHttp10 = "accept_http_10"
             case defaultHostForHttp10 = "default_host_for_http_10"
-            case headerKeyFormat
+            case headerKeyFormat, enableTrailers
         }
     }
 
