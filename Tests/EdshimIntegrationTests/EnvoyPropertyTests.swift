@@ -72,7 +72,7 @@ struct PropertyRun {
         "web", "api", "Café Crème/v2", "new\nline", "dots.and:colons", "日本", "🚀", "", "quo\"te",
         String(repeating: "long", count: 250), "a b c", "-_-",
     ]
-    static let modes = ["http", "tcp", "HTTP", "grpc", ""]
+    static let modes = ["http", "tcp", "HTTP", "http-only", "grpc", ""]
 
     init(bed: Testbed, docker: FakeDockerEngine, generator: SeededGenerator) {
         self.bed = bed

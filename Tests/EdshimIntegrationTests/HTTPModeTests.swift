@@ -223,6 +223,33 @@ struct HTTPModeTests {
         }
     }
 
+    @Test("http-only: a request line Envoy cannot parse is refused, not relayed as TCP with the client's own X-Forwarded-For; a plain request gets Envoy's; TLS is refused too")
+    func httpOnlyRefusesWhatIsNotHTTP() async throws {
+        var options = Testbed.Options()
+        options.defaultMode = "http-only"
+        try await withTestbed(options) { bed in
+            let requests = RecordedRequests()
+            let port = try await Self.published(try bed.recordingBackend(requests), on: bed)
+            let forged = "GET /caf\u{e9} HTTP/1.1\r\nHost: a\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: close\r\n\r\n"
+            let clientHello: [UInt8] = [0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00]
+            for bytes in [Array(forged.utf8), clientHello] {
+                let answer = try await onThread {
+                    let fd = try Sockets.connect(port)
+                    defer { close(fd) }
+                    try Sockets.sendAll(fd, bytes)
+                    return String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+                }
+                #expect(answer.hasPrefix("HTTP/1.1 400"), "\(answer.prefix(200))")
+            }
+            #expect(requests.all.isEmpty, "the container got \(requests.all.map(\.path))")
+            let plain = try TestHTTP.get(port, headers: ["X-Forwarded-For": "10.0.0.1"])
+            #expect(plain.status == 200)
+            let received = try #require(requests.all.first)
+            #expect(received.headers["x-forwarded-for"]?.hasPrefix("10.0.0.1,") == true && received.headers["x-forwarded-for"] != "10.0.0.1", "Envoy appended its entry: \(received.headers)")
+            #expect(try bed.listeners()["tcp_0.0.0.0_\(port.port)"] != nil)
+        }
+    }
+
     @Test("HTTP/1 trailers of a chunked response reach the client, as through docker-proxy (Envoy drops them by default)")
     func responseTrailersPass() async throws {
         try await withTestbed { bed in

@@ -20,7 +20,7 @@ public enum ListenerBuilder {
             socketOptions: keepalive,
             filterChains: [EnvoyListener.FilterChain(filters: [tcp])]
         )
-        guard registration.mode == .http else { return listener }
+        guard registration.mode.isHTTP else { return listener }
         let http = NetworkFilter(.http(httpConnectionManager(
             serviceName: serviceName,
             operation: ServiceNaming.service(registration.metadata),
@@ -30,6 +30,11 @@ public enum ListenerBuilder {
                 TracingBuilder.tracing(for: registration, serviceName: serviceName, collector: $0, samplePercent: telemetry.tracingSamplePercent)
             }
         )))
+        guard registration.mode == .http else {
+            // `http-only`: every connection is the connection manager's.
+            listener.filterChains = [EnvoyListener.FilterChain(filters: [http])]
+            return listener
+        }
         // What the container serves in HTTP mode need not be HTTP (nginx's TLS, a
         // database published without a label): the inspector tells, and what is not
         // plain HTTP is relayed as TCP, as docker-proxy would have.

@@ -7,7 +7,7 @@ public enum ContainerLabels {
     public static let service = "edshim.service"
     /// `edshim.environment`: the environment, second part of the service name.
     public static let environment = "edshim.environment"
-    /// `edshim.mode`: `http` or `tcp`.
+    /// `edshim.mode`: `http`, `tcp` or `http-only`.
     public static let mode = "edshim.mode"
     /// Legacy `ServiceName`.
     public static let legacyService = "ServiceName"
@@ -46,7 +46,7 @@ public enum ContainerLabels {
         if let (label, text) = value(Self.mode, legacyMode) {
             mode = ProxyMode(label: text)
             if mode == nil {
-                warnings.append("container \(container): label \(label)=\(quoted(text)) is not a mode edshim knows (http, tcp); using the server's default mode")
+                warnings.append("container \(container): label \(label)=\(quoted(text)) is not a mode edshim knows (http, tcp, http-only); using the server's default mode")
             }
         }
         return Reading(

@@ -5,6 +5,14 @@ public enum ProxyMode: String, Hashable, Sendable, CaseIterable {
     case http
     /// TCP proxy: bytes untouched.
     case tcp
+    /// HTTP connection manager for every connection, with no relay as TCP: what is not
+    /// HTTP is refused (400) instead of passed on, so a client cannot make its
+    /// connection bypass Envoy's HTTP handling (and its own `X-Forwarded-For` reach
+    /// the container as the last entry).
+    case httpOnly = "http-only"
+
+    /// Whether Envoy handles the port's requests as HTTP.
+    public var isHTTP: Bool { self != .tcp }
 
     /// Parses a label value: trimmed, case-insensitive; `nil` when unknown.
     public init?(label: String) {

@@ -52,7 +52,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("docker-host"), help: "Docker Engine API, unix:// or tcp:// (default: $DOCKER_HOST, else unix:///var/run/docker.sock).")
     var dockerHost: String?
 
-    @Option(name: .customLong("default-mode"), help: "Mode for containers without a ProxyMode / edshim.mode label: http or tcp.")
+    @Option(name: .customLong("default-mode"), help: "Mode for containers without a ProxyMode / edshim.mode label: http, tcp or http-only (HTTP with no relay as TCP for what is not HTTP; docs/labels.md).")
     var defaultMode: String = "http"
 
     @Option(name: .customLong("ready-timeout"), parsing: .unconditional, help: "Seconds a registration waits for Envoy to listen before it fails, at most 10 (a starting shim waits 12 for the answer). An Envoy that does not run (it reads none of the server's files and listens on no registered port) is waited for a second at most.")
@@ -106,7 +106,7 @@ struct ServerCommand: AsyncParsableCommand {
             throw ValidationError("--state-file \(stateFile) is a directory: name a file in it, like \(stateFile.hasSuffix("/") ? stateFile : stateFile + "/")state.json")
         }
         guard ProxyMode(rawValue: defaultMode) != nil else {
-            throw ValidationError("--default-mode must be http or tcp, not \"\(defaultMode)\"")
+            throw ValidationError("--default-mode must be http, tcp or http-only, not \"\(defaultMode)\"")
         }
         guard adminAddress == "off" || AdminAddress(parsing: adminAddress) != nil else {
             throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:7776 or [::1]:7776, unix: and an absolute path of at most \(UnixSocketAddress.maximumPathLength) bytes, like unix:/run/edshim/admin.sock, or off")

@@ -37,6 +37,18 @@ struct ListenerContractTests {
         #expect(host.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "-" }, "\(host)")
     }
 
+    @Test("http-only: one filter chain, the connection manager's, for every connection: no inspector, no relay as TCP")
+    func httpOnlyHasNoTCPFallback() throws {
+        let registration = try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "web", mode: .httpOnly)
+        let listener = try #require(try Self.resources(try DiscoveryDocument.listeners([ListenerBuilder.listener(for: registration)])).first)
+        let filter = try Self.filter(listener)
+        #expect(filter["name"] as? String == "envoy.filters.network.http_connection_manager")
+        let chains = try #require(listener["filter_chains"] as? [[String: Any]])
+        #expect(chains.first?["filter_chain_match"] == nil, "every connection, whatever its first bytes")
+        #expect(listener["listener_filters"] == nil && listener["default_filter_chain"] == nil, "\(listener.keys.sorted())")
+        #expect(ProxyMode(label: " HTTP-Only ") == .httpOnly)
+    }
+
     @Test func httpModeRoutesEverythingToTheServiceCluster() throws {
         let configuration = try EnvoyScenario.httpSinglePort.configuration()
         let listener = try #require(try Self.resources(try DiscoveryDocument.listeners(configuration.listeners)).first)
