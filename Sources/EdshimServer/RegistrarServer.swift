@@ -90,7 +90,7 @@ public struct RegistrarServer: Sendable {
         )
         let reaper = OwnerReaper(owners: owners, registrar: registrar)
         let refresher = LabelRefresher(registrar: registrar, source: metadataSource)
-        var services: [any Service] = [listener, reaper, refresher, OnDiskGuard(publisher: publisher, state: state, stateClaim: stateClaim, logger: logger), UnservedPortsLog(registrar: registrar, socketPath: configuration.socketPath, logger: logger), HangupIgnored(logger: logger)]
+        var services: [any Service] = [listener, reaper, refresher, OnDiskGuard(publisher: publisher, state: state), UnservedPortsLog(registrar: registrar, socketPath: configuration.socketPath, logger: logger), HangupIgnored(logger: logger)]
         if let admin = configuration.adminAddress {
             services.append(AdminEndpoint(address: admin, policy: policy, registrar: registrar, health: health, logger: logger))
         }

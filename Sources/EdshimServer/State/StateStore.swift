@@ -82,11 +82,28 @@ actor StateStore {
         await coalescer?.remember(registry, revision: 0)
     }
 
-    /// Writes the state file again when it was deleted or replaced behind the server's
-    /// back (`rm -rf /var/lib/edshim`): else it stays missing until the registry
-    /// changes, and a restart meanwhile starts without the registrations. Called every
-    /// second (`OnDiskGuard`).
+    /// Why the state file could not be claimed again, as last logged.
+    private var claimRefused: String?
+
+    /// Claims the state file again when its lock file went, then writes the file again
+    /// when it was deleted or replaced behind the server's back (`rm -rf
+    /// /var/lib/edshim`): else it stays missing until the registry changes, and a
+    /// restart meanwhile starts without the registrations. Called every second
+    /// (`OnDiskGuard`). A file another server claimed meanwhile is left to it: an
+    /// error to look into, logged once per reason and tried again every second.
     func restoreIfLost() async {
+        do throws(ServerStartupError) {
+            if try claim.relockIfLost() {
+                logger.notice("the state file was deleted or replaced; claimed again")
+            }
+            claimRefused = nil
+        } catch {
+            if claimRefused != error.description {
+                claimRefused = error.description
+                logger.error("the state file was deleted or replaced and cannot be claimed again; writing nothing into it: \(error.description)")
+            }
+            return
+        }
         let current = FileIdentity(path)
         guard let writtenIdentity, current != writtenIdentity else { return }
         logger.warning("the state file was \(current == nil ? "deleted" : "replaced"); writing it again", metadata: ["state_file": "\(path)"])

@@ -24,8 +24,8 @@ struct ServerCommand: AsyncParsableCommand {
             request (--tracing-otlp), named from the container's labels.
 
             Runs in the foreground until SIGINT or SIGTERM (contrib/edshim.service runs it
-            under systemd); SIGHUP is logged and ignored (nothing to reload). Every flag has a default that works with an Envoy started from
-            `edshim bootstrap` alone.
+            under systemd); SIGHUP is logged and ignored (nothing to reload). Every flag
+            has a default that works with an Envoy started from `edshim bootstrap` alone.
             """
     )
 
