@@ -115,6 +115,64 @@ struct FallbackTests {
         }
     }
 
+    @Test("server stopped, another Envoy of the host (not run from `edshim bootstrap`) listening on the port: refused, naming it, never shared with it")
+    func anotherEnvoyIsNotShared() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let theirs = try bed.httpBackend("theirs")
+            let ours = try bed.httpBackend("ours")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let admin = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
+            // Envoy's own static listener, with reuse_port on (its Linux default), as root:
+            // a shim could join its port's group.
+            let config = """
+                admin:
+                  address: {socket_address: {address: 127.0.0.1, port_value: \(admin.port)}}
+                static_resources:
+                  listeners:
+                  - name: theirs
+                    address: {socket_address: {address: 0.0.0.0, port_value: \(host.port)}}
+                    filter_chains:
+                    - filters:
+                      - name: envoy.filters.network.tcp_proxy
+                        typed_config:
+                          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+                          stat_prefix: theirs
+                          cluster: theirs
+                  clusters:
+                  - name: theirs
+                    load_assignment:
+                      cluster_name: theirs
+                      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \(theirs.endpoint.port)}}}}]}]
+                """
+            let path = bed.directory + "/their-envoy.yaml"
+            try config.write(toFile: path, atomically: true, encoding: .utf8)
+            let envoy = try ChildProcess.spawn(try Binaries.envoy(), ["-c", path, "--disable-hot-restart", "--concurrency", "1", "-l", "warning"], logPath: bed.directory + "/their-envoy.log")
+            defer { envoy.signal(SIGKILL) }
+            try await bed.eventually("their Envoy listens", timeout: .seconds(30)) { ListenTable.read().contains { $0.endpoint == host } }
+
+            let shim = try await bed.publish(host, to: ours.endpoint)
+            #expect(shim.status == "1\nlisten tcp \(host): bind: address already in use: envoy (pid \(envoy.pid)) already listens on tcp \(host); stop it, or publish the container on another host port", "\(shim.status.debugDescription)")
+            #expect(ListenTable.read().filter { $0.endpoint == host }.count == 1, "their Envoy's socket alone listens")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).body.hasPrefix("backend=theirs\n"))
+        }
+    }
+
+    @Test("server down, -use-listen-fd with a socket bound but not listened on: the shim listens on it and serves the port")
+    func heldSocketNotListenedOn() async throws {
+        try await withTestbed(.neitherServerNorEnvoy) { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let bound = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var one: Int32 = 1
+            setsockopt(bound, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+            guard host.withSocketAddress({ bind(bound, $0, $1) }) == 0 else { throw TestFailure("binding \(host): \(String(cString: strerror(errno)))") }
+            let arguments = ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine
+            let shim = try await bed.spawnShim(arguments, style: .dockerd28, host: host, listenSocket: bound)
+            #expect(shim.isReady, "\(shim.status.debugDescription)")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).body.hasPrefix("backend=web\n"), "served by the shim itself")
+        }
+    }
+
     @Test("Envoy not listening in time: served by the shim, then by Envoy once it runs")
     func envoyLate() async throws {
         var options = Testbed.Options()

@@ -157,14 +157,17 @@ struct ShimLifecycleTests {
         }
     }
 
-    @Test("a shim stopped while its registration of a port another shim holds waits on Docker is never registered, and the other keeps the port")
+    @Test("a shim stopped while its registration waits on Docker, to take over the port of a shim whose dockerd exited, is never registered, and the other keeps the port")
     func stoppedWhileReplacing() async throws {
         try await withFakeDockerTestbed("replacing") { bed, docker in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             docker.set(backend.endpoint.ip, labels: ["ServiceName": "web"])
-            let holder = try await bed.publish(host, to: backend.endpoint)
-            #expect(holder.isReady, "\(holder.status)")
+            // Only a shim whose dockerd exited leaves its port to another (live restore).
+            let holder = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: "30")
+            defer { holder.killIfRunning() }
+            #expect(holder.status == "0\n")
+            try await holder.loseDockerd()
             let asked = docker.requests.withLock { $0 }
             // Under the 500 ms the server gives Docker, with room for the stop to arrive.
             docker.delay.withLock { $0 = .milliseconds(450) }
@@ -172,7 +175,7 @@ struct ShimLifecycleTests {
             async let run = bed.publish(host, to: backend.endpoint)
             try await onThread {
                 docker.waitForRequest(after: asked)
-                guard let shim = ShimProcesses.all().first(where: { $0.arguments.host == host && $0.owner.pid != holder.process.pid }) else {
+                guard let shim = ShimProcesses.all().first(where: { $0.arguments.host == host && $0.owner.pid != holder.pid }) else {
                     throw TestFailure("no second shim for \(host) while the server asked Docker about its container")
                 }
                 kill(shim.owner.pid, SIGINT)
@@ -181,11 +184,11 @@ struct ShimLifecycleTests {
             #expect(await stopped.process.waitForExit(timeout: .seconds(2)) == 0)
             // Long enough for the Docker answer and a registration that went on anyway.
             try await Task.sleep(for: .seconds(1.5))
-            #expect(try bed.registrations().map(\.owner.pid) == [holder.process.pid], "the first shim keeps the port: \(bed.server?.log ?? "")")
+            #expect(try bed.registrations().map(\.owner.pid) == [holder.pid], "the first shim keeps the port: \(bed.server?.log ?? "")")
             #expect((bed.server?.log ?? "").contains("deregistered before the registration was made"))
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)
-            holder.process.signal(SIGINT)
-            #expect(await holder.process.waitForExit(timeout: .seconds(2)) == 0)
+            kill(holder.pid, SIGINT)
+            try await bed.eventually("the first shim withdraws its port and exits", timeout: .seconds(2)) { try !holder.isRunning && bed.registrations().isEmpty }
         }
     }
 
@@ -197,8 +200,11 @@ struct ShimLifecycleTests {
             // A known container: Docker is asked only by registrations, never by the
             // server's later looks for labels it could not read.
             docker.set(backend.endpoint.ip, labels: ["ServiceName": "web"])
-            let holder = try await bed.publish(host, to: backend.endpoint)
-            #expect(holder.isReady, "\(holder.status)")
+            // Only a shim whose dockerd exited leaves its port to another (live restore).
+            let holder = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: "30")
+            defer { holder.killIfRunning() }
+            #expect(holder.status == "0\n")
+            try await holder.loseDockerd()
             let envoy = try #require(bed.envoy)
             let asked = docker.requests.withLock { $0 }
             docker.delay.withLock { $0 = .milliseconds(450) }
@@ -211,10 +217,10 @@ struct ShimLifecycleTests {
             // and the holder deregisters: Envoy's socket for it stays open, closing.
             try await onThread { docker.waitForRequest(after: asked) }
             envoy.signal(SIGSTOP)
-            holder.process.signal(SIGINT)
-            #expect(await holder.process.waitForExit(timeout: .seconds(3)) == 0)
+            kill(holder.pid, SIGINT)
+            try await bed.eventually("the first shim exits", timeout: .seconds(3)) { !holder.isRunning }
             try await bed.eventually("the second shim's registration is made") {
-                try bed.registrations().contains { $0.owner.pid != holder.process.pid }
+                try bed.registrations().contains { $0.owner.pid != holder.pid }
             }
             // Nothing of Envoy's serves the new registration while Envoy is stopped.
             try await Task.sleep(for: .seconds(1))

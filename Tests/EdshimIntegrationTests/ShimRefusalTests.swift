@@ -94,6 +94,38 @@ struct ShimRefusalTests {
         }
     }
 
+    @Test("a port a shim of another dockerd publishes (another process, still running, started it) is refused naming that shim, which keeps the port, as docker-proxy's bind fails")
+    func portPublishedByAnotherDockerd() async throws {
+        try await withTestbed { bed in
+            let first = try bed.httpBackend("first")
+            let second = try bed.httpBackend("second")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let dial = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            // Started by an `sh` standing in for another dockerd, which keeps running.
+            let holder = try await OrphanableShim.start(bed, host, to: first.endpoint, grace: nil)
+            defer { holder.killIfRunning() }
+            #expect(holder.status == "0\n")
+
+            let refused = try await bed.publish(host, to: second.endpoint)
+            #expect(refused.status == "1\ntcp 0.0.0.0:\(host.port) is already published, for \(first.endpoint) by shim pid \(holder.pid), which another process still running started (sh, pid \(holder.parent.pid)): a port is published once. Stop the container that publishes it first (docker ps --filter publish=\(host.port), against each dockerd), or publish another host port", "\(refused.status.debugDescription)")
+            #expect(await refused.process.waitForExit(timeout: .seconds(2)) == 1)
+            #expect(try bed.registrations().map(\.owner.pid) == [holder.pid])
+            #expect(try TestHTTP.get(dial).body.hasPrefix("backend=first\n"), "the first container keeps the port")
+            #expect((bed.server?.log ?? "").contains("code=port_in_use"), "the journal says what dockerd was told")
+
+            kill(holder.pid, SIGINT)
+            try await bed.eventually("the holder withdraws its port", timeout: .seconds(3)) { try !holder.isRunning && bed.registrations().isEmpty }
+            let replacement = try await bed.publish(host, to: second.endpoint)
+            #expect(replacement.isReady, "\(replacement.status.debugDescription)")
+            // A newer shim of the same dockerd replaces the registration: that dockerd
+            // published the port again.
+            let newer = try await bed.publish(host, to: first.endpoint)
+            #expect(newer.isReady, "\(newer.status.debugDescription)")
+            #expect(try bed.registrations().map(\.owner.pid) == [newer.process.pid])
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
     @Test("a port another Envoy listens on is refused too, naming it, with what to do when it is the server's own Envoy still letting go of the port")
     func portInUseByAnEnvoy() async throws {
         try await withTestbed { bed in
@@ -126,6 +158,30 @@ struct ShimRefusalTests {
             #expect(try bed.registrations().isEmpty)
             #expect(try bed.listeners()["tcp_0.0.0.0_\(port)"] == nil)
             try bed.expectNoRejectedUpdates()
+        }
+    }
+
+    @Test("a port no process listens on but a connection of this host holds (an outgoing connection's local port) is refused at once, never handed to an Envoy that could not bind it, with the server and without it")
+    func portHeldByAConnection() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            // An outgoing connection: connect() took its local port from the ephemeral range.
+            let connection = try Sockets.connect(backend.endpoint)
+            defer { close(connection) }
+            let port = try Sockets.localPort(of: connection)
+            let host = SocketEndpoint(ip: .anyIPv4, port: port)
+            let refusal = "1\nlisten tcp 0.0.0.0:\(port): bind: address already in use: no process listens on it, but a connection of this host holds the port (an outgoing connection's local port, or one closing in TIME-WAIT: ss -tan 'sport = :\(port)' shows it)"
+            let started = ContinuousClock.now
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.status.hasPrefix(refusal), "\(shim.status.debugDescription)")
+            #expect(ContinuousClock.now - started < .seconds(3), "refused before the readiness timeout")
+            #expect(try bed.registrations().isEmpty)
+            #expect(try bed.listeners()["tcp_0.0.0.0_\(port)"] == nil)
+            try bed.expectNoRejectedUpdates()
+
+            await bed.stopServer()
+            let alone = try await bed.publish(host, to: backend.endpoint)
+            #expect(alone.status.hasPrefix(refusal), "the shim's own bind, with no server: \(alone.status.debugDescription)")
         }
     }
 

@@ -88,7 +88,7 @@ extension ShimInvocation {
                                    dockerd publishes it again (120, 120s, 2m; at most
                                    a day; default 0: withdrawn at once)
           EDSHIM_UDP_IDLE_TIMEOUT  idle time before a UDP flow closes (default 90s)
-          EDSHIM_UDP_MAX_FLOWS     UDP flows kept at once, least recent evicted (16384)
+          EDSHIM_UDP_MAX_FLOWS     UDP flows kept at once, least recent evicted (8192)
           EDSHIM_UDP_BUSY_POLL     microseconds to keep polling after a datagram on a
                                    busy UDP port instead of sleeping (default 0: off)
           EDSHIM_SYSLOG_SOCKET     where log lines go when stderr is /dev/null, as

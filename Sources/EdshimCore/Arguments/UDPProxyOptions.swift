@@ -8,8 +8,11 @@ public struct UDPProxyOptions: Equatable, Sendable {
     /// docker-proxy's conntrack timeout: 90 s.
     public static let defaultIdleTimeoutMilliseconds: Int64 = 90_000
     /// Enough for a busy DNS service's clients, small enough that a spray of source
-    /// ports costs at most this many sockets.
-    public static let defaultMaxFlows = 16_384
+    /// ports costs at most this many sockets, and that the two shims of a port (0.0.0.0
+    /// and ::), each flow holding a local port, take at most 16,384 of the 28,232 ports
+    /// of the default ephemeral range, which the host's other UDP sockets and outgoing
+    /// connections share.
+    public static let defaultMaxFlows = 8_192
     /// The accepted idle timeouts: 10 ms to a day.
     public static let idleTimeoutRangeMilliseconds: ClosedRange<Int64> = 10...86_400_000
     /// The accepted flow limits.

@@ -15,6 +15,19 @@ public enum BindRefusal {
         return "listen \(proto) \(host): bind: \(goStyle): \(advice ?? Self.advice(proto, host, code, holders: holders))"
     }
 
+    /// The advice for a TCP port no socket listens on that cannot be bound all the
+    /// same: a connection of this host holds it, as its local port.
+    public static func heldByAConnection(_ host: SocketEndpoint) -> String {
+        var range = ""
+        if let text = SystemFile.read("/proc/sys/net/ipv4/ip_local_port_range").map({ String(decoding: $0, as: UTF8.self) }) {
+            let bounds = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { UInt16($0) }
+            if bounds.count == 2, bounds[0] <= host.port, host.port <= bounds[1] {
+                range = " (\(host.port) is in this host's ephemeral range, \(bounds[0])-\(bounds[1]), net.ipv4.ip_local_port_range, which outgoing connections take their local ports from)"
+            }
+        }
+        return "no process listens on it, but a connection of this host holds the port (an outgoing connection's local port, or one closing in TIME-WAIT: ss -tan 'sport = :\(host.port)' shows it), so nothing can listen there until it is closed\(range); publish the container on another host port"
+    }
+
     private static func advice(_ proto: String, _ host: SocketEndpoint, _ code: Int32, holders: [PortHolders.Holder]) -> String {
         if code == EINVAL || code == EADDRNOTAVAIL, let mapped = host.ip.mappedIPv4 {
             return "\(host.ip) is an IPv4-mapped address, which IPv6 sockets bound v6-only (docker-proxy's, Envoy's, edshim's) cannot take; publish on \(mapped) instead"

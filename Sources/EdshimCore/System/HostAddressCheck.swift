@@ -27,4 +27,25 @@ public enum HostAddressCheck {
         }
         return BindRefusal.message("tcp", host, code)
     }
+
+    /// Why Envoy could not bind `host`'s port though no socket listens on it (the
+    /// caller knows none does): a connection of this host holds it, such as an
+    /// outgoing connection's local port in the ephemeral range that Docker's random
+    /// host ports come from too. Envoy would fail that bind and reject the whole update.
+    /// Bound as Envoy binds a listener (SO_REUSEADDR, SO_REUSEPORT, v6-only for IPv6)
+    /// and closed without listening; nil when the bind succeeds, or fails for a reason
+    /// that says nothing of the port's use (no permission for a port below 1024 to a
+    /// server not run as root: Envoy may have it).
+    public static func portRefusal(_ host: SocketEndpoint) -> String? {
+        let fd = socket(host.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var one: Int32 = 1
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, size)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size)
+        if host.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size) }
+        guard host.withSocketAddress({ bind(fd, $0, $1) }) != 0, errno == EADDRINUSE else { return nil }
+        return BindRefusal.message("tcp", host, EADDRINUSE, advice: BindRefusal.heldByAConnection(host))
+    }
 }

@@ -42,8 +42,7 @@ public enum PortHolders {
         guard !inodes.isEmpty else { return [] }
         return ShimProcesses.entryNames(in: root).compactMap(Int32.init).sorted().compactMap { pid in
             guard !ShimProcesses.socketInodes(of: pid, root: root).isDisjoint(with: inodes) else { return nil }
-            let name = SystemFile.read("\(root)/\(pid)/comm").map { String(decoding: $0, as: UTF8.self).trimmingASCIIWhitespace() }
-            return Holder(pid: pid, name: name ?? "?")
+            return Holder(pid: pid, name: ProcessTable.name(of: pid, root: root) ?? "?")
         }
     }
 }

@@ -104,6 +104,17 @@ public enum ProcessTable {
         statusNumbers("Tgid", of: pid, root: root)?.first.map { Int32(bitPattern: $0) }
     }
 
+    /// The parent of a process (`PPid:`): 1, or a subreaper, once the process that
+    /// started it has exited; 0 for a process of another PID namespace's init.
+    public static func parent(of pid: Int32, root: String = "/proc") -> Int32? {
+        statusNumbers("PPid", of: pid, root: root)?.first.map { Int32(bitPattern: $0) }
+    }
+
+    /// A process's name (`/proc/PID/comm`), or nil when it cannot be read.
+    public static func name(of pid: Int32, root: String = "/proc") -> String? {
+        SystemFile.read("\(root)/\(pid)/comm").map { String(decoding: $0, as: UTF8.self).trimmingASCIIWhitespace() }
+    }
+
     /// The real user id of a process (`Uid:` in `/proc/PID/status`).
     public static func userID(of pid: Int32, root: String = "/proc") -> UInt32? {
         statusNumbers("Uid", of: pid, root: root)?.first

@@ -28,6 +28,8 @@ actor Registrar {
     /// withdrawal is logged at most once a minute (the retries at debug), not twice per
     /// retry.
     private var withdrawnAndRetrying: [RegistrationKey: LogThrottle] = [:]
+    /// The process each shim ran under when it registered (its dockerd).
+    private var starters = ShimStarters()
     /// Registrations made while Docker could not be asked for their labels.
     private var pendingLabels: PendingLabels
     /// Yields when a registration starts waiting for Docker: `LabelRefresher` waits on it.
@@ -150,7 +152,7 @@ actor Registrar {
             case .failure(let refusal): return .failure(refusal)
             }
         }
-        if let conflict = overlapRefusal(key) { return .failure(conflict) }
+        if let conflict = overlapRefusal(key) ?? publishedRefusal(key, for: owner) { return .failure(conflict) }
         let pending = Pending(key: key, owner: owner)
         inProgress[pending, default: (0, false)].count += 1
         requestsTaken += 1
@@ -187,14 +189,16 @@ actor Registrar {
             mode: metadata.mode ?? configuration.defaultMode
         )
         // Again, now that nothing awaits before the registry changes: an overlapping
-        // port, or (for resync) the same port by a newer shim, may have been
-        // registered while this one waited for the socket table and for Docker.
-        if let conflict = overlapRefusal(key) { return .failure(conflict) }
+        // port, the same port by another live shim, or (for resync) by a newer shim,
+        // may have been registered while this one waited for the socket table and for
+        // Docker.
+        if let conflict = overlapRefusal(key) ?? publishedRefusal(key, for: owner) { return .failure(conflict) }
         if request.onBehalfOf != nil, let refusal = newerShimRefusal(key, for: owner) { return .failure(refusal) }
         guard owners.watch(owner) else {
             return .failure(WireError(.unavailable, "process \(owner.pid) exited while registering"))
         }
         let replaced = registry.register(registration)
+        starters.note(owner)
         if let replaced, replaced.owner != owner { release(replaced.owner) }
         pendingLabels.note(key, answer: answer)
         // A shim registering again while Envoy does not take its port: logged when
@@ -450,9 +454,12 @@ actor Registrar {
     /// most likely an Envoy still serving what it read from the directory that was
     /// deleted: the refusal says so.
     private func refuseIfPortTaken(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, gaveItsPortToEnvoy: Bool) async -> WireError? {
-        let taken = Set(await watcher.snapshot()
-            .filter { $0.keepsFromBinding(host) && !excluded.contains($0.inode) }
-            .map(\.inode))
+        let listening = await watcher.snapshot().filter { $0.keepsFromBinding(host) }
+        // Nothing listens there: Envoy can bind the port, unless a connection holds it.
+        if listening.isEmpty, let refusal = HostAddressCheck.portRefusal(host) {
+            return WireError(.portInUse, refusal)
+        }
+        let taken = Set(listening.filter { !excluded.contains($0.inode) }.map(\.inode))
         guard !taken.isEmpty else { return nil }
         if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
         if gaveItsPortToEnvoy, xdsDirectoryCreated, !(await publisher.envoyHasReadAny()) {
@@ -506,14 +513,28 @@ actor Registrar {
 
     // MARK: Labels read again
 
-    /// Whether registrations wait for Docker to answer about their labels (keys
-    /// removed since do not count).
     /// The refusal of `key` when a registration on another address overlaps it.
     private func overlapRefusal(_ key: RegistrationKey) -> WireError? {
         guard let conflict = registry.overlapping(key).first else { return nil }
         return WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both")
     }
 
+    /// The refusal of `key` for `owner` when another shim holds it that a process
+    /// still running started, and not the one that started `owner`: two dockerds (or a
+    /// dockerd and a shim run by hand) publishing one port. A port is published once,
+    /// as docker-proxy's bind would say. A shim of the same dockerd replaces the
+    /// registration (that dockerd published the port again: it stops a port's proxy
+    /// before it lets the port go); so does the next dockerd's for a shim whose
+    /// dockerd exited (`ShimStarters`).
+    private func publishedRefusal(_ key: RegistrationKey, for owner: Owner) -> WireError? {
+        guard let holder = registry[key], holder.owner != owner, let starter = starters.starter(of: holder.owner),
+              starter != ProcessTable.parent(of: owner.pid).flatMap({ ProcessTable.owner(of: $0) }) else { return nil }
+        let starterName = ProcessTable.name(of: starter.pid).map { "\($0), " } ?? ""
+        return WireError(.portInUse, "\(key) is already published, for \(holder.container) by shim \(holder.owner), which another process still running started (\(starterName)\(starter)): a port is published once. Stop the container that publishes it first (docker ps --filter publish=\(key.host.port), against each dockerd), or publish another host port")
+    }
+
+    /// Whether registrations wait for Docker to answer about their labels (keys
+    /// removed since do not count).
     var hasPendingLabels: Bool { pendingLabels.keys.contains { registry[$0] != nil } }
 
     /// Asks again about the labels of registrations made while Docker could not be
@@ -582,7 +603,10 @@ actor Registrar {
 
     /// Stops watching `owner` unless it still owns a registration.
     private func release(_ owner: Owner) {
-        if registry.registrations(ownedBy: owner).isEmpty { owners.unwatch(owner) }
+        if registry.registrations(ownedBy: owner).isEmpty {
+            owners.unwatch(owner)
+            starters.forget(owner)
+        }
     }
 
     /// Hands the registry to Envoy and to the state file; returns once each has it or

@@ -40,6 +40,13 @@ struct HeldListenSocket {
             guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
                 throw .system("setting SO_REUSEPORT on fd 4 so Envoy can bind \(arguments.host)")
             }
+            // dockerd listens on the socket before it passes it; one only bound would
+            // accept nothing while the shim serves the port itself.
+            var listening: Int32 = 0
+            length = socklen_t(MemoryLayout<Int32>.size)
+            if getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 0, listen(fd, SOMAXCONN) != 0 {
+                throw .system("listening on fd 4 (\(arguments.host), bound but not listened on)")
+            }
         }
         return HeldListenSocket(descriptor: fd, inode: UInt64(info.st_ino))
     }

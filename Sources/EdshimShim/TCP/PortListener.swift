@@ -16,14 +16,20 @@ struct PortListener {
     /// listens on is refused, as docker-proxy would refuse it, instead of shared with
     /// that program's own reuse-port group.
     ///
-    /// One holder is served beside: an Envoy left listening on the port from before the
-    /// server stopped (it withdraws or takes over that listener once it is back).
+    /// One holder is served beside: an Envoy run with a bootstrap from `edshim
+    /// bootstrap`, left listening on the port from before the server stopped (it
+    /// withdraws or takes over that listener once it is back).
     static func bind(_ host: SocketEndpoint) throws(ShimFailure) -> PortListener {
         do {
             return try open(host, reusePortFirst: false)
         } catch let failure where failure.code == EADDRINUSE {
             let holders = PortHolders.listening(on: host)
-            guard !holders.isEmpty, holders.allSatisfy(\.isEnvoy) else {
+            // Only the Envoy an edshim server configures (its bootstrap says so): never
+            // another Envoy of the host.
+            guard !holders.isEmpty, holders.allSatisfy({ $0.isEnvoy && EnvoyBootstrapCheck.runsEdshimBootstrap($0.pid) }) else {
+                if holders.isEmpty, !ListenTable.read().contains(where: { $0.keepsFromBinding(host) }) {
+                    throw ShimFailure(BindRefusal.message("tcp", host, failure.code, advice: BindRefusal.heldByAConnection(host)))
+                }
                 throw .bind("tcp", host, failure.code, holders: holders)
             }
             let names = holders.map(\.description).joined(separator: ", ")

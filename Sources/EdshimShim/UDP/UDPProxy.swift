@@ -44,6 +44,12 @@ final class UDPProxy {
     private var cutShortBursts = LogThrottle()
     private var evictions = LogThrottle()
     private var shortages = LogThrottle()
+    /// The last shortage of descriptors or local ports: what ran out, at how many
+    /// flows, and until when (milliseconds) it is trusted. Meanwhile a new client takes
+    /// the least recently used flow before a socket is opened for it, not after a
+    /// system call that would fail again: a connect() that finds no free local port has
+    /// scanned the whole range (~20 ms on a full one), while every flow waits.
+    private var lastShortage: (what: String, remedy: String, flows: Int, until: Int64)?
 
     /// Sets up the proxy around a prepared listener; nothing is read yet.
     init(listener: UDPListener, container: SocketEndpoint, options: UDPProxyOptions, signals: TerminationSignals, handover: UDPHandover? = nil) throws(ShimFailure) {
@@ -75,13 +81,15 @@ final class UDPProxy {
     /// the handover ends), or until waiting for them fails (false: logged; only a
     /// fault in the proxy itself makes epoll_wait fail).
     func run() -> Bool {
+        // What the warnings held back is said before the shim exits.
+        defer { logHeldBack(now: Self.microseconds() / 1000, final: true) }
         var clock = Self.microseconds()
         while true {
             let polling = busyPoll.isPolling(at: clock)
-            let timeout = polling ? 0 : Self.sooner(
+            let timeout = polling ? 0 : Self.sooner(Self.sooner(
                 flows.millisecondsToNextExpiry(now: clock / 1000, idle: idleTimeout),
                 handover?.millisecondsToNextLook(now: clock / 1000) ?? -1
-            )
+            ), millisecondsToHeldBackLines(now: clock / 1000))
             let ready = edshim_epoll_wait(epoll, tokens, Self.eventCapacity, timeout)
             clock = Self.microseconds()
             if ready < 0 {
@@ -117,6 +125,7 @@ final class UDPProxy {
             while case let slot = flows.expired(now: now, idle: idleTimeout), slot >= 0 {
                 close(flows.remove(slot))
             }
+            logHeldBack(now: now)
         }
     }
 
@@ -180,8 +189,13 @@ final class UDPProxy {
     /// dropped). A flow is evicted only for a socket that is ready to take its place:
     /// at the flow limit, or when the host is out of descriptors or local ports.
     private func openFlow(for index: Int, key: FlowKey, now: Int64) -> Int32 {
+        if let shortage = lastShortage, now < shortage.until, flows.count >= shortage.flows, flows.count > 0 {
+            close(flows.remove(flows.leastRecentlyUsed))
+            log("\(shortage.what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(shortage.remedy)", throttledBy: &shortages, now: now)
+        }
         var upstream = connectUpstream()
         if upstream < 0, let shortage = Self.shortage(errno), flows.count > 0 {
+            lastShortage = (shortage.what, shortage.remedy, flows.count, now + Self.shortageTrustedMilliseconds)
             close(flows.remove(flows.leastRecentlyUsed))
             log("\(shortage.what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(shortage.remedy)", throttledBy: &shortages, now: now)
             upstream = connectUpstream()
@@ -202,6 +216,10 @@ final class UDPProxy {
         }
         return slot
     }
+
+    /// How long a shortage is taken for granted before a new client's socket is tried
+    /// first again (flows that expired or other programs may have freed some).
+    static let shortageTrustedMilliseconds: Int64 = 1000
 
     /// What ran out when opening a flow's socket failed with `code`, and what to do
     /// about it; nil for failures a flow given up would not cure.
@@ -281,10 +299,10 @@ final class UDPProxy {
         guard let dropped = sender.takeDropped() else { return }
         let now = Self.microseconds() / 1000
         if dropped.reason == EBADMSG {
-            log("\(dropped.count) burst(s) of datagrams to \(destination()) dropped: received with their control messages cut short (options turned on on the port's socket take the room), so where each datagram ends was unknown", throttledBy: &cutShortBursts, now: now)
+            log("\(dropped.count) burst(s) of datagrams to \(destination()) dropped: received with their control messages cut short (options turned on on the port's socket take the room), so where each datagram ends was unknown", throttledBy: &cutShortBursts, now: now, count: dropped.count)
             return
         }
-        log("\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(Self.refusal(dropped.reason))) and dropped", throttledBy: &refusedSends, now: now)
+        log("\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(Self.refusal(dropped.reason))) and dropped", throttledBy: &refusedSends, now: now, count: dropped.count)
     }
 
     private static func refusal(_ code: Int32) -> String {
@@ -302,10 +320,38 @@ final class UDPProxy {
         log(message() + "; the datagram was dropped", throttledBy: &openFailures, now: now)
     }
 
-    private func log(_ message: @autoclosure () -> String, throttledBy throttle: inout LogThrottle, now: Int64) {
-        if let line = throttle.line("udp \(listener.endpoint) → \(container): \(message())", now: now) {
+    private func log(_ message: @autoclosure () -> String, throttledBy throttle: inout LogThrottle, now: Int64, count: Int = 1) {
+        if let line = throttle.line("udp \(listener.endpoint) → \(container): \(message())", now: now, count: count) {
             ShimLog.warning(line)
         }
+    }
+
+    /// Milliseconds until a warning held back is owed its line (the flood that caused
+    /// it may have stopped), or -1.
+    private func millisecondsToHeldBackLines(now: Int64) -> Int32 {
+        let due = heldBackDue
+        return due == .max ? -1 : Int32(clamping: max(0, due - now))
+    }
+
+    /// When the first warning held back is owed its line; `.max` when none is held back.
+    /// (Nested `min`s: nothing is allocated on a wakeup.)
+    private var heldBackDue: Int64 {
+        min(min(min(openFailures.overdueAt ?? .max, refusedSends.overdueAt ?? .max),
+                min(cutShortBursts.overdueAt ?? .max, evictions.overdueAt ?? .max)),
+            shortages.overdueAt ?? .max)
+    }
+
+    /// Logs what each kind of warning held back once its minute is over (at once when
+    /// the proxy stops, `final`), so that the count is never lost.
+    private func logHeldBack(now: Int64, final: Bool = false) {
+        let due = heldBackDue
+        guard due != .max, final || due <= now else { return }
+        func emit(_ line: String?) { if let line { ShimLog.warning(line) } }
+        emit(openFailures.overdueLine(now: now, final: final))
+        emit(refusedSends.overdueLine(now: now, final: final))
+        emit(cutShortBursts.overdueLine(now: now, final: final))
+        emit(evictions.overdueLine(now: now, final: final))
+        emit(shortages.overdueLine(now: now, final: final))
     }
 
     private static func microseconds() -> Int64 {

@@ -61,6 +61,15 @@ enum Sockets {
         return fd
     }
 
+    /// The local port a socket is bound to (`getsockname`).
+    static func localPort(of fd: Int32) throws -> UInt16 {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let result = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        guard result == 0 else { throw TestFailure("getsockname: \(String(cString: strerror(errno)))") }
+        return withUnsafeBytes(of: &address) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) }
+    }
+
     /// The socket inode of `fd`, as /proc/net/tcp shows it.
     static func inode(of fd: Int32) -> UInt64 {
         var info = stat()
