@@ -82,6 +82,7 @@ static int sockets_in_state(int family, int protocol, unsigned int state, struct
                 entry->port = ntohs(socket_info->id.idiag_sport);
                 entry->inode = socket_info->idiag_inode;
                 entry->accepts_ipv4 = family == AF_INET6 && takes_ipv4(header, socket_info);
+                entry->accept_queue = socket_info->idiag_rqueue;
             }
             count++;
         }

@@ -417,6 +417,28 @@ struct PersistenceTests {
         }
     }
 
+    @Test("Envoy listening but not accepting (stopped with SIGSTOP): the server logs once that connections wait unaccepted on the port, then that Envoy accepts again")
+    func envoyNotAcceptingIsReported() async throws {
+        try await withTestbed { bed in
+            let ports = try await Self.publishThreePorts(on: bed)
+            let envoy = try #require(bed.envoy)
+            envoy.signal(SIGSTOP)
+            // The kernel completes the handshake; the connection waits for Envoy to accept it.
+            let waiting = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: ports[1]))
+            defer { close(waiting) }
+            try await bed.eventually("the server logs that connections wait unaccepted", timeout: .seconds(25)) {
+                bed.server?.log.contains("connections wait unaccepted on 1 registered port at two checks") == true
+            }
+            #expect(bed.server?.log.contains("ports=0.0.0.0:\(ports[1])") == true, "it names the port: \(bed.server?.log ?? "")")
+            envoy.signal(SIGCONT)
+            try await bed.eventually("the server logs that Envoy accepts again", timeout: .seconds(25)) {
+                bed.server?.log.contains("Envoy accepts connections again on every registered port") == true
+            }
+            #expect(bed.server?.log.components(separatedBy: "connections wait unaccepted").count == 2, "logged once, not at every check")
+            #expect(bed.server?.log.contains("nothing listens on") == false, "the ports were never closed")
+        }
+    }
+
     @Test("the xds directory deleted under a running server is written again within seconds; an Envoy restarted to follow it serves every port, with no resync", arguments: [false, true])
     func xdsDirectoryDeletedWhileRunning(seededByBootstrap: Bool) async throws {
         try await withTestbed { bed in

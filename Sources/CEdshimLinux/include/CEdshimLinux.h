@@ -114,6 +114,9 @@ struct edshim_listening_socket {
     /// 1 for an AF_INET6 socket that takes IPv4 too (IPV6_V6ONLY off, the Linux
     /// default): bound to `::`, it keeps every IPv4 address of its port from binding.
     unsigned char accepts_ipv4;
+    /// Connections established and waiting for the program to accept them (a
+    /// listening socket's receive queue).
+    unsigned int accept_queue;
 };
 
 /// The listening TCP sockets of `family` (AF_INET or AF_INET6) in this network

@@ -14,12 +14,28 @@ public struct ListeningSocket: Hashable, Sendable {
     /// diagnostics only: `/proc/net/tcp6` does not show it, and its sockets count as
     /// v6-only, as edshim's (Envoy's) IPv6 listeners are.
     public var acceptsIPv4: Bool
+    /// Connections established and not yet accepted by the program that listens
+    /// (the kernel's accept queue): one that stays long is a program that no longer
+    /// accepts. Known from the socket diagnostics only (0 from `/proc/net/tcp`).
+    public var acceptQueue: UInt32
 
     /// Creates an entry.
-    public init(endpoint: SocketEndpoint, inode: UInt64, acceptsIPv4: Bool = false) {
+    public init(endpoint: SocketEndpoint, inode: UInt64, acceptsIPv4: Bool = false, acceptQueue: UInt32 = 0) {
         self.endpoint = endpoint
         self.inode = inode
         self.acceptsIPv4 = acceptsIPv4
+        self.acceptQueue = acceptQueue
+    }
+
+    /// The same socket, whatever waits in its accept queue at the moment.
+    public static func == (lhs: ListeningSocket, rhs: ListeningSocket) -> Bool {
+        lhs.endpoint == rhs.endpoint && lhs.inode == rhs.inode && lhs.acceptsIPv4 == rhs.acceptsIPv4
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(endpoint)
+        hasher.combine(inode)
+        hasher.combine(acceptsIPv4)
     }
 
     /// Whether this socket keeps a listener on `host` from binding: the same family
@@ -108,7 +124,7 @@ public enum ListenTable {
             return .success(entries.prefix(count).compactMap { entry in
                 let bytes = withUnsafeBytes(of: entry.address) { Array($0.prefix(family == AF_INET ? 4 : 16)) }
                 return IPAddress(bytes: bytes).map {
-                    ListeningSocket(endpoint: SocketEndpoint(ip: $0, port: entry.port), inode: entry.inode, acceptsIPv4: entry.accepts_ipv4 != 0)
+                    ListeningSocket(endpoint: SocketEndpoint(ip: $0, port: entry.port), inode: entry.inode, acceptsIPv4: entry.accepts_ipv4 != 0, acceptQueue: entry.accept_queue)
                 }
             })
         }

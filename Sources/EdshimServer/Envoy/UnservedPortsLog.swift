@@ -10,6 +10,10 @@ import ServiceLifecycle
 ///   row (`interval` apart), so a registration Envoy is about to serve, or Envoy
 ///   restarted by its unit, is not reported. Ports newly closed are logged as an
 ///   error; fewer closed, or none, as a notice;
+/// - registered ports whose listening sockets had connections waiting to be accepted
+///   at two checks in a row: Envoy listens but does not accept (stopped, hung, or far
+///   behind), so clients connect and get no answer. Logged as an error when ports are
+///   newly found so, as a notice once none is;
 /// - once, from the second check on and when `edshim resync` is not under way:
 ///   running shims whose ports the server does not have, which nothing listens on
 ///   (the state file was missing or unreadable, and resync did not run).
@@ -25,6 +29,8 @@ struct UnservedPortsLog: Service {
             try await cancelWhenGracefulShutdown {
                 var seenClosed: Set<RegistrationKey> = []
                 var reported: Set<RegistrationKey> = []
+                var seenWaiting: Set<RegistrationKey> = []
+                var reportedStalled: Set<RegistrationKey> = []
                 var checks = 0
                 var unregisteredChecked = false
                 while true {
@@ -33,7 +39,15 @@ struct UnservedPortsLog: Service {
                     let registrations = await registrar.registrations()
                     // One set of the listening addresses: a host with thousands of ports has
                     // an Envoy socket per worker on each.
-                    let listening = Set(ListenTable.read().map(\.endpoint))
+                    let table = ListenTable.read()
+                    let listening = Set(table.map(\.endpoint))
+                    let waiting = Set(table.filter { $0.acceptQueue > 0 }.map(\.endpoint))
+                    let stalled = Set(registrations.map(\.key).filter { waiting.contains($0.host) }).intersection(seenWaiting)
+                    seenWaiting = Set(registrations.map(\.key).filter { waiting.contains($0.host) })
+                    if stalled != reportedStalled {
+                        reportStalled(stalled, after: reportedStalled)
+                        reportedStalled = stalled
+                    }
                     if checks >= 2, !unregisteredChecked, await !registrar.resyncing {
                         unregisteredChecked = true
                         reportUnregistered(registered: Set(registrations.map(\.key)), listening: listening)
@@ -65,6 +79,17 @@ struct UnservedPortsLog: Service {
             logger.notice("no registered port is closed any more", metadata: ["registered": "\(registered)"])
         } else {
             logger.notice("fewer registered ports are closed: \(closed.count) of \(registered) still are", metadata: ["closed": "\(Self.list(closed))"])
+        }
+    }
+
+    private func reportStalled(_ stalled: Set<RegistrationKey>, after reported: Set<RegistrationKey>) {
+        if !stalled.subtracting(reported).isEmpty {
+            logger.error(
+                "connections wait unaccepted on \(stalled.count) registered \(stalled.count == 1 ? "port" : "ports") at two checks \(interval.components.seconds) s apart: Envoy listens but does not accept them (stopped, hung, or far behind: see its log and admin /stats, and whether its process runs); their clients connect and get no answer",
+                metadata: ["ports": "\(Self.list(stalled))"]
+            )
+        } else if stalled.isEmpty {
+            logger.notice("Envoy accepts connections again on every registered port")
         }
     }
 
