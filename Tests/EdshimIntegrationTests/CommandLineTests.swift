@@ -134,7 +134,39 @@ struct CommandLineTests {
         }
     }
 
-    @Test("edshim status without a server still lists the UDP ports, and fails saying the TCP ports are missing")
+    @Test("edshim status with the server down lists the TCP shims running too: `itself` for one its shim serves, `unserved` for one nothing serves (Envoy stopped), `envoy` once Envoy serves it again")
+    func statusWithoutServerListsTCPShims() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let handed = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let first = try await bed.publish(handed, to: backend.endpoint)
+            #expect(first.isReady)
+            await bed.stopServer()
+            let alone = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let second = try await bed.publish(alone, to: backend.endpoint)
+            #expect(second.isReady, "served by the shim itself: \(second.status)")
+            try await bed.stopEnvoy()
+
+            let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(table.status == 1, "\(table.output)")
+            let rows = table.output.split(separator: "\n")
+            func mode(of shim: ShimRun, on host: SocketEndpoint) -> String? {
+                rows.first { $0.hasPrefix("\(host) ") && $0.hasSuffix("pid \(shim.process.pid)") }?.split(separator: " ").dropLast(2).last.map(String.init)
+            }
+            #expect(mode(of: first, on: handed) == "unserved", "Envoy stopped: nothing serves it\n\(table.output)")
+            #expect(mode(of: second, on: alone) == "itself", "\(table.output)")
+            #expect(table.output.contains("cannot reach the edshim server"), "\(table.output)")
+
+            try await bed.startEnvoy()
+            try await bed.eventually("Envoy listens on the port it was given") { ListenTable.read().contains { $0.endpoint == handed } }
+            let again = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            let rowsAgain = again.output.split(separator: "\n")
+            #expect(rowsAgain.contains { $0.hasPrefix("\(handed) ") && $0.contains(" envoy ") && $0.hasSuffix("pid \(first.process.pid)") }, "\(again.output)")
+            #expect(again.output.contains("envoy: another socket listens on the port, Envoy's as the server last configured it"), "\(again.output)")
+        }
+    }
+
+    @Test("edshim status without a server still lists the UDP ports, and fails saying the server's registrations could not be listed")
     func statusWithoutServerListsUDPShims() async throws {
         try await withUDPTestbed { bed, echoes in
             let (proxy, target) = try await bed.startUDPProxyToEcho(.dockerd2010, .ipv4, echoes: echoes)
@@ -145,7 +177,7 @@ struct CommandLineTests {
             let row = table.output.split(separator: "\n").first { $0.hasSuffix("pid \(proxy.process.pid)") }
             #expect(row?.hasPrefix("0.0.0.0:\(target.port)") == true, "no line for the UDP shim in:\n\(table.output)")
             #expect(table.output.contains("cannot reach the edshim server at \(bed.directory)/no-server.sock"), "\(table.output)")
-            #expect(table.output.contains("the TCP ports are not listed"), "\(table.output)")
+            #expect(table.output.contains("the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)"), "\(table.output)")
 
             let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: gone, in: bed.directory)
             #expect(json.status == 1)

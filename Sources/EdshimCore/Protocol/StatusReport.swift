@@ -39,11 +39,25 @@ public enum StatusReport {
         /// nothing serves it (the server lost it: `edshim resync`), nil when that
         /// cannot be seen (another user's process).
         public var servesItself: Bool?
+        /// Another socket listens on its port (Envoy's, as the server configured it
+        /// before losing the registration or becoming unreachable).
+        public var othersListen: Bool
 
         /// A shim and what serves its port.
-        public init(_ shim: ShimProcesses.Shim, servesItself: Bool?) {
+        public init(_ shim: ShimProcesses.Shim, servesItself: Bool?, othersListen: Bool = false) {
             self.shim = shim
             self.servesItself = servesItself
+            self.othersListen = othersListen
+        }
+
+        /// The MODE cell.
+        var mode: String {
+            switch servesItself {
+            case true?: "itself"
+            case false? where othersListen: "envoy"
+            case false?: "unserved"
+            case nil: "unregistered"
+            }
         }
     }
 
@@ -72,7 +86,7 @@ public enum StatusReport {
                 entry.shim.arguments.proto.rawValue,
                 entry.shim.arguments.container.description,
                 "-",
-                entry.servesItself.map { $0 ? "itself" : "unserved" } ?? "unregistered",
+                entry.mode,
                 entry.shim.owner.description,
             ]
         }
@@ -102,14 +116,17 @@ public enum StatusReport {
         if served.contains(.shim) {
             lines.append("(shim): the shim serves the port itself until Envoy listens on it (is Envoy running?)")
         }
-        let modes = Set(unregistered.map(\.servesItself))
-        if modes.contains(true) {
+        let modes = Set(unregistered.map(\.mode))
+        if modes.contains("itself") {
             lines.append("itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)")
         }
-        if modes.contains(false) {
+        if modes.contains("envoy") {
+            lines.append("envoy: another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (not reachable, or it lost the registration: run edshim resync once it runs)")
+        }
+        if modes.contains("unserved") {
             lines.append("unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync")
         }
-        if modes.contains(nil) {
+        if modes.contains("unregistered") {
             lines.append("unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it")
         }
         return lines.joined(separator: "\n")

@@ -14,15 +14,17 @@ struct StatusCommand: ParsableCommand {
             TCP ports whose shim runs but which the server has not registered follow,
             found among the processes of this host's network namespace, with mode
             `itself` when the shim serves the port as docker-proxy would (the server or
-            Envoy was not there; it hands the port to Envoy as soon as it can),
+            Envoy was not there; it hands the port to Envoy as soon as it can), `envoy`
+            when another socket (Envoy's, as the server configured it) listens on it,
             `unserved` when nothing serves it (the server lost it: run edshim resync),
             or `unregistered` when status, not run as root, cannot see another user's
             shim; a line after the table says what each mode shown means.
 
             UDP ports follow, found among the processes of this host's network
             namespace: edshim proxies them itself, without the server or Envoy, so their
-            service is `-` and their mode `udp-proxy`. They are listed even when the server cannot be reached
-            (the command then still fails, saying so).
+            service is `-` and their mode `udp-proxy`. The shims' ports are listed even
+            when the server cannot be reached, TCP ones with the modes above (the
+            command then still fails, saying so).
 
             A registered port's mode is followed by `(closed)` when nothing listens on it
             (Envoy does not run: the port is closed until it does), or by `(shim)` when its
@@ -62,18 +64,29 @@ struct StatusCommand: ParsableCommand {
         return serving
     }
 
+    /// A TCP shim the server does not list, with what serves its port.
+    private static func unregistered(_ shim: ShimProcesses.Shim, listening: [ListeningSocket]) -> StatusReport.UnregisteredShim {
+        let servesItself = ShimProcesses.servesItself(shim, listening: listening)
+        let othersListen = listening.contains { $0.endpoint == shim.arguments.host } && servesItself == false
+        return StatusReport.UnregisteredShim(shim, servesItself: servesItself, othersListen: othersListen)
+    }
+
     func run() throws {
         let client = socket.map(ServerClient.init(socketPath:)) ?? ServerClient.fromEnvironment()
         let response: WireResponse
         do {
             response = try client.exchange(.list, deadline: .after(milliseconds: 5000))
         } catch {
-            // The UDP ports need no server: show them all the same, when a table was
-            // asked for, and say that the TCP ports are missing from it.
-            let udpShims = json ? [] : ShimProcesses.all().filter { $0.arguments.proto == .udp }
-            guard !udpShims.isEmpty else { throw CommandFailure(error.description) }
-            print(StatusReport.table([], udpShims: udpShims))
-            throw CommandFailure("\(error.description); the UDP ports above are proxied without it, the TCP ports are not listed")
+            // The shims run without the server: show their ports all the same, when a
+            // table was asked for (the TCP ones with what serves each), and say that the
+            // server's own view is missing.
+            let shims = json ? [] : ShimProcesses.all()
+            let tcpShims = shims.filter { $0.arguments.proto == .tcp && $0.registers(with: client.socketPath) }
+            let udpShims = shims.filter { $0.arguments.proto == .udp }
+            guard !tcpShims.isEmpty || !udpShims.isEmpty else { throw CommandFailure(error.description) }
+            let listening = ListenTable.read()
+            print(StatusReport.table([], unregistered: tcpShims.map { Self.unregistered($0, listening: listening) }, udpShims: udpShims))
+            throw CommandFailure("\(error.description); the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)")
         }
         switch response {
         case .registrations(let registrations):
@@ -87,7 +100,7 @@ struct StatusCommand: ParsableCommand {
                 // The TCP shims of this server whose port is registered by no one (an old
                 // shim whose port a newer one registered is not listed).
                 let unregisteredShims = shims.filter { $0.arguments.proto == .tcp && !registeredKeys.contains($0.arguments.key) && $0.registers(with: client.socketPath) }
-                let unregistered = unregisteredShims.map { StatusReport.UnregisteredShim($0, servesItself: ShimProcesses.servesItself($0, listening: listening)) }
+                let unregistered = unregisteredShims.map { Self.unregistered($0, listening: listening) }
                 print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: shims.filter { $0.arguments.proto == .udp }))
             }
         case .failure(let error):
