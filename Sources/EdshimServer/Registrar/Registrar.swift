@@ -459,22 +459,31 @@ actor Registrar {
         if listening.isEmpty, let refusal = HostAddressCheck.portRefusal(host) {
             return WireError(.portInUse, refusal)
         }
-        let taken = Set(listening.filter { !excluded.contains($0.inode) }.map(\.inode))
+        let takenSockets = listening.filter { !excluded.contains($0.inode) }
+        let taken = Set(takenSockets.map(\.inode))
         guard !taken.isEmpty else { return nil }
-        if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
+        // Named, as the shim names them with the server down (a rare path: it reads
+        // every process's descriptors). Only an Envoy's sockets (or sockets whose
+        // process cannot be seen) may be closing, letting go of a registration of the
+        // port withdrawn a moment ago: they get a moment to go, another program's none.
+        var holders = PortHolders.holding(taken)
+        if holders.isEmpty || holders.contains(where: \.isEnvoy) {
+            if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
+            holders = PortHolders.holding(taken)
+        }
         if gaveItsPortToEnvoy, xdsDirectoryCreated, !(await publisher.envoyHasReadAny()) {
             return WireError(.portInUse, "another process already listens on \(host), most likely an Envoy started before this server created the xds directory \(configuration.xdsDirectory): it serves the port from the deleted one and sees no change. Restart Envoy, then run `edshim resync` again")
         }
-        // Named, as the shim names them with the server down (a rare path: it reads
-        // every process's descriptors).
-        let holders = PortHolders.holding(taken)
+        // Where its socket is bound, when that is not `host` itself (127.0.0.1:80 for 0.0.0.0:80).
+        let elsewhere = Set(takenSockets.map(\.endpoint)).subtracting([host]).map(\.description).sorted()
+        let bound = elsewhere.isEmpty ? "" : " (bound to \(elsewhere.joined(separator: ", ")))"
         guard !holders.isEmpty else {
-            return WireError(.portInUse, "another process already listens on \(host): stop it, or publish the container on a free port")
+            return WireError(.portInUse, "another process already listens on \(host)\(bound): stop it, or publish the container on a free port")
         }
         let names = holders.map(\.description).joined(separator: ", ")
         // Another Envoy on the host, or the one this server configures still letting go.
         let envoy = holders.contains(where: \.isEnvoy) ? " (if that is the Envoy this server configures, it has not let go of a registration of the port withdrawn a moment ago yet: try again once it has read the update)" : ""
-        return WireError(.portInUse, "another process already listens on \(host): \(names); stop it, or publish the container on a free port\(envoy)")
+        return WireError(.portInUse, "another process already listens on \(host)\(bound): \(names); stop it, or publish the container on a free port\(envoy)")
     }
 
     // MARK: Deregister
