@@ -6,6 +6,8 @@
 #include <netinet/udp.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -155,6 +157,11 @@ int edshim_udp_segmentation_supported(int fd) {
     int size = 0;
     socklen_t length = sizeof size;
     return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &size, &length) == 0;
+}
+
+int edshim_unread_bytes(int fd) {
+    int pending = 0;
+    return ioctl(fd, SIOCOUTQ, &pending) == 0 ? pending : -1;
 }
 
 void edshim_socket_buffer(int fd, int receive, int bytes) {

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 // TCP's states, which the kernel uses for UDP sockets too: an unconnected one is CLOSE.
-enum { TCP_STATE_CLOSE = 7, TCP_STATE_LISTEN = 10, RECEIVE_BUFFER_SIZE = 65536 };
+enum { TCP_STATE_ESTABLISHED = 1, TCP_STATE_CLOSE = 7, TCP_STATE_LISTEN = 10, RECEIVE_BUFFER_SIZE = 65536 };
 
 static int finish(int fd, void *buffer, int result) {
     free(buffer);
@@ -83,6 +83,7 @@ static int sockets_in_state(int family, int protocol, unsigned int state, struct
                 entry->inode = socket_info->idiag_inode;
                 entry->accepts_ipv4 = family == AF_INET6 && takes_ipv4(header, socket_info);
                 entry->accept_queue = socket_info->idiag_rqueue;
+                entry->cookie = ((unsigned long long)socket_info->id.idiag_cookie[1] << 32) | socket_info->id.idiag_cookie[0];
             }
             count++;
         }
@@ -91,6 +92,10 @@ static int sockets_in_state(int family, int protocol, unsigned int state, struct
 
 int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
     return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_LISTEN, sockets, capacity);
+}
+
+int edshim_tcp_established_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
+    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_ESTABLISHED, sockets, capacity);
 }
 
 int edshim_udp_unconnected_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {

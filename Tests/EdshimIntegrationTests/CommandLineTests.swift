@@ -155,6 +155,7 @@ struct CommandLineTests {
             }
             #expect(mode(of: first, on: handed) == "unserved", "Envoy stopped: nothing serves it\n\(table.output)")
             #expect(mode(of: second, on: alone) == "itself", "\(table.output)")
+            #expect(table.output.contains("unserved: neither Envoy nor the shim serves the port: start the server and Envoy"), "\(table.output)")
             #expect(table.output.contains("cannot reach the edshim server"), "\(table.output)")
 
             try await bed.startEnvoy()
@@ -162,7 +163,7 @@ struct CommandLineTests {
             let again = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
             let rowsAgain = again.output.split(separator: "\n")
             #expect(rowsAgain.contains { $0.hasPrefix("\(handed) ") && $0.contains(" envoy ") && $0.hasSuffix("pid \(first.process.pid)") }, "\(again.output)")
-            #expect(again.output.contains("envoy: another socket listens on the port, Envoy's as the server last configured it"), "\(again.output)")
+            #expect(again.output.contains("envoy: another socket listens on the port: Envoy's, as the server configured it before it could not be reached"), "\(again.output)")
         }
     }
 

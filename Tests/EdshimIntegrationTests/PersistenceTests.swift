@@ -423,6 +423,7 @@ struct PersistenceTests {
             let ports = try await Self.publishThreePorts(on: bed)
             let envoy = try #require(bed.envoy)
             envoy.signal(SIGSTOP)
+            defer { envoy.signal(SIGCONT) }
             // The kernel completes the handshake; the connection waits for Envoy to accept it.
             let waiting = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: ports[1]))
             defer { close(waiting) }

@@ -103,6 +103,10 @@ int edshim_received_segment_size(const struct msghdr *message);
 /// else up to them.
 void edshim_socket_buffer(int fd, int receive, int bytes);
 
+/// The bytes written on the stream socket `fd` that its peer has not read yet
+/// (SIOCOUTQ; for a Unix socket, what waits in the peer's receive queue), or -1.
+int edshim_unread_bytes(int fd);
+
 /// A listening TCP socket, from the kernel's socket diagnostics.
 struct edshim_listening_socket {
     /// The local address: 4 bytes for AF_INET (the rest zero), 16 for AF_INET6.
@@ -117,6 +121,8 @@ struct edshim_listening_socket {
     /// Connections established and waiting for the program to accept them (a
     /// listening socket's receive queue).
     unsigned int accept_queue;
+    /// The kernel's cookie for the socket: it names one socket for as long as it lives.
+    unsigned long long cookie;
 };
 
 /// The listening TCP sockets of `family` (AF_INET or AF_INET6) in this network
@@ -124,6 +130,10 @@ struct edshim_listening_socket {
 /// `capacity` into `sockets` and returns how many there are (more than `capacity`:
 /// ask again with more room), or -errno.
 int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
+
+/// The same for established TCP sockets (local address and port, inode: 0 for one
+/// no program has accepted yet, or closed).
+int edshim_tcp_established_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
 
 /// The same for UDP sockets that are bound and not connected (a port's socket, not a
 /// flow's): the sockets that receive a port's datagrams.

@@ -11,6 +11,10 @@ public struct ServerClient: Sendable {
         case unreachable(String)
         /// The server did not answer before the deadline.
         case timedOut
+        /// The server has not even read the request after `unreadPatienceMilliseconds`:
+        /// it is stopped or hung (one that works reads at once, whatever the answer
+        /// waits on). It may read and act on it later.
+        case notRead
         /// The server did not take the connection before the deadline (its backlog
         /// full): the request was never sent.
         case timedOutBeforeSending
@@ -27,7 +31,7 @@ public struct ServerClient: Sendable {
         public var requestMayHaveArrived: Bool {
             switch self {
             case .unreachable, .timedOutBeforeSending, .interruptedBeforeSending: false
-            case .timedOut, .interrupted, .malformed: true
+            case .timedOut, .notRead, .interrupted, .malformed: true
             }
         }
 
@@ -36,6 +40,7 @@ public struct ServerClient: Sendable {
             switch self {
             case .unreachable(let reason): reason
             case .timedOut: "the edshim server did not answer in time"
+            case .notRead: "the edshim server has not read the request in \(ServerClient.unreadPatienceMilliseconds / 1000) s: it is stopped or hung (systemctl status edshim)"
             case .timedOutBeforeSending: "the edshim server did not take the connection in time"
             case .interrupted: "interrupted by a signal"
             case .interruptedBeforeSending: "interrupted by a signal before the edshim server took the connection"
@@ -46,6 +51,18 @@ public struct ServerClient: Sendable {
 
     /// The socket path.
     public let socketPath: String
+
+    /// How long a request may wait unread before the server counts as stopped or
+    /// hung, not busy: the server reads every request as it comes, and answers
+    /// later (a registration waits for Envoy for up to 10 s). Without it, each shim
+    /// would wait the whole 12 s for a server stopped with SIGSTOP or hung, and
+    /// dockerd starts a container's proxies one after another.
+    public static let unreadPatienceMilliseconds: Int64 = 2000
+
+    /// Whether what was written on `fd` still waits, unread by the server.
+    static func requestUnread(on fd: Int32) -> Bool {
+        SocketQueues.unreadBytes(fd) > 0
+    }
 
     /// A client of `socketPath`.
     public init(socketPath: String) {
@@ -150,11 +167,19 @@ public struct ServerClient: Sendable {
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
         if let interrupt { fds.append(pollfd(fd: interrupt, events: Int16(POLLIN), revents: 0)) }
+        // Once the server has read the request, it only remains to wait for the answer.
+        var readBy: Deadline? = .after(milliseconds: Self.unreadPatienceMilliseconds)
         while true {
             if deadline.hasPassed { throw .timedOut }
-            let ready = poll(&fds, nfds_t(fds.count), deadline.remaining)
+            let ready = poll(&fds, nfds_t(fds.count), min(deadline.remaining, readBy?.remaining ?? Int32.max))
             if ready < 0, errno == EINTR { continue }
-            if ready == 0 { continue }
+            if ready == 0 {
+                if let due = readBy, due.hasPassed {
+                    if Self.requestUnread(on: fd) { throw .notRead }
+                    readBy = nil
+                }
+                continue
+            }
             if fds.count > 1, fds[1].revents != 0 { throw .interrupted }
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0, errno == EINTR { continue }
@@ -179,8 +204,17 @@ public struct PendingExchange: Sendable {
     public let descriptor: Int32
     private var received: [UInt8] = []
 
+    /// When the request, if still unread, shows a stopped or hung server.
+    private let readBy = Deadline.after(milliseconds: ServerClient.unreadPatienceMilliseconds)
+
     init(descriptor: Int32) {
         self.descriptor = descriptor
+    }
+
+    /// Whether the server has still not read the request, `unreadPatienceMilliseconds`
+    /// after it was sent: it is stopped or hung.
+    public var isUnreadTooLong: Bool {
+        readBy.hasPassed && ServerClient.requestUnread(on: descriptor)
     }
 
     /// Reads what has arrived; the response once the line is complete, nil before.

@@ -67,7 +67,9 @@ public enum StatusReport {
     /// when nothing does, `unregistered` when that cannot be seen, each explained in a
     /// line after the table), then the UDP ports that
     /// shims proxy themselves (they never register: no Envoy service, mode `udp-proxy`).
-    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = []) -> String {
+    /// `serverReachable` false: the server could not be asked, and the notes on the
+    /// TCP shims' modes say what to do then.
+    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], serverReachable: Bool = true) -> String {
         guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
         let header = ["HOST", "PROTO", "CONTAINER", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
@@ -121,13 +123,19 @@ public enum StatusReport {
             lines.append("itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)")
         }
         if modes.contains("envoy") {
-            lines.append("envoy: another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (not reachable, or it lost the registration: run edshim resync once it runs)")
+            lines.append(serverReachable
+                ? "envoy: another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (it lost the registration): run edshim resync"
+                : "envoy: another socket listens on the port: Envoy's, as the server configured it before it could not be reached")
         }
         if modes.contains("unserved") {
-            lines.append("unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync")
+            lines.append(serverReachable
+                ? "unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync"
+                : "unserved: neither Envoy nor the shim serves the port: start the server and Envoy (the server restores its registrations from its state file)")
         }
         if modes.contains("unregistered") {
-            lines.append("unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it")
+            lines.append(serverReachable
+                ? "unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it"
+                : "unregistered: run edshim status as root to see what serves it")
         }
         return lines.joined(separator: "\n")
     }

@@ -35,6 +35,9 @@ public enum EnvoyBootstrapCheck {
                 continue
             }
             let path = value.hasPrefix("/") ? "\(root)/\(pid)/root\(value)" : "\(root)/\(pid)/cwd/\(value)"
+            // A regular file only: opening a FIFO would block.
+            var info = stat()
+            guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
             if let text = SystemFile.read(path, limit: 64 * 1024), text.firstRange(of: marker) != nil { return true }
         }
         return false

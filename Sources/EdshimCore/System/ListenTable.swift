@@ -18,13 +18,17 @@ public struct ListeningSocket: Hashable, Sendable {
     /// (the kernel's accept queue): one that stays long is a program that no longer
     /// accepts. Known from the socket diagnostics only (0 from `/proc/net/tcp`).
     public var acceptQueue: UInt32
+    /// The kernel's cookie for the socket, which names it for as long as it lives (0
+    /// from `/proc/net/tcp`).
+    public var cookie: UInt64
 
     /// Creates an entry.
-    public init(endpoint: SocketEndpoint, inode: UInt64, acceptsIPv4: Bool = false, acceptQueue: UInt32 = 0) {
+    public init(endpoint: SocketEndpoint, inode: UInt64, acceptsIPv4: Bool = false, acceptQueue: UInt32 = 0, cookie: UInt64 = 0) {
         self.endpoint = endpoint
         self.inode = inode
         self.acceptsIPv4 = acceptsIPv4
         self.acceptQueue = acceptQueue
+        self.cookie = cookie
     }
 
     /// The same socket, whatever waits in its accept queue at the moment.
@@ -100,6 +104,17 @@ public enum ListenTable {
         return v4 + v6
     }
 
+    /// The connections the kernel has established on a listening socket and that no
+    /// program has accepted yet (their socket has no inode: it is in no process's
+    /// descriptors), by local address and cookie, IPv4 then IPv6; empty where the
+    /// socket diagnostics cannot be read. One still there a while later is one the
+    /// listening program does not accept.
+    public static func unacceptedConnections() -> [(local: SocketEndpoint, cookie: UInt64)] {
+        [Int32(AF_INET), Int32(AF_INET6)].flatMap { family in
+            (try? diagnostics(family: family, reading: edshim_tcp_established_sockets).get()) ?? []
+        }.filter { $0.inode == 0 }.map { ($0.endpoint, $0.cookie) }
+    }
+
     /// The UDP sockets of `family` that are bound and not connected (a port's socket,
     /// not a flow's), from NETLINK_SOCK_DIAG: the sockets that receive a port's
     /// datagrams.
@@ -124,7 +139,7 @@ public enum ListenTable {
             return .success(entries.prefix(count).compactMap { entry in
                 let bytes = withUnsafeBytes(of: entry.address) { Array($0.prefix(family == AF_INET ? 4 : 16)) }
                 return IPAddress(bytes: bytes).map {
-                    ListeningSocket(endpoint: SocketEndpoint(ip: $0, port: entry.port), inode: entry.inode, acceptsIPv4: entry.accepts_ipv4 != 0, acceptQueue: entry.accept_queue)
+                    ListeningSocket(endpoint: SocketEndpoint(ip: $0, port: entry.port), inode: entry.inode, acceptsIPv4: entry.accepts_ipv4 != 0, acceptQueue: entry.accept_queue, cookie: entry.cookie)
                 }
             })
         }

@@ -10,10 +10,12 @@ import ServiceLifecycle
 ///   row (`interval` apart), so a registration Envoy is about to serve, or Envoy
 ///   restarted by its unit, is not reported. Ports newly closed are logged as an
 ///   error; fewer closed, or none, as a notice;
-/// - registered ports whose listening sockets had connections waiting to be accepted
-///   at two checks in a row: Envoy listens but does not accept (stopped, hung, or far
-///   behind), so clients connect and get no answer. Logged as an error when ports are
-///   newly found so, as a notice once none is;
+/// - registered ports with a connection established and not accepted at two checks
+///   in a row (the same connection, by its socket cookie: a busy port's accept queue
+///   is seldom empty, but no connection stays in it for seconds while Envoy accepts):
+///   Envoy listens but does not accept (stopped, hung, or far behind), so clients
+///   connect and get no answer. Logged as an error when ports are newly found so, as a
+///   notice once none is;
 /// - once, from the second check on and when `edshim resync` is not under way:
 ///   running shims whose ports the server does not have, which nothing listens on
 ///   (the state file was missing or unreadable, and resync did not run).
@@ -29,7 +31,7 @@ struct UnservedPortsLog: Service {
             try await cancelWhenGracefulShutdown {
                 var seenClosed: Set<RegistrationKey> = []
                 var reported: Set<RegistrationKey> = []
-                var seenWaiting: Set<RegistrationKey> = []
+                var seenUnaccepted: Set<UInt64> = []
                 var reportedStalled: Set<RegistrationKey> = []
                 var checks = 0
                 var unregisteredChecked = false
@@ -41,9 +43,16 @@ struct UnservedPortsLog: Service {
                     // an Envoy socket per worker on each.
                     let table = ListenTable.read()
                     let listening = Set(table.map(\.endpoint))
-                    let waiting = Set(table.filter { $0.acceptQueue > 0 }.map(\.endpoint))
-                    let stalled = Set(registrations.map(\.key).filter { waiting.contains($0.host) }).intersection(seenWaiting)
-                    seenWaiting = Set(registrations.map(\.key).filter { waiting.contains($0.host) })
+                    // Connections are looked up only on ports with a queue (the lookup
+                    // walks every established connection of the host).
+                    let queued = registrations.filter { registration in
+                        table.contains { $0.acceptQueue > 0 && $0.endpoint == registration.key.host }
+                    }
+                    let unaccepted = queued.isEmpty ? [] : ListenTable.unacceptedConnections()
+                    let stalled = Set(queued.filter { registration in
+                        unaccepted.contains { seenUnaccepted.contains($0.cookie) && registration.key.host.bindConflicts(with: $0.local) }
+                    }.map(\.key))
+                    seenUnaccepted = Set(unaccepted.map(\.cookie))
                     if stalled != reportedStalled {
                         reportStalled(stalled, after: reportedStalled)
                         reportedStalled = stalled

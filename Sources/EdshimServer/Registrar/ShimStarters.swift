@@ -9,8 +9,10 @@ import EdshimCore
 struct ShimStarters {
     private var starters: [Owner: Owner] = [:]
 
-    /// Notes the process `shim` runs under now.
+    /// Notes the process `shim` runs under now, unless noted before (resync registers
+    /// on behalf of a shim whose dockerd may have exited since).
     mutating func note(_ shim: Owner) {
+        guard starters[shim] == nil else { return }
         starters[shim] = ProcessTable.parent(of: shim.pid).flatMap { ProcessTable.owner(of: $0) }
     }
 

@@ -125,12 +125,13 @@ struct FallbackProxy {
                         retry.failed(error.description)
                     }
                 }
-                if let stuck = pending, pendingDeadline.hasPassed {
-                    // Answered or not, a request this old is given up, and tried again.
+                if let stuck = pending, pendingDeadline.hasPassed || stuck.isUnreadTooLong {
+                    // Answered or not, a request this old (or left unread by a server
+                    // stopped or hung) is given up, and tried again.
                     stuck.close()
                     pending = nil
                     inDoubt = true
-                    retry.failed(ServerClient.Failure.timedOut.description)
+                    retry.failed((pendingDeadline.hasPassed ? ServerClient.Failure.timedOut : .notRead).description)
                 }
             }
             relay.process(fds[relayStart...])

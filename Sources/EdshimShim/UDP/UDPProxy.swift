@@ -189,12 +189,15 @@ final class UDPProxy {
     /// dropped). A flow is evicted only for a socket that is ready to take its place:
     /// at the flow limit, or when the host is out of descriptors or local ports.
     private func openFlow(for index: Int, key: FlowKey, now: Int64) -> Int32 {
+        var evicted = false
         if let shortage = lastShortage, now < shortage.until, flows.count >= shortage.flows, flows.count > 0 {
             close(flows.remove(flows.leastRecentlyUsed))
             log("\(shortage.what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(shortage.remedy)", throttledBy: &shortages, now: now)
+            evicted = true
         }
         var upstream = connectUpstream()
-        if upstream < 0, let shortage = Self.shortage(errno), flows.count > 0 {
+        // One flow given up per new client at most.
+        if upstream < 0, !evicted, let shortage = Self.shortage(errno), flows.count > 0 {
             lastShortage = (shortage.what, shortage.remedy, flows.count, now + Self.shortageTrustedMilliseconds)
             close(flows.remove(flows.leastRecentlyUsed))
             log("\(shortage.what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(shortage.remedy)", throttledBy: &shortages, now: now)

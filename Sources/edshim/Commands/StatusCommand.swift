@@ -85,7 +85,7 @@ struct StatusCommand: ParsableCommand {
             let udpShims = shims.filter { $0.arguments.proto == .udp }
             guard !tcpShims.isEmpty || !udpShims.isEmpty else { throw CommandFailure(error.description) }
             let listening = ListenTable.read()
-            print(StatusReport.table([], unregistered: tcpShims.map { Self.unregistered($0, listening: listening) }, udpShims: udpShims))
+            print(StatusReport.table([], unregistered: tcpShims.map { Self.unregistered($0, listening: listening) }, udpShims: udpShims, serverReachable: false))
             throw CommandFailure("\(error.description); the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)")
         }
         switch response {
