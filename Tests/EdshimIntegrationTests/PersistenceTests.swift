@@ -424,11 +424,27 @@ struct PersistenceTests {
             let envoy = try #require(bed.envoy)
             envoy.signal(SIGSTOP)
             defer { envoy.signal(SIGCONT) }
+            // Each thread stops on its own: a worker still running could accept first.
+            try await bed.eventually("every thread of Envoy has stopped") {
+                let tasks = ShimProcesses.entryNames(in: "/proc/\(envoy.pid)/task").filter { Int($0) != nil }
+                return !tasks.isEmpty && tasks.allSatisfy { task in
+                    ((try? String(contentsOfFile: "/proc/\(envoy.pid)/task/\(task)/stat", encoding: .utf8)) ?? "").contains(") T ")
+                }
+            }
             // The kernel completes the handshake; the connection waits for Envoy to accept it.
             let waiting = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: ports[1]))
             defer { close(waiting) }
-            try await bed.eventually("the server logs that connections wait unaccepted", timeout: .seconds(25)) {
-                bed.server?.log.contains("connections wait unaccepted on 1 registered port at two checks") == true
+            do {
+                try await bed.eventually("the server logs that connections wait unaccepted", timeout: .seconds(25)) {
+                    bed.server?.log.contains("connections wait unaccepted on 1 registered port at two checks") == true
+                }
+            } catch {
+                let queues = ListenTable.read().filter { $0.endpoint.port == ports[1] }.map { "\($0.endpoint) queue \($0.acceptQueue)" }
+                let unaccepted = ListenTable.unacceptedConnections().filter { $0.local.port == ports[1] }.map { "\($0.local) cookie \($0.cookie)" }
+                let holders = PortHolders.listening(on: SocketEndpoint(ip: .anyIPv4, port: ports[1]))
+                let state = (try? String(contentsOfFile: "/proc/\(envoy.pid)/stat", encoding: .utf8)) ?? "gone"
+                Issue.record("listening: \(queues); holders \(holders); envoy \(envoy.pid) stat \(state.prefix(60)); unaccepted: \(unaccepted); server log:\n\(bed.server?.log.suffix(3000) ?? "")")
+                throw error
             }
             #expect(bed.server?.log.contains("ports=0.0.0.0:\(ports[1])") == true, "it names the port: \(bed.server?.log ?? "")")
             envoy.signal(SIGCONT)
@@ -620,7 +636,11 @@ struct DeadShimTests {
             #expect(await old.process.waitForExit(timeout: .seconds(1)) == 0)
             let registrations = try bed.registrations()
             #expect(registrations.map(\.owner.pid) == [new.process.pid])
-            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).body.contains("backend=second"))
+            // The server answered once Envoy read the new cluster; its worker takes it a
+            // moment later (longer on a loaded machine).
+            try await bed.eventually("requests reach the newer registration's container", timeout: .seconds(10)) {
+                try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).body.contains("backend=second")
+            }
         }
     }
 }
