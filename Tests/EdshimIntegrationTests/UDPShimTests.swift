@@ -69,7 +69,7 @@ struct UDPShimTests {
         }
     }
 
-    @Test("a port in use is refused the way docker-proxy words it", arguments: UDPFamily.allCases)
+    @Test("a port in use is refused the way docker-proxy words it, naming the process that holds it", arguments: UDPFamily.allCases)
     func portInUse(family: UDPFamily) async throws {
         try await withUDPTestbed { bed, _ in
             let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
@@ -78,6 +78,8 @@ struct UDPShimTests {
             let shim = try await bed.startUDPProxy(.dockerd2010, host: host, container: SocketEndpoint(ip: family.loopback, port: 9))
             #expect(shim.status.hasPrefix("1\nlisten udp \(host): bind: address already in use"), "reported \(shim.status.debugDescription)")
             #expect(shim.status.contains("another host port"), "the reason says what to do")
+            let name = try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(shim.status.contains(": \(name) (pid \(getpid())) already uses udp \(host)"), "who holds it: \(shim.status.debugDescription)")
             #expect(!shim.status.dropFirst(2).contains("\n"), "the reason is one line")
             #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
         }

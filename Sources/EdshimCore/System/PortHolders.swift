@@ -36,6 +36,14 @@ public enum PortHolders {
         holding(Set(ListenTable.read().filter { $0.keepsFromBinding(host) }.map(\.inode)), root: root)
     }
 
+    /// The processes with a UDP socket bound (and not connected) where a bind of
+    /// `host` conflicts, by process id; empty when there is none, or when they cannot
+    /// be seen. Reads every process's descriptors: for a port that could not be bound.
+    public static func boundUDP(on host: SocketEndpoint, root: String = "/proc") -> [Holder] {
+        let sockets = (try? ListenTable.unconnectedUDPSockets(family: host.family).get()) ?? []
+        return holding(Set(sockets.filter { $0.endpoint.bindConflicts(with: host) }.map(\.inode)), root: root)
+    }
+
     /// The processes holding any of the sockets `inodes`, by process id; empty when
     /// their processes cannot be seen in `/proc` (a server not run as root).
     public static func holding(_ inodes: Set<UInt64>, root: String = "/proc") -> [Holder] {

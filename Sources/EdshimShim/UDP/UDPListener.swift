@@ -48,7 +48,7 @@ struct UDPListener {
         guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
             let code = errno
             close(fd)
-            throw .bind("udp", host, code)
+            throw .bind("udp", host, code, holders: code == EADDRINUSE ? PortHolders.boundUDP(on: host) : [])
         }
         return try prepare(fd, endpoint: host)
     }
