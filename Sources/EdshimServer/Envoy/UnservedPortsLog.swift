@@ -45,9 +45,8 @@ struct UnservedPortsLog: Service {
                     let listening = Set(table.map(\.endpoint))
                     // Connections are looked up only on ports with a queue (the lookup
                     // walks every established connection of the host).
-                    let queued = registrations.filter { registration in
-                        table.contains { $0.acceptQueue > 0 && $0.endpoint == registration.key.host }
-                    }
+                    let waiting = Set(table.filter { $0.acceptQueue > 0 }.map(\.endpoint))
+                    let queued = waiting.isEmpty ? [] : registrations.filter { waiting.contains($0.key.host) }
                     let unaccepted = queued.isEmpty ? [] : ListenTable.unacceptedConnections()
                     let stalled = Set(queued.filter { registration in
                         unaccepted.contains { seenUnaccepted.contains($0.cookie) && registration.key.host.bindConflicts(with: $0.local) }
