@@ -35,8 +35,8 @@ public enum StatusReport {
         /// The shim.
         public var shim: ShimProcesses.Shim
         /// True when it serves its port itself (the server or Envoy was not there when
-        /// it registered; it hands the port over once Envoy can take it), false when
-        /// nothing serves it (the server lost it: `edshim resync`), nil when that
+        /// it registered; it hands the port over once Envoy can take it), false when it
+        /// does not (`othersListen` says whether something else does), nil when that
         /// cannot be seen (another user's process).
         public var servesItself: Bool?
         /// Another socket listens on its port (Envoy's, as the server configured it
@@ -50,13 +50,17 @@ public enum StatusReport {
             self.othersListen = othersListen
         }
 
-        /// The MODE cell.
-        var mode: String {
+        /// The MODE cell, each explained in a line after the table.
+        enum Mode: String {
+            case itself, envoy, unserved, unregistered
+        }
+
+        var mode: Mode {
             switch servesItself {
-            case true?: "itself"
-            case false? where othersListen: "envoy"
-            case false?: "unserved"
-            case nil: "unregistered"
+            case true?: .itself
+            case false? where othersListen: .envoy
+            case false?: .unserved
+            case nil: .unregistered
             }
         }
     }
@@ -88,7 +92,7 @@ public enum StatusReport {
                 entry.shim.arguments.proto.rawValue,
                 entry.shim.arguments.container.description,
                 "-",
-                entry.mode,
+                entry.mode.rawValue,
                 entry.shim.owner.description,
             ]
         }
@@ -119,20 +123,20 @@ public enum StatusReport {
             lines.append("(shim): the shim serves the port itself until Envoy listens on it (is Envoy running?)")
         }
         let modes = Set(unregistered.map(\.mode))
-        if modes.contains("itself") {
+        if modes.contains(.itself) {
             lines.append("itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)")
         }
-        if modes.contains("envoy") {
+        if modes.contains(.envoy) {
             lines.append(serverReachable
                 ? "envoy: another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (it lost the registration): run edshim resync"
                 : "envoy: another socket listens on the port: Envoy's, as the server configured it before it could not be reached")
         }
-        if modes.contains("unserved") {
+        if modes.contains(.unserved) {
             lines.append(serverReachable
                 ? "unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync"
                 : "unserved: neither Envoy nor the shim serves the port: start the server and Envoy (the server restores its registrations from its state file)")
         }
-        if modes.contains("unregistered") {
+        if modes.contains(.unregistered) {
             lines.append(serverReachable
                 ? "unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it"
                 : "unregistered: run edshim status as root to see what serves it")

@@ -28,6 +28,15 @@ public enum BindRefusal {
         return "no process listens on it, but a connection of this host holds the port (an outgoing connection's local port, or one closing in TIME-WAIT: ss -tan 'sport = :\(host.port)' shows it), so nothing can listen there until it is closed\(range); publish the container on another host port"
     }
 
+    /// The refusal of `key` while `shim` publishes it for `container`, started by
+    /// `starter`, a running process that did not start the caller (another dockerd):
+    /// a port is published once. `hint` goes after "Stop the container that publishes
+    /// it first".
+    public static func alreadyPublished(_ key: RegistrationKey, for container: SocketEndpoint, by shim: Owner, startedBy starter: Owner, hint: String = "") -> String {
+        let name = ProcessTable.name(of: starter.pid).map { "\($0), " } ?? ""
+        return "\(key) is already published, for \(container) by shim \(shim), which another process still running started (\(name)\(starter)): a port is published once. Stop the container that publishes it first\(hint), or publish another host port"
+    }
+
     private static func advice(_ proto: String, _ host: SocketEndpoint, _ code: Int32, holders: [PortHolders.Holder]) -> String {
         if code == EINVAL || code == EADDRNOTAVAIL, let mapped = host.ip.mappedIPv4 {
             return "\(host.ip) is an IPv4-mapped address, which IPv6 sockets bound v6-only (docker-proxy's, Envoy's, edshim's) cannot take; publish on \(mapped) instead"

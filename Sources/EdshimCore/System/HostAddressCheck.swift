@@ -11,14 +11,7 @@ public enum HostAddressCheck {
     /// Why a TCP socket cannot bind `host`'s address here, as Envoy binds (v6-only for
     /// IPv6; port 0, so the port's own state does not count); nil when it can.
     public static func refusal(_ host: SocketEndpoint) -> String? {
-        let probe = SocketEndpoint(ip: host.ip, port: 0)
-        let fd = socket(probe.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var one: Int32 = 1
-        if probe.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
-        guard probe.withSocketAddress({ bind(fd, $0, $1) }) != 0 else { return nil }
-        let code = errno
+        guard let code = bindFailure(SocketEndpoint(ip: host.ip, port: 0), reusing: false) else { return nil }
         // Only what says the address itself cannot be listened on: not a host out of
         // ephemeral ports (EADDRINUSE for port 0) or of memory, which Envoy may not be.
         guard code == EADDRNOTAVAIL || code == EINVAL else { return nil }
@@ -37,15 +30,24 @@ public enum HostAddressCheck {
     /// that says nothing of the port's use (no permission for a port below 1024 to a
     /// server not run as root: Envoy may have it).
     public static func portRefusal(_ host: SocketEndpoint) -> String? {
-        let fd = socket(host.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard bindFailure(host, reusing: true) == EADDRINUSE else { return nil }
+        return BindRefusal.message("tcp", host, EADDRINUSE, advice: BindRefusal.heldByAConnection(host))
+    }
+
+    /// The errno of binding a TCP socket to `endpoint` as Envoy binds a listener
+    /// (v6-only for IPv6; with `reusing`, SO_REUSEADDR and SO_REUSEPORT too), closed at
+    /// once without listening; nil when it binds, or no socket could be made.
+    private static func bindFailure(_ endpoint: SocketEndpoint, reusing: Bool) -> Int32? {
+        let fd = socket(endpoint.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var one: Int32 = 1
         let size = socklen_t(MemoryLayout<Int32>.size)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, size)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size)
-        if host.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size) }
-        guard host.withSocketAddress({ bind(fd, $0, $1) }) != 0, errno == EADDRINUSE else { return nil }
-        return BindRefusal.message("tcp", host, EADDRINUSE, advice: BindRefusal.heldByAConnection(host))
+        if reusing {
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, size)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size)
+        }
+        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size) }
+        return endpoint.withSocketAddress({ bind(fd, $0, $1) }) == 0 ? nil : errno
     }
 }

@@ -106,8 +106,16 @@ public enum ProcessTable {
 
     /// The parent of a process (`PPid:`): 1, or a subreaper, once the process that
     /// started it has exited; 0 for a process of another PID namespace's init.
-    public static func parent(of pid: Int32, root: String = "/proc") -> Int32? {
+    private static func parent(of pid: Int32, root: String) -> Int32? {
         statusNumbers("PPid", of: pid, root: root)?.first.map { Int32(bitPattern: $0) }
+    }
+
+    /// The running process that started `pid` and is still its parent: nil once that
+    /// one exited and the kernel gave `pid` to init (PID 1, or 0 for the init of
+    /// another PID namespace).
+    public static func starter(of pid: Int32, root: String = "/proc") -> Owner? {
+        guard let parent = parent(of: pid, root: root), parent > 1 else { return nil }
+        return owner(of: parent, root: root)
     }
 
     /// A process's name (`/proc/PID/comm`), or nil when it cannot be read.

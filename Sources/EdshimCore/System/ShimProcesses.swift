@@ -139,21 +139,19 @@ public enum ShimProcesses {
         return inodes
     }
 
-    /// Every running shim of the caller's network namespace, by process id: one of a
-    /// dockerd inside a container publishes that container's ports, not this host's.
-    /// A running shim of `key` other than `pid` whose parent, still running, is
-    /// another process than `pid`'s (another dockerd): the port is that dockerd's.
-    /// The starter's pid with it. (Not one whose dockerd exited: its parent is init.)
-    public static func publishingUnderAnotherStarter(_ key: RegistrationKey, than pid: Int32 = getpid(), root: String = "/proc") -> (shim: Shim, starter: Int32)? {
-        let own = ProcessTable.parent(of: pid, root: root)
+    /// A running shim of `key` other than `pid` that a running process other than
+    /// `pid`'s started (another dockerd): the port is that dockerd's. The starter with
+    /// it. (Not one whose dockerd exited: init is its parent now.)
+    public static func publishingUnderAnotherStarter(_ key: RegistrationKey, than pid: Int32 = getpid(), root: String = "/proc") -> (shim: Shim, starter: Owner)? {
+        let own = ProcessTable.starter(of: pid, root: root)
         for shim in all(root: root) where shim.arguments.key == key && shim.owner.pid != pid {
-            guard let parent = ProcessTable.parent(of: shim.owner.pid, root: root), parent > 1, parent != own,
-                  ProcessTable.owner(of: parent, root: root) != nil else { continue }
-            return (shim, parent)
+            if let starter = ProcessTable.starter(of: shim.owner.pid, root: root), starter != own { return (shim, starter) }
         }
         return nil
     }
 
+    /// Every running shim of the caller's network namespace, by process id: one of a
+    /// dockerd inside a container publishes that container's ports, not this host's.
     public static func all(root: String = "/proc") -> [Shim] {
         entryNames(in: root).compactMap { Int32($0).flatMap { shim(pid: $0, root: root) } }
             .filter { sharesNetworkNamespace($0.owner.pid, root: root) != false }

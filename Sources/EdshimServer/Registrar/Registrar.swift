@@ -537,9 +537,8 @@ actor Registrar {
     /// dockerd exited (`ShimStarters`).
     private func publishedRefusal(_ key: RegistrationKey, for owner: Owner) -> WireError? {
         guard let holder = registry[key], holder.owner != owner, let starter = starters.starter(of: holder.owner),
-              starter != ProcessTable.parent(of: owner.pid).flatMap({ ProcessTable.owner(of: $0) }) else { return nil }
-        let starterName = ProcessTable.name(of: starter.pid).map { "\($0), " } ?? ""
-        return WireError(.portInUse, "\(key) is already published, for \(holder.container) by shim \(holder.owner), which another process still running started (\(starterName)\(starter)): a port is published once. Stop the container that publishes it first (docker ps --filter publish=\(key.host.port), against each dockerd), or publish another host port")
+              starter != ProcessTable.starter(of: owner.pid) else { return nil }
+        return WireError(.portInUse, BindRefusal.alreadyPublished(key, for: holder.container, by: holder.owner, startedBy: starter, hint: " (docker ps --filter publish=\(key.host.port), against each dockerd)"))
     }
 
     /// Whether registrations wait for Docker to answer about their labels (keys

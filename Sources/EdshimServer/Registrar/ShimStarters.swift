@@ -13,7 +13,7 @@ struct ShimStarters {
     /// on behalf of a shim whose dockerd may have exited since).
     mutating func note(_ shim: Owner) {
         guard starters[shim] == nil else { return }
-        starters[shim] = ProcessTable.parent(of: shim.pid).flatMap { ProcessTable.owner(of: $0) }
+        starters[shim] = ProcessTable.starter(of: shim.pid)
     }
 
     /// Forgets `shim` (no registration of its own left).
@@ -26,9 +26,7 @@ struct ShimStarters {
     /// another process than the one noted. A shim restored from the state file, not
     /// noted by this server, counts as handed on only once under init.
     func starter(of shim: Owner) -> Owner? {
-        guard ProcessTable.liveness(of: shim) == .running,
-              let parent = ProcessTable.parent(of: shim.pid), parent > 1,
-              let current = ProcessTable.owner(of: parent) else { return nil }
+        guard ProcessTable.liveness(of: shim) == .running, let current = ProcessTable.starter(of: shim.pid) else { return nil }
         if let noted = starters[shim], noted != current { return nil }
         return current
     }

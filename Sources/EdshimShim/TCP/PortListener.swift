@@ -34,9 +34,9 @@ struct PortListener {
             }
             // That Envoy's listener is another dockerd's port (its shim runs): a port is
             // published once, as the server would answer.
-            if let other = ShimProcesses.publishingUnderAnotherStarter(RegistrationKey(proto: .tcp, host: host)) {
-                let starter = ProcessTable.name(of: other.starter).map { "\($0), pid \(other.starter)" } ?? "pid \(other.starter)"
-                throw ShimFailure(BindRefusal.message("tcp", host, failure.code, advice: "tcp \(host) is already published, for \(other.shim.arguments.container) by shim pid \(other.shim.owner.pid), which another process still running started (\(starter)): a port is published once. Stop the container that publishes it first, or publish another host port"))
+            let key = RegistrationKey(proto: .tcp, host: host)
+            if let other = ShimProcesses.publishingUnderAnotherStarter(key) {
+                throw ShimFailure(BindRefusal.message("tcp", host, failure.code, advice: BindRefusal.alreadyPublished(key, for: other.shim.arguments.container, by: other.shim.owner, startedBy: other.starter)))
             }
             let names = holders.map(\.description).joined(separator: ", ")
             ShimLog.warning("\(names) still listens on tcp \(host), from before the server stopped: serving beside it (connections are shared) until the server withdraws or takes over that listener")
