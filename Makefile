@@ -69,7 +69,8 @@ clean:
 # edshim against Debian's docker-proxy, same run (docs/PERFORMANCE.md records the
 # numbers): UDP echoes per second (bench/udp-bench.sh); the private memory of an
 # idle TCP port and the time to publish one, also with 120 published
-# (bench/tcp-ports.sh); HTTP requests per second (bench/http-bench.sh).
+# (bench/tcp-ports.sh); HTTP requests per second (bench/http-bench.sh); the latency
+# of a port a shim relays itself beside 2,000 open connections (bench/tcp-relay.py).
 BENCH_DIR := $(CURDIR)/.build/bench
 
 .PHONY: bench
@@ -85,6 +86,7 @@ bench: release $(BENCH_DIR)/udp-load $(BENCH_DIR)/udp-echo-server $(BENCH_DIR)/u
 	scripts/ensure-test-deps.sh --envoy-only
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/tcp-ports.sh
 	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" bench/http-bench.sh
+	EDSHIM=$(RELEASE_BIN) BENCH_DIR=$(BENCH_DIR) bench/tcp-relay.py
 
 # libFuzzer over the protocol decoders, the flag parser and the label sanitizer
 # (docs/fuzzing.md): FUZZ_RUNS executions per target, on a scratch copy of

@@ -35,18 +35,30 @@ int edshim_epoll_create(void) {
 }
 
 int edshim_epoll_watch(int epoll_fd, int fd, unsigned long long token) {
+    return edshim_epoll_control(epoll_fd, EPOLL_CTL_ADD, fd, EPOLLIN, token);
+}
+
+int edshim_epoll_control(int epoll_fd, int operation, int fd, unsigned int events, unsigned long long token) {
     struct epoll_event event;
     memset(&event, 0, sizeof event);
-    event.events = EPOLLIN;
+    event.events = events;
     event.data.u64 = token;
-    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event);
+    return epoll_ctl(epoll_fd, operation, fd, &event);
 }
 
 int edshim_epoll_wait(int epoll_fd, unsigned long long *tokens, int capacity, int timeout_ms) {
-    struct epoll_event events[64];
+    return edshim_epoll_wait_events(epoll_fd, tokens, NULL, capacity, timeout_ms);
+}
+
+int edshim_epoll_wait_events(int epoll_fd, unsigned long long *tokens, unsigned int *events, int capacity, int timeout_ms) {
+    // epoll_event is packed on x86-64, which Swift cannot lay out: copied out here.
+    struct epoll_event ready[64];
     if (capacity > 64) capacity = 64;
-    int count = epoll_wait(epoll_fd, events, capacity, timeout_ms);
-    for (int i = 0; i < count; i++) tokens[i] = events[i].data.u64;
+    int count = epoll_wait(epoll_fd, ready, capacity, timeout_ms);
+    for (int i = 0; i < count; i++) {
+        tokens[i] = ready[i].data.u64;
+        if (events != NULL) events[i] = ready[i].events;
+    }
     return count;
 }
 

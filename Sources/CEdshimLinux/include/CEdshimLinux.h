@@ -60,8 +60,15 @@ int edshim_epoll_create(void);
 /// Watches `fd` for readability (level-triggered); `token` comes back from edshim_epoll_wait.
 int edshim_epoll_watch(int epoll_fd, int fd, unsigned long long token);
 
+/// epoll_ctl: `operation` is EPOLL_CTL_ADD, EPOLL_CTL_MOD or EPOLL_CTL_DEL; `events`
+/// (EPOLLIN, EPOLLOUT; level-triggered) and `token` as epoll_event's.
+int edshim_epoll_control(int epoll_fd, int operation, int fd, unsigned int events, unsigned long long token);
+
 /// epoll_wait: fills up to `capacity` tokens of ready descriptors; returns their count, or -1.
 int edshim_epoll_wait(int epoll_fd, unsigned long long *tokens, int capacity, int timeout_ms);
+
+/// epoll_wait that also gives each ready descriptor's events (`events` may be NULL).
+int edshim_epoll_wait_events(int epoll_fd, unsigned long long *tokens, unsigned int *events, int capacity, int timeout_ms);
 
 /// Asks the kernel to report each datagram's local address (IP_PKTINFO for AF_INET,
 /// IPV6_RECVPKTINFO for AF_INET6 and, on a dual-stack socket, IP_PKTINFO too).

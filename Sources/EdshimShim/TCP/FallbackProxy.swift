@@ -65,8 +65,8 @@ struct FallbackProxy {
             var fds = [pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)]
             if let serving { fds.append(pollfd(fd: accepting ? serving.descriptor : -1, events: Int16(POLLIN), revents: 0)) }
             if let pending { fds.append(pollfd(fd: pending.descriptor, events: Int16(POLLIN), revents: 0)) }
-            let relayStart = fds.count
-            relay.appendPollDescriptors(to: &fds)
+            let relayIndex = fds.count
+            fds.append(pollfd(fd: relay.descriptor, events: Int16(POLLIN), revents: 0))
             var timeout: Int32 = serving == nil ? -1 : (pending == nil ? retry.remaining : min(1000, pendingDeadline.remaining))
             if let acceptPausedUntil { timeout = timeout < 0 ? acceptPausedUntil.remaining : min(timeout, acceptPausedUntil.remaining) }
             let ready = poll(&fds, nfds_t(fds.count), timeout)
@@ -134,7 +134,7 @@ struct FallbackProxy {
                     retry.failed((pendingDeadline.hasPassed ? ServerClient.Failure.timedOut : .notRead).description)
                 }
             }
-            relay.process(fds[relayStart...])
+            if fds[relayIndex].revents != 0 { relay.process() }
         }
     }
 }

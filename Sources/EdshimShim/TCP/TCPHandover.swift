@@ -17,14 +17,16 @@ enum TCPHandover {
         for client in clients { relay.add(client: client) }
         var pollFailures = LogThrottle()
         while !relay.isIdle {
-            var fds = [pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0)]
-            relay.appendPollDescriptors(to: &fds)
+            var fds = [
+                pollfd(fd: signals.descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: relay.descriptor, events: Int16(POLLIN), revents: 0),
+            ]
             let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 {
                 guard TerminationSignals.afterFailedPoll(&fds[0], error: errno, doing: "relaying \(relay.count) connection(s)", log: &pollFailures) else { continue }
             }
             if fds[0].revents != 0, signals.takePending() { return true }
-            relay.process(fds[1...])
+            if fds[1].revents != 0 { relay.process() }
         }
         return false
     }

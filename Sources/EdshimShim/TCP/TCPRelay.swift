@@ -1,14 +1,20 @@
+import CEdshimLinux
 import EdshimCore
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Copies bytes between accepted client connections and the container, on the
-/// caller's thread, driven by `poll`: what docker-proxy does, for the moments the
-/// shim itself serves a port (connections queued on dockerd's socket before Envoy
-/// took over). Half-closes are passed on; either side failing closes both.
+/// caller's thread: what docker-proxy does, for the moments the shim itself serves a
+/// port (the server or Envoy not there, or connections queued on dockerd's socket
+/// before Envoy took over). Half-closes are passed on; either side failing closes both.
+///
+/// The connections' descriptors sit in an epoll set that the caller polls through
+/// `descriptor`, so a wakeup costs what is ready, not one entry per connection: a
+/// fallback holding thousands of connections stays as quick as one holding a few.
 final class TCPRelay {
     private final class Connection {
+        let id: UInt64
         let client: Int32
         let upstream: Int32
         var connecting = true
@@ -19,8 +25,12 @@ final class TCPRelay {
         var upstreamShut = false
         var clientShut = false
         var failed = false
+        /// The events each side is watched for in the epoll set; 0: not in it.
+        var clientWatched: UInt32 = 0
+        var upstreamWatched: UInt32 = 0
 
-        init(client: Int32, upstream: Int32) {
+        init(id: UInt64, client: Int32, upstream: Int32) {
+            self.id = id
             self.client = client
             self.upstream = upstream
         }
@@ -30,8 +40,18 @@ final class TCPRelay {
         }
     }
 
+    private static let readable = EPOLLIN.rawValue
+    private static let writable = EPOLLOUT.rawValue
+    private static let endOrError = EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue
+    private static let readyCapacity = 64
+
     private let target: SocketEndpoint
-    private var connections: [Connection] = []
+    /// Created with the first connection: a shim that never relays has none.
+    private var epoll: Int32 = -1
+    private var connections: [UInt64: Connection] = [:]
+    private var nextID: UInt64 = 0
+    private var readyTokens = [UInt64](repeating: 0, count: TCPRelay.readyCapacity)
+    private var readyEvents = [UInt32](repeating: 0, count: TCPRelay.readyCapacity)
     private var connectFailures = LogThrottle()
     private var buffer = [UInt8](repeating: 0, count: 64 * 1024)
 
@@ -40,14 +60,30 @@ final class TCPRelay {
         self.target = target
     }
 
+    deinit {
+        closeAll()
+    }
+
     /// True when no connection is open.
     var isIdle: Bool { connections.isEmpty }
 
     /// The connections being relayed.
     var count: Int { connections.count }
 
+    /// Readable when a relayed connection is ready: poll it for `POLLIN` and call
+    /// `process` then. -1 (which `poll` skips) before the first connection.
+    var descriptor: Int32 { epoll }
+
     /// Takes over an accepted client connection and starts connecting to the container.
     func add(client: Int32) {
+        if epoll < 0 {
+            epoll = edshim_epoll_create()
+            guard epoll >= 0 else {
+                logConnectFailure(errno)
+                close(client)
+                return
+            }
+        }
         _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
         let upstream = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard upstream >= 0 else {
@@ -64,7 +100,10 @@ final class TCPRelay {
             close(upstream)
             return
         }
-        connections.append(Connection(client: client, upstream: upstream))
+        let connection = Connection(id: nextID, client: client, upstream: upstream)
+        nextID += 1
+        connections[connection.id] = connection
+        watch(connection)
     }
 
     /// Both sides as docker-proxy's (Go's defaults): each write leaves at once (no
@@ -82,56 +121,80 @@ final class TCPRelay {
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &seconds, size)
     }
 
-    /// The descriptors to poll and the events each waits for.
-    func appendPollDescriptors(to fds: inout [pollfd]) {
-        for connection in connections {
-            var clientEvents: Int16 = 0
-            var upstreamEvents: Int16 = 0
-            if connection.connecting {
-                upstreamEvents |= Int16(POLLOUT)
+    /// Moves bytes for the connections that are ready; call it when `descriptor` is
+    /// readable. Connections that finished are closed.
+    func process() {
+        guard epoll >= 0 else { return }
+        let ready = Int(edshim_epoll_wait_events(epoll, &readyTokens, &readyEvents, Int32(Self.readyCapacity), 0))
+        guard ready > 0 else { return }
+        for index in 0..<ready {
+            // A token is a connection's id and its side; a connection that finished
+            // earlier in this batch is gone.
+            let token = readyTokens[index]
+            guard let connection = connections[token >> 1] else { continue }
+            let events = readyEvents[index]
+            let fromClient = token & 1 == 0
+            step(connection, clientEvents: fromClient ? events : 0, upstreamEvents: fromClient ? 0 : events)
+            if connection.finished {
+                remove(connection)
             } else {
-                if connection.toUpstream.isEmpty, !connection.clientDone { clientEvents |= Int16(POLLIN) }
-                if !connection.toClient.isEmpty { clientEvents |= Int16(POLLOUT) }
-                if connection.toClient.isEmpty, !connection.upstreamDone { upstreamEvents |= Int16(POLLIN) }
-                if !connection.toUpstream.isEmpty { upstreamEvents |= Int16(POLLOUT) }
+                watch(connection)
             }
-            // A side waited on for nothing is left out (a negative fd): poll reports
-            // POLLERR and POLLHUP whatever the events, and a reset socket reports them
-            // until it is closed, which would spin this loop while the other side drains.
-            fds.append(pollfd(fd: clientEvents == 0 ? -1 : connection.client, events: clientEvents, revents: 0))
-            fds.append(pollfd(fd: upstreamEvents == 0 ? -1 : connection.upstream, events: upstreamEvents, revents: 0))
-        }
-    }
-
-    /// Moves bytes for the connections whose descriptors are ready. `fds` is the
-    /// slice `appendPollDescriptors` added, after `poll`.
-    func process(_ fds: ArraySlice<pollfd>) {
-        var index = fds.startIndex
-        for connection in connections {
-            guard index + 1 < fds.endIndex else { break }
-            let clientEvents = fds[index].revents
-            let upstreamEvents = fds[index + 1].revents
-            index += 2
-            step(connection, clientEvents: clientEvents, upstreamEvents: upstreamEvents)
-        }
-        connections.removeAll { connection in
-            guard connection.finished else { return false }
-            close(connection.client)
-            close(connection.upstream)
-            return true
         }
     }
 
     /// Closes every connection (the shim is stopping).
     func closeAll() {
-        for connection in connections {
+        for connection in connections.values {
             close(connection.client)
             close(connection.upstream)
         }
         connections.removeAll()
+        if epoll >= 0 { close(epoll) }
+        epoll = -1
     }
 
-    private func step(_ connection: Connection, clientEvents: Int16, upstreamEvents: Int16) {
+    private func remove(_ connection: Connection) {
+        // Closing a descriptor takes it out of the epoll set.
+        close(connection.client)
+        close(connection.upstream)
+        connections[connection.id] = nil
+    }
+
+    /// Brings the epoll set in line with what each side of `connection` waits for.
+    /// A side waited on for nothing is taken out: epoll reports errors and hang-ups
+    /// whatever the events, and a reset socket reports them until it is closed, which
+    /// would spin the caller's loop while the other side drains.
+    private func watch(_ connection: Connection) {
+        var client: UInt32 = 0
+        var upstream: UInt32 = 0
+        if connection.connecting {
+            upstream = Self.writable
+        } else {
+            if connection.toUpstream.isEmpty, !connection.clientDone { client |= Self.readable }
+            if !connection.toClient.isEmpty { client |= Self.writable }
+            if connection.toClient.isEmpty, !connection.upstreamDone { upstream |= Self.readable }
+            if !connection.toUpstream.isEmpty { upstream |= Self.writable }
+        }
+        let watched = update(connection.client, from: connection.clientWatched, to: client, token: connection.id << 1)
+            && update(connection.upstream, from: connection.upstreamWatched, to: upstream, token: connection.id << 1 | 1)
+        guard watched else {
+            // No kernel memory for the set: the connection cannot be driven.
+            logConnectFailure(errno)
+            remove(connection)
+            return
+        }
+        connection.clientWatched = client
+        connection.upstreamWatched = upstream
+    }
+
+    private func update(_ fd: Int32, from old: UInt32, to new: UInt32, token: UInt64) -> Bool {
+        guard old != new else { return true }
+        let operation = old == 0 ? EPOLL_CTL_ADD : (new == 0 ? EPOLL_CTL_DEL : EPOLL_CTL_MOD)
+        return edshim_epoll_control(epoll, operation, fd, new, token) == 0
+    }
+
+    private func step(_ connection: Connection, clientEvents: UInt32, upstreamEvents: UInt32) {
         if connection.connecting {
             guard upstreamEvents != 0 else { return }
             var error: Int32 = 0
@@ -145,10 +208,10 @@ final class TCPRelay {
             connection.connecting = false
             return
         }
-        if clientEvents & Int16(POLLIN | POLLHUP | POLLERR) != 0, connection.toUpstream.isEmpty, !connection.clientDone {
+        if clientEvents & Self.endOrError != 0, connection.toUpstream.isEmpty, !connection.clientDone {
             connection.clientDone = read(from: connection.client, into: &connection.toUpstream, connection)
         }
-        if upstreamEvents & Int16(POLLIN | POLLHUP | POLLERR) != 0, connection.toClient.isEmpty, !connection.upstreamDone {
+        if upstreamEvents & Self.endOrError != 0, connection.toClient.isEmpty, !connection.upstreamDone {
             connection.upstreamDone = read(from: connection.upstream, into: &connection.toClient, connection)
         }
         flush(&connection.toUpstream, to: connection.upstream, connection)
