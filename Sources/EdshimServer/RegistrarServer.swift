@@ -31,33 +31,44 @@ public struct RegistrarServer: Sendable {
         try SocketListener.prepareDirectory(of: configuration.socketPath, policy: policy, logger: logger)
         let health = WriteHealth()
         let state = StateStore(path: configuration.stateFile, claim: stateClaim, health: health, logger: logger)
-        let restored: [Registration]
+        let saved: [Registration]?
         do {
-            restored = try await state.load()
+            saved = try await state.load()
         } catch {
             throw ServerStartupError("\(error): check --state-file")
         }
         let owners = try OwnerWatcher(logger: logger)
         // Only registrations whose shim still runs (same PID and start time) come back.
-        let live = restored.filter { owners.watch($0.owner) }
-        let registry = Registry(live)
-        // The file holds this registry, unless dead shims were dropped (saved below).
-        if live.count == restored.count { await state.remember(registry) }
+        let restored = saved ?? []
+        var registry = Registry(restored.filter { owners.watch($0.owner) })
+        let liveCount = registry.count
+        // What Envoy serves for a running shim is kept, also when the state file
+        // does not have it (none to go by, or one behind the xds files), rather than
+        // taken from Envoy until resync puts it back.
+        let taken = await LostStateRecovery.registrations(besides: registry, socketPath: configuration.socketPath, xdsDirectory: configuration.xdsDirectory, metadataSource: metadataSource, defaultMode: configuration.defaultMode)
+        registry = Registry(registry.registrations + taken.filter { owners.watch($0.owner) })
+        if !taken.isEmpty {
+            logger.notice("took back the running shims whose ports Envoy serves (lds.json) and the state file \(saved == nil ? "could not give" : "did not have"); edshim resync registers any other", metadata: ["taken_back": "\(taken.count)"])
+        }
+        // The file holds this registry, unless dead shims were dropped or shims were
+        // taken back (saved below).
+        let fileHoldsIt = liveCount == restored.count && taken.isEmpty
+        if fileHoldsIt { await state.remember(registry) }
         if !restored.isEmpty {
-            logger.info("restored registrations", metadata: ["restored": "\(live.count)", "dropped_dead_owners": "\(restored.count - live.count)"])
+            logger.info("restored registrations", metadata: ["restored": "\(liveCount)", "dropped_dead_owners": "\(restored.count - liveCount)"])
         }
         let publisher = XDSPublisher(directory: configuration.xdsDirectory, claim: claim, telemetry: configuration.telemetry, clusterRetention: configuration.clusterRetention, health: health, logger: logger)
         do {
-            try await publisher.start(restored: Registry(restored), live: registry)
+            try await publisher.start(restored: Registry(restored + taken), live: registry)
         } catch {
             throw ServerStartupError("\(error): check --xds-dir (Envoy reads its configuration there)")
         }
-        // Only once Envoy was given the registry without the dead shims: a server
-        // killed before would otherwise take this for what Envoy has, and drop their
-        // clusters with their listeners at its next start. In the background: a disk
-        // that refuses the writes (full) is retried, and must not hold up the start
-        // (READY=1, and dockerd after it).
-        if live.count != restored.count {
+        // Saved with the shims taken back, and without the dead shims only once Envoy
+        // was given the registry without them: a server killed before would otherwise
+        // take this for what Envoy has, and drop their clusters with their listeners
+        // at its next start. In the background: a disk that refuses the writes (full)
+        // is retried, and must not hold up the start (READY=1, and dockerd after it).
+        if !fileHoldsIt {
             Task { [registry] in
                 await publisher.publish(registry, revision: 0)
                 await state.save(registry, revision: 0)

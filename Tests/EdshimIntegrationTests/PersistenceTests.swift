@@ -248,7 +248,7 @@ struct PersistenceTests {
         return port
     }
 
-    @Test("a corrupt state file, or one of another format version (a downgrade), is reported and kept aside, the server starts, and resync restores the shims", arguments: [false, true])
+    @Test("a corrupt state file, or one of another format version (a downgrade), is reported and kept aside, the server starts, and takes back the running shim whose port Envoy serves: Envoy keeps its listener, untouched", arguments: [false, true])
     func corruptStateFile(anotherVersion: Bool) async throws {
         try await withTestbed { bed in
             var written: [UInt8] = []
@@ -268,7 +268,7 @@ struct PersistenceTests {
             let log = bed.server?.log ?? ""
             #expect(log.contains("the state file is unreadable"), "\(log)")
             if anotherVersion { #expect(log.contains("state file version 2; this server reads version 1"), "\(log)") }
-            try await Self.expectResyncRestores(port, on: bed)
+            try await Self.expectTakenBack(port, on: bed)
         }
     }
 
@@ -281,6 +281,9 @@ struct PersistenceTests {
                 let whole = try String(contentsOfFile: path, encoding: .utf8)
                 #expect(whole.contains(#""boot_id":"\#(bootID)""#), "saved with this boot's id: \(whole)")
                 try Data(whole.replacingOccurrences(of: bootID, with: "00000000-0000-4000-8000-000000000000").utf8).write(to: URL(fileURLWithPath: path))
+                // Nor is the running shim taken back from lds.json (it would be: it
+                // really is a shim of this boot publishing the port).
+                try Self.removeEveryListener(in: bed)
             }
             #expect(bed.server?.log.contains("the state file is from before the host restarted") == true, "\(bed.server?.log ?? "")")
             try await Self.expectResyncRestores(port, on: bed)
@@ -296,7 +299,7 @@ struct PersistenceTests {
         }
     }
 
-    @Test("a state file that cannot be read (here a symlink loop) is reported, not taken silently for an empty one; the server starts and resync restores the shims")
+    @Test("a state file that cannot be read (here a symlink loop) is reported, not taken silently for an empty one; the server starts and takes back the running shim whose port Envoy serves")
     func stateFileThatCannotBeRead() async throws {
         try await withTestbed { bed in
             let port = try await Self.restartWithStateFile(of: bed) { path in
@@ -305,15 +308,49 @@ struct PersistenceTests {
             }
             let log = bed.server?.log ?? ""
             #expect(log.contains("the state file cannot be read; starting without it") && log.contains("Too many levels of symbolic links"), "\(log)")
-            try await Self.expectResyncRestores(port, on: bed)
+            try await Self.expectTakenBack(port, on: bed)
         }
     }
 
-    @Test("a state file deleted while the server was down (no error to report): the server says, once, which running shims' ports nothing serves and that resync brings them back; after resync nothing more is said")
+    @Test("a state file deleted while the server was down: the server takes back the running shim whose port Envoy serves, and Envoy keeps its listener, untouched")
+    func stateFileDeleted() async throws {
+        try await withTestbed { bed in
+            let port = try await Self.restartWithStateFile(of: bed) { path in
+                try FileManager.default.removeItem(atPath: path)
+            }
+            try await Self.expectTakenBack(port, on: bed)
+        }
+    }
+
+    @Test("a state file behind the xds files (a disk that refused its last write): the restarted server takes back the running shim the file lacks, and Envoy's listeners stay untouched")
+    func stateFileBehind() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let first = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: first), to: backend.endpoint).isReady)
+            let older = try Data(contentsOf: URL(fileURLWithPath: bed.stateFile))
+            let second = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: second), to: backend.endpoint).isReady)
+            let counters = ["listener_manager.listener_added", "listener_manager.listener_modified", "listener_manager.listener_removed"]
+            let before = try counters.map { try bed.stat($0) }
+            await bed.killServer()
+            try older.write(to: URL(fileURLWithPath: bed.stateFile))
+            try await bed.startServer()
+            #expect(Set(try bed.registrations().map(\.key.host.port)) == [first, second], "\(bed.server?.log ?? "")")
+            #expect(bed.server?.log.contains("and the state file did not have") == true, "\(bed.server?.log ?? "")")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: second)).status == 200)
+            try await bed.expectEnvoyTookEveryUpdate()
+            #expect(try counters.map { try bed.stat($0) } == before, "Envoy added, modified or removed no listener")
+        }
+    }
+
+    @Test("a state file deleted, and the port's listener taken out of lds.json, while the server was down: the server says, once, which running shims' ports nothing serves and that resync brings them back; after resync nothing more is said")
     func stateFileDeletedIsReported() async throws {
         try await withTestbed { bed in
             let port = try await Self.restartWithStateFile(of: bed) { path in
                 try FileManager.default.removeItem(atPath: path)
+                // What Envoy was given no longer names the port: nothing to take back.
+                try Self.removeEveryListener(in: bed)
             }
             var report: Substring?
             try await bed.eventually("the server names the port nothing serves", timeout: .seconds(20)) {
@@ -323,6 +360,30 @@ struct PersistenceTests {
             #expect(report?.contains("1 running shims'") == true && report?.contains("0.0.0.0:\(port)") == true, "\(report ?? "")")
             try await Self.expectResyncRestores(port, on: bed)
         }
+    }
+
+    /// Empties `lds.json`, as if Envoy had never been given a listener.
+    private static func removeEveryListener(in bed: Testbed) throws {
+        let noListeners = #"{"resources": [], "type_url": "type.googleapis.com/envoy.config.listener.v3.Listener", "version_info": "edited"}"#
+        try Data(noListeners.utf8).write(to: URL(fileURLWithPath: bed.xdsDirectory + "/lds.json"))
+    }
+
+    /// The server started without a state file to go by, and took the port's
+    /// registration back from its running shim: served through Envoy with no resync,
+    /// its listener neither removed nor modified, and a resync then changes nothing.
+    private static func expectTakenBack(_ port: UInt16, on bed: Testbed) async throws {
+        #expect(try bed.registrations().map(\.key.host.port) == [port], "\(bed.server?.log ?? "")")
+        #expect(bed.server?.log.contains("took back the running shims whose ports Envoy serves") == true, "\(bed.server?.log ?? "")")
+        #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+        try await bed.expectEnvoyTookEveryUpdate()
+        #expect(try bed.stat("listener_manager.listener_removed") == 0, "Envoy kept the listener")
+        #expect(try bed.stat("listener_manager.listener_modified") == 0, "and did not drain it")
+        try await bed.eventually("the state file holds it again") {
+            (try? String(contentsOfFile: bed.stateFile, encoding: .utf8))?.contains("\"host_port\":\(port)") == true
+        }
+        let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
+        #expect(resync.output.contains("resynced 1 of 1"), "\(resync.output)")
+        #expect(try bed.stat("listener_manager.listener_modified") == 0, "resync changed nothing")
     }
 
     /// Publishes one port, SIGKILLs the server, does `spoil` to its state file and

@@ -6,9 +6,22 @@ public struct Registry: Hashable, Sendable {
     /// An empty registry.
     public init() {}
 
-    /// A registry holding `registrations` (later ones replace earlier ones of the same key).
+    /// A registry holding `registrations` (later ones replace earlier ones of the same
+    /// key), named as they were, except that two containers never share a name: of
+    /// those that would (a state file edited by hand, or another program's), all but
+    /// the first by key are named apart.
     public init(_ registrations: [Registration]) {
         for registration in registrations { entries[registration.key] = registration }
+        var sharing: [String: Registration] = [:]
+        for key in entries.keys.sorted() {
+            guard let registration = entries[key], !registration.namedApart else { continue }
+            let name = registration.contractServiceName
+            guard let first = sharing[name] else {
+                sharing[name] = registration
+                continue
+            }
+            if !first.servesTheSameContainer(as: registration) { entries[key]?.namedApart = true }
+        }
     }
 
     /// What `deregister` did.

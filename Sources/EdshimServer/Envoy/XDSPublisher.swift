@@ -67,7 +67,7 @@ actor XDSPublisher {
         // lds.json but before the state was saved: Envoy has let go of its port, and
         // must not be given it back, not even for a moment (another process may
         // have the port by now).
-        let listenersOnDisk = Self.resources(inFile: directory + "/" + DiscoveryDocument.listenerFileName).map { Set($0.map(\.name)) }
+        let listenersOnDisk = Self.listenerNames(in: directory)
         let given = restored.registrations.filter { registration in
             live[registration.key]?.owner == registration.owner
                 || listenersOnDisk?.contains(ServiceNaming.listenerName(for: registration.key)) ?? true
@@ -149,6 +149,12 @@ actor XDSPublisher {
     /// How deep the server's own xds files nest, at most (a listener's HTTP filters
     /// go deeper than the protocol's 16).
     private static let xdsFileDepth = 64
+
+    /// The names of the listeners in `directory`'s `lds.json`, what Envoy was last
+    /// given; nil when it cannot be read or is not a listener file.
+    static func listenerNames(in directory: String) -> Set<String>? {
+        resources(inFile: directory + "/" + DiscoveryDocument.listenerFileName).map { Set($0.map(\.name)) }
+    }
 
     /// The resources of an xds file (`cds.json`'s clusters, `lds.json`'s listeners),
     /// each one's name and JSON; nil when it cannot be read or is not one.

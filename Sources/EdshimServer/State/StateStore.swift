@@ -26,23 +26,23 @@ actor StateStore {
         self.logger = logger
     }
 
-    /// The registrations in the state file. A missing file is an empty registry; one
-    /// that cannot be read (an I/O error) or decoded is reported and treated as empty
-    /// (`edshim resync` then brings back the running shims); one that does not decode
-    /// is also moved aside for inspection. One written in another boot of the host is
-    /// empty too: its shims all ended with that boot, and a process of this boot may
-    /// have one's PID and start time again.
-    func load() throws -> [Registration] {
+    /// The registrations in the state file; nil when it is missing, or cannot be read
+    /// (an I/O error) or decoded, which is reported (one that does not decode is also
+    /// moved aside for inspection): what was registered is then unknown, and the
+    /// caller takes back the running shims Envoy serves (`LostStateRecovery`). One
+    /// written in another boot of the host is empty: its shims all ended with that
+    /// boot, and a process of this boot may have one's PID and start time again.
+    func load() throws -> [Registration]? {
         if let directory = AtomicFile.parent(of: path) { try AtomicFile.makeDirectories(directory) }
         coalescer = Coalescer { [self] registry in await self.write(registry) }
         guard let bytes = SystemFile.read(path) else {
             let code = errno
             if code != ENOENT {
-                logger.error("the state file cannot be read; starting without it (edshim resync restores the running shims)", metadata: [
+                logger.error("the state file cannot be read; starting without it (taking back the running shims whose ports Envoy serves; edshim resync registers any other)", metadata: [
                     "state_file": "\(path)", "error": "\(String(cString: strerror(code)))",
                 ])
             }
-            return []
+            return nil
         }
         let contents: StateDocument.Contents
         writtenIdentity = FileIdentity(path)
@@ -52,10 +52,10 @@ actor StateStore {
             let aside = "\(path).corrupt-\(time(nil))"
             let moved = rename(path, aside) == 0
             if moved { writtenIdentity = nil }
-            logger.error("the state file is unreadable; starting without it (edshim resync restores the running shims)", metadata: [
+            logger.error("the state file is unreadable; starting without it (taking back the running shims whose ports Envoy serves; edshim resync registers any other)", metadata: [
                 "state_file": "\(path)", "error": "\(error.message)", "kept_as": "\(moved ? aside : "(could not move it)")",
             ])
-            return []
+            return nil
         }
         if let saved = contents.bootID, let bootID, saved != bootID, !contents.registrations.isEmpty {
             logger.notice("the state file is from before the host restarted: none of its shims runs any more; starting without its registrations (the shims dockerd starts now register again)", metadata: [

@@ -50,6 +50,20 @@ struct TwinNamingTests {
         #expect(clusters.map { $0.loadAssignment.endpoints.flatMap(\.lbEndpoints).count } == [1, 1], "each listener reaches its own container port only")
     }
 
+    @Test("a registry restored with two containers under one name (a state file edited by hand) names the second apart; names restored as saved stay")
+    func restoredNamesNeverShareAContainer() throws {
+        let restored = Registry([try Self.web("0.0.0.0"), try Self.api("::")])
+        #expect(Self.names(restored) == ["unknown-8080", "unknown-8080-77b01c5e9a24"])
+        #expect(EnvoyConfiguration(registrations: restored.registrations).clusters.map(\.name) == ["unknown-8080", "unknown-8080-77b01c5e9a24"])
+
+        var saved = Registry()
+        saved.register(try Self.api("::"))
+        saved.register(try Self.web("0.0.0.0"))
+        #expect(Registry(saved.registrations) == saved, "a registry the server saved comes back as it was")
+        let twins = Registry([try Self.web("0.0.0.0"), try Self.web("::")])
+        #expect(Self.names(twins) == ["unknown-8080", "unknown-8080"])
+    }
+
     @Test func whoeverCameFirstKeepsTheContractsName() throws {
         var registry = Registry()
         registry.register(try Self.api("::"))
