@@ -299,15 +299,23 @@ struct PersistenceTests {
         }
     }
 
-    @Test("a state file that cannot be read (here a symlink loop) is reported, not taken silently for an empty one; the server starts and takes back the running shim whose port Envoy serves")
-    func stateFileThatCannotBeRead() async throws {
+    @Test("a state file that cannot be read (a symlink loop; a FIFO, whose open would block the start) is reported, not taken silently for an empty one; the server starts and takes back the running shim whose port Envoy serves", arguments: [false, true])
+    func stateFileThatCannotBeRead(fifo: Bool) async throws {
         try await withTestbed { bed in
             let port = try await Self.restartWithStateFile(of: bed) { path in
                 try FileManager.default.removeItem(atPath: path)
-                try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: path)
+                if fifo {
+                    #expect(mkfifo(path, 0o600) == 0)
+                } else {
+                    try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: path)
+                }
             }
             let log = bed.server?.log ?? ""
-            #expect(log.contains("the state file cannot be read; starting without it") && log.contains("Too many levels of symbolic links"), "\(log)")
+            if fifo {
+                #expect(log.contains("the state file is not a regular file; starting without it") && log.contains("FIFO"), "\(log)")
+            } else {
+                #expect(log.contains("the state file cannot be read; starting without it") && log.contains("Too many levels of symbolic links"), "\(log)")
+            }
             try await Self.expectTakenBack(port, on: bed)
         }
     }

@@ -181,7 +181,9 @@ enum WireDecoding {
     static func optionalInteger<T: FixedWidthInteger>(_ object: JSONObject, _ name: String) throws(WireError) -> T? {
         guard let value = object[name], value != .null else { return nil }
         guard let integer = value.integerValue(T.self) else {
-            throw WireError(.badRequest, "\"\(name)\" must be an integer")
+            // Most are unsigned: -1 is an integer, but not one they take.
+            let range = T.isSigned ? "an integer" : "an integer from 0 to \(T.max)"
+            throw WireError(.badRequest, "\"\(name)\" must be \(range)")
         }
         return integer
     }

@@ -81,7 +81,7 @@ extension WireResponse {
         }
         let startTime: UInt64 = try WireDecoding.optionalInteger(object, "owner_start_time") ?? 0
         guard let modeText = object["mode"]?.stringValue, let mode = ProxyMode(rawValue: modeText) else {
-            throw WireError(.badRequest, "\"mode\" must be \"http\" or \"tcp\"")
+            throw WireError(.badRequest, "\"mode\" must be one of \(ProxyMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
         }
         let metadata = ContainerMetadata(
             service: WireDecoding.optionalString(object, "service"),

@@ -525,7 +525,7 @@ actor Registrar {
     /// The refusal of `key` when a registration on another address overlaps it.
     private func overlapRefusal(_ key: RegistrationKey) -> WireError? {
         guard let conflict = registry.overlapping(key).first else { return nil }
-        return WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both")
+        return WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both; publish another host port, or the same address (docker ps --filter publish=\(key.host.port) shows the container)")
     }
 
     /// The refusal of `key` for `owner` when another shim holds it that a process

@@ -35,6 +35,14 @@ actor StateStore {
     func load() throws -> [Registration]? {
         if let directory = AtomicFile.parent(of: path) { try AtomicFile.makeDirectories(directory) }
         coalescer = Coalescer { [self] registry in await self.write(registry) }
+        var status = stat()
+        if stat(path, &status) == 0, status.st_mode & S_IFMT != S_IFREG {
+            // A FIFO would block the start on its open; a directory cannot be read.
+            logger.error("the state file is not a regular file; starting without it (taking back the running shims whose ports Envoy serves; the first save replaces it)", metadata: [
+                "state_file": "\(path)", "type": "\(status.st_mode & S_IFMT == S_IFIFO ? "FIFO" : status.st_mode & S_IFMT == S_IFDIR ? "directory" : "special file")",
+            ])
+            return nil
+        }
         guard let bytes = SystemFile.read(path) else {
             let code = errno
             if code != ENOENT {
