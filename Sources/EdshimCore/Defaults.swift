@@ -15,6 +15,13 @@ public enum EdshimDefaults {
     /// How long a starting shim waits for the server's answer to its registration:
     /// well under the 16 s dockerd waits for the shim.
     public static let shimRegisterTimeoutSeconds = 12
+    /// The resync command line for the server at `socketPath`, as hints print it:
+    /// with `--socket` unless it is the default (a hint run as written must reach
+    /// the server that gave it).
+    public static func resyncCommand(socketPath: String) -> String {
+        socketPath == Self.socketPath ? "edshim resync" : "edshim resync --socket \(socketPath)"
+    }
+
     /// The longest readiness timeout the server takes (`--ready-timeout`): its answer
     /// must reach the shim within the shim's 12 s, after the Docker lookup and the
     /// configuration's writes.

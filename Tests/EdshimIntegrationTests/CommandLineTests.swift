@@ -107,7 +107,7 @@ struct CommandLineTests {
             let itselfRow = rows.first { $0.last == "\(itselfShim.process.pid)" }
             #expect(lostRow?.prefix(5) == ["0.0.0.0:\(lost.port)", "tcp", backend.endpoint.description, "-", "unserved"], "\(table.output)")
             #expect(itselfRow?.prefix(5) == ["0.0.0.0:\(itself.port)", "tcp", backend.endpoint.description, "-", "itself"], "\(table.output)")
-            #expect(table.output.contains("unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync"), "\(table.output)")
+            #expect(table.output.contains("unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync --socket \(bed.socketPath)"), "the hint names the socket, which is not the default: \(table.output)")
             #expect(table.output.contains("itself: the shim serves the port as docker-proxy would"), "\(table.output)")
 
             let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)

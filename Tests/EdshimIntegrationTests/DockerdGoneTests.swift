@@ -106,8 +106,8 @@ struct DockerdGoneTests {
         }
     }
 
-    @Test("a grace in seconds or minutes, up to a day, is taken at its value", arguments: [
-        ("0", 0), ("120", 120), ("120s", 120), ("2m", 120), ("86400", 86400), ("1440m", 86400),
+    @Test("a grace in seconds, minutes or hours (as EDSHIM_UDP_IDLE_TIMEOUT), up to a day, is taken at its value", arguments: [
+        ("0", 0), ("120", 120), ("120s", 120), ("2m", 120), ("86400", 86400), ("1440m", 86400), ("24h", 86400), ("1.5", 2),
     ])
     func goodGrace(_ value: String, seconds: Int) async throws {
         try await withTestbed { bed in
@@ -130,7 +130,7 @@ struct DockerdGoneTests {
         }
     }
 
-    @Test("a grace edshim cannot read is refused on fd 3, naming the variable", arguments: ["soon", "-1", "2h", "86401", "1441m"])
+    @Test("a grace edshim cannot read is refused on fd 3, naming the variable", arguments: ["soon", "-1", "2d", "86401", "1441m", "25h"])
     func badGrace(_ value: String) async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")

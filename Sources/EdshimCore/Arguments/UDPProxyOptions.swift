@@ -69,23 +69,13 @@ public struct UDPProxyOptions: Equatable, Sendable {
     /// Parses an idle timeout: seconds (`90`, `0.5`) or a number with a unit
     /// (`500ms`, `90s`, `2m`). `source` names the flag or variable in the error.
     public static func parseIdleTimeout(_ text: String, source: String) throws(ArgumentError) -> Int64 {
-        let units: [(suffix: String, milliseconds: Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
-        var number = Substring(text)
-        var scale = 1000.0
-        for unit in units where text.hasSuffix(unit.suffix) {
-            number = text.dropLast(unit.suffix.count)
-            scale = unit.milliseconds
-            break
-        }
-        let range = idleTimeoutRangeMilliseconds
-        guard let value = Double(number), value.isFinite, value >= 0 else {
+        guard let milliseconds = DurationText.milliseconds(text) else {
             throw ArgumentError("invalid value \"\(text)\" for \(source): give seconds (90, 0.5) or a number with ms, s, m or h")
         }
-        let milliseconds = (value * scale).rounded()
-        guard milliseconds >= Double(range.lowerBound), milliseconds <= Double(range.upperBound) else {
+        guard idleTimeoutRangeMilliseconds.contains(milliseconds) else {
             throw ArgumentError("invalid value \"\(text)\" for \(source): the idle timeout must be between 10ms and 24h")
         }
-        return Int64(milliseconds)
+        return milliseconds
     }
 
     /// Parses a flow limit: a whole number in `maxFlowsRange`.

@@ -73,7 +73,7 @@ public enum StatusReport {
     /// shims proxy themselves (they never register: no Envoy service, mode `udp-proxy`).
     /// `serverReachable` false: the server could not be asked, and the notes on the
     /// TCP shims' modes say what to do then.
-    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], serverReachable: Bool = true) -> String {
+    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath) -> String {
         guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
         let header = ["HOST", "PROTO", "CONTAINER", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
@@ -123,17 +123,20 @@ public enum StatusReport {
             lines.append("(shim): the shim serves the port itself until Envoy listens on it (is Envoy running?)")
         }
         let modes = Set(unregistered.map(\.mode))
+        let resync = EdshimDefaults.resyncCommand(socketPath: socketPath)
         if modes.contains(.itself) {
-            lines.append("itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)")
+            lines.append(serverReachable
+                ? "itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)"
+                : "itself: the shim serves the port as docker-proxy would, until the server (which cannot be reached: start it) and Envoy can take it")
         }
         if modes.contains(.envoy) {
             lines.append(serverReachable
-                ? "envoy: another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (it lost the registration): run edshim resync"
+                ? "envoy: another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (it lost the registration): run \(resync)"
                 : "envoy: another socket listens on the port: Envoy's, as the server configured it before it could not be reached")
         }
         if modes.contains(.unserved) {
             lines.append(serverReachable
-                ? "unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync"
+                ? "unserved: neither Envoy nor the shim serves the port (the server lost its registration): run \(resync)"
                 : "unserved: neither Envoy nor the shim serves the port: start the server and Envoy (the server restores its registrations from its state file)")
         }
         if modes.contains(.unregistered) {

@@ -111,7 +111,7 @@ struct UnservedPortsLog: Service {
         }
         guard !unserved.isEmpty else { return }
         logger.error(
-            "\(unserved.count) running shims' ports are not registered and nothing serves them (the state file did not have them: missing, unreadable, or lost): run edshim resync (the contrib units run it after each start)",
+            "\(unserved.count) running shims' ports are not registered and nothing serves them (the state file did not have them: missing, unreadable, or lost): run \(EdshimDefaults.resyncCommand(socketPath: socketPath)) (the contrib units run it after each start)",
             metadata: ["closed": "\(Self.list(Set(unserved.map(\.arguments.key))))"]
         )
     }

@@ -27,15 +27,15 @@ struct DockerdRestartGrace {
     /// The shim's parent at start.
     let dockerd: pid_t
 
-    /// Reads `EDSHIM_DOCKERD_RESTART_GRACE`: seconds (`120`, `120s`) or minutes (`2m`).
+    /// Reads `EDSHIM_DOCKERD_RESTART_GRACE`: seconds (`120`, `120s`) or a number with
+    /// a unit (`2m`, `1h`), as `EDSHIM_UDP_IDLE_TIMEOUT`; a part of a second counts as
+    /// a whole one.
     static func fromEnvironment(dockerd: pid_t) throws(ShimFailure) -> DockerdRestartGrace {
         guard let text = ProcessEnvironment.value(variable) else { return DockerdRestartGrace(seconds: 0, dockerd: dockerd) }
-        let scale: Int64 = text.hasSuffix("m") ? 60 : 1
-        let number = text.hasSuffix("m") || text.hasSuffix("s") ? String(text.dropLast()) : text
-        guard let value = Int64(number), value >= 0, value <= longestSeconds / scale else {
-            throw ShimFailure("\(variable)=\(text) is not a grace edshim knows: give seconds (120, 120s) or minutes (2m), at most 24 hours; 0 withdraws a port as soon as dockerd exits (set in dockerd's environment)")
+        guard let milliseconds = DurationText.milliseconds(text), milliseconds <= longestSeconds * 1000 else {
+            throw ShimFailure("\(variable)=\(text) is not a grace edshim knows: give seconds (120, 120s) or a number with m or h (2m, 1h), at most 24 hours; 0 withdraws a port as soon as dockerd exits (set in dockerd's environment)")
         }
-        return DockerdRestartGrace(seconds: value * scale, dockerd: dockerd)
+        return DockerdRestartGrace(seconds: (milliseconds + 999) / 1000, dockerd: dockerd)
     }
 
     /// Whether the shim keeps `arguments`' port now that `signal` came: it is SIGTERM,

@@ -9,27 +9,32 @@ struct ResyncCommand: ParsableCommand {
         commandName: "resync",
         abstract: "Register the running shims with a server that lost them.",
         discussion: """
-            Finds the edshim shims running on this host (in /proc: processes named edshim
-            started with docker-proxy flags, however dockerd ran them) whose EDSHIM_SOCKET
-            is this server's socket, run by resync's own user (dockerd's: run it as root)
-            from resync's own edshim executable, in its own network namespace (it says how
-            many processes named edshim of other users, or running other programs, it left
-            out; other namespaces' quietly), and registers each TCP port with the server
-            again, on behalf of its own shim process. The server checks each process
-            before it accepts. Prints `resynced N of M` and exits non-zero if any registration
-            failed. A registration the server keeps while Envoy is not running (as while
-            systemd restarts both) counts as resynced, and so does one it withdraws for a
-            shim that serves its port itself meanwhile (that shim registers again once
-            Envoy runs): the summary says how many wait for Envoy, which serves them as
-            soon as it runs. One a running Envoy did not
-            take counts as failed. Shims that exit or stop meanwhile, or whose port a
-            newer shim holds, are left out of M.
+            Finds the edshim shims running on this host (in /proc: processes named
+            edshim started with docker-proxy flags, however dockerd ran them) whose
+            EDSHIM_SOCKET is this server's socket, run by resync's own user (dockerd's:
+            run it as root) from resync's own edshim executable, in its own network
+            namespace (it says how many processes named edshim of other users, or
+            running other programs, it left out; other namespaces' quietly), and
+            registers each TCP port with the server again, on behalf of its own shim
+            process. The server checks each process before it accepts.
 
-            Needed when the server came up without its registrations: its state file was
-            lost or corrupt. contrib/edshim.service runs it after every server start
-            (ExecStartPost), and contrib/envoy-edshim.service after every Envoy start
-            (an Envoy that was serving from a deleted xds directory starts empty); it is
-            idempotent: a second run changes nothing.
+            Prints `resynced N of M` and exits non-zero if any registration failed. A
+            registration the server keeps while Envoy is not running (as while systemd
+            restarts both) counts as resynced, and so does one it withdraws for a shim
+            that serves its port itself meanwhile (that shim registers again once
+            Envoy runs): the summary says how many wait for Envoy, which serves them
+            as soon as it runs. One a running Envoy did not take counts as failed.
+            Shims that exit or stop meanwhile, or whose port a newer shim holds, are
+            left out of M.
+
+            Needed for running shims the server does not know and Envoy does not
+            serve. A server started without its state file (lost, corrupt) takes back
+            by itself the shims whose ports Envoy serves (their listeners in
+            lds.json); resync registers the others (the xds directory lost too).
+            contrib/edshim.service runs it after every server start (ExecStartPost),
+            and contrib/envoy-edshim.service after every Envoy start (an Envoy that
+            was serving from a deleted xds directory starts empty); it is idempotent:
+            a second run changes nothing.
             """
     )
 

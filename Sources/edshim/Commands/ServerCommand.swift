@@ -86,7 +86,7 @@ struct ServerCommand: AsyncParsableCommand {
     var tracingSample: Double?
 
     @Option(name: .customLong("trusted-proxy-hops"), parsing: .unconditional, help: ArgumentHelp(
-        "Proxies in front of this host that HTTP listeners trust, 0 to 10 (default: 0, Envoy is the edge).",
+        "Proxies in front of this host that HTTP listeners trust, 0 to 10 (0: Envoy is the edge).",
         discussion: "0: the client is whoever connected; Envoy appends its address to X-Forwarded-For and sets X-Forwarded-Proto from the connection, overwriting what a client sent (as a client could lie). Behind a load balancer that terminates TLS, 1: the last X-Forwarded-For entry is the client, and the balancer's X-Forwarded-Proto (https) reaches the containers. Only when every connection comes through those proxies: any other client could then name its own address and scheme.",
         valueName: "count"))
     var trustedProxyHops: UInt32 = 0

@@ -85,7 +85,7 @@ struct StatusCommand: ParsableCommand {
             let udpShims = shims.filter { $0.arguments.proto == .udp }
             guard !tcpShims.isEmpty || !udpShims.isEmpty else { throw CommandFailure(error.description) }
             let listening = ListenTable.read()
-            print(StatusReport.table([], unregistered: tcpShims.map { Self.unregistered($0, listening: listening) }, udpShims: udpShims, serverReachable: false))
+            print(StatusReport.table([], unregistered: tcpShims.map { Self.unregistered($0, listening: listening) }, udpShims: udpShims, serverReachable: false, socketPath: client.socketPath))
             throw CommandFailure("\(error.description); the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)")
         }
         switch response {
@@ -101,7 +101,7 @@ struct StatusCommand: ParsableCommand {
                 // shim whose port a newer one registered is not listed).
                 let unregisteredShims = shims.filter { $0.arguments.proto == .tcp && !registeredKeys.contains($0.arguments.key) && $0.registers(with: client.socketPath) }
                 let unregistered = unregisteredShims.map { Self.unregistered($0, listening: listening) }
-                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: shims.filter { $0.arguments.proto == .udp }))
+                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: shims.filter { $0.arguments.proto == .udp }, socketPath: client.socketPath))
             }
         case .failure(let error):
             throw CommandFailure(error.message)

@@ -81,6 +81,10 @@ struct StatusReportTests {
             unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync
             unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it
             """)
+        let elsewhere = StatusReport.table([], unregistered: unregistered, socketPath: "/srv/edshim.sock")
+        #expect(elsewhere.contains("(the server lost its registration): run edshim resync --socket /srv/edshim.sock"), "a hint run as written reaches that server: \(elsewhere)")
+        let unreachable = StatusReport.table([], unregistered: unregistered, serverReachable: false)
+        #expect(unreachable.contains("itself: the shim serves the port as docker-proxy would, until the server (which cannot be reached: start it) and Envoy can take it"), "\(unreachable)")
     }
 
     @Test func jsonIsAnArrayOfRegistrationsWithNames() throws {
