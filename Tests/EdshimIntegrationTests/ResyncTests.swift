@@ -403,6 +403,29 @@ struct ResyncTests {
         }
     }
 
+    @Test("run by a member of the socket's group (not root) against a socket that is not the default, resync and status cannot read the root shims' EDSHIM_SOCKET: resync says it left them out, status lists them as unregistered, neither reports silence")
+    func groupMemberCannotSeeRootShims() async throws {
+        var options = Testbed.Options()
+        options.serverArguments = ["--socket-group", "docker"]
+        try await withTestbed(options) { bed in
+            chmod(bed.directory, 0o755)
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            try await bed.restartServerWithoutState()
+            guard let docker = getgrnam("docker") else { throw TestFailure("no group docker") }
+            let member = ["--reuid=65534", "--regid=\(docker.pointee.gr_gid)", "--clear-groups", bed.edshim]
+            let setpriv = try SystemExecutables.setpriv()
+
+            let resync = try await Binaries.run(setpriv, member + ["resync", "--wait", "5"], environment: bed.environment, in: bed.directory)
+            // Other tests' shims, run beside this one, are counted too.
+            #expect(resync.output.contains("edshim resync: left out ") && resync.output.contains(" process(es) named edshim run by another user (uid 0)"), "\(resync.output)")
+
+            let status = try await Binaries.run(setpriv, member + ["status"], environment: bed.environment, in: bed.directory)
+            #expect(status.output.contains("0.0.0.0:\(host.port)") && status.output.contains("unregistered"), "\(status.output)")
+        }
+    }
+
     @Test("a shim in another network namespace (a dockerd inside a container) is refused by the server, serves its port itself there, and is left out by resync", .needsPrivateNetworkNamespaces)
     func shimOfAnotherNetworkNamespace() async throws {
         try await withTestbed { bed in

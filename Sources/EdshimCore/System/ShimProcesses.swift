@@ -20,18 +20,24 @@ public enum ShimProcesses {
         public var arguments: ShimArguments
         /// The server socket it registers with (its `EDSHIM_SOCKET`, else the default).
         public var socketPath: String
+        /// False when its environment cannot be read (another user's process, to a
+        /// caller without root): `socketPath` is then only the default.
+        public var socketPathKnown: Bool
 
         /// Creates a shim directly (tests).
-        public init(owner: Owner, arguments: ShimArguments, socketPath: String) {
+        public init(owner: Owner, arguments: ShimArguments, socketPath: String, socketPathKnown: Bool = true) {
             self.owner = owner
             self.arguments = arguments
             self.socketPath = socketPath
+            self.socketPathKnown = socketPathKnown
         }
 
         /// Whether the shim registers with the server socket at `path`: the same path,
         /// or the same socket reached another way (through a symlink, such as
         /// /var/run → /run, or relative to the shim's or the caller's directory).
+        /// False when its socket cannot be known.
         public func registers(with path: String, root: String = "/proc") -> Bool {
+            guard socketPathKnown else { return false }
             if socketPath == path { return true }
             let ownPath = socketPath.hasPrefix("/") ? socketPath : "\(root)/\(owner.pid)/cwd/\(socketPath)"
             var own = stat()
@@ -55,8 +61,18 @@ public enum ShimProcesses {
               let argv = ProcessTable.commandLine(of: pid, root: root),
               let arguments = recognise(comm: String(decoding: commBytes, as: UTF8.self).trimmingASCIIWhitespace(), argv: argv),
               let owner = ProcessTable.owner(of: pid, root: root) else { return nil }
-        let socket = environmentValue(EdshimDefaults.socketEnvironmentVariable, of: pid, root: root)
-        return Shim(owner: owner, arguments: arguments, socketPath: socket.flatMap { $0.isEmpty ? nil : $0 } ?? EdshimDefaults.socketPath)
+        let environment = SystemFile.read("\(root)/\(pid)/environ")
+        let socket = environment.flatMap { value(EdshimDefaults.socketEnvironmentVariable, in: $0) }
+        return Shim(owner: owner, arguments: arguments, socketPath: socket.flatMap { $0.isEmpty ? nil : $0 } ?? EdshimDefaults.socketPath, socketPathKnown: environment != nil)
+    }
+
+    /// The running TCP shims that register with the server socket at `path`;
+    /// `orUnknown`: also those whose socket cannot be read (other users' shims, to a
+    /// caller without root), which may be that server's. From `shims`, else `all()`.
+    public static func tcpShims(registeringWith path: String, orUnknown: Bool = false, among shims: [Shim]? = nil) -> [Shim] {
+        (shims ?? all()).filter { shim in
+            shim.arguments.proto == .tcp && (shim.registers(with: path) || (orUnknown && !shim.socketPathKnown))
+        }
     }
 
     /// How the executable of a process compares with this process's own.
@@ -83,7 +99,11 @@ public enum ShimProcesses {
 
     /// A variable from a process's environment (`/proc/PID/environ`, as it was at exec).
     public static func environmentValue(_ name: String, of pid: Int32, root: String = "/proc") -> String? {
-        guard let environ = SystemFile.read("\(root)/\(pid)/environ") else { return nil }
+        SystemFile.read("\(root)/\(pid)/environ").flatMap { value(name, in: $0) }
+    }
+
+    /// A variable from the contents of an `environ` file.
+    private static func value(_ name: String, in environ: [UInt8]) -> String? {
         let prefix = Array((name + "=").utf8)
         for entry in environ.split(separator: 0) where entry.starts(with: prefix) {
             return String(decoding: entry.dropFirst(prefix.count), as: UTF8.self)

@@ -105,9 +105,8 @@ struct UnservedPortsLog: Service {
     /// listens on (their own socket, or an Envoy still following a deleted xds
     /// directory, would): closed until `edshim resync` registers them again.
     private func reportUnregistered(registered: Set<RegistrationKey>, listening: Set<SocketEndpoint>) {
-        let unserved = ShimProcesses.all().filter { shim in
-            shim.arguments.proto == .tcp && !registered.contains(shim.arguments.key) && shim.registers(with: socketPath)
-                && !listening.contains(shim.arguments.host)
+        let unserved = ShimProcesses.tcpShims(registeringWith: socketPath).filter { shim in
+            !registered.contains(shim.arguments.key) && !listening.contains(shim.arguments.host)
         }
         guard !unserved.isEmpty else { return }
         logger.error(

@@ -30,10 +30,9 @@ enum LostStateRecovery {
         let serverUser = getuid()
         let registered = Set(registry.registrations.map { ServiceNaming.listenerName(for: $0.key) })
         guard !given.isSubset(of: registered) else { return [] }
-        let shims = ShimProcesses.all().filter { shim in
+        let shims = ShimProcesses.tcpShims(registeringWith: socketPath).filter { shim in
             let listener = ServiceNaming.listenerName(for: shim.arguments.key)
-            return shim.arguments.proto == .tcp && given.contains(listener) && !registered.contains(listener)
-                && shim.registers(with: socketPath)
+            return given.contains(listener) && !registered.contains(listener)
                 && ShimProcesses.executableCheck(of: shim.owner.pid) == .same
                 && ProcessTable.userID(of: shim.owner.pid) == serverUser
         }

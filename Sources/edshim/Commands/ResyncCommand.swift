@@ -58,7 +58,9 @@ struct ResyncCommand: ParsableCommand {
         try waitForServer(client)
         // Only the TCP shims that register with this socket (a host may run more than
         // one server), and only its own user's: the server registers no other user's.
-        let found = ShimProcesses.all().filter { $0.arguments.proto == .tcp && $0.registers(with: client.socketPath) }
+        // Another user's shim whose socket cannot be read is counted as left out: it
+        // may be this server's.
+        let found = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true)
             .map { (shim: $0, user: ProcessTable.userID(of: $0.owner.pid)) }
         let user = geteuid()
         let ownUsers = found.filter { $0.user == user }.map(\.shim)

@@ -81,7 +81,7 @@ struct StatusCommand: ParsableCommand {
             // table was asked for (the TCP ones with what serves each), and say that the
             // server's own view is missing.
             let shims = json ? [] : ShimProcesses.all()
-            let tcpShims = shims.filter { $0.arguments.proto == .tcp && $0.registers(with: client.socketPath) }
+            let tcpShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims)
             let udpShims = shims.filter { $0.arguments.proto == .udp }
             guard !tcpShims.isEmpty || !udpShims.isEmpty else { throw CommandFailure(error.description) }
             let listening = ListenTable.read()
@@ -99,7 +99,7 @@ struct StatusCommand: ParsableCommand {
                 let registeredKeys = Set(registrations.map(\.key))
                 // The TCP shims of this server whose port is registered by no one (an old
                 // shim whose port a newer one registered is not listed).
-                let unregisteredShims = shims.filter { $0.arguments.proto == .tcp && !registeredKeys.contains($0.arguments.key) && $0.registers(with: client.socketPath) }
+                let unregisteredShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims).filter { !registeredKeys.contains($0.arguments.key) }
                 let unregistered = unregisteredShims.map { Self.unregistered($0, listening: listening) }
                 print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: shims.filter { $0.arguments.proto == .udp }, socketPath: client.socketPath))
             }
