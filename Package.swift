@@ -33,7 +33,7 @@ let package = Package(
         // Linux interfaces Swift's Glibc module leaves out (signalfd, pidfd, recvmmsg,
         // socket diagnostics).
         .target(name: "CEdshimLinux"),
-        // Shim mode (and later the UDP proxy): runs once per published port, so it is
+        // Shim mode and the UDP proxy: runs once per published port, so it is
         // plain blocking system calls on one thread — no NIO, no Foundation.
         .target(name: "EdshimShim", dependencies: ["EdshimCore", "CEdshimLinux"]),
         // The registrar daemon: Unix socket, registry, filesystem xDS.

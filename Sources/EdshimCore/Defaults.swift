@@ -8,6 +8,9 @@ public enum EdshimDefaults {
     public static let xdsDirectory = "/var/lib/edshim/xds"
     /// Where the server keeps its registry across restarts.
     public static let stateFile = "/var/lib/edshim/state.json"
+    /// The Docker Engine API the server reads labels from, when neither
+    /// `--docker-host` nor `DOCKER_HOST` names one.
+    public static let dockerHost = "unix:///var/run/docker.sock"
     /// The server's own admin and status HTTP endpoint.
     public static let serverAdminAddress = "127.0.0.1:7776"
     /// Envoy's admin API, in the bootstrap edshim prints.

@@ -35,7 +35,7 @@ public struct ServerConfiguration: Sendable {
         xdsDirectory: String = EdshimDefaults.xdsDirectory,
         stateFile: String = EdshimDefaults.stateFile,
         adminAddress: AdminAddress? = .tcp(SocketEndpoint(ip: .loopbackIPv4, port: 7776)),
-        dockerHost: String = "unix:///var/run/docker.sock",
+        dockerHost: String = EdshimDefaults.dockerHost,
         defaultMode: ProxyMode = .http,
         readyTimeout: Duration = .seconds(5),
         releaseTimeout: Duration = .milliseconds(800),

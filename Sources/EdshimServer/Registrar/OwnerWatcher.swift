@@ -12,7 +12,7 @@ import Synchronization
 /// `pidfd_open`, a seccomp filter can refuse it, the server can be out of
 /// descriptors), that owner is watched by reading `/proc/PID/stat` every
 /// `pollInterval` instead: its exit is noticed a little later, never missed.
-final class OwnerWatcher: @unchecked Sendable {
+final class OwnerWatcher: Sendable {
     /// Owners that exited, in the order they did.
     let exits: AsyncStream<Owner>
     private let continuation: AsyncStream<Owner>.Continuation
@@ -128,12 +128,6 @@ final class OwnerWatcher: @unchecked Sendable {
         }
     }
 
-    /// Whether the process of pidfd `fd` has exited (the pidfd is readable).
-    private static func hasExited(_ fd: Int32) -> Bool {
-        var waiter = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        return poll(&waiter, 1, 0) == 1 && waiter.revents & Int16(POLLIN) != 0
-    }
-
     /// Ends the watching thread and the `exits` stream.
     func stop() {
         wakeThread(Self.stopByte)
@@ -185,7 +179,7 @@ final class OwnerWatcher: @unchecked Sendable {
                 // another pidfd. Only a descriptor still mapped, whose process has
                 // really exited, is taken (and then closed here, by its one owner).
                 let owner: Owner? = watched.withLock {
-                    guard let owner = $0.owners[fd], Self.hasExited(fd) else { return nil }
+                    guard let owner = $0.owners[fd], Self.hasExited(pidfd: fd) else { return nil }
                     $0.owners[fd] = nil
                     $0.descriptors[owner] = nil
                     return owner

@@ -520,7 +520,7 @@ actor Registrar {
         }
     }
 
-    // MARK: Labels read again
+    // MARK: Refusals
 
     /// The refusal of `key` when a registration on another address overlaps it.
     private func overlapRefusal(_ key: RegistrationKey) -> WireError? {
@@ -540,6 +540,8 @@ actor Registrar {
               starter != ProcessTable.starter(of: owner.pid) else { return nil }
         return WireError(.portInUse, BindRefusal.alreadyPublished(key, for: holder.container, by: holder.owner, startedBy: starter, hint: " (docker ps --filter publish=\(key.host.port), against each dockerd)"))
     }
+
+    // MARK: Labels read again
 
     /// Whether registrations wait for Docker to answer about their labels (keys
     /// removed since do not count).

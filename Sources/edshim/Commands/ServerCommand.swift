@@ -49,7 +49,7 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("admin-address"), help: "Where the server's own HTTP endpoint listens (GET /healthz: ok, or 503 naming a write that keeps failing; GET /status: the registrations, labels included): HOST:PORT, which every local user can reach, or unix:/absolute/path, a socket only root and the socket group may use (like the registration socket; curl --unix-socket PATH http://edshim/healthz), or off.")
     var adminAddress: String = EdshimDefaults.serverAdminAddress
 
-    @Option(name: .customLong("docker-host"), help: "Docker Engine API, unix:// or tcp:// (default: $DOCKER_HOST, else unix:///var/run/docker.sock).")
+    @Option(name: .customLong("docker-host"), help: "Docker Engine API, unix:// or tcp:// (default: $DOCKER_HOST, else \(EdshimDefaults.dockerHost)).")
     var dockerHost: String?
 
     @Option(name: .customLong("default-mode"), help: "Mode for containers without a ProxyMode / edshim.mode label: http, tcp or http-only (HTTP with no relay as TCP for what is not HTTP; docs/labels.md).")
@@ -210,7 +210,7 @@ struct ServerCommand: AsyncParsableCommand {
     }
 
     private func environmentDockerHost() -> String {
-        ProcessEnvironment.value("DOCKER_HOST") ?? "unix:///var/run/docker.sock"
+        ProcessEnvironment.value("DOCKER_HOST") ?? EdshimDefaults.dockerHost
     }
 }
 
