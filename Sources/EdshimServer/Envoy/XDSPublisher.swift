@@ -37,6 +37,23 @@ actor XDSPublisher {
 
     private let health: WriteHealth
 
+    /// How many files were written, to tell a step that wrote nothing.
+    private var writes = 0
+
+    /// Counts the directories followed (`followReplacedDirectory`): a change whose
+    /// step began in one writes nothing into the next (the guard may follow it while
+    /// the step waits for Envoy to read), which is written whole, clusters first.
+    private var directoryGeneration = 0
+    /// The directory generation the change being written began in.
+    private var applying: Int?
+
+    /// Why the directory made again could not be claimed, as last logged.
+    private var claimRefused: String?
+
+    /// The writes of the start not done yet (a full disk), in order: `apply` does
+    /// them first.
+    private var owedAtStart: [(bytes: [UInt8], name: String)] = []
+
     init(directory: String, claim: XDSDirectoryClaim, telemetry: Telemetry, clusterRetention: Duration, health: WriteHealth, logger: Logger) {
         self.directory = directory
         self.claim = claim
@@ -67,7 +84,7 @@ actor XDSPublisher {
         // lds.json but before the state was saved: Envoy has let go of its port, and
         // must not be given it back, not even for a moment (another process may
         // have the port by now).
-        let listenersOnDisk = Self.listenerNames(in: directory)
+        let listenersOnDisk = XDSFiles.listenerNames(in: directory)
         let given = restored.registrations.filter { registration in
             live[registration.key]?.owner == registration.owner
                 || listenersOnDisk?.contains(ServiceNaming.listenerName(for: registration.key)) ?? true
@@ -82,7 +99,7 @@ actor XDSPublisher {
         // routes to a cluster missing, either way.
         let wanted = Set(lastGiven.clusters.map(\.name))
         let cdsPath = directory + "/" + DiscoveryDocument.clusterFileName
-        let onDisk = Self.resources(inFile: cdsPath)
+        let onDisk = XDSFiles.resources(inFile: cdsPath)
         if onDisk == nil, access(cdsPath, F_OK) == 0 {
             logger.warning("cds.json cannot be read as a cluster file: the restored clusters replace it at once", metadata: ["file": "\(cdsPath)"])
         }
@@ -115,54 +132,10 @@ actor XDSPublisher {
         await coalescer.post(live, revision: 0)
     }
 
-    /// How many files were written, to tell a step that wrote nothing.
-    private var writes = 0
-
-    /// Counts the directories followed (`followReplacedDirectory`): a change whose
-    /// step began in one writes nothing into the next (the guard may follow it while
-    /// the step waits for Envoy to read), which is written whole, clusters first.
-    private var directoryGeneration = 0
-    /// The directory generation the change being written began in.
-    private var applying: Int?
-
-    /// Why the directory made again could not be claimed, as last logged.
-    private var claimRefused: String?
-
-    /// The writes of the start not done yet (a full disk), in order: `apply` does
-    /// them first.
-    private var owedAtStart: [(bytes: [UInt8], name: String)] = []
-
     private func writeOwedAtStart() async throws {
         while let (bytes, name) = owedAtStart.first {
             try await writeIfChanged(bytes, named: name)
             owedAtStart.removeFirst()
-        }
-    }
-
-    /// The server's own look at a file of the directory: opened for writing too, so
-    /// that `reads` does not take it for Envoy reading it (it counts files closed
-    /// after reading only).
-    private static func readOwnFile(_ path: String) -> [UInt8]? {
-        SystemFile.read(path, access: O_RDWR) ?? SystemFile.read(path)
-    }
-
-    /// How deep the server's own xds files nest, at most (a listener's HTTP filters
-    /// go deeper than the protocol's 16).
-    private static let xdsFileDepth = 64
-
-    /// The names of the listeners in `directory`'s `lds.json`, what Envoy was last
-    /// given; nil when it cannot be read or is not a listener file.
-    static func listenerNames(in directory: String) -> Set<String>? {
-        resources(inFile: directory + "/" + DiscoveryDocument.listenerFileName).map { Set($0.map(\.name)) }
-    }
-
-    /// The resources of an xds file (`cds.json`'s clusters, `lds.json`'s listeners),
-    /// each one's name and JSON; nil when it cannot be read or is not one.
-    private static func resources(inFile path: String) -> [(name: String, json: [UInt8])]? {
-        guard let bytes = readOwnFile(path),
-              let resources = (try? JSONParser.parse(bytes, maximumDepth: Self.xdsFileDepth))?.objectValue?["resources"]?.arrayValue else { return nil }
-        return resources.compactMap { resource in
-            resource.objectValue?["name"]?.stringValue.map { ($0, resource.serialized) }
         }
     }
 
@@ -377,7 +350,7 @@ actor XDSPublisher {
 
     private func writeIfChanged(_ bytes: [UInt8], named name: String, evenUnchanged: Bool = false) async throws {
         let path = directory + "/" + name
-        if !evenUnchanged, lastWritten[name] == nil, Self.readOwnFile(path) == bytes {
+        if !evenUnchanged, lastWritten[name] == nil, XDSFiles.readOwnFile(path) == bytes {
             lastWritten[name] = bytes
             writtenIdentity[name] = FileIdentity(path)
             return

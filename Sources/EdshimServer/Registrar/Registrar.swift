@@ -7,10 +7,10 @@ import Glibc
 /// The registry's one owner: takes requests from the socket, keeps the registry,
 /// publishes it to Envoy and answers once Envoy has acted on it.
 actor Registrar {
-    private var registry: Registry
+    var registry: Registry
     /// Sockets Envoy listened on for a key just deregistered: until they close,
     /// readiness must not take them for the listener of a new registration.
-    private var retired: [RegistrationKey: Set<UInt64>] = [:]
+    var retired: [RegistrationKey: Set<UInt64>] = [:]
     /// Numbers the snapshots `commit` hands on, newest highest (0 was the start's).
     private var revision = 0
     /// Registrations taken and not answered yet, per key and shim: how many (a shim's
@@ -19,7 +19,7 @@ actor Registrar {
     private var inProgress: [Pending: (count: Int, cancelled: Bool)] = [:]
     /// The sockets shims serving their ports themselves listen on, for each
     /// registration in progress that named one: not Envoy's.
-    private var shimSockets: [Int: UInt64] = [:]
+    var shimSockets: [Int: UInt64] = [:]
     /// Tells the registrations in progress apart (keys of `shimSockets`).
     private var requestsTaken = 0
     /// Ports whose shim serves them itself because their registration was withdrawn
@@ -27,32 +27,32 @@ actor Registrar {
     /// registers again every few seconds until Envoy serves the port, and each
     /// withdrawal is logged at most once a minute (the retries at debug), not twice per
     /// retry.
-    private var withdrawnAndRetrying: [RegistrationKey: LogThrottle] = [:]
+    var withdrawnAndRetrying: [RegistrationKey: LogThrottle] = [:]
     /// The process each shim ran under when it registered (its dockerd).
-    private var starters = ShimStarters()
+    var starters = ShimStarters()
     /// Registrations made while Docker could not be asked for their labels.
     private var pendingLabels: PendingLabels
     /// Yields when a registration starts waiting for Docker: `LabelRefresher` waits on it.
     nonisolated let labelsPendingNotices: AsyncStream<Void>
-    private let publisher: XDSPublisher
+    let publisher: XDSPublisher
     private let state: StateStore
     private let owners: OwnerWatcher
-    private let watcher: ListenWatcher
+    let watcher: ListenWatcher
     private let metadataSource: any ContainerMetadataSource
-    private let configuration: ServerConfiguration
+    let configuration: ServerConfiguration
     /// This server created the xds directory: an Envoy started before it may still
     /// listen on ports from the deleted one (`refuseIfPortTaken` says so).
-    private let xdsDirectoryCreated: Bool
+    let xdsDirectoryCreated: Bool
     /// When this server started: an Envoy that read nothing since, a while after it,
     /// and listens on none of the registered ports is not running.
-    private let started = ContinuousClock.now
+    let started = ContinuousClock.now
     /// When a registration last found Envoy not running: for a while after, the next
     /// ones need not wait a second each to find it again (`envoySeemsAbsent` still
     /// checks that nothing has changed since).
-    private var envoyFoundAbsent: ContinuousClock.Instant?
+    var envoyFoundAbsent: ContinuousClock.Instant?
     /// How long a finding that Envoy does not run is trusted.
     static let envoyAbsenceTrusted = Duration.seconds(10)
-    private let logger: Logger
+    let logger: Logger
 
     init(
         registry: Registry,
@@ -258,234 +258,6 @@ actor Registrar {
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
     }
 
-    /// Logs that Envoy did not take `key` in time: the first time, then at most once a
-    /// minute while its shim keeps registering again (the rest at debug).
-    private func logWithdrawal(_ key: RegistrationKey, withdrawn: Bool, envoyAbsent: Bool) {
-        let why = envoyAbsent
-            ? "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory))"
-            : "Envoy did not listen in time"
-        guard withdrawn else {
-            logger.warning("\(why); registration left to the other registration of its shim in progress", metadata: ["key": "\(key)"])
-            return
-        }
-        logRetried(key, "\(why); registration withdrawn; its shim serves the port and registers again every few seconds until Envoy takes it", metadata: ["key": "\(key)"])
-    }
-
-    /// Logs a withdrawal its shim will retry: the first as a warning, then at most
-    /// once a minute for the same port (the rest at debug).
-    private func logRetried(_ key: RegistrationKey, _ message: String, metadata: Logger.Metadata) {
-        var throttle = withdrawnAndRetrying[key] ?? LogThrottle()
-        let now = Int64((ContinuousClock.now - started) / .milliseconds(1))
-        if let line = throttle.line(message, now: now) {
-            logger.warning("\(line)", metadata: metadata)
-        } else {
-            logger.debug("\(message)", metadata: metadata)
-        }
-        withdrawnAndRetrying[key] = throttle
-    }
-
-    /// The answer to a registration whose configuration could not be written to the
-    /// xds directory (a full disk): Envoy cannot serve the port until it is, so the
-    /// shim is told at once, not after the readiness timeout, and serves its port
-    /// itself (as docker-proxy did), registering again until the server can write.
-    /// Withdrawn, unless its shim gave its port to Envoy long ago (`kept`, resync's):
-    /// Envoy then serves it once the files are written.
-    private func unpublishable(_ key: RegistrationKey, owner: Owner, kept: Bool) async -> WireResponse {
-        let reason = await publisher.writeFailure ?? "the write failed"
-        let directory = configuration.xdsDirectory
-        if !kept, registry[key]?.owner == owner {
-            registry.remove(key)
-            release(owner)
-            await commit()
-        }
-        let metadata: Logger.Metadata = ["key": "\(key)", "xds_dir": "\(directory)", "error": "\(reason)"]
-        if kept {
-            logger.warning("cannot write Envoy's configuration; registration kept for when it can", metadata: metadata)
-        } else {
-            logRetried(key, "cannot write Envoy's configuration; registration withdrawn", metadata: metadata)
-        }
-        return .failure(WireError(.unavailable, "cannot write Envoy's configuration in \(directory) (\(reason)): \(key) \(kept ? "is kept, and Envoy serves it once the server can write there" : "is not registered; its shim serves the port itself and registers again once the server can write there"); GET /healthz on the server's admin address says while writes fail (a full disk needs space freed)"))
-    }
-
-    /// Waits until Envoy serves `host` (see `waitUntilEnvoyServes`), for up to the
-    /// readiness timeout (and never past `answerBy`), or until Envoy is found not
-    /// running. A shim's own registration waits a second itself before it takes Envoy
-    /// for absent (an Envoy still starting at boot, or busy, has that long to read),
-    /// unless a registration found it absent a moment ago: then, as for resync's
-    /// (`onBehalf`), the ports that follow (dockerd starts them one after another) are
-    /// not held up a second each.
-    private func waitUntilEnvoyServesOrIsAbsent(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, onBehalf: Bool, answerBy: ContinuousClock.Instant) async -> (ready: Bool, envoyAbsent: Bool) {
-        let start = ContinuousClock.now
-        let deadline = min(start + configuration.readyTimeout, answerBy)
-        let threshold = min(Self.readyTimeoutWithoutEnvoy, configuration.readyTimeout)
-        let absenceKnown = onBehalf || envoyFoundAbsent.map { start - $0 < Self.envoyAbsenceTrusted } ?? false
-        while true {
-            if absenceKnown || ContinuousClock.now - start >= threshold, await envoySeemsAbsent(after: threshold) {
-                // Envoy may have come up just now: one last look.
-                return (await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero), true)
-            }
-            let left = deadline - ContinuousClock.now
-            guard left > .zero else {
-                if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero) { return (true, false) }
-                return (false, await envoySeemsAbsent(after: threshold))
-            }
-            if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: min(left, .milliseconds(100))) { return (true, false) }
-        }
-    }
-
-    /// Whether Envoy seems not to run: it listens on none of the registered ports
-    /// (sockets of shims serving their ports themselves do not count), and it has
-    /// read none of the files for `threshold` after one was written, or (a server
-    /// restarted with its state intact writes nothing, so unread files cannot tell)
-    /// none since this server started, that long ago. A read by any process counts
-    /// (an operator's `cat` too): then the registration waits the readiness timeout,
-    /// as for an Envoy that reads but does not listen. A finding of absence is noted
-    /// in `envoyFoundAbsent`.
-    private func envoySeemsAbsent(after threshold: Duration) async -> Bool {
-        if let unread = await publisher.envoyLeftUnreadFor() {
-            guard unread >= threshold else { return false }
-        } else {
-            guard ContinuousClock.now - started >= threshold, !(await publisher.envoyHasReadAny()) else { return false }
-        }
-        let notEnvoys = Set(shimSockets.values)
-        let listening = Set(await watcher.snapshot().filter { !notEnvoys.contains($0.inode) }.map(\.endpoint))
-        guard !registry.registrations.contains(where: { listening.contains($0.key.host) }) else { return false }
-        envoyFoundAbsent = ContinuousClock.now
-        return true
-    }
-
-    /// Waits until Envoy listens on `host` for a registration just published: on a
-    /// socket that is none of `excluded`, or on one of the `retired` sockets of the
-    /// same key deregistered a moment ago, if that still listens once Envoy has read
-    /// the new configuration. Envoy then never applied the removal (it lagged, or the
-    /// two updates reached it as one and it saw no change) and keeps serving the port
-    /// on that socket: waiting for a new one would wait in vain. Until Envoy has read
-    /// it, a retired socket is one Envoy may still close (a stalled Envoy reads the
-    /// removal first): it serves nothing yet.
-    private func waitUntilEnvoyServes(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, timeout: Duration) async -> Bool {
-        guard !retired.isEmpty else {
-            return await watcher.waitUntilListening(on: host, excluding: excluded, timeout: timeout)
-        }
-        return await withTaskGroup(of: Bool.self) { group in
-            group.addTask { [watcher] in
-                await watcher.waitUntilListening(on: host, excluding: excluded, timeout: timeout)
-            }
-            group.addTask { [watcher, publisher] in
-                guard await publisher.waitUntilRead(atMost: timeout) else { return false }
-                return await watcher.snapshot().contains { $0.endpoint == host && retired.contains($0.inode) }
-            }
-            for await served in group where served {
-                group.cancelAll()
-                return true
-            }
-            return false
-        }
-    }
-
-    /// `edshim resync` registers running shims on their behalf: accepted only for a
-    /// process that really is a shim publishing exactly this port, in this server's
-    /// network namespace, from the shim's own user (or root for a shim of this
-    /// server's user), and never over a newer live shim's registration.
-    private func authorizeOnBehalf(of pid: Int32, _ request: RegisterRequest, peer: PeerCredentials) -> Result<Owner, WireError> {
-        // /proc shows threads by their ids too; a shim is a process.
-        if let process = ProcessTable.threadGroup(of: pid), process != pid {
-            return .failure(WireError(.permissionDenied, "\(pid) is a thread of process \(process), not a process: name the shim's process id"))
-        }
-        let shim: ShimProcesses.Shim
-        switch self.shim(pid, publishing: request, otherwise: "is not a running edshim shim") {
-        case .success(let found): shim = found
-        case .failure(let refusal): return .failure(refusal)
-        }
-        // Any local user can name a process edshim and give it docker-proxy flags, also
-        // a setuid program's that runs as root (sudo, at its password prompt): only a
-        // process running this server's edshim is a shim.
-        switch ShimProcesses.executableCheck(of: pid) {
-        case .same:
-            break
-        case .other(let path, let own):
-            return .failure(WireError(.permissionDenied, "process \(pid) runs \(path), not this server's edshim (\(own)): a shim is registered on its behalf only when it runs the same edshim (dockerd's --userland-proxy-path, or a docker-proxy symlink to it)"))
-        case .unreadable:
-            return .failure(WireError(.permissionDenied, "cannot tell which program process \(pid) runs (/proc/\(pid)/exe cannot be read: another user's process, to a server not run as root)"))
-        }
-        // Root (resync, run by systemd) registers only shims of its own user or of this
-        // server's (dockerd's shims run as dockerd's user), never another user's.
-        let serverUser = getuid()
-        let shimUser = ProcessTable.userID(of: pid)
-        guard shimUser == peer.uid || (peer.uid == 0 && shimUser == serverUser) else {
-            let runsAs = shimUser.map { "runs as uid \($0)" } ?? "has gone"
-            return .failure(WireError(.permissionDenied, "process \(pid) \(runsAs): a shim is registered on its behalf only by its own user, or by root for a shim of this server's user (uid \(serverUser)), as dockerd's are"))
-        }
-        if let refusal = newerShimRefusal(request.key, for: shim.owner) { return .failure(refusal) }
-        return .success(shim.owner)
-    }
-
-    /// The refusal of a registration on behalf of `owner` when a newer shim, still
-    /// running, holds `key` (resync must not put back the shim it replaced).
-    private func newerShimRefusal(_ key: RegistrationKey, for owner: Owner) -> WireError? {
-        guard let current = registry[key]?.owner, current != owner,
-              ProcessTable.owner(of: current.pid) == current, current.startTime > owner.startTime else { return nil }
-        return WireError(.notOwner, "\(key) belongs to a newer shim (\(current)); left in place")
-    }
-
-    /// The shim process `pid`, if it is one and publishes exactly what `request` asks
-    /// (its name, flags and start time, from /proc); else the refusal.
-    private func shim(_ pid: Int32, publishing request: RegisterRequest, otherwise notAShim: String) -> Result<ShimProcesses.Shim, WireError> {
-        guard let shim = ShimProcesses.shim(pid: pid) else {
-            // Gone between its request and this look (killed just after asking, reaped
-            // or not yet), or hidden from this server: nothing says it is not a shim.
-            guard let present = ProcessTable.owner(of: pid), ProcessTable.liveness(of: present) == .running else {
-                return .failure(WireError(.unavailable, "process \(pid) has exited, or /proc does not show it to this server (mounted with hidepid?): it cannot be checked"))
-            }
-            return .failure(WireError(.permissionDenied, "process \(pid) \(notAShim)"))
-        }
-        guard ShimProcesses.sharesNetworkNamespace(pid) != false else {
-            return .failure(WireError(.foreignNamespace, "process \(pid) runs in another network namespace than this server (a dockerd inside a container?): the ports it publishes are not this host's, and Envoy here cannot serve them"))
-        }
-        guard shim.arguments.key == request.key, shim.arguments.container == request.container else {
-            return .failure(WireError(.permissionDenied, "process \(pid) publishes \(shim.arguments.key) → \(shim.arguments.container), not \(request.key) → \(request.container)"))
-        }
-        return .success(shim)
-    }
-
-    /// A listener that is not Envoy's on the port would make Envoy's bind fail.
-    /// Sockets still closing (Envoy letting go of a port just deregistered) get a
-    /// moment to go. For a resync of a shim that gave its port to Envoy, in an xds
-    /// directory this server created and no Envoy has read from yet, the listener is
-    /// most likely an Envoy still serving what it read from the directory that was
-    /// deleted: the refusal says so.
-    private func refuseIfPortTaken(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, gaveItsPortToEnvoy: Bool) async -> WireError? {
-        let listening = await watcher.snapshot().filter { $0.keepsFromBinding(host) }
-        // Nothing listens there: Envoy can bind the port, unless a connection holds it.
-        if listening.isEmpty, let refusal = HostAddressCheck.portRefusal(host) {
-            return WireError(.portInUse, refusal)
-        }
-        let takenSockets = listening.filter { !excluded.contains($0.inode) }
-        let taken = Set(takenSockets.map(\.inode))
-        guard !taken.isEmpty else { return nil }
-        // Named, as the shim names them with the server down (a rare path: it reads
-        // every process's descriptors). Only an Envoy's sockets (or sockets whose
-        // process cannot be seen) may be closing, letting go of a registration of the
-        // port withdrawn a moment ago: they get a moment to go, another program's none.
-        var holders = PortHolders.holding(taken)
-        if holders.isEmpty || holders.contains(where: \.isEnvoy) {
-            if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
-            holders = PortHolders.holding(taken)
-        }
-        if gaveItsPortToEnvoy, xdsDirectoryCreated, !(await publisher.envoyHasReadAny()) {
-            return WireError(.portInUse, "another process already listens on \(host), most likely an Envoy started before this server created the xds directory \(configuration.xdsDirectory): it serves the port from the deleted one and sees no change. Restart Envoy, then run `edshim resync` again")
-        }
-        // Where its socket is bound, when that is not `host` itself (127.0.0.1:80 for 0.0.0.0:80).
-        let elsewhere = Set(takenSockets.map(\.endpoint)).subtracting([host]).map(\.description).sorted()
-        let bound = elsewhere.isEmpty ? "" : " (bound to \(elsewhere.joined(separator: ", ")))"
-        guard !holders.isEmpty else {
-            return WireError(.portInUse, "another process already listens on \(host)\(bound): stop it, or publish the container on a free port")
-        }
-        let names = holders.map(\.description).joined(separator: ", ")
-        // Another Envoy on the host, or the one this server configures still letting go.
-        let envoy = holders.contains(where: \.isEnvoy) ? " (if that is the Envoy this server configures, it has not let go of a registration of the port withdrawn a moment ago yet: try again once it has read the update)" : ""
-        return WireError(.portInUse, "another process already listens on \(host)\(bound): \(names); stop it, or publish the container on a free port\(envoy)")
-    }
-
     // MARK: Deregister
 
     private func deregister(_ key: RegistrationKey, from peer: PeerCredentials) async -> WireResponse {
@@ -520,27 +292,6 @@ actor Registrar {
         }
     }
 
-    // MARK: Refusals
-
-    /// The refusal of `key` when a registration on another address overlaps it.
-    private func overlapRefusal(_ key: RegistrationKey) -> WireError? {
-        guard let conflict = registry.overlapping(key).first else { return nil }
-        return WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both; publish another host port, or the same address (docker ps --filter publish=\(key.host.port) shows the container)")
-    }
-
-    /// The refusal of `key` for `owner` when another shim holds it that a process
-    /// still running started, and not the one that started `owner`: two dockerds (or a
-    /// dockerd and a shim run by hand) publishing one port. A port is published once,
-    /// as docker-proxy's bind would say. A shim of the same dockerd replaces the
-    /// registration (that dockerd published the port again: it stops a port's proxy
-    /// before it lets the port go); so does the next dockerd's for a shim whose
-    /// dockerd exited (`ShimStarters`).
-    private func publishedRefusal(_ key: RegistrationKey, for owner: Owner) -> WireError? {
-        guard let holder = registry[key], holder.owner != owner, let starter = starters.starter(of: holder.owner),
-              starter != ProcessTable.starter(of: owner.pid) else { return nil }
-        return WireError(.portInUse, BindRefusal.alreadyPublished(key, for: holder.container, by: holder.owner, startedBy: starter, hint: " (docker ps --filter publish=\(key.host.port), against each dockerd)"))
-    }
-
     // MARK: Labels read again
 
     /// Whether registrations wait for Docker to answer about their labels (keys
@@ -569,42 +320,6 @@ actor Registrar {
         if changed { await commit() }
     }
 
-    // MARK: Owners that died
-
-    /// A shim exited without deregistering (SIGKILL, OOM): its registrations go.
-    func ownerExited(_ owner: Owner) async {
-        let orphaned = registry.registrations(ownedBy: owner)
-        guard !orphaned.isEmpty else { return }
-        for registration in orphaned {
-            registry.remove(registration.key)
-            logger.notice("shim exited without deregistering; removed its port", metadata: registration.logMetadata())
-        }
-        await withdraw(orphaned)
-    }
-
-    /// Publishes the removal of `removed` (already out of the registry) and waits,
-    /// briefly, until Envoy has closed their ports: `releaseTimeout` in all, the
-    /// writes included, so that a deregistering shim (which waits 900 ms, to exit
-    /// within dockerd's second) gets its answer also when Envoy lags.
-    private func withdraw(_ removed: [Registration]) async {
-        let begun = ContinuousClock.now
-        var closing: Set<UInt64> = []
-        let table = await watcher.snapshot()
-        for registration in removed {
-            release(registration.owner)
-            let listening = Set(table.filter { $0.endpoint == registration.key.host }.map(\.inode))
-            retired[registration.key, default: []].formUnion(listening)
-            closing.formUnion(listening)
-        }
-        await commit()
-        let left = configuration.releaseTimeout - (ContinuousClock.now - begun)
-        if await watcher.waitUntilClosed(closing, timeout: max(left, .zero)) {
-            for registration in removed where registry[registration.key] == nil {
-                retired[registration.key] = nil
-            }
-        }
-    }
-
     /// Whether another registration of the same port by the same shim is in progress
     /// beside this one (the shim's own and `edshim resync`'s for it).
     private func hasSibling(_ pending: Pending) -> Bool {
@@ -612,7 +327,7 @@ actor Registrar {
     }
 
     /// Stops watching `owner` unless it still owns a registration.
-    private func release(_ owner: Owner) {
+    func release(_ owner: Owner) {
         if registry.registrations(ownedBy: owner).isEmpty {
             owners.unwatch(owner)
             starters.forget(owner)
@@ -624,7 +339,7 @@ actor Registrar {
     /// disk would hang, and dockerd with it, and SIGTERM), with whether Envoy's files
     /// have it.
     @discardableResult
-    private func commit() async -> Bool {
+    func commit() async -> Bool {
         let snapshot = registry
         revision += 1
         let current = revision

@@ -26,7 +26,7 @@ enum LostStateRecovery {
         metadataSource: any ContainerMetadataSource,
         defaultMode: ProxyMode
     ) async -> [Registration] {
-        guard let given = XDSPublisher.listenerNames(in: xdsDirectory), !given.isEmpty else { return [] }
+        guard let given = XDSFiles.listenerNames(in: xdsDirectory), !given.isEmpty else { return [] }
         let serverUser = getuid()
         let registered = Set(registry.registrations.map { ServiceNaming.listenerName(for: $0.key) })
         guard !given.isSubset(of: registered) else { return [] }

@@ -1,0 +1,123 @@
+import EdshimCore
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Readiness: when Envoy serves a registered port, or is found not running, and
+/// whether anything but Envoy keeps it from binding the port.
+extension Registrar {
+    /// Waits until Envoy serves `host` (see `waitUntilEnvoyServes`), for up to the
+    /// readiness timeout (and never past `answerBy`), or until Envoy is found not
+    /// running. A shim's own registration waits a second itself before it takes Envoy
+    /// for absent (an Envoy still starting at boot, or busy, has that long to read),
+    /// unless a registration found it absent a moment ago: then, as for resync's
+    /// (`onBehalf`), the ports that follow (dockerd starts them one after another) are
+    /// not held up a second each.
+    func waitUntilEnvoyServesOrIsAbsent(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, onBehalf: Bool, answerBy: ContinuousClock.Instant) async -> (ready: Bool, envoyAbsent: Bool) {
+        let start = ContinuousClock.now
+        let deadline = min(start + configuration.readyTimeout, answerBy)
+        let threshold = min(Self.readyTimeoutWithoutEnvoy, configuration.readyTimeout)
+        let absenceKnown = onBehalf || envoyFoundAbsent.map { start - $0 < Self.envoyAbsenceTrusted } ?? false
+        while true {
+            if absenceKnown || ContinuousClock.now - start >= threshold, await envoySeemsAbsent(after: threshold) {
+                // Envoy may have come up just now: one last look.
+                return (await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero), true)
+            }
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else {
+                if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero) { return (true, false) }
+                return (false, await envoySeemsAbsent(after: threshold))
+            }
+            if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: min(left, .milliseconds(100))) { return (true, false) }
+        }
+    }
+
+    /// Whether Envoy seems not to run: it listens on none of the registered ports
+    /// (sockets of shims serving their ports themselves do not count), and it has
+    /// read none of the files for `threshold` after one was written, or (a server
+    /// restarted with its state intact writes nothing, so unread files cannot tell)
+    /// none since this server started, that long ago. A read by any process counts
+    /// (an operator's `cat` too): then the registration waits the readiness timeout,
+    /// as for an Envoy that reads but does not listen. A finding of absence is noted
+    /// in `envoyFoundAbsent`.
+    func envoySeemsAbsent(after threshold: Duration) async -> Bool {
+        if let unread = await publisher.envoyLeftUnreadFor() {
+            guard unread >= threshold else { return false }
+        } else {
+            guard ContinuousClock.now - started >= threshold, !(await publisher.envoyHasReadAny()) else { return false }
+        }
+        let notEnvoys = Set(shimSockets.values)
+        let listening = Set(await watcher.snapshot().filter { !notEnvoys.contains($0.inode) }.map(\.endpoint))
+        guard !registry.registrations.contains(where: { listening.contains($0.key.host) }) else { return false }
+        envoyFoundAbsent = ContinuousClock.now
+        return true
+    }
+
+    /// Waits until Envoy listens on `host` for a registration just published: on a
+    /// socket that is none of `excluded`, or on one of the `retired` sockets of the
+    /// same key deregistered a moment ago, if that still listens once Envoy has read
+    /// the new configuration. Envoy then never applied the removal (it lagged, or the
+    /// two updates reached it as one and it saw no change) and keeps serving the port
+    /// on that socket: waiting for a new one would wait in vain. Until Envoy has read
+    /// it, a retired socket is one Envoy may still close (a stalled Envoy reads the
+    /// removal first): it serves nothing yet.
+    func waitUntilEnvoyServes(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, timeout: Duration) async -> Bool {
+        guard !retired.isEmpty else {
+            return await watcher.waitUntilListening(on: host, excluding: excluded, timeout: timeout)
+        }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask { [watcher] in
+                await watcher.waitUntilListening(on: host, excluding: excluded, timeout: timeout)
+            }
+            group.addTask { [watcher, publisher] in
+                guard await publisher.waitUntilRead(atMost: timeout) else { return false }
+                return await watcher.snapshot().contains { $0.endpoint == host && retired.contains($0.inode) }
+            }
+            for await served in group where served {
+                group.cancelAll()
+                return true
+            }
+            return false
+        }
+    }
+
+    /// A listener that is not Envoy's on the port would make Envoy's bind fail.
+    /// Sockets still closing (Envoy letting go of a port just deregistered) get a
+    /// moment to go. For a resync of a shim that gave its port to Envoy, in an xds
+    /// directory this server created and no Envoy has read from yet, the listener is
+    /// most likely an Envoy still serving what it read from the directory that was
+    /// deleted: the refusal says so.
+    func refuseIfPortTaken(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, gaveItsPortToEnvoy: Bool) async -> WireError? {
+        let listening = await watcher.snapshot().filter { $0.keepsFromBinding(host) }
+        // Nothing listens there: Envoy can bind the port, unless a connection holds it.
+        if listening.isEmpty, let refusal = HostAddressCheck.portRefusal(host) {
+            return WireError(.portInUse, refusal)
+        }
+        let takenSockets = listening.filter { !excluded.contains($0.inode) }
+        let taken = Set(takenSockets.map(\.inode))
+        guard !taken.isEmpty else { return nil }
+        // Named, as the shim names them with the server down (a rare path: it reads
+        // every process's descriptors). Only an Envoy's sockets (or sockets whose
+        // process cannot be seen) may be closing, letting go of a registration of the
+        // port withdrawn a moment ago: they get a moment to go, another program's none.
+        var holders = PortHolders.holding(taken)
+        if holders.isEmpty || holders.contains(where: \.isEnvoy) {
+            if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
+            holders = PortHolders.holding(taken)
+        }
+        if gaveItsPortToEnvoy, xdsDirectoryCreated, !(await publisher.envoyHasReadAny()) {
+            return WireError(.portInUse, "another process already listens on \(host), most likely an Envoy started before this server created the xds directory \(configuration.xdsDirectory): it serves the port from the deleted one and sees no change. Restart Envoy, then run `edshim resync` again")
+        }
+        // Where its socket is bound, when that is not `host` itself (127.0.0.1:80 for 0.0.0.0:80).
+        let elsewhere = Set(takenSockets.map(\.endpoint)).subtracting([host]).map(\.description).sorted()
+        let bound = elsewhere.isEmpty ? "" : " (bound to \(elsewhere.joined(separator: ", ")))"
+        guard !holders.isEmpty else {
+            return WireError(.portInUse, "another process already listens on \(host)\(bound): stop it, or publish the container on a free port")
+        }
+        let names = holders.map(\.description).joined(separator: ", ")
+        // Another Envoy on the host, or the one this server configures still letting go.
+        let envoy = holders.contains(where: \.isEnvoy) ? " (if that is the Envoy this server configures, it has not let go of a registration of the port withdrawn a moment ago yet: try again once it has read the update)" : ""
+        return WireError(.portInUse, "another process already listens on \(host)\(bound): \(names); stop it, or publish the container on a free port\(envoy)")
+    }
+}
