@@ -35,7 +35,7 @@ public struct RegistrarServer: Sendable {
         do {
             saved = try await state.load()
         } catch {
-            throw ServerStartupError("\(error): check --state-file")
+            throw ServerError("\(error): check --state-file")
         }
         let owners = try OwnerWatcher(logger: logger)
         // Only registrations whose shim still runs (same PID and start time) come back.
@@ -61,7 +61,7 @@ public struct RegistrarServer: Sendable {
         do {
             try await publisher.start(restored: Registry(restored + taken), live: registry)
         } catch {
-            throw ServerStartupError("\(error): check --xds-dir (Envoy reads its configuration there)")
+            throw ServerError("\(error): check --xds-dir (Envoy reads its configuration there)")
         }
         // Saved with the shims taken back, and without the dead shims only once Envoy
         // was given the registry without them: a server killed before would otherwise

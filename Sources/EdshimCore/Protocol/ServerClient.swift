@@ -120,7 +120,7 @@ public struct ServerClient: Sendable {
     private func connect(deadline: Deadline, interrupt: Int32?) throws(Failure) -> Int32 {
         if let pathProblem { throw .unreachable(pathProblem) }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw .unreachable("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw .unreachable("socket: \(ErrorText.describe(errno))") }
         var result: Int32
         while true {
             result = UnixSocketAddress.with(path: socketPath) { Glibc.connect(fd, $0, $1) } ?? {
@@ -145,7 +145,7 @@ public struct ServerClient: Sendable {
             let hint = code == EACCES
                 ? "run as root or as a member of the socket's group"
                 : "is `edshim server` running? (systemctl start edshim, or set EDSHIM_SOCKET)"
-            throw .unreachable("cannot reach the edshim server at \(socketPath): \(String(cString: strerror(code))); \(hint)")
+            throw .unreachable("cannot reach the edshim server at \(socketPath): \(ErrorText.describe(code)); \(hint)")
         }
         return fd
     }
@@ -156,7 +156,7 @@ public struct ServerClient: Sendable {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if written < 0, errno == EINTR { continue }
             guard written > 0 else {
-                throw .unreachable("sending to the edshim server at \(socketPath): \(String(cString: strerror(errno)))")
+                throw .unreachable("sending to the edshim server at \(socketPath): \(ErrorText.describe(errno))")
             }
             offset += written
         }
@@ -184,7 +184,7 @@ public struct ServerClient: Sendable {
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count < 0, errno == EINTR { continue }
             guard count > 0 else {
-                throw .malformed(count == 0 ? "connection closed before a response" : String(cString: strerror(errno)))
+                throw .malformed(count == 0 ? "connection closed before a response" : ErrorText.describe(errno))
             }
             let searched = line.count
             line += chunk[0..<count]
@@ -225,7 +225,7 @@ public struct PendingExchange: Sendable {
             if count < 0, errno == EINTR { continue }
             if count < 0, errno == EAGAIN { return nil }
             guard count > 0 else {
-                throw .malformed(count == 0 ? "connection closed before a response" : String(cString: strerror(errno)))
+                throw .malformed(count == 0 ? "connection closed before a response" : ErrorText.describe(errno))
             }
             let searched = received.count
             received += chunk[0..<count]

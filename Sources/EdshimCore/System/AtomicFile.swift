@@ -79,6 +79,6 @@ public enum AtomicFile {
     }
 
     private static func failure(_ path: String, action: String = "writing") -> Failure {
-        Failure(description: "\(action) \(path): \(String(cString: strerror(errno)))", code: errno)
+        Failure(description: "\(action) \(path): \(ErrorText.describe(errno))", code: errno)
     }
 }

@@ -10,7 +10,7 @@ public enum BindRefusal {
     /// The message for `code` (an errno of `bind` or `listen`); `advice` replaces the
     /// one chosen by the code, and `holders` name who listens on a port in use.
     public static func message(_ proto: String, _ host: SocketEndpoint, _ code: Int32, holders: [PortHolders.Holder] = [], advice: String? = nil) -> String {
-        let reason = String(cString: strerror(code))
+        let reason = ErrorText.describe(code)
         let goStyle = reason.prefix(1).lowercased() + reason.dropFirst()
         return "listen \(proto) \(host): bind: \(goStyle): \(advice ?? Self.advice(proto, host, code, holders: holders))"
     }

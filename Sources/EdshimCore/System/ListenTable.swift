@@ -68,7 +68,7 @@ public enum ListenTable {
     public struct Failure: Error, Equatable, CustomStringConvertible {
         public var code: Int32
         public var description: String {
-            "netlink socket diagnostics (NETLINK_SOCK_DIAG): \(String(cString: strerror(code)))"
+            "netlink socket diagnostics (NETLINK_SOCK_DIAG): \(ErrorText.describe(code))"
         }
     }
 

@@ -54,7 +54,7 @@ struct AdminEndpoint: Service {
         var on: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
         guard address.withSocketAddress({ bind(fd, $0, $1) }) == 0 else {
-            throw ServerStartupError("--admin-address \(address): \(String(cString: strerror(errno))); choose a free address, or off")
+            throw ServerError("--admin-address \(address): \(ErrorText.describe(errno)); choose a free address, or off")
         }
     }
 
@@ -65,7 +65,7 @@ struct AdminEndpoint: Service {
         var info = stat()
         if lstat(path, &info) != 0, let directory = AtomicFile.parent(of: path), ResolvedPath.of(directory) != madeDirectory.map(ResolvedPath.of),
            stat(directory, &info) != 0 || (info.st_mode & S_IFMT) != S_IFDIR {
-            throw ServerStartupError("--admin-address unix:\(path): \(directory) is not a directory: create it, or choose another path")
+            throw ServerError("--admin-address unix:\(path): \(directory) is not a directory: create it, or choose another path")
         }
     }
 
@@ -87,7 +87,7 @@ struct AdminEndpoint: Service {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .bind(host: endpoint.ip.description, port: Int(endpoint.port), childChannelInitializer: Self.initializer)
             } catch {
-                throw ServerStartupError("--admin-address \(address): \(error); choose a free address, or off")
+                throw ServerError("--admin-address \(address): \(error); choose a free address, or off")
             }
             try await answerConnections(on: server)
         case .unixSocket(let path):

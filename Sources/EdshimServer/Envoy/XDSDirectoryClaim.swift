@@ -21,7 +21,7 @@ final class XDSDirectoryClaim: Sendable {
         do {
             try AtomicFile.makeDirectories(directory)
         } catch {
-            throw ServerStartupError("\(error.description): check --xds-dir (Envoy reads its configuration there)")
+            throw ServerError("\(error.description): check --xds-dir (Envoy reads its configuration there)")
         }
         created = !existed
         if created {
@@ -38,7 +38,7 @@ final class XDSDirectoryClaim: Sendable {
 
     /// Claims the directory again once it was deleted and made again
     /// (`XDSPublisher.restoreIfLost`); returns whether it had to.
-    func relockIfLost() throws(ServerStartupError) -> Bool {
+    func relockIfLost() throws(ServerError) -> Bool {
         try lock.relockIfLost()
     }
 }

@@ -78,7 +78,7 @@ actor XDSPublisher {
         directoryIdentity = claim.identity
         reads = FileReadWatcher(directory: directory)
         if reads == nil {
-            logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(String(cString: strerror(errno)))"])
+            logger.warning("cannot watch Envoy read the xds files (inotify); a request may meet a new listener before its cluster", metadata: ["error": "\(ErrorText.describe(errno))"])
         }
         // A shim that died just before the server was killed, after its listener left
         // lds.json but before the state was saved: Envoy has let go of its port, and
@@ -169,14 +169,14 @@ actor XDSPublisher {
     /// replaced), makes it again if missing and claims it (before anything is written
     /// into it), and takes every file in it for lost; returns whether it had to. Throws
     /// when it cannot: another server claimed it meanwhile, or it cannot be made.
-    private func followReplacedDirectory() throws(ServerStartupError) -> Bool {
+    private func followReplacedDirectory() throws(ServerError) -> Bool {
         let current = FileIdentity(directory)
         guard current == nil || current != directoryIdentity else { return false }
         if current == nil {
             do {
                 try AtomicFile.makeDirectories(directory)
             } catch {
-                throw ServerStartupError("--xds-dir \(directory) is gone and cannot be made again: \(error.description)")
+                throw ServerError("--xds-dir \(directory) is gone and cannot be made again: \(error.description)")
             }
         }
         _ = try claim.relockIfLost()

@@ -40,7 +40,7 @@ final class OwnerWatcher: Sendable {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         var fds: [Int32] = [0, 0]
         guard epoll >= 0, pipe(&fds) == 0 else {
-            throw ServerStartupError("epoll/pipe for watching shims: \(String(cString: strerror(errno)))")
+            throw ServerError("epoll/pipe for watching shims: \(ErrorText.describe(errno))")
         }
         wake = (fds[0], fds[1])
         for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
@@ -96,7 +96,7 @@ final class OwnerWatcher: Sendable {
         }
         if report {
             logger.warning("pidfd_open failed: watching shims by reading /proc every \(Self.pollInterval) ms instead (a shim's exit is noticed up to that much later)", metadata: [
-                "error": "\(String(cString: strerror(error)))",
+                "error": "\(ErrorText.describe(error))",
                 "hint": "\(Self.hint(for: error))",
             ])
         }

@@ -20,7 +20,7 @@ struct PeerPolicy: Sendable {
         let name = groupName ?? "docker"
         if let gid = groupID(named: name) { return PeerPolicy(group: (name, gid)) }
         if groupName != nil {
-            throw ServerStartupError("--socket-group \(name): no such group; create it or choose another")
+            throw ServerError("--socket-group \(name): no such group; create it or choose another")
         }
         return PeerPolicy(group: nil)
     }

@@ -1,3 +1,4 @@
+import EdshimCore
 import Logging
 #if canImport(Glibc)
 import Glibc
@@ -15,14 +16,14 @@ enum SocketGroup {
         let group = policy.group?.gid ?? 0
         if geteuid() == 0 {
             guard change(0, group) == 0 else {
-                throw ServerStartupError("cannot set owner root:\(policy.group?.name ?? "root") on \(path): \(String(cString: strerror(errno)))")
+                throw ServerError("cannot set owner root:\(policy.group?.name ?? "root") on \(path): \(ErrorText.describe(errno))")
             }
             return
         }
         guard let socketGroup = policy.group, change(uid_t.max, socketGroup.gid) != 0 else { return }
         logger.warning("not run as root, and not a member of the socket group: only this user and root may use the socket", metadata: [
             "path": "\(path)", "uid": "\(geteuid())", "group": "\(socketGroup.name)",
-            "error": "\(String(cString: strerror(errno)))",
+            "error": "\(ErrorText.describe(errno))",
         ])
     }
 

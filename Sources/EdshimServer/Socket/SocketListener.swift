@@ -32,7 +32,7 @@ struct SocketListener: Service {
     /// anything: the path fits, and no other server answers on it.
     static func refuseUnusable(path: String) throws {
         guard path.utf8.count <= UnixSocketAddress.maximumPathLength else {
-            throw ServerStartupError("--socket \(path) is \(path.utf8.count) bytes long; a Unix socket path holds at most \(UnixSocketAddress.maximumPathLength): choose a shorter one")
+            throw ServerError("--socket \(path) is \(path.utf8.count) bytes long; a Unix socket path holds at most \(UnixSocketAddress.maximumPathLength): choose a shorter one")
         }
         try UnixSocketPath(path: path, option: "--socket").refuseIfTaken()
     }
@@ -70,7 +70,7 @@ struct SocketListener: Service {
     /// SO_PEERGROUPS): the process may have exited since, and its PID be another's.
     static func credentials(of channel: any Channel) async throws -> PeerCredentials {
         guard let provider = channel as? any SocketOptionProvider else {
-            throw ServerStartupError("the connection offers no peer credentials")
+            throw ServerError("the connection offers no peer credentials")
         }
         let credentials: edshim_ucred = try await provider
             .unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get()
@@ -172,7 +172,7 @@ struct SocketListener: Service {
         var info = stat()
         if stat(directory, &info) == 0 {
             guard (info.st_mode & S_IFMT) == S_IFDIR else {
-                throw ServerStartupError("--socket \(path): \(directory) is not a directory")
+                throw ServerError("--socket \(path): \(directory) is not a directory")
             }
             warnIfGroupCannotEnter(directory, info: info, policy: policy, logger: logger)
             return
@@ -181,10 +181,10 @@ struct SocketListener: Service {
             if let above = AtomicFile.parent(of: directory) { try AtomicFile.makeDirectories(above) }
             try AtomicFile.makeDirectories(directory, mode: 0o750)
         } catch {
-            throw ServerStartupError("\(error.description): create it or choose another --socket")
+            throw ServerError("\(error.description): create it or choose another --socket")
         }
         guard chmod(directory, 0o750) == 0 else {
-            throw ServerStartupError("cannot set mode 0750 on \(directory): \(String(cString: strerror(errno)))")
+            throw ServerError("cannot set mode 0750 on \(directory): \(ErrorText.describe(errno))")
         }
         try SocketGroup.give(directory, policy: policy, logger: logger) { chown(directory, $0, $1) }
     }
@@ -209,11 +209,3 @@ struct SocketListener: Service {
     }
 }
 
-/// The server cannot start; the message says why and what to do.
-struct ServerStartupError: Error, CustomStringConvertible {
-    var description: String
-
-    init(_ description: String) {
-        self.description = description
-    }
-}

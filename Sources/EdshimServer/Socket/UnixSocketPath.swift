@@ -67,22 +67,22 @@ struct UnixSocketPath: CustomStringConvertible {
     @discardableResult
     func refuseIfTaken() throws -> Identity? {
         guard temporaryPath.utf8.count <= Self.longestBindablePath else {
-            throw ServerStartupError("\(self): the server binds it first as \(temporaryPath), \(temporaryPath.utf8.count) bytes long, and binds at most \(Self.longestBindablePath): choose a path whose directory is at most \(Self.longestBindablePath - Self.temporaryNameBytes) bytes long")
+            throw ServerError("\(self): the server binds it first as \(temporaryPath), \(temporaryPath.utf8.count) bytes long, and binds at most \(Self.longestBindablePath): choose a path whose directory is at most \(Self.longestBindablePath - Self.temporaryNameBytes) bytes long")
         }
         var info = stat()
         guard lstat(path, &info) == 0 else {
-            guard errno == ENOENT else { throw ServerStartupError("\(self): \(Self.lastError()); choose another path") }
+            guard errno == ENOENT else { throw ServerError("\(self): \(Self.lastError()); choose another path") }
             return nil
         }
         guard (info.st_mode & S_IFMT) == S_IFSOCK else {
-            throw ServerStartupError("\(self) exists and is not a socket: remove it or choose another \(option)")
+            throw ServerError("\(self) exists and is not a socket: remove it or choose another \(option)")
         }
         switch Self.probe(path) {
         case .nobodyListens: return Identity(info)
         case .listening:
-            throw ServerStartupError("\(self): something already listens there (another edshim server?); stop it first, or choose another \(option)")
+            throw ServerError("\(self): something already listens there (another edshim server?); stop it first, or choose another \(option)")
         case .cannotTell(let error):
-            throw ServerStartupError("\(self): cannot tell whether something listens there (connect: \(error)); remove it if no server uses it, or choose another \(option)")
+            throw ServerError("\(self): cannot tell whether something listens there (connect: \(error)); remove it if no server uses it, or choose another \(option)")
         }
     }
 
@@ -99,7 +99,7 @@ struct UnixSocketPath: CustomStringConvertible {
         do {
             server = try await bind(temporary)
         } catch {
-            throw ServerStartupError("\(self): binding \(temporary): \(error); choose another path")
+            throw ServerError("\(self): binding \(temporary): \(error); choose another path")
         }
         do {
             let identity = try Self.lockDown(temporary, policy: policy, logger: logger)
@@ -120,18 +120,18 @@ struct UnixSocketPath: CustomStringConvertible {
         if let stale, lstat(path, &info) == 0 {
             guard Identity(info) == stale else { throw takenMeanwhile }
             guard rename(temporary, path) == 0 else {
-                throw ServerStartupError("\(self): cannot replace the socket a stopped server left there: \(Self.lastError())")
+                throw ServerError("\(self): cannot replace the socket a stopped server left there: \(Self.lastError())")
             }
             return
         }
         guard edshim_rename_without_replacing(temporary, path) == 0 else {
             if errno == EEXIST { throw takenMeanwhile }
-            throw ServerStartupError("\(self): cannot put the socket in place (from \(temporary)): \(Self.lastError())")
+            throw ServerError("\(self): cannot put the socket in place (from \(temporary)): \(Self.lastError())")
         }
     }
 
-    private var takenMeanwhile: ServerStartupError {
-        ServerStartupError("\(self): another process bound it while this server started; stop it, or choose another \(option)")
+    private var takenMeanwhile: ServerError {
+        ServerError("\(self): another process bound it while this server started; stop it, or choose another \(option)")
     }
 
     /// Makes the socket at `path` mode 0660, root's and the socket group's, through a
@@ -139,14 +139,14 @@ struct UnixSocketPath: CustomStringConvertible {
     /// alone and the start refused.
     private static func lockDown(_ path: String, policy: PeerPolicy, logger: Logger) throws -> Identity {
         let handle = edshim_open_file_itself(path)
-        guard handle >= 0 else { throw ServerStartupError("cannot open the socket just bound at \(path): \(lastError())") }
+        guard handle >= 0 else { throw ServerError("cannot open the socket just bound at \(path): \(lastError())") }
         defer { close(handle) }
         var info = stat()
         guard fstat(handle, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else {
-            throw ServerStartupError("\(path) is no longer a socket just after this server bound it: something in its directory replaced it; give the socket a directory only root may write")
+            throw ServerError("\(path) is no longer a socket just after this server bound it: something in its directory replaced it; give the socket a directory only root may write")
         }
         guard edshim_chmod_handle(handle, 0o660) == 0 else {
-            throw ServerStartupError("cannot set mode 0660 on \(path): \(lastError())")
+            throw ServerError("cannot set mode 0660 on \(path): \(lastError())")
         }
         try SocketGroup.give(path, policy: policy, logger: logger) { edshim_chown_handle(handle, $0, $1) }
         return Identity(info)
@@ -178,5 +178,5 @@ struct UnixSocketPath: CustomStringConvertible {
         }
     }
 
-    private static func lastError() -> String { String(cString: strerror(errno)) }
+    private static func lastError() -> String { ErrorText.describe(errno) }
 }

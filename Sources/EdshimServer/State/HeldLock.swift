@@ -1,3 +1,4 @@
+import EdshimCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +19,7 @@ final class HeldLock: Sendable {
     /// Opens `path` with `flags` (O_CLOEXEC added) and locks it without waiting.
     /// `taken` is thrown's text when another process holds the lock; `name` starts
     /// every message (the flag and path the operator gave).
-    init(_ path: String, flags: Int32, name: String, taken: String) throws(ServerStartupError) {
+    init(_ path: String, flags: Int32, name: String, taken: String) throws(ServerError) {
         self.path = path
         self.flags = flags
         self.name = name
@@ -33,8 +34,8 @@ final class HeldLock: Sendable {
     /// Locks what `path` names now, when it is no longer what was locked (deleted, or
     /// replaced: `rm -rf /var/lib/edshim`); returns whether it had to. Throws when it
     /// cannot, another server holding the new one included; the old lock is then kept.
-    func relockIfLost() throws(ServerStartupError) -> Bool {
-        try held.withLock { (held: inout (descriptor: Int32, identity: FileIdentity?)) throws(ServerStartupError) -> Bool in
+    func relockIfLost() throws(ServerError) -> Bool {
+        try held.withLock { (held: inout (descriptor: Int32, identity: FileIdentity?)) throws(ServerError) -> Bool in
             guard FileIdentity(path) != held.identity else { return false }
             let new = try Self.lock(path, flags: flags, name: name, taken: taken)
             close(held.descriptor)
@@ -43,16 +44,16 @@ final class HeldLock: Sendable {
         }
     }
 
-    private static func lock(_ path: String, flags: Int32, name: String, taken: String) throws(ServerStartupError) -> (descriptor: Int32, identity: FileIdentity?) {
+    private static func lock(_ path: String, flags: Int32, name: String, taken: String) throws(ServerError) -> (descriptor: Int32, identity: FileIdentity?) {
         let descriptor = open(path, flags | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
-            let reason = String(cString: strerror(errno))
-            throw ServerStartupError(name.hasSuffix(path) ? "\(name): \(reason)" : "\(name): opening \(path): \(reason)")
+            let reason = ErrorText.describe(errno)
+            throw ServerError(name.hasSuffix(path) ? "\(name): \(reason)" : "\(name): opening \(path): \(reason)")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
-            let reason = errno == EWOULDBLOCK ? taken : String(cString: strerror(errno))
+            let reason = errno == EWOULDBLOCK ? taken : ErrorText.describe(errno)
             close(descriptor)
-            throw ServerStartupError("\(name): \(reason)")
+            throw ServerError("\(name): \(reason)")
         }
         return (descriptor, FileIdentity(descriptor: descriptor))
     }

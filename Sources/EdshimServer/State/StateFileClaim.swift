@@ -14,7 +14,7 @@ final class StateFileClaim: Sendable {
 
     /// Claims `stateFile`, creating its directory and lock file when missing; refuses
     /// when another server holds it.
-    init(_ stateFile: String) throws(ServerStartupError) {
+    init(_ stateFile: String) throws(ServerError) {
         self.stateFile = stateFile
         try Self.makeDirectory(of: stateFile)
         lock = try HeldLock(
@@ -25,17 +25,17 @@ final class StateFileClaim: Sendable {
 
     /// Claims the file again when its lock file was deleted (`rm -rf /var/lib/edshim`)
     /// or replaced, its directory made again first; returns whether it had to.
-    func relockIfLost() throws(ServerStartupError) -> Bool {
+    func relockIfLost() throws(ServerError) -> Bool {
         try Self.makeDirectory(of: stateFile)
         return try lock.relockIfLost()
     }
 
-    private static func makeDirectory(of stateFile: String) throws(ServerStartupError) {
+    private static func makeDirectory(of stateFile: String) throws(ServerError) {
         guard let slash = stateFile.lastIndex(of: "/"), slash != stateFile.startIndex else { return }
         do {
             try AtomicFile.makeDirectories(String(stateFile[..<slash]))
         } catch {
-            throw ServerStartupError("--state-file \(stateFile): \(error.description)")
+            throw ServerError("--state-file \(stateFile): \(error.description)")
         }
     }
 }

@@ -47,7 +47,7 @@ actor StateStore {
             let code = errno
             if code != ENOENT {
                 logger.error("the state file cannot be read; starting without it (taking back the running shims whose ports Envoy serves; edshim resync registers any other)", metadata: [
-                    "state_file": "\(path)", "error": "\(String(cString: strerror(code)))",
+                    "state_file": "\(path)", "error": "\(ErrorText.describe(code))",
                 ])
             }
             return nil
@@ -100,7 +100,7 @@ actor StateStore {
     /// (`OnDiskGuard`). A file another server claimed meanwhile is left to it: an
     /// error to look into, logged once per reason and tried again every second.
     func restoreIfLost() async {
-        do throws(ServerStartupError) {
+        do throws(ServerError) {
             if try claim.relockIfLost() {
                 logger.notice("the state file was deleted or replaced; claimed again")
             }

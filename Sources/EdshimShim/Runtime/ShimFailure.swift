@@ -13,7 +13,7 @@ struct ShimFailure: Error, CustomStringConvertible {
 
     /// `context: strerror(errno)`.
     static func system(_ context: String, _ code: Int32 = errno) -> ShimFailure {
-        ShimFailure("\(context): \(String(cString: strerror(code)))")
+        ShimFailure("\(context): \(ErrorText.describe(code))")
     }
 
     /// A port the shim could not bind, in docker-proxy's wording, then what to do

@@ -36,7 +36,7 @@ struct TerminationSignals {
     /// pending; false at once for EINTR.
     static func afterFailedPoll(_ entry: inout pollfd, error: Int32, doing: @autoclosure () -> String, log: inout LogThrottle) -> Bool {
         guard error != EINTR else { return false }
-        if let line = log.line("\(doing()): poll: \(String(cString: strerror(error))); trying again every 100 ms", now: Deadline.now()) {
+        if let line = log.line("\(doing()): poll: \(ErrorText.describe(error)); trying again every 100 ms", now: Deadline.now()) {
             ShimLog.warning(line)
         }
         var single = pollfd(fd: entry.fd, events: entry.events, revents: 0)

@@ -92,7 +92,7 @@ struct FallbackProxy {
                         acceptPausedUntil = .after(milliseconds: Self.acceptPauseMilliseconds)
                         let message = stalled == EMFILE || stalled == ENFILE
                             ? "no file descriptor left for a new connection to \(key) (\(relay.count) relayed); accepting again as connections close"
-                            : "accepting a connection to \(key) failed (\(String(cString: strerror(stalled))), \(relay.count) relayed); trying again every \(Self.acceptPauseMilliseconds) ms"
+                            : "accepting a connection to \(key) failed (\(ErrorText.describe(stalled)), \(relay.count) relayed); trying again every \(Self.acceptPauseMilliseconds) ms"
                         if let line = exhaustion.line(message, now: Deadline.now()) { ShimLog.warning(line) }
                     }
                 }

@@ -229,7 +229,7 @@ final class TCPRelay {
     /// A client's connection closed because the container could not be reached, as
     /// docker-proxy logs it (at most once a minute).
     private func logConnectFailure(_ code: Int32) {
-        let message = "cannot forward a connection to \(target): \(String(cString: strerror(code))); the client's connection was closed"
+        let message = "cannot forward a connection to \(target): \(ErrorText.describe(code)); the client's connection was closed"
         if let line = connectFailures.line(message, now: Deadline.now()) { ShimLog.warning(line) }
     }
 

@@ -94,7 +94,7 @@ final class UDPProxy {
             clock = Self.microseconds()
             if ready < 0 {
                 if errno == EINTR { continue }
-                ShimLog.error("epoll_wait: \(String(cString: strerror(errno))); stopping")
+                ShimLog.error("epoll_wait: \(ErrorText.describe(errno)); stopping")
                 return false
             }
             if ready == 0, polling {
@@ -204,7 +204,7 @@ final class UDPProxy {
             upstream = connectUpstream()
         }
         guard upstream >= 0 else {
-            logFailure("opening a socket to \(container): \(String(cString: strerror(errno)))", now: now)
+            logFailure("opening a socket to \(container): \(ErrorText.describe(errno))", now: now)
             return -1
         }
         if flows.count >= flows.limit {
@@ -213,7 +213,7 @@ final class UDPProxy {
         }
         let slot = flows.insert(key, upstream: upstream, client: batch.sender(at: index), clientLength: batch.senderLength(at: index), now: now)
         guard edshim_epoll_watch(epoll, upstream, UInt64(slot)) == 0 else {
-            logFailure("watching a flow's socket: \(String(cString: strerror(errno)))", now: now)
+            logFailure("watching a flow's socket: \(ErrorText.describe(errno))", now: now)
             close(flows.remove(slot))
             return -1
         }
@@ -311,7 +311,7 @@ final class UDPProxy {
     private static func refusal(_ code: Int32) -> String {
         switch code {
         case EAGAIN, ENOBUFS: "the socket's send buffer is full"
-        default: String(cString: strerror(code))
+        default: ErrorText.describe(code)
         }
     }
 

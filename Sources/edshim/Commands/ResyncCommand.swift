@@ -38,8 +38,7 @@ struct ResyncCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The server's socket (default: $EDSHIM_SOCKET, else /run/edshim/edshim.sock).")
-    var socket: String?
+    @OptionGroup var server: ServerSocketOptions
 
     @Option(name: .long, parsing: .unconditional, help: "Seconds to wait for the server's socket to answer.")
     var wait: Double = 10
@@ -48,13 +47,12 @@ struct ResyncCommand: ParsableCommand {
     var parallel: Int = 16
 
     func validate() throws {
-        guard socket?.isEmpty != true else { throw ValidationError("--socket must name the server's socket, like \(EdshimDefaults.socketPath)") }
         guard wait >= 0, wait <= 3600 else { throw ValidationError("--wait must be between 0 and 3600 seconds, not \(wait)") }
         guard (1...256).contains(parallel) else { throw ValidationError("--parallel must be between 1 and 256") }
     }
 
     func run() throws {
-        let client = socket.map(ServerClient.init(socketPath:)) ?? ServerClient.fromEnvironment()
+        let client = server.client
         try waitForServer(client)
         // Only the TCP shims that register with this socket (a host may run more than
         // one server), and only its own user's: the server registers no other user's.

@@ -40,12 +40,7 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print a JSON array instead of a table.")
     var json = false
 
-    @Option(name: .long, help: "The server's socket (default: $EDSHIM_SOCKET, else /run/edshim/edshim.sock).")
-    var socket: String?
-
-    func validate() throws {
-        guard socket?.isEmpty != true else { throw ValidationError("--socket must name the server's socket, like \(EdshimDefaults.socketPath)") }
-    }
+    @OptionGroup var server: ServerSocketOptions
 
     /// What serves each registered port: Envoy, its shim (waiting for Envoy), or
     /// nothing (Envoy does not run).
@@ -72,7 +67,7 @@ struct StatusCommand: ParsableCommand {
     }
 
     func run() throws {
-        let client = socket.map(ServerClient.init(socketPath:)) ?? ServerClient.fromEnvironment()
+        let client = server.client
         let response: WireResponse
         do {
             response = try client.exchange(.list, deadline: .after(milliseconds: 5000))
