@@ -1,5 +1,5 @@
 /// Builds the cluster of a service.
-public enum ClusterBuilder {
+enum ClusterBuilder {
     /// How long Envoy waits for the container to accept a connection.
     static let connectTimeout = "5s"
     /// How long a connection to the container stays open with no request on it
@@ -10,7 +10,7 @@ public enum ClusterBuilder {
     /// idempotentRetry`), any other gets a 503. Closing them first, Envoy never
     /// sends on a connection the container is closing. A new connection to a
     /// container on the same host costs a fraction of a millisecond.
-    public static let idleTimeout = "1s"
+    static let idleTimeout = "1s"
     /// Limits high enough never to be the bottleneck (Envoy's default is 1024),
     /// because docker-proxy, which edshim replaces, had none.
     static let unlimited: UInt32 = 1_000_000
@@ -25,7 +25,7 @@ public enum ClusterBuilder {
     /// A static, round-robin cluster over the container endpoints (sorted, unique),
     /// spoken to over HTTP in the client's own protocol (for HTTP-mode ports; a TCP
     /// proxy ignores it).
-    public static func cluster(name: String, endpoints: [SocketEndpoint]) -> EnvoyCluster {
+    static func cluster(name: String, endpoints: [SocketEndpoint]) -> EnvoyCluster {
         let lbEndpoints = Set(endpoints).sorted().map {
             EnvoyCluster.LoadAssignment.LocalityEndpoints.LBEndpoint(endpoint: .init(address: EnvoyAddress($0)))
         }

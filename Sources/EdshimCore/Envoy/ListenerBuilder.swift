@@ -3,10 +3,10 @@ import Glibc
 #endif
 
 /// Builds the listener for a TCP registration.
-public enum ListenerBuilder {
+enum ListenerBuilder {
     /// One listener on the host address and port, carrying the port in the
     /// registration's mode to the service's cluster, reporting as `telemetry` says.
-    public static func listener(for registration: Registration, telemetry: Telemetry = .standard) -> EnvoyListener {
+    static func listener(for registration: Registration, telemetry: Telemetry = .standard) -> EnvoyListener {
         let serviceName = registration.serviceName
         let tcp = NetworkFilter(.tcp(tcpProxy(
             serviceName: serviceName,

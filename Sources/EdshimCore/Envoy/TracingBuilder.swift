@@ -1,5 +1,5 @@
 /// Builds the tracing of HTTP listeners and the cluster of the collector they export to.
-public enum TracingBuilder {
+enum TracingBuilder {
     /// How long Envoy waits for one export to the collector.
     static let exportTimeout = "1s"
 
@@ -24,7 +24,7 @@ public enum TracingBuilder {
 
     /// The collector's cluster: its address, or its host name resolved by Envoy
     /// (IPv4 first, as a collector on `localhost` usually listens there).
-    public static func cluster(for collector: TracingCollector) -> EnvoyCluster {
+    static func cluster(for collector: TracingCollector) -> EnvoyCluster {
         let name = TracingCollector.clusterName
         let named = collector.address == nil
         let address = EnvoyAddress(host: collector.host, port: collector.port)

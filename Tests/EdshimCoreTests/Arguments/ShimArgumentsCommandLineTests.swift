@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// `ShimArguments.commandLine` writes what dockerd writes, and parses back unchanged.

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// Command lines that must be refused, each with a reason that names the problem.

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// Command lines dockerd (or a person) may pass that must parse, with Go `flag` rules.

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Foundation
 import Testing
 

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// `lds.json` and `cds.json` pinned byte for byte (see `GoldenFile` for updating).

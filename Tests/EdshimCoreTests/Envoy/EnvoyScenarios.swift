@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// The registry snapshots the encoder tests share: each names its golden files.

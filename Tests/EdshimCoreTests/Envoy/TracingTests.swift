@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// `--tracing-otlp` and what it puts into the configuration.

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// `EnvoyConfiguration.steps`: clusters before the listeners that use them,

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// FuzzWireProtocol finding (Fuzz/Corpus/FuzzWireProtocol/finding-nul-in-address.json):

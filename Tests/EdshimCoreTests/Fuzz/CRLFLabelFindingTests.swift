@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// FuzzLabels finding (Fuzz/Corpus/FuzzLabels/finding-crlf-mode.labels): the label

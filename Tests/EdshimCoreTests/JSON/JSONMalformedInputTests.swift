@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// Everything RFC 8259 forbids is refused, with the byte where parsing stopped.

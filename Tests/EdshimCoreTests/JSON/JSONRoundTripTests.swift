@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// `JSONValue.serialized` and `JSONParser.parse` agree, on every kind of value.

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// Small model values: label parsing for modes, protocol order, descriptions.

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// dockerd publishes a port on `0.0.0.0` and on `::`. Twins of one container share

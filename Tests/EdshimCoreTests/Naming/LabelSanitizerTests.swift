@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import EdshimTestSupport
 import Testing
 

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import EdshimCore
+@testable import EdshimCore
 import Foundation
 import Testing
 

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Dispatch
-import EdshimCore
+@testable import EdshimCore
 import Foundation
 import Testing
 

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// Malformed request lines: each refused with the `WireError` code a client can act on.

@@ -1,4 +1,4 @@
-import EdshimCore
+@testable import EdshimCore
 import Testing
 
 /// Every request encodes to one JSON line and decodes back to itself.
