@@ -1,19 +1,19 @@
 import CEdshimLinux
 
 /// Who is on the other end of a Unix socket connection, as the kernel says (SO_PEERCRED).
-public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
+struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     /// The peer's process id.
-    public var pid: Int32
+    var pid: Int32
     /// The peer's user id.
-    public var uid: UInt32
+    var uid: UInt32
     /// The peer's group id.
-    public var gid: UInt32
+    var gid: UInt32
     /// Its supplementary groups when it connected (SO_PEERGROUPS), root's group (0)
     /// left out; nil when the kernel could not say (more than fit, an old kernel).
-    public var groups: Set<UInt32>?
+    var groups: Set<UInt32>?
 
     /// Creates credentials.
-    public init(pid: Int32, uid: UInt32, gid: UInt32, groups: Set<UInt32>? = nil) {
+    init(pid: Int32, uid: UInt32, gid: UInt32, groups: Set<UInt32>? = nil) {
         self.pid = pid
         self.uid = uid
         self.gid = gid
@@ -44,5 +44,5 @@ public struct PeerCredentials: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `pid 1234 uid 0`.
-    public var description: String { "pid \(pid) uid \(uid)" }
+    var description: String { "pid \(pid) uid \(uid)" }
 }
