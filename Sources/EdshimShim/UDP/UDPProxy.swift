@@ -191,16 +191,14 @@ final class UDPProxy {
     private func openFlow(for index: Int, key: FlowKey, now: Int64) -> Int32 {
         var evicted = false
         if let shortage = lastShortage, now < shortage.until, flows.count >= shortage.flows, flows.count > 0 {
-            close(flows.remove(flows.leastRecentlyUsed))
-            log("\(shortage.what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(shortage.remedy)", throttledBy: &shortages, now: now)
+            evictForShortage(what: shortage.what, remedy: shortage.remedy, now: now)
             evicted = true
         }
         var upstream = connectUpstream()
         // One flow given up per new client at most.
         if upstream < 0, !evicted, let shortage = Self.shortage(errno), flows.count > 0 {
             lastShortage = (shortage.what, shortage.remedy, flows.count, now + Self.shortageTrustedMilliseconds)
-            close(flows.remove(flows.leastRecentlyUsed))
-            log("\(shortage.what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(shortage.remedy)", throttledBy: &shortages, now: now)
+            evictForShortage(what: shortage.what, remedy: shortage.remedy, now: now)
             upstream = connectUpstream()
         }
         guard upstream >= 0 else {
@@ -218,6 +216,13 @@ final class UDPProxy {
             return -1
         }
         return slot
+    }
+
+    /// Gives the least recently used flow's socket up for a new client's, the host
+    /// being short of `what` (descriptors, local ports).
+    private func evictForShortage(what: String, remedy: String, now: Int64) {
+        close(flows.remove(flows.leastRecentlyUsed))
+        log("\(what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(remedy)", throttledBy: &shortages, now: now)
     }
 
     /// How long a shortage is taken for granted before a new client's socket is tried
