@@ -352,6 +352,36 @@ struct PersistenceTests {
         }
     }
 
+    @Test("twins of two containers, the plain-named one restarted (its new shim the newer), then the state file lost: each is taken back under the name Envoy has, not as the shims' start order would name them")
+    func twinsTakenBackAsEnvoyHasThem() async throws {
+        try await withTestbed { bed in
+            let web = try bed.httpBackend("web")
+            let api = try bed.httpBackend("api")
+            let port = try Sockets.freePort()
+            let v4 = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: web.endpoint)
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv6, port: port), to: api.endpoint).isReady)
+            // The container of 0.0.0.0 restarts: dockerd stops its shim and starts a new
+            // one, which takes the contract's name again (its twin is named apart).
+            v4.process.signal(SIGINT)
+            #expect(await v4.process.waitForExit(timeout: .seconds(1)) == 0)
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: web.endpoint).isReady)
+            let apart = "unknown-\(port)-127_0_0_1_\(api.endpoint.port)"
+            let names = try bed.registrations().map(\.serviceName)
+            #expect(names == ["unknown-\(port)", apart], "0.0.0.0 first, by key: \(names)")
+            let counters = ["listener_manager.listener_added", "listener_manager.listener_modified", "listener_manager.listener_removed"]
+            let before = try counters.map { try bed.stat($0) }
+
+            await bed.killServer()
+            try FileManager.default.removeItem(atPath: bed.stateFile)
+            try await bed.startServer()
+            #expect(try bed.registrations().map(\.serviceName) == names, "\(bed.server?.log ?? "")")
+            try await bed.expectEnvoyTookEveryUpdate()
+            #expect(try counters.map { try bed.stat($0) } == before, "Envoy added, modified or removed no listener")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).body.contains("backend=web"))
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv6, port: port)).body.contains("backend=api"))
+        }
+    }
+
     @Test("a state file deleted, and the port's listener taken out of lds.json, while the server was down: the server says, once, which running shims' ports nothing serves and that resync brings them back; after resync nothing more is said")
     func stateFileDeletedIsReported() async throws {
         try await withTestbed { bed in
