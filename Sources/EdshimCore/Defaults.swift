@@ -22,7 +22,11 @@ public enum EdshimDefaults {
     /// with `--socket` unless it is the default (a hint run as written must reach
     /// the server that gave it).
     public static func resyncCommand(socketPath: String) -> String {
-        socketPath == Self.socketPath ? "edshim resync" : "edshim resync --socket \(socketPath)"
+        guard socketPath != Self.socketPath else { return "edshim resync" }
+        let plain = socketPath.unicodeScalars.allSatisfy { $0.properties.isAlphabetic && $0.isASCII || "0123456789/._-+:@%=,".unicodeScalars.contains($0) }
+        // Quoted for a POSIX shell where it holds anything else (a space, a quote).
+        let quoted = plain ? socketPath : "'" + socketPath.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+        return "edshim resync --socket \(quoted)"
     }
 
     /// The longest readiness timeout the server takes (`--ready-timeout`): its answer

@@ -37,9 +37,12 @@ actor StateStore {
         coalescer = Coalescer { [self] registry in await self.write(registry) }
         var status = stat()
         if stat(path, &status) == 0, status.st_mode & S_IFMT != S_IFREG {
-            // A FIFO would block the start on its open; a directory cannot be read.
-            logger.error("the state file is not a regular file; starting without it (taking back the running shims whose ports Envoy serves; the first save replaces it)", metadata: [
-                "state_file": "\(path)", "type": "\(status.st_mode & S_IFMT == S_IFIFO ? "FIFO" : status.st_mode & S_IFMT == S_IFDIR ? "directory" : "special file")",
+            // A FIFO would block the start on its open; a directory cannot be read, nor
+            // replaced by a save.
+            let directory = status.st_mode & S_IFMT == S_IFDIR
+            let saves = directory ? "no save can replace a directory: remove it, or give --state-file a file's path" : "the first save replaces it"
+            logger.error("the state file is not a regular file; starting without it (taking back the running shims whose ports Envoy serves; \(saves))", metadata: [
+                "state_file": "\(path)", "type": "\(directory ? "directory" : status.st_mode & S_IFMT == S_IFIFO ? "FIFO" : "special file")",
             ])
             return nil
         }

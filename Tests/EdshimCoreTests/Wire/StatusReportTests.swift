@@ -83,6 +83,8 @@ struct StatusReportTests {
             """)
         let elsewhere = StatusReport.table([], unregistered: unregistered, socketPath: "/srv/edshim.sock")
         #expect(elsewhere.contains("(the server lost its registration): run edshim resync --socket /srv/edshim.sock"), "a hint run as written reaches that server: \(elsewhere)")
+        #expect(EdshimDefaults.resyncCommand(socketPath: "/srv/my edshim/it's.sock") == #"edshim resync --socket '/srv/my edshim/it'\''s.sock'"#)
+        #expect(EdshimDefaults.resyncCommand(socketPath: EdshimDefaults.socketPath) == "edshim resync")
         let unreachable = StatusReport.table([], unregistered: unregistered, serverReachable: false)
         #expect(unreachable.contains("itself: the shim serves the port as docker-proxy would, until the server (which cannot be reached: start it) and Envoy can take it"), "\(unreachable)")
     }
