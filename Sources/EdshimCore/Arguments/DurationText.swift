@@ -15,7 +15,9 @@ public enum DurationText {
             scale = unit.milliseconds
             break
         }
-        guard let value = Double(number), value.isFinite, value >= 0, value * scale < Double(Int64.max) else { return nil }
+        // Digits and one point only: Double would also take 1e3, 0x10, +90 and inf.
+        guard !number.isEmpty, number.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), number.filter({ $0 == "." }).count <= 1,
+              let value = Double(number), value.isFinite, value * scale < Double(Int64.max) else { return nil }
         return Int64((value * scale).rounded())
     }
 }

@@ -10,7 +10,7 @@ struct UDPProxyOptionsTests {
         #expect(try UDPProxyOptions.parseIdleTimeout(text, source: "--idle-timeout") == milliseconds)
     }
 
-    @Test("bad idle timeouts name their source", arguments: ["", "soon", "0", "-1", "5ms", "25h", "nan", "inf", "1d", "s"])
+    @Test("bad idle timeouts name their source", arguments: ["", "soon", "0", "-1", "5ms", "25h", "nan", "inf", "1d", "s", "1e3", "0x10", "+90", "1.2.3", ".", " 90"])
     func badIdleTimeouts(text: String) {
         #expect(throws: ArgumentError.self) { try UDPProxyOptions.parseIdleTimeout(text, source: "EDSHIM_UDP_IDLE_TIMEOUT") }
         do {
