@@ -26,19 +26,33 @@ enum ClusterBuilder {
     /// spoken to over HTTP in the client's own protocol (for HTTP-mode ports; a TCP
     /// proxy ignores it).
     static func cluster(name: String, endpoints: [SocketEndpoint]) -> EnvoyCluster {
-        let lbEndpoints = Set(endpoints).sorted().map {
-            EnvoyCluster.LoadAssignment.LocalityEndpoints.LBEndpoint(endpoint: .init(address: EnvoyAddress($0)))
-        }
+        var cluster = clusterDefaults(name: name, type: .static, addresses: Set(endpoints).sorted().map(EnvoyAddress.init))
+        cluster.typedExtensionProtocolOptions = .init(http: Typed(.init()))
+        // As docker-proxy's connection to the container has (Go's default).
+        cluster.upstreamConnectionOptions = .init(tcpKeepalive: .init(keepaliveTime: ListenerBuilder.keepaliveSeconds, keepaliveInterval: ListenerBuilder.keepaliveSeconds))
+        return cluster
+    }
+
+    /// How Envoy finds a cluster's endpoints.
+    enum Discovery: String {
+        /// The addresses as given.
+        case `static` = "STATIC"
+        /// A host name, resolved again as its DNS records change.
+        case strictDNS = "STRICT_DNS"
+    }
+
+    /// What every cluster edshim writes shares (the containers' and the tracing
+    /// collector's): round robin over one locality of `addresses`, the connect
+    /// timeout, and limits that are never the bottleneck.
+    static func clusterDefaults(name: String, type: Discovery, addresses: [EnvoyAddress]) -> EnvoyCluster {
+        let endpoints = addresses.map { EnvoyCluster.LoadAssignment.LocalityEndpoints.LBEndpoint(endpoint: .init(address: $0)) }
         return EnvoyCluster(
             name: name,
-            type: "STATIC",
+            type: type.rawValue,
             connectTimeout: connectTimeout,
             lbPolicy: "ROUND_ROBIN",
             circuitBreakers: circuitBreakers,
-            loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: lbEndpoints)]),
-            typedExtensionProtocolOptions: .init(http: Typed(.init())),
-            // As docker-proxy's connection to the container has (Go's default).
-            upstreamConnectionOptions: .init(tcpKeepalive: .init(keepaliveTime: ListenerBuilder.keepaliveSeconds, keepaliveInterval: ListenerBuilder.keepaliveSeconds))
+            loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: endpoints)])
         )
     }
 }

@@ -27,15 +27,8 @@ enum TracingBuilder {
     static func cluster(for collector: TracingCollector) -> EnvoyCluster {
         let name = TracingCollector.clusterName
         let named = collector.address == nil
-        let address = EnvoyAddress(host: collector.host, port: collector.port)
-        return EnvoyCluster(
-            name: name,
-            type: named ? "STRICT_DNS" : "STATIC",
-            connectTimeout: ClusterBuilder.connectTimeout,
-            lbPolicy: "ROUND_ROBIN",
-            dnsLookupFamily: named ? "V4_PREFERRED" : nil,
-            circuitBreakers: ClusterBuilder.circuitBreakers,
-            loadAssignment: .init(clusterName: name, endpoints: [.init(lbEndpoints: [.init(endpoint: .init(address: address))])])
-        )
+        var cluster = ClusterBuilder.clusterDefaults(name: name, type: named ? .strictDNS : .static, addresses: [EnvoyAddress(host: collector.host, port: collector.port)])
+        if named { cluster.dnsLookupFamily = "V4_PREFERRED" }
+        return cluster
     }
 }
