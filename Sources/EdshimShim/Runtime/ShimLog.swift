@@ -8,14 +8,6 @@ import Glibc
 /// /dev/null, so a shim it runs logs to the syslog socket (`/dev/log`, which journald
 /// or rsyslog serves; `EDSHIM_SYSLOG_SOCKET` to choose another), facility daemon.
 enum ShimLog {
-    /// The syslog severities the shim uses (RFC 5424), so `journalctl -p` can pick
-    /// out what went wrong.
-    enum Severity: Int {
-        case error = 3
-        case warning = 4
-        case info = 6
-    }
-
     /// What the shim did: it serves, hands over, stops.
     static func info(_ message: String) { log(.info, message) }
 
@@ -26,7 +18,7 @@ enum ShimLog {
     /// The shim failed: what it reported to dockerd, or why it stopped.
     static func error(_ message: String) { log(.error, message) }
 
-    private static func log(_ severity: Severity, _ message: String) {
+    private static func log(_ severity: SyslogSeverity, _ message: String) {
         let line = "edshim[\(getpid())]: \(message)"
         if stderrIsDiscarded {
             // Facility daemon (3) × 8 + severity, as syslog(3) writes it: <30> for info.

@@ -35,14 +35,15 @@ struct JournalLogHandler: LogHandler {
 
     /// The syslog priority of `level` (RFC 5424).
     static func priority(of level: Logger.Level) -> Int {
-        switch level {
-        case .trace, .debug: 7
-        case .info: 6
-        case .notice: 5
-        case .warning: 4
-        case .error: 3
-        case .critical: 2
+        let severity: SyslogSeverity = switch level {
+        case .trace, .debug: .debug
+        case .info: .info
+        case .notice: .notice
+        case .warning: .warning
+        case .error: .error
+        case .critical: .critical
         }
+        return severity.rawValue
     }
 
     func log(event: LogEvent) {
