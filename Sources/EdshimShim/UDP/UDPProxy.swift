@@ -37,13 +37,7 @@ final class UDPProxy {
     private var busyPoll: BusyPoll
     /// Tells the replies of one read apart from the next (see `DatagramBatch.groups`).
     private var replyGroup: Int32 = 0
-    /// One throttle per kind of warning: a fault of one kind never hides the first
-    /// report of another.
-    private var openFailures = LogThrottle()
-    private var refusedSends = LogThrottle()
-    private var cutShortBursts = LogThrottle()
-    private var evictions = LogThrottle()
-    private var shortages = LogThrottle()
+    private var warnings: UDPProxyWarnings
     /// The last shortage of descriptors or local ports: what ran out, at how many
     /// flows, and until when (milliseconds) it is trusted. Meanwhile a new client takes
     /// the least recently used flow before a socket is opened for it, not after a
@@ -58,6 +52,7 @@ final class UDPProxy {
         self.idleTimeout = options.idleTimeoutMilliseconds
         self.signals = signals
         self.handover = handover
+        warnings = UDPProxyWarnings(host: listener.endpoint, container: container)
         busyPoll = BusyPoll(windowMicroseconds: options.busyPollMicroseconds)
         batch = try DatagramBatch()
         flows = UDPFlowTable(limit: options.maxFlows)
@@ -82,14 +77,14 @@ final class UDPProxy {
     /// fault in the proxy itself makes epoll_wait fail).
     func run() -> Bool {
         // What the warnings held back is said before the shim exits.
-        defer { logHeldBack(now: Self.microseconds() / 1000, final: true) }
+        defer { warnings.logHeldBack(now: Self.microseconds() / 1000, final: true) }
         var clock = Self.microseconds()
         while true {
             let polling = busyPoll.isPolling(at: clock)
             let timeout = polling ? 0 : Self.sooner(Self.sooner(
                 flows.millisecondsToNextExpiry(now: clock / 1000, idle: idleTimeout),
                 handover?.millisecondsToNextLook(now: clock / 1000) ?? -1
-            ), millisecondsToHeldBackLines(now: clock / 1000))
+            ), warnings.millisecondsToHeldBackLines(now: clock / 1000))
             let ready = edshim_epoll_wait(epoll, tokens, Self.eventCapacity, timeout)
             clock = Self.microseconds()
             if ready < 0 {
@@ -125,7 +120,7 @@ final class UDPProxy {
             while case let slot = flows.expired(now: now, idle: idleTimeout), slot >= 0 {
                 close(flows.remove(slot))
             }
-            logHeldBack(now: now)
+            warnings.logHeldBack(now: now)
         }
     }
 
@@ -207,7 +202,7 @@ final class UDPProxy {
         }
         if flows.count >= flows.limit {
             close(flows.remove(flows.leastRecentlyUsed))
-            log("flow limit (\(flows.limit)) reached, a new client took the flow of the least recently used one; raise EDSHIM_UDP_MAX_FLOWS or --max-flows if clients miss replies", throttledBy: &evictions, now: now)
+            warnings.warn(.eviction, "flow limit (\(flows.limit)) reached, a new client took the flow of the least recently used one; raise EDSHIM_UDP_MAX_FLOWS or --max-flows if clients miss replies", now: now)
         }
         let slot = flows.insert(key, upstream: upstream, client: batch.sender(at: index), clientLength: batch.senderLength(at: index), now: now)
         guard edshim_epoll_watch(epoll, upstream, UInt64(slot)) == 0 else {
@@ -222,7 +217,7 @@ final class UDPProxy {
     /// being short of `what` (descriptors, local ports).
     private func evictForShortage(what: String, remedy: String, now: Int64) {
         close(flows.remove(flows.leastRecentlyUsed))
-        log("\(what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(remedy)", throttledBy: &shortages, now: now)
+        warnings.warn(.shortage, "\(what) at \(flows.count + 1) flows, a new client took the flow of the least recently used one; \(remedy)", now: now)
     }
 
     /// How long a shortage is taken for granted before a new client's socket is tried
@@ -307,10 +302,10 @@ final class UDPProxy {
         guard let dropped = sender.takeDropped() else { return }
         let now = Self.microseconds() / 1000
         if dropped.reason == EBADMSG {
-            log("\(dropped.count) burst(s) of datagrams to \(destination()) dropped: received with their control messages cut short (options turned on on the port's socket take the room), so where each datagram ends was unknown", throttledBy: &cutShortBursts, now: now, count: dropped.count)
+            warnings.warn(.cutShortBurst, "\(dropped.count) burst(s) of datagrams to \(destination()) dropped: received with their control messages cut short (options turned on on the port's socket take the room), so where each datagram ends was unknown", now: now, count: dropped.count)
             return
         }
-        log("\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(Self.refusal(dropped.reason))) and dropped", throttledBy: &refusedSends, now: now, count: dropped.count)
+        warnings.warn(.refusedSend, "\(dropped.count) datagram(s) to \(destination()) refused by the kernel (\(Self.refusal(dropped.reason))) and dropped", now: now, count: dropped.count)
     }
 
     private static func refusal(_ code: Int32) -> String {
@@ -325,41 +320,7 @@ final class UDPProxy {
     /// `message` is built only when the throttle lets a line out: a container that
     /// cannot be reached fails every datagram.
     private func logFailure(_ message: @autoclosure () -> String, now: Int64) {
-        log(message() + "; the datagram was dropped", throttledBy: &openFailures, now: now)
-    }
-
-    private func log(_ message: @autoclosure () -> String, throttledBy throttle: inout LogThrottle, now: Int64, count: Int = 1) {
-        if let line = throttle.line("udp \(listener.endpoint) → \(container): \(message())", now: now, count: count) {
-            ShimLog.warning(line)
-        }
-    }
-
-    /// Milliseconds until a warning held back is owed its line (the flood that caused
-    /// it may have stopped), or -1.
-    private func millisecondsToHeldBackLines(now: Int64) -> Int32 {
-        let due = heldBackDue
-        return due == .max ? -1 : Int32(clamping: max(0, due - now))
-    }
-
-    /// When the first warning held back is owed its line; `.max` when none is held back.
-    /// (Nested `min`s: nothing is allocated on a wakeup.)
-    private var heldBackDue: Int64 {
-        min(min(min(openFailures.overdueAt ?? .max, refusedSends.overdueAt ?? .max),
-                min(cutShortBursts.overdueAt ?? .max, evictions.overdueAt ?? .max)),
-            shortages.overdueAt ?? .max)
-    }
-
-    /// Logs what each kind of warning held back once its minute is over (at once when
-    /// the proxy stops, `final`), so that the count is never lost.
-    private func logHeldBack(now: Int64, final: Bool = false) {
-        let due = heldBackDue
-        guard due != .max, final || due <= now else { return }
-        func emit(_ line: String?) { if let line { ShimLog.warning(line) } }
-        emit(openFailures.overdueLine(now: now, final: final))
-        emit(refusedSends.overdueLine(now: now, final: final))
-        emit(cutShortBursts.overdueLine(now: now, final: final))
-        emit(evictions.overdueLine(now: now, final: final))
-        emit(shortages.overdueLine(now: now, final: final))
+        warnings.warn(.openFailure, message() + "; the datagram was dropped", now: now)
     }
 
     private static func microseconds() -> Int64 {
