@@ -51,7 +51,7 @@ public enum StatusReport {
         }
 
         /// The MODE cell, each explained in a line after the table.
-        enum Mode: String {
+        enum Mode: String, CaseIterable {
             case itself, envoy, unserved, unregistered
         }
 
@@ -124,27 +124,24 @@ public enum StatusReport {
         }
         let modes = Set(unregistered.map(\.mode))
         let resync = EdshimDefaults.resyncCommand(socketPath: socketPath)
-        if modes.contains(.itself) {
-            lines.append(serverReachable
-                ? "itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)"
-                : "itself: the shim serves the port as docker-proxy would, until the server (which cannot be reached: start it) and Envoy can take it")
-        }
-        if modes.contains(.envoy) {
-            lines.append(serverReachable
-                ? "envoy: another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (it lost the registration): run \(resync)"
-                : "envoy: another socket listens on the port: Envoy's, as the server configured it before it could not be reached")
-        }
-        if modes.contains(.unserved) {
-            lines.append(serverReachable
-                ? "unserved: neither Envoy nor the shim serves the port (the server lost its registration): run \(resync)"
-                : "unserved: neither Envoy nor the shim serves the port: start the server and Envoy (the server restores its registrations from its state file)")
-        }
-        if modes.contains(.unregistered) {
-            lines.append(serverReachable
-                ? "unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it"
-                : "unregistered: run edshim status as root to see what serves it")
+        for mode in UnregisteredShim.Mode.allCases where modes.contains(mode) {
+            lines.append("\(mode.rawValue): " + legend(of: mode, serverReachable: serverReachable, resync: resync))
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// What an unregistered shim's MODE means, and what to do about it.
+    private static func legend(of mode: UnregisteredShim.Mode, serverReachable: Bool, resync: String) -> String {
+        switch (mode, serverReachable) {
+        case (.itself, true): "the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)"
+        case (.itself, false): "the shim serves the port as docker-proxy would, until the server (which cannot be reached: start it) and Envoy can take it"
+        case (.envoy, true): "another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (it lost the registration): run \(resync)"
+        case (.envoy, false): "another socket listens on the port: Envoy's, as the server configured it before it could not be reached"
+        case (.unserved, true): "neither Envoy nor the shim serves the port (the server lost its registration): run \(resync)"
+        case (.unserved, false): "neither Envoy nor the shim serves the port: start the server and Envoy (the server restores its registrations from its state file)"
+        case (.unregistered, true): "not in the server's registry; run edshim status as root to see whether its shim serves it"
+        case (.unregistered, false): "run edshim status as root to see what serves it"
+        }
     }
 
     /// What the MODE cell adds when Envoy does not serve the port.

@@ -18,7 +18,7 @@ import ServiceLifecycle
 ///   notice once none is;
 /// - once, from the second check on and when `edshim resync` is not under way:
 ///   running shims whose ports the server does not have, which nothing listens on
-///   (the state file was missing or unreadable, and resync did not run).
+///   (neither the state file nor `lds.json` had them, and resync did not run).
 struct UnservedPortsLog: Service {
     let registrar: Registrar
     /// The socket the server's shims register with.
@@ -110,7 +110,7 @@ struct UnservedPortsLog: Service {
         }
         guard !unserved.isEmpty else { return }
         logger.error(
-            "\(unserved.count) running shims' ports are not registered and nothing serves them (the state file did not have them: missing, unreadable, or lost): run \(EdshimDefaults.resyncCommand(socketPath: socketPath)) (the contrib units run it after each start)",
+            "\(unserved.count) running shims' ports are not registered and nothing serves them (neither the state file nor lds.json had them: both lost, or unreadable): run \(EdshimDefaults.resyncCommand(socketPath: socketPath)) (the contrib units run it after each start)",
             metadata: ["closed": "\(Self.list(Set(unserved.map(\.arguments.key))))"]
         )
     }
