@@ -333,6 +333,18 @@ final class Testbed: @unchecked Sendable {
         return try await spawnShim(arguments, style: style, argv0: argv0, environment: environment, host: host)
     }
 
+    /// Three IPv4 ports published to one backend, each served by Envoy.
+    func publishThreePorts() async throws -> [UInt16] {
+        let backend = try httpBackend("web")
+        var ports: [UInt16] = []
+        for _ in 0..<3 {
+            let port = try Sockets.freePort()
+            #expect(try await publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)
+            ports.append(port)
+        }
+        return ports
+    }
+
     // MARK: Envoy admin
 
     func admin(_ path: String) throws -> String {

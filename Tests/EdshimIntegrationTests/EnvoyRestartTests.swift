@@ -1,0 +1,91 @@
+import EdshimCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Envoy restarted, stopped or stalled under a running server.
+@Suite("Envoy restarted or stopped")
+struct EnvoyRestartTests {
+    @Test("Envoy restarted alone gets the whole configuration back from the xds directory")
+    func envoyRestart() async throws {
+        try await withTestbed { bed in
+            let ports = try await bed.publishThreePorts()
+            try await bed.restartEnvoy()
+            try await bed.eventually("every listener is back") { try bed.listeners().count == 3 }
+            for port in ports {
+                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
+            }
+        }
+    }
+
+    @Test("Envoy stopped: edshim status marks each port it carried (closed), and the server logs it within seconds (it looked healthy); once Envoy runs again, both say so")
+    func envoyDownIsReported() async throws {
+        try await withTestbed { bed in
+            let ports = try await bed.publishThreePorts()
+            let before = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(before.status == 0 && !before.output.contains("(closed)"), "\(before.output)")
+            try await bed.stopEnvoy()
+
+            let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            for port in ports {
+                #expect(table.output.split(separator: "\n").contains { $0.contains(":\(port) ") && $0.contains("http (closed)") }, "\(table.output)")
+            }
+            #expect(table.output.contains("(closed): nothing listens on the port: is Envoy running?"), "\(table.output)")
+            let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            #expect(json.output.components(separatedBy: #""served_by":"nothing""#).count == 4, "\(json.output)")
+            try await bed.eventually("the server logs that the ports are closed", timeout: .seconds(20)) {
+                bed.server?.log.contains("nothing listens on any of the 3 registered ports: Envoy does not run") == true
+            }
+
+            try await bed.startEnvoy()
+            try await bed.eventually("every listener is back") { try bed.listeners().count == 3 }
+            let after = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            #expect(after.output.components(separatedBy: #""served_by":"envoy""#).count == 4, "\(after.output)")
+            try await bed.eventually("the server logs that they are served again", timeout: .seconds(20)) {
+                bed.server?.log.contains("no registered port is closed any more") == true
+            }
+            #expect(bed.server?.log.components(separatedBy: "nothing listens on").count == 2, "logged once, not at every check")
+        }
+    }
+
+    @Test("Envoy listening but not accepting (stopped with SIGSTOP): the server logs once that connections wait unaccepted on the port, then that Envoy accepts again")
+    func envoyNotAcceptingIsReported() async throws {
+        try await withTestbed { bed in
+            let ports = try await bed.publishThreePorts()
+            let envoy = try #require(bed.envoy)
+            envoy.signal(SIGSTOP)
+            defer { envoy.signal(SIGCONT) }
+            // Each thread stops on its own: a worker still running could accept first.
+            try await bed.eventually("every thread of Envoy has stopped") {
+                let tasks = ShimProcesses.entryNames(in: "/proc/\(envoy.pid)/task").filter { Int($0) != nil }
+                return !tasks.isEmpty && tasks.allSatisfy { task in
+                    ((try? String(contentsOfFile: "/proc/\(envoy.pid)/task/\(task)/stat", encoding: .utf8)) ?? "").contains(") T ")
+                }
+            }
+            // The kernel completes the handshake; the connection waits for Envoy to accept it.
+            let waiting = try Sockets.connect(SocketEndpoint(ip: .loopbackIPv4, port: ports[1]))
+            defer { close(waiting) }
+            do {
+                try await bed.eventually("the server logs that connections wait unaccepted", timeout: .seconds(25)) {
+                    bed.server?.log.contains("connections wait unaccepted on 1 registered port at two checks") == true
+                }
+            } catch {
+                let queues = ListenTable.read().filter { $0.endpoint.port == ports[1] }.map { "\($0.endpoint) queue \($0.acceptQueue)" }
+                let unaccepted = ListenTable.unacceptedConnections().filter { $0.local.port == ports[1] }.map { "\($0.local) cookie \($0.cookie)" }
+                let holders = PortHolders.listening(on: SocketEndpoint(ip: .anyIPv4, port: ports[1]))
+                let state = (try? String(contentsOfFile: "/proc/\(envoy.pid)/stat", encoding: .utf8)) ?? "gone"
+                Issue.record("listening: \(queues); holders \(holders); envoy \(envoy.pid) stat \(state.prefix(60)); unaccepted: \(unaccepted); server log:\n\(bed.server?.log.suffix(3000) ?? "")")
+                throw error
+            }
+            #expect(bed.server?.log.contains("ports=0.0.0.0:\(ports[1])") == true, "it names the port: \(bed.server?.log ?? "")")
+            envoy.signal(SIGCONT)
+            try await bed.eventually("the server logs that Envoy accepts again", timeout: .seconds(25)) {
+                bed.server?.log.contains("Envoy accepts connections again on every registered port") == true
+            }
+            #expect(bed.server?.log.components(separatedBy: "connections wait unaccepted").count == 2, "logged once, not at every check")
+            #expect(bed.server?.log.contains("nothing listens on") == false, "the ports were never closed")
+        }
+    }
+}
