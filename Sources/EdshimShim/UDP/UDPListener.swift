@@ -31,26 +31,65 @@ struct UDPListener {
     /// `EDSHIM_DOCKERD_RESTART_GRACE`) adds SO_REUSEPORT, so that the next dockerd's
     /// proxy, which sets it too, can bind the port while this one still serves it
     /// (`UDPHandover`); the kernel lets only processes of the same user share it.
+    ///
+    /// Without the grace, a port held only by the previous dockerd's proxies waiting
+    /// under it (`UDPPredecessors`: that dockerd had the variable, this one has not) is
+    /// bound beside them all the same, and SO_REUSEPORT is turned off again after the
+    /// bind: they see this proxy and leave the port to it, and no other socket can join
+    /// the port from then on.
     static func bind(_ host: SocketEndpoint, sharedAcrossRestarts: Bool = false) throws(ShimFailure) -> UDPListener {
-        let fd = socket(host.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system("listen udp \(host): socket") }
-        var one: Int32 = 1
-        if host.ip.isIPv6, setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            let code = errno
-            close(fd)
-            throw .system("listen udp \(host): setting IPV6_V6ONLY", code)
-        }
-        if sharedAcrossRestarts, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            let code = errno
-            close(fd)
-            throw .system("listen udp \(host): setting SO_REUSEPORT for \(DockerdRestartGrace.variable)", code)
-        }
-        guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
-            let code = errno
-            close(fd)
-            throw .bind("udp", host, code, holders: code == EADDRINUSE ? PortHolders.boundUDP(on: host) : [])
+        let fd: Int32
+        do {
+            fd = try open(host, reusePort: sharedAcrossRestarts)
+        } catch let failure where failure.code == EADDRINUSE && !sharedAcrossRestarts {
+            guard let predecessors = UDPPredecessors.waiting(on: host) else { throw failure.shimFailure(host) }
+            do {
+                fd = try open(host, reusePort: true)
+            } catch {
+                throw error.shimFailure(host)
+            }
+            var zero: Int32 = 0
+            guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &zero, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+                let code = errno
+                close(fd)
+                throw .system("listen udp \(host): turning SO_REUSEPORT off after binding beside the previous dockerd's proxy", code)
+            }
+            let pids = predecessors.map(String.init).joined(separator: ", ")
+            ShimLog.warning("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable), which this dockerd does not set: bound beside it, which leaves the port to this proxy within a second")
+        } catch {
+            throw error.shimFailure(host)
         }
         return try prepare(fd, endpoint: host)
+    }
+
+    /// A system call that failed while binding the port.
+    private struct OpenFailure: Error {
+        let call: String
+        let code: Int32
+
+        /// In docker-proxy's words for a failed bind, naming who holds the port.
+        func shimFailure(_ host: SocketEndpoint) -> ShimFailure {
+            guard call == "bind" else { return .system("listen udp \(host): \(call)", code) }
+            return .bind("udp", host, code, holders: code == EADDRINUSE ? PortHolders.boundUDP(on: host) : [])
+        }
+    }
+
+    /// A UDP socket bound to `host`; `reusePort`: with SO_REUSEPORT, which joins the
+    /// sockets bound there with it (same user only).
+    private static func open(_ host: SocketEndpoint, reusePort: Bool) throws(OpenFailure) -> Int32 {
+        let fd = socket(host.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw OpenFailure(call: "socket", code: errno) }
+        func fail(_ call: String) -> OpenFailure {
+            let failure = OpenFailure(call: call, code: errno)
+            close(fd)
+            return failure
+        }
+        var one: Int32 = 1
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        if host.ip.isIPv6, setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size) != 0 { throw fail("setting IPV6_V6ONLY") }
+        if reusePort, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size) != 0 { throw fail("setting SO_REUSEPORT for \(DockerdRestartGrace.variable)") }
+        guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else { throw fail("bind") }
+        return fd
     }
 
     /// Takes the bound UDP socket dockerd ≥ 28 passes on fd 4 (checked to be UDP

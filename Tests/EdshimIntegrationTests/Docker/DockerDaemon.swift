@@ -23,7 +23,7 @@ final class DockerDaemon: @unchecked Sendable {
     let edshim: String
     let edshimSocket: String
     /// Added to dockerd's environment, which it hands to the proxies it starts.
-    let environment: [String: String]
+    private(set) var environment: [String: String]
     /// The containers' network: `bridge.gateway` is the host's address on it, from
     /// which Envoy's connections to the containers come.
     let bridge: PrivateBridge
@@ -184,9 +184,11 @@ final class DockerDaemon: @unchecked Sendable {
         }
     }
 
-    /// Starts dockerd again after `stopDockerd`, with the same directories and daemon.json.
-    func startDockerdAgain() async throws {
+    /// Starts dockerd again after `stopDockerd`, with the same directories and
+    /// daemon.json; with `environment` in place of the one it had, when given.
+    func startDockerdAgain(environment: [String: String]? = nil) async throws {
         guard dockerd?.hasExited ?? true else { throw TestFailure("dockerd is still running") }
+        if let environment { self.environment = environment }
         try await startDockerd()
     }
 

@@ -142,6 +142,44 @@ struct DockerRestartTests {
         }
     }
 
+    @Test("with live restore, a dockerd started again without EDSHIM_DOCKERD_RESTART_GRACE (the variable removed) takes over the UDP port the old proxies carry under it: the container's TCP and UDP ports are both published again (dockerd dropped both when the UDP bind was refused), the old proxies exit, and no other program can join the UDP port afterwards")
+    func graceRemovedAcrossLiveRestore() async throws {
+        var options = Testbed.Options()
+        options.dockerdEnvironment = ["EDSHIM_DOCKERD_RESTART_GRACE": "60"]
+        try await withDockerTestbed(options) { bed, docker in
+            try await docker.enableLiveRestore()
+            let (tcpPort, udpPort) = (try Sockets.freePort(), try Sockets.freeUDPPort())
+            try await docker.run(["run", "-d", "--name", "both", "-l", "ServiceName=both", "-p", "\(tcpPort):80", "-p", "\(udpPort):5353/udp"] + DockerEndToEndTests.httpd)
+            try await docker.waitForContainerPort("both", port: 80)
+            let echoes = UDPEchoServers()
+            defer { echoes.stopAll() }
+            let pid = try await docker.run(["inspect", "-f", "{{.State.Pid}}", "both"])
+            guard let containerPID = pid_t(pid) else { throw TestFailure("docker inspect gave the pid \(pid.debugDescription)") }
+            _ = try await echoes.start(in: .of(containerPID), on: .anyIPv4, port: 5353)
+            let (web, dns) = (SocketEndpoint(ip: .loopbackIPv4, port: tcpPort), SocketEndpoint(ip: .loopbackIPv4, port: udpPort))
+            let before = Set(docker.proxyProcesses().map(\.pid))
+            #expect(before.count == 4, "\(docker.proxies())")
+
+            try await docker.stopDockerd()
+            try await docker.startDockerdAgain(environment: [:])
+            try await bed.eventually("the new dockerd's four proxies run", timeout: .seconds(15)) {
+                let now = Set(docker.proxyProcesses().map(\.pid))
+                return now.count == 4 && now.isDisjoint(with: before)
+            }
+            try await bed.eventually("the old proxies exit", timeout: .seconds(5)) { !before.contains(where: Self.runs) }
+            #expect(!docker.logTail(lines: 400).contains("Failed to allocate and map port"), "\(docker.logTail())")
+            #expect(try TestHTTP.get(web).status == 200)
+            #expect(try await onThread { try UDPTestClient(.ipv4).exchange(Array("after".utf8), with: dns) } == Array("after".utf8))
+            var one: Int32 = 1
+            let intruder = socket(AF_INET, UDPEchoServer.socketType, 0)
+            defer { close(intruder) }
+            setsockopt(intruder, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+            let joined = SocketEndpoint(ip: .anyIPv4, port: udpPort).withSocketAddress { Glibc.bind(intruder, $0, $1) == 0 ? 0 : errno }
+            #expect(joined == EADDRINUSE, "the new proxy turned SO_REUSEPORT off once bound")
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
     /// Whether `pid` runs: an exited process its new parent has not reaped yet (a
     /// zombie, with no command line) does not.
     static func runs(_ pid: pid_t) -> Bool {

@@ -1,0 +1,32 @@
+import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The previous dockerd's proxies of a UDP port, still carrying it under
+/// `EDSHIM_DOCKERD_RESTART_GRACE` after their dockerd exited (`UDPHandover`): they
+/// bound it with SO_REUSEPORT and wait for the next dockerd's proxy to bind beside
+/// them. A next dockerd run without the variable starts proxies that would bind
+/// without it, be refused, and have dockerd drop the container's other ports with
+/// them; such a proxy binds beside its predecessors instead (`UDPListener`).
+enum UDPPredecessors {
+    /// The process ids of the shims that keep `host` from being bound, when each
+    /// socket in the way is one of them: bound to `host` itself, held by a shim of
+    /// this edshim publishing the same port, that init (PID 1) has taken over since
+    /// its dockerd exited. Nil otherwise: another program, a shim of a dockerd still
+    /// running, or sockets that cannot be seen (no `udp_diag`), where a port in use is
+    /// refused as docker-proxy refuses it.
+    static func waiting(on host: SocketEndpoint) -> [Int32]? {
+        guard case .success(let sockets) = ListenTable.unconnectedUDPSockets(family: host.family) else { return nil }
+        let inTheWay = sockets.filter { $0.keepsFromBinding(host) }
+        guard !inTheWay.isEmpty, inTheWay.allSatisfy({ $0.endpoint == host }) else { return nil }
+        let key = RegistrationKey(proto: .udp, host: host)
+        var pids: [Int32] = []
+        for socket in inTheWay {
+            guard let shim = ShimProcesses.shim(holding: socket.inode, publishing: key),
+                  ProcessTable.starter(of: shim.owner.pid) == nil else { return nil }
+            pids.append(shim.owner.pid)
+        }
+        return pids
+    }
+}
