@@ -89,6 +89,36 @@ struct DiscoveryDocumentTests {
         }
     }
 
+    /// The whole document, as `JSONEncoder` writes it in one piece.
+    private struct WholeDocument<Message: EnvoyMessage>: Encodable {
+        let resources: [Typed<Message>]
+        let typeUrl: String
+        let versionInfo: String
+    }
+
+    /// Compact, each resource on a line of its own (what `grep` finds a port by), and
+    /// without those line breaks, byte for byte what `JSONEncoder` writes for the whole
+    /// document: assembling it from cached pieces changes nothing else.
+    @Test(arguments: EnvoyScenario.allCases)
+    func eachResourceOnALineOfItsOwn(_ scenario: EnvoyScenario) throws {
+        let configuration = try scenario.configuration()
+        let lds = try DiscoveryDocument.listeners(configuration.listeners)
+        let lines = String(decoding: lds, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.first == #"{"resources":["#)
+        #expect(lines.last == "", "the file ends with a line break")
+        let tail = try #require(lines.dropLast().last)
+        #expect(tail.hasPrefix(#"],"type_url":"type.googleapis.com/envoy.config.listener.v3.Listener","version_info":""#))
+        let middle = lines.dropFirst().dropLast(2)
+        #expect(middle.count == configuration.listeners.count)
+        for (line, listener) in zip(middle, configuration.listeners) {
+            let object = try Self.object(Array((line.hasSuffix(",") ? line.dropLast() : line).utf8))
+            #expect(object["name"] as? String == listener.name)
+        }
+        let version = try #require(Self.object(lds)["version_info"] as? String)
+        let whole = try DiscoveryDocument.encoder().encode(WholeDocument(resources: configuration.listeners.map(Typed.init), typeUrl: EnvoyListener.typeURL, versionInfo: version))
+        #expect(lds.filter { $0 != UInt8(ascii: "\n") } == Array(whole))
+    }
+
     @Test func versionFollowsTheResources() throws {
         let one = try Self.documents(try EnvoyScenario.httpSinglePort.configuration())
         let again = try Self.documents(try EnvoyScenario.httpSinglePort.configuration())
