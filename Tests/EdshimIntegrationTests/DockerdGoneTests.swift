@@ -82,18 +82,21 @@ struct DockerdGoneTests {
     }
 
     /// The contract: SIGTERM through Pdeathsig, deregister, exit within a second.
-    @Test("without the grace, or with dockerd alive (docker stop's SIGINT, or SIGTERM), or with a second signal, or holding dockerd ≥ 28's socket, the shim withdraws its port and exits within a second", arguments: OrphanableShim.Stop.allCases)
+    @Test("without the grace, or with dockerd alive (docker stop's SIGINT, or SIGTERM), or with a second signal, or holding dockerd ≥ 28's socket, or with SIGTERM from another process than dockerd (systemd stopping the whole cgroup, kill), the shim withdraws its port and exits within a second", arguments: OrphanableShim.Stop.allCases)
     func withdrawnAtOnce(_ stop: OrphanableShim.Stop) async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            let orphan = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: stop == .noGrace ? nil : "30", listenFD: stop == .heldSocket)
+            let orphan = try await OrphanableShim.start(bed, host, to: backend.endpoint, grace: stop == .noGrace ? nil : "30", listenFD: stop == .heldSocket, deathSignal: stop != .terminatedByAnotherAfterDockerd)
             defer { orphan.killIfRunning() }
             #expect(orphan.status == "0\n")
             switch stop {
             case .dockerStop: kill(orphan.pid, SIGINT)
             case .terminatedWithDockerdAlive: kill(orphan.pid, SIGTERM)
             case .noGrace, .secondSignal, .heldSocket: try await orphan.loseDockerd()
+            case .terminatedByAnotherAfterDockerd:
+                try await orphan.loseDockerd()
+                kill(orphan.pid, SIGTERM)
             }
             if stop == .secondSignal {
                 try await Task.sleep(for: .milliseconds(300))
@@ -152,6 +155,9 @@ struct DockerdGoneTests {
 struct OrphanableShim {
     enum Stop: String, CaseIterable, CustomTestStringConvertible {
         case noGrace, dockerStop, terminatedWithDockerdAlive, secondSignal, heldSocket
+        /// SIGTERM from another process once dockerd exited (without Pdeathsig here,
+        /// so that the kernel's own SIGTERM cannot come first).
+        case terminatedByAnotherAfterDockerd
         var testDescription: String { rawValue }
     }
 
@@ -160,7 +166,8 @@ struct OrphanableShim {
     let status: String
     let argv: [String]
 
-    static func start(_ bed: Testbed, _ host: SocketEndpoint, to container: SocketEndpoint, grace: String?, listenFD: Bool = false) async throws -> OrphanableShim {
+    /// `deathSignal`: the shim asks for SIGTERM when its parent dies, as dockerd's do.
+    static func start(_ bed: Testbed, _ host: SocketEndpoint, to container: SocketEndpoint, grace: String?, listenFD: Bool = false, deathSignal: Bool = true) async throws -> OrphanableShim {
         var arguments = ShimArguments(proto: .tcp, host: host, container: container).commandLine
         var descriptors: [Int32: Int32] = [:]
         var held: Int32?
@@ -179,8 +186,9 @@ struct OrphanableShim {
         var environment = bed.environment
         if let grace { environment["EDSHIM_DOCKERD_RESTART_GRACE"] = grace }
         // The shim inherits fds 3 and 4; sh keeps neither, and reports the shim's pid on fd 5.
-        let script = #""$0" --pdeathsig TERM -- "$@" & echo $! >&5; exec 3>&- 4>&- 5>&-; wait"#
-        let parent = try ChildProcess.spawn("/bin/sh", ["-c", script, try SystemExecutables.setpriv(), bed.edshim] + arguments, environment: environment, descriptors: descriptors, logPath: bed.directory + "/shims.log")
+        let script = #""$0" "$@" & echo $! >&5; exec 3>&- 4>&- 5>&-; wait"#
+        let setpriv = (deathSignal ? ["--pdeathsig", "TERM"] : []) + ["--", bed.edshim]
+        let parent = try ChildProcess.spawn("/bin/sh", ["-c", script, try SystemExecutables.setpriv()] + setpriv + arguments, environment: environment, descriptors: descriptors, logPath: bed.directory + "/shims.log")
         close(status.write)
         close(pids.write)
         let pidText = await Sockets.readAll(pids.read, timeout: .seconds(5))

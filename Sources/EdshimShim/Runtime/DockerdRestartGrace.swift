@@ -38,12 +38,15 @@ struct DockerdRestartGrace {
         return DockerdRestartGrace(seconds: (milliseconds + 999) / 1000, dockerd: dockerd)
     }
 
-    /// Whether the shim keeps `arguments`' port now that `signal` came: it is SIGTERM,
-    /// dockerd (its parent at start) exited, and the shim holds no socket of dockerd's
-    /// (≥ 28 binds the port itself when it publishes it again, which the shim or Envoy
-    /// must then have let go). SIGINT is dockerd stopping the proxy: never kept.
+    /// Whether the shim keeps `arguments`' port now that `signal` came: it is the
+    /// SIGTERM the kernel sends for dockerd (its parent at start, which the signal
+    /// names as its sender) as dockerd exits, and the shim holds no socket of
+    /// dockerd's (≥ 28 binds the port itself when it publishes it again, which the
+    /// shim or Envoy must then have let go). SIGINT is dockerd stopping the proxy, and
+    /// a SIGTERM from anyone else (`kill`, systemd stopping the whole cgroup) an order
+    /// to stop: never kept.
     func applies(to arguments: ShimArguments, signal: TerminationSignals.Received) -> Bool {
-        seconds > 0 && !arguments.useListenFD && signal.number == SIGTERM && Self.exited(dockerd)
+        seconds > 0 && !arguments.useListenFD && signal.number == SIGTERM && signal.sender == dockerd && Self.exited(dockerd)
     }
 
     /// Whether `dockerd` exited. The kernel sends SIGTERM as the first of dockerd's
