@@ -101,6 +101,14 @@ struct UDPListener {
 
     private static func prepare(_ fd: Int32, endpoint: SocketEndpoint) throws(ShimFailure) -> UDPListener {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        // A socket given with IP_RECVERR (IPV6_RECVERR) on would queue the ICMP error
+        // for a reply to a client gone meanwhile where only MSG_ERRQUEUE reads it, and
+        // epoll would report it forever: the proxy would spin. Off (which empties the
+        // queue), the socket ignores such errors, as docker-proxy's do.
+        var zero: Int32 = 0
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(fd, Int32(IPPROTO_IP), IP_RECVERR, &zero, size)
+        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_RECVERR, &zero, size) }
         edshim_socket_buffer(fd, 1, bufferBytes)
         edshim_socket_buffer(fd, 0, bufferBytes)
         let coalesces = edshim_enable_receive_coalescing(fd) == 0
