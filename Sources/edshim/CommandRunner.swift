@@ -1,4 +1,5 @@
 import ArgumentParser
+import EdshimShim
 
 /// Runs every mode but the shim: parsed by ArgumentParser, async commands on Swift
 /// concurrency. (An explicit async function, so `run()` resolves to the async
@@ -15,6 +16,11 @@ enum CommandRunner {
                 try command.run()
             }
         } catch {
+            // udp-proxy started as dockerd starts a proxy (status pipe on fd 3) reports a
+            // refused command line there too, as the shim does; the help is no refusal.
+            if CommandLine.arguments.dropFirst().first == UDPProxyCommand.configuration.commandName, EdshimCommand.exitCode(for: error) != .success {
+                UDPProxyMode.reportRefusal(EdshimCommand.message(for: error))
+            }
             EdshimCommand.exit(withError: error)
         }
     }

@@ -123,13 +123,18 @@ struct UDPShimTests {
         }
     }
 
-    @Test("edshim udp-proxy refuses bad flags before binding, saying which", arguments: [
+    @Test("edshim udp-proxy refuses bad flags before binding, saying which, also as 1\\n<reason> on fd 3 when started as dockerd starts a proxy", arguments: [
         (["-host-ip", "nowhere", "-host-port", "PORT", "-container-ip", "127.0.0.1", "-container-port", "53"], "-host-ip \"nowhere\" is not an IPv4 or IPv6 address"),
         (["-host-ip", "0.0.0.0", "-host-port", "PORT", "-container-ip", "127.0.0.1"], "Missing expected argument '-container-port <container-port>'"),
         (["-host-ip", "0.0.0.0", "-host-port", "PORT", "-container-ip", "127.0.0.1", "-container-port", "53", "--max-flows", "0"],
          "invalid value \"0\" for --max-flows: give a whole number of flows between 1 and 1048576"),
         (["-host-ip", "0.0.0.0", "-host-port", "PORT", "-container-ip", "127.0.0.1", "-container-port", "53", "--idle-timeout", "forever"],
          "invalid value \"forever\" for --idle-timeout"),
+        // A value that begins with a dash is the option's value, not another option.
+        (["-host-ip", "0.0.0.0", "-host-port", "PORT", "-container-ip", "127.0.0.1", "-container-port", "53", "--idle-timeout", "-1"],
+         "invalid value \"-1\" for --idle-timeout"),
+        (["-proto", "sctp", "-host-ip", "0.0.0.0", "-host-port", "PORT", "-container-ip", "127.0.0.1", "-container-port", "53"],
+         "edshim does not proxy SCTP"),
     ])
     func badFlags(arguments: [String], reason: String) async throws {
         // The port is taken (by a socket the kernel gave a free port: a port picked
@@ -142,6 +147,20 @@ struct UDPShimTests {
         let result = try await Binaries.run(try Binaries.edshim(), line, in: NSTemporaryDirectory())
         #expect(result.status == 64, "output: \(result.output)")
         #expect(result.output.contains(reason), "output: \(result.output)")
+
+        let pipe = try Sockets.pipe()
+        defer { close(pipe.read) }
+        let process: ChildProcess
+        do {
+            process = try ChildProcess.spawn(try Binaries.edshim(), line, descriptors: [3: pipe.write], logPath: "/dev/null")
+        } catch {
+            close(pipe.write)
+            throw error
+        }
+        close(pipe.write)
+        let status = await Sockets.readStatus(pipe.read)
+        #expect(status.hasPrefix("1\n") && status.contains(reason), "fd 3: \(status.debugDescription)")
+        #expect(await process.waitForExit(timeout: .seconds(5)) == 64)
     }
 
     @Test("a UDP shim's command line, copied from ps (dockerd 20.10's, or 28's with -use-listen-fd), runs as edshim udp-proxy; -proto tcp there is refused", arguments: [false, true])

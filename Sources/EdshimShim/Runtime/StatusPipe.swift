@@ -26,12 +26,13 @@ struct StatusPipe {
         send("0\n")
     }
 
-    /// Reports the reason on one line and closes the pipe.
-    mutating func reportFailure(_ reason: String) {
+    /// Reports the reason on one line and closes the pipe; logs it too, unless the
+    /// caller prints it itself (`logged: false`).
+    mutating func reportFailure(_ reason: String, logged: Bool = true) {
         let line = reason.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
         // dockerd first: it is waiting, and logging may be slow.
         if open { send("1\n\(line)") }
-        ShimLog.error("failed: \(line)")
+        if logged { ShimLog.error("failed: \(line)") }
     }
 
     private mutating func send(_ text: String) {

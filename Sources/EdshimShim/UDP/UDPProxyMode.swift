@@ -15,6 +15,14 @@ public enum UDPProxyMode {
         _ = edshim_catch_termination_signals()
     }
 
+    /// `edshim udp-proxy` refused before it runs (a bad flag or variable): `1\n<reason>`
+    /// on fd 3 when it is a pipe, as `run` reports a failure; the caller prints the
+    /// reason, with the usage.
+    public static func reportRefusal(_ reason: String) {
+        var status = StatusPipe.detect()
+        status.reportFailure(reason, logged: false)
+    }
+
     /// `edshim udp-proxy`: binds `host`, proxies to `container` until SIGINT or
     /// SIGTERM, then exits 0. Reports on fd 3 like the shim when fd 3 is a pipe.
     public static func run(host: SocketEndpoint, container: SocketEndpoint, options: UDPProxyOptions) -> Never {

@@ -73,18 +73,21 @@ struct UDPProxyCommand: ParsableCommand {
     @Option(name: [.customLong("container-port", withSingleDash: true), .customLong("container-port")], help: "Container port, 1-65535.")
     var containerPort: UInt16
 
-    @Option(name: .customLong("idle-timeout"), help: "Close a flow idle this long: seconds (90, 0.5) or with a unit (500ms, 2m). Default: $EDSHIM_UDP_IDLE_TIMEOUT, else 90.")
+    @Option(name: .customLong("idle-timeout"), parsing: .unconditional, help: "Close a flow idle this long: seconds (90, 0.5) or with a unit (500ms, 2m). Default: $EDSHIM_UDP_IDLE_TIMEOUT, else 90.")
     var idleTimeout: String?
 
-    @Option(name: .customLong("max-flows"), help: "Most flows at once; the least recently used makes room. Default: $EDSHIM_UDP_MAX_FLOWS, else \(UDPProxyOptions.defaultMaxFlows).")
+    @Option(name: .customLong("max-flows"), parsing: .unconditional, help: "Most flows at once; the least recently used makes room. Default: $EDSHIM_UDP_MAX_FLOWS, else \(UDPProxyOptions.defaultMaxFlows).")
     var maxFlows: String?
 
-    @Option(name: .customLong("busy-poll"), help: "Microseconds to keep polling after a datagram on a busy port instead of sleeping; 0: never. Default: $EDSHIM_UDP_BUSY_POLL, else \(UDPProxyOptions.defaultBusyPollMicroseconds).")
+    @Option(name: .customLong("busy-poll"), parsing: .unconditional, help: "Microseconds to keep polling after a datagram on a busy port instead of sleeping; 0: never. Default: $EDSHIM_UDP_BUSY_POLL, else \(UDPProxyOptions.defaultBusyPollMicroseconds).")
     var busyPoll: String?
 
     func validate() throws {
-        guard proto == "udp" else {
-            throw ValidationError("udp-proxy proxies UDP only, not -proto \(proto): a TCP port is published by the shim (edshim -proto tcp …), which registers it with edshim server for Envoy")
+        switch proto {
+        case "udp": break
+        case "tcp": throw ValidationError("udp-proxy proxies UDP only, not -proto tcp: a TCP port is published by the shim (edshim -proto tcp …), which registers it with edshim server for Envoy")
+        case "sctp": throw ValidationError("udp-proxy proxies UDP only, and edshim does not proxy SCTP (-proto sctp): run the container with --network host, where it takes the host's SCTP port itself")
+        default: throw ValidationError("udp-proxy proxies UDP only: -proto \(proto) is not a protocol edshim knows (udp here; tcp through the shim)")
         }
         _ = try endpoints()
         _ = try options()
