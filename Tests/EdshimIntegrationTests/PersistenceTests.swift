@@ -93,7 +93,9 @@ struct PersistenceTests {
             _ = await shim.process.waitForExit(timeout: .seconds(5))
             try stateBefore.write(to: URL(fileURLWithPath: bed.stateFile))
             let olderState = try await Self.replacements(in: bed.xdsDirectory) { try await bed.startServer() }
-            #expect(olderState == ["cds.json", "lds.json", "cds.json"], "files replaced, in order: \(olderState)")
+            // The first cds.json, the clusters as Envoy has them, is not written when its
+            // bytes are those on disk already (the cluster the state lacks sorts last).
+            #expect(olderState == ["cds.json", "lds.json", "cds.json"] || olderState == ["lds.json", "cds.json"], "files replaced, in order: \(olderState)")
             try await bed.eventually("Envoy let go of the port the state file did not have") { try bed.listeners()["tcp_0.0.0.0_\(other.port)"] == nil }
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200)
         }
