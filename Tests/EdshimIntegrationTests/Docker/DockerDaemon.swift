@@ -116,6 +116,14 @@ final class DockerDaemon: @unchecked Sendable {
         return address
     }
 
+    /// The process id of a running container's init, in whose network namespace a
+    /// test can serve what the busybox image cannot (a UDP echo).
+    func containerPID(_ container: String) async throws -> pid_t {
+        let text = try await run(["inspect", "-f", "{{.State.Pid}}", container])
+        guard let pid = pid_t(text), pid > 0 else { throw TestFailure("docker inspect gave \(container) the pid \(text.debugDescription)") }
+        return pid
+    }
+
     /// Waits until the container accepts TCP connections on `port` at its own address
     /// (straight over the bridge, not through Envoy). dockerd 20.10 starts the proxies
     /// before the container's process, so `docker run -d` can return — with the host

@@ -107,9 +107,7 @@ struct DockerRestartTests {
             // network namespace, which outlives dockerd's restart as the container does.
             let echoes = UDPEchoServers()
             defer { echoes.stopAll() }
-            let pid = try await docker.run(["inspect", "-f", "{{.State.Pid}}", "dns"])
-            guard let containerPID = pid_t(pid) else { throw TestFailure("docker inspect gave the pid \(pid.debugDescription)") }
-            _ = try await echoes.start(in: .of(containerPID), on: .anyIPv4, port: 5353)
+            _ = try await echoes.start(in: .of(try await docker.containerPID("dns")), on: .anyIPv4, port: 5353)
             let target = SocketEndpoint(ip: .loopbackIPv4, port: port)
             let before = Set(docker.proxyProcesses().map(\.pid))
             #expect(before.count == 2, "\(docker.proxies())")
@@ -153,9 +151,7 @@ struct DockerRestartTests {
             try await docker.waitForContainerPort("both", port: 80)
             let echoes = UDPEchoServers()
             defer { echoes.stopAll() }
-            let pid = try await docker.run(["inspect", "-f", "{{.State.Pid}}", "both"])
-            guard let containerPID = pid_t(pid) else { throw TestFailure("docker inspect gave the pid \(pid.debugDescription)") }
-            _ = try await echoes.start(in: .of(containerPID), on: .anyIPv4, port: 5353)
+            _ = try await echoes.start(in: .of(try await docker.containerPID("both")), on: .anyIPv4, port: 5353)
             let (web, dns) = (SocketEndpoint(ip: .loopbackIPv4, port: tcpPort), SocketEndpoint(ip: .loopbackIPv4, port: udpPort))
             let before = Set(docker.proxyProcesses().map(\.pid))
             #expect(before.count == 4, "\(docker.proxies())")

@@ -24,9 +24,7 @@ struct DockerUDPTests {
             // network namespace, so datagrams really cross dockerd's bridge.
             let echoes = UDPEchoServers()
             defer { echoes.stopAll() }
-            let pid = try await docker.run(["inspect", "-f", "{{.State.Pid}}", "dns"])
-            guard let containerPID = pid_t(pid) else { throw TestFailure("docker inspect gave the pid \(pid.debugDescription)") }
-            _ = try await echoes.start(in: .of(containerPID), on: .anyIPv4, port: 5353)
+            _ = try await echoes.start(in: .of(try await docker.containerPID("dns")), on: .anyIPv4, port: 5353)
 
             let large = (0..<60_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
             let gateway = docker.bridge.gateway
