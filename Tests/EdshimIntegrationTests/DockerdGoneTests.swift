@@ -109,6 +109,31 @@ struct DockerdGoneTests {
         }
     }
 
+    @Test("a UDP shim waiting under the grace, its dockerd gone: edshim udp-proxy run by hand is refused the port; the next dockerd's shim, started without the grace (the variable removed), binds beside it, and the waiting one leaves the port to it")
+    func udpPortTakenOverWithoutGrace() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+            let orphan = try await OrphanableShim.start(bed, host, to: echo.endpoint, proto: .udp, grace: "30")
+            defer { orphan.killIfRunning() }
+            #expect(orphan.status == "0\n")
+            try await orphan.loseDockerd()
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(orphan.isRunning, "waits for the next dockerd's shim")
+
+            let byHand = try await bed.spawnShim(["udp-proxy"] + ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine.dropFirst(2))
+            #expect(byHand.status.hasPrefix("1\n") && byHand.status.contains("address already in use"), "\(byHand.status)")
+
+            let next = try await bed.spawnShim(ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine)
+            #expect(next.isReady, "reported \(next.status.debugDescription): \(next.process.log)")
+            try await bed.eventually("the waiting shim leaves the port", timeout: .seconds(3)) { !orphan.isRunning }
+            #expect(next.process.log.contains("is still carried by the previous dockerd's proxy (pid \(orphan.pid))"), "\(next.process.log)")
+            let reply = try await onThread { try UDPTestClient(.ipv4).exchange(Array("hello".utf8), with: target) }
+            #expect(reply == Array("hello".utf8))
+        }
+    }
+
     @Test("a grace in seconds, minutes or hours (as EDSHIM_UDP_IDLE_TIMEOUT), up to a day, is taken at its value", arguments: [
         ("0", 0), ("120", 120), ("120s", 120), ("2m", 120), ("86400", 86400), ("1440m", 86400), ("24h", 86400), ("1.5", 2),
     ])
@@ -167,8 +192,8 @@ struct OrphanableShim {
     let argv: [String]
 
     /// `deathSignal`: the shim asks for SIGTERM when its parent dies, as dockerd's do.
-    static func start(_ bed: Testbed, _ host: SocketEndpoint, to container: SocketEndpoint, grace: String?, listenFD: Bool = false, deathSignal: Bool = true) async throws -> OrphanableShim {
-        var arguments = ShimArguments(proto: .tcp, host: host, container: container).commandLine
+    static func start(_ bed: Testbed, _ host: SocketEndpoint, to container: SocketEndpoint, proto: TransportProtocol = .tcp, grace: String?, listenFD: Bool = false, deathSignal: Bool = true) async throws -> OrphanableShim {
+        var arguments = ShimArguments(proto: proto, host: host, container: container).commandLine
         var descriptors: [Int32: Int32] = [:]
         var held: Int32?
         if listenFD {

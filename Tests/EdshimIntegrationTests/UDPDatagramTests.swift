@@ -235,31 +235,40 @@ struct UDPDatagramTests {
 
     @Test("a socket from dockerd with IP_RECVERR (IPV6_RECVERR) on: the ICMP error for a reply to a client gone meanwhile costs the proxy no CPU, and the port goes on", arguments: UDPFamily.allCases)
     func socketWithErrorQueue(_ family: UDPFamily) async throws {
-        try await withUDPTestbed { bed, echoes in
-            let echo = try echoes.start(on: family.loopback)
+        try await withUDPTestbed { bed, _ in
+            // The container is a plain socket of the test's, which answers when told to:
+            // after the client is gone.
+            let container = try UDPTestClient(family, bindTo: family.loopback)
             let host = SocketEndpoint(ip: family.any, port: try Sockets.freeUDPPort())
             let socket = try Sockets.dockerdBoundUDPSocket(host)
             var one: Int32 = 1
             let (level, option) = family == .ipv4 ? (Int32(IPPROTO_IP), IP_RECVERR) : (Int32(IPPROTO_IPV6), IPV6_RECVERR)
             #expect(setsockopt(socket, level, option, &one, 4) == 0)
-            let arguments = ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine
+            let arguments = ShimArguments(proto: .udp, host: host, container: try #require(container.local)).commandLine
             let proxy = try await bed.spawnShim(arguments, style: .dockerd28, host: host, listenSocket: socket)
             #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
             let target = SocketEndpoint(ip: family.loopback, port: host.port)
 
-            // A client that sends and is gone before the reply: the kernel answers the
-            // reply with ICMP port unreachable, queued on the proxy's socket.
-            try await onThread {
+            // The reply reaches a port nobody holds any more: the kernel answers it with
+            // ICMP port unreachable, which the proxy's socket queues.
+            let flow = try await onThread { () -> SocketEndpoint? in
                 let gone = try UDPTestClient(family)
                 try gone.send(Array("bye".utf8), to: target)
+                return container.receive()?.from
             }
+            try await onThread { try container.send(Array("late".utf8), to: try #require(flow)) }
             try await Task.sleep(for: .milliseconds(200))
             let before = try Sockets.cpuTicks(of: proxy.process.pid)
             try await Task.sleep(for: .seconds(1))
             let used = try Sockets.cpuTicks(of: proxy.process.pid) - before
             #expect(used < 10, "the proxy used \(used) of 100 ticks of CPU in the second after the ICMP error")
-            let reply = try await onThread { try UDPTestClient(family).exchange(Array("hello".utf8), with: target) }
-            #expect(reply == Array("hello".utf8))
+
+            let client = try UDPTestClient(family)
+            try client.send(Array("hello".utf8), to: target)
+            let request = try await onThread { container.receive() }
+            #expect(request?.bytes == Array("hello".utf8))
+            try container.send(Array("hello".utf8), to: try #require(request?.from))
+            #expect(try await onThread { client.receive()?.bytes } == Array("hello".utf8))
         }
     }
 

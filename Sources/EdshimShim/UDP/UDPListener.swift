@@ -32,16 +32,17 @@ struct UDPListener {
     /// proxy, which sets it too, can bind the port while this one still serves it
     /// (`UDPHandover`); the kernel lets only processes of the same user share it.
     ///
-    /// Without the grace, a port held only by the previous dockerd's proxies waiting
-    /// under it (`UDPPredecessors`: that dockerd had the variable, this one has not) is
-    /// bound beside them all the same, and SO_REUSEPORT is turned off again after the
-    /// bind: they see this proxy and leave the port to it, and no other socket can join
-    /// the port from then on.
-    static func bind(_ host: SocketEndpoint, sharedAcrossRestarts: Bool = false) throws(ShimFailure) -> UDPListener {
+    /// `succeedsPredecessors` (a shim, which dockerd started, without the grace): a
+    /// port held only by the previous dockerd's proxies waiting under the grace
+    /// (`UDPPredecessors`: that dockerd had the variable, this one has not) is bound
+    /// beside them all the same, and SO_REUSEPORT is turned off again after the bind:
+    /// they see this proxy and leave the port to it, and once they are gone no other
+    /// socket can join the port (an IPv4 one cannot even before).
+    static func bind(_ host: SocketEndpoint, sharedAcrossRestarts: Bool = false, succeedsPredecessors: Bool = false) throws(ShimFailure) -> UDPListener {
         let fd: Int32
         do {
             fd = try open(host, reusePort: sharedAcrossRestarts)
-        } catch let failure where failure.code == EADDRINUSE && !sharedAcrossRestarts {
+        } catch let failure where failure.code == EADDRINUSE && succeedsPredecessors && !sharedAcrossRestarts {
             guard let predecessors = UDPPredecessors.waiting(on: host) else { throw failure.shimFailure(host) }
             do {
                 fd = try open(host, reusePort: true)
@@ -87,7 +88,7 @@ struct UDPListener {
         var one: Int32 = 1
         let size = socklen_t(MemoryLayout<Int32>.size)
         if host.ip.isIPv6, setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size) != 0 { throw fail("setting IPV6_V6ONLY") }
-        if reusePort, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size) != 0 { throw fail("setting SO_REUSEPORT for \(DockerdRestartGrace.variable)") }
+        if reusePort, setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, size) != 0 { throw fail("setting SO_REUSEPORT") }
         guard host.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else { throw fail("bind") }
         return fd
     }

@@ -12,10 +12,12 @@ import Glibc
 enum UDPPredecessors {
     /// The process ids of the shims that keep `host` from being bound, when each
     /// socket in the way is one of them: bound to `host` itself, held by a shim of
-    /// this edshim publishing the same port, that init (PID 1) has taken over since
-    /// its dockerd exited. Nil otherwise: another program, a shim of a dockerd still
+    /// this edshim publishing the same port, that init (PID 1) has taken over since its
+    /// dockerd exited. Nil otherwise: another program, a shim of a dockerd still
     /// running, or sockets that cannot be seen (no `udp_diag`), where a port in use is
-    /// refused as docker-proxy refuses it.
+    /// refused as docker-proxy refuses it. A shim a subreaper took over (tini, a
+    /// supervisor above dockerd) is not told from one of another dockerd that runs:
+    /// refused too (keep the variable the same for both dockerds there).
     static func waiting(on host: SocketEndpoint) -> [Int32]? {
         guard case .success(let sockets) = ListenTable.unconnectedUDPSockets(family: host.family) else { return nil }
         let inTheWay = sockets.filter { $0.keepsFromBinding(host) }

@@ -50,7 +50,10 @@ public enum UDPProxyMode {
         let proxy: UDPProxy
         do {
             let shared = (grace?.seconds ?? 0) > 0
-            let listener = arguments.useListenFD ? try UDPListener.adopt(for: arguments) : try UDPListener.bind(arguments.host, sharedAcrossRestarts: shared)
+            // Only a shim (given a grace, if 0) was started by a dockerd, which may
+            // follow one whose proxies wait under the grace; `udp-proxy` run by hand not.
+            let listener = arguments.useListenFD ? try UDPListener.adopt(for: arguments)
+                : try UDPListener.bind(arguments.host, sharedAcrossRestarts: shared, succeedsPredecessors: grace != nil)
             let handover = grace.flatMap { UDPHandover(grace: $0, arguments: arguments, listener: listener) }
             proxy = try UDPProxy(listener: listener, container: arguments.container, options: options, signals: signals, handover: handover)
         } catch {
