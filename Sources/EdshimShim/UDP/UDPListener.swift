@@ -44,23 +44,31 @@ struct UDPListener {
             fd = try open(host, reusePort: sharedAcrossRestarts)
         } catch let failure where failure.code == EADDRINUSE && succeedsPredecessors && !sharedAcrossRestarts {
             guard let predecessors = UDPPredecessors.waiting(on: host) else { throw failure.shimFailure(host) }
-            do {
-                fd = try open(host, reusePort: true)
-            } catch {
-                throw error.shimFailure(host)
-            }
-            var zero: Int32 = 0
-            guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &zero, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
-                let code = errno
-                close(fd)
-                throw .system("listen udp \(host): turning SO_REUSEPORT off after binding beside the previous dockerd's proxy", code)
-            }
-            let pids = predecessors.map(String.init).joined(separator: ", ")
-            ShimLog.warning("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable), which this dockerd does not set: bound beside it, which leaves the port to this proxy within a second")
+            fd = try bind(host, beside: predecessors)
         } catch {
             throw error.shimFailure(host)
         }
         return try prepare(fd, endpoint: host)
+    }
+
+    /// Binds `host` beside the shims `predecessors` waiting under the grace, then turns
+    /// SO_REUSEPORT off; logs it.
+    private static func bind(_ host: SocketEndpoint, beside predecessors: [Int32]) throws(ShimFailure) -> Int32 {
+        let fd: Int32
+        do {
+            fd = try open(host, reusePort: true)
+        } catch {
+            throw error.shimFailure(host)
+        }
+        var zero: Int32 = 0
+        guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &zero, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            let code = errno
+            close(fd)
+            throw .system("listen udp \(host): turning SO_REUSEPORT off after binding beside the previous dockerd's proxy", code)
+        }
+        let pids = predecessors.map(String.init).joined(separator: ", ")
+        ShimLog.warning("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable), which this dockerd does not set: bound beside it, which leaves the port to this proxy within a second")
+        return fd
     }
 
     /// A system call that failed while binding the port.
