@@ -6,8 +6,8 @@ import EdshimShim
 /// overload of `AsyncParsableCommand`.)
 enum CommandRunner {
     static func run() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
         do {
-            let arguments = Array(CommandLine.arguments.dropFirst())
             try refuseHelpOnUnknownMode(arguments)
             var command = try EdshimCommand.parseAsRoot(UDPProxyCommand.helpAliased(arguments))
             if var asyncCommand = command as? any AsyncParsableCommand {
@@ -18,7 +18,7 @@ enum CommandRunner {
         } catch {
             // udp-proxy started as dockerd starts a proxy (status pipe on fd 3) reports a
             // refused command line there too, as the shim does; the help is no refusal.
-            if CommandLine.arguments.dropFirst().first == UDPProxyCommand.configuration.commandName, EdshimCommand.exitCode(for: error) != .success {
+            if arguments.first == UDPProxyCommand.configuration.commandName, EdshimCommand.exitCode(for: error) != .success {
                 UDPProxyMode.reportRefusal(EdshimCommand.message(for: error))
             }
             EdshimCommand.exit(withError: error)

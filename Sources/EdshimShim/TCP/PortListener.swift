@@ -47,33 +47,19 @@ struct PortListener {
                 // user, and only one whose sockets all have SO_REUSEPORT.
                 throw ShimFailure(BindRefusal.message("tcp", host, second.code, advice: "\(names) already listens on tcp \(host), from before the server stopped, and cannot be joined: serving beside it needs Envoy to run as the same user as dockerd, with reuse_port on (its default on Linux); stop that Envoy, or start the server, which takes the port over"))
             } catch {
-                throw error.shimFailure(host)
+                throw error.shimFailure("tcp", host)
             }
         } catch {
-            throw error.shimFailure(host)
-        }
-    }
-
-    /// A system call that failed while opening the listener.
-    private struct OpenFailure: Error {
-        let call: String
-        let code: Int32
-
-        func shimFailure(_ host: SocketEndpoint) -> ShimFailure {
-            call == "bind" || code == EADDRINUSE ? .bind("tcp", host, code) : .system("\(call) tcp \(host)", code)
+            throw error.shimFailure("tcp", host)
         }
     }
 
     /// `reusePortFirst`: SO_REUSEPORT before `bind`, which joins the reuse-port group of
     /// a socket already listening there (same user only).
-    private static func open(_ host: SocketEndpoint, reusePortFirst: Bool) throws(OpenFailure) -> PortListener {
+    private static func open(_ host: SocketEndpoint, reusePortFirst: Bool) throws(SocketCallFailure) -> PortListener {
         let fd = socket(host.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw OpenFailure(call: "socket", code: errno) }
-        func fail(_ call: String) -> OpenFailure {
-            let failure = OpenFailure(call: call, code: errno)
-            close(fd)
-            return failure
-        }
+        guard fd >= 0 else { throw SocketCallFailure("socket") }
+        func fail(_ call: String) -> SocketCallFailure { SocketCallFailure(call, closing: fd) }
         var one: Int32 = 1
         let size = socklen_t(MemoryLayout<Int32>.size)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, size)

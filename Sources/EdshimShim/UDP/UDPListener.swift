@@ -43,10 +43,10 @@ struct UDPListener {
         do {
             fd = try open(host, reusePort: sharedAcrossRestarts)
         } catch let failure where failure.code == EADDRINUSE && succeedsPredecessors && !sharedAcrossRestarts {
-            guard let predecessors = UDPPredecessors.waiting(on: host) else { throw failure.shimFailure(host) }
+            guard let predecessors = UDPPredecessors.waiting(on: host) else { throw failure.shimFailure("udp", host) { PortHolders.boundUDP(on: host) } }
             fd = try bind(host, beside: predecessors)
         } catch {
-            throw error.shimFailure(host)
+            throw error.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
         }
         return try prepare(fd, endpoint: host)
     }
@@ -58,7 +58,7 @@ struct UDPListener {
         do {
             fd = try open(host, reusePort: true)
         } catch {
-            throw error.shimFailure(host)
+            throw error.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
         }
         var zero: Int32 = 0
         guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &zero, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
@@ -71,28 +71,12 @@ struct UDPListener {
         return fd
     }
 
-    /// A system call that failed while binding the port.
-    private struct OpenFailure: Error {
-        let call: String
-        let code: Int32
-
-        /// In docker-proxy's words for a failed bind, naming who holds the port.
-        func shimFailure(_ host: SocketEndpoint) -> ShimFailure {
-            guard call == "bind" else { return .system("listen udp \(host): \(call)", code) }
-            return .bind("udp", host, code, holders: code == EADDRINUSE ? PortHolders.boundUDP(on: host) : [])
-        }
-    }
-
     /// A UDP socket bound to `host`; `reusePort`: with SO_REUSEPORT, which joins the
     /// sockets bound there with it (same user only).
-    private static func open(_ host: SocketEndpoint, reusePort: Bool) throws(OpenFailure) -> Int32 {
+    private static func open(_ host: SocketEndpoint, reusePort: Bool) throws(SocketCallFailure) -> Int32 {
         let fd = socket(host.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw OpenFailure(call: "socket", code: errno) }
-        func fail(_ call: String) -> OpenFailure {
-            let failure = OpenFailure(call: call, code: errno)
-            close(fd)
-            return failure
-        }
+        guard fd >= 0 else { throw SocketCallFailure("socket") }
+        func fail(_ call: String) -> SocketCallFailure { SocketCallFailure(call, closing: fd) }
         var one: Int32 = 1
         let size = socklen_t(MemoryLayout<Int32>.size)
         if host.ip.isIPv6, setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size) != 0 { throw fail("setting IPV6_V6ONLY") }
@@ -105,19 +89,19 @@ struct UDPListener {
     /// and bound to `arguments.host`).
     static func adopt(for arguments: ShimArguments) throws(ShimFailure) -> UDPListener {
         let held = try HeldListenSocket.adopt(for: arguments)
+        // Given with IP_RECVERR (IPV6_RECVERR) on, the socket would queue the ICMP
+        // error for a reply to a client gone meanwhile where only MSG_ERRQUEUE reads it,
+        // and epoll would report it forever: the proxy would spin. Off (which empties
+        // the queue), it ignores such errors, as the sockets the proxy binds itself do.
+        var zero: Int32 = 0
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(held.descriptor, Int32(IPPROTO_IP), IP_RECVERR, &zero, size)
+        if arguments.host.ip.isIPv6 { setsockopt(held.descriptor, Int32(IPPROTO_IPV6), IPV6_RECVERR, &zero, size) }
         return try prepare(held.descriptor, endpoint: arguments.host)
     }
 
     private static func prepare(_ fd: Int32, endpoint: SocketEndpoint) throws(ShimFailure) -> UDPListener {
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        // A socket given with IP_RECVERR (IPV6_RECVERR) on would queue the ICMP error
-        // for a reply to a client gone meanwhile where only MSG_ERRQUEUE reads it, and
-        // epoll would report it forever: the proxy would spin. Off (which empties the
-        // queue), the socket ignores such errors, as docker-proxy's do.
-        var zero: Int32 = 0
-        let size = socklen_t(MemoryLayout<Int32>.size)
-        setsockopt(fd, Int32(IPPROTO_IP), IP_RECVERR, &zero, size)
-        if endpoint.ip.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_RECVERR, &zero, size) }
         edshim_socket_buffer(fd, 1, bufferBytes)
         edshim_socket_buffer(fd, 0, bufferBytes)
         let coalesces = edshim_enable_receive_coalescing(fd) == 0
