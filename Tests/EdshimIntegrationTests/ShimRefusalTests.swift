@@ -201,16 +201,17 @@ struct ShimRefusalTests {
         }
     }
 
-    @Test("with the server down, a port another process listens on is refused the way docker-proxy words it, naming that process")
-    func portInUseWhileServerDown() async throws {
+    @Test("with the server down, a port another process listens on is refused the way docker-proxy words it, naming that process and where its socket is bound", arguments: ["0.0.0.0", "127.0.0.1"])
+    func portInUseWhileServerDown(squatterAddress: String) async throws {
         try await withTestbed { bed in
             await bed.stopServer()
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            let squatter = try Sockets.dockerdBoundListener(host)
+            let bound = SocketEndpoint(ip: try #require(IPAddress(squatterAddress)), port: host.port)
+            let squatter = try Sockets.dockerdBoundListener(bound)
             defer { close(squatter) }
             let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
             let name = try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-            #expect(shim.status == "1\nlisten tcp \(host): bind: address already in use: \(name) (pid \(getpid())) already listens on tcp \(host); stop it, or publish the container on another host port",
+            #expect(shim.status == "1\nlisten tcp \(host): bind: address already in use: \(name) (pid \(getpid())) already listens on tcp \(bound); stop it, or publish the container on another host port",
                     "reported \(shim.status.debugDescription)")
         }
     }

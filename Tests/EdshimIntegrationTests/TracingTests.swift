@@ -34,6 +34,8 @@ struct EnvoyTracingTests {
             #expect(parts.count == 4 && parts.first == "00" && parts.last == "01", "the container got traceparent \(parts.joined(separator: "-").debugDescription)")
             let traceID = try #require(parts.count == 4 ? Self.bytes(hex: parts[1]) : nil)
             #expect(traceID.count == 16)
+            // Envoy's OpenTelemetry tracer adds an empty tracestate (docs/operations.md, "Tracing").
+            #expect(response.body.split(separator: "\n").contains("tracestate="), "the container's tracestate: \(response.body)")
 
             // Envoy exports in batches, by default every 5 s.
             try await bed.eventually("the collector received the request's span", timeout: .seconds(15)) {

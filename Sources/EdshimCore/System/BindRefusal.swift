@@ -43,8 +43,9 @@ public enum BindRefusal {
         }
         switch code {
         case EADDRINUSE:
-            let who = holders.isEmpty ? "another process already uses" : "\(holders.map(\.description).joined(separator: ", ")) already \(proto == "udp" ? "uses" : "listens on")"
-            return "\(who) \(proto) \(host); stop it, or publish the container on another host port"
+            let verb = proto == "udp" ? "uses" : "listens on"
+            let who = holders.isEmpty ? "another process already uses \(proto) \(host)" : holders.map { "\($0) already \(verb) \(proto) \($0.boundAddresses(else: host))" }.joined(separator: ", ")
+            return "\(who); stop it, or publish the container on another host port"
         case EACCES:
             return "ports below 1024 need root or CAP_NET_BIND_SERVICE (or lower net.ipv4.ip_unprivileged_port_start)"
         case EADDRNOTAVAIL:

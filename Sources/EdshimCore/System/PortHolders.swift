@@ -12,11 +12,20 @@ public enum PortHolders {
         public var pid: Int32
         /// Its process name (`comm`).
         public var name: String
+        /// Where its conflicting sockets are bound (`127.0.0.1:80` keeps `0.0.0.0:80`
+        /// from binding), in order; empty when not known.
+        public var addresses: [SocketEndpoint]
 
         /// Creates a holder.
-        public init(pid: Int32, name: String) {
+        public init(pid: Int32, name: String, addresses: [SocketEndpoint] = []) {
             self.pid = pid
             self.name = name
+            self.addresses = addresses
+        }
+
+        /// Where it is bound, for a refusal of `host`: its addresses, else `host`.
+        public func boundAddresses(else host: SocketEndpoint) -> String {
+            addresses.isEmpty ? host.description : addresses.map(\.description).joined(separator: " and ")
         }
 
         /// Whether the process is an Envoy: its executable is named `envoy…`.
@@ -33,7 +42,7 @@ public enum PortHolders {
     /// Reads every process's descriptors: meant for a port that could not be bound, not
     /// for a path taken once per port.
     public static func listening(on host: SocketEndpoint, root: String = "/proc") -> [Holder] {
-        holding(Set(ListenTable.read().filter { $0.keepsFromBinding(host) }.map(\.inode)), root: root)
+        holding(ListenTable.read().filter { $0.keepsFromBinding(host) }, root: root)
     }
 
     /// The processes with a UDP socket bound (and not connected) where a bind of
@@ -41,16 +50,20 @@ public enum PortHolders {
     /// be seen. Reads every process's descriptors: for a port that could not be bound.
     public static func boundUDP(on host: SocketEndpoint, root: String = "/proc") -> [Holder] {
         let sockets = (try? ListenTable.unconnectedUDPSockets(family: host.family).get()) ?? []
-        return holding(Set(sockets.filter { $0.endpoint.bindConflicts(with: host) }.map(\.inode)), root: root)
+        return holding(sockets.filter { $0.endpoint.bindConflicts(with: host) }, root: root)
     }
 
-    /// The processes holding any of the sockets `inodes`, by process id; empty when
-    /// their processes cannot be seen in `/proc` (a server not run as root).
-    public static func holding(_ inodes: Set<UInt64>, root: String = "/proc") -> [Holder] {
-        guard !inodes.isEmpty else { return [] }
+    /// The processes holding any of `sockets`, by process id, each with where those
+    /// it holds are bound; empty when their processes cannot be seen in `/proc` (a
+    /// server not run as root).
+    public static func holding(_ sockets: [ListeningSocket], root: String = "/proc") -> [Holder] {
+        guard !sockets.isEmpty else { return [] }
+        let endpoints = Dictionary(sockets.map { ($0.inode, $0.endpoint) }, uniquingKeysWith: { first, _ in first })
         return ShimProcesses.entryNames(in: root).compactMap(Int32.init).sorted().compactMap { pid in
-            guard !ShimProcesses.socketInodes(of: pid, root: root).isDisjoint(with: inodes) else { return nil }
-            return Holder(pid: pid, name: ProcessTable.name(of: pid, root: root) ?? "?")
+            let held = ShimProcesses.socketInodes(of: pid, root: root).compactMap { endpoints[$0] }
+            guard !held.isEmpty else { return nil }
+            let addresses = Set(held).sorted { $0.description < $1.description }
+            return Holder(pid: pid, name: ProcessTable.name(of: pid, root: root) ?? "?", addresses: addresses)
         }
     }
 }

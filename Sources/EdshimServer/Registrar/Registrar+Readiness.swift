@@ -101,10 +101,10 @@ extension Registrar {
         // every process's descriptors). Only an Envoy's sockets (or sockets whose
         // process cannot be seen) may be closing, letting go of a registration of the
         // port withdrawn a moment ago: they get a moment to go, another program's none.
-        var holders = PortHolders.holding(taken)
+        var holders = PortHolders.holding(takenSockets)
         if holders.isEmpty || holders.contains(where: \.isEnvoy) {
             if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
-            holders = PortHolders.holding(taken)
+            holders = PortHolders.holding(takenSockets)
         }
         if gaveItsPortToEnvoy, xdsDirectoryCreated, !(await publisher.envoyHasReadAny()) {
             return WireError(.portInUse, "another process already listens on \(host), most likely an Envoy started before this server created the xds directory \(configuration.xdsDirectory): it serves the port from the deleted one and sees no change. Restart Envoy, then run `edshim resync` again")

@@ -43,7 +43,7 @@ struct BootstrapCommand: ParsableCommand {
     @Option(name: .customLong("node-id"), help: "Envoy node id.")
     var nodeID: String = "edshim"
 
-    @Option(name: .customLong("node-cluster"), help: "Envoy node cluster (the local service name in traces).")
+    @Option(name: .customLong("node-cluster"), help: "Envoy node cluster, as /server_info shows it (traces are named after each container's service label, not this).")
     var nodeCluster: String = "edshim"
 
     func validate() throws {

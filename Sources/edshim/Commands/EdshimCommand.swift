@@ -14,7 +14,8 @@ struct EdshimCommand: AsyncParsableCommand {
             registered with `edshim server`, which writes them as Envoy v3 configuration
             (filesystem xDS): Envoy listens on the host port and proxies to the container,
             with its metrics, access logs and tracing, named from the container's labels
-            (ServiceName, EnvironmentName, ProxyMode). UDP ports are proxied by edshim
+            (edshim.service, edshim.environment, edshim.mode, or the legacy ServiceName,
+            EnvironmentName, ProxyMode; docs/labels.md). UDP ports are proxied by edshim
             itself.
 
             Shim mode starts when edshim is called as docker-proxy or envoy-docker-shim,

@@ -73,13 +73,13 @@ struct UDPProxyCommand: ParsableCommand {
     @Option(name: [.customLong("container-port", withSingleDash: true), .customLong("container-port")], help: "Container port, 1-65535.")
     var containerPort: UInt16
 
-    @Option(name: .customLong("idle-timeout"), parsing: .unconditional, help: "Close a flow idle this long: seconds (90, 0.5) or with a unit (500ms, 2m). Default: $EDSHIM_UDP_IDLE_TIMEOUT, else 90.")
+    @Option(name: .customLong("idle-timeout"), parsing: .unconditional, help: "Close a flow idle this long, 10ms to 24h: seconds (90, 0.5) or with a unit (500ms, 2m). Default: $EDSHIM_UDP_IDLE_TIMEOUT, else 90.")
     var idleTimeout: String?
 
-    @Option(name: .customLong("max-flows"), parsing: .unconditional, help: "Most flows at once; the least recently used makes room. Default: $EDSHIM_UDP_MAX_FLOWS, else \(UDPProxyOptions.defaultMaxFlows).")
+    @Option(name: .customLong("max-flows"), parsing: .unconditional, help: "Most flows at once, 1 to \(UDPProxyOptions.maxFlowsRange.upperBound); the least recently used makes room. Default: $EDSHIM_UDP_MAX_FLOWS, else \(UDPProxyOptions.defaultMaxFlows).")
     var maxFlows: String?
 
-    @Option(name: .customLong("busy-poll"), parsing: .unconditional, help: "Microseconds to keep polling after a datagram on a busy port instead of sleeping; 0: never. Default: $EDSHIM_UDP_BUSY_POLL, else \(UDPProxyOptions.defaultBusyPollMicroseconds).")
+    @Option(name: .customLong("busy-poll"), parsing: .unconditional, help: "Microseconds to keep polling after a datagram on a busy port instead of sleeping, 0 (never) to \(UDPProxyOptions.busyPollRangeMicroseconds.upperBound). Default: $EDSHIM_UDP_BUSY_POLL, else \(UDPProxyOptions.defaultBusyPollMicroseconds).")
     var busyPoll: String?
 
     func validate() throws {

@@ -96,7 +96,7 @@ final class LoopbackBackend: @unchecked Sendable {
                         x-forwarded-for=\(headers["x-forwarded-for"] ?? "")
                         x-request-id=\(headers["x-request-id"] ?? "")
                         traceparent=\(headers["traceparent"] ?? "")
-                        """ + "\n"
+                        """ + "\n" + (headers["tracestate"].map { "tracestate=\($0)\n" } ?? "")
                     let response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
                     guard (try? Sockets.sendAll(fd, Array(response.utf8))) != nil else { return }
                     if headers["connection"]?.lowercased() == "close" { return }
