@@ -50,6 +50,40 @@ struct EnvoyRestartTests {
         }
     }
 
+    @Test("a port another program held when Envoy started (its listener rejected) is served once that program lets go, and not tried while it holds the port; the other listeners untouched")
+    func portFreedAfterEnvoyFailedToBind() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let kept = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
+            let held = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(kept, to: backend.endpoint).isReady)
+            #expect(try await bed.publish(held, to: backend.endpoint).isReady)
+            try await bed.stopEnvoy()
+            // Another program takes one of the ports while Envoy is down: Envoy's bind of
+            // 0.0.0.0 fails beside its 127.0.0.1 socket, and it rejects that listener.
+            let squatter = try Sockets.dockerdBoundListener(SocketEndpoint(ip: .loopbackIPv4, port: held.port))
+            var squatterOpen = true
+            defer { if squatterOpen { close(squatter) } }
+            bed.causedListenerRejections = 1
+            try await bed.startEnvoy()
+            try await bed.eventually("Envoy serves the other port") { try TestHTTP.get(kept).status == 200 }
+            try await bed.eventually("Envoy rejected the held port's listener") { try bed.stat("listener_manager.lds.update_rejected") == 1 }
+            // Closed at two checks (5 s apart), but held: not offered to Envoy again.
+            try await Task.sleep(for: .seconds(11))
+            #expect(try bed.stat("listener_manager.lds.update_rejected") == 1, "offered again while another program holds the port")
+            #expect(bed.server?.log.contains("lds.json written again as it is") == false, "\(bed.server?.log ?? "")")
+
+            close(squatter)
+            squatterOpen = false
+            try await bed.eventually("Envoy serves the port once the program let go", timeout: .seconds(15)) {
+                try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: held.port)).status == 200
+            }
+            #expect(bed.server?.log.contains("Envoy does not listen on 1 registered ports that nothing else holds now") == true, "\(bed.server?.log ?? "")")
+            #expect(try bed.stat("listener_manager.listener_modified") == 0, "a listener that did not change was replaced (drained)")
+            #expect(try bed.stat("listener_manager.lds.update_rejected") == 1)
+        }
+    }
+
     @Test("Envoy listening but not accepting (stopped with SIGSTOP): the server logs once that connections wait unaccepted on the port, then that Envoy accepts again")
     func envoyNotAcceptingIsReported() async throws {
         try await withTestbed { bed in

@@ -16,6 +16,12 @@ import ServiceLifecycle
 ///   Envoy listens but does not accept (stopped, hung, or far behind), so clients
 ///   connect and get no answer. Logged as an error when ports are newly found so, as a
 ///   notice once none is;
+/// - registered ports closed at two checks in a row that nothing keeps from binding
+///   any more, while Envoy has read the last file written: Envoy could not bind them
+///   when it read `lds.json` (another program held the port then: the update was
+///   rejected) and tries only when it reads the file again. It is written again as
+///   it is (`XDSPublisher.offerListenersAgain`), and again after 2, 4, 8 … checks
+///   (at most 64 apart) while such a port stays closed;
 /// - once, from the second check on and when `edshim resync` is not under way:
 ///   running shims whose ports the server does not have, which nothing listens on
 ///   (neither the state file nor `lds.json` had them, and resync did not run).
@@ -34,6 +40,7 @@ struct UnservedPortsLog: Service {
                 var seenUnaccepted: Set<UInt64> = []
                 var reportedStalled: Set<RegistrationKey> = []
                 var checks = 0
+                var offers = OfferSchedule()
                 var unregisteredChecked = false
                 while true {
                     try await Task.sleep(for: interval)
@@ -64,6 +71,7 @@ struct UnservedPortsLog: Service {
                     // Closed now and at the check before.
                     let stillClosed = closed.intersection(seenClosed)
                     seenClosed = closed
+                    await offerAgain(stillClosed, listening: table, schedule: &offers, check: checks)
                     guard stillClosed != reported else { continue }
                     reportClosed(stillClosed, of: registrations.count, after: reported)
                     reported = stillClosed
@@ -99,6 +107,40 @@ struct UnservedPortsLog: Service {
         } else if stalled.isEmpty {
             logger.notice("Envoy accepts connections again on every registered port")
         }
+    }
+
+    /// When each closed port that can be bound is offered to Envoy again: at the
+    /// first check that finds it so, then 2, 4, 8 … checks later, at most 64 apart.
+    struct OfferSchedule {
+        private var next: [RegistrationKey: (check: Int, gap: Int)] = [:]
+
+        /// Of `closed`, the ports due at `check`; forgets the others, and schedules
+        /// the next offer of those due.
+        mutating func due(_ closed: Set<RegistrationKey>, at check: Int) -> Set<RegistrationKey> {
+            next = next.filter { closed.contains($0.key) }
+            let due = closed.filter { next[$0].map { $0.check <= check } ?? true }
+            for key in due {
+                let gap = next[key].map { min($0.gap * 2, 64) } ?? 2
+                next[key] = (check + gap, gap)
+            }
+            return due
+        }
+    }
+
+    /// Writes `lds.json` again for the ports of `closed` that nothing keeps from
+    /// binding, once Envoy has read the file written last (it runs, and failed
+    /// them); logged.
+    private func offerAgain(_ closed: Set<RegistrationKey>, listening table: [ListeningSocket], schedule: inout OfferSchedule, check: Int) async {
+        let bindable = closed.filter { key in
+            !table.contains { $0.keepsFromBinding(key.host) } && HostAddressCheck.portRefusal(key.host) == nil
+        }
+        let due = schedule.due(bindable, at: check)
+        guard !due.isEmpty, await registrar.publisher.envoyLeftUnreadFor() == nil, await registrar.publisher.envoyHasReadAny() else { return }
+        logger.notice(
+            "Envoy does not listen on \(due.count) registered ports that nothing else holds now (it could not bind them when it read lds.json, and tries only when it reads it again): lds.json written again as it is",
+            metadata: ["ports": "\(Self.list(due))"]
+        )
+        await registrar.publisher.offerListenersAgain()
     }
 
     /// The TCP shims of this server whose port is not registered and which nothing

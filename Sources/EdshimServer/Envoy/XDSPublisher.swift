@@ -50,6 +50,8 @@ actor XDSPublisher {
     /// Why the directory made again could not be claimed, as last logged.
     private var claimRefused: String?
 
+    /// `lds.json` is owed to Envoy again as it is (`offerListenersAgain`).
+    private var listenersOwedAgain = false
     /// The writes of the start not done yet (a full disk), in order: `apply` does
     /// them first.
     private var owedAtStart: [(bytes: [UInt8], name: String)] = []
@@ -207,6 +209,8 @@ actor XDSPublisher {
     private func apply(_ registry: Registry) async -> Bool {
         let failing = health.failure(of: .envoyConfiguration) != nil
         let writesBefore = writes
+        let offering = listenersOwedAgain
+        listenersOwedAgain = false
         defer { applying = nil }
         do {
             _ = try followReplacedDirectory()
@@ -243,8 +247,8 @@ actor XDSPublisher {
         // After a failure, only a write that reached the disk says it takes writes
         // again: the registry may have come back to what is on disk (the registration
         // whose write failed was withdrawn), and writing nothing proves nothing. So
-        // lds.json is written again as it is.
-        if failing, writes == writesBefore {
+        // lds.json is written again as it is; so it is when Envoy is owed it again.
+        if (failing && writes == writesBefore) || offering {
             do {
                 try await write(published.listeners, evenUnchanged: true)
             } catch {
@@ -334,6 +338,15 @@ actor XDSPublisher {
     func waitUntilRead(atMost: Duration? = nil) async -> Bool {
         guard let reads, let unread else { return true }
         return await reads.waitForRead(of: unread, atMost: atMost)
+    }
+
+    /// Writes `lds.json` again as it is, so that Envoy reads it again: Envoy tries a
+    /// listener it could not create (its port held by another program when it read
+    /// the file) only when it reads the file again, and leaves the others as they are
+    /// (unchanged, not drained). In turn with the other writes.
+    func offerListenersAgain() async {
+        listenersOwedAgain = true
+        await coalescer?.rewrite()
     }
 
     /// Whether Envoy was ever seen reading a file of the directory (true when reads

@@ -405,11 +405,16 @@ final class Testbed: @unchecked Sendable {
         throw TestFailure("Envoy has no statistic \(name)")
     }
 
+    /// Listener updates this Envoy rejected that the test caused on purpose (a port
+    /// another program held when Envoy read lds.json): exactly that many are expected.
+    var causedListenerRejections = 0
+
     /// Envoy rejected no listener or cluster update (a file it could parse but not
-    /// apply) and failed to load none (a file it could not read or parse).
+    /// apply) and failed to load none (a file it could not read or parse); no listener
+    /// update but those the test caused.
     func expectNoRejectedUpdates(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        #expect(try stat("listener_manager.lds.update_rejected") == causedListenerRejections, "Envoy rejected a listener update:\n\(envoy?.log ?? "")", sourceLocation: sourceLocation)
         for (counter, what) in [
-            ("listener_manager.lds.update_rejected", "rejected a listener update"),
             ("cluster_manager.cds.update_rejected", "rejected a cluster update"),
             ("listener_manager.lds.update_failure", "failed to load lds.json"),
             ("cluster_manager.cds.update_failure", "failed to load cds.json"),
