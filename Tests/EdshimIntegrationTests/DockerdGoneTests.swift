@@ -109,8 +109,8 @@ struct DockerdGoneTests {
         }
     }
 
-    @Test("a UDP shim waiting under the grace, its dockerd gone: edshim udp-proxy run by hand is refused the port; the next dockerd's shim, started without the grace (the variable removed), binds beside it, and the waiting one leaves the port to it")
-    func udpPortTakenOverWithoutGrace() async throws {
+    @Test("a UDP shim waiting under the grace, its dockerd gone: edshim udp-proxy run by hand is refused the port; the next dockerd's shim, with the grace or started without it (the variable removed), binds beside it, and the waiting one leaves the port to it", arguments: [nil, "30"])
+    func udpPortTakenOver(nextGrace: String?) async throws {
         try await withUDPTestbed { bed, echoes in
             let echo = try echoes.start(on: .loopbackIPv4)
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
@@ -125,12 +125,44 @@ struct DockerdGoneTests {
             let byHand = try await bed.spawnShim(["udp-proxy"] + ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine.dropFirst(2))
             #expect(byHand.status.hasPrefix("1\n") && byHand.status.contains("address already in use"), "\(byHand.status)")
 
-            let next = try await bed.spawnShim(ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine)
+            let next = try await bed.spawnShim(ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine, environment: nextGrace.map { ["EDSHIM_DOCKERD_RESTART_GRACE": $0] } ?? [:])
             #expect(next.isReady, "reported \(next.status.debugDescription): \(next.process.log)")
             try await bed.eventually("the waiting shim leaves the port", timeout: .seconds(3)) { !orphan.isRunning }
-            #expect(next.process.log.contains("is still carried by the previous dockerd's proxy (pid \(orphan.pid))"), "\(next.process.log)")
+            #expect(next.process.log.contains("is still carried by the previous dockerd's proxy (pid \(orphan.pid)) under EDSHIM_DOCKERD_RESTART_GRACE\(nextGrace == nil ? ", which this dockerd does not set" : ": bound beside it")"), "\(next.process.log)")
             let reply = try await onThread { try UDPTestClient(.ipv4).exchange(Array("hello".utf8), with: target) }
             #expect(reply == Array("hello".utf8))
+        }
+    }
+
+    @Test("under the grace, a UDP shim is refused a port that a proxy of an overlapping address (another container's, its dockerd running) or another program's SO_REUSEPORT socket holds, as docker-proxy's bind is", arguments: [("127.0.0.1", "0.0.0.0"), ("0.0.0.0", "127.0.0.1"), ("127.0.0.1", nil)])
+    func overlappingUDPPortRefusedUnderGrace(_ first: String, _ second: String?) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let port = try Sockets.freeUDPPort()
+            let held = SocketEndpoint(ip: try #require(IPAddress(first)), port: port)
+            var holder = "edshim"
+            var program: Int32 = -1
+            defer { if program >= 0 { close(program) } }
+            let other: OrphanableShim?
+            if second != nil {
+                let shim = try await OrphanableShim.start(bed, held, to: echo.endpoint, proto: .udp, grace: "30")
+                #expect(shim.status == "0\n")
+                holder += " (pid \(shim.pid))"
+                other = shim
+            } else {
+                // Another program of root's, with SO_REUSEPORT, on the very address.
+                program = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+                var one: Int32 = 1
+                setsockopt(program, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+                #expect(held.withSocketAddress { Glibc.bind(program, $0, $1) } == 0)
+                holder = try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) + " (pid \(getpid()))"
+                other = nil
+            }
+            defer { other?.killIfRunning() }
+            let host = SocketEndpoint(ip: try #require(IPAddress(second ?? first)), port: port)
+            let refused = try await bed.spawnShim(ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine, environment: ["EDSHIM_DOCKERD_RESTART_GRACE": "30"])
+            #expect(refused.status == "1\nlisten udp \(host): bind: address already in use: \(holder) already uses udp \(held); stop it, or publish the container on another host port", "\(refused.status.debugDescription)")
+            #expect(other?.isRunning ?? true)
         }
     }
 

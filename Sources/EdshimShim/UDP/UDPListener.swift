@@ -27,10 +27,16 @@ struct UDPListener {
     var answersFromDestination: Bool { endpoint.ip.isUnspecified }
 
     /// Binds `host` as docker-proxy does (IPv6 v6-only, no SO_REUSEADDR: a port
-    /// someone else holds is an error, not shared). `sharedAcrossRestarts` (under
-    /// `EDSHIM_DOCKERD_RESTART_GRACE`) adds SO_REUSEPORT, so that the next dockerd's
-    /// proxy, which sets it too, can bind the port while this one still serves it
-    /// (`UDPHandover`); the kernel lets only processes of the same user share it.
+    /// someone else holds is an error, not shared).
+    ///
+    /// `sharedAcrossRestarts` (under `EDSHIM_DOCKERD_RESTART_GRACE`): SO_REUSEPORT is
+    /// turned on once bound, so that the next dockerd's proxy can bind the port while
+    /// this one still serves it (`UDPHandover`); the kernel lets only processes of the
+    /// same user share it. Such a proxy binds beside a socket only when every socket in
+    /// the way is a shim's for the same address and port (the previous dockerd's,
+    /// waiting under the grace): bound first without SO_REUSEPORT, it is refused a
+    /// port that another container's proxy of an overlapping address (127.0.0.1 and
+    /// 0.0.0.0) or another program holds, as docker-proxy's bind is.
     ///
     /// `succeedsPredecessors` (a shim, which dockerd started, without the grace): a
     /// port held only by the previous dockerd's proxies waiting under the grace
@@ -39,36 +45,53 @@ struct UDPListener {
     /// they see this proxy and leave the port to it, and once they are gone no other
     /// socket can join the port (an IPv4 one cannot even before).
     static func bind(_ host: SocketEndpoint, sharedAcrossRestarts: Bool = false, succeedsPredecessors: Bool = false) throws(ShimFailure) -> UDPListener {
+        func bindAlone() throws(SocketCallFailure) -> Int32 {
+            let fd = try open(host, reusePort: false)
+            if sharedAcrossRestarts { try setReusePort(fd, true, host) }
+            return fd
+        }
         let fd: Int32
         do {
-            fd = try open(host, reusePort: sharedAcrossRestarts)
-        } catch let failure where failure.code == EADDRINUSE && succeedsPredecessors && !sharedAcrossRestarts {
-            guard let predecessors = UDPPredecessors.waiting(on: host) else { throw failure.shimFailure("udp", host) { PortHolders.boundUDP(on: host) } }
-            fd = try bind(host, beside: predecessors)
+            fd = try bindAlone()
+        } catch let failure where failure.code == EADDRINUSE && (succeedsPredecessors || sharedAcrossRestarts) {
+            // Under the grace, where the sockets cannot be seen, as before the check: beside them.
+            guard let predecessors = UDPPredecessors.shims(on: host, dockerdExited: !sharedAcrossRestarts, unseen: sharedAcrossRestarts ? [] : nil) else {
+                throw failure.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
+            }
+            fd = try bind(host, beside: predecessors, keepingReusePort: sharedAcrossRestarts)
         } catch {
             throw error.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
         }
         return try prepare(fd, endpoint: host)
     }
 
-    /// Binds `host` beside the shims `predecessors` waiting under the grace, then turns
-    /// SO_REUSEPORT off; logs it.
-    private static func bind(_ host: SocketEndpoint, beside predecessors: [Int32]) throws(ShimFailure) -> Int32 {
+    /// Binds `host` beside the shims `predecessors` of the same port with SO_REUSEPORT,
+    /// then, unless `keepingReusePort`, turns it off; logs it.
+    private static func bind(_ host: SocketEndpoint, beside predecessors: [Int32], keepingReusePort: Bool) throws(ShimFailure) -> Int32 {
         let fd: Int32
         do {
             fd = try open(host, reusePort: true)
+            if !keepingReusePort { try setReusePort(fd, false, host) }
         } catch {
             throw error.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
         }
-        var zero: Int32 = 0
-        guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &zero, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
-            let code = errno
-            close(fd)
-            throw .system("listen udp \(host): turning SO_REUSEPORT off after binding beside the previous dockerd's proxy", code)
-        }
         let pids = predecessors.map(String.init).joined(separator: ", ")
-        ShimLog.warning("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable), which this dockerd does not set: bound beside it, which leaves the port to this proxy within a second")
+        if predecessors.isEmpty {
+            ShimLog.warning("udp \(host) is taken, and who holds it cannot be seen (no udp_diag): bound beside it under \(DockerdRestartGrace.variable), as the previous dockerd's proxy would be")
+        } else if keepingReusePort {
+            ShimLog.info("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable): bound beside it, which leaves the port to this proxy within a second")
+        } else {
+            ShimLog.warning("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable), which this dockerd does not set: bound beside it, which leaves the port to this proxy within a second")
+        }
         return fd
+    }
+
+    /// Turns SO_REUSEPORT on or off on the bound socket `fd`; closes it on failure.
+    private static func setReusePort(_ fd: Int32, _ on: Bool, _ host: SocketEndpoint) throws(SocketCallFailure) {
+        var value: Int32 = on ? 1 : 0
+        guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw SocketCallFailure(on ? "setting SO_REUSEPORT once bound" : "turning SO_REUSEPORT off after binding beside the previous dockerd's proxy", closing: fd)
+        }
     }
 
     /// A UDP socket bound to `host`; `reusePort`: with SO_REUSEPORT, which joins the

@@ -12,21 +12,23 @@ import Glibc
 enum UDPPredecessors {
     /// The process ids of the shims that keep `host` from being bound, when each
     /// socket in the way is one of them: bound to `host` itself, held by a shim of
-    /// this edshim publishing the same port, that init (PID 1) has taken over since its
-    /// dockerd exited. Nil otherwise: another program, a shim of a dockerd still
-    /// running, or sockets that cannot be seen (no `udp_diag`), where a port in use is
-    /// refused as docker-proxy refuses it. A shim a subreaper took over (tini, a
-    /// supervisor above dockerd) is not told from one of another dockerd that runs:
-    /// refused too (keep the variable the same for both dockerds there).
-    static func waiting(on host: SocketEndpoint) -> [Int32]? {
-        guard case .success(let sockets) = ListenTable.unconnectedUDPSockets(family: host.family) else { return nil }
+    /// this edshim publishing the same port; with `dockerdExited`, only one that init
+    /// (PID 1) has taken over since its dockerd exited. Nil otherwise: another
+    /// program, a proxy of another address that overlaps this one (127.0.0.1 and
+    /// 0.0.0.0), or a shim of a dockerd still running when `dockerdExited`, where a port
+    /// in use is refused as docker-proxy refuses it. `unseen` when the sockets cannot be
+    /// seen (no `udp_diag`). A shim a subreaper took over (tini, a supervisor above
+    /// dockerd) is not told from one of another dockerd that runs: refused too (keep the
+    /// variable the same for both dockerds there).
+    static func shims(on host: SocketEndpoint, dockerdExited: Bool, unseen: [Int32]? = nil) -> [Int32]? {
+        guard case .success(let sockets) = ListenTable.unconnectedUDPSockets(family: host.family) else { return unseen }
         let inTheWay = sockets.filter { $0.keepsFromBinding(host) }
         guard !inTheWay.isEmpty, inTheWay.allSatisfy({ $0.endpoint == host }) else { return nil }
         let key = RegistrationKey(proto: .udp, host: host)
         var pids: [Int32] = []
         for socket in inTheWay {
             guard let shim = ShimProcesses.shim(holding: socket.inode, publishing: key),
-                  ProcessTable.starter(of: shim.owner.pid) == nil else { return nil }
+                  !dockerdExited || ProcessTable.starter(of: shim.owner.pid) == nil else { return nil }
             pids.append(shim.owner.pid)
         }
         return pids
