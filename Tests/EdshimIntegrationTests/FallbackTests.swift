@@ -281,6 +281,42 @@ struct FallbackTests {
         }
     }
 
+    @Test("an Envoy stopped for good (SIGSTOP) is waited for by one registration, the readiness timeout; the ones after it, while it still reads nothing, are answered within about a second, then at once, and their shims serve the ports until Envoy runs again")
+    func stoppedEnvoyHoldsUpOneRegistration() async throws {
+        var options = Testbed.Options()
+        options.readyTimeoutSeconds = 2
+        try await withTestbed(options) { bed in
+            let backend = try bed.httpBackend("web")
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint).isReady)
+            let envoy = try #require(bed.envoy)
+            envoy.signal(SIGSTOP)
+            defer { envoy.signal(SIGCONT) }
+            var took: [Duration] = []
+            var shims: [ShimRun] = []
+            var ports: [UInt16] = []
+            for _ in 0..<3 {
+                let port = try Sockets.freePort()
+                let start = ContinuousClock.now
+                let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
+                took.append(ContinuousClock.now - start)
+                #expect(shim.isReady, "\(shim.status)")
+                shims.append(shim)
+                ports.append(port)
+            }
+            #expect(took[0] >= .seconds(2), "the first waits the readiness timeout (Envoy may only be busy): \(took)")
+            #expect(took[1] < .seconds(1.8), "the next, Envoy having read nothing for the timeout: about a second: \(took)")
+            #expect(took[2] < .seconds(0.8), "then at once: \(took)")
+            #expect(bed.server?.log.contains("Envoy takes no update (it listens on registered ports but has read none of the files") == true, "\(bed.server?.log ?? "")")
+            for port in ports {
+                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200, "served by its shim meanwhile")
+            }
+            envoy.signal(SIGCONT)
+            try await bed.eventually("Envoy takes the ports over once it runs again", timeout: .seconds(20)) {
+                try ports.allSatisfy { try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: $0)).servedByEnvoy }
+            }
+        }
+    }
+
     @Test("SIGINT while a retried registration is in flight: the shim deregisters it before it exits")
     func stopWithRegistrationInFlight() async throws {
         var options = Testbed.Options()

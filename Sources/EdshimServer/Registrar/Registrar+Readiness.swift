@@ -4,6 +4,32 @@ import Logging
 import Glibc
 #endif
 
+/// How Envoy is found not there, so that a registration need not wait out the
+/// readiness timeout (`Registrar.envoyAbsence`).
+enum EnvoyAbsence: Sendable {
+    /// It listens on no registered port and reads none of the files.
+    case notRunning
+    /// It listens on registered ports but has read none of the files for the readiness timeout:
+    /// stopped, or hung.
+    case notReading
+
+    /// Why, naming the xds directory.
+    func reason(_ directory: String) -> String {
+        switch self {
+        case .notRunning: "Envoy does not run (it reads none of the files in \(directory))"
+        case .notReading: "Envoy takes no update (it listens on registered ports but has read none of the files in \(directory) for the readiness timeout: stopped, or hung)"
+        }
+    }
+
+    /// What to do about it.
+    func advice(_ directory: String) -> String {
+        switch self {
+        case .notRunning: "start Envoy with the bootstrap from `edshim bootstrap --xds-dir \(directory)`"
+        case .notReading: "see why Envoy's main thread does not run (a stopped process, `kill -CONT`; or restart Envoy)"
+        }
+    }
+}
+
 /// Readiness: when Envoy serves a registered port, or is found not running, and
 /// whether anything but Envoy keeps it from binding the port.
 extension Registrar {
@@ -14,44 +40,56 @@ extension Registrar {
     /// unless a registration found it absent a moment ago: then, as for resync's
     /// (`onBehalf`), the ports that follow (dockerd starts them one after another) are
     /// not held up a second each.
-    func waitUntilEnvoyServesOrIsAbsent(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, onBehalf: Bool, answerBy: ContinuousClock.Instant) async -> (ready: Bool, envoyAbsent: Bool) {
+    func waitUntilEnvoyServesOrIsAbsent(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, retired: Set<UInt64>, onBehalf: Bool, answerBy: ContinuousClock.Instant) async -> (ready: Bool, absence: EnvoyAbsence?) {
         let start = ContinuousClock.now
         let deadline = min(start + configuration.readyTimeout, answerBy)
         let threshold = min(Self.readyTimeoutWithoutEnvoy, configuration.readyTimeout)
         let absenceKnown = onBehalf || envoyFoundAbsent.map { start - $0 < Self.envoyAbsenceTrusted } ?? false
         while true {
-            if absenceKnown || ContinuousClock.now - start >= threshold, await envoySeemsAbsent(after: threshold) {
+            if absenceKnown || ContinuousClock.now - start >= threshold, let absence = await envoyAbsence(after: threshold, notReadingAfter: configuration.readyTimeout) {
                 // Envoy may have come up just now: one last look.
-                return (await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero), true)
+                let served = await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero)
+                return (served, served ? nil : absence)
             }
             let left = deadline - ContinuousClock.now
             guard left > .zero else {
-                if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero) { return (true, false) }
-                return (false, await envoySeemsAbsent(after: threshold))
+                if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: .zero) { return (true, nil) }
+                return (false, await envoyAbsence(after: threshold, notReadingAfter: configuration.readyTimeout))
             }
-            if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: min(left, .milliseconds(100))) { return (true, false) }
+            if await waitUntilEnvoyServes(host, excluding: excluded, retired: retired, timeout: min(left, .milliseconds(100))) { return (true, nil) }
         }
     }
 
-    /// Whether Envoy seems not to run: it listens on none of the registered ports
-    /// (sockets of shims serving their ports themselves do not count), and it has
-    /// read none of the files for `threshold` after one was written, or (a server
-    /// restarted with its state intact writes nothing, so unread files cannot tell)
-    /// none since this server started, that long ago. A read by any process counts
-    /// (an operator's `cat` too): then the registration waits the readiness timeout,
-    /// as for an Envoy that reads but does not listen. A finding of absence is noted
-    /// in `envoyFoundAbsent`.
-    func envoySeemsAbsent(after threshold: Duration) async -> Bool {
+    /// Whether Envoy seems not to be there, and how:
+    /// - `.notRunning`: it listens on none of the registered ports (sockets of shims
+    ///   serving their ports themselves do not count), and it has read none of the
+    ///   files for `threshold` after one was written, or (a server restarted with its
+    ///   state intact writes nothing, so unread files cannot tell) none since this
+    ///   server started, that long ago;
+    /// - `.notReading`: it listens on registered ports but has read none of the files
+    ///   for `notReadingAfter` (the readiness timeout) after one was written: stopped
+    ///   (SIGSTOP) or hung, it takes no update (its main thread reads a file within
+    ///   milliseconds of its renaming). A registration waits that long for an Envoy
+    ///   that is only busy; the ones after it, while Envoy still reads nothing, do not
+    ///   (dockerd starts a container's proxies one after another).
+    /// A read by any process counts (an operator's `cat` too): then the registration
+    /// waits the readiness timeout, as for an Envoy that reads but does not listen. A
+    /// finding is noted in `envoyFoundAbsent`.
+    func envoyAbsence(after threshold: Duration, notReadingAfter: Duration) async -> EnvoyAbsence? {
+        let unreadTooLong: Bool
         if let unread = await publisher.envoyLeftUnreadFor() {
-            guard unread >= threshold else { return false }
+            guard unread >= threshold else { return nil }
+            unreadTooLong = unread >= notReadingAfter
         } else {
-            guard ContinuousClock.now - started >= threshold, !(await publisher.envoyHasReadAny()) else { return false }
+            guard ContinuousClock.now - started >= threshold, !(await publisher.envoyHasReadAny()) else { return nil }
+            unreadTooLong = false
         }
         let notEnvoys = Set(shimSockets.values)
         let listening = Set(await watcher.snapshot().filter { !notEnvoys.contains($0.inode) }.map(\.endpoint))
-        guard !registry.registrations.contains(where: { listening.contains($0.key.host) }) else { return false }
+        let listensOnRegistered = registry.registrations.contains { listening.contains($0.key.host) }
+        guard !listensOnRegistered || unreadTooLong else { return nil }
         envoyFoundAbsent = ContinuousClock.now
-        return true
+        return listensOnRegistered ? .notReading : .notRunning
     }
 
     /// Waits until Envoy listens on `host` for a registration just published: on a

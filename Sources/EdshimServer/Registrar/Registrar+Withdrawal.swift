@@ -9,10 +9,8 @@ import Glibc
 extension Registrar {
     /// Logs that Envoy did not take `key` in time: the first time, then at most once a
     /// minute while its shim keeps registering again (the rest at debug).
-    func logWithdrawal(_ key: RegistrationKey, withdrawn: Bool, envoyAbsent: Bool) {
-        let why = envoyAbsent
-            ? "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory))"
-            : "Envoy did not listen in time"
+    func logWithdrawal(_ key: RegistrationKey, withdrawn: Bool, absence: EnvoyAbsence?) {
+        let why = absence?.reason(configuration.xdsDirectory) ?? "Envoy did not listen in time"
         guard withdrawn else {
             logger.warning("\(why); registration left to the other registration of its shim in progress", metadata: ["key": "\(key)"])
             return

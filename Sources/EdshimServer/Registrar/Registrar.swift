@@ -47,7 +47,7 @@ actor Registrar {
     /// and listens on none of the registered ports is not running.
     let started = ContinuousClock.now
     /// When a registration last found Envoy not running: for a while after, the next
-    /// ones need not wait a second each to find it again (`envoySeemsAbsent` still
+    /// ones need not wait a second each to find it again (`envoyAbsence` still
     /// checks that nothing has changed since).
     var envoyFoundAbsent: ContinuousClock.Instant?
     /// How long a finding that Envoy does not run is trusted.
@@ -213,7 +213,7 @@ actor Registrar {
         // (and with it the server's start, ExecStartPost, and Envoy's after it). A
         // port its shim gave to Envoy is kept (below); one its shim serves itself stays
         // with the shim, which hands it over once Envoy listens.
-        let (ready, envoyAbsent) = await waitUntilEnvoyServesOrIsAbsent(key.host, excluding: excluded, retired: retired[key] ?? [], onBehalf: request.onBehalfOf != nil, answerBy: answerBy)
+        let (ready, absence) = await waitUntilEnvoyServesOrIsAbsent(key.host, excluding: excluded, retired: retired[key] ?? [], onBehalf: request.onBehalfOf != nil, answerBy: answerBy)
         guard registry[key]?.owner == owner else {
             return .failure(WireError(.notOwner, "\(key) was deregistered or replaced before Envoy served it"))
         }
@@ -235,13 +235,12 @@ actor Registrar {
             // Resync, for a shim that gave its port to Envoy long ago and cannot serve
             // it again: withdrawn, the port would stay dark even once Envoy is back.
             // Kept, Envoy serves it as soon as it runs.
-            logger.warning("Envoy did not listen in time; registration kept for when it does (its shim no longer holds the port)", metadata: ["key": "\(key)", "envoy_reads_files": "\(!envoyAbsent)"])
-            // Envoy not running is what resync counts as waiting; a running Envoy that
+            logger.warning("Envoy did not listen in time; registration kept for when it does (its shim no longer holds the port)", metadata: ["key": "\(key)", "envoy_reads_files": "\(absence == nil)"])
+            // Envoy not there is what resync counts as waiting; a running Envoy that
             // did not take the port is a failure to look into.
-            let why = envoyAbsent
-                ? "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory))"
-                : "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout)"
-            return .failure(WireError(envoyAbsent ? .envoyAbsent : .envoyTimeout, "\(why); the registration is kept, and Envoy serves the port as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`\(envoyAbsent ? "" : " (Envoy reads the files: its log and admin /listeners say why it did not bind)")"))
+            let why = absence?.reason(configuration.xdsDirectory) ?? "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout)"
+            let when = absence == .notReading ? "as soon as it takes updates again" : "as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"
+            return .failure(WireError(absence != nil ? .envoyAbsent : .envoyTimeout, "\(why); the registration is kept, and Envoy serves the port \(when)\(absence != nil ? "" : " (Envoy reads the files: its log and admin /listeners say why it did not bind)")"))
         }
         // The shim's own registration and resync's for it, at once: the last to end
         // withdraws it, so that neither takes away the registration the other waits on.
@@ -251,9 +250,9 @@ actor Registrar {
             release(owner)
             await commit()
         }
-        logWithdrawal(key, withdrawn: withdrawn, envoyAbsent: envoyAbsent)
-        if envoyAbsent {
-            return .failure(WireError(.envoyAbsent, "Envoy does not run (it reads none of the files in \(configuration.xdsDirectory)): \(key) \(withdrawn ? "withdrawn" : "not served"); start Envoy with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"))
+        logWithdrawal(key, withdrawn: withdrawn, absence: absence)
+        if let absence {
+            return .failure(WireError(.envoyAbsent, "\(absence.reason(configuration.xdsDirectory)): \(key) \(withdrawn ? "withdrawn" : "not served"); \(absence.advice(configuration.xdsDirectory))"))
         }
         return .failure(WireError(.envoyTimeout, "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout): check that Envoy runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)` (its log and admin /listeners say why it did not bind)"))
     }
