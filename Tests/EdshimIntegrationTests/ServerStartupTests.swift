@@ -170,7 +170,8 @@ struct ServerStartupTests {
             #expect(await bed.server?.waitForExit(timeout: .seconds(6)) == 0)
             #expect(shim.isReady, "serves the port itself: \(shim.status)")
             let log = try String(contentsOfFile: bed.directory + "/shims.log", encoding: .utf8)
-            #expect(log.contains("Envoy did not start listening on \(host) within"), "the server's answer, not a closed connection:\n\(log)")
+            // Envoy read nothing for the whole timeout: either answer is the server's.
+            #expect(log.contains("Envoy did not start listening on \(host) within") || log.contains("Envoy takes no update"), "the server's answer, not a closed connection:\n\(log)")
         }
     }
 }
