@@ -9,8 +9,8 @@ import Glibc
 enum EnvoyAbsence: Sendable {
     /// It listens on no registered port and reads none of the files.
     case notRunning
-    /// It listens on registered ports but has read none of the files for the readiness timeout:
-    /// stopped, or hung.
+    /// It listens on registered ports but has read none of the files for the
+    /// readiness timeout: stopped, or hung.
     case notReading
 
     /// Why, naming the xds directory.

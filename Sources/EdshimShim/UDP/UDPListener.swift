@@ -47,7 +47,7 @@ struct UDPListener {
     static func bind(_ host: SocketEndpoint, sharedAcrossRestarts: Bool = false, succeedsPredecessors: Bool = false) throws(ShimFailure) -> UDPListener {
         func bindAlone() throws(SocketCallFailure) -> Int32 {
             let fd = try open(host, reusePort: false)
-            if sharedAcrossRestarts { try setReusePort(fd, true, host) }
+            if sharedAcrossRestarts { try setReusePort(fd, true) }
             return fd
         }
         let fd: Int32
@@ -71,7 +71,7 @@ struct UDPListener {
         let fd: Int32
         do {
             fd = try open(host, reusePort: true)
-            if !keepingReusePort { try setReusePort(fd, false, host) }
+            if !keepingReusePort { try setReusePort(fd, false) }
         } catch {
             throw error.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
         }
@@ -87,7 +87,7 @@ struct UDPListener {
     }
 
     /// Turns SO_REUSEPORT on or off on the bound socket `fd`; closes it on failure.
-    private static func setReusePort(_ fd: Int32, _ on: Bool, _ host: SocketEndpoint) throws(SocketCallFailure) {
+    private static func setReusePort(_ fd: Int32, _ on: Bool) throws(SocketCallFailure) {
         var value: Int32 = on ? 1 : 0
         guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &value, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
             throw SocketCallFailure(on ? "setting SO_REUSEPORT once bound" : "turning SO_REUSEPORT off after binding beside the previous dockerd's proxy", closing: fd)

@@ -17,9 +17,9 @@ enum UDPPredecessors {
     /// program, a proxy of another address that overlaps this one (127.0.0.1 and
     /// 0.0.0.0), or a shim of a dockerd still running when `dockerdExited`, where a port
     /// in use is refused as docker-proxy refuses it. `unseen` when the sockets cannot be
-    /// seen (no `udp_diag`). A shim a subreaper took over (tini, a supervisor above
-    /// dockerd) is not told from one of another dockerd that runs: refused too (keep the
-    /// variable the same for both dockerds there).
+    /// seen (no `udp_diag`). With `dockerdExited`, a shim a subreaper took over (tini, a
+    /// supervisor above dockerd) is not told from one of another dockerd that runs:
+    /// refused too (keep the variable the same for both dockerds there).
     static func shims(on host: SocketEndpoint, dockerdExited: Bool, unseen: [Int32]? = nil) -> [Int32]? {
         guard case .success(let sockets) = ListenTable.unconnectedUDPSockets(family: host.family) else { return unseen }
         let inTheWay = sockets.filter { $0.keepsFromBinding(host) }
