@@ -375,4 +375,17 @@ struct FallbackTests {
             #expect(shim.status.contains("EDSHIM_FALLBACK=maybe is not a fallback edshim knows: use proxy or fail"))
         }
     }
+
+    @Test("an EDSHIM_SOCKET no server can ever be reached at (longer than a socket path can be, or relative) is refused with what to set, not served by the shim for good", arguments: [String(repeating: "/s", count: 60) + ".sock", "edshim.sock"])
+    func unusableSocketSetting(_ path: String) async throws {
+        try await withTestbed { bed in
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9), environment: ["EDSHIM_SOCKET": path])
+            let advice = path.hasPrefix("/") ? "is longer than 107 bytes" : "is not an absolute path"
+            #expect(shim.status.hasPrefix("1\nEDSHIM_SOCKET=\(path) \(advice)"), "\(shim.status.debugDescription)")
+            #expect(shim.status.contains("set in dockerd's environment"), "\(shim.status.debugDescription)")
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1, "the shim exits, as after any refusal")
+            #expect(Sockets.canBind(host), "nothing holds the port")
+        }
+    }
 }

@@ -263,4 +263,18 @@ struct ShimRefusalTests {
             #expect(try bed.registrations().count == 1)
         }
     }
+
+    @Test("a refusal reaches dockerd on one line, whatever it holds: line breaks (\\r\\n too), escape sequences, NUL and line separators: each run becomes one space")
+    func refusalOnOneLine() async throws {
+        try await withTestbed { bed in
+            await bed.stopServer()
+            let server = try ScriptedServer(socketPath: bed.socketPath) { request in
+                guard case .register = request else { return .ok }
+                return .failure(WireError(.badRequest, "line one\nline two\r\n0\n\u{0}tail \u{1B}[31mred\u{2028}end\r\n"))
+            }
+            defer { server.stop() }
+            let shim = try await bed.publish(SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort()), to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status == "1\nline one line two 0 tail  [31mred end", "\(shim.status.debugDescription)")
+        }
+    }
 }

@@ -41,7 +41,8 @@ extension ShimInvocation {
               -container-ip 172.17.0.2 -container-port 80
 
         The command line belongs to dockerd, so settings come from its environment:
-          EDSHIM_SOCKET            the server socket (default /run/edshim/edshim.sock)
+          EDSHIM_SOCKET            the server socket, an absolute path (default
+                                   /run/edshim/edshim.sock)
           EDSHIM_FALLBACK          proxy (default): serve a TCP port itself while the
                                    server or Envoy is not there; fail: report 1 instead
           EDSHIM_DOCKERD_RESTART_GRACE

@@ -118,9 +118,19 @@ public enum ProcessTable {
         return owner(of: parent, root: root)
     }
 
-    /// A process's name (`/proc/PID/comm`), or nil when it cannot be read.
+    /// A process's name (`/proc/PID/comm`), or nil when it cannot be read. Any
+    /// program may name itself anything (`prctl(PR_SET_NAME)`): control characters
+    /// show as `?`, as `ps` shows them, since the name goes into messages and logs.
     public static func name(of pid: Int32, root: String = "/proc") -> String? {
-        SystemFile.read("\(root)/\(pid)/comm").map { String(decoding: $0, as: UTF8.self).trimmingASCIIWhitespace() }
+        SystemFile.read("\(root)/\(pid)/comm").map { bytes in
+            let name = String(decoding: bytes, as: UTF8.self).trimmingASCIIWhitespace()
+            return String(String.UnicodeScalarView(name.unicodeScalars.map { scalar in
+                switch scalar.properties.generalCategory {
+                case .control, .lineSeparator, .paragraphSeparator: "?"
+                default: scalar
+                }
+            }))
+        }
     }
 
     /// The real user id of a process (`Uid:` in `/proc/PID/status`).

@@ -29,10 +29,30 @@ struct StatusPipe {
     /// Reports the reason on one line and closes the pipe; logs it too, unless the
     /// caller prints it itself (`logged: false`).
     mutating func reportFailure(_ reason: String, logged: Bool = true) {
-        let line = reason.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        let line = Self.oneLine(reason)
         // dockerd first: it is waiting, and logging may be slow.
         if open { send("1\n\(line)") }
         if logged { ShimLog.error("failed: \(line)") }
+    }
+
+    /// `reason` on one line that shows as it reads: every run of control characters
+    /// (`\r\n`, escape sequences' ESC, NUL, C1) and line or paragraph separators
+    /// becomes one space. dockerd shows the line to whoever ran `docker run`, and logs
+    /// it: a process name or a server's message must not forge lines or colours there.
+    static func oneLine(_ reason: String) -> String {
+        var line = String.UnicodeScalarView()
+        var pendingSpace = false
+        for scalar in reason.unicodeScalars {
+            switch scalar.value {
+            case 0..<0x20, 0x7F...0x9F, 0x2028, 0x2029:
+                pendingSpace = !line.isEmpty
+            default:
+                if pendingSpace { line.append(" ") }
+                pendingSpace = false
+                line.append(scalar)
+            }
+        }
+        return String(line)
     }
 
     private mutating func send(_ text: String) {

@@ -20,6 +20,7 @@ enum TCPShim {
         let grace: DockerdRestartGrace
         var held: HeldListenSocket?
         do throws(ShimFailure) {
+            try ServerSocketSetting.check(client)
             fallback = try FallbackPolicy.fromEnvironment()
             grace = try DockerdRestartGrace.fromEnvironment(dockerd: dockerd)
             if arguments.useListenFD { held = try HeldListenSocket.adopt(for: arguments) }

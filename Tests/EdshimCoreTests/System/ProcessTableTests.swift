@@ -41,6 +41,17 @@ struct ProcessTableTests {
         #expect(!commandLine.isEmpty)
     }
 
+    @Test("a process name with control characters (any program may name itself so) reads with each one as ?, as ps shows it")
+    func nameShowsControlCharactersAsQuestionMarks() throws {
+        let root = try FileAndClockTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: root) }
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("4242"), withIntermediateDirectories: true)
+        try Data("ng\r\n0\u{1B}[31mX\u{2028}\u{85}\n".utf8).write(to: root.appendingPathComponent("4242/comm"))
+        #expect(ProcessTable.name(of: 4242, root: root.path) == "ng??0?[31mX??")
+        try Data("nginx: worker\n".utf8).write(to: root.appendingPathComponent("4242/comm"))
+        #expect(ProcessTable.name(of: 4242, root: root.path) == "nginx: worker")
+    }
+
     @Test func absentProcessesAreNil() {
         // Above any pid_max Linux allows (2^22).
         #expect(ProcessTable.startTime(of: Int32.max) == nil)
