@@ -20,6 +20,9 @@ public struct RegistrarServer: Sendable {
     public func run() async throws {
         // SIGHUP would end the server while it starts, before `HangupIgnored` runs.
         HangupIgnored.ignoreUntilTrapped()
+        // A descriptor per registered shim (its pidfd) and per client connection: as
+        // many as the hard limit allows, whatever soft limit the shell or unit left.
+        DescriptorLimit.raise(toward: Int(Int32.max))
         // What can refuse to start is checked before anything is written: a server
         // that cannot run must leave a running one, and Envoy's configuration, alone.
         let policy = try PeerPolicy.resolve(groupName: configuration.socketGroup)

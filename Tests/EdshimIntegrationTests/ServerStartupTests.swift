@@ -118,7 +118,7 @@ struct ServerStartupTests {
         var options = Testbed.Options()
         options.startEnvoy = false
         try await withTestbed(options) { bed in
-            let fd = try unixConnect(bed.socketPath)
+            let fd = try Sockets.connectUnix(bed.socketPath)
             defer { close(fd) }
             // Requests until the socket takes no more: the server's answers have filled
             // both buffers and its write waits for a reader that never comes.
@@ -174,24 +174,4 @@ struct ServerStartupTests {
             #expect(log.contains("Envoy did not start listening on \(host) within") || log.contains("Envoy takes no update"), "the server's answer, not a closed connection:\n\(log)")
         }
     }
-}
-
-/// A connection to the Unix socket at `path`.
-private func unixConnect(_ path: String) throws -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in
-        for (index, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[index] = byte }
-    }
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard connected == 0 else {
-        let reason = String(cString: strerror(errno))
-        close(fd)
-        throw TestFailure("connecting to \(path): \(reason)")
-    }
-    return fd
 }

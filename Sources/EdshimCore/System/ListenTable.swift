@@ -78,6 +78,17 @@ public enum ListenTable {
         return readProcNet()
     }
 
+    /// Every listening TCP socket of this network namespace, or why neither the
+    /// socket diagnostics nor /proc/net could be read (out of descriptors: EMFILE),
+    /// for a caller that must not take "cannot tell" for "nothing listens".
+    public static func readOrFailure() -> Result<[ListeningSocket], Failure> {
+        let diagnostics = readDiagnostics()
+        guard case .failure(let failure) = diagnostics else { return diagnostics }
+        guard let v4 = SystemFile.read("/proc/net/tcp") else { return .failure(Failure(code: errno == 0 ? failure.code : errno)) }
+        let v6 = SystemFile.read("/proc/net/tcp6").map { parse($0, ipv6: true) } ?? []
+        return .success(parse(v4, ipv6: false) + v6)
+    }
+
     /// Why the socket diagnostics cannot be read here (nil when they can): `read()`
     /// then falls back to /proc/net, which the server says once at start.
     public static func unavailableDiagnostics() -> String? {

@@ -1,6 +1,9 @@
 import EdshimCore
 import Logging
 import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Says in the server's log when published ports are closed while the server, its
 /// `/healthz` and its registry all look healthy:
@@ -42,13 +45,25 @@ struct UnservedPortsLog: Service {
                 var checks = 0
                 var offers = OfferSchedule()
                 var unregisteredChecked = false
+                var unreadable: ListenTable.Failure?
                 while true {
                     try await Task.sleep(for: interval)
+                    // Cannot tell is not nothing listens: the checks wait until it can.
+                    let table: [ListeningSocket]
+                    switch ListenTable.readOrFailure() {
+                    case .success(let sockets):
+                        table = sockets
+                        if unreadable != nil { logger.notice("the listening sockets can be read again; the checks of registered ports go on") }
+                        unreadable = nil
+                    case .failure(let failure):
+                        if unreadable != failure { reportUnreadable(failure) }
+                        unreadable = failure
+                        continue
+                    }
                     checks += 1
                     let registrations = await registrar.registrations()
                     // One set of the listening addresses: a host with thousands of ports has
                     // an Envoy socket per worker on each.
-                    let table = ListenTable.read()
                     let listening = Set(table.map(\.endpoint))
                     // Connections are looked up only on ports with a queue (the lookup
                     // walks every established connection of the host).
@@ -96,6 +111,13 @@ struct UnservedPortsLog: Service {
         } else {
             logger.notice("fewer registered ports are closed: \(closed.count) of \(registered) still are", metadata: ["closed": "\(Self.list(closed))"])
         }
+    }
+
+    private func reportUnreadable(_ failure: ListenTable.Failure) {
+        let advice = failure.code == EMFILE || failure.code == ENFILE
+            ? "the server is out of file descriptors (its open-files limit: LimitNOFILE in its unit; its client connections: ss -xp)"
+            : "see the error"
+        logger.error("cannot read which ports listen, so whether Envoy serves the registered ports is not checked until it can: \(advice)", metadata: ["error": "\(failure)"])
     }
 
     private func reportStalled(_ stalled: Set<RegistrationKey>, after reported: Set<RegistrationKey>) {

@@ -19,11 +19,19 @@ struct SocketListener: Service {
     let registrar: Registrar
     let logger: Logger
     private let limiter: RateLimiter
+    private let connections: ConnectionCount
+
+    /// How long a connection may go without a request before it is closed
+    /// (`IdleConnectionCloser`); one past the limit of open connections, before its
+    /// first request.
+    static let idleLimit = TimeAmount.seconds(30)
+    static let idleLimitPastTheMost = TimeAmount.seconds(1)
 
     init(path: String, policy: PeerPolicy, peerRate: Double, registrar: Registrar, logger: Logger) {
         self.path = path
         self.policy = policy
         self.limiter = RateLimiter(capacity: max(1, peerRate * 2), perSecond: peerRate)
+        self.connections = ConnectionCount(limit: ConnectionCount.limit(forDescriptors: DescriptorLimit.current), logger: logger)
         self.registrar = registrar
         self.logger = logger
     }
@@ -80,10 +88,13 @@ struct SocketListener: Service {
     }
 
     private func serve(_ channel: any Channel) async {
+        let admitted = connections.enter()
+        defer { connections.leave() }
         let peer: PeerCredentials
         let connection: Connection
         do {
             peer = try await Self.credentials(of: channel)
+            try await channel.pipeline.addHandler(IdleConnectionCloser(limit: admitted ? Self.idleLimit : Self.idleLimitPastTheMost))
             connection = try await adopt(channel)
         } catch {
             logger.debug("dropped a connection", metadata: ["error": "\(error)"])
@@ -98,9 +109,9 @@ struct SocketListener: Service {
             // Judged once, as the peer was when it connected (SO_PEERCRED, SO_PEERGROUPS):
             // its groups read from /proc later could be another process's, its PID
             // reused once it exited and a child kept the connection.
-            let refusal = policy.refusal(for: peer)
+            let refusal = admitted ? policy.refusal(for: peer) : WireError(.rateLimited, "the server has \(connections.limit) client connections open, the most it keeps; retry in a moment")
             try await withGracefulShutdownHandler {
-                try await answerRequests(on: connection, from: peer, refusal: refusal)
+                try await answerRequests(on: connection, from: peer, refusal: refusal, once: !admitted)
             } onGracefulShutdown: {
                 channel.close(mode: .input, promise: nil)
                 Self.closeOnceAnswersStall(channel)
@@ -127,13 +138,15 @@ struct SocketListener: Service {
         }
     }
 
-    /// Answers each request line in order until the client stops sending.
-    private func answerRequests(on connection: Connection, from peer: PeerCredentials, refusal: WireError?) async throws {
+    /// Answers each request line in order until the client stops sending (after the
+    /// first, when `once`).
+    private func answerRequests(on connection: Connection, from peer: PeerCredentials, refusal: WireError?, once: Bool) async throws {
         try await connection.executeThenClose { inbound, outbound in
             do {
                 for try await line in inbound {
                     let response = await answer(line, from: peer, refusal: refusal)
                     try await outbound.write(ByteBuffer(bytes: response.encoded))
+                    if once { break }
                 }
             } catch is BoundedLineDecoder.LineTooLong {
                 let error = WireError(.tooLarge, "request line exceeds \(WireProtocol.maximumRequestBytes) bytes")

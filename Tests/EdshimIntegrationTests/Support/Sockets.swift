@@ -117,6 +117,26 @@ enum Sockets {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// A connection to the Unix socket at `path`.
+    static func connectUnix(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[index] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw TestFailure("connecting to \(path): \(reason)")
+        }
+        return fd
+    }
+
     /// Connects to `endpoint`, blocking, with a timeout on each read; `receiveBuffer`:
     /// the bytes the socket may hold unread, set before it connects (a slow reader).
     static func connect(_ endpoint: SocketEndpoint, timeoutSeconds: Int = 5, receiveBuffer: Int32? = nil) throws -> Int32 {
