@@ -41,10 +41,20 @@ public struct RegistrarServer: Sendable {
             throw ServerError("\(error): check --state-file")
         }
         let owners = try OwnerWatcher(logger: logger)
-        // Only registrations whose shim still runs (same PID and start time) come back.
+        // Only registrations whose shim still runs (same PID and start time) come back,
+        // each in the mode its labels give it under this server's --default-mode (the
+        // state file keeps the label's mode apart from the one in force).
         let restored = saved ?? []
-        var registry = Registry(restored.filter { owners.watch($0.owner) })
+        var registry = Registry(restored.filter { owners.watch($0.owner) }.map { registration in
+            var moded = registration
+            moded.mode = registration.metadata.mode ?? configuration.defaultMode
+            return moded
+        })
         let liveCount = registry.count
+        let remoded = registry.registrations.filter { registration in restored.contains { $0.key == registration.key && $0.mode != registration.mode } }
+        if !remoded.isEmpty {
+            logger.notice("ports without a mode label take this server's --default-mode", metadata: ["default_mode": "\(configuration.defaultMode.rawValue)", "ports": "\(remoded.count)"])
+        }
         // What Envoy serves for a running shim is kept, also when the state file
         // does not have it (none to go by, or one behind the xds files), rather than
         // taken from Envoy until resync puts it back.
@@ -55,7 +65,7 @@ public struct RegistrarServer: Sendable {
         }
         // The file holds this registry, unless dead shims were dropped or shims were
         // taken back (saved below).
-        let fileHoldsIt = liveCount == restored.count && taken.isEmpty
+        let fileHoldsIt = liveCount == restored.count && taken.isEmpty && remoded.isEmpty
         if fileHoldsIt { await state.remember(registry) }
         if !restored.isEmpty {
             logger.info("restored registrations", metadata: ["restored": "\(liveCount)", "dropped_dead_owners": "\(restored.count - liveCount)"])

@@ -121,6 +121,26 @@ struct HTTPModeTests {
         }
     }
 
+    @Test("a port without a mode label takes the --default-mode of the server running now: restarted with another, the server changes its listener, and back")
+    func defaultModeFollowsTheServer() async throws {
+        try await withTestbed { bed in
+            let port = try await Self.published(try bed.httpBackend("web"), on: bed)
+            #expect(try bed.registrations().first?.mode == .http)
+            for (mode, flag) in [(ProxyMode.tcp, "tcp"), (.http, "http")] {
+                await bed.stopServer()
+                try await bed.startServer(extraArguments: ["--default-mode", flag])
+                #expect(try bed.registrations().first?.mode == mode, "restarted with --default-mode \(flag)")
+                try await bed.eventually("Envoy serves the port in \(flag) mode") {
+                    let before = (try? bed.stat("tcp.unknown-\(port.port).downstream_cx_total")) ?? 0
+                    guard (try? TestHTTP.get(port).status) == 200 else { return false }
+                    let after = (try? bed.stat("tcp.unknown-\(port.port).downstream_cx_total")) ?? 0
+                    return (after > before) == (mode == .tcp)
+                }
+            }
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
     @Test("a client's own x-request-id reaches the container (a gateway's id stays the same across services); a request without one gets one")
     func clientRequestIDKept() async throws {
         try await withTestbed { bed in
