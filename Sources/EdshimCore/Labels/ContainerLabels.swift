@@ -16,6 +16,11 @@ public enum ContainerLabels {
     /// Legacy `ProxyMode`.
     public static let legacyMode = "ProxyMode"
 
+    /// The longest name label kept as given (bytes); a longer one is kept as the
+    /// name it gives (`LabelSanitizer`), which names everything the same, so that one
+    /// container's megabyte of label does not fill the state file and every listing.
+    public static let longestKeptValue = 1024
+
     /// What the labels say, plus warnings for values edshim could not use.
     public struct Reading: Equatable, Sendable {
         /// The metadata.
@@ -35,12 +40,14 @@ public enum ContainerLabels {
             for label in [namespaced, legacy] {
                 guard let value = labels[label], !value.trimmingASCIIWhitespace().isEmpty else { continue }
                 if usable(value) { return (label, value) }
-                warnings.append("container \(container): label \(label)=\(quoted(value)) has no letter or digit to name a service by; ignored")
+                warnings.append("container \(container): label \(label)=\(quoted(value)) has no ASCII letter or digit to name a service by (names keep only a-z, A-Z, 0-9, - and _); ignored")
             }
             return nil
         }
         func name(_ namespaced: String, _ legacy: String) -> String? {
-            value(namespaced, legacy) { LabelSanitizer.sanitize($0) != nil }?.value
+            guard let given = value(namespaced, legacy, usable: { LabelSanitizer.sanitize($0) != nil })?.value else { return nil }
+            // Sanitizing a sanitized name gives it back: the names are the same.
+            return given.utf8.count > longestKeptValue ? LabelSanitizer.sanitize(given) : given
         }
         var mode: ProxyMode?
         if let (label, text) = value(Self.mode, legacyMode) {

@@ -22,6 +22,19 @@ struct ContainerLabelsTests {
         #expect(reading.metadata.mode == .http)
     }
 
+    @Test("a name label over 1 KiB is kept as the name it gives, which names the port exactly as the whole value does; up to 1 KiB it is kept as given")
+    func hugeNameKeptAsItsName() throws {
+        let huge = "Web Service " + String(repeating: "x", count: 1_000_000)
+        let reading = ContainerLabels.read(["ServiceName": huge, "edshim.environment": "prod/" + huge], containerID: nil, containerName: nil)
+        #expect(reading.metadata.service?.utf8.count ?? 0 <= LabelSanitizer.maximumLength)
+        #expect(reading.metadata.environment?.utf8.count ?? 0 <= LabelSanitizer.maximumLength)
+        let key = try Fixture.key("0.0.0.0", 8080)
+        let whole = ContainerMetadata(service: huge, environment: "prod/" + huge, mode: nil, containerID: nil, containerName: nil)
+        #expect(ServiceNaming.serviceName(for: key, metadata: reading.metadata) == ServiceNaming.serviceName(for: key, metadata: whole))
+        let kept = String(repeating: "y", count: ContainerLabels.longestKeptValue)
+        #expect(ContainerLabels.read(["ServiceName": kept], containerID: nil, containerName: nil).metadata.service == kept)
+    }
+
     @Test("an empty namespaced label falls back to the legacy one")
     func emptyNamespaced() {
         let reading = ContainerLabels.read(["edshim.service": "  ", "ServiceName": "web"], containerID: nil, containerName: nil)
@@ -34,7 +47,7 @@ struct ContainerLabelsTests {
         #expect(reading.metadata.service == "web")
         #expect(reading.metadata.environment == nil)
         #expect(reading.warnings.count == 2, "\(reading.warnings)")
-        #expect(reading.warnings.first?.contains(#"container api: label edshim.service="!!!" has no letter or digit"#) == true, "\(reading.warnings)")
+        #expect(reading.warnings.first?.contains(#"container api: label edshim.service="!!!" has no ASCII letter or digit"#) == true, "\(reading.warnings)")
     }
 
     @Test("modes are read case-insensitively and trimmed", arguments: [("HTTP", ProxyMode.http), (" tcp\n", .tcp), ("Tcp", .tcp)])
