@@ -110,6 +110,7 @@ public struct RegistrarServer: Sendable {
             policy: policy,
             peerRate: configuration.peerRequestsPerSecond,
             registrar: registrar,
+            health: health,
             logger: logger
         )
         let reaper = OwnerReaper(owners: owners, registrar: registrar)

@@ -37,6 +37,34 @@ struct FilesRemovedTests {
         }
     }
 
+    @Test("the shims' socket removed under a running server is bound again within seconds, and a port published next goes to Envoy; while something else holds its path, /healthz says so and the server keeps trying")
+    func socketRemovedWhileRunning() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            unlink(bed.socketPath)
+            try await bed.eventually("the socket is back", timeout: .seconds(5)) { (try? bed.registrations()) != nil }
+            #expect(bed.server?.log.contains("the socket was removed from its path while the server ran") == true, "\(bed.server?.log ?? "")")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            #expect(try bed.registrations().map(\.key.host) == [host], "registered, not served by the shim itself")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).servedByEnvoy)
+
+            // A file where the socket was: nothing can be bound there until it goes.
+            unlink(bed.socketPath)
+            #expect(FileManager.default.createFile(atPath: bed.socketPath, contents: Data("not a socket".utf8)))
+            try await bed.eventually("/healthz says why", timeout: .seconds(5)) {
+                let health = try TestHTTP.get(bed.serverAdmin, path: "/healthz")
+                return health.status == 503 && health.body.contains("cannot put the shims' socket back at its path (--socket) for")
+            }
+            unlink(bed.socketPath)
+            try await bed.eventually("bound again once the path is free", timeout: .seconds(5)) { (try? bed.registrations()) != nil }
+            try await bed.eventually("/healthz is ok again") { try TestHTTP.get(bed.serverAdmin, path: "/healthz").body == "ok\n" }
+            await bed.stopServer()
+            #expect(access(bed.socketPath, F_OK) != 0, "the stopped server removed the socket it bound last")
+        }
+    }
+
     @Test("rm -rf of the state file, its lock and the xds directory under a running server: all are written and claimed again within seconds, a second server on them is still refused, and a restart brings every port back with no resync", arguments: [false, true])
     func stateDeletedWhileRunning(restartedFirst: Bool) async throws {
         try await withTestbed { bed in

@@ -18,6 +18,7 @@ struct SocketListener: Service {
     let policy: PeerPolicy
     let registrar: Registrar
     let logger: Logger
+    let health: WriteHealth
     private let limiter: RateLimiter
     private let connections: ConnectionCount
 
@@ -27,8 +28,9 @@ struct SocketListener: Service {
     static let idleLimit = TimeAmount.seconds(30)
     static let idleLimitPastTheMost = TimeAmount.seconds(1)
 
-    init(path: String, policy: PeerPolicy, peerRate: Double, registrar: Registrar, logger: Logger) {
+    init(path: String, policy: PeerPolicy, peerRate: Double, registrar: Registrar, health: WriteHealth, logger: Logger) {
         self.path = path
+        self.health = health
         self.policy = policy
         self.limiter = RateLimiter(capacity: max(1, peerRate * 2), perSecond: peerRate)
         self.connections = ConnectionCount(limit: ConnectionCount.limit(forDescriptors: DescriptorLimit.current), logger: logger)
@@ -48,10 +50,60 @@ struct SocketListener: Service {
     func run() async throws {
         let socket = UnixSocketPath(path: path, option: "--socket")
         let (server, bound) = try await socket.bind(policy: policy, logger: logger, bind)
-        defer { socket.remove(ifStill: bound) }
         logger.info("listening", metadata: ["socket": "\(path)", "group": "\(policy.group?.name ?? "(root only)")"])
         SystemdNotifier.notify("READY=1")
-        try await server.serveConnections(onShutdown: { SystemdNotifier.notify("STOPPING=1") }) { connection in
+        let (rebound, found) = AsyncStream.makeStream(of: UnixSocketPath.Server.self)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await serveConnections(on: server, notifyingSystemd: true) }
+            group.addTask { await keepInPlace(socket, bound: (server, bound), rebound: found) }
+            for await server in rebound {
+                group.addTask { try await serveConnections(on: server, notifyingSystemd: false) }
+            }
+        }
+    }
+
+    /// Looks for the socket at its path every second until the server stops, and
+    /// binds it again when it is gone (`rm` of the socket or its directory): a shim
+    /// that cannot reach it serves its port itself, for as long as nobody notices.
+    /// Each new socket goes to `rebound`, and the one it replaces stops listening. At
+    /// the stop, removes the socket it bound last, if it is still at its path.
+    private func keepInPlace(_ socket: UnixSocketPath, bound: (server: UnixSocketPath.Server, identity: UnixSocketPath.Identity), rebound: AsyncStream<UnixSocketPath.Server>.Continuation) async {
+        var socket = socket
+        var current = bound
+        var lastProblem: String?
+        defer {
+            socket.remove(ifStill: current.identity)
+            rebound.finish()
+        }
+        while await !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: Self.socketCheckInterval) }
+            guard await !Task.isShuttingDownGracefully, !socket.stillHolds(current.identity) else { continue }
+            let replacement = UnixSocketPath(path: path, option: "--socket")
+            do {
+                let (server, identity) = try await replacement.bind(policy: policy, logger: logger, bind)
+                current.server.channel.close(promise: nil)
+                current = (server, identity)
+                socket = replacement
+                rebound.yield(server)
+                health.succeeded(.socket)
+                lastProblem = nil
+                logger.error("the socket was removed from its path while the server ran (shims could not reach it, and served their ports themselves): bound again", metadata: ["socket": "\(path)"])
+            } catch {
+                let problem = "\(error)"
+                health.failed(.socket, problem)
+                if problem != lastProblem {
+                    logger.error("the socket is gone from its path and cannot be bound again; shims serve their ports themselves until it is (retried every second)", metadata: ["socket": "\(path)", "error": "\(problem)"])
+                }
+                lastProblem = problem
+            }
+        }
+    }
+
+    /// How often the socket is looked for at its path.
+    static let socketCheckInterval = Duration.seconds(1)
+
+    private func serveConnections(on server: UnixSocketPath.Server, notifyingSystemd: Bool) async throws {
+        try await server.serveConnections(onShutdown: { if notifyingSystemd { SystemdNotifier.notify("STOPPING=1") } }) { connection in
             await serve(connection)
         }
     }

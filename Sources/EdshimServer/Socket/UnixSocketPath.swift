@@ -154,6 +154,12 @@ struct UnixSocketPath: CustomStringConvertible {
 
     /// Removes the socket at stop, unless another file took its place since `bind`
     /// (a server started after this one stopped listening).
+    /// Whether the socket this server bound (`identity`) is still at `path`.
+    func stillHolds(_ identity: Identity) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && Identity(info) == identity
+    }
+
     func remove(ifStill identity: Identity?) {
         var info = stat()
         guard let identity, lstat(path, &info) == 0, Identity(info) == identity else { return }

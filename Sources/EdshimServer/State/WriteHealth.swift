@@ -4,10 +4,12 @@ import Synchronization
 /// `GET /healthz`: each write that fails is retried (`Coalescer`) and logged, and a
 /// probe should see it too, not `ok` while nothing reaches the disk.
 final class WriteHealth: Sendable {
-    /// What is written: the state file, Envoy's configuration.
+    /// What is written: the state file, Envoy's configuration; and the shims' socket,
+    /// bound again when its path lost it.
     enum Target: String, Sendable, CaseIterable {
-        case stateFile = "the state file"
-        case envoyConfiguration = "Envoy's configuration (the xds files)"
+        case stateFile = "write the state file"
+        case envoyConfiguration = "write Envoy's configuration (the xds files)"
+        case socket = "put the shims' socket back at its path (--socket)"
     }
 
     private struct Failure {
@@ -47,7 +49,7 @@ final class WriteHealth: Sendable {
             Target.allCases.compactMap { target in
                 failures[target].map { failure in
                     let seconds = Int((now - failure.since).components.seconds)
-                    return "cannot write \(target.rawValue) for \(seconds) s, retrying: \(failure.error)"
+                    return "cannot \(target.rawValue) for \(seconds) s, retrying: \(failure.error)"
                 }
             }
         }
