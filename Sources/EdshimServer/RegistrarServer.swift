@@ -41,11 +41,12 @@ public struct RegistrarServer: Sendable {
             throw ServerError("\(error): check --state-file")
         }
         let owners = try OwnerWatcher(logger: logger)
-        // Only registrations whose shim still runs (same PID and start time) come back,
-        // each in the mode its labels give it under this server's --default-mode (the
-        // state file keeps the label's mode apart from the one in force).
+        // Only registrations whose shim still runs (same PID and start time) and
+        // publishes what they say come back, each in the mode its labels give it
+        // under this server's --default-mode (the state file keeps the label's mode
+        // apart from the one in force).
         let restored = saved ?? []
-        var registry = Registry(restored.filter { owners.watch($0.owner) }.map { registration in
+        var registry = Registry(RestoredRegistrations.live(restored, watchedBy: owners, logger: logger).map { registration in
             var moded = registration
             moded.mode = registration.metadata.mode ?? configuration.defaultMode
             return moded

@@ -54,6 +54,7 @@ struct FullDiskTests {
             // The disk takes writes again: the state follows.
             try await bed.setWrites(refused: false, to: [bed.stateFile])
             try await bed.eventually("the state is saved with the new port", timeout: .seconds(10)) { Set(try savedPorts()) == [firstPort, secondPort] }
+            #expect(bed.server?.log.contains("the state file is saved again") == true, "the recovery is logged")
 
             // Refused again, and SIGTERM: the server exits at once all the same.
             try await bed.setWrites(refused: true, to: [bed.stateFile])
@@ -85,6 +86,8 @@ struct FullDiskTests {
                 try await Task.sleep(for: .milliseconds(200))
             }
             #expect(healthz.allSatisfy { $0 == 503 }, "\(healthz)")
+            let warnings = (bed.server?.log ?? "").split(separator: "\n").filter { $0.contains(" warning ") && $0.contains("\(secondPort)") }
+            #expect(warnings.count == 1 && warnings.allSatisfy { $0.contains("registration withdrawn") }, "the withdrawal once, not a refusal at each of the shim's retries: \(warnings)")
 
             // The disk takes writes again: the shim registers again, and Envoy takes the port.
             try await bed.setWrites(refused: false, to: files)
@@ -93,6 +96,7 @@ struct FullDiskTests {
             }
             #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: secondPort)).status == 200)
             try await bed.eventually("/healthz is ok again") { try TestHTTP.get(bed.serverAdmin, path: "/healthz").status == 200 }
+            #expect(bed.server?.log.contains("Envoy's configuration is written again") == true, "the recovery is logged")
 
             // Refused again, a registration under way, and SIGTERM: the server exits at once.
             try await bed.setWrites(refused: true, to: files)
@@ -103,6 +107,33 @@ struct FullDiskTests {
 
     /// Publishes `backend` on a free port, then restarts the server with `files`
     /// refusing writes; returns the port.
+    @Test("a server restarted on a state file's directory remounted read-only (ext4's errors=remount-ro) comes up with its registrations, serves new ones through Envoy, and says it cannot save", .needsPrivateNetworkNamespaces)
+    func stateDirectoryReadOnlyAtStart() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let stateDirectory = bed.directory + "/state"
+            let stateArguments = ["--state-file", stateDirectory + "/state.json"]
+            await bed.stopServer()
+            try await bed.startServer(extraArguments: stateArguments)
+            let firstPort = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: firstPort), to: backend.endpoint).isReady)
+            await bed.stopServer()
+
+            let unshare = try SystemExecutables.required("unshare", package: "util-linux")
+            let readOnly = #"mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@""#
+            try await bed.startServer(extraArguments: stateArguments, launcher: [unshare, "-m", "--propagation", "private", "--", "sh", "-c", readOnly, "sh", stateDirectory])
+            #expect(try bed.registrations().map(\.key.host.port) == [firstPort], "restored: \(bed.server?.log ?? "")")
+            let secondPort = try Sockets.freePort()
+            #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: secondPort), to: backend.endpoint).isReady)
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: secondPort)).servedByEnvoy)
+            try await bed.eventually("the server says it cannot save its state") {
+                (bed.server?.log ?? "").contains("cannot save the state file; retrying (a restart meanwhile takes back from lds.json the ports Envoy serves")
+            }
+            let health = try TestHTTP.get(bed.serverAdmin, path: "/healthz")
+            #expect(health.status == 503 && health.body.contains("Read-only file system"), "\(health.body)")
+        }
+    }
+
     private static func publishThenRestart(_ backend: LoopbackBackend, on bed: Testbed, refusingWritesTo files: [String]) async throws -> UInt16 {
         let port = try Sockets.freePort()
         #expect(try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint).isReady)

@@ -8,15 +8,18 @@ import Glibc
 /// A state file lost, spoiled or behind: the server takes back the running shims whose ports Envoy serves, and says what it could not.
 @Suite("State file lost or spoiled")
 struct StateFileRecoveryTests {
-    @Test("a corrupt state file, or one of another format version (a downgrade), is reported and kept aside, the server starts, and takes back the running shim whose port Envoy serves: Envoy keeps its listener, untouched", arguments: [false, true])
-    func corruptStateFile(anotherVersion: Bool) async throws {
+    @Test("a corrupt state file, one of another format version (a downgrade), or one larger than any state file, is reported and kept aside, the server starts, and takes back the running shim whose port Envoy serves: Envoy keeps its listener, untouched", arguments: ["truncated", "another version", "oversized"])
+    func corruptStateFile(spoiled: String) async throws {
         try await withTestbed { bed in
             var written: [UInt8] = []
+            let anotherVersion = spoiled == "another version"
             let port = try await Self.restartWithStateFile(of: bed) { path in
                 let whole = try String(contentsOfFile: path, encoding: .utf8)
                 if anotherVersion {
                     #expect(whole.contains(#""edshim_state":1"#), "\(whole)")
                     written = Array(whole.replacingOccurrences(of: #""edshim_state":1"#, with: #""edshim_state":2"#).utf8)
+                } else if spoiled == "oversized" {
+                    written = [UInt8](repeating: UInt8(ascii: " "), count: 64 << 20) + Array(whole.utf8)
                 } else {
                     written = Array(whole.utf8.prefix(40))
                 }
@@ -28,6 +31,7 @@ struct StateFileRecoveryTests {
             let log = bed.server?.log ?? ""
             #expect(log.contains("the state file is unreadable"), "\(log)")
             if anotherVersion { #expect(log.contains("state file version 2; this server reads version 1"), "\(log)") }
+            if spoiled == "oversized" { #expect(log.contains("larger than the 64 MiB a state file is read up to"), "\(log.suffix(3000))") }
             try await Self.expectTakenBack(port, on: bed)
         }
     }

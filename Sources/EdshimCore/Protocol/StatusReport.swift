@@ -133,7 +133,7 @@ public enum StatusReport {
     /// What an unregistered shim's MODE means, and what to do about it.
     private static func legend(of mode: UnregisteredShim.Mode, serverReachable: Bool, resync: String) -> String {
         switch (mode, serverReachable) {
-        case (.itself, true): "the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)"
+        case (.itself, true): "the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running? can the server write its files: its log, or GET /healthz?)"
         case (.itself, false): "the shim serves the port as docker-proxy would, until the server (which cannot be reached: start it) and Envoy can take it"
         case (.envoy, true): "another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (it lost the registration): run \(resync)"
         case (.envoy, false): "another socket listens on the port: Envoy's, as the server configured it before it could not be reached"

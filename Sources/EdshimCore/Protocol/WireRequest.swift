@@ -92,8 +92,11 @@ extension WireRequest {
         guard version <= WireProtocol.version else {
             throw WireError(.unsupportedVersion, "protocol version \(version) is not supported; this server speaks version \(WireProtocol.version): upgrade edshim server")
         }
-        guard let operation = object["op"]?.stringValue else {
+        guard let op = object["op"] else {
             throw WireError(.badRequest, "missing \"op\"")
+        }
+        guard let operation = op.stringValue else {
+            throw WireError(.badRequest, "\"op\" must be a string (register, deregister, list, lookup)")
         }
         switch operation {
         case "register":

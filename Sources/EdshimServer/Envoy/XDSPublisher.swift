@@ -256,7 +256,9 @@ actor XDSPublisher {
                 return false
             }
         }
-        health.succeeded(.envoyConfiguration)
+        if let failedFor = health.succeeded(.envoyConfiguration) {
+            logger.notice("Envoy's configuration is written again", metadata: ["failed_for": "\(failedFor.components.seconds) s"])
+        }
         return true
     }
 

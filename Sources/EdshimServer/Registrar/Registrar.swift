@@ -119,7 +119,11 @@ actor Registrar {
             if let shim = request.onBehalfOf { metadata["on_behalf_of"] = "\(shim)" }
             // A dockerd inside a container publishing its own ports is no fault; its
             // shims ask again every minute, in case this server ran in the wrong namespace.
-            if error.code == .foreignNamespace {
+            // A withdrawal its shim retries (files that cannot be written) is logged as
+            // such, at most once a minute: not again here at every retry.
+            if error.code == .unavailable, withdrawnAndRetrying[request.key] != nil {
+                logger.debug("registration refused", metadata: metadata)
+            } else if error.code == .foreignNamespace {
                 logger.info("registration refused", metadata: metadata)
             } else {
                 logger.warning("registration refused", metadata: metadata)

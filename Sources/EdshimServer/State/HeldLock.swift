@@ -45,9 +45,17 @@ final class HeldLock: Sendable {
     }
 
     private static func lock(_ path: String, flags: Int32, name: String, taken: String) throws(ServerError) -> (descriptor: Int32, identity: FileIdentity?) {
-        let descriptor = open(path, flags | O_CLOEXEC, 0o600)
+        var descriptor = open(path, flags | O_CLOEXEC, 0o600)
+        if descriptor < 0, errno == EROFS, flags & O_CREAT != 0 {
+            // A file system remounted read-only (ext4's errors=remount-ro): a lock file
+            // already there locks as well opened for reading, and the server starts;
+            // the writes it cannot make are retried, logged and shown on /healthz.
+            descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            if descriptor < 0 { errno = errno == ENOENT ? EROFS : errno }
+        }
         guard descriptor >= 0 else {
-            let reason = ErrorText.describe(errno)
+            let code = errno
+            let reason = ErrorText.describe(code) + (code == EROFS ? " (it cannot be created there: remount the file system read-write, or choose a path on another)" : "")
             throw ServerError(name.hasSuffix(path) ? "\(name): \(reason)" : "\(name): opening \(path): \(reason)")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {

@@ -32,6 +32,9 @@ actor StateStore {
     /// caller takes back the running shims Envoy serves (`LostStateRecovery`). One
     /// written in another boot of the host is empty: its shims all ended with that
     /// boot, and a process of this boot may have one's PID and start time again.
+    /// The most of a state file read: far more than any registry takes.
+    static let largestRead = 64 << 20
+
     func load() throws -> [Registration]? {
         if let directory = AtomicFile.parent(of: path) { try AtomicFile.makeDirectories(directory) }
         coalescer = Coalescer { [self] registry in await self.write(registry) }
@@ -46,7 +49,7 @@ actor StateStore {
             ])
             return nil
         }
-        guard let bytes = SystemFile.read(path) else {
+        guard let bytes = SystemFile.read(path, limit: Self.largestRead) else {
             let code = errno
             if code != ENOENT {
                 logger.error("the state file cannot be read; starting without it (taking back the running shims whose ports Envoy serves; edshim resync registers any other)", metadata: [
@@ -64,7 +67,8 @@ actor StateStore {
             let moved = rename(path, aside) == 0
             if moved { writtenIdentity = nil }
             logger.error("the state file is unreadable; starting without it (taking back the running shims whose ports Envoy serves; edshim resync registers any other)", metadata: [
-                "state_file": "\(path)", "error": "\(error.message)", "kept_as": "\(moved ? aside : "(could not move it)")",
+                "state_file": "\(path)", "kept_as": "\(moved ? aside : "(could not move it)")",
+                "error": "\(bytes.count >= Self.largestRead ? "larger than the \(Self.largestRead >> 20) MiB a state file is read up to (no state file edshim writes comes near it)" : error.message)",
             ])
             return nil
         }
@@ -128,12 +132,14 @@ actor StateStore {
             _ = try claim.relockIfLost()
             try AtomicFile.write(StateDocument.encode(registry, bootID: bootID), to: path, mode: 0o640, durable: true)
             writtenIdentity = FileIdentity(path)
-            health.succeeded(.stateFile)
+            if let failedFor = health.succeeded(.stateFile) {
+                logger.notice("the state file is saved again", metadata: ["failed_for": "\(failedFor.components.seconds) s"])
+            }
             return true
         } catch {
             let description = "\(error)"
             if health.failed(.stateFile, description) {
-                logger.error("cannot save the state file; retrying (a restart meanwhile would need edshim resync; logged again only when the reason changes)", metadata: ["error": "\(description)"])
+                logger.error("cannot save the state file; retrying (a restart meanwhile takes back from lds.json the ports Envoy serves; logged again only when the reason changes)", metadata: ["error": "\(description)"])
             } else {
                 logger.debug("cannot save the state file again; retrying", metadata: ["error": "\(description)"])
             }

@@ -32,9 +32,11 @@ final class WriteHealth: Sendable {
         }
     }
 
-    /// A write of `target` succeeded.
-    func succeeded(_ target: Target) {
-        _ = failures.withLock { $0.removeValue(forKey: target) }
+    /// A write of `target` succeeded; returns for how long it had failed (nil when it
+    /// had not), so that the caller says it recovered.
+    @discardableResult
+    func succeeded(_ target: Target) -> Duration? {
+        failures.withLock { $0.removeValue(forKey: target) }.map { .now - $0.since }
     }
 
     /// Why the last write of `target` failed; nil when it succeeded.

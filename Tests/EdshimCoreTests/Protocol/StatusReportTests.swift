@@ -77,7 +77,7 @@ struct StatusReportTests {
             0.0.0.0:8900  tcp    172.17.0.9:80  -        itself        pid 89
             0.0.0.0:9000  tcp    172.17.0.9:80  -        unserved      pid 90
             0.0.0.0:9100  tcp    172.17.0.9:80  -        unregistered  pid 91
-            itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running?)
+            itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running? can the server write its files: its log, or GET /healthz?)
             unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync
             unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it
             """)

@@ -83,6 +83,13 @@ struct WireFramingTests {
         #expect(!error.message.contains("missing"), "\(error)")
     }
 
+    @Test("an op that is there but not a string is called that, not missing", arguments: ["5", "null", #"["list"]"#])
+    func opNotAString(_ op: String) throws {
+        let error = try #require(throws: WireError.self) { try WireRequest.decode(Fixture.bytes(#"{"v":1,"op":"# + op + "}")) }
+        #expect(error.code == .badRequest)
+        #expect(error.message == #""op" must be a string (register, deregister, list, lookup)"#, "\(error)")
+    }
+
     /// A valid request padded with whitespace to `size` bytes, newline included.
     static func paddedList(size: Int) -> [UInt8] {
         let core = Fixture.bytes(#"{"v":1,"op":"list"}"#)
