@@ -84,6 +84,34 @@ struct EnvoyRestartTests {
         }
     }
 
+    @Test("a port another program took on its very address while Envoy restarted: edshim status says another program serves it, not Envoy; Envoy once the program lets go")
+    func portTakenByAnotherProgramIsShown() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady)
+            try await bed.stopEnvoy()
+            let squatter = try Sockets.dockerdBoundListener(host)
+            var squatterOpen = true
+            defer { if squatterOpen { close(squatter) } }
+            bed.causedListenerRejections = 1
+            try await bed.startEnvoy()
+            try await bed.eventually("Envoy rejected the port's listener") { try bed.stat("listener_manager.lds.update_rejected") == 1 }
+            let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            #expect(json.output.contains(#""served_by":"other""#), "\(json.output)")
+            let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(table.output.contains("http (other program)") && table.output.contains("(other program): another program than Envoy listens on the port"), "\(table.output)")
+
+            close(squatter)
+            squatterOpen = false
+            try await bed.eventually("Envoy serves the port once the program let go", timeout: .seconds(20)) {
+                try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).servedByEnvoy
+            }
+            let after = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            #expect(after.output.contains(#""served_by":"envoy""#), "\(after.output)")
+        }
+    }
+
     @Test("Envoy listening but not accepting (stopped with SIGSTOP): the server logs once that connections wait unaccepted on the port, then that Envoy accepts again")
     func envoyNotAcceptingIsReported() async throws {
         try await withTestbed { bed in

@@ -21,12 +21,18 @@ public enum StatusReport {
         case shim
         /// Nothing listens: Envoy does not run (or has not bound the port yet).
         case nothing
+        /// Another program than Envoy and the shim listens: it took the port while
+        /// Envoy did not hold it (Envoy restarted), and Envoy could not bind it.
+        case other
 
         /// What serves `registration`'s port, given the addresses sockets of the host
-        /// listen on and whether its shim holds one of them itself (nil: cannot be seen).
-        public static func of(_ registration: Registration, listening: Set<SocketEndpoint>, shimServesItself: Bool?) -> Serving {
+        /// listen on, whether its shim holds one of them itself (nil: cannot be seen),
+        /// and the processes holding the others (nil, or empty: cannot be seen).
+        public static func of(_ registration: Registration, listening: Set<SocketEndpoint>, shimServesItself: Bool?, otherHolders: [PortHolders.Holder]? = nil) -> Serving {
             guard listening.contains(registration.key.host) else { return .nothing }
-            return shimServesItself == true ? .shim : .envoy
+            if shimServesItself == true { return .shim }
+            if let otherHolders, !otherHolders.isEmpty, !otherHolders.contains(where: \.isEnvoy) { return .other }
+            return .envoy
         }
     }
 
@@ -122,6 +128,9 @@ public enum StatusReport {
         if served.contains(.shim) {
             lines.append("(shim): the shim serves the port itself until Envoy listens on it (is Envoy running?)")
         }
+        if served.contains(.other) {
+            lines.append("(other program): another program than Envoy listens on the port (it took it while Envoy restarted, and Envoy could not bind it): its clients reach that program; stop it (ss -ltnp shows it), and the server offers the port to Envoy again")
+        }
         let modes = Set(unregistered.map(\.mode))
         let resync = EdshimDefaults.resyncCommand(socketPath: socketPath)
         for mode in UnregisteredShim.Mode.allCases where modes.contains(mode) {
@@ -150,6 +159,7 @@ public enum StatusReport {
         case .envoy: nil
         case .shim: " (shim)"
         case .nothing: " (closed)"
+        case .other: " (other program)"
         }
     }
 }

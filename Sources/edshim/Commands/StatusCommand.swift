@@ -27,12 +27,14 @@ struct StatusCommand: ParsableCommand {
             command then still fails, saying so).
 
             A registered port's mode is followed by `(closed)` when nothing listens on it
-            (Envoy does not run: the port is closed until it does), or by `(shim)` when its
-            shim serves it itself, waiting for Envoy to listen.
+            (Envoy does not run: the port is closed until it does), by `(shim)` when its
+            shim serves it itself, waiting for Envoy to listen, or by `(other program)`
+            when a program other than Envoy listens on it (it took the port while Envoy
+            restarted; run as root to see it).
 
             --json prints the server's registrations as a JSON array of objects with the
-            same facts, `served_by` saying what serves each port (envoy, shim or nothing),
-            for scripts (the unregistered TCP ports and the UDP ports are not
+            same facts, `served_by` saying what serves each port (envoy, shim, other
+            or nothing), for scripts (the unregistered TCP ports and the UDP ports are not
             registrations: not in it).
             """
     )
@@ -42,19 +44,24 @@ struct StatusCommand: ParsableCommand {
 
     @OptionGroup var server: ServerSocketOptions
 
-    /// What serves each registered port: Envoy, its shim (waiting for Envoy), or
-    /// nothing (Envoy does not run).
+    /// What serves each registered port: Envoy, its shim (waiting for Envoy), another
+    /// program (Envoy could not bind it), or nothing (Envoy does not run).
     private static func serving(_ registrations: [Registration], shims: [ShimProcesses.Shim], listening: [ListeningSocket]) -> [RegistrationKey: StatusReport.Serving] {
         let shimsByPID = Dictionary(shims.map { ($0.owner.pid, $0) }, uniquingKeysWith: { first, _ in first })
         // Indexed once: a host with thousands of ports has an Envoy socket per worker on each.
         let byAddress = Dictionary(grouping: listening, by: \.endpoint)
         let addresses = Set(byAddress.keys)
+        // Who holds the sockets on registered addresses, read from /proc once for all
+        // (empty where it cannot be seen: not run as root).
+        let registered = Set(registrations.map(\.key.host))
+        let holders = PortHolders.holding(listening.filter { registered.contains($0.endpoint) })
         var serving: [RegistrationKey: StatusReport.Serving] = [:]
         for registration in registrations {
             let shim = shimsByPID[registration.owner.pid].flatMap { $0.owner == registration.owner ? $0 : nil }
             let onItsAddress = byAddress[registration.key.host] ?? []
             let servesItself = onItsAddress.isEmpty ? false : shim.flatMap { ShimProcesses.servesItself($0, listening: onItsAddress) }
-            serving[registration.key] = .of(registration, listening: addresses, shimServesItself: servesItself)
+            let others = holders.filter { $0.addresses.contains(registration.key.host) && $0.pid != registration.owner.pid }
+            serving[registration.key] = .of(registration, listening: addresses, shimServesItself: servesItself, otherHolders: others)
         }
         return serving
     }
