@@ -131,6 +131,13 @@ struct CommandLineTests {
             let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
             let array = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]])
             #expect(!array.contains { $0["owner_pid"] as? Int == Int(proxy.process.pid) })
+
+            // Another server's status does not list this dockerd's UDP ports.
+            let otherSocket = bed.directory + "/other.sock"
+            let other = try ScriptedServer(socketPath: otherSocket) { _ in .registrations([]) }
+            defer { other.stop() }
+            let otherTable = try await Binaries.run(bed.edshim, ["status", "--socket", otherSocket], environment: bed.environment, in: bed.directory)
+            #expect(!otherTable.output.contains("pid \(proxy.process.pid)"), "\(otherTable.output)")
         }
     }
 

@@ -35,9 +35,9 @@ enum WireDecoding {
     static func optionalInteger<T: FixedWidthInteger>(_ object: JSONObject, _ name: String) throws(WireError) -> T? {
         guard let value = object[name], value != .null else { return nil }
         guard let integer = value.integerValue(T.self) else {
-            // Most are unsigned: -1 is an integer, but not one they take.
-            let range = T.isSigned ? "an integer" : "an integer from 0 to \(T.max)"
-            throw WireError(.badRequest, "\"\(name)\" must be \(range)")
+            // The range, as a value out of it (-1 for an unsigned field, a PID past
+            // Int32) is an integer all the same.
+            throw WireError(.badRequest, "\"\(name)\" must be an integer from \(T.min) to \(T.max)")
         }
         return integer
     }

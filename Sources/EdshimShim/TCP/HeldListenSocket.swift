@@ -32,7 +32,7 @@ struct HeldListenSocket {
             throw ShimFailure("fd 4 is not a \(arguments.proto.rawValue.uppercased()) socket, but -proto is \(arguments.proto.rawValue)")
         }
         guard let local = SocketEndpoint.local(of: fd), local == arguments.host else {
-            let bound = SocketEndpoint.local(of: fd)?.description ?? "an unknown address"
+            let bound = SocketEndpoint.local(of: fd)?.description ?? "no IP address (not an IPv4 or IPv6 socket)"
             throw ShimFailure("fd 4 is bound to \(bound), not to \(arguments.host) as -host-ip/-host-port say")
         }
         if arguments.proto == .tcp {

@@ -66,6 +66,13 @@ struct StatusCommand: ParsableCommand {
         return serving
     }
 
+    /// The UDP shims of the dockerd whose shims register with `socketPath` (UDP ports
+    /// never register, but their dockerd's environment names the server all the
+    /// same), and those whose environment cannot be read: not another server's.
+    private static func udpShims(among shims: [ShimProcesses.Shim], of socketPath: String) -> [ShimProcesses.Shim] {
+        shims.filter { $0.arguments.proto == .udp && ($0.registers(with: socketPath) || !$0.socketPathKnown) }
+    }
+
     /// A TCP shim the server does not list, with what serves its port.
     private static func unregistered(_ shim: ShimProcesses.Shim, listening: [ListeningSocket]) -> StatusReport.UnregisteredShim {
         let servesItself = ShimProcesses.servesItself(shim, listening: listening)
@@ -84,7 +91,7 @@ struct StatusCommand: ParsableCommand {
             // server's own view is missing.
             let shims = json ? [] : ShimProcesses.all()
             let tcpShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims)
-            let udpShims = shims.filter { $0.arguments.proto == .udp }
+            let udpShims = Self.udpShims(among: shims, of: client.socketPath)
             guard !tcpShims.isEmpty || !udpShims.isEmpty else { throw CommandFailure(error.description) }
             let listening = ListenTable.read()
             print(StatusReport.table([], unregistered: tcpShims.map { Self.unregistered($0, listening: listening) }, udpShims: udpShims, serverReachable: false, socketPath: client.socketPath))
@@ -103,7 +110,7 @@ struct StatusCommand: ParsableCommand {
                 // shim whose port a newer one registered is not listed).
                 let unregisteredShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims).filter { !registeredKeys.contains($0.arguments.key) }
                 let unregistered = unregisteredShims.map { Self.unregistered($0, listening: listening) }
-                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: shims.filter { $0.arguments.proto == .udp }, socketPath: client.socketPath))
+                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), socketPath: client.socketPath))
             }
         case .failure(let error):
             throw CommandFailure(error.message)

@@ -90,6 +90,14 @@ struct WireFramingTests {
         #expect(error.message == #""op" must be a string (register, deregister, list, lookup)"#, "\(error)")
     }
 
+    @Test("a PID past Int32 is called out of range, not \"not an integer\"")
+    func onBehalfOfOutOfRange() throws {
+        let error = try #require(throws: WireError.self) {
+            try WireRequest.decode(Fixture.bytes(#"{"v":1,"# + Self.register + #","host_port":8080,"on_behalf_of":1099511627776}"#))
+        }
+        #expect(error.message == #""on_behalf_of" must be an integer from -2147483648 to 2147483647"#, "\(error)")
+    }
+
     /// A valid request padded with whitespace to `size` bytes, newline included.
     static func paddedList(size: Int) -> [UInt8] {
         let core = Fixture.bytes(#"{"v":1,"op":"list"}"#)
