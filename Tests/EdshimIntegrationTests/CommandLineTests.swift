@@ -179,12 +179,14 @@ struct CommandLineTests {
         try await withUDPTestbed { bed, echoes in
             let (proxy, target) = try await bed.startUDPProxyToEcho(.dockerd2010, .ipv4, echoes: echoes)
             #expect(proxy.isReady)
-            let gone = ["EDSHIM_SOCKET": bed.directory + "/no-server.sock"]
+            // The server the shim's dockerd names, stopped.
+            await bed.stopServer()
+            let gone = bed.environment
             let table = try await Binaries.run(bed.edshim, ["status"], environment: gone, in: bed.directory)
             #expect(table.status == 1, "\(table.output)")
             let row = table.output.split(separator: "\n").first { $0.hasSuffix("pid \(proxy.process.pid)") }
             #expect(row?.hasPrefix("0.0.0.0:\(target.port)") == true, "no line for the UDP shim in:\n\(table.output)")
-            #expect(table.output.contains("cannot reach the edshim server at \(bed.directory)/no-server.sock"), "\(table.output)")
+            #expect(table.output.contains("cannot reach the edshim server at \(bed.socketPath)"), "\(table.output)")
             #expect(table.output.contains("the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)"), "\(table.output)")
 
             let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: gone, in: bed.directory)
