@@ -37,11 +37,13 @@ struct FilesRemovedTests {
         }
     }
 
-    @Test("the shims' socket removed under a running server is bound again within seconds, and a port published next goes to Envoy; while something else holds its path, /healthz says so and the server keeps trying")
+    @Test("the shims' socket removed under a running server, its directory with it, is bound again within seconds, and a port published next goes to Envoy; while something else holds its path, /healthz says so and the server keeps trying")
     func socketRemovedWhileRunning() async throws {
-        try await withTestbed { bed in
+        var options = Testbed.Options()
+        options.socketName = "run/edshim.sock"
+        try await withTestbed(options) { bed in
             let backend = try bed.httpBackend("web")
-            unlink(bed.socketPath)
+            try FileManager.default.removeItem(atPath: bed.directory + "/run")
             try await bed.eventually("the socket is back", timeout: .seconds(5)) { (try? bed.registrations()) != nil }
             #expect(bed.server?.log.contains("the socket was removed from its path while the server ran") == true, "\(bed.server?.log ?? "")")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())

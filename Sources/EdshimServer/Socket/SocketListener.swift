@@ -80,6 +80,8 @@ struct SocketListener: Service {
             guard await !Task.isShuttingDownGracefully, !socket.stillHolds(current.identity) else { continue }
             let replacement = UnixSocketPath(path: path, option: "--socket")
             do {
+                // Its directory too, when that went (`rm -rf /run/edshim`).
+                try Self.prepareDirectory(of: path, policy: policy, logger: logger)
                 let (server, identity) = try await replacement.bind(policy: policy, logger: logger, bind)
                 current.server.channel.close(promise: nil)
                 current = (server, identity)
