@@ -1,6 +1,9 @@
 import EdshimCore
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Every failure answers `1\n<reason>` on fd 3, exits 1 and leaves nothing registered.
 @Suite("Shim refusals")
@@ -198,6 +201,25 @@ struct ShimRefusalTests {
             await bed.stopServer()
             let alone = try await bed.publish(host, to: backend.endpoint)
             #expect(alone.status.hasPrefix(refusal), "the shim's own bind, with no server: \(alone.status.debugDescription)")
+        }
+    }
+
+    @Test("a port a socket holds bound but not listening yet (an Envoy starting binds its listeners before it listens on them) is tried again for a moment: served by the shim once that socket goes, not refused")
+    func portBoundNotListeningSettles() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            await bed.stopServer()
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let bound = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            #expect(host.withSocketAddress { Glibc.bind(bound, $0, $1) } == 0)
+            let released = Task {
+                try await Task.sleep(for: .milliseconds(600))
+                close(bound)
+            }
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            try await released.value
+            #expect(shim.isReady, "served once the socket went: \(shim.status.debugDescription)")
+            #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: host.port)).status == 200)
         }
     }
 

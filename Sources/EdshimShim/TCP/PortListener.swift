@@ -20,35 +20,56 @@ struct PortListener {
     /// bootstrap`, left listening on the port from before the server stopped (it
     /// withdraws or takes over that listener once it is back).
     static func bind(_ host: SocketEndpoint) throws(ShimFailure) -> PortListener {
-        do {
-            return try open(host, reusePortFirst: false)
-        } catch let failure where failure.code == EADDRINUSE {
-            let holders = PortHolders.listening(on: host)
-            // Only the Envoy an edshim server configures (its bootstrap says so): never
-            // another Envoy of the host.
-            guard !holders.isEmpty, holders.allSatisfy({ $0.isEnvoy && EnvoyBootstrapCheck.runsEdshimBootstrap($0.pid) }) else {
+        var settles: Deadline?
+        while true {
+            do {
+                return try open(host, reusePortFirst: false)
+            } catch let failure where failure.code == EADDRINUSE {
+                let holders = PortHolders.listening(on: host)
                 if holders.isEmpty, !ListenTable.read().contains(where: { $0.keepsFromBinding(host) }) {
+                    // Nothing listens there: a connection holds the port, or a socket
+                    // bound and not listening yet, as an Envoy starting binds its
+                    // listeners before it listens on them (a port just withdrawn from it
+                    // included). That one listens, or goes, within moments: tried again.
+                    let deadline = settles ?? .after(milliseconds: Self.settleMilliseconds)
+                    settles = deadline
+                    guard deadline.hasPassed else {
+                        usleep(50_000)
+                        continue
+                    }
                     throw ShimFailure(BindRefusal.message("tcp", host, failure.code, advice: BindRefusal.heldByAConnection(host)))
                 }
-                throw .bind("tcp", host, failure.code, holders: holders)
-            }
-            // That Envoy's listener is another dockerd's port (its shim runs): a port is
-            // published once, as the server would answer.
-            let key = RegistrationKey(proto: .tcp, host: host)
-            if let other = ShimProcesses.publishingUnderAnotherStarter(key) {
-                throw ShimFailure(BindRefusal.message("tcp", host, failure.code, advice: BindRefusal.alreadyPublished(key, for: other.shim.arguments.container, by: other.shim.owner, startedBy: other.starter)))
-            }
-            let names = holders.map(\.description).joined(separator: ", ")
-            ShimLog.warning("\(names) still listens on tcp \(host), from before the server stopped: serving beside it (connections are shared) until the server withdraws or takes over that listener")
-            do {
-                return try open(host, reusePortFirst: true)
-            } catch let second where second.code == EADDRINUSE {
-                // The kernel lets a socket join a reuse-port group only from the same
-                // user, and only one whose sockets all have SO_REUSEPORT.
-                throw ShimFailure(BindRefusal.message("tcp", host, second.code, advice: "\(names) already listens on tcp \(host), from before the server stopped, and cannot be joined: serving beside it needs Envoy to run as the same user as dockerd, with reuse_port on (its default on Linux); stop that Envoy, or start the server, which takes the port over"))
+                return try bind(beside: holders, on: host, code: failure.code)
             } catch {
                 throw error.shimFailure("tcp", host)
             }
+        }
+    }
+
+    /// How long a port nothing listens on may stay taken before the bind is refused.
+    static let settleMilliseconds: Int64 = 1500
+
+    /// Binds `host` beside the edshim Envoy among `holders`, or refuses it naming them.
+    private static func bind(beside holders: [PortHolders.Holder], on host: SocketEndpoint, code: Int32) throws(ShimFailure) -> PortListener {
+        // Only the Envoy an edshim server configures (its bootstrap says so): never
+        // another Envoy of the host.
+        guard !holders.isEmpty, holders.allSatisfy({ $0.isEnvoy && EnvoyBootstrapCheck.runsEdshimBootstrap($0.pid) }) else {
+            throw .bind("tcp", host, code, holders: holders)
+        }
+        // That Envoy's listener is another dockerd's port (its shim runs): a port is
+        // published once, as the server would answer.
+        let key = RegistrationKey(proto: .tcp, host: host)
+        if let other = ShimProcesses.publishingUnderAnotherStarter(key) {
+            throw ShimFailure(BindRefusal.message("tcp", host, code, advice: BindRefusal.alreadyPublished(key, for: other.shim.arguments.container, by: other.shim.owner, startedBy: other.starter)))
+        }
+        let names = holders.map(\.description).joined(separator: ", ")
+        ShimLog.warning("\(names) still listens on tcp \(host), from before the server stopped: serving beside it (connections are shared) until the server withdraws or takes over that listener")
+        do {
+            return try open(host, reusePortFirst: true)
+        } catch let second where second.code == EADDRINUSE {
+            // The kernel lets a socket join a reuse-port group only from the same
+            // user, and only one whose sockets all have SO_REUSEPORT.
+            throw ShimFailure(BindRefusal.message("tcp", host, second.code, advice: "\(names) already listens on tcp \(host), from before the server stopped, and cannot be joined: serving beside it needs Envoy to run as the same user as dockerd, with reuse_port on (its default on Linux); stop that Envoy, or start the server, which takes the port over"))
         } catch {
             throw error.shimFailure("tcp", host)
         }
