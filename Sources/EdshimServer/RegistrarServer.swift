@@ -46,15 +46,16 @@ public struct RegistrarServer: Sendable {
         // under this server's --default-mode (the state file keeps the label's mode
         // apart from the one in force).
         let restored = saved ?? []
+        var remoded = 0
         var registry = Registry(RestoredRegistrations.live(restored, watchedBy: owners, logger: logger).map { registration in
             var moded = registration
             moded.mode = registration.metadata.mode ?? configuration.defaultMode
+            if moded.mode != registration.mode { remoded += 1 }
             return moded
         })
         let liveCount = registry.count
-        let remoded = registry.registrations.filter { registration in restored.contains { $0.key == registration.key && $0.mode != registration.mode } }
-        if !remoded.isEmpty {
-            logger.notice("ports without a mode label take this server's --default-mode", metadata: ["default_mode": "\(configuration.defaultMode.rawValue)", "ports": "\(remoded.count)"])
+        if remoded > 0 {
+            logger.notice("ports without a mode label take this server's --default-mode", metadata: ["default_mode": "\(configuration.defaultMode.rawValue)", "ports": "\(remoded)"])
         }
         // What Envoy serves for a running shim is kept, also when the state file
         // does not have it (none to go by, or one behind the xds files), rather than
@@ -66,7 +67,7 @@ public struct RegistrarServer: Sendable {
         }
         // The file holds this registry, unless dead shims were dropped or shims were
         // taken back (saved below).
-        let fileHoldsIt = liveCount == restored.count && taken.isEmpty && remoded.isEmpty
+        let fileHoldsIt = liveCount == restored.count && taken.isEmpty && remoded == 0
         if fileHoldsIt { await state.remember(registry) }
         if !restored.isEmpty {
             logger.info("restored registrations", metadata: ["restored": "\(liveCount)", "dropped_dead_owners": "\(restored.count - liveCount)"])

@@ -27,11 +27,11 @@ public enum StatusReport {
 
         /// What serves `registration`'s port, given the addresses sockets of the host
         /// listen on, whether its shim holds one of them itself (nil: cannot be seen),
-        /// and the processes holding the others (nil, or empty: cannot be seen).
-        public static func of(_ registration: Registration, listening: Set<SocketEndpoint>, shimServesItself: Bool?, otherHolders: [PortHolders.Holder]? = nil) -> Serving {
+        /// and the processes holding the others (empty: none seen).
+        public static func of(_ registration: Registration, listening: Set<SocketEndpoint>, shimServesItself: Bool?, otherHolders: [PortHolders.Holder] = []) -> Serving {
             guard listening.contains(registration.key.host) else { return .nothing }
             if shimServesItself == true { return .shim }
-            if let otherHolders, !otherHolders.isEmpty, !otherHolders.contains(where: \.isEnvoy) { return .other }
+            if !otherHolders.isEmpty, !otherHolders.contains(where: \.isEnvoy) { return .other }
             return .envoy
         }
     }

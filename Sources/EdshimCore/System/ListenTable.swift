@@ -84,9 +84,8 @@ public enum ListenTable {
     public static func readOrFailure() -> Result<[ListeningSocket], Failure> {
         let diagnostics = readDiagnostics()
         guard case .failure(let failure) = diagnostics else { return diagnostics }
-        guard let v4 = SystemFile.read("/proc/net/tcp") else { return .failure(Failure(code: errno == 0 ? failure.code : errno)) }
-        let v6 = SystemFile.read("/proc/net/tcp6").map { parse($0, ipv6: true) } ?? []
-        return .success(parse(v4, ipv6: false) + v6)
+        guard let sockets = procNet() else { return .failure(Failure(code: errno == 0 ? failure.code : errno)) }
+        return .success(sockets)
     }
 
     /// Why the socket diagnostics cannot be read here (nil when they can): `read()`
@@ -110,9 +109,15 @@ public enum ListenTable {
 
     /// The listening sockets from `/proc/net/tcp` and `/proc/net/tcp6` (under `root`).
     public static func readProcNet(root: String = "/proc/net") -> [ListeningSocket] {
-        let v4 = SystemFile.read(root + "/tcp").map { parse($0, ipv6: false) } ?? []
+        procNet(root: root) ?? []
+    }
+
+    /// `readProcNet`, or nil when `tcp` cannot be read (errno says why); a missing
+    /// `tcp6` is IPv6 disabled, no error.
+    private static func procNet(root: String = "/proc/net") -> [ListeningSocket]? {
+        guard let v4 = SystemFile.read(root + "/tcp") else { return nil }
         let v6 = SystemFile.read(root + "/tcp6").map { parse($0, ipv6: true) } ?? []
-        return v4 + v6
+        return parse(v4, ipv6: false) + v6
     }
 
     /// The connections the kernel has established on a listening socket and that no

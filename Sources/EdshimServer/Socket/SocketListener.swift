@@ -218,7 +218,10 @@ struct SocketListener: Service {
             return .failure(WireError(.rateLimited, "too many requests from pid \(peer.pid); slow down and retry"))
         }
         if let refusal {
-            logger.notice("refused a peer", metadata: ["peer": "\(peer)", "reason": "\(refusal.message)"])
+            // One past the most connections: `ConnectionCount` logged the limit once.
+            if refusal.code != .rateLimited {
+                logger.notice("refused a peer", metadata: ["peer": "\(peer)", "reason": "\(refusal.message)"])
+            }
             return .failure(refusal)
         }
         do throws(WireError) {
