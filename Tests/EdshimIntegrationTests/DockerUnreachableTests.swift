@@ -74,6 +74,28 @@ struct DockerUnreachableTests {
         }
     }
 
+    @Test("a server stopped while it asks Docker for a container's labels finishes that registration first, and does not blame Docker")
+    func stoppedDuringLabelLookup() async throws {
+        try await withFakeDockerTestbed("stop") { bed, docker in
+            // Slower than a stop, faster than the client's 800 ms per call.
+            docker.delay.withLock { $0 = .milliseconds(600) }
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let publishing = Task { try await bed.publish(host, to: backend.endpoint) }
+            await Task.detached { docker.waitForRequest(after: 0) }.value
+            #expect(docker.requests.withLock { $0 } >= 1, "the server asked Docker")
+            let server = try #require(bed.server)
+            server.signal(SIGTERM)
+            #expect(await server.waitForExit(timeout: .seconds(5)) == 0, "\(server.log)")
+            let shim = try await publishing.value
+            #expect(shim.isReady, "the registration under way was answered before the server exited")
+            let log = server.log
+            let blamesDocker = log.contains("cannot read container labels")
+            #expect(!blamesDocker, "a stop is not Docker failing:\n\(log)")
+            #expect(!log.contains("CancellationError"), "\(log)")
+        }
+    }
+
     @Test("a Docker API that stops in the middle of its answers holds no registration: the port is published at once, as unknown-<port>")
     func dockerStallsMidAnswer() async throws {
         try await withFakeDockerTestbed("stall") { bed, docker in

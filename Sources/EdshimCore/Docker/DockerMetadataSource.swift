@@ -55,6 +55,8 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                     return .known(found)
                 }
             } catch {
+                // Cancelled (the server is stopping): that says nothing about Docker.
+                if Task.isCancelled { return .unreachable }
                 version = nil
                 quietUntil = ContinuousClock.now + retryAfterFailure
                 if !unreachableReported {
