@@ -134,6 +134,31 @@ struct DockerdGoneTests {
         }
     }
 
+    @Test("a UDP shim waiting under the grace leaves the port at once to the next dockerd's shim, even one that dockerd stops a moment later (its container exited while dockerd was down): the port is then free, not carried to an address another container may get", arguments: [nil, "30"])
+    func udpPortLeftToABriefSuccessor(nextGrace: String?) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let orphan = try await OrphanableShim.start(bed, host, to: echo.endpoint, proto: .udp, grace: "30")
+            defer { orphan.killIfRunning() }
+            #expect(orphan.status == "0\n")
+            try await orphan.loseDockerd()
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(orphan.isRunning, "waits for the next dockerd's shim")
+
+            let next = try await bed.spawnShim(ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine, environment: nextGrace.map { ["EDSHIM_DOCKERD_RESTART_GRACE": $0] } ?? [:])
+            #expect(next.isReady, "reported \(next.status.debugDescription): \(next.process.log)")
+            // dockerd stops it at once, as docker-proxy: SIGINT.
+            next.process.signal(SIGINT)
+            #expect(await next.process.waitForExit(timeout: .seconds(2)) == 0)
+            try await bed.eventually("the waiting shim left the port", timeout: .milliseconds(500)) { !orphan.isRunning }
+            #expect(next.process.log.contains("told it to leave the port to this proxy"), "\(next.process.log)")
+            // Both shims write to the testbed's shims.log.
+            #expect(next.process.log.contains("stopped by signal 15 from pid \(next.process.pid) while carrying udp \(host)"), "\(next.process.log)")
+            #expect(Sockets.canBindUDP(host), "nothing holds udp \(host) any more")
+        }
+    }
+
     @Test("under the grace, a UDP shim is refused a port that a proxy of an overlapping address (another container's, its dockerd running) or another program's SO_REUSEPORT socket holds, as docker-proxy's bind is", arguments: [("127.0.0.1", "0.0.0.0"), ("0.0.0.0", "127.0.0.1"), ("127.0.0.1", nil)])
     func overlappingUDPPortRefusedUnderGrace(_ first: String, _ second: String?) async throws {
         try await withUDPTestbed { bed, echoes in

@@ -13,6 +13,10 @@
 /// pidfd_open(2): a descriptor that becomes readable when the process exits.
 int edshim_pidfd_open(pid_t pid);
 
+/// pidfd_send_signal(2): `signal` to the process `pidfd` pins (never to another
+/// that took its pid since).
+int edshim_pidfd_send_signal(int pidfd, int signal);
+
 /// Layout-compatible with `struct ucred` (SO_PEERCRED).
 struct edshim_ucred {
     pid_t pid;

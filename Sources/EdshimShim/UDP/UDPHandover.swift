@@ -7,7 +7,9 @@ import Glibc
 /// `EDSHIM_DOCKERD_RESTART_GRACE`: the SIGTERM the kernel sends as dockerd exits does
 /// not stop the proxy. It goes on carrying the port's datagrams until the next
 /// dockerd's proxy binds the port beside it (both bind with SO_REUSEPORT under the
-/// grace), then exits, leaving the port to it; or, if none comes, when the grace ends.
+/// grace) and tells it to leave (SIGTERM), or once it sees that proxy there (it looks
+/// once a second), then exits, leaving the port to it; or, if none comes, when the
+/// grace ends.
 /// Any other signal stops it at once. The new proxy's flows get new sockets: a client
 /// whose datagrams the kernel hands to the new proxy reaches the container from another
 /// port, as after any proxy restart.
@@ -40,7 +42,12 @@ final class UDPHandover {
     /// grace, and the exiting dockerd's other threads send it again (not another
     /// signal); any other signal stops the proxy.
     func keepsServing(after signal: TerminationSignals.Received) -> Bool {
-        if deadline != nil { return signal.number == SIGTERM && signal.sender == grace.dockerd }
+        if deadline != nil {
+            if signal.number == SIGTERM && signal.sender == grace.dockerd { return true }
+            // The next dockerd's proxy sends it as it binds the port (`UDPPredecessors.release`).
+            ShimLog.info("stopped by signal \(signal.number) from pid \(signal.sender) while carrying udp \(arguments.host) under \(DockerdRestartGrace.variable) (the next dockerd's proxy sends SIGTERM as it takes the port): exiting")
+            return false
+        }
         guard grace.applies(to: arguments, signal: signal) else { return false }
         deadline = Deadline.now() + grace.seconds * 1000
         ShimLog.warning("dockerd exited without stopping this proxy: udp \(arguments.host) → \(arguments.container) goes on until dockerd publishes it again, for at most \(grace.seconds) s (\(DockerdRestartGrace.variable))")

@@ -75,13 +75,14 @@ struct UDPListener {
         } catch {
             throw error.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
         }
+        UDPPredecessors.release(predecessors, of: host)
         let pids = predecessors.map(String.init).joined(separator: ", ")
         if predecessors.isEmpty {
             ShimLog.warning("udp \(host) is taken, and who holds it cannot be seen (no udp_diag): bound beside it under \(DockerdRestartGrace.variable), as the previous dockerd's proxy would be")
         } else if keepingReusePort {
-            ShimLog.info("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable): bound beside it, which leaves the port to this proxy within a second")
+            ShimLog.info("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable): bound beside it, and told it to leave the port to this proxy")
         } else {
-            ShimLog.warning("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable), which this dockerd does not set: bound beside it, which leaves the port to this proxy within a second")
+            ShimLog.warning("udp \(host) is still carried by the previous dockerd's proxy (pid \(pids)) under \(DockerdRestartGrace.variable), which this dockerd does not set: bound beside it, and told it to leave the port to this proxy")
         }
         return fd
     }

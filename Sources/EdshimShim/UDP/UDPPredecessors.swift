@@ -1,3 +1,4 @@
+import CEdshimLinux
 import EdshimCore
 #if canImport(Glibc)
 import Glibc
@@ -32,5 +33,27 @@ enum UDPPredecessors {
             pids.append(shim.owner.pid)
         }
         return pids
+    }
+
+    /// Tells the predecessors `pids` on `host`, now that this proxy is bound beside
+    /// them, to leave the port (SIGTERM): each looks for its successor only once a
+    /// second, and a successor that dockerd stops sooner (its container exited while
+    /// dockerd was down) would leave it carrying the port, and sending to an address
+    /// another container may get, until its grace ends. Only a process that still is
+    /// a shim of this port and lost its dockerd (taken over by init) is signalled,
+    /// through a pidfd, so never one that took its pid since. Where that fails, the
+    /// predecessor still leaves once it sees this proxy.
+    static func release(_ pids: [Int32], of host: SocketEndpoint) {
+        let key = RegistrationKey(proto: .udp, host: host)
+        for pid in pids {
+            let pinned = edshim_pidfd_open(pid)
+            guard pinned >= 0 else { continue }
+            defer { close(pinned) }
+            guard let shim = ShimProcesses.shim(pid: pid), shim.arguments.key == key,
+                  ProcessTable.starter(of: pid) == nil else { continue }
+            if edshim_pidfd_send_signal(pinned, SIGTERM) != 0 {
+                ShimLog.warning("cannot tell the previous dockerd's proxy (pid \(pid)) to leave udp \(host): \(ErrorText.describe(errno)); it leaves once it sees this proxy (it looks once a second)")
+            }
+        }
     }
 }

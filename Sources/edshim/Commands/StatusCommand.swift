@@ -20,8 +20,9 @@ struct StatusCommand: ParsableCommand {
             or `unregistered` when status, not run as root, cannot see another user's
             shim; a line after the table says what each mode shown means.
 
-            UDP ports follow, found among the processes of this host's network
-            namespace: edshim proxies them itself, without the server or Envoy, so their
+            UDP ports follow: those of the dockerd whose shims use this server (their
+            EDSHIM_SOCKET names the socket asked here, or cannot be read), found among
+            the processes of this host's network namespace. edshim proxies them itself, without the server or Envoy, so their
             service is `-` and their mode `udp-proxy`. The shims' ports are listed even
             when the server cannot be reached, TCP ones with the modes above (the
             command then still fails, saying so).
