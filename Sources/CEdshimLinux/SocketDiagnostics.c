@@ -35,18 +35,54 @@ static int takes_ipv4(const struct nlmsghdr *header, const struct inet_diag_msg 
     return 0;
 }
 
-// The sockets of `family` and `protocol` in `state`, as the two public calls below
-// describe them.
-static int sockets_in_state(int family, int protocol, unsigned int state, struct edshim_listening_socket *sockets, int capacity) {
+// A filter for the kernel (INET_DIAG_REQ_BYTECODE) that keeps the sockets whose
+// local port is one of `ports`, as `ss 'sport = :A or sport = :B'` compiles it: for
+// each port but the last, "port equal" (on a match, on to a jump to the end: kept;
+// else past the jump, to the next port), the last port's mismatch jumping past the
+// end: left out. Written into `code` (12 bytes a port); returns its length.
+static int port_filter(const unsigned short *ports, int count, unsigned char *code) {
+    int length = 0;
+    for (int index = 0; index < count; index++) {
+        int last = index == count - 1;
+        struct inet_diag_bc_op compare = {INET_DIAG_BC_S_EQ, 8, 12};
+        struct inet_diag_bc_op port = {0, 0, ports[index]};
+        memcpy(code + length, &compare, sizeof compare);
+        memcpy(code + length + 4, &port, sizeof port);
+        length += 8;
+        if (!last) {
+            // Reached on a match: jumps over the ports left, to the end.
+            int rest = (count - index - 1) * 12 - 4;
+            struct inet_diag_bc_op jump = {INET_DIAG_BC_JMP, 4, (unsigned short)(rest + 4)};
+            memcpy(code + length, &jump, sizeof jump);
+            length += 4;
+        }
+    }
+    return length;
+}
+
+// The sockets of `family` and `protocol` in `state`, as the public calls below
+// describe them; only those on `ports` when `port_count` > 0.
+static int sockets_in_state(int family, int protocol, unsigned int state, const unsigned short *ports, int port_count,
+                            struct edshim_listening_socket *sockets, int capacity) {
     if (family != AF_INET && family != AF_INET6) return -EAFNOSUPPORT;
+    if (port_count < 0 || port_count > EDSHIM_DIAG_MOST_PORTS) return -EINVAL;
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
     if (fd < 0) return -errno;
     struct {
         struct nlmsghdr header;
         struct inet_diag_req_v2 request;
+        struct rtattr filter;
+        unsigned char code[EDSHIM_DIAG_MOST_PORTS * 12];
     } message;
     memset(&message, 0, sizeof message);
-    message.header.nlmsg_len = sizeof message;
+    int code_length = port_count > 0 ? port_filter(ports, port_count, message.code) : 0;
+    size_t length = NLMSG_ALIGN(NLMSG_LENGTH(sizeof message.request));
+    if (code_length > 0) {
+        message.filter.rta_type = INET_DIAG_REQ_BYTECODE;
+        message.filter.rta_len = (unsigned short)RTA_LENGTH(code_length);
+        length += RTA_SPACE(code_length);
+    }
+    message.header.nlmsg_len = (unsigned int)length;
     message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     message.header.nlmsg_seq = 1;
@@ -56,7 +92,7 @@ static int sockets_in_state(int family, int protocol, unsigned int state, struct
     struct sockaddr_nl kernel;
     memset(&kernel, 0, sizeof kernel);
     kernel.nl_family = AF_NETLINK;
-    if (sendto(fd, &message, sizeof message, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return finish(fd, NULL, -errno);
+    if (sendto(fd, &message, length, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return finish(fd, NULL, -errno);
 
     void *buffer = malloc(RECEIVE_BUFFER_SIZE);
     if (buffer == NULL) return finish(fd, NULL, -ENOMEM);
@@ -91,13 +127,18 @@ static int sockets_in_state(int family, int protocol, unsigned int state, struct
 }
 
 int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
-    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_LISTEN, sockets, capacity);
+    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_LISTEN, NULL, 0, sockets, capacity);
+}
+
+int edshim_tcp_listening_sockets_on(int family, const unsigned short *ports, int port_count, struct edshim_listening_socket *sockets, int capacity) {
+    if (port_count <= 0) return 0;
+    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_LISTEN, ports, port_count, sockets, capacity);
 }
 
 int edshim_tcp_established_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
-    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_ESTABLISHED, sockets, capacity);
+    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_ESTABLISHED, NULL, 0, sockets, capacity);
 }
 
 int edshim_udp_unconnected_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
-    return sockets_in_state(family, IPPROTO_UDP, TCP_STATE_CLOSE, sockets, capacity);
+    return sockets_in_state(family, IPPROTO_UDP, TCP_STATE_CLOSE, NULL, 0, sockets, capacity);
 }

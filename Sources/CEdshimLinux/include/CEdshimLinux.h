@@ -142,6 +142,15 @@ struct edshim_listening_socket {
 /// ask again with more room), or -errno.
 int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
 
+/// The most ports `edshim_tcp_listening_sockets_on` filters on.
+#define EDSHIM_DIAG_MOST_PORTS 256
+
+/// The same, only those whose local port is one of `ports` (1 to
+/// EDSHIM_DIAG_MOST_PORTS of them, host byte order; none: 0 sockets): the kernel
+/// leaves the others out (a filter, as `ss 'sport = :80'` has it apply), so a read
+/// costs little however many ports listen.
+int edshim_tcp_listening_sockets_on(int family, const unsigned short *ports, int port_count, struct edshim_listening_socket *sockets, int capacity);
+
 /// The same for established TCP sockets (local address and port, inode: 0 for one
 /// no program has accepted yet, or closed).
 int edshim_tcp_established_sockets(int family, struct edshim_listening_socket *sockets, int capacity);

@@ -78,6 +78,27 @@ public enum ListenTable {
         return readProcNet()
     }
 
+    /// The listening TCP sockets of this network namespace on `ports`: the kernel
+    /// hands over those alone (a filter on the socket diagnostics), so a read costs
+    /// little however many other ports listen — a registration's readiness is polled
+    /// every millisecond on a host that may have thousands.
+    public static func read(onPorts ports: Set<UInt16>) -> [ListeningSocket] {
+        guard !ports.isEmpty else { return [] }
+        guard ports.count <= Int(EDSHIM_DIAG_MOST_PORTS) else { return read().filter { ports.contains($0.endpoint.port) } }
+        if case .success(let sockets) = readDiagnostics(onPorts: ports) { return sockets }
+        return readProcNet().filter { ports.contains($0.endpoint.port) }
+    }
+
+    /// The listening sockets on `ports` (1 to `EDSHIM_DIAG_MOST_PORTS` of them) from
+    /// NETLINK_SOCK_DIAG, the kernel leaving out the others.
+    static func readDiagnostics(onPorts ports: Set<UInt16>) -> Result<[ListeningSocket], Failure> {
+        ports.sorted().withUnsafeBufferPointer { portList in
+            readDiagnostics { family, sockets, capacity in
+                edshim_tcp_listening_sockets_on(family, portList.baseAddress, Int32(portList.count), sockets, capacity)
+            }
+        }
+    }
+
     /// Every listening TCP socket of this network namespace, or why neither the
     /// socket diagnostics nor /proc/net could be read (out of descriptors: EMFILE),
     /// for a caller that must not take "cannot tell" for "nothing listens".
@@ -98,8 +119,12 @@ public enum ListenTable {
     /// The listening sockets from NETLINK_SOCK_DIAG, IPv4 then IPv6 (none where the
     /// kernel has IPv6 disabled, as /proc/net/tcp6 is then missing too).
     public static func readDiagnostics() -> Result<[ListeningSocket], Failure> {
-        diagnostics(family: Int32(AF_INET)).flatMap { v4 in
-            switch diagnostics(family: Int32(AF_INET6)) {
+        readDiagnostics(reading: edshim_tcp_listening_sockets)
+    }
+
+    private static func readDiagnostics(reading read: Reading) -> Result<[ListeningSocket], Failure> {
+        diagnostics(family: Int32(AF_INET), reading: read).flatMap { v4 in
+            switch diagnostics(family: Int32(AF_INET6), reading: read) {
             case .success(let v6): .success(v4 + v6)
             case .failure where access("/proc/net/tcp6", F_OK) != 0: .success(v4)
             case .failure(let failure): .failure(failure)
@@ -138,10 +163,10 @@ public enum ListenTable {
         diagnostics(family: family, reading: edshim_udp_unconnected_sockets)
     }
 
-    private static func diagnostics(
-        family: Int32,
-        reading read: (Int32, UnsafeMutablePointer<edshim_listening_socket>?, Int32) -> Int32 = edshim_tcp_listening_sockets
-    ) -> Result<[ListeningSocket], Failure> {
+    /// A call of CEdshimLinux's socket diagnostics: family, room, capacity → count or -errno.
+    private typealias Reading = (Int32, UnsafeMutablePointer<edshim_listening_socket>?, Int32) -> Int32
+
+    private static func diagnostics(family: Int32, reading read: Reading) -> Result<[ListeningSocket], Failure> {
         var capacity = 64
         while true {
             var entries = [edshim_listening_socket](repeating: edshim_listening_socket(), count: capacity)

@@ -42,7 +42,7 @@ public enum PortHolders {
     /// Reads every process's descriptors: meant for a port that could not be bound, not
     /// for a path taken once per port.
     public static func listening(on host: SocketEndpoint, root: String = "/proc") -> [Holder] {
-        holding(ListenTable.read().filter { $0.keepsFromBinding(host) }, root: root)
+        holding(ListenTable.read(onPorts: [host.port]).filter { $0.keepsFromBinding(host) }, root: root)
     }
 
     /// The processes with a UDP socket bound (and not connected) where a bind of

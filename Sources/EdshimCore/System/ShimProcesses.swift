@@ -118,7 +118,7 @@ public enum ShimProcesses {
     public static func ownListeningSocket(of pid: Int32, on host: SocketEndpoint, root: String = "/proc", listening: [ListeningSocket]? = nil) -> UInt64? {
         let held = socketInodes(of: pid, root: root)
         guard !held.isEmpty else { return nil }
-        return (listening ?? ListenTable.read()).first { $0.endpoint == host && held.contains($0.inode) }?.inode
+        return (listening ?? ListenTable.read(onPorts: [host.port])).first { $0.endpoint == host && held.contains($0.inode) }?.inode
     }
 
     /// The shim publishing `key` that holds the socket `inode`, when that process runs

@@ -4,55 +4,61 @@ import EdshimCore
 /// registrar waits on: "Envoy listens on this address" and "nobody listens any more".
 ///
 /// One read of the table (`ListenTable`) serves every waiter, and polling runs only
-/// while someone waits.
+/// while someone waits. Each read asks the kernel for the waiters' ports alone: a
+/// host with thousands of published ports would otherwise have all of them copied
+/// out every millisecond while a registration waits (a third of the server's CPU
+/// time at 300 ports).
 actor ListenWatcher {
     typealias Condition = @Sendable ([ListeningSocket]) -> Bool
 
     private struct Waiter {
+        let ports: Set<UInt16>
         let condition: Condition
         let deadline: ContinuousClock.Instant
         let continuation: CheckedContinuation<Bool, Never>
     }
 
-    private let readTable: @Sendable () -> [ListeningSocket]
+    /// Reads the listening sockets on the given ports (nil: all of them).
+    private let readTable: @Sendable (Set<UInt16>?) -> [ListeningSocket]
     private let interval: Duration
     private var waiters: [Int: Waiter] = [:]
     private var nextID = 0
     private var polling = false
 
-    init(interval: Duration = .milliseconds(5), readTable: @escaping @Sendable () -> [ListeningSocket] = { ListenTable.read() }) {
+    init(interval: Duration = .milliseconds(5), readTable: @escaping @Sendable (Set<UInt16>?) -> [ListeningSocket] = { ports in ports.map(ListenTable.read(onPorts:)) ?? ListenTable.read() }) {
         self.interval = interval
         self.readTable = readTable
     }
 
-    /// The listening sockets right now.
-    func snapshot() -> [ListeningSocket] {
-        readTable()
+    /// The listening sockets right now: on `ports`, or all of them (nil).
+    func snapshot(ports: Set<UInt16>? = nil) -> [ListeningSocket] {
+        readTable(ports)
     }
 
     /// Waits until a socket listens on `endpoint` that is none of `excluded`.
     func waitUntilListening(on endpoint: SocketEndpoint, excluding excluded: Set<UInt64>, timeout: Duration) async -> Bool {
-        await wait(timeout: timeout) { table in
+        await wait(on: [endpoint.port], timeout: timeout) { table in
             table.contains { $0.endpoint == endpoint && !excluded.contains($0.inode) }
         }
     }
 
-    /// Waits until none of the sockets `inodes` listens any more.
-    func waitUntilClosed(_ inodes: Set<UInt64>, timeout: Duration) async -> Bool {
-        guard !inodes.isEmpty else { return true }
-        return await wait(timeout: timeout) { table in
+    /// Waits until none of `sockets` listens any more.
+    func waitUntilClosed(_ sockets: [ListeningSocket], timeout: Duration) async -> Bool {
+        guard !sockets.isEmpty else { return true }
+        let inodes = Set(sockets.map(\.inode))
+        return await wait(on: Set(sockets.map(\.endpoint.port)), timeout: timeout) { table in
             !table.contains { inodes.contains($0.inode) }
         }
     }
 
-    private func wait(timeout: Duration, until condition: @escaping Condition) async -> Bool {
-        if condition(readTable()) { return true }
+    private func wait(on ports: Set<UInt16>, timeout: Duration, until condition: @escaping Condition) async -> Bool {
+        if condition(readTable(ports)) { return true }
         let id = nextID
         nextID += 1
         let deadline = ContinuousClock.now + timeout
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                waiters[id] = Waiter(condition: condition, deadline: deadline, continuation: continuation)
+                waiters[id] = Waiter(ports: ports, condition: condition, deadline: deadline, continuation: continuation)
                 startPolling()
             }
         } onCancel: {
@@ -73,7 +79,7 @@ actor ListenWatcher {
     private func pollWhileWaited() async {
         while !waiters.isEmpty {
             try? await Task.sleep(for: interval)
-            let table = readTable()
+            let table = readTable(waiters.values.reduce(into: Set()) { $0.formUnion($1.ports) })
             let now = ContinuousClock.now
             for (id, waiter) in waiters {
                 if waiter.condition(table) {

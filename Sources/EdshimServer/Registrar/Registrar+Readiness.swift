@@ -110,7 +110,7 @@ extension Registrar {
             }
             group.addTask { [watcher, publisher] in
                 guard await publisher.waitUntilRead(atMost: timeout) else { return false }
-                return await watcher.snapshot().contains { $0.endpoint == host && retired.contains($0.inode) }
+                return await watcher.snapshot(ports: [host.port]).contains { $0.endpoint == host && retired.contains($0.inode) }
             }
             for await served in group where served {
                 group.cancelAll()
@@ -127,7 +127,7 @@ extension Registrar {
     /// most likely an Envoy still serving what it read from the directory that was
     /// deleted: the refusal says so.
     func refuseIfPortTaken(_ host: SocketEndpoint, excluding excluded: Set<UInt64>, gaveItsPortToEnvoy: Bool) async -> WireError? {
-        let listening = await watcher.snapshot().filter { $0.keepsFromBinding(host) }
+        let listening = await watcher.snapshot(ports: [host.port]).filter { $0.keepsFromBinding(host) }
         // Nothing listens there: Envoy can bind the port, unless a connection holds it.
         if listening.isEmpty, let refusal = HostAddressCheck.portRefusal(host) {
             return WireError(.portInUse, refusal)
@@ -141,7 +141,7 @@ extension Registrar {
         // port withdrawn a moment ago: they get a moment to go, another program's none.
         var holders = PortHolders.holding(takenSockets)
         if holders.isEmpty || holders.contains(where: \.isEnvoy) {
-            if await watcher.waitUntilClosed(taken, timeout: .seconds(1)) { return nil }
+            if await watcher.waitUntilClosed(takenSockets, timeout: .seconds(1)) { return nil }
             holders = PortHolders.holding(takenSockets)
         }
         if gaveItsPortToEnvoy, xdsDirectoryCreated, !(await publisher.envoyHasReadAny()) {

@@ -71,13 +71,13 @@ extension Registrar {
     /// within dockerd's second) gets its answer also when Envoy lags.
     func withdraw(_ removed: [Registration]) async {
         let begun = ContinuousClock.now
-        var closing: Set<UInt64> = []
-        let table = await watcher.snapshot()
+        var closing: [ListeningSocket] = []
+        let table = await watcher.snapshot(ports: Set(removed.map(\.key.host.port)))
         for registration in removed {
             release(registration.owner)
-            let listening = Set(table.filter { $0.endpoint == registration.key.host }.map(\.inode))
-            retired[registration.key, default: []].formUnion(listening)
-            closing.formUnion(listening)
+            let listening = table.filter { $0.endpoint == registration.key.host }
+            retired[registration.key, default: []].formUnion(listening.map(\.inode))
+            closing += listening
         }
         await commit()
         let left = configuration.releaseTimeout - (ContinuousClock.now - begun)

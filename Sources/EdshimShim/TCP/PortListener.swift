@@ -26,7 +26,7 @@ struct PortListener {
                 return try open(host, reusePortFirst: false)
             } catch let failure where failure.code == EADDRINUSE {
                 let holders = PortHolders.listening(on: host)
-                if holders.isEmpty, !ListenTable.read().contains(where: { $0.keepsFromBinding(host) }) {
+                if holders.isEmpty, !ListenTable.read(onPorts: [host.port]).contains(where: { $0.keepsFromBinding(host) }) {
                     // Nothing listens there: a connection holds the port, or a socket
                     // bound and not listening yet, as an Envoy starting binds its
                     // listeners before it listens on them (a port just withdrawn from it

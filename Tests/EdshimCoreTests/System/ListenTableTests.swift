@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CEdshimLinux
 @testable import EdshimCore
 import Foundation
 import Testing
@@ -103,6 +104,41 @@ struct ListenTableTests {
         defer { for entry in listening { close(entry.fd) } }
         let table = Set(try ListenTable.readDiagnostics().get())
         #expect(listening.allSatisfy { table.contains($0.socket) }, "\(listening.filter { !table.contains($0.socket) }.count) missing")
+    }
+
+    /// A read on some ports lists exactly the sockets listening on those ports, of both
+    /// families, as the whole table does (the kernel filters them): for one port, for
+    /// several (the first, a middle and the last of the filter each matching), for
+    /// ports nothing listens on, and for more ports than the kernel filter is built for.
+    @Test func readsTheSocketsOnSomePortsAlone() throws {
+        let listening = try (0..<8).map { index in try Self.listen(on: index % 2 == 0 ? "127.0.0.1" : "::1") }
+        defer { for entry in listening { close(entry.fd) } }
+        let ports = listening.map(\.socket.endpoint.port)
+        let nobody = try Self.freePorts(3, avoiding: Set(ports))
+        func expectSame(_ asked: Set<UInt16>, sourceLocation: SourceLocation = #_sourceLocation) {
+            // The kernel's filter itself, not the /proc/net fallback a refused one would get.
+            let read = Set(asked.count > Int(EDSHIM_DIAG_MOST_PORTS) ? ListenTable.read(onPorts: asked) : (try? ListenTable.readDiagnostics(onPorts: asked).get()) ?? [])
+            let expected = Set(listening.map(\.socket).filter { asked.contains($0.endpoint.port) })
+            // Other tests open sockets meanwhile: on the ports asked, only this test's listen.
+            #expect(read == expected, "asked \(asked.sorted())", sourceLocation: sourceLocation)
+        }
+        expectSame([ports[0]])
+        expectSame([ports[1]])
+        expectSame([ports[0], ports[3], ports[7]])
+        expectSame(Set(ports))
+        expectSame([nobody[0], ports[5], nobody[1]])
+        expectSame(Set(nobody))
+        #expect(ListenTable.read(onPorts: []).isEmpty)
+        #expect(throws: Never.self) { try ListenTable.readDiagnostics(onPorts: Set(ports)).get() }
+        // Past the filter's size: the whole table, filtered here.
+        let many = Set(try Self.freePorts(Int(EDSHIM_DIAG_MOST_PORTS) + 20, avoiding: Set(ports))).union([ports[2], ports[4]])
+        expectSame(many)
+    }
+
+    /// `count` ports nothing listens on now, none of `avoiding`.
+    static func freePorts(_ count: Int, avoiding: Set<UInt16>) throws -> [UInt16] {
+        let listening = Set(try ListenTable.readDiagnostics().get().map(\.endpoint.port)).union(avoiding)
+        return Array((40_000...60_000).lazy.map(UInt16.init).filter { !listening.contains($0) }.prefix(count))
     }
 
     /// Whether an IPv6 socket takes IPv4 too is read from the socket diagnostics: such a
