@@ -1,5 +1,8 @@
 import EdshimCore
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 /// The helper modes: bootstrap, status, help.
@@ -201,6 +204,40 @@ struct CommandLineTests {
         #expect(result.status != 0)
         #expect(result.output.contains("cannot reach the edshim server at /nonexistent/edshim.sock"))
         #expect(!result.output.contains("USAGE"))
+    }
+
+    @Test("status and resync given a --socket that is a file or a directory say it is not a socket, at once: resync does not wait for a server that could never answer there", arguments: ["status", "resync"])
+    func socketThatIsNoSocket(mode: String) async throws {
+        let directory = try ScratchDirectory.make("/tmp/edshim-test-nosocket-")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/edshim.sock"
+        try Data("not a socket\n".utf8).write(to: URL(fileURLWithPath: file))
+        for path in [file, directory] {
+            let started = ContinuousClock.now
+            let result = try await Binaries.run(try Binaries.edshim(), [mode, "--socket", path], in: directory)
+            #expect(result.status == 1, "\(result.output)")
+            let kind = path == file ? "a file" : "a directory"
+            #expect(result.output.contains("cannot reach the edshim server at \(path): it is \(kind), not a socket"), "\(result.output)")
+            #expect(!result.output.contains("is `edshim server` running"), "\(result.output)")
+            // resync waits up to 10 s (--wait) for a server that is starting.
+            #expect(ContinuousClock.now - started < .seconds(5), "\(mode) took \(ContinuousClock.now - started)")
+        }
+    }
+
+    @Test("status and resync run by a user who may not use the server's socket say so at once, naming who may", arguments: ["status", "resync"])
+    func socketThisUserMayNotUse(mode: String) async throws {
+        let directory = try ScratchDirectory.make("/tmp/edshim-test-denied-")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        chmod(directory, 0o755)
+        let path = directory + "/edshim.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(fd) }
+        try #require(UnixSocketAddress.with(path: path, { bind(fd, $0, $1) }) == 0 && listen(fd, 8) == 0 && chmod(path, 0o600) == 0)
+        let started = ContinuousClock.now
+        let result = try await Binaries.run(try SystemExecutables.setpriv(), ["--reuid=65534", "--regid=65534", "--clear-groups", try Binaries.edshim(), mode, "--socket", path], in: directory)
+        #expect(result.status == 1, "\(result.output)")
+        #expect(result.output.contains("cannot reach the edshim server at \(path): Permission denied; run as root or as a member of the socket's group"), "\(result.output)")
+        #expect(ContinuousClock.now - started < .seconds(5), "\(mode) took \(ContinuousClock.now - started)")
     }
 
     @Test("--help teaches every mode", arguments: [

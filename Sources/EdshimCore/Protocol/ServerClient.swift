@@ -113,6 +113,22 @@ public struct ServerClient: Sendable {
         return "socket path \(socketPath) is longer than \(UnixSocketAddress.maximumPathLength) bytes: choose a shorter one (EDSHIM_SOCKET, or --socket)"
     }
 
+    /// Why waiting for a server at `socketPath` would not help, or nil: the path is
+    /// too long, names something that is not a socket (the server refuses to start
+    /// there), or a socket this user may not connect to.
+    public var lastingProblem: String? {
+        if let pathProblem { return pathProblem }
+        let unreachable = "cannot reach the edshim server at \(socketPath)"
+        let denied = "\(unreachable): \(ErrorText.describe(EACCES)); run as root or as a member of the socket's group"
+        var info = stat()
+        guard stat(socketPath, &info) == 0 else { return errno == EACCES ? denied : nil }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            let kind = info.st_mode & S_IFMT == S_IFDIR ? "a directory" : "a file"
+            return "\(unreachable): it is \(kind), not a socket; name the server's socket (--socket or EDSHIM_SOCKET: the server's --socket, by default \(EdshimDefaults.socketPath))"
+        }
+        return access(socketPath, W_OK) != 0 && errno == EACCES ? denied : nil
+    }
+
     /// Connects without ever blocking past `deadline` or `interrupt`: a blocking
     /// connect to a Unix socket whose server has stopped accepting (its backlog full)
     /// would wait for as long as that lasts, deaf to signals taken by a signalfd.
@@ -142,10 +158,7 @@ public struct ServerClient: Sendable {
         guard result == 0 else {
             let code = errno
             close(fd)
-            let hint = code == EACCES
-                ? "run as root or as a member of the socket's group"
-                : "is `edshim server` running? (systemctl start edshim, or set EDSHIM_SOCKET)"
-            throw .unreachable("cannot reach the edshim server at \(socketPath): \(ErrorText.describe(code)); \(hint)")
+            throw .unreachable(lastingProblem ?? "cannot reach the edshim server at \(socketPath): \(ErrorText.describe(code)); is `edshim server` running? (systemctl start edshim, or set EDSHIM_SOCKET)")
         }
         return fd
     }

@@ -14,6 +14,7 @@ actor ListenWatcher {
     private struct Waiter {
         let ports: Set<UInt16>
         let condition: Condition
+        let started: ContinuousClock.Instant
         let deadline: ContinuousClock.Instant
         let continuation: CheckedContinuation<Bool, Never>
     }
@@ -55,10 +56,11 @@ actor ListenWatcher {
         if condition(readTable(ports)) { return true }
         let id = nextID
         nextID += 1
-        let deadline = ContinuousClock.now + timeout
+        let started = ContinuousClock.now
+        let deadline = started + timeout
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                waiters[id] = Waiter(ports: ports, condition: condition, deadline: deadline, continuation: continuation)
+                waiters[id] = Waiter(ports: ports, condition: condition, started: started, deadline: deadline, continuation: continuation)
                 startPolling()
             }
         } onCancel: {
@@ -78,7 +80,7 @@ actor ListenWatcher {
 
     private func pollWhileWaited() async {
         while !waiters.isEmpty {
-            try? await Task.sleep(for: interval)
+            try? await Task.sleep(for: delay(now: ContinuousClock.now))
             let table = readTable(waiters.values.reduce(into: Set()) { $0.formUnion($1.ports) })
             let now = ContinuousClock.now
             for (id, waiter) in waiters {
@@ -91,4 +93,20 @@ actor ListenWatcher {
         }
         polling = false
     }
+
+    /// How long to wait before the next read: `interval` for 20 intervals,
+    /// then a twentieth of the time the newest waiter has waited, up to 10 ms. A port
+    /// Envoy opens at once is seen within `interval`; one that takes Envoy a while (it
+    /// reads every listener again on each change: ~110 ms at 400 published ports) is
+    /// seen at most 5 % late, with a third of the reads.
+    private func delay(now: ContinuousClock.Instant) -> Duration {
+        Self.delay(interval: interval, newestWaitStarted: waiters.values.map(\.started).max(), now: now)
+    }
+
+    static func delay(interval: Duration, newestWaitStarted newest: ContinuousClock.Instant?, now: ContinuousClock.Instant) -> Duration {
+        guard let newest else { return interval }
+        return max(interval, min(longestDelay, (now - newest) / 20))
+    }
+
+    static let longestDelay = Duration.milliseconds(10)
 }

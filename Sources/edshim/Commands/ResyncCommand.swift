@@ -39,7 +39,7 @@ struct ResyncCommand: ParsableCommand {
 
     @OptionGroup var server: ServerSocketOptions
 
-    @Option(name: .long, parsing: .unconditional, help: "Seconds to wait for the server's socket to answer.")
+    @Option(name: .long, parsing: .unconditional, help: "Seconds to wait for the server's socket to answer (a server starting). A path that is not a socket, or a socket this user may not use, fails at once.")
     var wait: Double = 10
 
     @Option(name: .long, parsing: .unconditional, help: "Registrations in flight at once.")
@@ -105,13 +105,14 @@ struct ResyncCommand: ParsableCommand {
     }
 
     private func waitForServer(_ client: ServerClient) throws {
-        if let problem = client.pathProblem { throw CommandFailure(problem) }
         let deadline = Deadline.after(milliseconds: Int64(wait * 1000))
         while true {
             do {
                 _ = try client.exchange(.list, deadline: .after(milliseconds: 2000))
                 return
             } catch {
+                // A file that is no socket, or one this user may not use, stays so.
+                if let problem = client.lastingProblem { throw CommandFailure(problem) }
                 if deadline.hasPassed { throw CommandFailure("\(error.description) (waited \(wait) s)") }
                 Thread.sleep(forTimeInterval: 0.1)
             }
