@@ -112,6 +112,9 @@ struct CommandLineTests {
             #expect(itselfRow?.prefix(5) == ["0.0.0.0:\(itself.port)", "tcp", backend.endpoint.description, "-", "itself"], "\(table.output)")
             #expect(table.output.contains("unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync --socket \(bed.socketPath)"), "the hint names the socket, which is not the default: \(table.output)")
             #expect(table.output.contains("itself: the shim serves the port as docker-proxy would"), "\(table.output)")
+            let check = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
+            #expect(check.status == 1, "\(check.output)")
+            #expect(check.output.contains("0.0.0.0:\(lost.port) (not registered: unserved)") && check.output.contains("0.0.0.0:\(itself.port) (not registered: itself)"), "\(check.output)")
 
             let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
             #expect(json.output.trimmingCharacters(in: .whitespacesAndNewlines) == "[]", "--json is the server's registrations only: \(json.output)")

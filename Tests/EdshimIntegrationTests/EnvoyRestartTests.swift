@@ -26,6 +26,8 @@ struct EnvoyRestartTests {
             let ports = try await bed.publishThreePorts()
             let before = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
             #expect(before.status == 0 && !before.output.contains("(closed)"), "\(before.output)")
+            let healthy = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
+            #expect(healthy.status == 0, "\(healthy.output)")
             try await bed.stopEnvoy()
 
             let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
@@ -33,6 +35,11 @@ struct EnvoyRestartTests {
                 #expect(table.output.split(separator: "\n").contains { $0.contains(":\(port) ") && $0.contains("http (closed)") }, "\(table.output)")
             }
             #expect(table.output.contains("(closed): nothing listens on the port: is Envoy running?"), "\(table.output)")
+            #expect(table.status == 0, "without --check, status reports and succeeds")
+            let check = try await Binaries.run(bed.edshim, ["status", "--check", "--json"], environment: bed.environment, in: bed.directory)
+            #expect(check.status == 1, "\(check.output)")
+            let named = ports.sorted().map { "0.0.0.0:\($0) (closed)" }.joined(separator: ", ")
+            #expect(check.output.contains("3 of 3 TCP ports not served by Envoy as registered: \(named)"), "\(check.output)")
             let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
             #expect(json.output.components(separatedBy: #""served_by":"nothing""#).count == 4, "\(json.output)")
             try await bed.eventually("the server logs that the ports are closed", timeout: .seconds(20)) {
@@ -43,6 +50,8 @@ struct EnvoyRestartTests {
             try await bed.eventually("every listener is back") { try bed.listeners().count == 3 }
             let after = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
             #expect(after.output.components(separatedBy: #""served_by":"envoy""#).count == 4, "\(after.output)")
+            let served = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
+            #expect(served.status == 0, "\(served.output)")
             try await bed.eventually("the server logs that they are served again", timeout: .seconds(20)) {
                 bed.server?.log.contains("no registered port is closed any more") == true
             }

@@ -154,7 +154,7 @@ public enum StatusReport {
     }
 
     /// What the MODE cell adds when Envoy does not serve the port.
-    private static func servingNote(_ serving: Serving) -> String? {
+    static func servingNote(_ serving: Serving) -> String? {
         switch serving {
         case .envoy: nil
         case .shim: " (shim)"

@@ -33,6 +33,11 @@ struct StatusCommand: ParsableCommand {
             when a program other than Envoy listens on it (it took the port while Envoy
             restarted; run as root to see it).
 
+            --check exits 1 when a TCP port is not served by Envoy as registered (a
+            mode followed by a note above, or a shim the server does not list), naming
+            each on stderr, for a monitoring check; 0 when every one is. Without it,
+            status exits 0 whenever the server answered.
+
             --json prints the server's registrations as a JSON array of objects with the
             same facts, `served_by` saying what serves each port (envoy, shim, other
             or nothing), for scripts (the unregistered TCP ports and the UDP ports are not
@@ -42,6 +47,9 @@ struct StatusCommand: ParsableCommand {
 
     @Flag(help: "Print a JSON array instead of a table.")
     var json = false
+
+    @Flag(help: "Exit 1, naming them on stderr, when a TCP port is not served by Envoy as registered: (closed), (shim), (other program), or a shim the server does not list (for monitoring).")
+    var check = false
 
     @OptionGroup var server: ServerSocketOptions
 
@@ -103,15 +111,19 @@ struct StatusCommand: ParsableCommand {
             let shims = ShimProcesses.all()
             let listening = ListenTable.read()
             let serving = Self.serving(registrations, shims: shims, listening: listening)
+            let registeredKeys = Set(registrations.map(\.key))
+            // The TCP shims of this server whose port is registered by no one (an old
+            // shim whose port a newer one registered is not listed).
+            let unregisteredShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims).filter { !registeredKeys.contains($0.arguments.key) }
+            let unregistered = unregisteredShims.map { Self.unregistered($0, listening: listening) }
             if json {
                 print(StatusReport.json(registrations, serving: serving))
             } else {
-                let registeredKeys = Set(registrations.map(\.key))
-                // The TCP shims of this server whose port is registered by no one (an old
-                // shim whose port a newer one registered is not listed).
-                let unregisteredShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims).filter { !registeredKeys.contains($0.arguments.key) }
-                let unregistered = unregisteredShims.map { Self.unregistered($0, listening: listening) }
                 print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), socketPath: client.socketPath))
+            }
+            let notServed = StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered)
+            if check, !notServed.isEmpty {
+                throw CommandFailure("\(notServed.count) of \(registrations.count + unregistered.count) TCP ports not served by Envoy as registered: \(notServed.joined(separator: ", "))")
             }
         case .failure(let error):
             throw CommandFailure(error.message)
