@@ -266,6 +266,10 @@ struct ShimRefusalTests {
             let specific = try await bed.publish(SocketEndpoint(ip: .loopbackIPv4, port: port), to: backend.endpoint)
             #expect(specific.status.hasPrefix("1\n"))
             #expect(specific.status.contains("overlaps tcp 0.0.0.0:\(port)"))
+            #expect(specific.status.contains("this container (\(backend.endpoint.ip)) already publishes tcp 0.0.0.0:\(port)") && specific.status.contains("on one address only"), "the same container's: \(specific.status)")
+            let other = try bed.httpBackend("other", on: IPAddress(bytes: [127, 0, 0, 2])!)
+            let another = try await bed.publish(SocketEndpoint(ip: .loopbackIPv4, port: port), to: other.endpoint)
+            #expect(another.status.hasPrefix("1\n") && another.status.contains("already published for \(backend.endpoint)") && another.status.contains("docker ps --filter publish=\(port)"), "another container's: \(another.status)")
             #expect(try bed.registrations().count == 1)
         }
     }

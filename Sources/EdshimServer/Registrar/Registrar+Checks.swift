@@ -72,10 +72,16 @@ extension Registrar {
         return .success(shim)
     }
 
-    /// The refusal of `key` when a registration on another address overlaps it.
-    func overlapRefusal(_ key: RegistrationKey) -> WireError? {
+    /// The refusal of `key` (to `container`) when a registration on another address
+    /// overlaps it: one of the same container (`-p 8080:80 -p 127.0.0.1:8080:81`) is
+    /// told apart from another container's.
+    func overlapRefusal(_ key: RegistrationKey, to container: SocketEndpoint) -> WireError? {
         guard let conflict = registry.overlapping(key).first else { return nil }
-        return WireError(.addressConflict, "\(key) overlaps \(conflict.key), already published for \(conflict.container) by \(conflict.owner): Envoy cannot listen on both; publish another host port, or the same address (docker ps --filter publish=\(key.host.port) shows the container)")
+        let reason = "\(key) overlaps \(conflict.key): Envoy cannot listen on both"
+        guard conflict.container.ip != container.ip else {
+            return WireError(.addressConflict, "\(reason), and this container (\(container.ip)) already publishes \(conflict.key) (to \(conflict.container), by \(conflict.owner)): publish host port \(key.host.port) on one address only")
+        }
+        return WireError(.addressConflict, "\(reason), already published for \(conflict.container) by \(conflict.owner): publish another host port, or the same address (docker ps --filter publish=\(key.host.port) shows the container)")
     }
 
     /// The refusal of `key` for `owner` when another shim holds it that a process

@@ -156,7 +156,7 @@ actor Registrar {
             case .failure(let refusal): return .failure(refusal)
             }
         }
-        if let conflict = overlapRefusal(key) ?? publishedRefusal(key, for: owner) { return .failure(conflict) }
+        if let conflict = overlapRefusal(key, to: request.container) ?? publishedRefusal(key, for: owner) { return .failure(conflict) }
         let pending = Pending(key: key, owner: owner)
         inProgress[pending, default: (0, false)].count += 1
         requestsTaken += 1
@@ -196,7 +196,7 @@ actor Registrar {
         // port, the same port by another live shim, or (for resync) by a newer shim,
         // may have been registered while this one waited for the socket table and for
         // Docker.
-        if let conflict = overlapRefusal(key) ?? publishedRefusal(key, for: owner) { return .failure(conflict) }
+        if let conflict = overlapRefusal(key, to: request.container) ?? publishedRefusal(key, for: owner) { return .failure(conflict) }
         if request.onBehalfOf != nil, let refusal = newerShimRefusal(key, for: owner) { return .failure(refusal) }
         guard owners.watch(owner) else {
             return .failure(WireError(.unavailable, "process \(owner.pid) exited while registering"))
