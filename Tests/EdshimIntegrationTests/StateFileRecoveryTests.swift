@@ -24,10 +24,16 @@ struct StateFileRecoveryTests {
                     written = Array(whole.utf8.prefix(40))
                 }
                 try Data(written).write(to: URL(fileURLWithPath: path))
+                // Copies set aside at earlier starts: the two newest are kept with this one.
+                for time in 1_000_001...1_000_004 {
+                    try Data("earlier \(time)\n".utf8).write(to: URL(fileURLWithPath: "\(path).corrupt-\(time)"))
+                }
             }
             let kept = try FileManager.default.contentsOfDirectory(atPath: bed.directory).filter { $0.hasPrefix("state.json.corrupt-") }
-            #expect(kept.count == 1, "kept aside: \(kept)")
-            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.directory + "/" + (kept.first ?? ""))) == Data(written))
+            let earlier = ["state.json.corrupt-1000003", "state.json.corrupt-1000004"]
+            #expect(kept.count == 3 && Set(earlier).isSubset(of: kept), "kept aside: \(kept)")
+            let new = kept.first { !earlier.contains($0) } ?? ""
+            #expect(try Data(contentsOf: URL(fileURLWithPath: bed.directory + "/" + new)) == Data(written))
             let log = bed.server?.log ?? ""
             #expect(log.contains("the state file is unreadable"), "\(log)")
             if anotherVersion { #expect(log.contains("state file version 2; this server reads version 1"), "\(log)") }

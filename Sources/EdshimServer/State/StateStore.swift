@@ -65,7 +65,10 @@ actor StateStore {
         } catch {
             let aside = "\(path).corrupt-\(time(nil))"
             let moved = rename(path, aside) == 0
-            if moved { writtenIdentity = nil }
+            if moved {
+                writtenIdentity = nil
+                removeOldCopiesSetAside()
+            }
             logger.error("the state file is unreadable; starting without it (taking back the running shims whose ports Envoy serves; edshim resync registers any other)", metadata: [
                 "state_file": "\(path)", "kept_as": "\(moved ? aside : "(could not move it)")",
                 "error": "\(bytes.count >= Self.largestRead ? "larger than the \(Self.largestRead >> 20) MiB a state file is read up to (no state file edshim writes comes near it)" : error.message)",
@@ -79,6 +82,23 @@ actor StateStore {
             return []
         }
         return contents.registrations
+    }
+
+    /// Unreadable state files set aside and kept for inspection: the newest.
+    static let copiesSetAsideKept = 3
+
+    /// Removes all but the newest `copiesSetAsideKept` unreadable state files set aside
+    /// (`<path>.corrupt-<time>`), so that a file spoiled again and again does not fill
+    /// the disk with copies.
+    private func removeOldCopiesSetAside() {
+        let directory = AtomicFile.parent(of: path) ?? "."
+        let prefix = String(path.split(separator: "/").last ?? "") + ".corrupt-"
+        let copies = ShimProcesses.entryNames(in: directory).compactMap { name in
+            name.hasPrefix(prefix) ? Int(name.dropFirst(prefix.count)).map { (name, $0) } : nil
+        }
+        for (name, _) in copies.sorted(by: { $0.1 > $1.1 }).dropFirst(Self.copiesSetAsideKept) {
+            unlink(directory + "/" + name)
+        }
     }
 
     /// Saves `registry`, the registrar's `revision`; returns true once it (or a newer
