@@ -109,18 +109,30 @@ struct DockerdGoneTests {
         }
     }
 
-    @Test("a UDP shim waiting under the grace, its dockerd gone: edshim udp-proxy run by hand is refused the port; the next dockerd's shim, with the grace or started without it (the variable removed), binds beside it, and the waiting one leaves the port to it", arguments: [nil, "30"])
-    func udpPortTakenOver(nextGrace: String?) async throws {
-        try await withUDPTestbed { bed, echoes in
-            let echo = try echoes.start(on: .loopbackIPv4)
-            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
-            let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
-            let orphan = try await OrphanableShim.start(bed, host, to: echo.endpoint, proto: .udp, grace: "30")
-            defer { orphan.killIfRunning() }
+    /// A UDP shim to an echo server, started under `EDSHIM_DOCKERD_RESTART_GRACE=30`,
+    /// whose dockerd is gone: it waits for the next dockerd's shim. The caller kills it.
+    private static func udpShimWaitingUnderGrace(_ bed: Testbed, _ echoes: UDPEchoServers) async throws -> (echo: UDPEchoServer, host: SocketEndpoint, orphan: OrphanableShim) {
+        let echo = try echoes.start(on: .loopbackIPv4)
+        let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+        let orphan = try await OrphanableShim.start(bed, host, to: echo.endpoint, proto: .udp, grace: "30")
+        do {
             #expect(orphan.status == "0\n")
             try await orphan.loseDockerd()
             try await Task.sleep(for: .milliseconds(300))
             #expect(orphan.isRunning, "waits for the next dockerd's shim")
+            return (echo, host, orphan)
+        } catch {
+            orphan.killIfRunning()
+            throw error
+        }
+    }
+
+    @Test("a UDP shim waiting under the grace, its dockerd gone: edshim udp-proxy run by hand is refused the port; the next dockerd's shim, with the grace or started without it (the variable removed), binds beside it, and the waiting one leaves the port to it", arguments: [nil, "30"])
+    func udpPortTakenOver(nextGrace: String?) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let (echo, host, orphan) = try await Self.udpShimWaitingUnderGrace(bed, echoes)
+            defer { orphan.killIfRunning() }
+            let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
 
             let byHand = try await bed.spawnShim(["udp-proxy"] + ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine.dropFirst(2))
             #expect(byHand.status.hasPrefix("1\n") && byHand.status.contains("address already in use"), "\(byHand.status)")
@@ -137,14 +149,8 @@ struct DockerdGoneTests {
     @Test("a UDP shim waiting under the grace leaves the port at once to the next dockerd's shim, even one that dockerd stops a moment later (its container exited while dockerd was down): the port is then free, not carried to an address another container may get", arguments: [nil, "30"])
     func udpPortLeftToABriefSuccessor(nextGrace: String?) async throws {
         try await withUDPTestbed { bed, echoes in
-            let echo = try echoes.start(on: .loopbackIPv4)
-            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
-            let orphan = try await OrphanableShim.start(bed, host, to: echo.endpoint, proto: .udp, grace: "30")
+            let (echo, host, orphan) = try await Self.udpShimWaitingUnderGrace(bed, echoes)
             defer { orphan.killIfRunning() }
-            #expect(orphan.status == "0\n")
-            try await orphan.loseDockerd()
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(orphan.isRunning, "waits for the next dockerd's shim")
 
             let next = try await bed.spawnShim(ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine, environment: nextGrace.map { ["EDSHIM_DOCKERD_RESTART_GRACE": $0] } ?? [:])
             #expect(next.isReady, "reported \(next.status.debugDescription): \(next.process.log)")
