@@ -110,6 +110,11 @@ struct EnvoyRestartTests {
             #expect(json.output.contains(#""served_by":"other""#), "\(json.output)")
             let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
             #expect(table.output.contains("http (other program)") && table.output.contains("(other program): another program than Envoy listens on the port"), "\(table.output)")
+            // The server says so too, naming the program (this test's process), at its second check.
+            try await bed.eventually("the server logs that another program holds the port", timeout: .seconds(20)) {
+                bed.server?.log.contains("another program listens on 1 registered port, at the very address Envoy should") == true
+            }
+            #expect(bed.server?.log.contains("(pid \(getpid()))") == true, "\(bed.server?.log.suffix(2000) ?? "")")
 
             close(squatter)
             squatterOpen = false
@@ -118,6 +123,9 @@ struct EnvoyRestartTests {
             }
             let after = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
             #expect(after.output.contains(#""served_by":"envoy""#), "\(after.output)")
+            try await bed.eventually("the server logs that no other program holds it any more", timeout: .seconds(20)) {
+                bed.server?.log.contains("no other program listens on a registered port any more") == true
+            }
         }
     }
 

@@ -25,6 +25,10 @@ import Glibc
 ///   rejected) and tries only when it reads the file again. It is written again as
 ///   it is (`XDSPublisher.offerListenersAgain`), and again after 2, 4, 8 … checks
 ///   (at most 64 apart) while such a port stays closed;
+/// - registered ports another program listens on, at their very address, at two
+///   checks in a row (`PortsHeldByOthers`): it took the port while Envoy restarted,
+///   and the port's clients reach it instead of the container. Logged as an error when
+///   ports are newly found so, as a notice once none is;
 /// - once, from the second check on and when `edshim resync` is not under way:
 ///   running shims whose ports the server does not have, which nothing listens on
 ///   (neither the state file nor `lds.json` had them, and resync did not run).
@@ -42,6 +46,9 @@ struct UnservedPortsLog: Service {
                 var reported: Set<RegistrationKey> = []
                 var seenUnaccepted: Set<UInt64> = []
                 var reportedStalled: Set<RegistrationKey> = []
+                var others = PortsHeldByOthers()
+                var seenHeld: Set<RegistrationKey> = []
+                var reportedHeld: Set<RegistrationKey> = []
                 var checks = 0
                 var offers = OfferSchedule()
                 var unregisteredChecked = false
@@ -77,6 +84,13 @@ struct UnservedPortsLog: Service {
                     if stalled != reportedStalled {
                         reportStalled(stalled, after: reportedStalled)
                         reportedStalled = stalled
+                    }
+                    let held = others.update(registrations, listening: table)
+                    let stillHeld = Set(held.keys).intersection(seenHeld)
+                    seenHeld = Set(held.keys)
+                    if stillHeld != reportedHeld {
+                        reportHeld(held.filter { stillHeld.contains($0.key) }, after: reportedHeld)
+                        reportedHeld = stillHeld
                     }
                     if checks >= 2, !unregisteredChecked, await !registrar.resyncing {
                         unregisteredChecked = true
@@ -128,6 +142,19 @@ struct UnservedPortsLog: Service {
             )
         } else if stalled.isEmpty {
             logger.notice("Envoy accepts connections again on every registered port")
+        }
+    }
+
+    private func reportHeld(_ held: [RegistrationKey: [PortHolders.Holder]], after reported: Set<RegistrationKey>) {
+        let keys = Set(held.keys)
+        if !keys.subtracting(reported).isEmpty {
+            let programs = Set(held.values.flatMap { $0.map(\.description) }).sorted()
+            logger.error(
+                "another program listens on \(keys.count) registered \(keys.count == 1 ? "port" : "ports"), at the very address Envoy should: it took \(keys.count == 1 ? "it" : "them") while Envoy did not hold \(keys.count == 1 ? "it" : "them") (restarting), and \(keys.count == 1 ? "its" : "their") clients reach that program, not the container; stop it, and the server offers the port to Envoy again",
+                metadata: ["ports": "\(Self.list(keys))", "programs": "\(programs.prefix(10).joined(separator: ", "))"]
+            )
+        } else if keys.isEmpty {
+            logger.notice("no other program listens on a registered port any more")
         }
     }
 
