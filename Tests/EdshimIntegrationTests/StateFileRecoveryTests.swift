@@ -192,6 +192,8 @@ struct StateFileRecoveryTests {
         let resync = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
         #expect(resync.output.contains("resynced 1 of 1"), "\(resync.output)")
         #expect(try bed.stat("listener_manager.listener_modified") == 0, "resync changed nothing")
+        // The same shim registered again replaces nobody: no replaced_owner naming itself.
+        #expect(bed.server?.log.contains("replaced_owner") == false, "\(bed.server?.log ?? "")")
     }
 
     /// Publishes one port, SIGKILLs the server, does `spoil` to its state file and

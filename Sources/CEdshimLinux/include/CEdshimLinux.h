@@ -151,8 +151,9 @@ int edshim_tcp_listening_sockets(int family, struct edshim_listening_socket *soc
 /// costs little however many ports listen.
 int edshim_tcp_listening_sockets_on(int family, const unsigned short *ports, int port_count, struct edshim_listening_socket *sockets, int capacity);
 
-/// The same for established TCP sockets (local address and port, inode: 0 for one
-/// no program has accepted yet, or closed).
+/// The same for connected TCP sockets, established or closed by the peer only
+/// (CLOSE_WAIT: a client that gave up on a connection still waiting to be accepted)
+/// (local address and port, inode: 0 for one no program has accepted yet, or closed).
 int edshim_tcp_established_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
 
 /// The same for UDP sockets that are bound and not connected (a port's socket, not a

@@ -147,7 +147,9 @@ public enum ListenTable {
 
     /// The connections the kernel has established on a listening socket and that no
     /// program has accepted yet (their socket has no inode: it is in no process's
-    /// descriptors), by local address and cookie, IPv4 then IPv6; empty where the
+    /// descriptors), also those whose client has given up meanwhile (CLOSE_WAIT: they
+    /// stay in the accept queue all the same), by local address and cookie, IPv4 then
+    /// IPv6; empty where the
     /// socket diagnostics cannot be read. One still there a while later is one the
     /// listening program does not accept.
     public static func unacceptedConnections() -> [(local: SocketEndpoint, cookie: UInt64)] {

@@ -100,10 +100,11 @@ struct UnservedPortsLog: Service {
                     // Closed now and at the check before.
                     let stillClosed = closed.intersection(seenClosed)
                     seenClosed = closed
+                    if stillClosed != reported {
+                        reportClosed(stillClosed, of: registrations.count, after: reported)
+                        reported = stillClosed
+                    }
                     await offerAgain(stillClosed, listening: table, schedule: &offers, check: checks)
-                    guard stillClosed != reported else { continue }
-                    reportClosed(stillClosed, of: registrations.count, after: reported)
-                    reported = stillClosed
                 }
             }
         } catch is CancellationError {
@@ -186,7 +187,7 @@ struct UnservedPortsLog: Service {
         let due = schedule.due(bindable, at: check)
         guard !due.isEmpty, await registrar.publisher.envoyLeftUnreadFor() == nil, await registrar.publisher.envoyHasReadAny() else { return }
         logger.notice(
-            "Envoy does not listen on \(due.count) registered ports that nothing else holds now (it could not bind them when it read lds.json, and tries only when it reads it again): lds.json written again as it is",
+            "Envoy does not listen on \(due.count) registered ports that nothing else holds now: lds.json written again as it is (an Envoy that could not bind them when it read the file tries again only when it reads it again; one that does not run reads it when it starts)",
             metadata: ["ports": "\(Self.list(due))"]
         )
         await registrar.publisher.offerListenersAgain()

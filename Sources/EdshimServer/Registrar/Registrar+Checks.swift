@@ -81,7 +81,7 @@ extension Registrar {
         guard conflict.container.ip != container.ip else {
             return WireError(.addressConflict, "\(reason), and this container (\(container.ip)) already publishes \(conflict.key) (to \(conflict.container), by \(conflict.owner)): publish host port \(key.host.port) on one address only")
         }
-        return WireError(.addressConflict, "\(reason), already published for \(conflict.container) by \(conflict.owner): publish another host port, or the same address (docker ps --filter publish=\(key.host.port) shows the container)")
+        return WireError(.addressConflict, "\(reason), already published for \(conflict.container) by \(conflict.owner): publish another host port (docker ps --filter publish=\(key.host.port) shows the container)")
     }
 
     /// The refusal of `key` for `owner` when another shim holds it that a process

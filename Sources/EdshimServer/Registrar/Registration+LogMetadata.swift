@@ -3,7 +3,8 @@ import Logging
 
 extension Registration {
     /// What the server's log says about this registration; `replaced` is the one it
-    /// took the key from.
+    /// took the key from, named when another shim owned it (the same shim
+    /// registering again, as resync does after a take-back, replaces nobody).
     func logMetadata(replacing replaced: Registration? = nil) -> Logger.Metadata {
         var metadata: Logger.Metadata = [
             "key": "\(key)",
@@ -12,7 +13,7 @@ extension Registration {
             "service": "\(serviceName)",
             "mode": "\(mode.rawValue)",
         ]
-        if let replaced { metadata["replaced_owner"] = "\(replaced.owner)" }
+        if let replaced, replaced.owner != owner { metadata["replaced_owner"] = "\(replaced.owner)" }
         return metadata
     }
 }

@@ -35,8 +35,10 @@ struct StatusCommand: ParsableCommand {
 
             --check exits 1 when a TCP port is not served by Envoy as registered (a
             mode followed by a note above, or a shim the server does not list), naming
-            each on stderr, for a monitoring check; 0 when every one is. Without it,
-            status exits 0 whenever the server answered.
+            each on stderr, for a monitoring check; 0 when every one is. It looks at what
+            listens on each port: an Envoy that listens but does not accept (stopped,
+            hung) passes; the server's log reports that ("connections wait
+            unaccepted"). Without it, status exits 0 whenever the server answered.
 
             --json prints the server's registrations as a JSON array of objects with the
             same facts, `served_by` saying what serves each port (envoy, shim, other
