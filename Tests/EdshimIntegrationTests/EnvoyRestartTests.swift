@@ -162,12 +162,19 @@ struct EnvoyRestartTests {
                 throw error
             }
             #expect(bed.server?.log.contains("ports=\"0.0.0.0:\(min(ports[1], ports[2])) 0.0.0.0:\(max(ports[1], ports[2]))\"") == true || bed.server?.log.contains("ports=0.0.0.0:\(min(ports[1], ports[2])) 0.0.0.0:\(max(ports[1], ports[2]))") == true, "it names the ports: \(bed.server?.log ?? "")")
+            // status --check sees it too: each connection still queued a second later.
+            let check = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
+            #expect(check.status == 1, "\(check.output)")
+            #expect(check.output.contains("0.0.0.0:\(ports[1]) (not accepting)") && check.output.contains("0.0.0.0:\(ports[2]) (not accepting)"), "\(check.output)")
+            #expect(!check.output.contains("0.0.0.0:\(ports[0]) ("), "no connection waits there: \(check.output)")
             envoy.signal(SIGCONT)
             try await bed.eventually("the server logs that Envoy accepts again", timeout: .seconds(25)) {
                 bed.server?.log.contains("Envoy accepts connections again on every registered port") == true
             }
             #expect(bed.server?.log.components(separatedBy: "connections wait unaccepted").count == 2, "logged once, not at every check")
             #expect(bed.server?.log.contains("nothing listens on") == false, "the ports were never closed")
+            let accepting = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
+            #expect(accepting.status == 0, "\(accepting.output)")
         }
     }
 }

@@ -1,11 +1,12 @@
 extension StatusReport {
     /// The TCP ports not served by Envoy as registered, one `HOST (why)` each, for
     /// `edshim status --check`: registered ports served by their shim, by nothing or
-    /// by another program, then the TCP shims the server does not list.
-    public static func notServedByEnvoy(_ registrations: [Registration], serving: [RegistrationKey: Serving], unregistered: [UnregisteredShim]) -> [String] {
+    /// by another program, or where Envoy listens but does not accept
+    /// (`notAccepting`), then the TCP shims the server does not list.
+    public static func notServedByEnvoy(_ registrations: [Registration], serving: [RegistrationKey: Serving], unregistered: [UnregisteredShim], notAccepting: Set<RegistrationKey> = []) -> [String] {
         let registered = registrations.sorted { $0.key < $1.key }.compactMap { registration -> String? in
-            guard let note = serving[registration.key].flatMap(servingNote) else { return nil }
-            return registration.key.host.description + note
+            let note = serving[registration.key].flatMap(servingNote) ?? (notAccepting.contains(registration.key) ? " (not accepting)" : nil)
+            return note.map { registration.key.host.description + $0 }
         }
         let unlisted = unregistered.sorted { $0.shim.arguments.key < $1.shim.arguments.key }.map { entry in
             "\(entry.shim.arguments.host) (not registered: \(entry.mode.rawValue))"

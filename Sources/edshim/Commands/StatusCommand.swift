@@ -1,5 +1,8 @@
 import ArgumentParser
 import EdshimCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `edshim status`: what the server has registered.
 struct StatusCommand: ParsableCommand {
@@ -35,10 +38,11 @@ struct StatusCommand: ParsableCommand {
 
             --check exits 1 when a TCP port is not served by Envoy as registered (a
             mode followed by a note above, or a shim the server does not list), naming
-            each on stderr, for a monitoring check; 0 when every one is. It looks at what
-            listens on each port: an Envoy that listens but does not accept (stopped,
-            hung) passes; the server's log reports that ("connections wait
-            unaccepted"). Without it, status exits 0 whenever the server answered.
+            each on stderr, for a monitoring check; 0 when every one is. A port where a
+            connection waits unaccepted for a second (looked at again a second later,
+            only when one is queued) counts too, `(not accepting)`: Envoy listens but
+            does not accept (stopped, hung). Without it, status exits 0 whenever the
+            server answered.
 
             --json prints the server's registrations as a JSON array of objects with the
             same facts, `served_by` saying what serves each port (envoy, shim, other
@@ -50,7 +54,7 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Print a JSON array instead of a table.")
     var json = false
 
-    @Flag(help: "Exit 1, naming them on stderr, when a TCP port is not served by Envoy as registered: (closed), (shim), (other program), or a shim the server does not list (for monitoring).")
+    @Flag(help: "Exit 1, naming them on stderr, when a TCP port is not served by Envoy as registered: (closed), (shim), (other program), (not accepting), or a shim the server does not list (for monitoring).")
     var check = false
 
     @OptionGroup var server: ServerSocketOptions
@@ -75,6 +79,20 @@ struct StatusCommand: ParsableCommand {
             serving[registration.key] = .of(registration, listening: addresses, shimServesItself: servesItself, otherHolders: others)
         }
         return serving
+    }
+
+    /// The registered ports with a connection still waiting unaccepted a second after
+    /// it was seen (by its socket cookie): an Envoy that listens but does not accept
+    /// (stopped, hung). Envoy accepts in microseconds, so this only waits when a
+    /// registered port has a connection queued.
+    private static func notAccepting(_ registrations: [Registration], listening: [ListeningSocket]) -> Set<RegistrationKey> {
+        let queuedOn = Set(listening.filter { $0.acceptQueue > 0 }.map(\.endpoint))
+        let queued = registrations.filter { queuedOn.contains($0.key.host) }
+        let seen = Set(queued.isEmpty ? [] : ListenTable.unacceptedConnections().map(\.cookie))
+        guard !seen.isEmpty else { return [] }
+        usleep(1_000_000)
+        let still = ListenTable.unacceptedConnections().filter { seen.contains($0.cookie) }
+        return Set(queued.filter { registration in still.contains { registration.key.host.bindConflicts(with: $0.local) } }.map(\.key))
     }
 
     /// The UDP shims of the dockerd whose shims register with `socketPath` (UDP ports
@@ -123,7 +141,8 @@ struct StatusCommand: ParsableCommand {
             } else {
                 print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), socketPath: client.socketPath))
             }
-            let notServed = StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered)
+            let notAccepting = check ? Self.notAccepting(registrations, listening: listening) : []
+            let notServed = StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting)
             if check, !notServed.isEmpty {
                 throw CommandFailure("\(notServed.count) of \(registrations.count + unregistered.count) TCP ports not served by Envoy as registered: \(notServed.joined(separator: ", "))")
             }
