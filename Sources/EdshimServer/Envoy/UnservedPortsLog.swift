@@ -72,14 +72,9 @@ struct UnservedPortsLog: Service {
                     // One set of the listening addresses: a host with thousands of ports has
                     // an Envoy socket per worker on each.
                     let listening = Set(table.map(\.endpoint))
-                    // Connections are looked up only on ports with a queue (the lookup
-                    // walks every established connection of the host).
-                    let waiting = Set(table.filter { $0.acceptQueue > 0 }.map(\.endpoint))
-                    let queued = waiting.isEmpty ? [] : registrations.filter { waiting.contains($0.key.host) }
+                    let queued = UnacceptedConnections.queued(registrations, listening: table)
                     let unaccepted = queued.isEmpty ? [] : ListenTable.unacceptedConnections()
-                    let stalled = Set(queued.filter { registration in
-                        unaccepted.contains { seenUnaccepted.contains($0.cookie) && registration.key.host.bindConflicts(with: $0.local) }
-                    }.map(\.key))
+                    let stalled = UnacceptedConnections.stalled(queued, connections: unaccepted, earlier: seenUnaccepted)
                     seenUnaccepted = Set(unaccepted.map(\.cookie))
                     if stalled != reportedStalled {
                         reportStalled(stalled, after: reportedStalled)

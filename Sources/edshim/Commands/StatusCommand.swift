@@ -86,13 +86,11 @@ struct StatusCommand: ParsableCommand {
     /// (stopped, hung). Envoy accepts in microseconds, so this only waits when a
     /// registered port has a connection queued.
     private static func notAccepting(_ registrations: [Registration], listening: [ListeningSocket]) -> Set<RegistrationKey> {
-        let queuedOn = Set(listening.filter { $0.acceptQueue > 0 }.map(\.endpoint))
-        let queued = registrations.filter { queuedOn.contains($0.key.host) }
+        let queued = UnacceptedConnections.queued(registrations, listening: listening)
         let seen = Set(queued.isEmpty ? [] : ListenTable.unacceptedConnections().map(\.cookie))
         guard !seen.isEmpty else { return [] }
         usleep(1_000_000)
-        let still = ListenTable.unacceptedConnections().filter { seen.contains($0.cookie) }
-        return Set(queued.filter { registration in still.contains { registration.key.host.bindConflicts(with: $0.local) } }.map(\.key))
+        return UnacceptedConnections.stalled(queued, connections: ListenTable.unacceptedConnections(), earlier: seen)
     }
 
     /// The UDP shims of the dockerd whose shims register with `socketPath` (UDP ports
@@ -141,9 +139,10 @@ struct StatusCommand: ParsableCommand {
             } else {
                 print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), socketPath: client.socketPath))
             }
-            let notAccepting = check ? Self.notAccepting(registrations, listening: listening) : []
+            guard check else { return }
+            let notAccepting = Self.notAccepting(registrations, listening: listening)
             let notServed = StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting)
-            if check, !notServed.isEmpty {
+            if !notServed.isEmpty {
                 throw CommandFailure("\(notServed.count) of \(registrations.count + unregistered.count) TCP ports not served by Envoy as registered: \(notServed.joined(separator: ", "))")
             }
         case .failure(let error):
