@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <netinet/udp.h>
+#include <nss.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -227,4 +228,12 @@ int edshim_route_termination_signals_to_this_thread(void) {
     int early = __atomic_load_n(&edshim_early_signal, __ATOMIC_SEQ_CST);
     if (early != 0) syscall(SYS_tgkill, getpid(), self, early);
     return 0;
+}
+
+int edshim_use_built_in_name_services(void) {
+    int refused = 0;
+    refused |= __nss_configure_lookup("passwd", "files");
+    refused |= __nss_configure_lookup("group", "files");
+    refused |= __nss_configure_lookup("hosts", "files dns");
+    return refused ? -1 : 0;
 }

@@ -25,6 +25,7 @@ public struct RegistrarServer: Sendable {
         DescriptorLimit.raise(toward: Int(Int32.max))
         // What can refuse to start is checked before anything is written: a server
         // that cannot run must leave a running one, and Envoy's configuration, alone.
+        try BuiltInNameServices.confine()
         let policy = try PeerPolicy.resolve(groupName: configuration.socketGroup)
         try SocketListener.refuseUnusable(path: configuration.socketPath)
         if let admin = configuration.adminAddress { try AdminEndpoint.refuseIfTaken(admin, besideShimsSocket: configuration.socketPath) }

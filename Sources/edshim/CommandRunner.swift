@@ -36,7 +36,7 @@ enum CommandRunner {
     private static func refuseHelpOnUnknownMode(_ arguments: [String]) throws {
         guard arguments.first == "help", let name = arguments.dropFirst().first else { return }
         let modes = EdshimCommand.configuration.subcommands.compactMap { $0.configuration.commandName }
-        guard modes.contains(name) || name == "help" else {
+        guard modes.contains(name) || name == "help" || name.hasPrefix("-") else {
             throw ValidationError("no mode named \"\(name)\": edshim help takes one of \(modes.joined(separator: ", "))")
         }
     }

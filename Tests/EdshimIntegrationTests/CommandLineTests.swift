@@ -258,6 +258,12 @@ struct CommandLineTests {
         (["version"], "version"),
         (["resync"], "resynced N of M"),
         (["udp-proxy"], "--max-flows"),
+        // An example to start from in every mode's help.
+        (["server"], "Examples:\n  edshim server\n"),
+        (["status"], "edshim status --check "),
+        (["resync"], "Examples:\n  edshim resync\n"),
+        (["shim"], "-host-ip string         host address: 0.0.0.0, ::, or one address\n"),
+        (["help"], "See 'edshim help <subcommand>' for detailed help."),
     ])
     func help(arguments: [String], expected: String) async throws {
         let result = try await Binaries.run(try Binaries.edshim(), arguments + ["--help"], in: NSTemporaryDirectory())

@@ -27,6 +27,36 @@ struct SocketLockdownTests {
         }
     }
 
+    @Test("the server finds its socket group in /etc/group, or takes a group number, whatever else nsswitch.conf names (the fully static binary crashed in libnss_systemd on a group /etc/group lacks); a group missing there is refused saying so", .needsPrivateNetworkNamespaces)
+    func socketGroupFromEtcGroup() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.startServer = false
+        options.socketName = "run/edshim/edshim.sock"
+        try await withTestbed(options) { bed in
+            // A host whose nsswitch.conf sends group lookups elsewhere than /etc/group
+            // (here to a module that does not exist: a dynamic glibc skips it), in a
+            // mount namespace of the server's own.
+            let nsswitch = bed.directory + "/nsswitch.conf"
+            try "passwd: files\ngroup: nosuchmodule\nhosts: files dns\n".write(toFile: nsswitch, atomically: true, encoding: .utf8)
+            let unshare = try Binaries.onPath("unshare", install: "apt-get install util-linux")
+            let launcher = [unshare, "--mount", "sh", "-c", #"mount --bind "$0" /etc/nsswitch.conf && exec "$@""#, nsswitch]
+            for (group, gid) in [("docker", try groupID("docker")), ("4242", 4242)] {
+                try await bed.startServer(extraArguments: ["--socket-group", group], launcher: launcher)
+                let socket = try FileManager.default.attributesOfItem(atPath: bed.socketPath)
+                #expect((socket[.groupOwnerAccountID] as? Int) == Int(gid), "--socket-group \(group)")
+                await bed.stopServer()
+            }
+
+            let refused = try await Binaries.run(
+                launcher[0], Array(launcher.dropFirst()) + [bed.edshim, "server", "--socket", bed.socketPath, "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile, "--admin-address", "off", "--socket-group", "edshim-no-such-group"],
+                in: bed.directory
+            )
+            #expect(refused.status == 1, "\(refused.output)")
+            #expect(refused.output.contains("--socket-group edshim-no-such-group: no such group in /etc/group (edshim looks nowhere else); create it (groupadd edshim-no-such-group), or give another group or a group number"), "\(refused.output)")
+        }
+    }
+
     @Test("an existing socket directory the group cannot enter is left as it is, with a warning saying how to fix it; one it can enter, without")
     func directoryTheGroupCannotEnter() async throws {
         var options = Testbed.Options()

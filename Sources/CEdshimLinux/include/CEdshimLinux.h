@@ -188,4 +188,10 @@ int edshim_chown_handle(int fd, uid_t owner, gid_t group);
 /// (RENAME_NOREPLACE; link and unlink where the filesystem lacks it).
 int edshim_rename_without_replacing(const char *from, const char *to);
 
+/// Confines the process's user, group and host name lookups to the sources built into
+/// glibc (/etc/passwd, /etc/group, /etc/hosts and DNS), whatever nsswitch.conf names
+/// besides: a fully static executable cannot load the others (libnss_systemd makes it
+/// crash). 0, or -1 when glibc refused one of them.
+int edshim_use_built_in_name_services(void);
+
 #endif

@@ -27,7 +27,7 @@ extension ShimInvocation {
         UDP ports are proxied by edshim itself.
 
           -proto string           tcp, udp or sctp (default "tcp"; sctp is refused)
-          -host-ip string         host address to publish on: 0.0.0.0, :: or one
+          -host-ip string         host address: 0.0.0.0, ::, or one address
           -host-port int          host port, 1-65535
           -container-ip string    container address
           -container-port int     container port, 1-65535

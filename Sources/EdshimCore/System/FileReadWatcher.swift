@@ -34,7 +34,8 @@ public actor FileReadWatcher {
         var wasRead: Bool { reads > 0 }
     }
     private var sinceReplaced: [String: SinceReplaced] = [:]
-    private var everRead = false
+    /// When a read was last seen; nil before the first.
+    private var lastRead: ContinuousClock.Instant?
     /// When a file was replaced that the reader has not read anything since: nil
     /// while it has read after the last replacement.
     private var unreadSince: ContinuousClock.Instant?
@@ -60,7 +61,13 @@ public actor FileReadWatcher {
     /// Whether a file of the directory was ever seen read.
     public var anyReadSeen: Bool {
         noteReads()
-        return everRead
+        return lastRead != nil
+    }
+
+    /// How long since a file of the directory was last seen read; nil when none was.
+    public var readNothingFor: Duration? {
+        noteReads()
+        return lastRead.map { ContinuousClock.now - $0 }
     }
 
     /// How long the reader has read nothing since a file was replaced (counted from
@@ -123,7 +130,7 @@ public actor FileReadWatcher {
         }
         guard read else { return }
         readerSeen = true
-        everRead = true
+        lastRead = ContinuousClock.now
         unreadSince = nil
     }
 

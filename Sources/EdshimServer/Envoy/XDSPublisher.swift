@@ -357,6 +357,13 @@ actor XDSPublisher {
         await reads?.anyReadSeen ?? true
     }
 
+    /// How long Envoy has read nothing from the directory: since its last read, or
+    /// since `start` when it read nothing after it. nil when reads cannot be watched.
+    func envoyReadNothingFor(since start: ContinuousClock.Instant) async -> Duration? {
+        guard let reads else { return nil }
+        return await reads.readNothingFor ?? ContinuousClock.now - start
+    }
+
     /// How long Envoy has read none of the files since one was written (nil: it read
     /// after the last write, or reads cannot be watched).
     func envoyLeftUnreadFor() async -> Duration? {

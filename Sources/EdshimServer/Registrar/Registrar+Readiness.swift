@@ -63,9 +63,10 @@ extension Registrar {
     /// Whether Envoy seems not to be there, and how:
     /// - `.notRunning`: it listens on none of the registered ports (sockets of shims
     ///   serving their ports themselves do not count), and it has read none of the
-    ///   files for `threshold` after one was written, or (a server restarted with its
-    ///   state intact writes nothing, so unread files cannot tell) none since this
-    ///   server started, that long ago;
+    ///   files for `threshold`: after one was written, or, with nothing left unread
+    ///   (a server restarted with its state intact writes nothing; an Envoy that read
+    ///   everything may have died since), after its last read, or since this server
+    ///   started if it read nothing after that;
     /// - `.notReading`: it listens on registered ports but has read none of the files
     ///   for `notReadingAfter` (the readiness timeout) after one was written: stopped
     ///   (SIGSTOP) or hung, it takes no update (its main thread reads a file within
@@ -81,7 +82,12 @@ extension Registrar {
             guard unread >= threshold else { return nil }
             unreadTooLong = unread >= notReadingAfter
         } else {
-            guard ContinuousClock.now - started >= threshold, !(await publisher.envoyHasReadAny()) else { return nil }
+            // Nothing waits to be read: Envoy has nothing new to take in, or it read
+            // everything and went down since. It binds the ports of what it read
+            // within milliseconds, so one that has read nothing for `threshold` (or,
+            // having read nothing since this server started, that long after the
+            // start) and listens on no registered port does not run.
+            guard let quiet = await publisher.envoyReadNothingFor(since: started), quiet >= threshold else { return nil }
             unreadTooLong = false
         }
         let notEnvoys = Set(shimSockets.values)

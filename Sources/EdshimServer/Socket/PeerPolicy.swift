@@ -14,18 +14,21 @@ struct PeerPolicy: Sendable {
     /// The server's own user.
     var serverUser: UInt32 = geteuid()
 
-    /// Resolves `--socket-group`: the given name (must exist), or `docker` when it
-    /// exists, else root only.
+    /// Resolves `--socket-group`: the given name (must be in /etc/group) or number, or
+    /// `docker` when /etc/group has it, else root only. Groups are looked up in
+    /// /etc/group only (`BuiltInNameServices`).
     static func resolve(groupName: String?) throws -> PeerPolicy {
         let name = groupName ?? "docker"
         if let gid = groupID(named: name) { return PeerPolicy(group: (name, gid)) }
         if groupName != nil {
-            throw ServerError("--socket-group \(name): no such group; create it or choose another")
+            throw ServerError("--socket-group \(name): no such group in /etc/group (edshim looks nowhere else); create it (groupadd \(name)), or give another group or a group number")
         }
         return PeerPolicy(group: nil)
     }
 
+    /// The group named `name` in /etc/group, or the number `name` spells.
     static func groupID(named name: String) -> UInt32? {
+        if let number = UInt32(name), number != UInt32.max { return number }
         var entry = Glibc.group()
         var buffer = [CChar](repeating: 0, count: 16 * 1024)
         var result: UnsafeMutablePointer<Glibc.group>?

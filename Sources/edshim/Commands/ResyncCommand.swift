@@ -34,6 +34,10 @@ struct ResyncCommand: ParsableCommand {
             and contrib/envoy-edshim.service after every Envoy start (an Envoy that
             was serving from a deleted xds directory starts empty); it is idempotent:
             a second run changes nothing.
+
+            Examples:
+              edshim resync
+              edshim resync --socket /run/edshim-test/edshim.sock --wait 30
             """
     )
 

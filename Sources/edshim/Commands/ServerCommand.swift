@@ -26,6 +26,12 @@ struct ServerCommand: AsyncParsableCommand {
             Runs in the foreground until SIGINT or SIGTERM (contrib/edshim.service runs it
             under systemd); SIGHUP is logged and ignored (nothing to reload). Every flag
             has a default that works with an Envoy started from `edshim bootstrap` alone.
+
+            Examples:
+              edshim server
+              edshim server --socket /run/edshim-test/edshim.sock \\
+                  --xds-dir /var/lib/edshim-test/xds \\
+                  --state-file /var/lib/edshim-test/state.json --admin-address off
             """
     )
 
@@ -37,7 +43,7 @@ struct ServerCommand: AsyncParsableCommand {
         socket ?? ServerClient.fromEnvironment().socketPath
     }
 
-    @Option(name: .customLong("socket-group"), help: "Group allowed to use the socket besides root (default: docker, when it exists).")
+    @Option(name: .customLong("socket-group"), help: "Group allowed to use the socket besides root: a name from /etc/group (the server looks nowhere else) or a group number (default: docker, when /etc/group has it).")
     var socketGroup: String?
 
     @Option(name: .customLong("xds-dir"), help: "Directory Envoy watches for lds.json and cds.json.")

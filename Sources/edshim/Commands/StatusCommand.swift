@@ -48,6 +48,11 @@ struct StatusCommand: ParsableCommand {
             same facts, `served_by` saying what serves each port (envoy, shim, other
             or nothing), for scripts (the unregistered TCP ports and the UDP ports are not
             registrations: not in it).
+
+            Examples:
+              edshim status
+              edshim status --check     # exit 1 if a TCP port is not served by Envoy
+              EDSHIM_SOCKET=/run/edshim-test/edshim.sock edshim status --json
             """
     )
 
