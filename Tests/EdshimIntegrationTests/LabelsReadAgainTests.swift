@@ -51,6 +51,36 @@ struct LabelsReadAgainTests {
         }
     }
 
+    @Test("a port published a second after Docker answers again is named from its labels: lookups resume once Docker answers, not at the end of their 5 s pause after a failure (after every dockerd restart, containers started at once were named unknown-<port>)")
+    func lookupsResumeOnceDockerAnswers() async throws {
+        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-resume.sock"
+        var options = Testbed.Options()
+        options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
+        try await withTestbed(options) { bed in
+            let restored = try bed.httpBackend("restored", on: try #require(IPAddress("127.0.0.5")))
+            let started = try bed.httpBackend("started", on: try #require(IPAddress("127.0.0.6")))
+            // Published while dockerd restarts: the lookup fails, and lookups pause.
+            let first = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(first, to: restored.endpoint).isReady)
+            #expect(try bed.clusters().keys.sorted() == ["unknown-\(first.port)"], "Docker does not answer yet")
+
+            let docker = try FakeDockerEngine(socketPath: socketPath)
+            defer { docker.stop() }
+            docker.set(restored.endpoint.ip, labels: ["ServiceName": "restored"])
+            docker.set(started.endpoint.ip, labels: ["ServiceName": "started"])
+            // Well within the pause the failure began.
+            try await Task.sleep(for: .seconds(1))
+            let second = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            #expect(try await bed.publish(second, to: started.endpoint).isReady)
+            let clusters = try bed.clusters().keys.sorted()
+            #expect(clusters.contains("started-\(second.port)"), "\(clusters)")
+            try await bed.eventually("the first port renamed too", timeout: .seconds(10)) {
+                try bed.registrations().contains { $0.key.host == first && $0.metadata.service == "restored" }
+            }
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
     @Test("a port withdrawn and published again while Docker does not answer is still renamed once Docker answers")
     func republishedWhileDockerIsDown() async throws {
         let socketPath = "/tmp/edshim-fake-docker-\(getpid())-again.sock"

@@ -19,8 +19,9 @@ public actor DockerMetadataSource: ContainerMetadataSource {
     private var version: String?
     private var labelsByContainer: [String: ContainerMetadata] = [:]
     private var unreachableReported = false
-    /// After Docker failed, lookups are skipped until then: an outage must not slow
-    /// every registration down by a timeout.
+    /// After Docker failed, lookups are skipped until then, or until `isReachable`
+    /// finds Docker answering: an outage must not slow every registration down by a
+    /// timeout.
     private var quietUntil: ContinuousClock.Instant?
     private let retryAfterFailure: Duration
     private var notFoundReported: Set<IPAddress> = []
@@ -79,12 +80,19 @@ public actor DockerMetadataSource: ContainerMetadataSource {
         return .known(.unknown)
     }
 
-    /// Asks Docker for its API version (`/_ping`). Lookups still pause for 5 s after
-    /// a failure: a dockerd that answers pings but not lookups (busy restoring its
-    /// containers) must not slow every registration down by a timeout.
+    /// Asks Docker for its API version (`/_ping`) and, while lookups pause after a
+    /// failure, for the network list (a lookup's first call): when Docker answers
+    /// both, lookups resume at once rather than at the end of the pause. A dockerd
+    /// that answers pings but not lookups (busy restoring its containers) must not
+    /// slow every registration down by a timeout; one that answers again must not
+    /// have the containers started right after named `unknown-<port>`.
     public func isReachable() async -> Bool {
         do throws(DockerEngineClient.Failure) {
-            version = try await client.negotiateVersion()
+            let negotiated = try await client.negotiateVersion()
+            version = negotiated
+            guard quietUntil != nil else { return true }
+            _ = try await client.networks(version: negotiated)
+            quietUntil = nil
             return true
         } catch {
             return false
