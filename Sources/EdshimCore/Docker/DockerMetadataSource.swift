@@ -81,8 +81,9 @@ public actor DockerMetadataSource: ContainerMetadataSource {
     }
 
     /// Asks Docker for its API version (`/_ping`) and, while lookups pause after a
-    /// failure, for the network list (a lookup's first call): when Docker answers
-    /// both, lookups resume at once rather than at the end of the pause. A dockerd
+    /// failure, for the two lists a lookup reads (networks, and containers: by an id
+    /// no container has): when Docker answers them all, lookups resume at once
+    /// rather than at the end of the pause. A dockerd
     /// that answers pings but not lookups (busy restoring its containers) must not
     /// slow every registration down by a timeout; one that answers again must not
     /// have the containers started right after named `unknown-<port>`.
@@ -92,6 +93,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
             version = negotiated
             guard quietUntil != nil else { return true }
             _ = try await client.networks(version: negotiated)
+            _ = try await client.containers(id: String(repeating: "0", count: 64), version: negotiated)
             quietUntil = nil
             return true
         } catch {

@@ -44,6 +44,15 @@ struct DockerRestartTests {
 
             try await docker.stopDockerd(signal: stop == .stopped ? SIGTERM : SIGKILL)
             try await docker.startDockerdAgain()
+            // A container started a second after dockerd answers is named from its
+            // labels at once: lookups do not wait out their pause after the failures
+            // of the restored container's (it was named unknown-<port> for 5 s).
+            try await Task.sleep(for: .seconds(1))
+            let freshPort = try Sockets.freePort()
+            try await docker.run(["run", "-d", "--stop-timeout", "1", "--name", "fresh", "-l", "ServiceName=fresh", "-p", "\(freshPort):80"] + DockerEndToEndTests.httpd)
+            let clusters = try bed.clusters().keys.sorted()
+            #expect(clusters.contains("fresh-\(freshPort)"), "\(clusters)")
+            try await docker.run(["rm", "-f", "fresh"])
             // dockerd starts the container, and its shims, before it opens its API: the
             // server names the port once dockerd answers.
             try await bed.eventually("the port is named from its labels again", timeout: .seconds(10)) {
