@@ -108,8 +108,8 @@ struct CommandLineTests {
             let rows = table.output.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
             let lostRow = rows.first { $0.last == "\(lostShim.process.pid)" }
             let itselfRow = rows.first { $0.last == "\(itselfShim.process.pid)" }
-            #expect(lostRow?.prefix(5) == ["0.0.0.0:\(lost.port)", "tcp", backend.endpoint.description, "-", "unserved"], "\(table.output)")
-            #expect(itselfRow?.prefix(5) == ["0.0.0.0:\(itself.port)", "tcp", backend.endpoint.description, "-", "itself"], "\(table.output)")
+            #expect(lostRow?.prefix(6) == ["0.0.0.0:\(lost.port)", "tcp", backend.endpoint.description, "-", "-", "unserved"], "\(table.output)")
+            #expect(itselfRow?.prefix(6) == ["0.0.0.0:\(itself.port)", "tcp", backend.endpoint.description, "-", "-", "itself"], "\(table.output)")
             #expect(table.output.contains("unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync --socket \(bed.socketPath)"), "the hint names the socket, which is not the default: \(table.output)")
             #expect(table.output.contains("itself: the shim serves the port as docker-proxy would"), "\(table.output)")
             let check = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
@@ -130,9 +130,9 @@ struct CommandLineTests {
             #expect(table.status == 0, "\(table.output)")
             let row = table.output.split(separator: "\n").first { $0.hasSuffix("pid \(proxy.process.pid)") }
             let cells = try #require(row, "no line for the UDP shim in:\n\(table.output)").split(separator: " ")
-            #expect(cells.count == 7, "HOST PROTO CONTAINER SERVICE MODE pid N")
+            #expect(cells.count == 8, "HOST PROTO CONTAINER NAME SERVICE MODE pid N")
             #expect(cells.prefix(2) == ["0.0.0.0:\(target.port)", "udp"])
-            #expect(cells[3...4] == ["-", "udp-proxy"])
+            #expect(cells[3...5] == ["-", "-", "udp-proxy"])
 
             let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
             let array = try #require(try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]])

@@ -74,6 +74,14 @@ struct LabelsReadAgainTests {
             #expect(try await bed.publish(second, to: started.endpoint).isReady)
             let clusters = try bed.clusters().keys.sorted()
             #expect(clusters.contains("started-\(second.port)"), "\(clusters)")
+            // Docker gives an address to the next container at once: the log and the
+            // status table name the container too.
+            let name = "c-\(started.endpoint.ip)", shortID = String(FakeDockerEngine.id(of: started.endpoint.ip).prefix(12))
+            let registered = bed.server?.log.split(separator: "\n").first { $0.contains("key=tcp \(second)") && $0.hasSuffix(" registered") }
+            #expect(registered?.contains("container_name=\(name)") == true && registered?.contains("container_id=\(shortID)") == true, "\(String(describing: registered))")
+            let status = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            let row = status.output.split(separator: "\n").first { $0.hasPrefix("\(second) ") }?.split(separator: " ").map(String.init)
+            #expect(row?.prefix(5) == ["\(second)", "tcp", started.endpoint.description, name, "started-\(second.port)"], "\(status.output)")
             try await bed.eventually("the first port renamed too", timeout: .seconds(10)) {
                 try bed.registrations().contains { $0.key.host == first && $0.metadata.service == "restored" }
             }

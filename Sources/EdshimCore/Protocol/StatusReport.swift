@@ -81,12 +81,13 @@ public enum StatusReport {
     /// TCP shims' modes say what to do then.
     public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath) -> String {
         guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
-        let header = ["HOST", "PROTO", "CONTAINER", "SERVICE", "MODE", "OWNER"]
+        let header = ["HOST", "PROTO", "CONTAINER", "NAME", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
             [
                 registration.key.host.description,
                 registration.key.proto.rawValue,
                 registration.container.description,
+                registration.metadata.containerName ?? "-",
                 registration.serviceName,
                 registration.mode.rawValue + (serving[registration.key].flatMap(Self.servingNote) ?? ""),
                 registration.owner.description,
@@ -98,6 +99,7 @@ public enum StatusReport {
                 entry.shim.arguments.proto.rawValue,
                 entry.shim.arguments.container.description,
                 "-",
+                "-",
                 entry.mode.rawValue,
                 entry.shim.owner.description,
             ]
@@ -107,6 +109,7 @@ public enum StatusReport {
                 shim.arguments.host.description,
                 shim.arguments.proto.rawValue,
                 shim.arguments.container.description,
+                "-",
                 "-",
                 "udp-proxy",
                 shim.owner.description,

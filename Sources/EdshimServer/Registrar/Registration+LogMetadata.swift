@@ -13,6 +13,10 @@ extension Registration {
             "service": "\(serviceName)",
             "mode": "\(mode.rawValue)",
         ]
+        // Docker gives a container's address to the next container at once: the name
+        // and id say which one it was.
+        if let name = self.metadata.containerName { metadata["container_name"] = "\(name)" }
+        if let id = self.metadata.containerID { metadata["container_id"] = "\(id.prefix(12))" }
         if let replaced, replaced.owner != owner { metadata["replaced_owner"] = "\(replaced.owner)" }
         return metadata
     }

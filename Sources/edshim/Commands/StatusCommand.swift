@@ -12,7 +12,8 @@ struct StatusCommand: ParsableCommand {
         discussion: """
             Asks the server over its socket ($EDSHIM_SOCKET, else /run/edshim/edshim.sock).
             Each line is one registration: host address and port, container address, the
-            Envoy service (cluster) name, the mode, and the shim process that owns it.
+            container's name (- when Docker did not say), the Envoy service (cluster)
+            name, the mode, and the shim process that owns it.
 
             TCP ports whose shim runs but which the server has not registered follow,
             found among the processes of this host's network namespace, with mode

@@ -6,7 +6,7 @@ import Testing
 struct StatusReportTests {
     static func registrations() throws -> [Registration] {
         [
-            try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", owner: Owner(pid: 12, startTime: 1)),
+            try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", owner: Owner(pid: 12, startTime: 1), containerID: String(repeating: "3f2a9c1b7d0e", count: 5) + "abcd", containerName: "web-1"),
             try Fixture.registration(host: "::", 5432, container: "fd00::3", 5432, mode: .tcp, owner: Owner(pid: 34_567, startTime: 2)),
         ]
     }
@@ -19,14 +19,14 @@ struct StatusReportTests {
     @Test func tableHasAHeaderAndAlignedColumns() throws {
         let table = StatusReport.table(try Self.registrations())
         #expect(table == """
-            HOST          PROTO  CONTAINER       SERVICE          MODE  OWNER
-            0.0.0.0:8080  tcp    172.17.0.2:80   nginx-prod-8080  http  pid 12
-            [::]:5432     tcp    [fd00::3]:5432  unknown-5432     tcp   pid 34567
+            HOST          PROTO  CONTAINER       NAME   SERVICE          MODE  OWNER
+            0.0.0.0:8080  tcp    172.17.0.2:80   web-1  nginx-prod-8080  http  pid 12
+            [::]:5432     tcp    [fd00::3]:5432  -      unknown-5432     tcp   pid 34567
             """)
         let lines = table.split(separator: "\n")
         #expect(lines.count == 3)
         #expect(lines.allSatisfy { !$0.hasSuffix(" ") })
-        for column in ["PROTO", "CONTAINER", "SERVICE", "MODE", "OWNER"] {
+        for column in ["PROTO", "CONTAINER", "NAME", "SERVICE", "MODE", "OWNER"] {
             let offset = try #require(lines[0].range(of: column)).lowerBound.utf16Offset(in: lines[0])
             for line in lines.dropFirst() {
                 let index = line.index(line.startIndex, offsetBy: offset)
@@ -47,15 +47,15 @@ struct StatusReportTests {
             socketPath: EdshimDefaults.socketPath
         )
         #expect(StatusReport.table(try Self.registrations(), udpShims: [dns6, dns]) == """
-            HOST          PROTO  CONTAINER       SERVICE          MODE       OWNER
-            0.0.0.0:8080  tcp    172.17.0.2:80   nginx-prod-8080  http       pid 12
-            [::]:5432     tcp    [fd00::3]:5432  unknown-5432     tcp        pid 34567
-            0.0.0.0:53    udp    172.17.0.9:53   -                udp-proxy  pid 77
-            [::]:53       udp    172.17.0.9:53   -                udp-proxy  pid 78
+            HOST          PROTO  CONTAINER       NAME   SERVICE          MODE       OWNER
+            0.0.0.0:8080  tcp    172.17.0.2:80   web-1  nginx-prod-8080  http       pid 12
+            [::]:5432     tcp    [fd00::3]:5432  -      unknown-5432     tcp        pid 34567
+            0.0.0.0:53    udp    172.17.0.9:53   -      -                udp-proxy  pid 77
+            [::]:53       udp    172.17.0.9:53   -      -                udp-proxy  pid 78
             """)
         #expect(StatusReport.table([], udpShims: [dns]) == """
-            HOST        PROTO  CONTAINER      SERVICE  MODE       OWNER
-            0.0.0.0:53  udp    172.17.0.9:53  -        udp-proxy  pid 77
+            HOST        PROTO  CONTAINER      NAME  SERVICE  MODE       OWNER
+            0.0.0.0:53  udp    172.17.0.9:53  -     -        udp-proxy  pid 77
             """)
     }
 
@@ -73,10 +73,10 @@ struct StatusReportTests {
             StatusReport.UnregisteredShim(try shim(89, 8900), servesItself: true),
         ]
         #expect(StatusReport.table([], unregistered: unregistered) == """
-            HOST          PROTO  CONTAINER      SERVICE  MODE          OWNER
-            0.0.0.0:8900  tcp    172.17.0.9:80  -        itself        pid 89
-            0.0.0.0:9000  tcp    172.17.0.9:80  -        unserved      pid 90
-            0.0.0.0:9100  tcp    172.17.0.9:80  -        unregistered  pid 91
+            HOST          PROTO  CONTAINER      NAME  SERVICE  MODE          OWNER
+            0.0.0.0:8900  tcp    172.17.0.9:80  -     -        itself        pid 89
+            0.0.0.0:9000  tcp    172.17.0.9:80  -     -        unserved      pid 90
+            0.0.0.0:9100  tcp    172.17.0.9:80  -     -        unregistered  pid 91
             itself: the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running? can the server write its files: its log, or GET /healthz?)
             unserved: neither Envoy nor the shim serves the port (the server lost its registration): run edshim resync
             unregistered: not in the server's registry; run edshim status as root to see whether its shim serves it

@@ -34,13 +34,14 @@ enum Fixture {
         mode: ProxyMode = .http,
         owner: Owner = Fixture.owner,
         containerID: String? = nil,
+        containerName: String? = nil,
         sourceLocation: SourceLocation = #_sourceLocation
     ) throws -> Registration {
         Registration(
             key: try key(proto, host, hostPort, sourceLocation: sourceLocation),
             container: try endpoint(container, containerPort, sourceLocation: sourceLocation),
             owner: owner,
-            metadata: ContainerMetadata(service: service, environment: environment, containerID: containerID),
+            metadata: ContainerMetadata(service: service, environment: environment, containerID: containerID, containerName: containerName),
             mode: mode
         )
     }
