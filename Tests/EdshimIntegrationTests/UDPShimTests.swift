@@ -1,6 +1,9 @@
 import EdshimCore
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The UDP shim as dockerd sees it: what it reports on fd 3, how it stops, and how
 /// it refuses; and `edshim udp-proxy`'s command line.
@@ -81,6 +84,24 @@ struct UDPShimTests {
             let name = try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             #expect(shim.status.contains(": \(name) (pid \(getpid())) already uses udp \(host)"), "who holds it: \(shim.status.debugDescription)")
             #expect(!shim.status.dropFirst(2).contains("\n"), "the reason is one line")
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+        }
+    }
+
+    @Test("an IPv4 port held by another program's IPv6 socket that takes IPv4 too (bound to ::, not v6-only) is refused naming that program and where it is bound")
+    func portInUseByADualStackSocket() async throws {
+        try await withUDPTestbed { bed, _ in
+            let port = try Sockets.freeUDPPort()
+            let squatter = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(squatter) }
+            var zero: Int32 = 0
+            setsockopt(squatter, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &zero, socklen_t(MemoryLayout<Int32>.size))
+            let dualStack = SocketEndpoint(ip: .anyIPv6, port: port)
+            #expect(dualStack.withSocketAddress { Glibc.bind(squatter, $0, $1) } == 0)
+            let host = SocketEndpoint(ip: .anyIPv4, port: port)
+            let shim = try await bed.startUDPProxy(.dockerd2010, host: host, container: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            let name = try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(shim.status == "1\nlisten udp \(host): bind: address already in use: \(name) (pid \(getpid())) already uses udp \(dualStack); stop it, or publish the container on another host port", "\(shim.status.debugDescription)")
             #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
         }
     }

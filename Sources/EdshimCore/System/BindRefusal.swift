@@ -43,6 +43,11 @@ public enum BindRefusal {
         }
         switch code {
         case EADDRINUSE:
+            // Another container's proxy: the port is published already, and stopping
+            // that proxy would take it from its container.
+            if let (holder, shim) = holders.lazy.compactMap({ holder in ShimProcesses.shim(pid: holder.pid).map { (holder, $0.arguments) } }).first(where: { $0.1.proto.rawValue == proto }) {
+                return "\(proto) \(shim.host) is already published, for \(shim.container) by \(holder): publish the container on another host port (docker ps --filter publish=\(host.port) shows the container)"
+            }
             let verb = proto == "udp" ? "uses" : "listens on"
             let who = holders.isEmpty ? "another process already uses \(proto) \(host)" : holders.map { "\($0) already \(verb) \(proto) \($0.boundAddresses(else: host))" }.joined(separator: ", ")
             return "\(who); stop it, or publish the container on another host port"

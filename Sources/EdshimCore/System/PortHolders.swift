@@ -49,8 +49,10 @@ public enum PortHolders {
     /// `host` conflicts, by process id; empty when there is none, or when they cannot
     /// be seen. Reads every process's descriptors: for a port that could not be bound.
     public static func boundUDP(on host: SocketEndpoint, root: String = "/proc") -> [Holder] {
-        let sockets = (try? ListenTable.unconnectedUDPSockets(family: host.family).get()) ?? []
-        return holding(sockets.filter { $0.endpoint.bindConflicts(with: host) }, root: root)
+        var sockets = (try? ListenTable.unconnectedUDPSockets(family: host.family).get()) ?? []
+        // An IPv6 socket that takes IPv4 too (not v6-only) on `::` holds the IPv4 port.
+        if !host.ip.isIPv6 { sockets += (try? ListenTable.unconnectedUDPSockets(family: AF_INET6).get()) ?? [] }
+        return holding(sockets.filter { $0.keepsFromBinding(host) }, root: root)
     }
 
     /// The processes holding any of `sockets`, by process id, each with where those

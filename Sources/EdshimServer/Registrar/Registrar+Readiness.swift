@@ -160,8 +160,17 @@ extension Registrar {
             return WireError(.portInUse, "another process already listens on \(host)\(bound): stop it, or publish the container on a free port")
         }
         let names = holders.map(\.description).joined(separator: ", ")
-        // Another Envoy on the host, or the one this server configures still letting go.
-        let envoy = holders.contains(where: \.isEnvoy) ? " (if that is the Envoy this server configures, it has not let go of a registration of the port withdrawn a moment ago yet: try again once it has read the update)" : ""
-        return WireError(.portInUse, "another process already listens on \(host)\(bound): \(names); stop it, or publish the container on a free port\(envoy)")
+        // The Envoy this server configures, still letting go of a listener withdrawn
+        // (for an overlapping address: this key's own are not counted) a moment ago.
+        let withdrawn = Set(retired.values.joined())
+        if takenSockets.contains(where: { withdrawn.contains($0.inode) }) {
+            return WireError(.portInUse, "another process already listens on \(host)\(bound): \(names), which has not let go of a registration of the port withdrawn a moment ago yet; try again once it has read the update")
+        }
+        // An Envoy's socket that no registration of this server asked for: not to be
+        // stopped (it may serve every published port), nor waited for.
+        if holders.contains(where: \.isEnvoy) {
+            return WireError(.portInUse, "another process already listens on \(host)\(bound): \(names), for none of this server's registrations (an Envoy's admin address, or another Envoy's listener); publish the container on a free port")
+        }
+        return WireError(.portInUse, "another process already listens on \(host)\(bound): \(names); stop it, or publish the container on a free port")
     }
 }
