@@ -9,7 +9,7 @@ import Glibc
 /// it refuses; and `edshim udp-proxy`'s command line.
 @Suite("UDP shim")
 struct UDPShimTests {
-    @Test("SIGINT and SIGTERM stop it with exit 0 within a second", arguments: UDPWay.allCases, [SIGINT, SIGTERM])
+    @Test("SIGINT and SIGTERM stop it with exit 0 within a second, logging which port stopped and who sent the signal", arguments: UDPWay.allCases, [SIGINT, SIGTERM])
     func stops(way: UDPWay, signal: Int32) async throws {
         try await withUDPTestbed { bed, echoes in
             let echo = try echoes.start(on: .loopbackIPv4)
@@ -25,6 +25,8 @@ struct UDPShimTests {
             let status = await proxy.process.waitForExit(timeout: .seconds(1))
             #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - start): \(proxy.process.log)")
             #expect(Sockets.canBindUDP(host), "the port is free again")
+            // docker stop, rm -f and kill end it that way: the system log says so.
+            #expect(proxy.process.log.contains("udp \(host) → \(echo.endpoint): stopped by signal \(signal) from pid \(getpid())"), "\(proxy.process.log)")
         }
     }
 

@@ -38,6 +38,9 @@ final class UDPHandover {
         ownInode = UInt64(info.st_ino)
     }
 
+    /// Whether the proxy carries its port on under the grace (dockerd exited).
+    var isCarrying: Bool { deadline != nil }
+
     /// Whether the proxy goes on after `signal`: SIGTERM as dockerd exits starts the
     /// grace, and the exiting dockerd's other threads send it again (not another
     /// signal); any other signal stops the proxy.

@@ -128,7 +128,14 @@ final class UDPProxy {
     /// carries the port on through dockerd's restart).
     private func stopsForSignal() -> Bool {
         guard let signal = signals.takeSignal() else { return false }
-        return !(handover?.keepsServing(after: signal) ?? false)
+        // A proxy carrying its port through a dockerd restart says itself why it ends.
+        let carrying = handover?.isCarrying ?? false
+        if handover?.keepsServing(after: signal) == true { return false }
+        if !carrying {
+            let sender = ProcessTable.name(of: signal.sender).map { " (\($0))" } ?? ""
+            ShimLog.info("udp \(listener.endpoint) → \(container): stopped by signal \(signal.number) from pid \(signal.sender)\(sender)")
+        }
+        return true
     }
 
     /// The shorter of two epoll timeouts, -1 meaning none.
