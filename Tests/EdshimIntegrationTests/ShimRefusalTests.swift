@@ -84,6 +84,22 @@ struct ShimRefusalTests {
         }
     }
 
+    @Test("Envoy stopped (SIGSTOP) with no port registered, EDSHIM_FALLBACK=fail: the reason names the stopped Envoy and says to resume it, not to start one (a second Envoy would share the ports)")
+    func envoyStoppedWithNoPortRegistered() async throws {
+        var options = Testbed.Options()
+        options.readyTimeoutSeconds = 2
+        try await withTestbed(options) { bed in
+            let envoy = try #require(bed.envoy)
+            envoy.signal(SIGSTOP)
+            defer { envoy.signal(SIGCONT) }
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9), environment: ["EDSHIM_FALLBACK": "fail"])
+            #expect(shim.status.hasPrefix("1\nEnvoy takes no update: it is stopped (pid \(envoy.pid), SIGSTOP or a debugger)"), "\(shim.status)")
+            #expect(shim.status.hasSuffix("resume it (kill -CONT \(envoy.pid)); do not start another Envoy, which would share the ports with the stopped one"), "\(shim.status)")
+            #expect(try bed.registrations().isEmpty)
+        }
+    }
+
     @Test("a port another process listens on is refused, not handed to Envoy, naming that process")
     func portInUse() async throws {
         try await withTestbed { bed in

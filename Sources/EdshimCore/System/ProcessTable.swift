@@ -31,6 +31,13 @@ public enum ProcessTable {
         return stat[(close + 1)...].split(separator: UInt8(ascii: " "))
     }
 
+    /// Whether process `pid` is stopped (state `T`: SIGSTOP; `t`: a debugger), by
+    /// `/proc/PID/stat`; false when it cannot be read.
+    public static func isStopped(_ pid: Int32, root: String = "/proc") -> Bool {
+        guard let stat = SystemFile.read("\(root)/\(pid)/stat"), let state = fieldsAfterCommand(stat)?.first?.first else { return false }
+        return state == UInt8(ascii: "T") || state == UInt8(ascii: "t")
+    }
+
     /// The owner of a live process: its pid and start time.
     public static func owner(of pid: Int32, root: String = "/proc") -> Owner? {
         startTime(of: pid, root: root).map { Owner(pid: pid, startTime: $0) }

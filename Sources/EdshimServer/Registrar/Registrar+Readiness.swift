@@ -6,18 +6,23 @@ import Glibc
 
 /// How Envoy is found not there, so that a registration need not wait out the
 /// readiness timeout (`Registrar.envoyAbsence`).
-enum EnvoyAbsence: Sendable {
+enum EnvoyAbsence: Sendable, Equatable {
     /// It listens on no registered port and reads none of the files.
     case notRunning
     /// It listens on registered ports but has read none of the files for the
     /// readiness timeout: stopped, or hung.
     case notReading
+    /// Either, and an Envoy watching the server's xds directory is stopped (SIGSTOP,
+    /// a debugger): these process ids. Started again, it takes the updates; another
+    /// Envoy started beside it would share the ports with it.
+    case stopped([Int32])
 
     /// Why, naming the xds directory.
     func reason(_ directory: String) -> String {
         switch self {
         case .notRunning: "Envoy does not run (it reads none of the files in \(directory))"
         case .notReading: "Envoy takes no update (it listens on registered ports but has read none of the files in \(directory) for the readiness timeout: stopped, or hung)"
+        case .stopped(let pids): "Envoy takes no update: it is stopped (\(Self.list(pids)), SIGSTOP or a debugger) and has read none of the files in \(directory)"
         }
     }
 
@@ -26,7 +31,20 @@ enum EnvoyAbsence: Sendable {
         switch self {
         case .notRunning: "start Envoy with the bootstrap from `edshim bootstrap --xds-dir \(directory)`"
         case .notReading: "see why Envoy's main thread does not run (a stopped process, `kill -CONT`; or restart Envoy)"
+        case .stopped(let pids): "resume it (kill -CONT \(pids.map(String.init).joined(separator: " "))); do not start another Envoy, which would share the ports with the stopped one"
         }
+    }
+
+    /// When a registration kept for Envoy gets served.
+    var whenServed: String? {
+        switch self {
+        case .notRunning: nil
+        case .notReading, .stopped: "as soon as it takes updates again"
+        }
+    }
+
+    private static func list(_ pids: [Int32]) -> String {
+        (pids.count == 1 ? "pid " : "pids ") + pids.map(String.init).joined(separator: ", ")
     }
 }
 
@@ -95,6 +113,9 @@ extension Registrar {
         let listensOnRegistered = registry.registrations.contains { listening.contains($0.key.host) }
         guard !listensOnRegistered || unreadTooLong else { return nil }
         envoyFoundAbsent = ContinuousClock.now
+        // Said so rather than "start Envoy": a second Envoy would share the ports.
+        let stopped = StoppedEnvoys.find(watching: configuration.xdsDirectory)
+        if !stopped.isEmpty { return .stopped(stopped) }
         return listensOnRegistered ? .notReading : .notRunning
     }
 

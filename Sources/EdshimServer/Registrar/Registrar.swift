@@ -243,7 +243,7 @@ actor Registrar {
             // Envoy not there is what resync counts as waiting; a running Envoy that
             // did not take the port is a failure to look into.
             let why = absence?.reason(configuration.xdsDirectory) ?? "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout)"
-            let when = absence == .notReading ? "as soon as it takes updates again" : "as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"
+            let when = absence?.whenServed ?? "as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"
             return .failure(WireError(absence != nil ? .envoyAbsent : .envoyTimeout, "\(why); the registration is kept, and Envoy serves the port \(when)\(absence != nil ? "" : " (Envoy reads the files: its log and admin /listeners say why it did not bind)")"))
         }
         // The shim's own registration and resync's for it, at once: the last to end
