@@ -94,10 +94,22 @@ struct ShimRefusalTests {
             defer { envoy.signal(SIGCONT) }
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9), environment: ["EDSHIM_FALLBACK": "fail"])
-            #expect(shim.status.hasPrefix("1\nEnvoy takes no update: it is stopped (pid \(envoy.pid), SIGSTOP or a debugger)"), "\(shim.status)")
+            #expect(shim.status.hasPrefix("1\nEnvoy takes no update: it is stopped (pid \(envoy.pid), SIGSTOP or a debugger)"), "\(shim.status)\n\(Self.threadStatesAndWatches(of: envoy.pid))")
             #expect(shim.status.hasSuffix("resume it (kill -CONT \(envoy.pid)); do not start another Envoy, which would share the ports with the stopped one"), "\(shim.status)")
             #expect(try bed.registrations().isEmpty)
         }
+    }
+
+    /// What the server looks at to find a stopped Envoy: each thread's state, and the
+    /// inotify watches (for a failure's message).
+    static func threadStatesAndWatches(of pid: Int32) -> String {
+        let states = ShimProcesses.entryNames(in: "/proc/\(pid)/task").sorted().map { thread in
+            (try? String(contentsOfFile: "/proc/\(pid)/task/\(thread)/stat", encoding: .utf8)).map { String($0.split(separator: ")").last?.prefix(3) ?? "") } ?? "?"
+        }
+        let watches = ShimProcesses.entryNames(in: "/proc/\(pid)/fdinfo").compactMap { fd in
+            (try? String(contentsOfFile: "/proc/\(pid)/fdinfo/\(fd)", encoding: .utf8))?.split(separator: "\n").filter { $0.hasPrefix("inotify") }.joined(separator: "; ")
+        }.filter { !$0.isEmpty }
+        return "threads: \(states); inotify: \(watches)"
     }
 
     @Test("a port another process listens on is refused, not handed to Envoy, naming that process")

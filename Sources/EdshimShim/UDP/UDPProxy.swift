@@ -132,8 +132,10 @@ final class UDPProxy {
         let carrying = handover?.isCarrying ?? false
         if handover?.keepsServing(after: signal) == true { return false }
         if !carrying {
-            let sender = ProcessTable.name(of: signal.sender).map { " (\($0))" } ?? ""
-            ShimLog.info("udp \(listener.endpoint) → \(container): stopped by signal \(signal.number) from pid \(signal.sender)\(sender)")
+            // A signal that reached another thread first comes on from this process.
+            let known = signal.sender > 0 && signal.sender != getpid()
+            let sender = known ? " from pid \(signal.sender)" + (ProcessTable.name(of: signal.sender).map { " (\($0))" } ?? "") : ""
+            ShimLog.info("udp \(listener.endpoint) → \(container): stopped by signal \(signal.number)\(sender)")
         }
         return true
     }
