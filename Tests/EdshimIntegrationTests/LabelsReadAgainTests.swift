@@ -7,11 +7,18 @@ import Testing
 /// labels once it does.
 @Suite("Labels read again once Docker answers")
 struct LabelsReadAgainTests {
-    @Test("a port registered while Docker did not answer is renamed from its labels once Docker answers")
-    func namedOnceDockerAnswers() async throws {
-        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-late.sock"
+    /// A fake Docker socket's path, named for the test, and a testbed whose server
+    /// asks Docker there.
+    static func askingDocker(at name: String) -> (String, Testbed.Options) {
+        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-\(name).sock"
         var options = Testbed.Options()
         options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
+        return (socketPath, options)
+    }
+
+    @Test("a port registered while Docker did not answer is renamed from its labels once Docker answers")
+    func namedOnceDockerAnswers() async throws {
+        var (socketPath, options) = Self.askingDocker(at: "late")
         // The testbed's Envoy drains for 2 s: the old cluster stays 2 + 5 s.
         options.envoyDrainTimeSeconds = 2
         try await withTestbed(options) { bed in
@@ -53,9 +60,7 @@ struct LabelsReadAgainTests {
 
     @Test("a port published a second after Docker answers again is named from its labels: lookups resume once Docker answers, not at the end of their 5 s pause after a failure (after every dockerd restart, containers started at once were named unknown-<port>)")
     func lookupsResumeOnceDockerAnswers() async throws {
-        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-resume.sock"
-        var options = Testbed.Options()
-        options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
+        let (socketPath, options) = Self.askingDocker(at: "resume")
         try await withTestbed(options) { bed in
             let restored = try bed.httpBackend("restored", on: try #require(IPAddress("127.0.0.5")))
             let started = try bed.httpBackend("started", on: try #require(IPAddress("127.0.0.6")))
@@ -91,9 +96,7 @@ struct LabelsReadAgainTests {
 
     @Test("a port withdrawn and published again while Docker does not answer is still renamed once Docker answers")
     func republishedWhileDockerIsDown() async throws {
-        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-again.sock"
-        var options = Testbed.Options()
-        options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
+        let (socketPath, options) = Self.askingDocker(at: "again")
         try await withTestbed(options) { bed in
             let container = try #require(IPAddress("127.0.0.4"))
             let backend = try bed.httpBackend("web", on: container)
@@ -120,11 +123,9 @@ struct LabelsReadAgainTests {
 
     @Test("a shim replacing a registration for the same container while Docker does not answer keeps its name and Envoy's listener; Docker's answer decides later")
     func replacementKeepsItsName() async throws {
-        let socketPath = "/tmp/edshim-fake-docker-\(getpid())-replace.sock"
+        let (socketPath, options) = Self.askingDocker(at: "replace")
         let docker = try FakeDockerEngine(socketPath: socketPath)
         defer { docker.stop() }
-        var options = Testbed.Options()
-        options.serverArguments = ["--docker-host", "unix://\(socketPath)"]
         try await withTestbed(options) { bed in
             let container = try #require(IPAddress("127.0.0.4"))
             let backend = try bed.httpBackend("web", on: container)

@@ -8,6 +8,15 @@ import Glibc
 /// Only root, the socket's group and real shims get in; refusals say why.
 @Suite("Locked-down socket")
 struct SocketLockdownTests {
+    /// No Envoy; the server, its socket under run/edshim, started by the test.
+    static var serverStartedByTheTest: Testbed.Options {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.startServer = false
+        options.socketName = "run/edshim/edshim.sock"
+        return options
+    }
+
     @Test("the server creates the socket directory 0750 and the socket 0660, group docker")
     func modes() async throws {
         var options = Testbed.Options()
@@ -29,10 +38,7 @@ struct SocketLockdownTests {
 
     @Test("the server finds its socket group in /etc/group, or takes a group number, whatever else nsswitch.conf names (the fully static binary crashed in libnss_systemd on a group /etc/group lacks); a group missing there is refused saying so", .needsPrivateNetworkNamespaces)
     func socketGroupFromEtcGroup() async throws {
-        var options = Testbed.Options()
-        options.startEnvoy = false
-        options.startServer = false
-        options.socketName = "run/edshim/edshim.sock"
+        let options = Self.serverStartedByTheTest
         try await withTestbed(options) { bed in
             // A host whose nsswitch.conf sends group lookups elsewhere than /etc/group
             // (here to a module that does not exist: a dynamic glibc skips it), in a
@@ -59,10 +65,7 @@ struct SocketLockdownTests {
 
     @Test("an existing socket directory the group cannot enter is left as it is, with a warning saying how to fix it; one it can enter, without")
     func directoryTheGroupCannotEnter() async throws {
-        var options = Testbed.Options()
-        options.startEnvoy = false
-        options.startServer = false
-        options.socketName = "run/edshim/edshim.sock"
+        let options = Self.serverStartedByTheTest
         try await withTestbed(options) { bed in
             let directory = bed.directory + "/run/edshim"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
