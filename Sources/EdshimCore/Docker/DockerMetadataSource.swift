@@ -23,6 +23,12 @@ public actor DockerMetadataSource: ContainerMetadataSource {
     /// finds Docker answering: an outage must not slow every registration down by a
     /// timeout.
     private var quietUntil: ContinuousClock.Instant?
+    /// Whether a ping that Docker answers ends the pause for a lookup (`answersPingAtOnce`):
+    /// not after a lookup so allowed failed (a dockerd answering pings but not
+    /// lookups), until `isReachable` finds the lookups' calls answered again.
+    private var pingsEndThePause = true
+    /// The last ping made during a pause, and whether Docker answered it.
+    private var lastPing: (at: ContinuousClock.Instant, answered: Bool)?
     private let retryAfterFailure: Duration
     private var notFoundReported: Set<IPAddress> = []
 
@@ -41,13 +47,24 @@ public actor DockerMetadataSource: ContainerMetadataSource {
 
     /// What the labels of the container serving at `container` say.
     public func metadata(for container: SocketEndpoint) async -> MetadataAnswer {
-        if let quietUntil, ContinuousClock.now < quietUntil { return .unreachable }
+        // Paused after a failure: asked all the same when Docker answers a ping at
+        // once. After a restart dockerd opens its API while the lookups of the
+        // containers it restored are still timing out; a container started then must
+        // not be named unknown-<port> until `LabelRefresher` comes round.
+        var askedAfterPing = false
+        if let quietUntil, ContinuousClock.now < quietUntil {
+            guard pingsEndThePause, await answersPingAtOnce() else { return .unreachable }
+            askedAfterPing = true
+        }
         let deadline = ContinuousClock.now + budget
         let client = self.client.until(ContinuousClock.now + Self.longestLookup)
         var pause = Duration.milliseconds(25)
         while true {
             do throws(DockerEngineClient.Failure) {
-                if let found = try await lookup(container.ip, client: client) {
+                let found = try await lookup(container.ip, client: client)
+                // Docker answered: no more pause (it began after an earlier failure).
+                quietUntil = nil
+                if let found {
                     if unreachableReported {
                         logger.notice("Docker is reachable again; labels are read", metadata: ["docker_host": "\(client.host)"])
                         unreachableReported = false
@@ -60,6 +77,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                 if Task.isCancelled { return .unreachable }
                 version = nil
                 quietUntil = ContinuousClock.now + retryAfterFailure
+                if askedAfterPing { pingsEndThePause = false }
                 if !unreachableReported {
                     logger.warning("cannot read container labels from Docker; services are named unknown-<port> (unknown-<port>-<address> on one address) until it answers", metadata: [
                         "docker_host": "\(client.host)", "error": "\(error)",
@@ -95,10 +113,32 @@ public actor DockerMetadataSource: ContainerMetadataSource {
             _ = try await client.networks(version: negotiated)
             _ = try await client.containers(id: String(repeating: "0", count: 64), version: negotiated)
             quietUntil = nil
+            pingsEndThePause = true
             return true
         } catch {
             return false
         }
+    }
+
+    /// How long a ping during a pause may take: a dockerd that answers at all does
+    /// within milliseconds, and one that hangs costs a registration no more.
+    static let pingDuringPause = Duration.milliseconds(25)
+    /// How long a ping's answer stands for the registrations after it: those that
+    /// dockerd starts one after another while it hangs wait for one ping, not each.
+    static let pingStands = Duration.milliseconds(100)
+
+    /// Whether Docker answers `/_ping` within `pingDuringPause`, asked at most once
+    /// per `pingStands`.
+    private func answersPingAtOnce() async -> Bool {
+        let now = ContinuousClock.now
+        if let lastPing, now - lastPing.at < Self.pingStands { return lastPing.answered }
+        var answered = false
+        do throws(DockerEngineClient.Failure) {
+            version = try await client.until(now + Self.pingDuringPause).negotiateVersion()
+            answered = true
+        } catch {}
+        lastPing = (now, answered)
+        return answered
     }
 
     private func lookup(_ ip: IPAddress, client: DockerEngineClient) async throws(DockerEngineClient.Failure) -> ContainerMetadata? {

@@ -44,10 +44,9 @@ struct DockerRestartTests {
 
             try await docker.stopDockerd(signal: stop == .stopped ? SIGTERM : SIGKILL)
             try await docker.startDockerdAgain()
-            // A container started a second after dockerd answers is named from its
-            // labels at once: lookups do not wait out their pause after the failures
-            // of the restored container's (it was named unknown-<port> for 5 s).
-            try await Task.sleep(for: .seconds(1))
+            // A container started as soon as dockerd answers is named from its labels
+            // at once: lookups do not wait out their pause after the failures of the
+            // restored container's (it was named unknown-<port> for 5 s).
             let freshPort = try Sockets.freePort()
             try await docker.run(["run", "-d", "--stop-timeout", "1", "--name", "fresh", "-l", "ServiceName=fresh", "-p", "\(freshPort):80"] + DockerEndToEndTests.httpd)
             let clusters = try bed.clusters().keys.sorted()
