@@ -195,7 +195,7 @@ struct DockerdGoneTests {
             // Another container's proxy is not to be stopped: its port is published.
             let advice = other == nil
                 ? "\(holder) already uses udp \(held); stop it, or publish the container on another host port"
-                : "udp \(held) is already published, for \(echo.endpoint) by \(holder): publish the container on another host port (docker ps --filter publish=\(port) shows the container)"
+                : "udp \(held) is already published, for \(echo.endpoint) by \(holder): publish the container on another host port (docker ps --filter publish=\(port)/udp shows the container)"
             #expect(refused.status == "1\nlisten udp \(host): bind: address already in use: \(advice)", "\(refused.status.debugDescription)")
             #expect(other?.isRunning ?? true)
         }

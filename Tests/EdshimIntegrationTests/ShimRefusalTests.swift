@@ -125,13 +125,16 @@ struct ShimRefusalTests {
         }
     }
 
-    @Test("a port Envoy listens on for none of the server's registrations (its admin address) is refused naming Envoy, without telling to stop it or to try again")
+    @Test("a port Envoy listens on for none of the server's registrations (its admin address) is refused naming Envoy, without telling to stop it or to try again; the server's own admin endpoint, naming it")
     func portOfEnvoysAdmin() async throws {
         try await withTestbed { bed in
             let shim = try await bed.publish(bed.envoyAdmin, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
             let envoy = try #require(bed.envoy)
             #expect(shim.status == "1\nanother process already listens on \(bed.envoyAdmin): envoy (pid \(envoy.pid)), for none of this server's registrations (an Envoy's admin address, or another Envoy's listener); publish the container on a free port", "\(shim.status.debugDescription)")
             #expect(try bed.registrations().isEmpty)
+            // Nor to stop the server, whose own admin endpoint it is.
+            let own = try await bed.publish(bed.serverAdmin, to: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(own.status == "1\n\(bed.serverAdmin) is taken by this edshim server's own admin endpoint (--admin-address); publish the container on a free port", "\(own.status.debugDescription)")
             try bed.expectNoRejectedUpdates()
         }
     }

@@ -46,7 +46,7 @@ public enum BindRefusal {
             // Another container's proxy: the port is published already, and stopping
             // that proxy would take it from its container.
             if let (holder, shim) = holders.lazy.compactMap({ holder in ShimProcesses.shim(pid: holder.pid).map { (holder, $0.arguments) } }).first(where: { $0.1.proto.rawValue == proto }) {
-                return "\(proto) \(shim.host) is already published, for \(shim.container) by \(holder): publish the container on another host port (docker ps --filter publish=\(host.port) shows the container)"
+                return "\(proto) \(shim.host) is already published, for \(shim.container) by \(holder): publish the container on another host port (docker ps --filter publish=\(host.port)\(proto == "tcp" ? "" : "/\(proto)") shows the container)"
             }
             let verb = proto == "udp" ? "uses" : "listens on"
             let who = holders.isEmpty ? "another process already uses \(proto) \(host)" : holders.map { "\($0) already \(verb) \(proto) \($0.boundAddresses(else: host))" }.joined(separator: ", ")

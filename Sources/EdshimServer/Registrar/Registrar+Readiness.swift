@@ -180,6 +180,10 @@ extension Registrar {
         guard !holders.isEmpty else {
             return WireError(.portInUse, "another process already listens on \(host)\(bound): stop it, or publish the container on a free port")
         }
+        // The server's own admin endpoint (--admin-address): not to be stopped either.
+        if holders.contains(where: { $0.pid == getpid() }) {
+            return WireError(.portInUse, "\(host) is taken by this edshim server's own admin endpoint (--admin-address)\(bound); publish the container on a free port")
+        }
         let names = holders.map(\.description).joined(separator: ", ")
         // The Envoy this server configures, still letting go of a listener withdrawn
         // (for an overlapping address: this key's own are not counted) a moment ago.
