@@ -22,7 +22,7 @@ enum EnvoyAbsence: Sendable, Equatable {
         switch self {
         case .notRunning: "Envoy does not run (it reads none of the files in \(directory))"
         case .notReading: "Envoy takes no update (it listens on registered ports but has read none of the files in \(directory) for the readiness timeout: stopped, or hung)"
-        case .stopped(let pids): "Envoy takes no update: it is stopped (\(Self.list(pids)), SIGSTOP or a debugger) and has read none of the files in \(directory)"
+        case .stopped(let pids): "Envoy takes no update: it is stopped (\(Self.list(pids)), SIGSTOP or a debugger)"
         }
     }
 

@@ -10,12 +10,12 @@ extension Registrar {
     /// Logs that Envoy did not take `key` in time: the first time, then at most once a
     /// minute while its shim keeps registering again (the rest at debug).
     func logWithdrawal(_ key: RegistrationKey, withdrawn: Bool, absence: EnvoyAbsence?) {
-        let why = absence?.reason(configuration.xdsDirectory) ?? "Envoy did not listen in time"
+        let why = absence.map { "\($0.reason(configuration.xdsDirectory)) (\($0.advice(configuration.xdsDirectory)))" } ?? "Envoy did not listen in time"
         guard withdrawn else {
             logger.warning("\(why); registration left to the other registration of its shim in progress", metadata: ["key": "\(key)"])
             return
         }
-        logRetried(key, "\(why); registration withdrawn; its shim serves the port and registers again every few seconds until Envoy takes it", metadata: ["key": "\(key)"])
+        logRetried(key, "\(why); registration withdrawn; its shim serves the port and registers again every few seconds until Envoy takes it (with EDSHIM_FALLBACK=fail in dockerd's environment, the container fails to start instead)", metadata: ["key": "\(key)"])
     }
 
     /// Logs a withdrawal its shim will retry: the first as a warning, then at most
