@@ -79,7 +79,9 @@ public enum StatusReport {
     /// shims proxy themselves (they never register: no Envoy service, mode `udp-proxy`).
     /// `serverReachable` false: the server could not be asked, and the notes on the
     /// TCP shims' modes say what to do then.
-    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath) -> String {
+    /// `stoppedEnvoys`: stopped Envoys listening on registered ports, each named in a
+    /// line after the table.
+    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath) -> String {
         guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
         let header = ["HOST", "PROTO", "CONTAINER", "NAME", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
@@ -133,6 +135,9 @@ public enum StatusReport {
         }
         if served.contains(.other) {
             lines.append("(other program): another program than Envoy listens on the port (it took it while Envoy restarted, and Envoy could not bind it): its clients reach that program; stop it (ss -ltnp shows it), and the server offers the port to Envoy again")
+        }
+        for envoy in stoppedEnvoys {
+            lines.append("\(envoy) is stopped (SIGSTOP or a debugger): the ports it listens on accept no connection, and it takes no update, until it is resumed: kill -CONT \(envoy.pid)")
         }
         let modes = Set(unregistered.map(\.mode))
         let resync = EdshimDefaults.resyncCommand(socketPath: socketPath)

@@ -42,8 +42,9 @@ struct StatusCommand: ParsableCommand {
             each on stderr, for a monitoring check; 0 when every one is. A port where a
             connection waits unaccepted for a second (looked at again a second later,
             only when one is queued) counts too, `(not accepting)`: Envoy listens but
-            does not accept (stopped, hung). Without it, status exits 0 whenever the
-            server answered.
+            does not accept (stopped, hung); every port of an Envoy found stopped
+            (SIGSTOP, a debugger) counts at once, and the table names that Envoy. Without
+            it, status exits 0 whenever the server answered.
 
             --json prints the server's registrations as a JSON array of objects with the
             same facts, `served_by` saying what serves each port (envoy, shim, other
@@ -67,15 +68,12 @@ struct StatusCommand: ParsableCommand {
 
     /// What serves each registered port: Envoy, its shim (waiting for Envoy), another
     /// program (Envoy could not bind it), or nothing (Envoy does not run).
-    private static func serving(_ registrations: [Registration], shims: [ShimProcesses.Shim], listening: [ListeningSocket]) -> [RegistrationKey: StatusReport.Serving] {
+    /// `holders`: who holds the sockets on registered addresses (`holders(of:listening:)`).
+    private static func serving(_ registrations: [Registration], shims: [ShimProcesses.Shim], listening: [ListeningSocket], holders: [PortHolders.Holder]) -> [RegistrationKey: StatusReport.Serving] {
         let shimsByPID = Dictionary(shims.map { ($0.owner.pid, $0) }, uniquingKeysWith: { first, _ in first })
         // Indexed once: a host with thousands of ports has an Envoy socket per worker on each.
         let byAddress = Dictionary(grouping: listening, by: \.endpoint)
         let addresses = Set(byAddress.keys)
-        // Who holds the sockets on registered addresses, read from /proc once for all
-        // (empty where it cannot be seen: not run as root).
-        let registered = Set(registrations.map(\.key.host))
-        let holders = PortHolders.holding(listening.filter { registered.contains($0.endpoint) })
         var serving: [RegistrationKey: StatusReport.Serving] = [:]
         for registration in registrations {
             let shim = shimsByPID[registration.owner.pid].flatMap { $0.owner == registration.owner ? $0 : nil }
@@ -85,6 +83,13 @@ struct StatusCommand: ParsableCommand {
             serving[registration.key] = .of(registration, listening: addresses, shimServesItself: servesItself, otherHolders: others)
         }
         return serving
+    }
+
+    /// Who holds the sockets on registered addresses, read from /proc once for all
+    /// (empty where it cannot be seen: not run as root).
+    private static func holders(of registrations: [Registration], listening: [ListeningSocket]) -> [PortHolders.Holder] {
+        let registered = Set(registrations.map(\.key.host))
+        return PortHolders.holding(listening.filter { registered.contains($0.endpoint) })
     }
 
     /// The registered ports with a connection still waiting unaccepted a second after
@@ -134,7 +139,11 @@ struct StatusCommand: ParsableCommand {
         case .registrations(let registrations):
             let shims = ShimProcesses.all()
             let listening = ListenTable.read()
-            let serving = Self.serving(registrations, shims: shims, listening: listening)
+            let holders = Self.holders(of: registrations, listening: listening)
+            let serving = Self.serving(registrations, shims: shims, listening: listening, holders: holders)
+            // An Envoy that is stopped accepts nothing on the ports it listens on, even
+            // with no connection waiting yet: said, and failed by --check.
+            let stopped = holders.filter { $0.isEnvoy && ProcessTable.isStopped($0.pid) }
             let registeredKeys = Set(registrations.map(\.key))
             // The TCP shims of this server whose port is registered by no one (an old
             // shim whose port a newer one registered is not listed).
@@ -143,10 +152,11 @@ struct StatusCommand: ParsableCommand {
             if json {
                 print(StatusReport.json(registrations, serving: serving))
             } else {
-                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), socketPath: client.socketPath))
+                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), stoppedEnvoys: stopped, socketPath: client.socketPath))
             }
             guard check else { return }
-            let notAccepting = Self.notAccepting(registrations, listening: listening)
+            let heldByStopped = Set(registrations.filter { registration in stopped.contains { $0.addresses.contains(registration.key.host) } }.map(\.key))
+            let notAccepting = heldByStopped.union(Self.notAccepting(registrations.filter { !heldByStopped.contains($0.key) }, listening: listening))
             let notServed = StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting)
             if !notServed.isEmpty {
                 throw CommandFailure("\(notServed.count) of \(registrations.count + unregistered.count) TCP ports not served by Envoy as registered: \(notServed.joined(separator: ", "))")
