@@ -161,6 +161,26 @@ struct ShimRefusalTests {
         }
     }
 
+    @Test("a port whose withdrawn listener a stopped Envoy still holds is refused by the shim, which would otherwise serve it beside that Envoy's socket (half the connections would wait), naming the stopped Envoy and kill -CONT")
+    func portAStoppedEnvoyStillHolds() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web", on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let first = try await bed.publish(host, to: backend.endpoint)
+            #expect(first.isReady)
+            let envoy = try #require(bed.envoy)
+            envoy.signal(SIGSTOP)
+            defer { envoy.signal(SIGCONT) }
+            first.process.signal(SIGINT)
+            #expect(await first.process.waitForExit(timeout: .seconds(2)) == 0)
+            let second = try await bed.publish(host, to: backend.endpoint)
+            #expect(second.status == "1\nlisten tcp \(host): bind: address already in use: envoy (pid \(envoy.pid)) still listens on tcp \(host) and is stopped (SIGSTOP or a debugger): connections the kernel gave its socket would wait until it runs again, so the port is not shared with it; resume it (kill -CONT \(envoy.pid)), then start the container again", "\(second.status.debugDescription)")
+            envoy.signal(SIGCONT)
+            try await bed.eventually("Envoy lets go of the port once it runs") { !ListenTable.read().contains { $0.keepsFromBinding(host) } }
+            #expect(try await bed.publish(host, to: backend.endpoint).isReady, "the same again, once it has")
+        }
+    }
+
     @Test("a port a shim of another dockerd publishes (another process, still running, started it) is refused naming that shim, which keeps the port, as docker-proxy's bind fails")
     func portPublishedByAnotherDockerd() async throws {
         try await withTestbed { bed in

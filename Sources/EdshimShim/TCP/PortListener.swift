@@ -63,6 +63,13 @@ struct PortListener {
             throw ShimFailure(BindRefusal.message("tcp", host, code, advice: BindRefusal.alreadyPublished(key, for: other.shim.arguments.container, by: other.shim.owner, startedBy: other.starter)))
         }
         let names = holders.map(\.description).joined(separator: ", ")
+        // A stopped Envoy accepts nothing: beside it, the connections the kernel hands
+        // its socket would wait until it is resumed.
+        let stopped = holders.filter { ProcessTable.isStopped($0.pid) }
+        if !stopped.isEmpty {
+            let pids = stopped.map { String($0.pid) }.joined(separator: " ")
+            throw ShimFailure(BindRefusal.message("tcp", host, code, advice: "\(names) still listens on tcp \(host) and is stopped (SIGSTOP or a debugger): connections the kernel gave its socket would wait until it runs again, so the port is not shared with it; resume it (kill -CONT \(pids)), then start the container again"))
+        }
         ShimLog.warning("\(names) still listens on tcp \(host), from before the server stopped: serving beside it (connections are shared) until the server withdraws or takes over that listener")
         do {
             return try open(host, reusePortFirst: true)
