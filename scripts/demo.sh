@@ -236,7 +236,8 @@ echo "Try: curl -i http://127.0.0.1:$HOST_PORT/"
 echo "     EDSHIM_SOCKET=$EDSHIM_SOCKET $EDSHIM status"
 echo "     tail -f $DIR/envoy.log    # Envoy's access log, a JSON line per request"
 if (( WITH_DOCKER )); then
-    echo "     DOCKER_HOST=$DOCKER_HOST_URL DOCKER_CONFIG=$DOCKER_DIR/cli ${DOCKER[*]} run -d -p 8081:80 -l ServiceName=web $DEMO_IMAGE httpd -f -p 80 -h /www"
+    TRY_PORT="$(free_port)"
+    echo "     DOCKER_HOST=$DOCKER_HOST_URL DOCKER_CONFIG=$DOCKER_DIR/cli ${DOCKER[*]} run -d -p $TRY_PORT:80 -l ServiceName=web $DEMO_IMAGE httpd -f -p 80 -h /www"
 fi
 [[ "${DEMO_ONCE:-0}" != 1 ]] || exit 0
 echo "(Ctrl-C to stop and tear everything down)"

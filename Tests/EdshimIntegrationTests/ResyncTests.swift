@@ -68,6 +68,7 @@ struct ResyncTests {
             let listenersBefore = try String(contentsOfFile: bed.xdsDirectory + "/lds.json", encoding: .utf8)
             let clustersBefore = try String(contentsOfFile: bed.xdsDirectory + "/cds.json", encoding: .utf8)
             let modifiedBefore = try bed.stat("listener_manager.listener_modified")
+            let logBefore = bed.server?.log.count ?? 0
             let second = try await Binaries.run(bed.edshim, ["resync"], environment: bed.environment, in: bed.directory)
             #expect(second.status == 0, "\(second.output)")
             #expect(second.output.contains("resynced 10 of 10"), "\(second.output)")
@@ -75,6 +76,10 @@ struct ResyncTests {
             #expect(try String(contentsOfFile: bed.xdsDirectory + "/lds.json", encoding: .utf8) == listenersBefore)
             #expect(try String(contentsOfFile: bed.xdsDirectory + "/cds.json", encoding: .utf8) == clustersBefore)
             #expect(try bed.stat("listener_manager.listener_modified") == modifiedBefore, "no listener was touched")
+            // Nor is the log: each registration again, unchanged, at debug only.
+            let logged = String(bed.server?.log.dropFirst(logBefore) ?? "").split(separator: "\n")
+            #expect(logged.filter { $0.hasSuffix("registered again, unchanged") && $0.contains(" debug ") }.count == 10, "\(logged)")
+            #expect(!logged.contains { $0.contains(" info ") || $0.contains(" warning ") }, "\(logged)")
         }
     }
 

@@ -59,6 +59,10 @@ struct SocketLockdownTests {
                 in: bed.directory
             )
             #expect(refused.status == 1, "\(refused.output)")
+            for (group, message) in [("", "--socket-group must name a group in /etc/group, or give a group number"), ("4294967295", "--socket-group 4294967295: a group number goes from 0 to 4294967294"), ("-1", "--socket-group -1: a group number goes from 0 to 4294967294")] {
+                let bad = try await Binaries.run(bed.edshim, ["server", "--socket", bed.socketPath, "--xds-dir", bed.xdsDirectory, "--state-file", bed.stateFile, "--admin-address", "off"] + (group.isEmpty ? ["--socket-group", ""] : ["--socket-group=\(group)"]), in: bed.directory)
+                #expect(bad.status == 1 && bad.output.contains(message), "\(bad.output)")
+            }
             #expect(refused.output.contains("--socket-group edshim-no-such-group: no such group in /etc/group (edshim looks nowhere else); create it (groupadd edshim-no-such-group), or give another group or a group number"), "\(refused.output)")
         }
     }

@@ -206,8 +206,10 @@ actor Registrar {
         if let replaced, replaced.owner != owner { release(replaced.owner) }
         pendingLabels.note(key, answer: answer)
         // A shim registering again while Envoy does not take its port: logged when
-        // Envoy takes it, or when it is withdrawn again (at most once a minute).
-        logger.log(level: withdrawnAndRetrying[key] == nil ? .info : .debug, "registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
+        // Envoy takes it, or when it is withdrawn again (at most once a minute). One
+        // that changes nothing (resync's, for a port registered already) at debug.
+        let unchanged = replaced == registry[key]
+        logger.log(level: withdrawnAndRetrying[key] == nil && !unchanged ? .info : .debug, unchanged ? "registered again, unchanged" : "registered", metadata: (registry[key] ?? registration).logMetadata(replacing: replaced))
         guard await commit() else {
             return await unpublishable(key, owner: owner, kept: gaveItsPortToEnvoy || hasSibling(pending))
         }
@@ -239,7 +241,7 @@ actor Registrar {
             // Resync, for a shim that gave its port to Envoy long ago and cannot serve
             // it again: withdrawn, the port would stay dark even once Envoy is back.
             // Kept, Envoy serves it as soon as it runs.
-            logger.warning("Envoy did not listen in time; registration kept for when it does (its shim no longer holds the port)", metadata: ["key": "\(key)", "envoy_reads_files": "\(absence == nil)"])
+            logger.warning("\(absence?.reason(configuration.xdsDirectory) ?? "Envoy did not listen in time"); registration kept for when it listens (its shim no longer holds the port)", metadata: ["key": "\(key)", "envoy_reads_files": "\(absence == nil)"])
             // Envoy not there is what resync counts as waiting; a running Envoy that
             // did not take the port is a failure to look into.
             let why = absence?.reason(configuration.xdsDirectory) ?? "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout)"

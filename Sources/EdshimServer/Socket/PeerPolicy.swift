@@ -19,7 +19,12 @@ struct PeerPolicy: Sendable {
     /// /etc/group only (`BuiltInNameServices`).
     static func resolve(groupName: String?) throws -> PeerPolicy {
         let name = groupName ?? "docker"
+        if name.isEmpty { throw ServerError("--socket-group must name a group in /etc/group, or give a group number") }
         if let gid = groupID(named: name) { return PeerPolicy(group: (name, gid)) }
+        let digits = name.hasPrefix("-") ? name.dropFirst() : Substring(name)
+        if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            throw ServerError("--socket-group \(name): a group number goes from 0 to \(UInt32.max - 1)")
+        }
         if groupName != nil {
             throw ServerError("--socket-group \(name): no such group in /etc/group (edshim looks nowhere else); create it (groupadd \(name)), or give another group or a group number")
         }
