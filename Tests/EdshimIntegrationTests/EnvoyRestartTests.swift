@@ -167,6 +167,10 @@ struct EnvoyRestartTests {
             let check = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
             #expect(check.status == 1, "\(check.output)")
             #expect(ports.allSatisfy { check.output.contains("0.0.0.0:\($0) (not accepting)") }, "\(check.output)")
+            // The table's rows say it too (looked at before the table is printed).
+            let rows = check.output.split(separator: "\n")
+            #expect(ports.allSatisfy { port in rows.contains { $0.hasPrefix("0.0.0.0:\(port) ") && $0.contains(" http (not accepting) ") } }, "\(check.output)")
+            #expect(check.output.contains("(not accepting): Envoy listens on the port but accepts no connection"), "\(check.output)")
             #expect(check.output.contains("envoy (pid \(envoy.pid)) is stopped (SIGSTOP or a debugger): the ports it listens on accept no connection, and it takes no update, until it is resumed: kill -CONT \(envoy.pid)"), "\(check.output)")
             envoy.signal(SIGCONT)
             try await bed.eventually("the server logs that Envoy accepts again", timeout: .seconds(25)) {

@@ -80,8 +80,9 @@ public enum StatusReport {
     /// `serverReachable` false: the server could not be asked, and the notes on the
     /// TCP shims' modes say what to do then.
     /// `stoppedEnvoys`: stopped Envoys listening on registered ports, each named in a
-    /// line after the table.
-    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath) -> String {
+    /// line after the table; `notAccepting`: the registered ports found not accepting
+    /// (`status --check`), noted like the others.
+    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], notAccepting: Set<RegistrationKey> = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath) -> String {
         guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
         let header = ["HOST", "PROTO", "CONTAINER", "NAME", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
@@ -91,7 +92,7 @@ public enum StatusReport {
                 registration.container.description,
                 registration.metadata.containerName ?? "-",
                 registration.serviceName,
-                registration.mode.rawValue + (serving[registration.key].flatMap(Self.servingNote) ?? ""),
+                registration.mode.rawValue + (serving[registration.key].flatMap(Self.servingNote) ?? (notAccepting.contains(registration.key) ? " (not accepting)" : "")),
                 registration.owner.description,
             ]
         }
@@ -135,6 +136,9 @@ public enum StatusReport {
         }
         if served.contains(.other) {
             lines.append("(other program): another program than Envoy listens on the port (it took it while Envoy restarted, and Envoy could not bind it): its clients reach that program; stop it (ss -ltnp shows it), and the server offers the port to Envoy again")
+        }
+        if registrations.contains(where: { serving[$0.key].flatMap(Self.servingNote) == nil && notAccepting.contains($0.key) }) {
+            lines.append("(not accepting): Envoy listens on the port but accepts no connection (stopped, or hung: a connection still waited a second later)")
         }
         for envoy in stoppedEnvoys {
             lines.append("\(envoy) is stopped (SIGSTOP or a debugger): the ports it listens on accept no connection, and it takes no update, until it is resumed: kill -CONT \(envoy.pid)")

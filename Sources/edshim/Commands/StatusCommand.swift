@@ -149,14 +149,19 @@ struct StatusCommand: ParsableCommand {
             // shim whose port a newer one registered is not listed).
             let unregisteredShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims).filter { !registeredKeys.contains($0.arguments.key) }
             let unregistered = unregisteredShims.map { Self.unregistered($0, listening: listening) }
+            // Looked at before the table, which notes them too (it waits a second
+            // only when a connection is queued).
+            var notAccepting: Set<RegistrationKey> = []
+            if check {
+                let heldByStopped = Set(registrations.filter { registration in stopped.contains { $0.addresses.contains(registration.key.host) } }.map(\.key))
+                notAccepting = heldByStopped.union(Self.notAccepting(registrations.filter { !heldByStopped.contains($0.key) }, listening: listening))
+            }
             if json {
                 print(StatusReport.json(registrations, serving: serving))
             } else {
-                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), stoppedEnvoys: stopped, socketPath: client.socketPath))
+                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), stoppedEnvoys: stopped, notAccepting: notAccepting, socketPath: client.socketPath))
             }
             guard check else { return }
-            let heldByStopped = Set(registrations.filter { registration in stopped.contains { $0.addresses.contains(registration.key.host) } }.map(\.key))
-            let notAccepting = heldByStopped.union(Self.notAccepting(registrations.filter { !heldByStopped.contains($0.key) }, listening: listening))
             let notServed = StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting)
             if !notServed.isEmpty {
                 throw CommandFailure("\(notServed.count) of \(registrations.count + unregistered.count) TCP ports not served by Envoy as registered: \(notServed.joined(separator: ", "))")
