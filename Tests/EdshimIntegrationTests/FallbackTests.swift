@@ -307,7 +307,7 @@ struct FallbackTests {
             #expect(took[1] < .seconds(1.8), "the next, Envoy having read nothing for the timeout: about a second: \(took)")
             #expect(took[2] < .seconds(0.8), "then at once: \(took)")
             // Stopped, it is named: another Envoy started beside it would share the ports.
-            #expect(bed.server?.log.contains("Envoy takes no update: it is stopped (pid \(envoy.pid), SIGSTOP or a debugger) (resume it (kill -CONT \(envoy.pid)); do not start another Envoy, which would share the ports with the stopped one); registration withdrawn") == true, "\(bed.server?.log ?? "")\n\(ShimRefusalTests.threadStatesAndWatches(of: envoy.pid))")
+            #expect(bed.server?.log.contains("Envoy takes no update: it is stopped (pid \(envoy.pid), SIGSTOP) (resume it (kill -CONT \(envoy.pid)); do not start another Envoy, which would share the ports with the stopped one); registration withdrawn") == true, "\(bed.server?.log ?? "")\n\(ShimRefusalTests.threadStatesAndWatches(of: envoy.pid))")
             for port in ports {
                 #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).status == 200, "served by its shim meanwhile")
             }

@@ -141,7 +141,7 @@ public enum StatusReport {
             lines.append("(not accepting): Envoy listens on the port but accepts no connection (stopped, or hung: a connection still waited a second later)")
         }
         for envoy in stoppedEnvoys {
-            lines.append("\(envoy) is stopped (SIGSTOP or a debugger): the ports it listens on accept no connection, and it takes no update, until it is resumed: kill -CONT \(envoy.pid)")
+            lines.append("\(envoy) is stopped (SIGSTOP): the ports it listens on accept no connection, and it takes no update, until it is resumed: kill -CONT \(envoy.pid)")
         }
         let modes = Set(unregistered.map(\.mode))
         let resync = EdshimDefaults.resyncCommand(socketPath: socketPath)

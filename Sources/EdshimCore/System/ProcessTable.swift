@@ -31,14 +31,15 @@ public enum ProcessTable {
         return stat[(close + 1)...].split(separator: UInt8(ascii: " "))
     }
 
-    /// Whether process `pid` is stopped, or stopping (state `T`: SIGSTOP; `t`: a
-    /// debugger), by `/proc/PID/task/*/stat`: a stop reaches its threads one by one,
-    /// as each gets to run (on a loaded host, not at once). False when it cannot be
-    /// read.
+    /// Whether process `pid` is stopped, or stopping, by SIGSTOP (state `T`), by
+    /// `/proc/PID/task/*/stat`: a stop reaches its threads one by one, as each gets to
+    /// run (on a loaded host, not at once). A debugger's stop (`t`) does not count:
+    /// SIGCONT does not end it, and a tracer (strace) stops threads at every system
+    /// call. False when it cannot be read.
     public static func isStopped(_ pid: Int32, root: String = "/proc") -> Bool {
         ShimProcesses.entryNames(in: "\(root)/\(pid)/task").contains { thread in
             guard let stat = SystemFile.read("\(root)/\(pid)/task/\(thread)/stat"), let state = fieldsAfterCommand(stat)?.first?.first else { return false }
-            return state == UInt8(ascii: "T") || state == UInt8(ascii: "t")
+            return state == UInt8(ascii: "T")
         }
     }
 

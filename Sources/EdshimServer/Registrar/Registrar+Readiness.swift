@@ -12,8 +12,8 @@ enum EnvoyAbsence: Sendable, Equatable {
     /// It listens on registered ports but has read none of the files for the
     /// readiness timeout: stopped, or hung.
     case notReading
-    /// Either, and an Envoy watching the server's xds directory is stopped (SIGSTOP,
-    /// a debugger): these process ids. Started again, it takes the updates; another
+    /// Either, and the Envoy watching the server's xds directory is stopped
+    /// (SIGSTOP): these process ids. Resumed, it takes the updates; another
     /// Envoy started beside it would share the ports with it.
     case stopped([Int32])
 
@@ -22,7 +22,7 @@ enum EnvoyAbsence: Sendable, Equatable {
         switch self {
         case .notRunning: "Envoy does not run (it reads none of the files in \(directory))"
         case .notReading: "Envoy takes no update (it listens on registered ports but has read none of the files in \(directory) for the readiness timeout: stopped, or hung)"
-        case .stopped(let pids): "Envoy takes no update: it is stopped (\(Self.list(pids)), SIGSTOP or a debugger)"
+        case .stopped(let pids): "Envoy takes no update: it is stopped (\(Self.list(pids)), SIGSTOP)"
         }
     }
 
@@ -101,11 +101,19 @@ extension Registrar {
             unreadTooLong = unread >= notReadingAfter
         } else {
             // Nothing waits to be read: Envoy has nothing new to take in, or it read
-            // everything and went down since. It binds the ports of what it read
-            // within milliseconds, so one that has read nothing for `threshold` (or,
-            // having read nothing since this server started, that long after the
-            // start) and listens on no registered port does not run.
+            // everything and went down since. One that has read nothing for
+            // `threshold` (or, having read nothing since this server started, that
+            // long after the start) and listens on no registered port does not run,
+            // unless an Envoy still watches the directory: it runs, and did not bind
+            // what it read (the readiness timeout, then its log, say why). Where the
+            // watchers cannot be seen, only an Envoy that read nothing since this
+            // server started counts as not running.
             guard let quiet = await publisher.envoyReadNothingFor(since: started), quiet >= threshold else { return nil }
+            if let watchers = envoyWatchers() {
+                guard watchers.allSatisfy(\.stopped) else { return nil }
+            } else if await publisher.envoyHasReadAny() {
+                return nil
+            }
             unreadTooLong = false
         }
         let notEnvoys = Set(shimSockets.values)
@@ -114,9 +122,20 @@ extension Registrar {
         guard !listensOnRegistered || unreadTooLong else { return nil }
         envoyFoundAbsent = ContinuousClock.now
         // Said so rather than "start Envoy": a second Envoy would share the ports.
-        let stopped = StoppedEnvoys.find(watching: configuration.xdsDirectory)
+        let stopped = (envoyWatchers() ?? []).filter(\.stopped).map(\.pid)
         if !stopped.isEmpty { return .stopped(stopped) }
         return listensOnRegistered ? .notReading : .notRunning
+    }
+
+    /// The Envoys watching the xds directory (`EnvoyWatchers`), looked for at most
+    /// once a second: a scan of /proc, while every registration may ask when Envoy
+    /// takes nothing (at boot, a resync).
+    func envoyWatchers() -> [EnvoyWatchers.Watcher]? {
+        let now = ContinuousClock.now
+        if let seen = envoyWatchersSeen, now - seen.at < .seconds(1) { return seen.watchers }
+        let watchers = EnvoyWatchers.find(watching: configuration.xdsDirectory)
+        envoyWatchersSeen = (now, watchers)
+        return watchers
     }
 
     /// Waits until Envoy listens on `host` for a registration just published: on a

@@ -50,6 +50,8 @@ actor Registrar {
     /// ones need not wait a second each to find it again (`envoyAbsence` still
     /// checks that nothing has changed since).
     var envoyFoundAbsent: ContinuousClock.Instant?
+    /// The last look for Envoys watching the xds directory (`envoyWatchers`).
+    var envoyWatchersSeen: (at: ContinuousClock.Instant, watchers: [EnvoyWatchers.Watcher]?)?
     /// How long a finding that Envoy does not run is trusted.
     static let envoyAbsenceTrusted = Duration.seconds(10)
     let logger: Logger

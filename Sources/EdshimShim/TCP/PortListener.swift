@@ -68,7 +68,7 @@ struct PortListener {
         let stopped = holders.filter { ProcessTable.isStopped($0.pid) }
         if !stopped.isEmpty {
             let pids = stopped.map { String($0.pid) }.joined(separator: " ")
-            throw ShimFailure(BindRefusal.message("tcp", host, code, advice: "\(names) still listens on tcp \(host) and is stopped (SIGSTOP or a debugger): connections the kernel gave its socket would wait until it runs again, so the port is not shared with it; resume it (kill -CONT \(pids)), then start the container again"))
+            throw ShimFailure(BindRefusal.message("tcp", host, code, advice: "\(names) still listens on tcp \(host) and is stopped (SIGSTOP): connections the kernel gave its socket would wait until it runs again, so the port is not shared with it; resume it (kill -CONT \(pids)), then start the container again"))
         }
         ShimLog.warning("\(names) still listens on tcp \(host), from before the server stopped: serving beside it (connections are shared) until the server withdraws or takes over that listener")
         do {

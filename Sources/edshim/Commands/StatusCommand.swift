@@ -43,7 +43,7 @@ struct StatusCommand: ParsableCommand {
             connection waits unaccepted for a second (looked at again a second later,
             only when one is queued) counts too, `(not accepting)`: Envoy listens but
             does not accept (stopped, hung); every port of an Envoy found stopped
-            (SIGSTOP, a debugger) counts at once, and the table names that Envoy. Without
+            (SIGSTOP) counts at once, and the table names that Envoy. Without
             it, status exits 0 whenever the server answered.
 
             --json prints the server's registrations as a JSON array of objects with the
