@@ -45,9 +45,14 @@ struct SocketLockdownTests {
             // mount namespace of the server's own.
             let nsswitch = bed.directory + "/nsswitch.conf"
             try "passwd: files\ngroup: nosuchmodule\nhosts: files dns\n".write(toFile: nsswitch, atomically: true, encoding: .utf8)
+            // And an /etc/group with a group whose line is longer than the first buffer
+            // (16 KiB: a docker group with hundreds of members synced in).
+            let groupFile = bed.directory + "/group"
+            let members = (0..<3000).map { "member\($0)" }.joined(separator: ",")
+            try (String(contentsOfFile: "/etc/group", encoding: .utf8) + "edshim-big:x:4343:\(members)\n").write(toFile: groupFile, atomically: true, encoding: .utf8)
             let unshare = try Binaries.onPath("unshare", install: "apt-get install util-linux")
-            let launcher = [unshare, "--mount", "sh", "-c", #"mount --bind "$0" /etc/nsswitch.conf && exec "$@""#, nsswitch]
-            for (group, gid) in [("docker", try groupID("docker")), ("4242", 4242)] {
+            let launcher = [unshare, "--mount", "sh", "-c", #"mount --bind "$0" /etc/nsswitch.conf && mount --bind "$1" /etc/group && shift && exec "$@""#, nsswitch, groupFile]
+            for (group, gid) in [("docker", try groupID("docker")), ("4242", 4242), ("edshim-big", 4343)] {
                 try await bed.startServer(extraArguments: ["--socket-group", group], launcher: launcher)
                 let socket = try FileManager.default.attributesOfItem(atPath: bed.socketPath)
                 #expect((socket[.groupOwnerAccountID] as? Int) == Int(gid), "--socket-group \(group)")

@@ -27,6 +27,8 @@ public actor DockerMetadataSource: ContainerMetadataSource {
     /// not after a lookup so allowed failed (a dockerd answering pings but not
     /// lookups), until `isReachable` finds the lookups' calls answered again.
     private var pingsEndThePause = true
+    /// Failed lookups so far: a probe that began before one must not end its pause.
+    private var failures = 0
     /// The last ping made during a pause, and whether Docker answered it.
     private var lastPing: (at: ContinuousClock.Instant, answered: Bool)?
     private let retryAfterFailure: Duration
@@ -64,6 +66,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                 let found = try await lookup(container.ip, client: client)
                 // Docker answered: no more pause (it began after an earlier failure).
                 quietUntil = nil
+                pingsEndThePause = true
                 if let found {
                     if unreachableReported {
                         logger.notice("Docker is reachable again; labels are read", metadata: ["docker_host": "\(client.host)"])
@@ -76,6 +79,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                 // Cancelled (the server is stopping): that says nothing about Docker.
                 if Task.isCancelled { return .unreachable }
                 version = nil
+                failures += 1
                 quietUntil = ContinuousClock.now + retryAfterFailure
                 if askedAfterPing { pingsEndThePause = false }
                 if !unreachableReported {
@@ -110,8 +114,12 @@ public actor DockerMetadataSource: ContainerMetadataSource {
             let negotiated = try await client.negotiateVersion()
             version = negotiated
             guard quietUntil != nil else { return true }
-            _ = try await client.networks(version: negotiated)
+            let failuresBefore = failures
+            let networks = try await client.networks(version: negotiated)
+            if let first = networks.first { _ = try await client.network(first.Id, version: negotiated) }
             _ = try await client.containers(id: String(repeating: "0", count: 64), version: negotiated)
+            // A lookup that failed meanwhile says more than this probe.
+            guard failures == failuresBefore else { return true }
             quietUntil = nil
             pingsEndThePause = true
             return true

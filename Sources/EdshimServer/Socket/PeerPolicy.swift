@@ -20,7 +20,7 @@ struct PeerPolicy: Sendable {
     static func resolve(groupName: String?) throws -> PeerPolicy {
         let name = groupName ?? "docker"
         if name.isEmpty { throw ServerError("--socket-group must name a group in /etc/group, or give a group number") }
-        if let gid = groupID(named: name) { return PeerPolicy(group: (name, gid)) }
+        if let gid = try groupID(named: name) { return PeerPolicy(group: (name, gid)) }
         let digits = name.hasPrefix("-") ? name.dropFirst() : Substring(name)
         if !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) {
             throw ServerError("--socket-group \(name): a group number goes from 0 to \(UInt32.max - 1)")
@@ -32,13 +32,23 @@ struct PeerPolicy: Sendable {
     }
 
     /// The group named `name` in /etc/group, or the number `name` spells.
-    static func groupID(named name: String) -> UInt32? {
+    static func groupID(named name: String) throws -> UInt32? {
         if let number = UInt32(name), number != UInt32.max { return number }
         var entry = Glibc.group()
+        // A group line longer than the buffer (hundreds of members) asks for more.
         var buffer = [CChar](repeating: 0, count: 16 * 1024)
         var result: UnsafeMutablePointer<Glibc.group>?
-        guard getgrnam_r(name, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return entry.gr_gid
+        while true {
+            let code = getgrnam_r(name, &entry, &buffer, buffer.count, &result)
+            if code == ERANGE, buffer.count < 16 * 1024 * 1024 {
+                buffer = [CChar](repeating: 0, count: buffer.count * 4)
+                continue
+            }
+            // Not found, as some sources say it (getgrnam_r(3)).
+            if [ENOENT, ESRCH, EBADF, EPERM].contains(code) { return nil }
+            guard code == 0 else { throw ServerError("--socket-group \(name): cannot read /etc/group: \(ErrorText.describe(code))") }
+            return result == nil ? nil : entry.gr_gid
+        }
     }
 
     /// Whether `gid` is among the peer's supplementary groups: as the kernel took them
