@@ -172,45 +172,45 @@ struct ShimRefusalTests {
         }
     }
 
-    @Test("a port overlapping one withdrawn a moment ago, whose listener Envoy has not closed yet, is refused saying to try again once Envoy has read the update")
-    func portEnvoyHasNotLetGoOf() async throws {
+    /// Publishes 0.0.0.0:PORT, stops Envoy (SIGSTOP: it lags) and then the port's
+    /// shim, so that Envoy keeps the withdrawn listener's socket; `publish` gets the
+    /// backend, the port and Envoy, and returns where it published again. Envoy is
+    /// resumed after it, and that address must then publish.
+    private func whileAStoppedEnvoyKeepsAWithdrawnListener(_ publish: @escaping (Testbed, LoopbackBackend, UInt16, ChildProcess) async throws -> SocketEndpoint) async throws {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web", on: .loopbackIPv4)
             let port = try Sockets.freePort()
             let first = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: backend.endpoint)
             #expect(first.isReady)
-            // Envoy lags (stopped here): it keeps the withdrawn listener's socket.
             let envoy = try #require(bed.envoy)
             envoy.signal(SIGSTOP)
             defer { envoy.signal(SIGCONT) }
             first.process.signal(SIGINT)
             #expect(await first.process.waitForExit(timeout: .seconds(2)) == 0)
-            let host = SocketEndpoint(ip: .loopbackIPv4, port: port)
-            let second = try await bed.publish(host, to: backend.endpoint)
-            #expect(second.status == "1\nanother process already listens on \(host) (bound to 0.0.0.0:\(port)): envoy (pid \(envoy.pid)), which has not let go of a registration of the port withdrawn a moment ago yet; try again once it has read the update", "\(second.status.debugDescription)")
+            let host = try await publish(bed, backend, port, envoy)
             envoy.signal(SIGCONT)
             try await bed.eventually("Envoy lets go of the port once it runs") { !ListenTable.read().contains { $0.keepsFromBinding(host) } }
             #expect(try await bed.publish(host, to: backend.endpoint).isReady, "the same again, once it has")
         }
     }
 
+    @Test("a port overlapping one withdrawn a moment ago, whose listener Envoy has not closed yet, is refused saying to try again once Envoy has read the update")
+    func portEnvoyHasNotLetGoOf() async throws {
+        try await whileAStoppedEnvoyKeepsAWithdrawnListener { bed, backend, port, envoy in
+            let host = SocketEndpoint(ip: .loopbackIPv4, port: port)
+            let second = try await bed.publish(host, to: backend.endpoint)
+            #expect(second.status == "1\nanother process already listens on \(host) (bound to 0.0.0.0:\(port)): envoy (pid \(envoy.pid)), which has not let go of a registration of the port withdrawn a moment ago yet; try again once it has read the update", "\(second.status.debugDescription)")
+            return host
+        }
+    }
+
     @Test("a port whose withdrawn listener a stopped Envoy still holds is refused by the shim, which would otherwise serve it beside that Envoy's socket (half the connections would wait), naming the stopped Envoy and kill -CONT")
     func portAStoppedEnvoyStillHolds() async throws {
-        try await withTestbed { bed in
-            let backend = try bed.httpBackend("web", on: .loopbackIPv4)
-            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            let first = try await bed.publish(host, to: backend.endpoint)
-            #expect(first.isReady)
-            let envoy = try #require(bed.envoy)
-            envoy.signal(SIGSTOP)
-            defer { envoy.signal(SIGCONT) }
-            first.process.signal(SIGINT)
-            #expect(await first.process.waitForExit(timeout: .seconds(2)) == 0)
+        try await whileAStoppedEnvoyKeepsAWithdrawnListener { bed, backend, port, envoy in
+            let host = SocketEndpoint(ip: .anyIPv4, port: port)
             let second = try await bed.publish(host, to: backend.endpoint)
             #expect(second.status == "1\nlisten tcp \(host): bind: address already in use: envoy (pid \(envoy.pid)) still listens on tcp \(host) and is stopped (SIGSTOP): connections the kernel gave its socket would wait until it runs again, so the port is not shared with it; resume it (kill -CONT \(envoy.pid)), then start the container again", "\(second.status.debugDescription)")
-            envoy.signal(SIGCONT)
-            try await bed.eventually("Envoy lets go of the port once it runs") { !ListenTable.read().contains { $0.keepsFromBinding(host) } }
-            #expect(try await bed.publish(host, to: backend.endpoint).isReady, "the same again, once it has")
+            return host
         }
     }
 
