@@ -5,8 +5,7 @@ extension StatusReport {
     /// (`notAccepting`), then the TCP shims the server does not list.
     public static func notServedByEnvoy(_ registrations: [Registration], serving: [RegistrationKey: Serving], unregistered: [UnregisteredShim], notAccepting: Set<RegistrationKey> = []) -> [String] {
         let registered = registrations.sorted { $0.key < $1.key }.compactMap { registration -> String? in
-            let note = serving[registration.key].flatMap(servingNote) ?? (notAccepting.contains(registration.key) ? " (not accepting)" : nil)
-            return note.map { registration.key.host.description + $0 }
+            note(for: registration.key, serving: serving, notAccepting: notAccepting).map { registration.key.host.description + $0 }
         }
         let unlisted = unregistered.sorted { $0.shim.arguments.key < $1.shim.arguments.key }.map { entry in
             "\(entry.shim.arguments.host) (not registered: \(entry.mode.rawValue))"

@@ -92,7 +92,7 @@ public enum StatusReport {
                 registration.container.description,
                 registration.metadata.containerName ?? "-",
                 registration.serviceName,
-                registration.mode.rawValue + (serving[registration.key].flatMap(Self.servingNote) ?? (notAccepting.contains(registration.key) ? " (not accepting)" : "")),
+                registration.mode.rawValue + (note(for: registration.key, serving: serving, notAccepting: notAccepting) ?? ""),
                 registration.owner.description,
             ]
         }
@@ -137,7 +137,7 @@ public enum StatusReport {
         if served.contains(.other) {
             lines.append("(other program): another program than Envoy listens on the port (it took it while Envoy restarted, and Envoy could not bind it): its clients reach that program; stop it (ss -ltnp shows it), and the server offers the port to Envoy again")
         }
-        if registrations.contains(where: { serving[$0.key].flatMap(Self.servingNote) == nil && notAccepting.contains($0.key) }) {
+        if registrations.contains(where: { note(for: $0.key, serving: serving, notAccepting: notAccepting) == Self.notAcceptingNote }) {
             lines.append("(not accepting): Envoy listens on the port but accepts no connection (stopped, or hung: a connection still waited a second later)")
         }
         for envoy in stoppedEnvoys {
@@ -163,6 +163,14 @@ public enum StatusReport {
         case (.unregistered, true): "not in the server's registry; run edshim status as root to see whether its shim serves it"
         case (.unregistered, false): "run edshim status as root to see what serves it"
         }
+    }
+
+    static let notAcceptingNote = " (not accepting)"
+
+    /// What the MODE cell adds for a registration Envoy does not serve as registered:
+    /// what serves it instead, or that Envoy listens but does not accept.
+    static func note(for key: RegistrationKey, serving: [RegistrationKey: Serving], notAccepting: Set<RegistrationKey>) -> String? {
+        serving[key].flatMap(servingNote) ?? (notAccepting.contains(key) ? notAcceptingNote : nil)
     }
 
     /// What the MODE cell adds when Envoy does not serve the port.

@@ -243,10 +243,11 @@ actor Registrar {
             // Resync, for a shim that gave its port to Envoy long ago and cannot serve
             // it again: withdrawn, the port would stay dark even once Envoy is back.
             // Kept, Envoy serves it as soon as it runs.
-            logger.warning("\(absence?.reason(configuration.xdsDirectory) ?? "Envoy did not listen in time"); registration kept for when it listens (its shim no longer holds the port)", metadata: ["key": "\(key)", "envoy_reads_files": "\(absence == nil)"])
+            let reason = absence?.reason(configuration.xdsDirectory)
+            logger.warning("\(reason ?? "Envoy did not listen in time"); registration kept for when it listens (its shim no longer holds the port)", metadata: ["key": "\(key)", "envoy_reads_files": "\(absence == nil)"])
             // Envoy not there is what resync counts as waiting; a running Envoy that
             // did not take the port is a failure to look into.
-            let why = absence?.reason(configuration.xdsDirectory) ?? "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout)"
+            let why = reason ?? "Envoy did not start listening on \(key.host) within \(configuration.readyTimeout)"
             let when = absence?.whenServed ?? "as soon as it runs with the bootstrap from `edshim bootstrap --xds-dir \(configuration.xdsDirectory)`"
             return .failure(WireError(absence != nil ? .envoyAbsent : .envoyTimeout, "\(why); the registration is kept, and Envoy serves the port \(when)\(absence != nil ? "" : " (Envoy reads the files: its log and admin /listeners say why it did not bind)")"))
         }
