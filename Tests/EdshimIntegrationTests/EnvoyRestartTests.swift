@@ -172,6 +172,11 @@ struct EnvoyRestartTests {
             #expect(ports.allSatisfy { port in rows.contains { $0.hasPrefix("0.0.0.0:\(port) ") && $0.contains(" http (not accepting) ") } }, "\(check.output)")
             #expect(check.output.contains("(not accepting): Envoy listens on the port but accepts no connection"), "\(check.output)")
             #expect(check.output.contains("envoy (pid \(envoy.pid)) is stopped (SIGSTOP): the ports it listens on accept no connection, and it takes no update, until it is resumed: kill -CONT \(envoy.pid)"), "\(check.output)")
+            // Without --check too, in the table and in --json: a stopped Envoy is seen at once.
+            let plain = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(plain.status == 0 && ports.allSatisfy { port in plain.output.split(separator: "\n").contains { $0.hasPrefix("0.0.0.0:\(port) ") && $0.contains(" http (not accepting) ") } }, "\(plain.output)")
+            let json = try await Binaries.run(bed.edshim, ["status", "--json"], environment: bed.environment, in: bed.directory)
+            #expect(json.output.components(separatedBy: #""accepting":false"#).count == ports.count + 1, "\(json.output)")
             envoy.signal(SIGCONT)
             try await bed.eventually("the server logs that Envoy accepts again", timeout: .seconds(25)) {
                 bed.server?.log.contains("Envoy accepts connections again on every registered port") == true

@@ -90,24 +90,8 @@ struct ShimRefusalTests {
         options.startEnvoy = false
         options.readyTimeoutSeconds = 4
         try await withTestbed(options) { bed in
-            // An Envoy as the server sees one: named envoy…, watching the xds directory
-            // with inotify and reading each file renamed into it, listening on nothing.
-            let script = """
-                import ctypes, os, sys
-                libc = ctypes.CDLL(None, use_errno=True)
-                libc.prctl(15, b"envoy-reader", 0, 0, 0)
-                fd = libc.inotify_init1(0)
-                libc.inotify_add_watch(fd, sys.argv[1].encode(), 0x80)
-                while True:
-                    os.read(fd, 4096)
-                    for name in ("cds.json", "lds.json"):
-                        open(os.path.join(sys.argv[1], name), "rb").read()
-                """
-            let reader = try ChildProcess.spawn(try Binaries.onPath("python3", install: "apt-get install python3"), ["-c", script, bed.xdsDirectory], logPath: bed.directory + "/reader.log")
+            let reader = try await Self.envoyThatReadsAndDoesNotListen(on: bed)
             defer { reader.signal(SIGKILL) }
-            try await bed.eventually("the reader watches the directory") {
-                Self.threadStatesAndWatches(of: reader.pid).contains("inotify wd:")
-            }
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
             let started = ContinuousClock.now
             let shim = try await bed.publish(host, to: SocketEndpoint(ip: .loopbackIPv4, port: 9), environment: ["EDSHIM_FALLBACK": "fail"])
@@ -131,6 +115,33 @@ struct ShimRefusalTests {
             #expect(shim.status.hasSuffix("resume it (kill -CONT \(envoy.pid)); do not start another Envoy, which would share the ports with the stopped one"), "\(shim.status)")
             #expect(try bed.registrations().isEmpty)
         }
+    }
+
+    /// An Envoy as the server sees one: named envoy…, watching the xds directory with
+    /// inotify and reading each file renamed into it, listening on nothing; returned
+    /// once it watches. The caller kills it.
+    static func envoyThatReadsAndDoesNotListen(on bed: Testbed) async throws -> ChildProcess {
+        let script = """
+            import ctypes, os, sys
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(15, b"envoy-reader", 0, 0, 0)
+            fd = libc.inotify_init1(0)
+            libc.inotify_add_watch(fd, sys.argv[1].encode(), 0x80)
+            while True:
+                os.read(fd, 4096)
+                for name in ("cds.json", "lds.json"):
+                    open(os.path.join(sys.argv[1], name), "rb").read()
+            """
+        let reader = try ChildProcess.spawn(try Binaries.onPath("python3", install: "apt-get install python3"), ["-c", script, bed.xdsDirectory], logPath: bed.directory + "/reader.log")
+        do {
+            try await bed.eventually("the reader watches the directory") {
+                threadStatesAndWatches(of: reader.pid).contains("inotify wd:")
+            }
+        } catch {
+            reader.signal(SIGKILL)
+            throw error
+        }
+        return reader
     }
 
     /// What the server looks at to find a stopped Envoy: each thread's state, and the

@@ -2,12 +2,15 @@ extension StatusReport {
     /// The TCP ports not served by Envoy as registered, one `HOST (why)` each, for
     /// `edshim status --check`: registered ports served by their shim, by nothing or
     /// by another program, or where Envoy listens but does not accept
-    /// (`notAccepting`), then the TCP shims the server does not list.
-    public static func notServedByEnvoy(_ registrations: [Registration], serving: [RegistrationKey: Serving], unregistered: [UnregisteredShim], notAccepting: Set<RegistrationKey> = []) -> [String] {
+    /// (`notAccepting`), then the TCP shims the server does not list. Ports being
+    /// registered (`registering`) are not: dockerd waits on them, and the server
+    /// answers within the shim's 12 s.
+    public static func notServedByEnvoy(_ registrations: [Registration], serving: [RegistrationKey: Serving], unregistered: [UnregisteredShim], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = []) -> [String] {
         let registered = registrations.sorted { $0.key < $1.key }.compactMap { registration -> String? in
-            note(for: registration.key, serving: serving, notAccepting: notAccepting).map { registration.key.host.description + $0 }
+            note(for: registration.key, serving: serving, notAccepting: notAccepting, registering: registering)
+                .flatMap { $0 == registeringNote ? nil : registration.key.host.description + $0 }
         }
-        let unlisted = unregistered.sorted { $0.shim.arguments.key < $1.shim.arguments.key }.map { entry in
+        let unlisted = unregistered.filter { $0.mode != .registering }.sorted { $0.shim.arguments.key < $1.shim.arguments.key }.map { entry in
             "\(entry.shim.arguments.host) (not registered: \(entry.mode.rawValue))"
         }
         return registered + unlisted

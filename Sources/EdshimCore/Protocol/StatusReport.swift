@@ -1,20 +1,24 @@
 /// How `edshim status` shows registrations.
 public enum StatusReport {
     /// One JSON object per registration, in key order, as a JSON array; with
-    /// `serving`, each says what serves its port (`served_by`).
-    public static func json(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:]) -> String {
+    /// `serving`, each says what serves its port (`served_by`); `"registering":true`
+    /// marks one the server has not answered yet, `"accepting":false` one whose port
+    /// accepts no connection (`notAccepting`).
+    public static func json(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = []) -> String {
         let array = JSONValue.array(registrations.map { registration in
             var object = WireResponse.encode(registration)
             object.append("service_name", .string(registration.serviceName))
             object.append("listener", .string(ServiceNaming.listenerName(for: registration.key)))
             if let served = serving[registration.key] { object.append("served_by", .string(served.rawValue)) }
+            object.append("registering", registering.contains(registration.key) ? .bool(true) : nil)
+            object.append("accepting", notAccepting.contains(registration.key) ? .bool(false) : nil)
             return .object(object)
         })
         return String(decoding: array.serialized, as: UTF8.self)
     }
 
     /// What serves a registered port, as the host's listening sockets show it.
-    public enum Serving: String, Sendable {
+    public enum Serving: String, CaseIterable, Sendable {
         /// Another socket than the shim's listens there: Envoy's.
         case envoy
         /// The shim's own socket: it serves the port until Envoy listens there.
@@ -48,21 +52,25 @@ public enum StatusReport {
         /// Another socket listens on its port (Envoy's, as the server configured it
         /// before losing the registration or becoming unreachable).
         public var othersListen: Bool
+        /// The server is registering its port (it has not answered yet).
+        public var registering: Bool
 
         /// A shim and what serves its port.
-        public init(_ shim: ShimProcesses.Shim, servesItself: Bool?, othersListen: Bool = false) {
+        public init(_ shim: ShimProcesses.Shim, servesItself: Bool?, othersListen: Bool = false, registering: Bool = false) {
             self.shim = shim
             self.servesItself = servesItself
             self.othersListen = othersListen
+            self.registering = registering
         }
 
         /// The MODE cell, each explained in a line after the table.
         enum Mode: String, CaseIterable {
-            case itself, envoy, unserved, unregistered
+            case registering, itself, envoy, unserved, unregistered
         }
 
         var mode: Mode {
-            switch servesItself {
+            if registering { return .registering }
+            return switch servesItself {
             case true?: .itself
             case false? where othersListen: .envoy
             case false?: .unserved
@@ -80,9 +88,10 @@ public enum StatusReport {
     /// `serverReachable` false: the server could not be asked, and the notes on the
     /// TCP shims' modes say what to do then.
     /// `stoppedEnvoys`: stopped Envoys listening on registered ports, each named in a
-    /// line after the table; `notAccepting`: the registered ports found not accepting
-    /// (`status --check`), noted like the others.
-    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], notAccepting: Set<RegistrationKey> = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath) -> String {
+    /// line after the table; `notAccepting`: the registered ports found not accepting,
+    /// noted like the others; `registering`: those the server has not answered yet,
+    /// noted `(registering)` while Envoy does not serve them.
+    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath) -> String {
         guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
         let header = ["HOST", "PROTO", "CONTAINER", "NAME", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
@@ -92,7 +101,7 @@ public enum StatusReport {
                 registration.container.description,
                 registration.metadata.containerName ?? "-",
                 registration.serviceName,
-                registration.mode.rawValue + (note(for: registration.key, serving: serving, notAccepting: notAccepting) ?? ""),
+                registration.mode.rawValue + (note(for: registration.key, serving: serving, notAccepting: notAccepting, registering: registering) ?? ""),
                 registration.owner.description,
             ]
         }
@@ -127,7 +136,11 @@ public enum StatusReport {
                 column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count)
             }.joined(separator: "  ")
         }
-        let served = Set(registrations.compactMap { serving[$0.key] })
+        let notes = Set(registrations.compactMap { note(for: $0.key, serving: serving, notAccepting: notAccepting, registering: registering) })
+        if notes.contains(registeringNote) {
+            lines.append("(registering): the server is registering the port: Envoy serves it once it listens, and the shim hears so (within 12 s); look again in a moment")
+        }
+        let served = Set(Serving.allCases.filter { servingNote($0).map(notes.contains) ?? false })
         if served.contains(.nothing) {
             lines.append("(closed): nothing listens on the port: is Envoy running? Envoy serves it again once it runs (the server keeps the registration)")
         }
@@ -137,7 +150,7 @@ public enum StatusReport {
         if served.contains(.other) {
             lines.append("(other program): another program than Envoy listens on the port (it took it while Envoy restarted, and Envoy could not bind it): its clients reach that program; stop it (ss -ltnp shows it), and the server offers the port to Envoy again")
         }
-        if registrations.contains(where: { note(for: $0.key, serving: serving, notAccepting: notAccepting) == Self.notAcceptingNote }) {
+        if notes.contains(notAcceptingNote) {
             lines.append("(not accepting): Envoy listens on the port but accepts no connection (stopped, or hung: a connection still waited a second later)")
         }
         for envoy in stoppedEnvoys {
@@ -154,9 +167,10 @@ public enum StatusReport {
     /// What an unregistered shim's MODE means, and what to do about it.
     private static func legend(of mode: UnregisteredShim.Mode, serverReachable: Bool, resync: String) -> String {
         switch (mode, serverReachable) {
+        case (.registering, _): "the server is registering the port (docker run is publishing it): Envoy serves it once it listens; look again in a moment"
         case (.itself, true): "the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running? can the server write its files: its log, or GET /healthz?)"
         case (.itself, false): "the shim serves the port as docker-proxy would, until the server (which cannot be reached: start it) and Envoy can take it"
-        case (.envoy, true): "another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (it lost the registration): run \(resync)"
+        case (.envoy, true): "another socket listens on the port, Envoy's as the server last configured it, but the server does not list it (it lost the registration): run \(resync) (when the server's xds directory was lost too, that Envoy still follows the deleted one and reads no update: restart Envoy first)"
         case (.envoy, false): "another socket listens on the port: Envoy's, as the server configured it before it could not be reached"
         case (.unserved, true): "neither Envoy nor the shim serves the port (the server lost its registration): run \(resync)"
         case (.unserved, false): "neither Envoy nor the shim serves the port: start the server and Envoy (the server restores its registrations from its state file)"
@@ -166,11 +180,15 @@ public enum StatusReport {
     }
 
     static let notAcceptingNote = " (not accepting)"
+    static let registeringNote = " (registering)"
 
     /// What the MODE cell adds for a registration Envoy does not serve as registered:
-    /// what serves it instead, or that Envoy listens but does not accept.
-    static func note(for key: RegistrationKey, serving: [RegistrationKey: Serving], notAccepting: Set<RegistrationKey>) -> String? {
-        serving[key].flatMap(servingNote) ?? (notAccepting.contains(key) ? notAcceptingNote : nil)
+    /// that the server is still registering it (when Envoy does not serve it yet, or
+    /// its shim still does), what serves it instead, or that Envoy listens but does
+    /// not accept.
+    static func note(for key: RegistrationKey, serving: [RegistrationKey: Serving], notAccepting: Set<RegistrationKey>, registering: Set<RegistrationKey> = []) -> String? {
+        if registering.contains(key), serving[key] == .nothing || serving[key] == .shim { return registeringNote }
+        return serving[key].flatMap(servingNote) ?? (notAccepting.contains(key) ? notAcceptingNote : nil)
     }
 
     /// What the MODE cell adds when Envoy does not serve the port.

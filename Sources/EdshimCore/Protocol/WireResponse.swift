@@ -2,8 +2,9 @@
 public enum WireResponse: Equatable, Sendable {
     /// Done: registered and served, or deregistered and released.
     case ok
-    /// The answer to `list`.
-    case registrations([Registration])
+    /// The answer to `list` (and `lookup`): the registrations, and for `list` those
+    /// taken and not answered yet (`registering`, left out of the line when none).
+    case registrations([Registration], registering: [RegistrationInProgress] = [])
     /// Refused, with a reason.
     case failure(WireError)
 }
@@ -15,9 +16,10 @@ extension WireResponse {
         switch self {
         case .ok:
             object.append("ok", .bool(true))
-        case .registrations(let registrations):
+        case .registrations(let registrations, let registering):
             object.append("ok", .bool(true))
             object.append("registrations", .array(registrations.map { .object(Self.encode($0)) }))
+            object.append("registering", registering.isEmpty ? nil : .array(registering.map { .object(Self.encode($0)) }))
         case .failure(let error):
             object.append("ok", .bool(false))
             object.append("error", .object(["code": .string(error.code.rawValue), "message": .string(error.message)]))
@@ -49,7 +51,43 @@ extension WireResponse {
             }
             registrations.append(try decodeRegistration(entry))
         }
-        return .registrations(registrations)
+        return .registrations(registrations, registering: try decodeRegistering(object["registering"]))
+    }
+
+    /// The registrations in progress of a listing: none when left out (a server from
+    /// before they were listed).
+    static func decodeRegistering(_ value: JSONValue?) throws(WireError) -> [RegistrationInProgress] {
+        guard let value else { return [] }
+        guard let items = value.arrayValue else {
+            throw WireError(.badRequest, "\"registering\" must be an array")
+        }
+        var registering: [RegistrationInProgress] = []
+        for item in items {
+            guard let entry = item.objectValue else {
+                throw WireError(.badRequest, "each registration in progress must be an object")
+            }
+            registering.append(RegistrationInProgress(key: try WireRequest.decodeKey(entry), owner: try decodeOwner(entry)))
+        }
+        return registering
+    }
+
+    static func encode(_ inProgress: RegistrationInProgress) -> JSONObject {
+        var object = JSONObject()
+        WireRequest.appendKey(inProgress.key, to: &object)
+        appendOwner(inProgress.owner, to: &object)
+        return object
+    }
+
+    static func appendOwner(_ owner: Owner, to object: inout JSONObject) {
+        object.append("owner_pid", .integer(owner.pid))
+        object.append("owner_start_time", .integer(owner.startTime))
+    }
+
+    static func decodeOwner(_ object: JSONObject) throws(WireError) -> Owner {
+        guard let pid = try WireRequest.decodeProcessID(object, "owner_pid") else {
+            throw WireError(.badRequest, "\"owner_pid\" must be a process ID, 1 or more")
+        }
+        return Owner(pid: pid, startTime: try WireDecoding.optionalInteger(object, "owner_start_time") ?? 0)
     }
 
     static func encode(_ registration: Registration) -> JSONObject {
@@ -57,8 +95,7 @@ extension WireResponse {
         WireRequest.appendKey(registration.key, to: &object)
         object.append("container_ip", .string(registration.container.ip.description))
         object.append("container_port", .integer(registration.container.port))
-        object.append("owner_pid", .integer(registration.owner.pid))
-        object.append("owner_start_time", .integer(registration.owner.startTime))
+        appendOwner(registration.owner, to: &object)
         object.append("mode", .string(registration.mode.rawValue))
         object.append("named_apart", registration.namedApart ? .bool(true) : nil)
         let metadata = registration.metadata
@@ -76,10 +113,7 @@ extension WireResponse {
             ip: try WireDecoding.address(object, "container_ip"),
             port: try WireDecoding.port(object, "container_port")
         )
-        guard let pid = try WireRequest.decodeProcessID(object, "owner_pid") else {
-            throw WireError(.badRequest, "\"owner_pid\" must be a process ID, 1 or more")
-        }
-        let startTime: UInt64 = try WireDecoding.optionalInteger(object, "owner_start_time") ?? 0
+        let owner = try decodeOwner(object)
         guard let modeText = object["mode"]?.stringValue, let mode = ProxyMode(rawValue: modeText) else {
             throw WireError(.badRequest, "\"mode\" must be one of \(ProxyMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
         }
@@ -96,7 +130,7 @@ extension WireResponse {
         return Registration(
             key: key,
             container: container,
-            owner: Owner(pid: pid, startTime: startTime),
+            owner: owner,
             metadata: metadata,
             mode: mode,
             namedApart: namedApart

@@ -30,8 +30,9 @@ import Glibc
 ///   and the port's clients reach it instead of the container. Logged as an error when
 ///   ports are newly found so, as a notice once none is;
 /// - once, from the second check on and when `edshim resync` is not under way:
-///   running shims whose ports the server does not have, which nothing listens on
-///   (neither the state file nor `lds.json` had them, and resync did not run).
+///   shims started before the server whose ports it does not have, which nothing
+///   listens on (neither the state file nor `lds.json` had them, and resync did not
+///   run).
 struct UnservedPortsLog: Service {
     let registrar: Registrar
     /// The socket the server's shims register with.
@@ -89,7 +90,7 @@ struct UnservedPortsLog: Service {
                     }
                     if checks >= 2, !unregisteredChecked, await !registrar.resyncing {
                         unregisteredChecked = true
-                        reportUnregistered(registered: Set(registrations.map(\.key)), listening: listening)
+                        await reportUnregistered(listening: listening)
                     }
                     let closed = Set(registrations.map(\.key).filter { !listening.contains($0.host) })
                     // Closed now and at the check before.
@@ -188,11 +189,16 @@ struct UnservedPortsLog: Service {
         await registrar.publisher.offerListenersAgain()
     }
 
-    /// The TCP shims of this server whose port is not registered and which nothing
-    /// listens on (their own socket, or an Envoy still following a deleted xds
-    /// directory, would): closed until `edshim resync` registers them again.
-    private func reportUnregistered(registered: Set<RegistrationKey>, listening: Set<SocketEndpoint>) {
-        let unserved = ShimProcesses.tcpShims(registeringWith: socketPath).filter { shim in
+    /// The TCP shims of this server, started before it, whose port is not registered
+    /// nor being registered and which nothing listens on (their own socket, or an
+    /// Envoy still following a deleted xds directory, would): closed until `edshim
+    /// resync` registers them again. The shims are read first: one started since
+    /// registers itself with this server, and is not counted.
+    private func reportUnregistered(listening: Set<SocketEndpoint>) async {
+        let serverStarted = ProcessTable.startTime(of: getpid()) ?? 0
+        let shims = ShimProcesses.tcpShims(registeringWith: socketPath).filter { $0.owner.startTime < serverStarted }
+        let registered = Set(await registrar.registrations().map(\.key)).union(await registrar.registering.map(\.key))
+        let unserved = shims.filter { shim in
             !registered.contains(shim.arguments.key) && !listening.contains(shim.arguments.host)
         }
         guard !unserved.isEmpty else { return }

@@ -85,6 +85,13 @@ actor Registrar {
         registry.registrations
     }
 
+    /// The registrations taken and not answered yet, in key order; not a shim's
+    /// retry of a registration withdrawn before (it serves its port itself until
+    /// Envoy takes it: `edshim status` says so, not that it is being registered).
+    var registering: [RegistrationInProgress] {
+        inProgress.keys.filter { withdrawnAndRetrying[$0.key] == nil }.map { RegistrationInProgress(key: $0.key, owner: $0.owner) }.sorted { ($0.key, $0.owner.pid) < ($1.key, $1.owner.pid) }
+    }
+
     /// Registrations made on a shim's behalf (`edshim resync`) not answered yet.
     private var onBehalfInProgress = 0
 
@@ -99,7 +106,7 @@ actor Registrar {
         case .deregister(let key):
             await deregister(key, from: peer)
         case .list:
-            .registrations(registry.registrations)
+            .registrations(registry.registrations, registering: registering)
         case .lookup(let key):
             .registrations(registry[key].map { [$0] } ?? [])
         }

@@ -42,7 +42,7 @@ extension DockerdRestartGrace {
                 question = .list  // a server from before lookup
                 continue
             }
-            guard case .registrations(let registrations) = response else { continue }
+            guard case .registrations(let registrations, _) = response else { continue }
             guard let current = registrations.first(where: { $0.key == key }) else {
                 ShimLog.info("\(key) is no longer registered")
                 return

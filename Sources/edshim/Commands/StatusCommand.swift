@@ -12,12 +12,15 @@ struct StatusCommand: ParsableCommand {
         discussion: """
             Asks the server over its socket ($EDSHIM_SOCKET, else /run/edshim/edshim.sock).
             Each line is one registration: host address and port, container address, the
-            container's name (- when Docker did not say), the Envoy service (cluster)
-            name, the mode, and the shim process that owns it.
+            container's name when its port was registered (- when Docker did not say;
+            a docker rename shows once the port is registered again), the Envoy service
+            (cluster) name, the mode, and the shim process that owns it.
 
             TCP ports whose shim runs but which the server has not registered follow,
             found among the processes of this host's network namespace, with mode
-            `itself` when the shim serves the port as docker-proxy would (the server or
+            `registering` when the server is registering the port (docker run is
+            publishing it; a shim not listed is asked about again 0.1 s later, in case
+            it had just started), `itself` when the shim serves the port as docker-proxy would (the server or
             Envoy was not there; it hands the port to Envoy as soon as it can), `envoy`
             when another socket (Envoy's, as the server configured it) listens on it,
             `unserved` when nothing serves it (the server lost it: run edshim resync),
@@ -31,24 +34,28 @@ struct StatusCommand: ParsableCommand {
             when the server cannot be reached, TCP ones with the modes above (the
             command then still fails, saying so).
 
-            A registered port's mode is followed by `(closed)` when nothing listens on it
+            A registered port's mode is followed by `(registering)` while the server
+            has not answered its shim yet and Envoy does not serve it (it waits for
+            Envoy to listen), by `(closed)` when nothing listens on it
             (Envoy does not run: the port is closed until it does), by `(shim)` when its
             shim serves it itself, waiting for Envoy to listen, or by `(other program)`
             when a program other than Envoy listens on it (it took the port while Envoy
-            restarted; run as root to see it).
+            restarted; run as root to see it), or by `(not accepting)` when the Envoy
+            listening on it is stopped (SIGSTOP; the table names it).
 
             --check exits 1 when a TCP port is not served by Envoy as registered (a
             mode followed by a note above, or a shim the server does not list), naming
-            each on stderr, for a monitoring check; 0 when every one is. A port where a
+            each on stderr, for a monitoring check; 0 when every one is. Ports being
+            registered do not count: docker run is publishing them. A port where a
             connection waits unaccepted for a second (looked at again a second later,
             only when one is queued) counts too, `(not accepting)`: Envoy listens but
-            does not accept (stopped, hung); every port of an Envoy found stopped
-            (SIGSTOP) counts at once, and the table names that Envoy. Without
-            it, status exits 0 whenever the server answered.
+            does not accept (hung). Without it, status exits 0 whenever the server
+            answered.
 
             --json prints the server's registrations as a JSON array of objects with the
             same facts, `served_by` saying what serves each port (envoy, shim, other
-            or nothing), for scripts (the unregistered TCP ports and the UDP ports are not
+            or nothing), `"registering":true` on one the server has not answered yet,
+            `"accepting":false` on one that accepts no connection, for scripts (the unregistered TCP ports and the UDP ports are not
             registrations: not in it).
 
             Examples:
@@ -111,15 +118,37 @@ struct StatusCommand: ParsableCommand {
         shims.filter { $0.arguments.proto == .udp && ($0.registers(with: socketPath) || !$0.socketPathKnown) }
     }
 
-    /// A TCP shim the server does not list, with what serves its port.
-    private static func unregistered(_ shim: ShimProcesses.Shim, listening: [ListeningSocket]) -> StatusReport.UnregisteredShim {
+    /// A TCP shim the server does not list, with what serves its port; `registering`
+    /// when the server is registering its port for it.
+    private static func unregistered(_ shim: ShimProcesses.Shim, listening: [ListeningSocket], registering: [RegistrationInProgress] = []) -> StatusReport.UnregisteredShim {
         let servesItself = ShimProcesses.servesItself(shim, listening: listening)
         let othersListen = listening.contains { $0.endpoint == shim.arguments.host } && servesItself == false
-        return StatusReport.UnregisteredShim(shim, servesItself: servesItself, othersListen: othersListen)
+        let inProgress = registering.contains { $0.key == shim.arguments.key && $0.owner == shim.owner }
+        return StatusReport.UnregisteredShim(shim, servesItself: servesItself, othersListen: othersListen, registering: inProgress)
+    }
+
+    /// `unregistered`, with those the server has registered, or is registering, when
+    /// asked again a moment later counted as being registered: a shim asks the server
+    /// within milliseconds of its start, and one read from /proc just before the
+    /// server was asked the first time may not have yet. Asked only when there is
+    /// such a shim; a shim the server lost stays unlisted.
+    private static func askedAgain(_ unregistered: [StatusReport.UnregisteredShim], client: ServerClient) -> [StatusReport.UnregisteredShim] {
+        guard unregistered.contains(where: { !$0.registering }) else { return unregistered }
+        usleep(100_000)
+        guard case .registrations(let registrations, let registering)? = try? client.exchange(.list, deadline: .after(milliseconds: 5000)) else { return unregistered }
+        let listed = Set(registrations.map { RegistrationInProgress(key: $0.key, owner: $0.owner) }).union(registering)
+        return unregistered.map { entry in
+            var entry = entry
+            if listed.contains(RegistrationInProgress(key: entry.shim.arguments.key, owner: entry.shim.owner)) { entry.registering = true }
+            return entry
+        }
     }
 
     func run() throws {
         let client = server.client
+        // Read before the server is asked: a shim it does not list had started before
+        // it answered (`askedAgain`).
+        let shims = ShimProcesses.all()
         let response: WireResponse
         do {
             response = try client.exchange(.list, deadline: .after(milliseconds: 5000))
@@ -127,7 +156,7 @@ struct StatusCommand: ParsableCommand {
             // The shims run without the server: show their ports all the same, when a
             // table was asked for (the TCP ones with what serves each), and say that the
             // server's own view is missing.
-            let shims = json ? [] : ShimProcesses.all()
+            if json { throw CommandFailure(error.description) }
             let tcpShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims)
             let udpShims = Self.udpShims(among: shims, of: client.socketPath)
             guard !tcpShims.isEmpty || !udpShims.isEmpty else { throw CommandFailure(error.description) }
@@ -136,8 +165,8 @@ struct StatusCommand: ParsableCommand {
             throw CommandFailure("\(error.description); the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)")
         }
         switch response {
-        case .registrations(let registrations):
-            let shims = ShimProcesses.all()
+        case .registrations(let registrations, let inProgress):
+            let registering = Set(inProgress.map(\.key))
             let listening = ListenTable.read()
             let holders = Self.holders(of: registrations, listening: listening)
             let serving = Self.serving(registrations, shims: shims, listening: listening, holders: holders)
@@ -148,21 +177,22 @@ struct StatusCommand: ParsableCommand {
             // The TCP shims of this server whose port is registered by no one (an old
             // shim whose port a newer one registered is not listed).
             let unregisteredShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims).filter { !registeredKeys.contains($0.arguments.key) }
-            let unregistered = unregisteredShims.map { Self.unregistered($0, listening: listening) }
-            // Looked at before the table, which notes them too (it waits a second
-            // only when a connection is queued).
-            var notAccepting: Set<RegistrationKey> = []
+            let unregistered = Self.askedAgain(unregisteredShims.map { Self.unregistered($0, listening: listening, registering: inProgress) }, client: client)
+            // The ports of a stopped Envoy, always; with --check, those where a
+            // queued connection still waits a second later too: looked at before the
+            // table, which notes them.
+            let heldByStopped = Set(registrations.filter { registration in stopped.contains { $0.addresses.contains(registration.key.host) } }.map(\.key))
+            var notAccepting = heldByStopped
             if check {
-                let heldByStopped = Set(registrations.filter { registration in stopped.contains { $0.addresses.contains(registration.key.host) } }.map(\.key))
-                notAccepting = heldByStopped.union(Self.notAccepting(registrations.filter { !heldByStopped.contains($0.key) }, listening: listening))
+                notAccepting.formUnion(Self.notAccepting(registrations.filter { !heldByStopped.contains($0.key) }, listening: listening))
             }
             if json {
-                print(StatusReport.json(registrations, serving: serving))
+                print(StatusReport.json(registrations, serving: serving, notAccepting: notAccepting, registering: registering))
             } else {
-                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), stoppedEnvoys: stopped, notAccepting: notAccepting, socketPath: client.socketPath))
+                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), stoppedEnvoys: stopped, notAccepting: notAccepting, registering: registering, socketPath: client.socketPath))
             }
             guard check else { return }
-            let notServed = StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting)
+            let notServed = StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting, registering: registering)
             if !notServed.isEmpty {
                 throw CommandFailure("\(notServed.count) of \(registrations.count + unregistered.count) TCP ports not served by Envoy as registered: \(notServed.joined(separator: ", "))")
             }

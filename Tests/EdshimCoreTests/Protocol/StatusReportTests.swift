@@ -106,4 +106,45 @@ struct StatusReportTests {
         let decoded = try WireResponse.decode(Fixture.bytes(#"{"v":1,"ok":true,"registrations":"# + json + "}"))
         #expect(decoded == .registrations(try Self.registrations()))
     }
+
+    @Test func portsBeingRegisteredAreNotedAndDoNotFailTheCheck() throws {
+        let registrations = try Self.registrations()
+        let waiting = registrations[0].key
+        let shim = ShimProcesses.Shim(
+            owner: Owner(pid: 95, startTime: 3),
+            arguments: ShimArguments(proto: .tcp, host: try Fixture.endpoint("0.0.0.0", 9500), container: try Fixture.endpoint("172.17.0.9", 80)),
+            socketPath: EdshimDefaults.socketPath
+        )
+        let unregistered = [StatusReport.UnregisteredShim(shim, servesItself: false, registering: true)]
+        // Nothing listens yet on the one waiting for Envoy; Envoy serves the other.
+        let serving: [RegistrationKey: StatusReport.Serving] = [waiting: .nothing, registrations[1].key: .envoy]
+        let table = StatusReport.table(registrations, serving: serving, unregistered: unregistered, registering: [waiting])
+        #expect(table == """
+            HOST          PROTO  CONTAINER       NAME   SERVICE          MODE                OWNER
+            0.0.0.0:8080  tcp    172.17.0.2:80   web-1  nginx-prod-8080  http (registering)  pid 12
+            [::]:5432     tcp    [fd00::3]:5432  -      unknown-5432     tcp                 pid 34567
+            0.0.0.0:9500  tcp    172.17.0.9:80   -      -                registering         pid 95
+            (registering): the server is registering the port: Envoy serves it once it listens, and the shim hears so (within 12 s); look again in a moment
+            registering: the server is registering the port (docker run is publishing it): Envoy serves it once it listens; look again in a moment
+            """)
+        #expect(StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, registering: [waiting]).isEmpty)
+        // The same, not being registered: closed, unserved, and failed by --check.
+        let settled = [StatusReport.UnregisteredShim(shim, servesItself: false)]
+        #expect(StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: settled) == ["0.0.0.0:8080 (closed)", "0.0.0.0:9500 (not registered: unserved)"])
+        // Being registered, but another program holds the port: said, and failed.
+        let taken: [RegistrationKey: StatusReport.Serving] = [waiting: .other, registrations[1].key: .envoy]
+        #expect(StatusReport.notServedByEnvoy(registrations, serving: taken, unregistered: [], registering: [waiting]) == ["0.0.0.0:8080 (other program)"])
+        #expect(StatusReport.table(registrations, serving: taken, registering: [waiting]).contains("http (other program)"))
+    }
+
+    @Test func jsonSaysWhichAreBeingRegisteredAndWhichDoNotAccept() throws {
+        let registrations = try Self.registrations()
+        let json = StatusReport.json(registrations, serving: [registrations[0].key: .nothing, registrations[1].key: .envoy], notAccepting: [registrations[1].key], registering: [registrations[0].key])
+        let array = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])
+        #expect(array[0]["registering"] as? Bool == true)
+        #expect(array[0]["accepting"] == nil)
+        #expect(array[1]["registering"] == nil)
+        #expect(array[1]["accepting"] as? Bool == false)
+        #expect(array[1]["served_by"] as? String == "envoy")
+    }
 }

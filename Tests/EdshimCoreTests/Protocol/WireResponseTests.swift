@@ -59,7 +59,7 @@ struct WireResponseTests {
     @Test func fullMetadataSurvives() throws {
         let registration = try Self.fullRegistration()
         let decoded = try WireResponse.decode(WireResponse.registrations([registration]).encoded)
-        guard case .registrations(let list) = decoded else {
+        guard case .registrations(let list, _) = decoded else {
             Issue.record("expected registrations, got \(decoded)")
             return
         }
@@ -67,6 +67,20 @@ struct WireResponseTests {
         #expect(first.metadata == registration.metadata)
         #expect(first.owner == registration.owner)
         #expect(first.mode == .tcp)
+    }
+
+    @Test func listingCarriesTheRegistrationsInProgress() throws {
+        let registration = try Self.fullRegistration()
+        let inProgress = [RegistrationInProgress(key: registration.key, owner: Owner(pid: 77, startTime: 5))]
+        let response = WireResponse.registrations([registration], registering: inProgress)
+        #expect(Fixture.text(response.encoded).contains(#""registering":[{"proto":"tcp","host_ip":"#), "\(Fixture.text(response.encoded))")
+        #expect(try WireResponse.decode(response.encoded) == response)
+        // None in progress: left out of the line, as a server from before them sends it.
+        #expect(!Fixture.text(WireResponse.registrations([registration]).encoded).contains("registering"))
+        #expect(try WireResponse.decode(Fixture.bytes(#"{"v":1,"ok":true,"registrations":[]}"#)) == .registrations([], registering: []))
+        for bad in [#""registering":{}"#, #""registering":[1]"#, #""registering":[{"proto":"tcp","host_ip":"0.0.0.0","host_port":80}]"#] {
+            #expect(throws: WireError.self, "\(bad)") { try WireResponse.decode(Fixture.bytes(#"{"v":1,"ok":true,"registrations":[],"# + bad + "}")) }
+        }
     }
 
     @Test func refusalWithoutErrorStillDecodes() throws {

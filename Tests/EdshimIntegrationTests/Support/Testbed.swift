@@ -476,7 +476,7 @@ final class Testbed: @unchecked Sendable {
     /// The server's registrations.
     func registrations() throws -> [Registration] {
         let response = try ServerClient(socketPath: socketPath).exchange(.list, deadline: .after(milliseconds: 3000))
-        guard case .registrations(let registrations) = response else { throw TestFailure("list answered \(response)") }
+        guard case .registrations(let registrations, _) = response else { throw TestFailure("list answered \(response)") }
         return registrations
     }
 }
