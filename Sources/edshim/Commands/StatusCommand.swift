@@ -30,7 +30,8 @@ struct StatusCommand: ParsableCommand {
             UDP ports follow: those of the dockerd whose shims use this server (their
             EDSHIM_SOCKET names the socket asked here, or cannot be read), found among
             the processes of this host's network namespace. edshim proxies them itself, without the server or Envoy, so their
-            service is `-` and their mode `udp-proxy`. The shims' ports are listed even
+            name and service are `-` (nothing asks Docker about them: docker ps
+            --filter publish=PORT/udp names the container) and their mode `udp-proxy`. The shims' ports are listed even
             when the server cannot be reached, TCP ones with the modes above (the
             command then still fails, saying so).
 
