@@ -113,14 +113,7 @@ struct UDPFlowTests {
                 let host = SocketEndpoint(ip: .anyIPv4, port: 5353)
                 let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint, in: namespace)
                 #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
-                try await namespace.run {
-                    let range = Array("40000 40003\n".utf8)
-                    let fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC)
-                    guard fd >= 0, write(fd, range, range.count) == range.count else {
-                        throw TestFailure("narrowing the namespace's ephemeral range: \(String(cString: strerror(errno)))")
-                    }
-                    close(fd)
-                }
+                try await namespace.narrowEphemeralPorts(to: 40000...40003)
 
                 let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
                 for round in 0..<2 {
@@ -140,6 +133,34 @@ struct UDPFlowTests {
                 #expect(await proxy.process.waitForExit(timeout: .seconds(2)) == 0)
                 let counted = proxy.process.log.split(separator: "\n").filter { $0.contains("out of local ports at 4 flows") && $0.contains(": 7 more since the last report") }
                 #expect(counted.count == 1, "\(proxy.process.log)")
+            }
+        }
+    }
+
+    @Test("out of local ports before its first flow (other programs' sockets hold them all), the log says so, not EAGAIN", .needsPrivateNetworkNamespaces)
+    func localPortsHeldByOthers() async throws {
+        try await withUDPTestbed { bed, echoes in
+            try await withPrivateNetworkNamespace(loopbackAddresses: [], logDirectory: bed.directory) { namespace in
+                let echo = try await echoes.start(in: namespace, on: .loopbackIPv4, port: 7)
+                let host = SocketEndpoint(ip: .anyIPv4, port: 5353)
+                let proxy = try await bed.startUDPProxy(.standalone, host: host, container: echo.endpoint, in: namespace)
+                #expect(proxy.isReady, "reported \(proxy.status.debugDescription): \(proxy.process.log)")
+                try await namespace.narrowEphemeralPorts(to: 40000...40003)
+                // Another program's four connected sockets take the four ports.
+                let holders = try await namespace.run {
+                    try (0..<4).map { _ in try Sockets.connectedUDPSocket(to: echo.endpoint) }
+                }
+                defer { holders.forEach { close($0) } }
+
+                let target = SocketEndpoint(ip: .loopbackIPv4, port: host.port)
+                let reply = try await namespace.run {
+                    try? UDPTestClient(.ipv4, bindTo: .loopbackIPv4, port: 30_000).exchange(Array("hello".utf8), with: target, attempts: 1, timeout: 500)
+                }
+                #expect(reply == nil, "no local port for a flow: the datagram is dropped")
+                try await bed.eventually("the proxy logs the drop") { proxy.process.log.contains("the datagram was dropped") }
+                let line = proxy.process.log.split(separator: "\n").first { $0.contains("the datagram was dropped") }.map(String.init) ?? ""
+                #expect(line.contains("out of local ports: every port of net.ipv4.ip_local_port_range is in use by other programs' UDP sockets, this proxy holding no flow"), "\(proxy.process.log)")
+                #expect(!line.contains("Resource temporarily unavailable"), "\(line)")
             }
         }
     }

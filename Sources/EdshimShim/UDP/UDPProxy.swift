@@ -199,14 +199,19 @@ final class UDPProxy {
             evicted = true
         }
         var upstream = connectUpstream()
+        var failure = errno
         // One flow given up per new client at most.
-        if upstream < 0, !evicted, let shortage = Self.shortage(errno), flows.count > 0 {
+        if upstream < 0, !evicted, let shortage = Self.shortage(failure, flows: flows.count), flows.count > 0 {
             lastShortage = (shortage.what, shortage.remedy, flows.count, now + Self.shortageTrustedMilliseconds)
             evictForShortage(what: shortage.what, remedy: shortage.remedy, now: now)
             upstream = connectUpstream()
+            failure = errno
         }
         guard upstream >= 0 else {
-            logFailure("opening a socket to \(container): \(ErrorText.describe(errno))", now: now)
+            // A shortage with no flow to give up (or none left) is still a shortage:
+            // said as such, not as the bare errno (EAGAIN: "Resource temporarily unavailable").
+            let reason = Self.shortage(failure, flows: flows.count).map { "\($0.what): \($0.remedy)" } ?? ErrorText.describe(failure)
+            logFailure("opening a socket to \(container): \(reason)", now: now)
             return -1
         }
         if flows.count >= flows.limit {
@@ -233,15 +238,18 @@ final class UDPProxy {
     /// first again (flows that expired or other programs may have freed some).
     static let shortageTrustedMilliseconds: Int64 = 1000
 
-    /// What ran out when opening a flow's socket failed with `code`, and what to do
-    /// about it; nil for failures a flow given up would not cure.
-    private static func shortage(_ code: Int32) -> (what: String, remedy: String)? {
+    /// What ran out when opening a flow's socket failed with `code`, the proxy holding
+    /// `flows` flows, and what to do about it; nil for failures a flow given up would
+    /// not cure. With no flow, the local ports are all held by other sockets: lowering
+    /// this proxy's flow limit would not help.
+    private static func shortage(_ code: Int32, flows: Int) -> (what: String, remedy: String)? {
         switch code {
         case EMFILE: ("out of file descriptors", "raise the open-files limit, LimitNOFILE= in dockerd's unit")
         case ENFILE: ("out of file descriptors", "the system's file table is full, see fs.file-max")
         // connect() binds the socket to a local port first: EAGAIN when none is free.
         // (EADDRNOTAVAIL is no source address toward the container, which a flow given
         // up would not cure.)
+        case EAGAIN where flows == 0: ("out of local ports", "every port of net.ipv4.ip_local_port_range is in use by other programs' UDP sockets, this proxy holding no flow (ss -uanp shows them; other UDP proxies' flows among them): widen the range, or lower those proxies' EDSHIM_UDP_MAX_FLOWS")
         case EAGAIN: ("out of local ports", "every port of net.ipv4.ip_local_port_range is in use: lower EDSHIM_UDP_MAX_FLOWS or --max-flows, or widen the range")
         default: nil
         }

@@ -51,6 +51,19 @@ struct NetworkNamespace: Sendable, CustomStringConvertible {
         return try await namespace.run(work)
     }
 
+    /// Sets this namespace's ephemeral port range (net.ipv4.ip_local_port_range),
+    /// where connect() takes the local ports of flows' and clients' sockets.
+    func narrowEphemeralPorts(to ports: ClosedRange<UInt16>) async throws {
+        try await run {
+            let range = Array("\(ports.lowerBound) \(ports.upperBound)\n".utf8)
+            let fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_WRONLY | O_CLOEXEC)
+            guard fd >= 0, write(fd, range, range.count) == range.count else {
+                throw TestFailure("narrowing the namespace's ephemeral range: \(String(cString: strerror(errno)))")
+            }
+            close(fd)
+        }
+    }
+
     /// A new socket (`socket(family, type, 0)`) in this namespace.
     func socket(family: Int32, type: Int32) async throws -> Int32 {
         try await run {

@@ -79,6 +79,19 @@ extension Sockets {
         throw TestFailure("no free UDP port in \(range)")
     }
 
+    /// A UDP socket connected to `peer` (a flow's kind: it takes a local port from
+    /// the ephemeral range, as connect binds it), for the caller to close.
+    static func connectedUDPSocket(to peer: SocketEndpoint) throws -> Int32 {
+        let fd = socket(peer.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket: \(String(cString: strerror(errno)))") }
+        guard peer.withSocketAddress({ Glibc.connect(fd, $0, $1) }) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw TestFailure("connecting a UDP socket to \(peer): \(reason)")
+        }
+        return fd
+    }
+
     static func canBindUDP(_ endpoint: SocketEndpoint) -> Bool {
         guard let fd = try? dockerdBoundUDPSocket(endpoint) else { return false }
         close(fd)
