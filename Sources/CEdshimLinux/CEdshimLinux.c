@@ -189,45 +189,11 @@ void edshim_socket_buffer(int fd, int receive, int bytes) {
     }
 }
 
-// The thread that takes SIGINT and SIGTERM (0: none yet), and a signal caught
-// before there was one. Sequentially consistent, so that a signal caught while a
-// thread takes the route is passed on by the handler, by the route, or by both
-// (a second SIGTERM pending is the same as one), never by neither.
-static pid_t edshim_signal_thread;
-static int edshim_early_signal;
-
-static void edshim_forward_signal(int signo) {
-    int saved = errno;
-    __atomic_store_n(&edshim_early_signal, signo, __ATOMIC_SEQ_CST);
-    pid_t thread = __atomic_load_n(&edshim_signal_thread, __ATOMIC_SEQ_CST);
-    if (thread != 0) syscall(SYS_tgkill, getpid(), thread, signo);
-    errno = saved;
-}
-
-int edshim_catch_termination_signals(void) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_handler = edshim_forward_signal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESTART;
-    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
-    return sigaction(SIGTERM, &action, NULL);
-}
-
 int edshim_stop_ignoring(int signo) {
     struct sigaction current;
     if (sigaction(signo, NULL, &current) != 0) return -1;
     if (current.sa_handler != SIG_IGN) return 0;
     return signal(signo, SIG_DFL) == SIG_ERR ? -1 : 0;
-}
-
-int edshim_route_termination_signals_to_this_thread(void) {
-    pid_t self = (pid_t)syscall(SYS_gettid);
-    __atomic_store_n(&edshim_signal_thread, self, __ATOMIC_SEQ_CST);
-    if (edshim_catch_termination_signals() != 0) return -1;
-    int early = __atomic_load_n(&edshim_early_signal, __ATOMIC_SEQ_CST);
-    if (early != 0) syscall(SYS_tgkill, getpid(), self, early);
-    return 0;
 }
 
 int edshim_use_built_in_name_services(void) {

@@ -8,10 +8,13 @@ if let shimArguments = ModeSelection.shimArguments(CommandLine.arguments) {
     ShimMode.run(shimArguments)
 }
 
-// udp-proxy, like the shim, exits 0 on SIGINT or SIGTERM, even one that comes
-// while its command line is parsed.
+// udp-proxy too runs on this one thread, before the first `await` starts Swift's
+// runtime (CommandRunner.runWithoutConcurrency): SIGINT and SIGTERM, blocked from
+// here on, reach its signalfd with their sender, even one that comes while its
+// command line is parsed (it then exits 0 once the port is bound).
 if ModeSelection.startsUDPProxy(CommandLine.arguments) {
-    UDPProxyMode.catchTerminationSignalsEarly()
+    UDPProxyMode.blockTerminationSignalsEarly()
+    CommandRunner.runWithoutConcurrency()
 }
 
 await CommandRunner.run()

@@ -25,13 +25,40 @@ struct UDPShimTests {
             let status = await proxy.process.waitForExit(timeout: .seconds(1))
             #expect(status == 0, "exited \(String(describing: status)) after \(ContinuousClock.now - start): \(proxy.process.log)")
             #expect(Sockets.canBindUDP(host), "the port is free again")
-            // docker stop, rm -f and kill end it that way: the system log says so.
-            // Who sent it, as the kernel says (the standalone mode's runtime threads may
-            // take it first, and pass it on: then the sender is not known).
-            let sender = way == .standalone ? "" : " from pid \(getpid())"
-            #expect(proxy.process.log.contains("udp \(host) → \(echo.endpoint): stopped by signal \(signal)\(sender)"), "\(proxy.process.log)")
+            // docker stop, rm -f and kill end it that way: the system log says so, and
+            // who sent it, as the kernel says.
+            #expect(proxy.process.log.contains("udp \(host) → \(echo.endpoint): stopped by signal \(signal) from pid \(getpid())"), "\(proxy.process.log)")
             #expect(!proxy.process.log.contains("from pid \(proxy.process.pid)"), "\(proxy.process.log)")
         }
+    }
+
+    @Test("edshim udp-proxy run by hand blocks SIGINT and SIGTERM in every thread: each stop names the signal's sender")
+    func standaloneStopsNameTheSender() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let arguments = ["udp-proxy"] + ShimArguments(proto: .udp, host: host, container: echo.endpoint).commandLine.dropFirst(2)
+            // A signal the kernel gave a thread that did not block it reached the proxy
+            // without its sender, about every other run: ten runs.
+            for run in 0..<10 {
+                let proxy = try bed.launchShim(Array(arguments), descriptors: [:])
+                let lines = { proxy.log.split(separator: "\n").filter { $0.hasPrefix("edshim[\(proxy.pid)]: ") } }
+                try await bed.eventually("run \(run) proxies") { lines().contains { $0.contains("proxying udp \(host) → \(echo.endpoint)") } }
+                #expect(Sockets.threadsBlockingTerminationSignals(of: proxy.pid) == Sockets.threads(of: proxy.pid), "run \(run): every thread blocks them")
+                proxy.signal(SIGTERM)
+                let exit = await proxy.waitForExit(timeout: .seconds(1))
+                #expect(exit == 0, "run \(run) exited \(String(describing: exit)): \(lines())")
+                let stop = lines().first { $0.contains("stopped by signal") } ?? ""
+                #expect(stop.hasSuffix("udp \(host) → \(echo.endpoint): stopped by signal \(SIGTERM) from pid \(getpid()) (\(try Self.ownName()))"), "run \(run): \(lines())")
+                // With no status pipe to report to, run by hand: no line about one.
+                #expect(!lines().contains { $0.contains("status pipe") }, "run \(run): \(lines())")
+            }
+        }
+    }
+
+    /// This test process's name (`comm`), as the proxy names a signal's sender.
+    private static func ownName() throws -> String {
+        try String(contentsOfFile: "/proc/self/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test("edshim udp-proxy signalled while it starts still exits 0", arguments: [SIGINT, SIGTERM])
@@ -43,25 +70,27 @@ struct UDPShimTests {
             let (proxy, status) = try bed.launchShim(Array(arguments))
             defer { close(status) }
             // As early as edshim can take a signal: once it runs (the exec is done)
-            // and catches SIGINT and SIGTERM, which it does first thing in main,
+            // and blocks SIGINT and SIGTERM, which it does first thing in main,
             // before its command line is parsed and the port bound.
             let (pid, edshim) = (proxy.pid, URL(fileURLWithPath: bed.edshim).resolvingSymlinksInPath().path)
-            let catching = try await onThread {
+            let blocking = try await onThread {
                 let deadline = ContinuousClock.now + .seconds(2)
                 while ContinuousClock.now < deadline {
                     let runsEdshim = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) == edshim
-                    if runsEdshim, Sockets.catchesTerminationSignals(pid) { return true }
+                    if runsEdshim, Sockets.threadsBlockingTerminationSignals(of: pid) > 0 { return true }
                     sched_yield()
                 }
                 return false
             }
-            #expect(catching, "udp-proxy never caught SIGINT and SIGTERM: \(proxy.log)")
+            #expect(blocking, "udp-proxy never blocked SIGINT and SIGTERM: \(proxy.log)")
             proxy.signal(signal)
             let exit = await proxy.waitForExit(timeout: .seconds(2))
             #expect(exit == 0, "exited \(String(describing: exit)): \(proxy.log)")
             let report = await Sockets.readAll(status, timeout: .seconds(1))
             #expect(report == "0\n", "reported \(report.debugDescription)")
             #expect(Sockets.canBindUDP(host), "the port is free again")
+            // Held until the proxy took it, with its sender.
+            #expect(proxy.log.contains("edshim[\(pid)]: udp \(host) → \(echo.endpoint): stopped by signal \(signal) from pid \(getpid())"), "\(proxy.log)")
         }
     }
 

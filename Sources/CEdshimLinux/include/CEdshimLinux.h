@@ -160,19 +160,8 @@ int edshim_tcp_established_sockets(int family, struct edshim_listening_socket *s
 /// flow's): the sockets that receive a port's datagrams.
 int edshim_udp_unconnected_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
 
-/// For a process with threads it did not start (Swift's runtime, whose main thread
-/// waits in sigsuspend with every signal unblocked): catches SIGINT and SIGTERM from
-/// now on, and keeps the last one caught until a thread takes the route below.
-int edshim_catch_termination_signals(void);
-
 /// Sets `signo`'s disposition back to the default if it is ignored; a handler stays.
 int edshim_stop_ignoring(int signo);
-
-/// SIGINT and SIGTERM that the kernel hands to another thread are passed on to the
-/// calling thread, where they are blocked and so reach its signalfd; one caught
-/// since `edshim_catch_termination_signals` is passed on now. Call after blocking
-/// them here.
-int edshim_route_termination_signals_to_this_thread(void);
 
 /// A handle on the file at `path` itself (O_PATH | O_NOFOLLOW): a symlink there is
 /// the symlink, not its target. For fstat and the two calls below.

@@ -8,19 +8,23 @@ struct StatusPipe {
     static let descriptor: Int32 = 3
 
     private var open: Bool
+    /// Whether a missing pipe is worth saying: dockerd gives every shim one, while
+    /// `edshim udp-proxy` run by hand has none, and its next line says what it serves.
+    private let expected: Bool
 
     /// Looks at fd 3 once, at start: only a FIFO is taken as the status pipe.
-    static func detect() -> StatusPipe {
+    /// `expected`: false for a mode that is usually run without one.
+    static func detect(expected: Bool = true) -> StatusPipe {
         var info = stat()
         let isPipe = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO
         if isPipe { _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
-        return StatusPipe(open: isPipe)
+        return StatusPipe(open: isPipe, expected: expected)
     }
 
     /// Reports the port as served and closes the pipe, so dockerd stops waiting.
     mutating func reportReady() {
         guard open else {
-            ShimLog.info("ready (no status pipe on fd 3)")
+            if expected { ShimLog.info("ready (no status pipe on fd 3)") }
             return
         }
         send("0\n")

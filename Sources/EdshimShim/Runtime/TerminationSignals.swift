@@ -12,20 +12,28 @@ struct TerminationSignals {
     let descriptor: Int32
 
     /// Blocks SIGINT and SIGTERM, ignores SIGPIPE, and opens a signalfd for them.
-    /// An ignored disposition is reset first: a shell starts background jobs with
-    /// SIGINT ignored, and an ignored signal never reaches a signalfd. (A handler,
-    /// `edshim_catch_termination_signals`'s, stays.)
+    /// Call on the process's only thread: a signal the kernel gives a thread that
+    /// does not block it never reaches the signalfd.
     static func install() throws(ShimFailure) -> TerminationSignals {
-        guard edshim_stop_ignoring(SIGINT) == 0, edshim_stop_ignoring(SIGTERM) == 0 else { throw .system("resetting ignored SIGINT/SIGTERM") }
+        var mask = try block()
         signal(SIGPIPE, SIG_IGN)
+        let fd = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
+        guard fd >= 0 else { throw .system("signalfd") }
+        return TerminationSignals(descriptor: fd)
+    }
+
+    /// Blocks SIGINT and SIGTERM on the calling thread (and on the threads it starts
+    /// later); returns the set. An ignored disposition is reset first: a shell starts
+    /// background jobs with SIGINT ignored, and an ignored signal never reaches a
+    /// signalfd. One that comes from here on waits, pending, for the signalfd.
+    static func block() throws(ShimFailure) -> sigset_t {
+        guard edshim_stop_ignoring(SIGINT) == 0, edshim_stop_ignoring(SIGTERM) == 0 else { throw .system("resetting ignored SIGINT/SIGTERM") }
         var mask = sigset_t()
         sigemptyset(&mask)
         sigaddset(&mask, SIGINT)
         sigaddset(&mask, SIGTERM)
         guard sigprocmask(SIG_BLOCK, &mask, nil) == 0 else { throw .system("blocking SIGINT/SIGTERM") }
-        let fd = signalfd(-1, &mask, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        guard fd >= 0 else { throw .system("signalfd") }
-        return TerminationSignals(descriptor: fd)
+        return mask
     }
 
     /// For a loop whose `poll` of its descriptors failed with `error` (no kernel

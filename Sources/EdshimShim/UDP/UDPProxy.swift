@@ -132,7 +132,7 @@ final class UDPProxy {
         let carrying = handover?.isCarrying ?? false
         if handover?.keepsServing(after: signal) == true { return false }
         if !carrying {
-            // A signal that reached another thread first comes on from this process.
+            // 0: the kernel's own; this process's: no one else to name.
             let known = signal.sender > 0 && signal.sender != getpid()
             let sender = known ? " from pid \(signal.sender)" + (ProcessTable.name(of: signal.sender).map { " (\($0))" } ?? "") : ""
             ShimLog.info("udp \(listener.endpoint) → \(container): stopped by signal \(signal.number)\(sender)")

@@ -1,4 +1,3 @@
-import CEdshimLinux
 import EdshimCore
 #if canImport(Glibc)
 import Glibc
@@ -7,12 +6,12 @@ import Glibc
 /// UDP ports: edshim proxies them itself (Envoy is not involved), for the shim's
 /// `-proto udp` and for `edshim udp-proxy`.
 public enum UDPProxyMode {
-    /// For `edshim udp-proxy`, first thing in `main`: Swift's runtime parks the main
-    /// thread in sigsuspend with every signal unblocked, where SIGINT or SIGTERM would
-    /// kill the process until `run` takes them. Caught from here on, one that comes
-    /// while the command line is parsed still ends in exit 0.
-    public static func catchTerminationSignalsEarly() {
-        _ = edshim_catch_termination_signals()
+    /// For `edshim udp-proxy`, first thing in `main`, on its only thread: SIGINT and
+    /// SIGTERM are blocked from here on, so one that comes while the command line is
+    /// parsed waits for `run`'s signalfd (and still ends in exit 0) instead of killing
+    /// the process.
+    public static func blockTerminationSignalsEarly() {
+        _ = try? TerminationSignals.block()
     }
 
     /// `edshim udp-proxy` refused before it runs (a bad flag or variable): `1\n<reason>`
@@ -24,15 +23,14 @@ public enum UDPProxyMode {
     }
 
     /// `edshim udp-proxy`: binds `host`, proxies to `container` until SIGINT or
-    /// SIGTERM, then exits 0. Reports on fd 3 like the shim when fd 3 is a pipe.
+    /// SIGTERM, then exits 0. Reports on fd 3 like the shim when fd 3 is a pipe. Runs
+    /// on the process's only thread (`blockTerminationSignalsEarly`), so that the
+    /// signals reach the proxy's signalfd, with their sender.
     public static func run(host: SocketEndpoint, container: SocketEndpoint, options: UDPProxyOptions) -> Never {
-        var status = StatusPipe.detect()
+        var status = StatusPipe.detect(expected: false)
         let signals: TerminationSignals
         do throws(ShimFailure) {
             signals = try TerminationSignals.install()
-            // ArgumentParser runs this command on a thread of Swift's runtime; the
-            // main thread does not block the signals, and would die of them.
-            guard edshim_route_termination_signals_to_this_thread() == 0 else { throw .system("routing SIGINT/SIGTERM to the proxy thread") }
         } catch {
             status.reportFailure(error.description)
             exit(1)

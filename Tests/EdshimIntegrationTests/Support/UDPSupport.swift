@@ -156,12 +156,22 @@ extension Sockets {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// True when `pid` has handlers for SIGINT and SIGTERM (`SigCgt` in its status).
-    static func catchesTerminationSignals(_ pid: pid_t) -> Bool {
-        let line = procFile("/proc/\(pid)/status").split(separator: "\n").first { $0.hasPrefix("SigCgt:") }
-        guard let hex = line?.split(separator: "\t").last, let mask = UInt64(hex, radix: 16) else { return false }
+    /// The threads of `pid` (its /proc/PID/task entries).
+    static func threads(of pid: pid_t) -> Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).count
+    }
+
+    /// How many threads of `pid` block both SIGINT and SIGTERM (`SigBlk` in each
+    /// thread's status): a signal the kernel gives any other thread does not wait
+    /// for a signalfd.
+    static func threadsBlockingTerminationSignals(of pid: pid_t) -> Int {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         let wanted = UInt64(1) << (SIGINT - 1) | UInt64(1) << (SIGTERM - 1)
-        return mask & wanted == wanted
+        return tasks.filter { task in
+            let line = procFile("/proc/\(pid)/task/\(task)/status").split(separator: "\n").first { $0.hasPrefix("SigBlk:") }
+            guard let hex = line?.split(separator: "\t").last, let mask = UInt64(hex, radix: 16) else { return false }
+            return mask & wanted == wanted
+        }.count
     }
 
     /// CPU time `pid` has used, user and system, in clock ticks (1/100 s on Linux).
