@@ -120,6 +120,9 @@ static int sockets_in_states(int family, int protocol, unsigned int states, cons
                 entry->accepts_ipv4 = family == AF_INET6 && takes_ipv4(header, socket_info);
                 entry->accept_queue = socket_info->idiag_rqueue;
                 entry->cookie = ((unsigned long long)socket_info->id.idiag_cookie[1] << 32) | socket_info->id.idiag_cookie[0];
+                memset(entry->peer_address, 0, sizeof entry->peer_address);
+                memcpy(entry->peer_address, socket_info->id.idiag_dst, family == AF_INET ? 4 : 16);
+                entry->peer_port = ntohs(socket_info->id.idiag_dport);
             }
             count++;
         }
@@ -141,4 +144,8 @@ int edshim_tcp_established_sockets(int family, struct edshim_listening_socket *s
 
 int edshim_udp_unconnected_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
     return sockets_in_states(family, IPPROTO_UDP, 1u << TCP_STATE_CLOSE, NULL, 0, sockets, capacity);
+}
+
+int edshim_udp_connected_sockets(int family, struct edshim_listening_socket *sockets, int capacity) {
+    return sockets_in_states(family, IPPROTO_UDP, 1u << TCP_STATE_ESTABLISHED, NULL, 0, sockets, capacity);
 }

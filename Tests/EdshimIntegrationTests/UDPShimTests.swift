@@ -141,6 +141,40 @@ struct UDPShimTests {
         }
     }
 
+    @Test("a port held by another program's connected UDP socket is refused naming that program, the socket's addresses, and how to see it")
+    func portInUseByAConnectedSocket() async throws {
+        try await withUDPTestbed { bed, _ in
+            let port = try Sockets.freeUDPPort()
+            let squatter = try Sockets.dockerdBoundUDPSocket(SocketEndpoint(ip: .loopbackIPv4, port: port))
+            defer { close(squatter) }
+            let peer = SocketEndpoint(ip: .loopbackIPv4, port: 5353)
+            #expect(peer.withSocketAddress { Glibc.connect(squatter, $0, $1) } == 0)
+            let host = SocketEndpoint(ip: .anyIPv4, port: port)
+            let shim = try await bed.startUDPProxy(.dockerd2010, host: host, container: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status == "1\nlisten udp \(host): bind: address already in use: a connected UDP socket of \(try Self.ownName()) (pid \(getpid())) holds local port \(port) (127.0.0.1:\(port) → \(peer)), ss -uanp 'sport = :\(port)' shows it; stop it, or publish the container on another host port", "\(shim.status.debugDescription)")
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+        }
+    }
+
+    @Test("a port held by another edshim UDP proxy's flow is refused naming that proxy and when it frees the port, never telling to stop it")
+    func portInUseByAnotherProxysFlow() async throws {
+        try await withUDPTestbed { bed, echoes in
+            let (other, target) = try await bed.startUDPProxyToEcho(.dockerd2010, .ipv4, echoes: echoes)
+            #expect(other.isReady)
+            // The echo server answers `whoami` with where the other proxy's flow comes from.
+            let flow = try await onThread { try UDPTestClient(.ipv4).upstreamAddress(via: target) }
+            let port = try #require(flow.split(separator: ":").last.flatMap { UInt16($0) }, "\(flow)")
+            let host = SocketEndpoint(ip: .anyIPv4, port: port)
+            let shim = try await bed.startUDPProxy(.standalone, host: host, container: SocketEndpoint(ip: .loopbackIPv4, port: 9))
+            #expect(shim.status.hasPrefix("1\nlisten udp \(host): bind: address already in use: a connected UDP socket of edshim (pid \(other.process.pid)) holds local port \(port) (\(flow) → "), "\(shim.status.debugDescription)")
+            #expect(shim.status.contains(": a flow of another edshim UDP proxy, which frees the port when the flow expires"), "\(shim.status.debugDescription)")
+            #expect(shim.status.contains("ss -uanp 'sport = :\(port)' shows it"), "\(shim.status.debugDescription)")
+            #expect(shim.status.hasSuffix("or start it again once the flow has expired"), "\(shim.status.debugDescription)")
+            #expect(!shim.status.contains("stop it"), "\(shim.status.debugDescription)")
+            #expect(await shim.process.waitForExit(timeout: .seconds(2)) == 1)
+        }
+    }
+
     @Test("an IPv4-mapped host address is refused saying which address to publish on instead")
     func mappedHostAddress() async throws {
         try await withUDPTestbed { bed, _ in

@@ -134,6 +134,10 @@ struct edshim_listening_socket {
     unsigned int accept_queue;
     /// The kernel's cookie for the socket: it names one socket for as long as it lives.
     unsigned long long cookie;
+    /// A connected socket's peer address, as `address` (zero for a listening one).
+    unsigned char peer_address[16];
+    /// A connected socket's peer port, in host byte order (0 for a listening one).
+    unsigned short peer_port;
 };
 
 /// The listening TCP sockets of `family` (AF_INET or AF_INET6) in this network
@@ -159,6 +163,10 @@ int edshim_tcp_established_sockets(int family, struct edshim_listening_socket *s
 /// The same for UDP sockets that are bound and not connected (a port's socket, not a
 /// flow's): the sockets that receive a port's datagrams.
 int edshim_udp_unconnected_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
+
+/// The same for connected UDP sockets (a UDP proxy's flow, a client's), with their
+/// peer: each holds its local port as a bound socket does.
+int edshim_udp_connected_sockets(int family, struct edshim_listening_socket *sockets, int capacity);
 
 /// Sets `signo`'s disposition back to the default if it is ignored; a handler stays.
 int edshim_stop_ignoring(int signo);

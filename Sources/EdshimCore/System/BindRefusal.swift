@@ -18,14 +18,29 @@ public enum BindRefusal {
     /// The advice for a TCP port no socket listens on that cannot be bound all the
     /// same: a connection of this host holds it, as its local port.
     public static func heldByAConnection(_ host: SocketEndpoint) -> String {
-        var range = ""
-        if let text = SystemFile.read("/proc/sys/net/ipv4/ip_local_port_range").map({ String(decoding: $0, as: UTF8.self) }) {
-            let bounds = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { UInt16($0) }
-            if bounds.count == 2, bounds[0] <= host.port, host.port <= bounds[1] {
-                range = " (\(host.port) is in this host's ephemeral range, \(bounds[0])-\(bounds[1]), net.ipv4.ip_local_port_range, which outgoing connections take their local ports from)"
-            }
-        }
+        let range = ephemeralRange(containing: host.port).map { " (\(host.port) is in this host's ephemeral range, \($0), net.ipv4.ip_local_port_range, which outgoing connections take their local ports from)" } ?? ""
         return "no process listens on it, but a connection of this host holds the port (an outgoing connection's local port, or one closing in TIME-WAIT: ss -tan 'sport = :\(host.port)' shows it), so nothing can listen there until it is closed\(range); publish the container on another host port"
+    }
+
+    /// The advice for a UDP port no bound socket holds, taken by `sockets` (connected
+    /// ones, as their local port): who holds each, and where it goes. An edshim UDP
+    /// proxy's flow is never to be stopped (that would take a port from its
+    /// container): it frees the port once it expires.
+    public static func heldByConnectedUDPSockets(_ sockets: [PortHolders.ConnectedHolder], port: UInt16) -> String {
+        let held = sockets.map { "a connected UDP socket of \($0.holder) holds local port \(port) (\($0.socket.local.endpoint) → \($0.socket.peer)\($0.isEdshimFlow ? ": a flow of another edshim UDP proxy, which frees the port when the flow expires, after its idle timeout, 90 s by default" : ""))" }
+        let range = ephemeralRange(containing: port)
+        let rangeNote = range.map { "; \(port) is in this host's ephemeral range, \($0) (net.ipv4.ip_local_port_range), where UDP flows and outgoing connections take their local ports" } ?? ""
+        let elsewhere = "publish the container on another host port" + (range == nil ? "" : ", outside that range")
+        let action = sockets.allSatisfy(\.isEdshimFlow) ? "\(elsewhere), or start it again once the flow has expired" : "stop it, or \(elsewhere)"
+        return "\(held.joined(separator: ", ")), ss -uanp 'sport = :\(port)' shows it\(rangeNote); \(action)"
+    }
+
+    /// `first-last` of this host's ephemeral range when `port` is in it.
+    private static func ephemeralRange(containing port: UInt16) -> String? {
+        guard let text = SystemFile.read("/proc/sys/net/ipv4/ip_local_port_range").map({ String(decoding: $0, as: UTF8.self) }) else { return nil }
+        let bounds = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { UInt16($0) }
+        guard bounds.count == 2, bounds[0] <= port, port <= bounds[1] else { return nil }
+        return "\(bounds[0])-\(bounds[1])"
     }
 
     /// The refusal of `key` while `shim` publishes it for `container`, started by

@@ -166,9 +166,14 @@ public enum ListenTable {
     }
 
     /// A call of CEdshimLinux's socket diagnostics: family, room, capacity → count or -errno.
-    private typealias Reading = (Int32, UnsafeMutablePointer<edshim_listening_socket>?, Int32) -> Int32
+    typealias Reading = (Int32, UnsafeMutablePointer<edshim_listening_socket>?, Int32) -> Int32
 
     private static func diagnostics(family: Int32, reading read: Reading) -> Result<[ListeningSocket], Failure> {
+        entries(family: family, reading: read).map { $0.compactMap { socket($0, family: family) } }
+    }
+
+    /// The kernel's entries, as `read` (one of CEdshimLinux's socket diagnostics) gives them.
+    static func entries(family: Int32, reading read: Reading) -> Result<[edshim_listening_socket], Failure> {
         var capacity = 64
         while true {
             var entries = [edshim_listening_socket](repeating: edshim_listening_socket(), count: capacity)
@@ -179,13 +184,21 @@ public enum ListenTable {
                 capacity = count * 2
                 continue
             }
-            return .success(entries.prefix(count).compactMap { entry in
-                let bytes = withUnsafeBytes(of: entry.address) { Array($0.prefix(family == AF_INET ? 4 : 16)) }
-                return IPAddress(bytes: bytes).map {
-                    ListeningSocket(endpoint: SocketEndpoint(ip: $0, port: entry.port), inode: entry.inode, acceptsIPv4: entry.accepts_ipv4 != 0, acceptQueue: entry.accept_queue, cookie: entry.cookie)
-                }
-            })
+            return .success(Array(entries.prefix(count)))
         }
+    }
+
+    /// The socket an entry of `family` describes, by its local address; nil for one
+    /// whose address does not read.
+    static func socket(_ entry: edshim_listening_socket, family: Int32) -> ListeningSocket? {
+        address(entry.address, family: family).map {
+            ListeningSocket(endpoint: SocketEndpoint(ip: $0, port: entry.port), inode: entry.inode, acceptsIPv4: entry.accepts_ipv4 != 0, acceptQueue: entry.accept_queue, cookie: entry.cookie)
+        }
+    }
+
+    /// An address field of an entry (16 bytes, of which IPv4 uses the first 4).
+    static func address(_ field: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8), family: Int32) -> IPAddress? {
+        IPAddress(bytes: withUnsafeBytes(of: field) { Array($0.prefix(family == AF_INET ? 4 : 16)) })
     }
 
     /// Parses the text of `/proc/net/tcp` (or `tcp6` when `ipv6`), keeping the

@@ -59,13 +59,55 @@ public enum PortHolders {
     /// it holds are bound; empty when their processes cannot be seen in `/proc` (a
     /// server not run as root).
     public static func holding(_ sockets: [ListeningSocket], root: String = "/proc") -> [Holder] {
-        guard !sockets.isEmpty else { return [] }
         let endpoints = Dictionary(sockets.map { ($0.inode, $0.endpoint) }, uniquingKeysWith: { first, _ in first })
-        return ShimProcesses.entryNames(in: root).compactMap(Int32.init).sorted().compactMap { pid in
-            let held = ShimProcesses.socketInodes(of: pid, root: root).compactMap { endpoints[$0] }
-            guard !held.isEmpty else { return nil }
-            let addresses = Set(held).sorted { $0.description < $1.description }
+        return processes(holding: Set(endpoints.keys), root: root).map { pid, inodes in
+            let addresses = Set(inodes.compactMap { endpoints[$0] }).sorted { $0.description < $1.description }
             return Holder(pid: pid, name: ProcessTable.name(of: pid, root: root) ?? "?", addresses: addresses)
+        }
+    }
+
+    /// A connected UDP socket whose local port a bind wants, and who holds it.
+    public struct ConnectedHolder: Equatable, Sendable {
+        /// The process holding the socket (its `addresses`: the socket's local one).
+        public var holder: Holder
+        /// The socket.
+        public var socket: ConnectedUDPSocket
+        /// Whether it is a flow of an edshim UDP proxy (a `-proto udp` shim, or
+        /// `edshim udp-proxy`): it goes once the flow has been idle for its timeout.
+        public var isEdshimFlow: Bool
+    }
+
+    /// The connected UDP sockets (flows, clients) whose local address keeps a bind of
+    /// `host` from binding, with the processes holding them; empty when there is none,
+    /// or when they cannot be seen. A port that no bound socket holds may still be
+    /// taken so. Reads every process's descriptors: for a port that could not be bound.
+    public static func connectedUDP(on host: SocketEndpoint, root: String = "/proc") -> [ConnectedHolder] {
+        var sockets = (try? ListenTable.connectedUDPSockets(family: host.family).get()) ?? []
+        // An IPv6 socket that takes IPv4 too, connected to an IPv4-mapped peer.
+        if !host.ip.isIPv6 { sockets += (try? ListenTable.connectedUDPSockets(family: AF_INET6).get()) ?? [] }
+        let conflicting = Dictionary(sockets.filter { $0.local.keepsFromBinding(host) }.map { ($0.local.inode, $0) }, uniquingKeysWith: { first, _ in first })
+        return processes(holding: Set(conflicting.keys), root: root).flatMap { pid, inodes in
+            let name = ProcessTable.name(of: pid, root: root) ?? "?"
+            let isEdshimFlow = name == ShimProcesses.processName && isUDPProxy(pid, root: root)
+            return inodes.compactMap { conflicting[$0] }.map { socket in
+                ConnectedHolder(holder: Holder(pid: pid, name: name, addresses: [socket.local.endpoint]), socket: socket, isEdshimFlow: isEdshimFlow)
+            }
+        }
+    }
+
+    /// Whether `pid` runs an edshim UDP proxy: a `-proto udp` shim, or `edshim udp-proxy`.
+    private static func isUDPProxy(_ pid: Int32, root: String) -> Bool {
+        if let shim = ShimProcesses.shim(pid: pid, root: root) { return shim.arguments.proto == .udp }
+        return ProcessTable.commandLine(of: pid, root: root).map(ModeSelection.startsUDPProxy) ?? false
+    }
+
+    /// The processes holding any of the sockets `inodes`, by process id, each with
+    /// those it holds (sorted); empty when their processes cannot be seen in `/proc`.
+    private static func processes(holding inodes: Set<UInt64>, root: String) -> [(pid: Int32, inodes: [UInt64])] {
+        guard !inodes.isEmpty else { return [] }
+        return ShimProcesses.entryNames(in: root).compactMap(Int32.init).sorted().compactMap { pid in
+            let held = ShimProcesses.socketInodes(of: pid, root: root).filter(inodes.contains).sorted()
+            return held.isEmpty ? nil : (pid, held)
         }
     }
 }

@@ -27,4 +27,16 @@ struct SocketCallFailure: Error {
         guard call == "bind" || code == EADDRINUSE else { return .system("listen \(proto) \(host): \(call)", code) }
         return .bind(proto, host, code, holders: code == EADDRINUSE ? holders() : [])
     }
+
+    /// `shimFailure` for a UDP port, naming the processes whose bound socket holds
+    /// it; when none does, the connected sockets (another UDP proxy's flows, a
+    /// client's) whose local port it is.
+    func udpShimFailure(_ host: SocketEndpoint) -> ShimFailure {
+        guard code == EADDRINUSE else { return shimFailure("udp", host) }
+        let bound = PortHolders.boundUDP(on: host)
+        if bound.isEmpty, case let connected = PortHolders.connectedUDP(on: host), !connected.isEmpty {
+            return ShimFailure(BindRefusal.message("udp", host, code, advice: BindRefusal.heldByConnectedUDPSockets(connected, port: host.port)))
+        }
+        return shimFailure("udp", host) { bound }
+    }
 }

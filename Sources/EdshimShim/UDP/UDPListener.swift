@@ -56,11 +56,11 @@ struct UDPListener {
         } catch let failure where failure.code == EADDRINUSE && (succeedsPredecessors || sharedAcrossRestarts) {
             // Under the grace, where the sockets cannot be seen, as before the check: beside them.
             guard let predecessors = UDPPredecessors.shims(on: host, dockerdExited: !sharedAcrossRestarts, unseen: sharedAcrossRestarts ? [] : nil) else {
-                throw failure.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
+                throw failure.udpShimFailure(host)
             }
             fd = try bind(host, beside: predecessors, keepingReusePort: sharedAcrossRestarts)
         } catch {
-            throw error.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
+            throw error.udpShimFailure(host)
         }
         return try prepare(fd, endpoint: host)
     }
@@ -73,7 +73,7 @@ struct UDPListener {
             fd = try open(host, reusePort: true)
             if !keepingReusePort { try setReusePort(fd, false) }
         } catch {
-            throw error.shimFailure("udp", host) { PortHolders.boundUDP(on: host) }
+            throw error.udpShimFailure(host)
         }
         UDPPredecessors.release(predecessors, of: host)
         let pids = predecessors.map(String.init).joined(separator: ", ")
