@@ -179,6 +179,29 @@ struct UDPDatagramTests {
         }
     }
 
+    @Test("bound to 0.0.0.0, one client socket sending to three addresses of the host before it reads gets each reply from the address its request went to", arguments: UDPWay.allCases)
+    func replySourcePerDestination(way: UDPWay) async throws {
+        try await withUDPTestbed { bed, echoes in
+            let echo = try echoes.start(on: .loopbackIPv4)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freeUDPPort())
+            let proxy = try await bed.startUDPProxy(way, host: host, container: echo.endpoint)
+            #expect(proxy.isReady)
+            let targets = ["127.0.0.1", "127.0.0.2", "127.0.0.3"].map { SocketEndpoint(ip: IPAddress($0) ?? .loopbackIPv4, port: host.port) }
+            let replies = try await onThread { () -> [String: SocketEndpoint] in
+                let client = try UDPTestClient(.ipv4, bindTo: .loopbackIPv4)
+                for target in targets { try client.send(Array(target.description.utf8), to: target) }
+                var replies: [String: SocketEndpoint] = [:]
+                while replies.count < targets.count, let reply = client.receive() {
+                    replies[String(decoding: reply.bytes, as: UTF8.self)] = reply.from
+                }
+                return replies
+            }
+            for target in targets {
+                #expect(replies[target.description] == target, "the request to \(target) answered from \(String(describing: replies[target.description])): \(replies)")
+            }
+        }
+    }
+
     @Test("bound to ::, a reply leaves from the address the client sent to", .needsPrivateNetworkNamespaces, arguments: UDPWay.allCases)
     func replySourceIPv6(way: UDPWay) async throws {
         try await withUDPTestbed { bed, echoes in

@@ -7,7 +7,7 @@ import Glibc
 /// from: on a socket bound to 0.0.0.0 or ::, the kernel would otherwise pick the
 /// source by route, and a client of a host with several addresses drops a reply from
 /// an address it did not talk to.
-struct ReplySource {
+struct ReplySource: Equatable {
     /// AF_INET, AF_INET6, or 0: no address to impose (let the kernel choose).
     var family: Int32 = 0
     /// The address bytes: the first 4 for AF_INET, all 16 for AF_INET6.

@@ -2,7 +2,8 @@
 import Glibc
 #endif
 
-/// A client's address as the flow table keys it: compact, cheap to hash and compare.
+/// A client's address, and the local address it sent to, as the flow table keys them:
+/// compact, cheap to hash and compare.
 struct FlowKey: Equatable {
     var high: UInt64
     var low: UInt64
@@ -10,9 +11,14 @@ struct FlowKey: Equatable {
     /// The IPv6 scope (interface index) of a link-local client, else 0: fe80::1 on one
     /// link is not fe80::1 on another.
     var scope: UInt32
+    /// The local address the client sent to (`none` on a socket bound to one
+    /// address): one client talking to two addresses of the host has two flows, each
+    /// answered from its own address.
+    var destination: ReplySource
 
-    /// The key of an AF_INET or AF_INET6 socket address.
-    init(_ address: UnsafePointer<sockaddr_in6>) {
+    /// The key of an AF_INET or AF_INET6 socket address, sending to `destination`.
+    init(_ address: UnsafePointer<sockaddr_in6>, destination: ReplySource = .none) {
+        self.destination = destination
         let raw = UnsafeRawPointer(address)
         let family = raw.load(as: sa_family_t.self)
         let port = raw.load(fromByteOffset: 2, as: UInt16.self)
@@ -30,19 +36,20 @@ struct FlowKey: Equatable {
 }
 
 /// One client's flow: its own connected upstream socket (so the container's replies
-/// come back to this client only), where to answer, and its place in the LRU order.
+/// come back to this client only), where to answer (its key's destination is where
+/// the replies leave from), and its place in the LRU order.
 struct Flow {
     var key: FlowKey
     var upstream: Int32
     var client: sockaddr_in6
     var clientLength: socklen_t
-    var source = ReplySource.none
     var lastActive: Int64
     fileprivate var older: Int32 = -1
     fileprivate var newer: Int32 = -1
 }
 
-/// The proxy's flows, by client address, in least-recently-used order.
+/// The proxy's flows, by client address and the local address it sent to, in
+/// least-recently-used order.
 ///
 /// Slots are indices into one array that grows by doubling up to `limit` (so an idle
 /// proxy holds a few, a busy one never more than its limit); the index is open
@@ -197,6 +204,11 @@ final class UDPFlowTable {
         var hash = Self.mix(seed ^ key.high)
         hash = Self.mix(hash ^ key.low)
         hash = Self.mix(hash ^ (UInt64(key.portAndFamily) | UInt64(key.scope) << 32))
+        if key.destination.family != 0 {
+            hash = Self.mix(hash ^ key.destination.high)
+            hash = Self.mix(hash ^ key.destination.low)
+            hash = Self.mix(hash ^ (UInt64(key.destination.interface) | UInt64(UInt32(bitPattern: key.destination.family)) << 32))
+        }
         return Int(truncatingIfNeeded: hash) & indexMask
     }
 

@@ -162,7 +162,7 @@ final class UDPProxy {
             var runSlot: Int32 = -1
             var runKey: FlowKey?
             for index in 0..<count {
-                let key = FlowKey(batch.sender(at: index))
+                let key = FlowKey(batch.sender(at: index), destination: withSource ? ReplySource(receivedWith: batch.header(at: index)) : .none)
                 if key != runKey {
                     forward(runStart..<index, slot: runSlot)
                     runStart = index
@@ -171,9 +171,6 @@ final class UDPProxy {
                     if slot < 0 { slot = openFlow(for: index, key: key, now: now) }
                     if slot >= 0 { flows.touch(slot, now: now) }
                     runSlot = slot
-                }
-                if runSlot >= 0, withSource {
-                    flows[runSlot].pointee.source = ReplySource(receivedWith: batch.header(at: index))
                 }
                 batch.addressToPeer(at: index)
             }
@@ -298,7 +295,7 @@ final class UDPProxy {
             let flow = flows[slot]
             replyGroup &+= 1
             for index in received {
-                batch.address(at: index, to: &flow.pointee.client, length: flow.pointee.clientLength, from: flow.pointee.source, group: replyGroup)
+                batch.address(at: index, to: &flow.pointee.client, length: flow.pointee.clientLength, from: flow.pointee.key.destination, group: replyGroup)
             }
             pendingReplies += count
             if count < room.count { return }
