@@ -83,4 +83,60 @@ struct StatusWhileRegisteringTests {
             #expect(!log.contains("ports are not registered and nothing serves them"), "\(log)")
         }
     }
+
+    @Test("status --check run again and again while 40 ports are withdrawn one after another (as docker rm stops their shims) passes every time")
+    func checkPassesWhilePortsAreWithdrawn() async throws {
+        try await withTestbed { bed in
+            let backend = try bed.httpBackend("web")
+            var shims: [ChildProcess] = []
+            for _ in 0..<40 {
+                let shim = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), to: backend.endpoint)
+                #expect(shim.isReady)
+                shims.append(shim.process)
+            }
+            let removal = Task {
+                for shim in shims {
+                    shim.signal(SIGINT)
+                    _ = await shim.waitForExit(timeout: .seconds(2))
+                    // dockerd's own work between two proxies: the removal lasts a few seconds.
+                    try? await Task.sleep(for: .milliseconds(60))
+                }
+            }
+            var checks: [(status: Int32, output: String)] = []
+            repeat {
+                checks.append(try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory))
+            } while try bed.registrations().count > 3 && checks.count < 30
+            await removal.value
+            #expect(checks.count >= 2)
+            for check in checks where check.status != 0 {
+                Issue.record("a check failed while ports were withdrawn: \(check.output)")
+            }
+        }
+    }
+
+    @Test("a shim serving its port itself because Envoy does not take it, registering again and again, fails status --check at every look: its retries are not 'registering'")
+    func shimServingItselfFailsEveryCheck() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.readyTimeoutSeconds = 3
+        try await withTestbed(options) { bed in
+            // An Envoy that reads the files and never listens: each registration of the
+            // shim waits the readiness timeout, so a retry is under way at most looks.
+            let reader = try await ShimRefusalTests.envoyThatReadsAndDoesNotListen(on: bed)
+            defer { reader.signal(SIGKILL) }
+            let backend = try bed.httpBackend("web")
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let shim = try await bed.publish(host, to: backend.endpoint)
+            #expect(shim.isReady)
+            try await bed.eventually("the shim serves the port itself") { shim.process.log.contains("serving tcp \(host)") }
+            let started = ContinuousClock.now
+            var looks = 0
+            while ContinuousClock.now - started < .seconds(6) {
+                let check = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
+                looks += 1
+                #expect(check.status == 1 && check.output.contains("TCP ports not served by Envoy as registered: \(host) ("), "look \(looks): \(check.output)")
+            }
+            #expect(looks >= 3)
+        }
+    }
 }

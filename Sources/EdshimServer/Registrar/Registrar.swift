@@ -20,6 +20,9 @@ actor Registrar {
     /// The sockets shims serving their ports themselves listen on, for each
     /// registration in progress that named one: not Envoy's.
     var shimSockets: [Int: UInt64] = [:]
+    /// The registrations in progress whose shim holds a listening socket on the port
+    /// (it serves the port itself meanwhile), how many per key and shim.
+    private var servedByItsShim: [Pending: Int] = [:]
     /// Tells the registrations in progress apart (keys of `shimSockets`).
     private var requestsTaken = 0
     /// Ports whose shim serves them itself because their registration was withdrawn
@@ -85,11 +88,13 @@ actor Registrar {
         registry.registrations
     }
 
-    /// The registrations taken and not answered yet, in key order; not a shim's
-    /// retry of a registration withdrawn before (it serves its port itself until
-    /// Envoy takes it: `edshim status` says so, not that it is being registered).
+    /// The registrations taken and not answered yet, in key order; not those of a
+    /// shim that serves its port itself meanwhile (a retry after a withdrawal, or
+    /// dockerd ≥ 28's socket): `edshim status` says that the shim serves it, not that
+    /// it is being registered, and its --check counts it (a shim retrying every few
+    /// seconds while Envoy is down would otherwise pass now and then).
     var registering: [RegistrationInProgress] {
-        inProgress.keys.filter { withdrawnAndRetrying[$0.key] == nil }.map { RegistrationInProgress(key: $0.key, owner: $0.owner) }.sorted { ($0.key, $0.owner.pid) < ($1.key, $1.owner.pid) }
+        inProgress.keys.filter { withdrawnAndRetrying[$0.key] == nil && servedByItsShim[$0] == nil }.map { RegistrationInProgress(key: $0.key, owner: $0.owner) }.sorted { ($0.key, $0.owner.pid) < ($1.key, $1.owner.pid) }
     }
 
     /// Registrations made on a shim's behalf (`edshim resync`) not answered yet.
@@ -171,9 +176,15 @@ actor Registrar {
         requestsTaken += 1
         let requestNumber = requestsTaken
         shimSockets[requestNumber] = request.heldSocketInode
+        let holding = request.heldSocketInode != nil
+        if holding { servedByItsShim[pending, default: 0] += 1 }
         let onBehalf = request.onBehalfOf != nil
         if onBehalf { onBehalfInProgress += 1 }
         defer {
+            if holding {
+                servedByItsShim[pending]? -= 1
+                if servedByItsShim[pending] == 0 { servedByItsShim[pending] = nil }
+            }
             if onBehalf { onBehalfInProgress -= 1 }
             inProgress[pending]?.count -= 1
             if inProgress[pending]?.count == 0 { inProgress[pending] = nil }

@@ -47,7 +47,9 @@ struct StatusCommand: ParsableCommand {
             --check exits 1 when a TCP port is not served by Envoy as registered (a
             mode followed by a note above, or a shim the server does not list), naming
             each on stderr, for a monitoring check; 0 when every one is. Ports being
-            registered do not count: docker run is publishing them. A port where a
+            registered do not count: docker run is publishing them; and a port counts
+            only when it is found so again a second later (a port being withdrawn, by
+            docker rm or stop, passes through such states for a moment). A port where a
             connection waits unaccepted for a second (looked at again a second later,
             only when one is queued) counts too, `(not accepting)`: Envoy listens but
             does not accept (hung). Without it, status exits 0 whenever the server
@@ -145,6 +147,51 @@ struct StatusCommand: ParsableCommand {
         }
     }
 
+    /// What status saw at one moment: the server's registrations, what serves each
+    /// port, the shims it does not list, and (with --check) what is not served.
+    private struct Snapshot {
+        var registrations: [Registration]
+        var registering: Set<RegistrationKey>
+        var shims: [ShimProcesses.Shim]
+        var serving: [RegistrationKey: StatusReport.Serving]
+        var unregistered: [StatusReport.UnregisteredShim]
+        var stopped: [PortHolders.Holder]
+        var notAccepting: Set<RegistrationKey>
+        var notServed: [String]
+    }
+
+    /// The address and port of a `notServedByEnvoy` line (`HOST (why)`): a port
+    /// found not served at both looks counts, whatever the reason each time.
+    private static func host(ofNotServed line: String) -> Substring {
+        line.prefix { $0 != " " }
+    }
+
+    /// Looks at the host for the server's listing (`shims` read before it was asked).
+    private func snapshot(_ registrations: [Registration], registering inProgress: [RegistrationInProgress], shims: [ShimProcesses.Shim], client: ServerClient) -> Snapshot {
+        let registering = Set(inProgress.map(\.key))
+        let listening = ListenTable.read()
+        let holders = Self.holders(of: registrations, listening: listening)
+        let serving = Self.serving(registrations, shims: shims, listening: listening, holders: holders)
+        // An Envoy that is stopped accepts nothing on the ports it listens on, even
+        // with no connection waiting yet: said, and failed by --check.
+        let stopped = holders.filter { $0.isEnvoy && ProcessTable.isStopped($0.pid) }
+        let registeredKeys = Set(registrations.map(\.key))
+        // The TCP shims of this server whose port is registered by no one (an old
+        // shim whose port a newer one registered is not listed).
+        let unregisteredShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims).filter { !registeredKeys.contains($0.arguments.key) }
+        let unregistered = Self.askedAgain(unregisteredShims.map { Self.unregistered($0, listening: listening, registering: inProgress) }, client: client)
+        // The ports of a stopped Envoy, always; with --check, those where a queued
+        // connection still waits a second later too: looked at before the table,
+        // which notes them.
+        let heldByStopped = Set(registrations.filter { registration in stopped.contains { $0.addresses.contains(registration.key.host) } }.map(\.key))
+        var notAccepting = heldByStopped
+        if check {
+            notAccepting.formUnion(Self.notAccepting(registrations.filter { !heldByStopped.contains($0.key) }, listening: listening))
+        }
+        let notServed = check ? StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting, registering: registering) : []
+        return Snapshot(registrations: registrations, registering: registering, shims: shims, serving: serving, unregistered: unregistered, stopped: stopped, notAccepting: notAccepting, notServed: notServed)
+    }
+
     func run() throws {
         let client = server.client
         // Read before the server is asked: a shim it does not list had started before
@@ -167,36 +214,26 @@ struct StatusCommand: ParsableCommand {
         }
         switch response {
         case .registrations(let registrations, let inProgress):
-            let registering = Set(inProgress.map(\.key))
-            let listening = ListenTable.read()
-            let holders = Self.holders(of: registrations, listening: listening)
-            let serving = Self.serving(registrations, shims: shims, listening: listening, holders: holders)
-            // An Envoy that is stopped accepts nothing on the ports it listens on, even
-            // with no connection waiting yet: said, and failed by --check.
-            let stopped = holders.filter { $0.isEnvoy && ProcessTable.isStopped($0.pid) }
-            let registeredKeys = Set(registrations.map(\.key))
-            // The TCP shims of this server whose port is registered by no one (an old
-            // shim whose port a newer one registered is not listed).
-            let unregisteredShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims).filter { !registeredKeys.contains($0.arguments.key) }
-            let unregistered = Self.askedAgain(unregisteredShims.map { Self.unregistered($0, listening: listening, registering: inProgress) }, client: client)
-            // The ports of a stopped Envoy, always; with --check, those where a
-            // queued connection still waits a second later too: looked at before the
-            // table, which notes them.
-            let heldByStopped = Set(registrations.filter { registration in stopped.contains { $0.addresses.contains(registration.key.host) } }.map(\.key))
-            var notAccepting = heldByStopped
-            if check {
-                notAccepting.formUnion(Self.notAccepting(registrations.filter { !heldByStopped.contains($0.key) }, listening: listening))
+            var seen = snapshot(registrations, registering: inProgress, shims: shims, client: client)
+            // A port being published or withdrawn passes through states that look wrong
+            // for a moment (a shim deregistering, Envoy letting go of its listener): a
+            // port fails the check only when it is found so again a second later.
+            if check, !seen.notServed.isEmpty {
+                usleep(1_000_000)
+                let later = ShimProcesses.all()
+                if case .registrations(let registrations, let inProgress)? = try? client.exchange(.list, deadline: .after(milliseconds: 5000)) {
+                    let before = Set(seen.notServed.map(Self.host(ofNotServed:)))
+                    seen = snapshot(registrations, registering: inProgress, shims: later, client: client)
+                    seen.notServed = seen.notServed.filter { before.contains(Self.host(ofNotServed: $0)) }
+                }
             }
             if json {
-                print(StatusReport.json(registrations, serving: serving, notAccepting: notAccepting, registering: registering))
+                print(StatusReport.json(seen.registrations, serving: seen.serving, notAccepting: seen.notAccepting, registering: seen.registering))
             } else {
-                print(StatusReport.table(registrations, serving: serving, unregistered: unregistered, udpShims: Self.udpShims(among: shims, of: client.socketPath), stoppedEnvoys: stopped, notAccepting: notAccepting, registering: registering, socketPath: client.socketPath))
+                print(StatusReport.table(seen.registrations, serving: seen.serving, unregistered: seen.unregistered, udpShims: Self.udpShims(among: seen.shims, of: client.socketPath), stoppedEnvoys: seen.stopped, notAccepting: seen.notAccepting, registering: seen.registering, socketPath: client.socketPath))
             }
-            guard check else { return }
-            let notServed = StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting, registering: registering)
-            if !notServed.isEmpty {
-                throw CommandFailure("\(notServed.count) of \(registrations.count + unregistered.count) TCP ports not served by Envoy as registered: \(notServed.joined(separator: ", "))")
-            }
+            guard check, !seen.notServed.isEmpty else { return }
+            throw CommandFailure("\(seen.notServed.count) of \(seen.registrations.count + seen.unregistered.count) TCP ports not served by Envoy as registered: \(seen.notServed.joined(separator: ", "))")
         case .failure(let error):
             throw CommandFailure(error.message)
         case .ok:
