@@ -140,9 +140,12 @@ struct StatusCommand: ParsableCommand {
         usleep(100_000)
         guard case .registrations(let registrations, let registering)? = try? client.exchange(.list, deadline: .after(milliseconds: 5000)) else { return unregistered }
         let listed = Set(registrations.map { RegistrationInProgress(key: $0.key, owner: $0.owner) }).union(registering)
-        return unregistered.map { entry in
+        // A shim gone meanwhile was stopping (its port withdrawn): not listed.
+        return unregistered.filter { ProcessTable.liveness(of: $0.shim.owner) != .exited }.map { entry in
             var entry = entry
-            if listed.contains(RegistrationInProgress(key: entry.shim.arguments.key, owner: entry.shim.owner)) { entry.registering = true }
+            // Not one that serves its port itself: its registration is a retry (the
+            // server does not count those as registering either).
+            if entry.servesItself != true, listed.contains(RegistrationInProgress(key: entry.shim.arguments.key, owner: entry.shim.owner)) { entry.registering = true }
             return entry
         }
     }
