@@ -6,12 +6,17 @@ extension StatusReport {
     /// registered (`registering`) are not: dockerd waits on them, and the server
     /// answers within the shim's 12 s.
     public static func notServedByEnvoy(_ registrations: [Registration], serving: [RegistrationKey: Serving], unregistered: [UnregisteredShim], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = []) -> [String] {
-        let registered = registrations.sorted { $0.key < $1.key }.compactMap { registration -> String? in
+        portsNotServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting, registering: registering).map(\.line)
+    }
+
+    /// `notServedByEnvoy`, each line with the port it is about.
+    public static func portsNotServedByEnvoy(_ registrations: [Registration], serving: [RegistrationKey: Serving], unregistered: [UnregisteredShim], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = []) -> [(key: RegistrationKey, line: String)] {
+        let registered = registrations.sorted { $0.key < $1.key }.compactMap { registration -> (key: RegistrationKey, line: String)? in
             note(for: registration.key, serving: serving, notAccepting: notAccepting, registering: registering)
-                .flatMap { $0 == registeringNote ? nil : registration.key.host.description + $0 }
+                .flatMap { $0 == registeringNote ? nil : (registration.key, registration.key.host.description + $0) }
         }
         let unlisted = unregistered.filter { $0.mode != .registering }.sorted { $0.shim.arguments.key < $1.shim.arguments.key }.map { entry in
-            "\(entry.shim.arguments.host) (not registered: \(entry.mode.rawValue))"
+            (key: entry.shim.arguments.key, line: "\(entry.shim.arguments.host) (not registered: \(entry.mode.rawValue))")
         }
         return registered + unlisted
     }

@@ -49,9 +49,7 @@ public enum PortHolders {
     /// `host` conflicts, by process id; empty when there is none, or when they cannot
     /// be seen. Reads every process's descriptors: for a port that could not be bound.
     public static func boundUDP(on host: SocketEndpoint, root: String = "/proc") -> [Holder] {
-        var sockets = (try? ListenTable.unconnectedUDPSockets(family: host.family).get()) ?? []
-        // An IPv6 socket that takes IPv4 too (not v6-only) on `::` holds the IPv4 port.
-        if !host.ip.isIPv6 { sockets += (try? ListenTable.unconnectedUDPSockets(family: AF_INET6).get()) ?? [] }
+        let sockets = udpSockets(thatMayHold: host, reading: ListenTable.unconnectedUDPSockets)
         return holding(sockets.filter { $0.keepsFromBinding(host) }, root: root)
     }
 
@@ -82,9 +80,7 @@ public enum PortHolders {
     /// or when they cannot be seen. A port that no bound socket holds may still be
     /// taken so. Reads every process's descriptors: for a port that could not be bound.
     public static func connectedUDP(on host: SocketEndpoint, root: String = "/proc") -> [ConnectedHolder] {
-        var sockets = (try? ListenTable.connectedUDPSockets(family: host.family).get()) ?? []
-        // An IPv6 socket that takes IPv4 too, connected to an IPv4-mapped peer.
-        if !host.ip.isIPv6 { sockets += (try? ListenTable.connectedUDPSockets(family: AF_INET6).get()) ?? [] }
+        let sockets = udpSockets(thatMayHold: host, reading: ListenTable.connectedUDPSockets)
         let conflicting = Dictionary(sockets.filter { $0.local.keepsFromBinding(host) }.map { ($0.local.inode, $0) }, uniquingKeysWith: { first, _ in first })
         return processes(holding: Set(conflicting.keys), root: root).flatMap { pid, inodes in
             let name = ProcessTable.name(of: pid, root: root) ?? "?"
@@ -93,6 +89,14 @@ public enum PortHolders {
                 ConnectedHolder(holder: Holder(pid: pid, name: name, addresses: [socket.local.endpoint]), socket: socket, isEdshimFlow: isEdshimFlow)
             }
         }
+    }
+
+    /// The UDP sockets `read` finds in `host`'s family and, for an IPv4 host, in
+    /// IPv6 too: an IPv6 socket that takes IPv4 as well (not v6-only: on `::`, or
+    /// connected to an IPv4-mapped peer) holds the IPv4 port. Empty where unreadable.
+    private static func udpSockets<Socket>(thatMayHold host: SocketEndpoint, reading read: (Int32) -> Result<[Socket], ListenTable.Failure>) -> [Socket] {
+        let families = host.ip.isIPv6 ? [host.family] : [host.family, AF_INET6]
+        return families.flatMap { (try? read($0).get()) ?? [] }
     }
 
     /// Whether `pid` runs an edshim UDP proxy: a `-proto udp` shim, or `edshim udp-proxy`.

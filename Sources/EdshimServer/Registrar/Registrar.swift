@@ -14,15 +14,14 @@ actor Registrar {
     /// Numbers the snapshots `commit` hands on, newest highest (0 was the start's).
     private var revision = 0
     /// Registrations taken and not answered yet, per key and shim: how many (a shim's
-    /// own and resync's on its behalf can overlap), and whether the shim deregistered
-    /// meanwhile, which cancels every one of them not yet in the registry.
-    private var inProgress: [Pending: (count: Int, cancelled: Bool)] = [:]
+    /// own and resync's on its behalf can overlap), whether the shim deregistered
+    /// meanwhile, which cancels every one of them not yet in the registry, and how
+    /// many of them came from a shim that serves the port itself meanwhile (it named
+    /// the socket it holds).
+    private var inProgress: [Pending: (count: Int, cancelled: Bool, holdingSocket: Int)] = [:]
     /// The sockets shims serving their ports themselves listen on, for each
     /// registration in progress that named one: not Envoy's.
     var shimSockets: [Int: UInt64] = [:]
-    /// The registrations in progress whose shim holds a listening socket on the port
-    /// (it serves the port itself meanwhile), how many per key and shim.
-    private var servedByItsShim: [Pending: Int] = [:]
     /// Tells the registrations in progress apart (keys of `shimSockets`).
     private var requestsTaken = 0
     /// Ports whose shim serves them itself because their registration was withdrawn
@@ -94,7 +93,7 @@ actor Registrar {
     /// it is being registered, and its --check counts it (a shim retrying every few
     /// seconds while Envoy is down would otherwise pass now and then).
     var registering: [RegistrationInProgress] {
-        inProgress.keys.filter { withdrawnAndRetrying[$0.key] == nil && servedByItsShim[$0] == nil }.map { RegistrationInProgress(key: $0.key, owner: $0.owner) }.sorted { ($0.key, $0.owner.pid) < ($1.key, $1.owner.pid) }
+        inProgress.filter { $0.value.holdingSocket == 0 }.keys.map { RegistrationInProgress(key: $0.key, owner: $0.owner) }.sorted { ($0.key, $0.owner.pid) < ($1.key, $1.owner.pid) }
     }
 
     /// Registrations made on a shim's behalf (`edshim resync`) not answered yet.
@@ -172,21 +171,18 @@ actor Registrar {
         }
         if let conflict = overlapRefusal(key, to: request.container) ?? publishedRefusal(key, for: owner) { return .failure(conflict) }
         let pending = Pending(key: key, owner: owner)
-        inProgress[pending, default: (0, false)].count += 1
+        let holding = request.heldSocketInode != nil ? 1 : 0
+        inProgress[pending, default: (0, false, 0)].count += 1
+        inProgress[pending]?.holdingSocket += holding
         requestsTaken += 1
         let requestNumber = requestsTaken
         shimSockets[requestNumber] = request.heldSocketInode
-        let holding = request.heldSocketInode != nil
-        if holding { servedByItsShim[pending, default: 0] += 1 }
         let onBehalf = request.onBehalfOf != nil
         if onBehalf { onBehalfInProgress += 1 }
         defer {
-            if holding {
-                servedByItsShim[pending]? -= 1
-                if servedByItsShim[pending] == 0 { servedByItsShim[pending] = nil }
-            }
             if onBehalf { onBehalfInProgress -= 1 }
             inProgress[pending]?.count -= 1
+            inProgress[pending]?.holdingSocket -= holding
             if inProgress[pending]?.count == 0 { inProgress[pending] = nil }
             shimSockets[requestNumber] = nil
         }

@@ -138,7 +138,7 @@ struct StatusCommand: ParsableCommand {
     private static func askedAgain(_ unregistered: [StatusReport.UnregisteredShim], client: ServerClient) -> [StatusReport.UnregisteredShim] {
         guard unregistered.contains(where: { !$0.registering }) else { return unregistered }
         usleep(100_000)
-        guard case .registrations(let registrations, let registering)? = try? client.exchange(.list, deadline: .after(milliseconds: 5000)) else { return unregistered }
+        guard let (registrations, registering) = listing(client) else { return unregistered }
         let listed = Set(registrations.map { RegistrationInProgress(key: $0.key, owner: $0.owner) }).union(registering)
         // A shim gone meanwhile was stopping (its port withdrawn): not listed.
         return unregistered.filter { ProcessTable.liveness(of: $0.shim.owner) != .exited }.map { entry in
@@ -160,13 +160,14 @@ struct StatusCommand: ParsableCommand {
         var unregistered: [StatusReport.UnregisteredShim]
         var stopped: [PortHolders.Holder]
         var notAccepting: Set<RegistrationKey>
-        var notServed: [String]
+        var notServed: [(key: RegistrationKey, line: String)]
     }
 
-    /// The address and port of a `notServedByEnvoy` line (`HOST (why)`): a port
-    /// found not served at both looks counts, whatever the reason each time.
-    private static func host(ofNotServed line: String) -> Substring {
-        line.prefix { $0 != " " }
+    /// The server's registrations and those in progress, asked again (nil when it
+    /// does not answer with them).
+    private static func listing(_ client: ServerClient) -> (registrations: [Registration], registering: [RegistrationInProgress])? {
+        guard case .registrations(let registrations, let registering)? = try? client.exchange(.list, deadline: .after(milliseconds: 5000)) else { return nil }
+        return (registrations, registering)
     }
 
     /// Looks at the host for the server's listing (`shims` read before it was asked).
@@ -191,7 +192,7 @@ struct StatusCommand: ParsableCommand {
         if check {
             notAccepting.formUnion(Self.notAccepting(registrations.filter { !heldByStopped.contains($0.key) }, listening: listening))
         }
-        let notServed = check ? StatusReport.notServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting, registering: registering) : []
+        let notServed = check ? StatusReport.portsNotServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting, registering: registering) : []
         return Snapshot(registrations: registrations, registering: registering, shims: shims, serving: serving, unregistered: unregistered, stopped: stopped, notAccepting: notAccepting, notServed: notServed)
     }
 
@@ -220,14 +221,15 @@ struct StatusCommand: ParsableCommand {
             var seen = snapshot(registrations, registering: inProgress, shims: shims, client: client)
             // A port being published or withdrawn passes through states that look wrong
             // for a moment (a shim deregistering, Envoy letting go of its listener): a
-            // port fails the check only when it is found so again a second later.
+            // port fails the check only when it is found so again a second later,
+            // whatever the reason each time.
             if check, !seen.notServed.isEmpty {
                 usleep(1_000_000)
                 let later = ShimProcesses.all()
-                if case .registrations(let registrations, let inProgress)? = try? client.exchange(.list, deadline: .after(milliseconds: 5000)) {
-                    let before = Set(seen.notServed.map(Self.host(ofNotServed:)))
+                if let (registrations, inProgress) = Self.listing(client) {
+                    let before = Set(seen.notServed.map(\.key))
                     seen = snapshot(registrations, registering: inProgress, shims: later, client: client)
-                    seen.notServed = seen.notServed.filter { before.contains(Self.host(ofNotServed: $0)) }
+                    seen.notServed = seen.notServed.filter { before.contains($0.key) }
                 }
             }
             if json {
@@ -236,7 +238,7 @@ struct StatusCommand: ParsableCommand {
                 print(StatusReport.table(seen.registrations, serving: seen.serving, unregistered: seen.unregistered, udpShims: Self.udpShims(among: seen.shims, of: client.socketPath), stoppedEnvoys: seen.stopped, notAccepting: seen.notAccepting, registering: seen.registering, socketPath: client.socketPath))
             }
             guard check, !seen.notServed.isEmpty else { return }
-            throw CommandFailure("\(seen.notServed.count) of \(seen.registrations.count + seen.unregistered.count) TCP ports not served by Envoy as registered: \(seen.notServed.joined(separator: ", "))")
+            throw CommandFailure("\(seen.notServed.count) of \(seen.registrations.count + seen.unregistered.count) TCP ports not served by Envoy as registered: \(seen.notServed.map(\.line).joined(separator: ", "))")
         case .failure(let error):
             throw CommandFailure(error.message)
         case .ok:
