@@ -30,7 +30,10 @@ if [[ "${DEMO_DOCKER:-1}" == 0 ]]; then
     WITH_DOCKER=0
 elif (( EUID != 0 )); then
     WITH_DOCKER=0
-    echo "demo: not root, so no private dockerd (it needs root: sudo make demo)." >&2
+    # Not `sudo make demo`: that would build as root (a root-owned .build, and no
+    # swift on sudo's PATH); the edshim and Envoy just found will do.
+    echo "demo: not root, so no private dockerd (it needs root). With the edshim just built, as root:" >&2
+    printf 'demo:   sudo env PATH=%q EDSHIM_BIN=%q ENVOY_BIN=%q %q\n' "$PATH" "$EDSHIM" "$ENVOY" "$PWD/scripts/demo.sh" >&2
     echo "demo: showing edshim as dockerd runs it, with a stand-in for the container." >&2
 else
     WITH_DOCKER=1
@@ -42,6 +45,16 @@ free_port() {
     python3 -c 'import socket, sys
 kind = socket.SOCK_DGRAM if sys.argv[1:] == ["udp"] else socket.SOCK_STREAM
 s = socket.socket(socket.AF_INET, kind); s.bind(("0.0.0.0", 0)); print(s.getsockname()[1])' "$@"
+}
+
+# docker run, its output (the container id) left out, and its warning that IPv4
+# forwarding is disabled too: the private dockerd leaves the host's forwarding alone
+# (--ip-forward=false), and a port published on this host needs none.
+docker_run() {
+    local status=0
+    "${DOCKER[@]}" run "$@" >/dev/null 2>"$DIR/docker-run.err" || status=$?
+    grep -v 'IPv4 forwarding is disabled' "$DIR/docker-run.err" >&2 || true
+    return "$status"
 }
 
 PIDS=()
@@ -142,8 +155,8 @@ if (( WITH_DOCKER )); then
     SERVICE=hello-demo-$HOST_PORT
     step "docker run: a busybox httpd, port 80 published on $HOST_PORT, with labels"
     echo "   docker run -d --name hello -l ServiceName=hello -l EnvironmentName=demo -p $HOST_PORT:80 $DEMO_IMAGE httpd -f -p 80 -h /www"
-    "${DOCKER[@]}" run -d --name hello -l ServiceName=hello -l EnvironmentName=demo -p "$HOST_PORT:80" \
-        "$DEMO_IMAGE" httpd -f -p 80 -h /www >/dev/null
+    docker_run -d --name hello -l ServiceName=hello -l EnvironmentName=demo -p "$HOST_PORT:80" \
+        "$DEMO_IMAGE" httpd -f -p 80 -h /www
     echo "   dockerd started its userland proxies (one per address family):"
     ps --ppid "$DOCKERD_PID" -o pid=,args= | indent
     # docker run returns once the port is served; httpd itself may need a moment more.
@@ -185,7 +198,7 @@ UDP_PORT="${DEMO_UDP_PORT:-$(free_port udp)}"
 if (( WITH_DOCKER )); then
     step "docker run: port 5353/udp published on $UDP_PORT — UDP stays with edshim, no Envoy"
     echo "   docker run -d --name dns -l ServiceName=dns -p $UDP_PORT:5353/udp $DEMO_IMAGE sleep 86400"
-    "${DOCKER[@]}" run -d --name dns -l ServiceName=dns -p "$UDP_PORT:5353/udp" "$DEMO_IMAGE" sleep 86400 >/dev/null
+    docker_run -d --name dns -l ServiceName=dns -p "$UDP_PORT:5353/udp" "$DEMO_IMAGE" sleep 86400
     echo "   dockerd started edshim with -proto udp (one per address family):"
     ps --ppid "$DOCKERD_PID" -o pid=,args= | grep -e '-proto udp' | indent
     # Answer on 5353 inside the container's network namespace, so that the datagrams
@@ -238,6 +251,7 @@ echo "     tail -f $DIR/envoy.log    # Envoy's access log, a JSON line per reque
 if (( WITH_DOCKER )); then
     TRY_PORT="$(free_port)"
     echo "     DOCKER_HOST=$DOCKER_HOST_URL DOCKER_CONFIG=$DOCKER_DIR/cli ${DOCKER[*]} run -d -p $TRY_PORT:80 -l ServiceName=web $DEMO_IMAGE httpd -f -p 80 -h /www"
+    echo "     (its warning that IPv4 forwarding is disabled is this private dockerd's: it leaves the host's forwarding alone, and a port published on this host needs none)"
 fi
 [[ "${DEMO_ONCE:-0}" != 1 ]] || exit 0
 echo "(Ctrl-C to stop and tear everything down)"

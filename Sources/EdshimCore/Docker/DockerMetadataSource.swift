@@ -83,7 +83,7 @@ public actor DockerMetadataSource: ContainerMetadataSource {
                 quietUntil = ContinuousClock.now + retryAfterFailure
                 if askedAfterPing { pingsEndThePause = false }
                 if !unreachableReported {
-                    logger.warning("cannot read container labels from Docker; services are named unknown-<port> (unknown-<port>-<address> on one address) until it answers", metadata: [
+                    logger.warning("cannot read container labels from Docker; a port published meanwhile is named unknown-<port> (unknown-<port>-<address> on one address) until it answers, unless it takes over the registration of the same container address (a restarting dockerd's containers), whose name it keeps", metadata: [
                         "docker_host": "\(client.host)", "error": "\(error)",
                     ])
                     unreachableReported = true

@@ -25,7 +25,9 @@ struct EdshimCommand: AsyncParsableCommand {
               edshim server &                                  # the registrar
               mkdir -p /etc/edshim
               edshim bootstrap > /etc/edshim/envoy.yaml        # Envoy's bootstrap
-              envoy -c /etc/edshim/envoy.yaml &                # as root, like dockerd
+              envoy -c /etc/edshim/envoy.yaml --file-flush-interval-msec 1000 \\
+                --disable-hot-restart &                        # as root, like dockerd
+              edshim resync                                    # after each Envoy start
               edshim status                                    # what is published
             """,
         version: EdshimVersion.banner,
