@@ -31,6 +31,32 @@ struct DualStackTwinsTests {
         }
     }
 
+    @Test("twins sent to one container's IPv4 and IPv6 addresses (a dockerd run with --ipv6) share the cluster, and each listener reaches only its own address, in either mode", arguments: [ProxyMode.http, .tcp])
+    func twinsOfOneContainerOnTwoFamilies(mode: ProxyMode) async throws {
+        try await withFakeDockerTestbed("families-\(mode.rawValue)") { bed, docker in
+            // Each address answers with its own name, on the same container port.
+            let v4Backend = try bed.httpBackend("v4")
+            let v6Backend = try bed.httpBackend("v6", on: .loopbackIPv6, port: v4Backend.endpoint.port)
+            let labels = ["ServiceName": "web", "ProxyMode": mode.rawValue]
+            let id = FakeDockerEngine.id(of: .loopbackIPv4)
+            docker.set(.loopbackIPv4, labels: labels, id: id)
+            docker.set(.loopbackIPv6, labels: labels, id: id)
+            let port = try Sockets.freePort()
+            let v4 = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: port), to: v4Backend.endpoint)
+            let v6 = try await bed.publish(SocketEndpoint(ip: .anyIPv6, port: port), to: v6Backend.endpoint)
+            #expect(v4.isReady && v6.isReady, "\(v4.status) \(v6.status)")
+            let clusters = try bed.clusters()
+            #expect(Set(clusters["web-\(port)"] ?? []) == ["127.0.0.1:\(v4Backend.endpoint.port)", "::1:\(v4Backend.endpoint.port)"], "one cluster for both: \(clusters)")
+            // docker-proxy sends each family to its own address: a container listening
+            // on 0.0.0.0 alone must not refuse every other IPv4 client.
+            for _ in 0..<10 {
+                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port)).body.contains("backend=v4"))
+                #expect(try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv6, port: port)).body.contains("backend=v6"))
+            }
+            try bed.expectNoRejectedUpdates()
+        }
+    }
+
     @Test("twins serving two different containers each get their own cluster, and keep it when the other goes", arguments: [SpawnStyle.dockerd2010, .dockerd28])
     func twinsOfTwoContainers(style: SpawnStyle) async throws {
         try await withTestbed { bed in

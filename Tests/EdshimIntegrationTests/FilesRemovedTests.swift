@@ -25,15 +25,23 @@ struct FilesRemovedTests {
                 (try? Data(contentsOf: URL(fileURLWithPath: lds))) == listeners && (try? Data(contentsOf: URL(fileURLWithPath: cds))) == clusters
             }
             #expect(bed.server?.log.contains("writing the configuration into it again") == true, "\(bed.server?.log ?? "")")
-            // The Envoy that ran follows the deleted directory; the next one reads the new.
+            // The Envoy that ran follows the deleted directory, and takes no port
+            // published now: the server says why, rather than "stopped, or hung".
+            let latePort = try Sockets.freePort()
+            let late = try await bed.publish(SocketEndpoint(ip: .anyIPv4, port: latePort), to: try bed.httpBackend("late").endpoint)
+            #expect(late.isReady, "served by its shim meanwhile")
+            let log = bed.server?.log ?? ""
+            #expect(log.contains("was deleted or replaced while the server ran, and no Envoy watches the one there now") && log.contains("restart Envoy"), "\(log)")
+            #expect(!log.contains("stopped, or hung"), "\(log)")
+            // The next Envoy reads the new directory.
             try await bed.restartEnvoy()
-            try await bed.eventually("every listener is back") { try bed.listeners().count == 3 }
-            for port in ports {
+            try await bed.eventually("every listener is back") { try bed.listeners().count == 4 }
+            for port in ports + [latePort] {
                 let response = try TestHTTP.get(SocketEndpoint(ip: .loopbackIPv4, port: port))
                 #expect(response.status == 200)
                 #expect(response.servedByEnvoy)
             }
-            #expect(try bed.registrations().count == 3)
+            #expect(try bed.registrations().count == 4)
         }
     }
 

@@ -24,13 +24,29 @@ enum ClusterBuilder {
 
     /// A static, round-robin cluster over the container endpoints (sorted, unique),
     /// spoken to over HTTP in the client's own protocol (for HTTP-mode ports; a TCP
-    /// proxy ignores it).
+    /// proxy ignores it). Endpoints at more than one address (a container's IPv4 and
+    /// IPv6 addresses, behind the `0.0.0.0` and `::` twins of a dockerd run with
+    /// `--ipv6`) each carry theirs, a subset apiece, so that each listener sends to its
+    /// own (`ListenerBuilder`), as docker-proxy did.
     static func cluster(name: String, endpoints: [SocketEndpoint]) -> EnvoyCluster {
-        var cluster = clusterDefaults(name: name, type: .static, addresses: Set(endpoints).sorted().map(EnvoyAddress.init))
+        let endpoints = Set(endpoints).sorted()
+        var cluster = clusterDefaults(name: name, type: .static, addresses: endpoints.map(EnvoyAddress.init))
+        if selectsByAddress(endpoints) {
+            cluster.lbSubsetConfig = .init()
+            for (index, endpoint) in endpoints.enumerated() {
+                cluster.loadAssignment.endpoints[0].lbEndpoints[index].metadata = EndpointSelection(endpoint.ip)
+            }
+        }
         cluster.typedExtensionProtocolOptions = .init(http: Typed(.init()))
         // As docker-proxy's connection to the container has (Go's default).
         cluster.upstreamConnectionOptions = .init(tcpKeepalive: .init(keepaliveTime: ListenerBuilder.keepaliveSeconds, keepaliveInterval: ListenerBuilder.keepaliveSeconds))
         return cluster
+    }
+
+    /// Whether a cluster over `endpoints` makes a subset per address: only when they
+    /// differ, so that a cluster of one address is written as it always was.
+    static func selectsByAddress(_ endpoints: [SocketEndpoint]) -> Bool {
+        Set(endpoints.map(\.ip)).count > 1
     }
 
     /// How Envoy finds a cluster's endpoints.

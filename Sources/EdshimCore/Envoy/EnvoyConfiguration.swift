@@ -17,7 +17,8 @@ public struct EnvoyConfiguration: Hashable, Sendable {
 
     /// The configuration for `registrations`: a listener per TCP registration, a
     /// cluster per service name over the container endpoints of all registrations
-    /// that share it (the `0.0.0.0` and `::` twins of one container), every listener reporting as
+    /// that share it (the `0.0.0.0` and `::` twins of one container; each listener sends
+    /// to its own container address when they differ), every listener reporting as
     /// `telemetry` says, with the tracing collector's cluster when there is one. UDP
     /// registrations are not Envoy's.
     public init(registrations: [Registration], telemetry: Telemetry = .standard) {
@@ -27,7 +28,10 @@ public struct EnvoyConfiguration: Hashable, Sendable {
             endpointsByCluster[registration.serviceName, default: []].append(registration.container)
         }
         self.init(
-            listeners: tcp.map { ListenerBuilder.listener(for: $0, telemetry: telemetry) },
+            listeners: tcp.map { registration in
+                let selecting = ClusterBuilder.selectsByAddress(endpointsByCluster[registration.serviceName] ?? [])
+                return ListenerBuilder.listener(for: registration, telemetry: telemetry, selectingOwnEndpoint: selecting)
+            },
             clusters: endpointsByCluster.map { ClusterBuilder.cluster(name: $0.key, endpoints: $0.value) }
                 + (telemetry.tracing.map { [TracingBuilder.cluster(for: $0)] } ?? [])
         )

@@ -5,12 +5,17 @@ import Glibc
 /// Builds the listener for a TCP registration.
 enum ListenerBuilder {
     /// One listener on the host address and port, carrying the port in the
-    /// registration's mode to the service's cluster, reporting as `telemetry` says.
-    static func listener(for registration: Registration, telemetry: Telemetry = .standard) -> EnvoyListener {
+    /// registration's mode to the service's cluster, reporting as `telemetry` says;
+    /// `selectingOwnEndpoint`: the cluster has endpoints at other addresses too (the
+    /// twin's container address is the container's other family), and the listener
+    /// sends only to its registration's own.
+    static func listener(for registration: Registration, telemetry: Telemetry = .standard, selectingOwnEndpoint: Bool = false) -> EnvoyListener {
         let serviceName = registration.serviceName
+        let selection = selectingOwnEndpoint ? EndpointSelection(registration.container.ip) : nil
         let tcp = NetworkFilter(.tcp(tcpProxy(
             serviceName: serviceName,
-            accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.tcp(serviceName: serviceName))
+            accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.tcp(serviceName: serviceName)),
+            selection: selection
         )))
         var listener = EnvoyListener(
             name: ServiceNaming.listenerName(for: registration.key),
@@ -28,7 +33,8 @@ enum ListenerBuilder {
             accessLog: AccessLog(destination: telemetry.accessLog, fields: AccessLogFields.http(serviceName: serviceName)),
             tracing: telemetry.tracing.map {
                 TracingBuilder.tracing(for: registration, serviceName: serviceName, collector: $0, samplePercent: telemetry.tracingSamplePercent)
-            }
+            },
+            selection: selection
         )))
         guard registration.mode == .http else {
             // `http-only`: every connection is the connection manager's.
@@ -84,11 +90,11 @@ enum ListenerBuilder {
     /// client address in X-Forwarded-For, request ids (a client's own kept), WebSockets,
     /// `Expect: 100-continue` left to the container, spans named after
     /// the service (traced when there is a collector), a line per request in the access log.
-    static func httpConnectionManager(serviceName: String, operation: String, trustedProxyHops: UInt32, accessLog: AccessLog?, tracing: Tracing?) -> HTTPConnectionManager {
+    static func httpConnectionManager(serviceName: String, operation: String, trustedProxyHops: UInt32, accessLog: AccessLog?, tracing: Tracing?, selection: EndpointSelection? = nil) -> HTTPConnectionManager {
         typealias Manager = HTTPConnectionManager
         let route = Manager.Route(
             match: .init(prefix: "/"),
-            route: .init(cluster: serviceName, timeout: "0s", retryPolicy: idempotentRetry),
+            route: .init(cluster: serviceName, timeout: "0s", retryPolicy: idempotentRetry, metadataMatch: selection),
             decorator: .init(operation: operation)
         )
         return Manager(
@@ -139,7 +145,7 @@ enum ListenerBuilder {
     )
 
     /// TCP mode: bytes untouched, no idle timeout, a line per connection in the access log.
-    static func tcpProxy(serviceName: String, accessLog: AccessLog?) -> TCPProxy {
-        TCPProxy(statPrefix: serviceName, cluster: serviceName, idleTimeout: "0s", accessLog: accessLog.map { [$0] })
+    static func tcpProxy(serviceName: String, accessLog: AccessLog?, selection: EndpointSelection? = nil) -> TCPProxy {
+        TCPProxy(statPrefix: serviceName, cluster: serviceName, idleTimeout: "0s", accessLog: accessLog.map { [$0] }, metadataMatch: selection)
     }
 }

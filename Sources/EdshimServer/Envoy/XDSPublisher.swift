@@ -201,6 +201,10 @@ actor XDSPublisher {
         await coalescer?.attempt(registry, revision: revision) ?? true
     }
 
+    /// Whether the xds directory was deleted or replaced (and made again) since the
+    /// server started: an Envoy started before follows the one it found.
+    var directoryWasReplaced: Bool { directoryGeneration > 0 }
+
     /// Why the last write of Envoy's files failed; nil once one succeeded.
     var writeFailure: String? { health.failure(of: .envoyConfiguration) }
 

@@ -16,6 +16,11 @@ enum EnvoyAbsence: Sendable, Equatable {
     /// (SIGSTOP): these process ids. Resumed, it takes the updates; another
     /// Envoy started beside it would share the ports with it.
     case stopped([Int32])
+    /// It listens on registered ports and reads none of the files, the xds directory
+    /// was deleted or replaced while this server ran (and made again), and no Envoy
+    /// watches the directory there now: the Envoy that runs follows the one it
+    /// found at start, and only a restart makes it read this one.
+    case followsLostDirectory
 
     /// Why, naming the xds directory.
     func reason(_ directory: String) -> String {
@@ -23,6 +28,7 @@ enum EnvoyAbsence: Sendable, Equatable {
         case .notRunning: "Envoy does not run (it reads none of the files in \(directory))"
         case .notReading: "Envoy takes no update (it listens on registered ports but has read none of the files in \(directory) for the readiness timeout: stopped, or hung)"
         case .stopped(let pids): "Envoy takes no update: it is stopped (\(Self.list(pids)), SIGSTOP)"
+        case .followsLostDirectory: "Envoy takes no update: the xds directory \(directory) was deleted or replaced while the server ran, and no Envoy watches the one there now (the Envoy listening on registered ports follows the directory it found at its start)"
         }
     }
 
@@ -32,6 +38,7 @@ enum EnvoyAbsence: Sendable, Equatable {
         case .notRunning: "start Envoy with the bootstrap from `edshim bootstrap --xds-dir \(directory)`"
         case .notReading: "see why Envoy's main thread does not run (a stopped process, `kill -CONT`; or restart Envoy)"
         case .stopped(let pids): "resume it (kill -CONT \(pids.map(String.init).joined(separator: " "))); do not start another Envoy, which would share the ports with the stopped one"
+        case .followsLostDirectory: "restart Envoy: it reads the files the server wrote into the new directory, and serves every registered port"
         }
     }
 
@@ -40,6 +47,7 @@ enum EnvoyAbsence: Sendable, Equatable {
         switch self {
         case .notRunning: nil
         case .notReading, .stopped: "as soon as it takes updates again"
+        case .followsLostDirectory: "once it is restarted"
         }
     }
 
@@ -124,7 +132,10 @@ extension Registrar {
         // Said so rather than "start Envoy": a second Envoy would share the ports.
         let stopped = (envoyWatchers() ?? []).filter(\.stopped).map(\.pid)
         if !stopped.isEmpty { return .stopped(stopped) }
-        return listensOnRegistered ? .notReading : .notRunning
+        guard listensOnRegistered else { return .notRunning }
+        // Not "stopped, or hung" when the server knows why no update is read.
+        if await publisher.directoryWasReplaced, (envoyWatchers() ?? []).isEmpty { return .followsLostDirectory }
+        return .notReading
     }
 
     /// The Envoys watching the xds directory (`EnvoyWatchers`), looked for at most

@@ -23,7 +23,7 @@ struct EnvoyGoldenTests {
 
     /// The resource counts the goldens encode, stated independently of the files.
     @Test(arguments: [
-        (EnvoyScenario.httpSinglePort, 1, 1), (.tcpMode, 1, 1), (.dualStackTwins, 2, 1), (.twoServices, 2, 2),
+        (EnvoyScenario.httpSinglePort, 1, 1), (.tcpMode, 1, 1), (.dualStackTwins, 2, 1), (.dualStackContainer, 2, 1), (.twoServices, 2, 2),
         (.accessLogFile, 2, 2), (.accessLogOff, 2, 2), (.tracing, 2, 3),
     ])
     func resourceCounts(_ scenario: EnvoyScenario, _ listeners: Int, _ clusters: Int) throws {

@@ -9,6 +9,9 @@ enum EnvoyScenario: String, CaseIterable, Sendable {
     case tcpMode = "tcp-mode"
     /// dockerd's `0.0.0.0` and `::` twins of one port: two listeners, one cluster.
     case dualStackTwins = "dual-stack-twins"
+    /// The twins of a dockerd run with `--ipv6`: the `::` one goes to the container's
+    /// IPv6 address. One cluster, each listener sending to its own address.
+    case dualStackContainer = "dual-stack-container"
     /// Two services, one per mode, one of them without labels.
     case twoServices = "two-services"
     /// The same two, with the access log in a file (`--access-log /var/log/envoy/access.log`).
@@ -28,6 +31,11 @@ enum EnvoyScenario: String, CaseIterable, Sendable {
             [
                 try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
                 try Fixture.registration(host: "::", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
+            ]
+        case .dualStackContainer:
+            [
+                try Fixture.registration(host: "0.0.0.0", 8080, container: "172.17.0.2", 80, service: "nginx", environment: "prod", mode: .http),
+                try Fixture.registration(host: "::", 8080, container: "fd00::242:ac11:2", 80, service: "nginx", environment: "prod", mode: .http),
             ]
         case .twoServices, .accessLogFile, .accessLogOff, .tracing:
             [

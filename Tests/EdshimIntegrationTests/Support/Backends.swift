@@ -60,8 +60,8 @@ final class LoopbackBackend: @unchecked Sendable {
 
     /// An HTTP/1.1 server (keep-alive) answering every request with a body that
     /// says who answered and which forwarding headers arrived.
-    static func http(name: String, on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
-        try LoopbackBackend(ip: ip) { fd in
+    static func http(name: String, on ip: IPAddress = .loopbackIPv4, port: UInt16 = 0) throws -> LoopbackBackend {
+        try LoopbackBackend(ip: ip, port: port) { fd in
             var pending: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 65536)
             while true {
@@ -183,11 +183,11 @@ final class LoopbackBackend: @unchecked Sendable {
         }
     }
 
-    private init(ip: IPAddress, handler: @escaping @Sendable (Int32) -> Void) throws {
+    private init(ip: IPAddress, port: UInt16 = 0, handler: @escaping @Sendable (Int32) -> Void) throws {
         let fd = socket(ip.isIPv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
-        guard SocketEndpoint(ip: ip, port: 0).withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 512) == 0,
+        guard SocketEndpoint(ip: ip, port: port).withSocketAddress({ bind(fd, $0, $1) }) == 0, listen(fd, 512) == 0,
               let local = SocketEndpoint.local(of: fd) else {
             close(fd)
             throw TestFailure("backend bind failed")

@@ -101,16 +101,20 @@ final class FakeDockerEngine: @unchecked Sendable {
             return ("200 OK", "OK", "")
         case "/v1.41/networks":
             let gone: [[String: Any]] = listsAGoneNetwork.withLock { $0 } ? [["Id": "gonenet", "Name": "gone", "IPAM": ["Config": [["Subnet": "127.0.0.0/8"]]]]] : []
-            return ("200 OK", json(gone + [["Id": "fakenet", "Name": "bridge", "IPAM": ["Config": [["Subnet": "127.0.0.0/8"]]]]]), "")
+            return ("200 OK", json(gone + [["Id": "fakenet", "Name": "bridge", "IPAM": ["Config": [["Subnet": "127.0.0.0/8"], ["Subnet": "::1/128"]]]]]), "")
         case "/v1.41/networks/fakenet":
-            var endpoints: [String: Any] = [:]
+            // A container set at an IPv4 and an IPv6 address (one id) has both, as
+            // on a dockerd run with --ipv6.
+            var endpoints: [String: [String: String]] = [:]
             for (ip, container) in table {
-                endpoints[container.id] = ["Name": container.name, "IPv4Address": "\(ip)/8", "IPv6Address": ""]
+                var endpoint = endpoints[container.id] ?? ["Name": container.name, "IPv4Address": "", "IPv6Address": ""]
+                endpoint[ip.isIPv6 ? "IPv6Address" : "IPv4Address"] = ip.isIPv6 ? "\(ip)/128" : "\(ip)/8"
+                endpoints[container.id] = endpoint
             }
             return ("200 OK", json(["Id": "fakenet", "Containers": endpoints]), "")
         case "/v1.41/containers/json":
             let query = target.removingPercentEncoding ?? target
-            let matching = table.values.filter { query.contains($0.id) }
+            let matching = Dictionary(table.values.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }).values.filter { query.contains($0.id) }
             return ("200 OK", json(matching.map { ["Id": $0.id, "Names": ["/" + $0.name], "Labels": $0.labels] }), "")
         default:
             return ("404 Not Found", json(["message": "not found"]), "")

@@ -202,8 +202,8 @@ final class Testbed: @unchecked Sendable {
 
     // MARK: Backends
 
-    func httpBackend(_ name: String, on ip: IPAddress = .loopbackIPv4) throws -> LoopbackBackend {
-        let backend = try LoopbackBackend.http(name: name, on: ip)
+    func httpBackend(_ name: String, on ip: IPAddress = .loopbackIPv4, port: UInt16 = 0) throws -> LoopbackBackend {
+        let backend = try LoopbackBackend.http(name: name, on: ip, port: port)
         lock.withLock { backends.append(backend) }
         return backend
     }

@@ -35,6 +35,9 @@ public struct EnvoyCluster: EnvoyMessage {
 
                 /// The endpoint.
                 public var endpoint: Endpoint
+                /// Its container address, for a listener to ask for it; nil when
+                /// every endpoint of the cluster has the same address.
+                public var metadata: EndpointSelection? = nil
             }
 
             /// The endpoints.
@@ -105,6 +108,9 @@ public struct EnvoyCluster: EnvoyMessage {
     public var connectTimeout: String
     /// `ROUND_ROBIN` across the endpoints.
     public var lbPolicy: String
+    /// A subset per container address, when the endpoints' addresses differ (the
+    /// IPv4 and IPv6 addresses of one container: each listener sends to its own).
+    public var lbSubsetConfig: SubsetConfig? = nil
     /// Which addresses of a host name are used (DNS clusters only).
     public var dnsLookupFamily: String? = nil
     /// Raised far above Envoy's defaults (1024), which docker-proxy never had.

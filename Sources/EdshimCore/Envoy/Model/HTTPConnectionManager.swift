@@ -40,6 +40,9 @@ public struct HTTPConnectionManager: EnvoyMessage {
             public var timeout: String
             /// When a request is sent again.
             public var retryPolicy: RetryPolicy
+            /// The endpoint of the registration's own container address, when the
+            /// cluster has another too.
+            public var metadataMatch: EndpointSelection? = nil
         }
 
         /// `RetryPolicy`.

@@ -11,4 +11,7 @@ public struct TCPProxy: EnvoyMessage {
     public var idleTimeout: String
     /// One line per connection; nil: none.
     public var accessLog: [AccessLog]?
+    /// The endpoint of the registration's own container address, when the cluster
+    /// has another too.
+    public var metadataMatch: EndpointSelection? = nil
 }
