@@ -113,6 +113,21 @@ public struct ServerClient: Sendable {
         return "socket path \(socketPath) is longer than \(UnixSocketAddress.maximumPathLength) bytes: choose a shorter one (EDSHIM_SOCKET, or --socket)"
     }
 
+    /// Whether nothing listens at `socketPath`: no such socket, or one no process
+    /// listens on (refused). False when something does, or when it cannot be told
+    /// (no permission): only a certain absence counts.
+    public var nothingListens: Bool {
+        guard pathProblem == nil else { return true }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let result = UnixSocketAddress.with(path: socketPath) { Glibc.connect(fd, $0, $1) } ?? {
+            errno = ENOENT
+            return -1
+        }()
+        return result != 0 && [ENOENT, ENOTDIR, ECONNREFUSED].contains(errno)
+    }
+
     /// Why waiting for a server at `socketPath` would not help, or nil: the path is
     /// too long, names something that is not a socket (the server refuses to start
     /// there), or a socket this user may not connect to.

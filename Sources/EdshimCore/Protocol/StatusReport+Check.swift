@@ -16,7 +16,7 @@ extension StatusReport {
                 .flatMap { $0 == registeringNote ? nil : (registration.key, registration.key.host.description + $0) }
         }
         let unlisted = unregistered.filter { $0.mode != .registering }.sorted { $0.shim.arguments.key < $1.shim.arguments.key }.map { entry in
-            (key: entry.shim.arguments.key, line: "\(entry.shim.arguments.host) (not registered: \(entry.mode.rawValue))")
+            (key: entry.shim.arguments.key, line: "\(entry.shim.arguments.host) (not registered: " + (entry.unansweredSocket.map { "its shim registers with \($0), where no server answers" } ?? entry.mode.rawValue) + ")")
         }
         return registered + unlisted
     }

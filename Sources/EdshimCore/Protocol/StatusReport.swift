@@ -54,22 +54,29 @@ public enum StatusReport {
         public var othersListen: Bool
         /// The server is registering its port (it has not answered yet).
         public var registering: Bool
+        /// The socket the shim registers with, when it is another than the one asked
+        /// and no server answers there: its dockerd lacks the server's EDSHIM_SOCKET.
+        public var unansweredSocket: String?
 
         /// A shim and what serves its port.
-        public init(_ shim: ShimProcesses.Shim, servesItself: Bool?, othersListen: Bool = false, registering: Bool = false) {
+        public init(_ shim: ShimProcesses.Shim, servesItself: Bool?, othersListen: Bool = false, registering: Bool = false, unansweredSocket: String? = nil) {
             self.shim = shim
             self.servesItself = servesItself
             self.othersListen = othersListen
             self.registering = registering
+            self.unansweredSocket = unansweredSocket
         }
 
         /// The MODE cell, each explained in a line after the table.
         enum Mode: String, CaseIterable {
-            case registering, itself, envoy, unserved, unregistered
+            case registering, itself, envoy, unserved
+            case otherSocket = "other-socket"
+            case unregistered
         }
 
         var mode: Mode {
             if registering { return .registering }
+            if unansweredSocket != nil { return .otherSocket }
             return switch servesItself {
             case true?: .itself
             case false? where othersListen: .envoy
@@ -90,9 +97,16 @@ public enum StatusReport {
     /// `stoppedEnvoys`: stopped Envoys listening on registered ports, each named in a
     /// line after the table; `notAccepting`: the registered ports found not accepting,
     /// noted like the others; `registering`: those the server has not answered yet,
-    /// noted `(registering)` while Envoy does not serve them.
-    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath) -> String {
-        guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else { return "no published ports registered" }
+    /// noted `(registering)` while Envoy does not serve them. `otherServers`: how many
+    /// TCP shims register with each other socket where a server answers (another
+    /// server's ports: said in a line, not listed).
+    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath, otherServers: [String: Int] = [:]) -> String {
+        let elsewhere = otherServers.sorted { $0.key < $1.key }.map { path, count in
+            "\(count) more TCP port\(count == 1 ? "'s shim registers" : "s' shims register") with the server at \(path): EDSHIM_SOCKET=\(path) edshim status lists \(count == 1 ? "it" : "them")"
+        }
+        guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else {
+            return (["no published ports registered"] + elsewhere).joined(separator: "\n")
+        }
         let header = ["HOST", "PROTO", "CONTAINER", "NAME", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
             [
@@ -158,15 +172,18 @@ public enum StatusReport {
         }
         let modes = Set(unregistered.map(\.mode))
         let resync = EdshimDefaults.resyncCommand(socketPath: socketPath)
+        let unanswered = Set(unregistered.compactMap(\.unansweredSocket)).sorted().joined(separator: ", ")
         for mode in UnregisteredShim.Mode.allCases where modes.contains(mode) {
-            lines.append("\(mode.rawValue): " + legend(of: mode, serverReachable: serverReachable, resync: resync))
+            lines.append("\(mode.rawValue): " + legend(of: mode, serverReachable: serverReachable, resync: resync, unanswered: unanswered, socketPath: socketPath))
         }
-        return lines.joined(separator: "\n")
+        return (lines + elsewhere).joined(separator: "\n")
     }
 
-    /// What an unregistered shim's MODE means, and what to do about it.
-    private static func legend(of mode: UnregisteredShim.Mode, serverReachable: Bool, resync: String) -> String {
+    /// What an unregistered shim's MODE means, and what to do about it; `unanswered`:
+    /// the sockets of the `other-socket` shims.
+    private static func legend(of mode: UnregisteredShim.Mode, serverReachable: Bool, resync: String, unanswered: String, socketPath: String) -> String {
         switch (mode, serverReachable) {
+        case (.otherSocket, _): "the shim registers with \(unanswered) (its dockerd's EDSHIM_SOCKET, else the default), where no server answers, so it serves its port itself, without Envoy: give dockerd EDSHIM_SOCKET=\(socketPath) (a drop-in for docker.service, docs/operations.md) and restart it"
         case (.registering, _): "the server is registering the port (docker run is publishing it): Envoy serves it once it listens; look again in a moment"
         case (.itself, true): "the shim serves the port as docker-proxy would, until Envoy can take it (is Envoy running? can the server write its files: its log, or GET /healthz?)"
         case (.itself, false): "the shim serves the port as docker-proxy would, until the server (which cannot be reached: start it) and Envoy can take it"

@@ -24,8 +24,13 @@ struct StatusCommand: ParsableCommand {
             Envoy was not there; it hands the port to Envoy as soon as it can), `envoy`
             when another socket (Envoy's, as the server configured it) listens on it,
             `unserved` when nothing serves it (the server lost it: run edshim resync),
+            `other-socket` when its shim registers with the default socket, where no
+            server listens, while this server has another (its dockerd was not given
+            EDSHIM_SOCKET: the shim serves the port itself, without Envoy),
             or `unregistered` when status, not run as root, cannot see another user's
-            shim; a line after the table says what each mode shown means.
+            shim; a line after the table says what each mode shown means. Shims that
+            register with another server (one listens at their socket) are not listed:
+            a line counts them, naming that socket.
 
             UDP ports follow: those of the dockerd whose shims use this server (their
             EDSHIM_SOCKET names the socket asked here, or cannot be read), found among
@@ -116,18 +121,50 @@ struct StatusCommand: ParsableCommand {
 
     /// The UDP shims of the dockerd whose shims register with `socketPath` (UDP ports
     /// never register, but their dockerd's environment names the server all the
-    /// same), and those whose environment cannot be read: not another server's.
-    private static func udpShims(among shims: [ShimProcesses.Shim], of socketPath: String) -> [ShimProcesses.Shim] {
-        shims.filter { $0.arguments.proto == .udp && ($0.registers(with: socketPath) || !$0.socketPathKnown) }
+    /// same), those whose environment cannot be read, and those of a dockerd whose
+    /// socket no server answers at: not another server's.
+    private static func udpShims(among shims: [ShimProcesses.Shim], of socketPath: String, others: OtherSockets) -> [ShimProcesses.Shim] {
+        shims.filter { $0.arguments.proto == .udp && ($0.registers(with: socketPath) || !$0.socketPathKnown || others.unanswered.contains($0.socketPath)) }
+    }
+
+    /// The other sockets the shims register with (their dockerd's EDSHIM_SOCKET names
+    /// another than the one asked): the default one when nothing listens there and
+    /// another was asked, whose shims are listed here (a dockerd not given the
+    /// server's EDSHIM_SOCKET: its TCP shims serve their ports themselves, without
+    /// Envoy, and --check fails them); and how many TCP shims register with each
+    /// where something listens (another server's: said in a line, not listed).
+    /// Another socket where nothing listens is left out: a server stopped, or one
+    /// whose shims are not this server's concern (a test's).
+    struct OtherSockets {
+        var unanswered: Set<String> = []
+        var answered: [String: Int] = [:]
+
+        init(_ shims: [ShimProcesses.Shim], besides socketPath: String) {
+            let others = shims.filter { $0.socketPathKnown && !$0.registers(with: socketPath) }
+            for socket in Set(others.map(\.socketPath)) {
+                if ServerClient(socketPath: socket).nothingListens {
+                    guard socket == EdshimDefaults.socketPath else { continue }
+                    unanswered.insert(socket)
+                } else {
+                    let tcp = others.filter { $0.arguments.proto == .tcp && $0.socketPath == socket }.count
+                    if tcp > 0 { answered[socket] = tcp }
+                }
+            }
+        }
+
+        /// The TCP shims registering with a socket where nothing listens.
+        func tcpStrays(among shims: [ShimProcesses.Shim]) -> [ShimProcesses.Shim] {
+            shims.filter { $0.arguments.proto == .tcp && $0.socketPathKnown && unanswered.contains($0.socketPath) }
+        }
     }
 
     /// A TCP shim the server does not list, with what serves its port; `registering`
     /// when the server is registering its port for it.
-    private static func unregistered(_ shim: ShimProcesses.Shim, listening: [ListeningSocket], registering: [RegistrationInProgress] = []) -> StatusReport.UnregisteredShim {
+    private static func unregistered(_ shim: ShimProcesses.Shim, listening: [ListeningSocket], registering: [RegistrationInProgress] = [], unansweredSocket: String? = nil) -> StatusReport.UnregisteredShim {
         let servesItself = ShimProcesses.servesItself(shim, listening: listening)
         let othersListen = listening.contains { $0.endpoint == shim.arguments.host } && servesItself == false
         let inProgress = registering.contains { $0.key == shim.arguments.key && $0.owner == shim.owner }
-        return StatusReport.UnregisteredShim(shim, servesItself: servesItself, othersListen: othersListen, registering: inProgress)
+        return StatusReport.UnregisteredShim(shim, servesItself: servesItself, othersListen: othersListen, registering: inProgress, unansweredSocket: unansweredSocket)
     }
 
     /// `unregistered`, with those the server has registered, or is registering, when
@@ -171,7 +208,7 @@ struct StatusCommand: ParsableCommand {
     }
 
     /// Looks at the host for the server's listing (`shims` read before it was asked).
-    private func snapshot(_ registrations: [Registration], registering inProgress: [RegistrationInProgress], shims: [ShimProcesses.Shim], client: ServerClient) -> Snapshot {
+    private func snapshot(_ registrations: [Registration], registering inProgress: [RegistrationInProgress], shims: [ShimProcesses.Shim], others: OtherSockets, client: ServerClient) -> Snapshot {
         let registering = Set(inProgress.map(\.key))
         let listening = ListenTable.read()
         let holders = Self.holders(of: registrations, listening: listening)
@@ -184,6 +221,7 @@ struct StatusCommand: ParsableCommand {
         // shim whose port a newer one registered is not listed).
         let unregisteredShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims).filter { !registeredKeys.contains($0.arguments.key) }
         let unregistered = Self.askedAgain(unregisteredShims.map { Self.unregistered($0, listening: listening, registering: inProgress) }, client: client)
+            + others.tcpStrays(among: shims).map { Self.unregistered($0, listening: listening, unansweredSocket: $0.socketPath) }
         // The ports of a stopped Envoy, always; with --check, those where a queued
         // connection still waits a second later too: looked at before the table,
         // which notes them.
@@ -201,6 +239,7 @@ struct StatusCommand: ParsableCommand {
         // Read before the server is asked: a shim it does not list had started before
         // it answered (`askedAgain`).
         let shims = ShimProcesses.all()
+        let others = OtherSockets(shims, besides: client.socketPath)
         let response: WireResponse
         do {
             response = try client.exchange(.list, deadline: .after(milliseconds: 5000))
@@ -210,15 +249,17 @@ struct StatusCommand: ParsableCommand {
             // server's own view is missing.
             if json { throw CommandFailure(error.description) }
             let tcpShims = ShimProcesses.tcpShims(registeringWith: client.socketPath, orUnknown: true, among: shims)
-            let udpShims = Self.udpShims(among: shims, of: client.socketPath)
-            guard !tcpShims.isEmpty || !udpShims.isEmpty else { throw CommandFailure(error.description) }
+            let udpShims = Self.udpShims(among: shims, of: client.socketPath, others: others)
+            let strays = others.tcpStrays(among: shims)
+            guard !tcpShims.isEmpty || !udpShims.isEmpty || !strays.isEmpty else { throw CommandFailure(error.description) }
             let listening = ListenTable.read()
-            print(StatusReport.table([], unregistered: tcpShims.map { Self.unregistered($0, listening: listening) }, udpShims: udpShims, serverReachable: false, socketPath: client.socketPath))
+            let unregistered = tcpShims.map { Self.unregistered($0, listening: listening) } + strays.map { Self.unregistered($0, listening: listening, unansweredSocket: $0.socketPath) }
+            print(StatusReport.table([], unregistered: unregistered, udpShims: udpShims, serverReachable: false, socketPath: client.socketPath, otherServers: others.answered))
             throw CommandFailure("\(error.description); the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)")
         }
         switch response {
         case .registrations(let registrations, let inProgress):
-            var seen = snapshot(registrations, registering: inProgress, shims: shims, client: client)
+            var seen = snapshot(registrations, registering: inProgress, shims: shims, others: others, client: client)
             // A port being published or withdrawn passes through states that look wrong
             // for a moment (a shim deregistering, Envoy letting go of its listener): a
             // port fails the check only when it is found so again a second later,
@@ -228,14 +269,14 @@ struct StatusCommand: ParsableCommand {
                 let later = ShimProcesses.all()
                 if let (registrations, inProgress) = Self.listing(client) {
                     let before = Set(seen.notServed.map(\.key))
-                    seen = snapshot(registrations, registering: inProgress, shims: later, client: client)
+                    seen = snapshot(registrations, registering: inProgress, shims: later, others: others, client: client)
                     seen.notServed = seen.notServed.filter { before.contains($0.key) }
                 }
             }
             if json {
                 print(StatusReport.json(seen.registrations, serving: seen.serving, notAccepting: seen.notAccepting, registering: seen.registering))
             } else {
-                print(StatusReport.table(seen.registrations, serving: seen.serving, unregistered: seen.unregistered, udpShims: Self.udpShims(among: seen.shims, of: client.socketPath), stoppedEnvoys: seen.stopped, notAccepting: seen.notAccepting, registering: seen.registering, socketPath: client.socketPath))
+                print(StatusReport.table(seen.registrations, serving: seen.serving, unregistered: seen.unregistered, udpShims: Self.udpShims(among: seen.shims, of: client.socketPath, others: others), stoppedEnvoys: seen.stopped, notAccepting: seen.notAccepting, registering: seen.registering, socketPath: client.socketPath, otherServers: others.answered))
             }
             guard check, !seen.notServed.isEmpty else { return }
             throw CommandFailure("\(seen.notServed.count) of \(seen.registrations.count + seen.unregistered.count) TCP ports not served by Envoy as registered: \(seen.notServed.map(\.line).joined(separator: ", "))")
