@@ -65,6 +65,8 @@ UDP_ECHO_PID=""
 # the backend — then Envoy and the server.
 cleanup() {
     trap - EXIT
+    # Its own lines may have no reader any more (make demo | head): not a reason to stop.
+    trap '' PIPE
     set +e
     echo
     echo "== tearing down"
@@ -84,6 +86,8 @@ cleanup() {
 DIR="$(mktemp -d /tmp/edshim-demo-XXXXXX)"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+# Output piped to a reader that stopped (make demo | head) tears down too.
+trap 'exit 141' PIPE
 export EDSHIM_SOCKET="$DIR/edshim.sock"
 # Two different ports (each free when chosen): Envoy's admin and the published one.
 ADMIN_PORT="${DEMO_ADMIN_PORT:-$(free_port)}"

@@ -66,6 +66,27 @@ struct DemoScriptTests {
         #expect(demo.output.contains("the container got 'hello over UDP' from 127.0.0.1:"))
         demo.expectEnvoyTookEveryUpdate()
     }
+
+    @Test("a demo whose output stops being read (make demo | head) tears down all the same: its server, Envoy and directory go")
+    func outputNoLongerRead() async throws {
+        let scratch = try ScratchDirectory.make("/tmp/edshim-test-demo-")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let earlier = DemoLeftovers.directories()
+        let demo = Binaries.packageRoot + "/scripts/demo.sh"
+        let variables = [
+            "EDSHIM_BIN": try Binaries.edshim(), "ENVOY_BIN": try Binaries.envoy(), "DEMO_ONCE": "1", "DEMO_DOCKER": "0",
+            "DEMO_PORT": String(try Sockets.freePort()), "DEMO_UDP_PORT": String(try Sockets.freePort()),
+            "DEMO_ADMIN_PORT": String(try Sockets.freePort()),
+        ]
+        // The pipeline ends once the demo has: its teardown is over by then.
+        let result = try await CapturedCommand.run("/bin/bash", ["-c", "\"$0\" | head -n 2", demo], environment: variables, in: scratch, timeout: .seconds(60))
+        let directory = result.stdout.firstMatch(of: /socket (\/tmp\/edshim-demo-[A-Za-z0-9]{6})\//)?.1
+        #expect(directory != nil, "the demo's first lines name its directory: \(result.stdout)")
+        let left = DemoLeftovers.directories().subtracting(earlier)
+        #expect(left.isEmpty, "left behind: \(left)")
+        if let directory { #expect(DockerLeftovers.processesNaming(String(directory)).isEmpty, "no process of the demo left") }
+        await DemoLeftovers.sweep(except: earlier)
+    }
 }
 
 /// One run of scripts/demo.sh to its end, checked for a clean exit and a clean
