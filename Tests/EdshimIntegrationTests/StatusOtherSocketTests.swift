@@ -53,4 +53,53 @@ struct StatusOtherSocketTests {
             }
         }
     }
+
+    @Test("a program that only names itself a shim (comm edshim and docker-proxy flags, another executable: any user can start one) is not listed by status, fails no --check, and gets no socket of its choosing connected to")
+    func impostorIsNotAShim() async throws {
+        try await withTestbed { bed in
+            let impostor = try await Impostor.build(in: bed.directory)
+            let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let flags = ShimArguments(proto: .tcp, host: host, container: SocketEndpoint(ip: .loopbackIPv4, port: 9)).commandLine
+            // One names this server's socket (a port nothing serves, which --check
+            // would fail), one a socket of its own (which status would connect to).
+            let bait = try ChildProcess.spawn(impostor, flags, argv0: "edshim", environment: bed.environment, logPath: bed.directory + "/impostor.log")
+            defer { bait.signal(SIGKILL) }
+            let ownSocket = bed.directory + "/impostor.sock"
+            let listener = try ScriptedServer(socketPath: ownSocket) { _ in .ok }
+            defer { listener.stop() }
+            let other = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
+            let elsewhere = try ChildProcess.spawn(impostor, ShimArguments(proto: .tcp, host: other, container: SocketEndpoint(ip: .loopbackIPv4, port: 9)).commandLine, argv0: "edshim", environment: ["EDSHIM_SOCKET": ownSocket], logPath: bed.directory + "/impostor2.log")
+            defer { elsewhere.signal(SIGKILL) }
+            try await bed.eventually("both name themselves edshim") {
+                ShimProcesses.all().filter { [bait.pid, elsewhere.pid].contains($0.owner.pid) }.count == 2
+            }
+
+            let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+            #expect(!table.output.contains("pid \(bait.pid)") && !table.output.contains(ownSocket), "\(table.output)")
+            let check = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
+            #expect(check.status == 0, "\(check.output)")
+            #expect(!check.output.contains(host.description), "\(check.output)")
+        }
+    }
+}
+
+/// A program that names itself edshim (prctl PR_SET_NAME) and does nothing, built
+/// with the toolchain's C compiler: what any user can start.
+private enum Impostor {
+    static func build(in directory: String) async throws -> String {
+        let source = directory + "/impostor.c"
+        let binary = directory + "/impostor"
+        try Data("#include <sys/prctl.h>\n#include <unistd.h>\nint main(void) { prctl(PR_SET_NAME, \"edshim\"); for (;;) pause(); }\n".utf8).write(to: URL(fileURLWithPath: source))
+        let directories = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        var candidates: [String] = []
+        for name in ["clang", "cc", "gcc"] {
+            for directory in directories { candidates.append(directory + "/" + name) }
+        }
+        guard let compiler = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            throw TestFailure("no C compiler (clang, cc, gcc) on PATH: the Swift toolchain's clang is next to swift")
+        }
+        let process = try ChildProcess.spawn(compiler, ["-o", binary, source], logPath: directory + "/impostor-build.log")
+        guard try await process.finish(within: .seconds(60), command: "\(compiler) impostor.c") == 0 else { throw TestFailure("building the impostor: \(process.log)") }
+        return binary
+    }
 }

@@ -161,13 +161,33 @@ public enum ShimProcesses {
 
     /// A running shim of `key` other than `pid` that a running process other than
     /// `pid`'s started (another dockerd): the port is that dockerd's. The starter with
-    /// it. (Not one whose dockerd exited: init is its parent now.)
+    /// it. (Not one whose dockerd exited: init is its parent now.) Only a genuine one
+    /// (`isGenuine`, as `pid`'s user) counts: any user can start a program that calls
+    /// itself a shim of any port.
     public static func publishingUnderAnotherStarter(_ key: RegistrationKey, than pid: Int32 = getpid(), root: String = "/proc") -> (shim: Shim, starter: Owner)? {
         let own = ProcessTable.starter(of: pid, root: root)
-        for shim in all(root: root) where shim.arguments.key == key && shim.owner.pid != pid {
+        let user = ProcessTable.userID(of: pid, root: root) ?? getuid()
+        for shim in all(root: root) where shim.arguments.key == key && shim.owner.pid != pid && isGenuine(shim, user: user, root: root) {
             if let starter = ProcessTable.starter(of: shim.owner.pid, root: root), starter != own { return (shim, starter) }
         }
         return nil
+    }
+
+    /// Whether `shim` runs this very edshim, as `user`: what a dockerd of this host
+    /// starts. Not a program that only names itself edshim (its executable is
+    /// another file), nor edshim run by another user (dockerd's shims run as root).
+    public static func isGenuine(_ shim: Shim, user: UInt32, root: String = "/proc") -> Bool {
+        executableCheck(of: shim.owner.pid, root: root) == .same && ProcessTable.userID(of: shim.owner.pid, root: root) == user
+    }
+
+    /// `all()` without the processes that are seen to run another executable than
+    /// this one (only named edshim: any user can start one); those whose executable
+    /// cannot be read (another user's, to a caller without root) stay.
+    public static func allButImpostors(root: String = "/proc") -> [Shim] {
+        all(root: root).filter { shim in
+            if case .other = executableCheck(of: shim.owner.pid, root: root) { return false }
+            return true
+        }
     }
 
     /// Every running shim of the caller's network namespace, by process id: one of a

@@ -196,7 +196,8 @@ struct UnservedPortsLog: Service {
     /// registers itself with this server, and is not counted.
     private func reportUnregistered(listening: Set<SocketEndpoint>) async {
         let serverStarted = ProcessTable.startTime(of: getpid()) ?? 0
-        let shims = ShimProcesses.tcpShims(registeringWith: socketPath).filter { $0.owner.startTime < serverStarted }
+        // Genuine ones only: any user can start a program that calls itself a shim.
+        let shims = ShimProcesses.tcpShims(registeringWith: socketPath).filter { $0.owner.startTime < serverStarted && ShimProcesses.isGenuine($0, user: getuid()) }
         let registered = Set(await registrar.registrations().map(\.key)).union(await registrar.registering.map(\.key))
         let unserved = shims.filter { shim in
             !registered.contains(shim.arguments.key) && !listening.contains(shim.arguments.host)

@@ -36,9 +36,7 @@ enum LostStateRecovery {
         guard !Set(given.keys).isSubset(of: registered) else { return [] }
         let shims = ShimProcesses.tcpShims(registeringWith: socketPath).filter { shim in
             let listener = ServiceNaming.listenerName(for: shim.arguments.key)
-            return given[listener] != nil && !registered.contains(listener)
-                && ShimProcesses.executableCheck(of: shim.owner.pid) == .same
-                && ProcessTable.userID(of: shim.owner.pid) == serverUser
+            return given[listener] != nil && !registered.contains(listener) && ShimProcesses.isGenuine(shim, user: serverUser)
         }
         let labelled = await labels(of: shims, from: metadataSource, defaultMode: defaultMode)
         // Two shims of one port (a dockerd that published it again): the newer holds

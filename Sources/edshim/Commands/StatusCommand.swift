@@ -140,7 +140,9 @@ struct StatusCommand: ParsableCommand {
         var answered: [String: Int] = [:]
 
         init(_ shims: [ShimProcesses.Shim], besides socketPath: String) {
-            let others = shims.filter { $0.socketPathKnown && !$0.registers(with: socketPath) }
+            // Only dockerd's: a socket named by any other process is not connected to.
+            let user = geteuid()
+            let others = shims.filter { $0.socketPathKnown && !$0.registers(with: socketPath) && ShimProcesses.isGenuine($0, user: user) }
             for socket in Set(others.map(\.socketPath)) {
                 if ServerClient(socketPath: socket).nothingListens {
                     guard socket == EdshimDefaults.socketPath else { continue }
@@ -238,7 +240,7 @@ struct StatusCommand: ParsableCommand {
         let client = server.client
         // Read before the server is asked: a shim it does not list had started before
         // it answered (`askedAgain`).
-        let shims = ShimProcesses.all()
+        let shims = ShimProcesses.allButImpostors()
         let others = OtherSockets(shims, besides: client.socketPath)
         let response: WireResponse
         do {
@@ -266,7 +268,7 @@ struct StatusCommand: ParsableCommand {
             // whatever the reason each time.
             if check, !seen.notServed.isEmpty {
                 usleep(1_000_000)
-                let later = ShimProcesses.all()
+                let later = ShimProcesses.allButImpostors()
                 if let (registrations, inProgress) = Self.listing(client) {
                     let before = Set(seen.notServed.map(\.key))
                     seen = snapshot(registrations, registering: inProgress, shims: later, others: others, client: client)
