@@ -5,8 +5,11 @@
 # `edshim resync` after this container starts, as envoy-edshim.service's ExecStartPost
 # does: when to run it by hand is in docs/operations.md ("Install").
 set -eu
-mkdir -p /etc/edshim
-edshim bootstrap --xds-dir /var/lib/edshim/xds --admin-address 127.0.0.1:9901 > /etc/edshim/envoy.yaml
+mkdir -p /etc/edshim /run/envoy-edshim
+# The admin API on a socket only root may use (mounted below, for curl --unix-socket
+# on the host), its reads (stats, Prometheus) on 127.0.0.1:9901: docs/operations.md.
+edshim bootstrap --xds-dir /var/lib/edshim/xds --admin-address unix:/run/envoy-edshim/admin.sock \
+    --stats-address 127.0.0.1:9901 > /etc/edshim/envoy.yaml
 if docker container inspect envoy-edshim >/dev/null 2>&1; then
     echo "envoy-docker.sh: removing the existing container envoy-edshim; the new Envoy reads every port from /var/lib/edshim/xds" >&2
     docker rm -f envoy-edshim >/dev/null
@@ -19,4 +22,5 @@ exec docker run -d --name envoy-edshim --restart always --network host \
     --log-opt max-size=100m --log-opt max-file=5 \
     -v /etc/edshim/envoy.yaml:/etc/envoy/envoy.yaml:ro \
     -v /var/lib/edshim/xds:/var/lib/edshim/xds:ro \
+    -v /run/envoy-edshim:/run/envoy-edshim \
     envoyproxy/envoy:v1.40-latest -c /etc/envoy/envoy.yaml --disable-hot-restart --file-flush-interval-msec 1000

@@ -23,13 +23,14 @@ struct CommandLineTests {
         #expect(validation.output.contains("OK"))
     }
 
-    @Test("with --admin-address unix:PATH, Envoy's admin API is a socket only its own user may use (mode 0600), and answers there")
+    @Test("with --admin-address unix:PATH, Envoy's admin API is a socket only its own user may use (mode 0600), and answers there; --stats-address answers its reads (stats, Prometheus) and refuses the rest, so no local user can drain or stop Envoy")
     func adminOnAUnixSocket() async throws {
         let directory = NSTemporaryDirectory() + "edshim-admin-socket-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let socket = directory + "/admin.sock"
-        let bootstrap = try await Binaries.run(try Binaries.edshim(), ["bootstrap", "--xds-dir", directory + "/xds", "--admin-address", "unix:" + socket], in: directory)
+        let stats = SocketEndpoint(ip: .loopbackIPv4, port: try Sockets.freePort())
+        let bootstrap = try await Binaries.run(try Binaries.edshim(), ["bootstrap", "--xds-dir", directory + "/xds", "--admin-address", "unix:" + socket, "--stats-address", stats.description], in: directory)
         #expect(bootstrap.status == 0, "\(bootstrap.output)")
         try bootstrap.output.write(toFile: directory + "/envoy.yaml", atomically: true, encoding: .utf8)
         let curl = try Binaries.onPath("curl", install: "apt-get install curl")
@@ -44,6 +45,15 @@ struct CommandLineTests {
         var status = stat()
         #expect(stat(socket, &status) == 0)
         #expect(status.st_mode & 0o777 == 0o600, "mode \(String(status.st_mode & 0o777, radix: 8))")
+
+        let metrics = try TestHTTP.get(stats, path: "/stats/prometheus")
+        #expect(metrics.status == 200 && metrics.body.contains("envoy_server_live"), "\(metrics.status) \(metrics.body.prefix(200))")
+        let drain = try TestHTTP.send("POST", to: stats, path: "/drain_listeners")
+        #expect(drain.status == 405 && drain.body.contains("only GET and HEAD here"), "\(drain.status) \(drain.body)")
+        // The admin API itself takes what changes anything only as POST.
+        #expect(try TestHTTP.get(stats, path: "/quitquitquit").status == 405)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(!envoy.hasExited, "\(envoy.log)")
         await envoy.stop()
     }
 
@@ -310,6 +320,8 @@ struct CommandLineTests {
         (["server", "--state-file", "/tmp"], "--state-file /tmp is a directory: name a file in it, like /tmp/state.json"),
         (["bootstrap", "--xds-dir", ""], "--xds-dir must name the directory edshim server writes into"),
         (["bootstrap", "--admin-address", "unix:admin.sock"], "or unix: and an absolute path"),
+        (["bootstrap", "--stats-address", "localhost:9901"], "--stats-address must be HOST:PORT with an IP address"),
+        (["bootstrap", "--stats-address", "127.0.0.1:9901"], "are the same port: put the admin API on a Unix socket"),
         (["server", "--trusted-proxy-hops", "11"], "--trusted-proxy-hops must be between 0 and 10"),
         // --log-level is checked after --peer-rate: should the rate pass, no server starts.
         (["server", "--peer-rate", "inf", "--log-level", "loud"], "--peer-rate must be between 1 and 1000000"),

@@ -40,6 +40,8 @@ struct ContribFilesTests {
         #expect(words.first == "/usr/local/bin/edshim")
         let redirect = try #require(words.firstIndex(of: ">"))
         #expect(words[redirect + 1] == "/run/envoy-edshim/envoy.yaml")
+        // The admin API root's alone; its reads, for curl and Prometheus, on 9901.
+        #expect(command.contains("--admin-address unix:/run/envoy-edshim/admin.sock --stats-address 127.0.0.1:9901"), "\(command)")
         #expect(unit.first { $0.key == "ExecStart" }?.value.hasPrefix("/usr/local/bin/envoy -c /run/envoy-edshim/envoy.yaml") == true)
 
         let directory = NSTemporaryDirectory() + "edshim-contrib-\(UUID().uuidString)"

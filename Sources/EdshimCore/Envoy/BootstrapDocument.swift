@@ -12,6 +12,10 @@ public struct BootstrapDocument: Equatable, Sendable {
     public var nodeCluster: String
     /// The global cap on downstream connections (Envoy warns when there is none).
     public var maximumConnections: Int
+    /// Where Envoy also answers the admin API's reads (GET and HEAD: stats, Prometheus
+    /// metrics, listeners, clusters) and nothing else, for an admin API on a Unix
+    /// socket; nil: nowhere (`statsListenerYAML`).
+    public var statsAddress: SocketEndpoint?
 
     /// Where Envoy's admin API listens: a TCP address, which every local user can
     /// reach (and, with it, stop Envoy or drain its listeners), or a Unix socket, made
@@ -19,12 +23,13 @@ public struct BootstrapDocument: Equatable, Sendable {
     public typealias AdminAddress = EdshimCore.AdminAddress
 
     /// Creates a bootstrap description.
-    public init(xdsDirectory: String, admin: AdminAddress, nodeID: String, nodeCluster: String, maximumConnections: Int = 1_000_000) {
+    public init(xdsDirectory: String, admin: AdminAddress, nodeID: String, nodeCluster: String, maximumConnections: Int = 1_000_000, statsAddress: SocketEndpoint? = nil) {
         self.xdsDirectory = xdsDirectory
         self.admin = admin
         self.nodeID = nodeID
         self.nodeCluster = nodeCluster
         self.maximumConnections = maximumConnections
+        self.statsAddress = statsAddress
     }
 
     /// The listener file in the xds directory.
@@ -44,21 +49,20 @@ public struct BootstrapDocument: Equatable, Sendable {
     /// runtime has an admin layer, so that an operator can change a runtime flag with
     /// the admin API's `POST /runtime_modify` (and see it in `/runtime`).
     public var yaml: String {
-        func quoted(_ text: String) -> String { String(decoding: JSONValue.string(text).serialized, as: UTF8.self) }
         let adminAddress = switch admin {
         case .tcp(let endpoint):
-            "    socket_address:\n      address: \(quoted(endpoint.ip.description))\n      port_value: \(endpoint.port)"
+            "    socket_address:\n      address: \(Self.quoted(endpoint.ip.description))\n      port_value: \(endpoint.port)"
         case .unixSocket(let path):
             // 0600: root's alone (Envoy runs as root).
-            "    pipe:\n      path: \(quoted(path))\n      mode: \(0o600)"
+            "    pipe:\n      path: \(Self.quoted(path))\n      mode: \(0o600)"
         }
         return """
             # Envoy bootstrap for edshim (\(Self.marker)).
             # Listeners and clusters come from lds.json and cds.json, which edshim
             # server replaces in the xds directory; Envoy reloads them each time.
             node:
-              id: \(quoted(nodeID))
-              cluster: \(quoted(nodeCluster))
+              id: \(Self.quoted(nodeID))
+              cluster: \(Self.quoted(nodeCluster))
             admin:
               address:
             \(adminAddress)
@@ -66,11 +70,11 @@ public struct BootstrapDocument: Equatable, Sendable {
               cds_config:
                 resource_api_version: V3
                 path_config_source:
-                  path: \(quoted(clusterPath))
+                  path: \(Self.quoted(clusterPath))
               lds_config:
                 resource_api_version: V3
                 path_config_source:
-                  path: \(quoted(listenerPath))
+                  path: \(Self.quoted(listenerPath))
             overload_manager:
               resource_monitors:
               - name: envoy.resource_monitors.global_downstream_max_connections
@@ -84,6 +88,9 @@ public struct BootstrapDocument: Equatable, Sendable {
               - name: admin
                 admin_layer: {}
 
-            """
+            """ + (statsAddress.map(statsListenerYAML) ?? "")
     }
+
+    /// A string as YAML reads it: JSON-quoted.
+    static func quoted(_ text: String) -> String { String(decoding: JSONValue.string(text).serialized, as: UTF8.self) }
 }

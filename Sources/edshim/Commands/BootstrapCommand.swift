@@ -27,10 +27,18 @@ struct BootstrapCommand: ParsableCommand {
             know Envoy's.
 
             Envoy's admin API can stop Envoy (POST /quitquitquit) and close every port
-            (POST /drain_listeners), and on a TCP address any local user reaches it. On a
-            host whose local users are not all trusted, give it a Unix socket only root
-            may use: --admin-address unix:/run/envoy-edshim/admin.sock (mode 0600; query
-            it with curl --unix-socket, and scrape metrics through it).
+            (POST /drain_listeners): any local user who reaches it can then bind a
+            published port and take its clients' traffic, and on a TCP address every
+            local user reaches it. Give it a Unix socket only root may use, and its reads
+            a TCP address with --stats-address, as contrib/envoy-edshim.service does:
+
+              edshim bootstrap --admin-address unix:/run/envoy-edshim/admin.sock \\
+                --stats-address 127.0.0.1:9901 > /run/envoy-edshim/envoy.yaml
+
+            There Envoy answers GET and HEAD with the admin API (curl
+            127.0.0.1:9901/stats, Prometheus on /stats/prometheus, /listeners,
+            /clusters) and anything else 405; the rest goes through the socket (curl
+            --unix-socket /run/envoy-edshim/admin.sock -X POST http://envoy/...).
             """
     )
 
@@ -39,6 +47,9 @@ struct BootstrapCommand: ParsableCommand {
 
     @Option(name: .customLong("admin-address"), help: "HOST:PORT, or unix:/absolute/path (a socket only root may use), for Envoy's admin API (not the server's --admin-address).")
     var adminAddress: String = EdshimDefaults.envoyAdminAddress
+
+    @Option(name: .customLong("stats-address"), help: "HOST:PORT where Envoy answers the admin API's GET and HEAD requests alone (stats, Prometheus metrics): for an admin API on a Unix socket. Default: none.")
+    var statsAddress: String?
 
     @Option(name: .customLong("node-id"), help: "Envoy node id.")
     var nodeID: String = "edshim"
@@ -52,6 +63,14 @@ struct BootstrapCommand: ParsableCommand {
         }
         guard BootstrapDocument.AdminAddress(parsing: adminAddress) != nil else {
             throw ValidationError("--admin-address must be HOST:PORT with an IP address, like 127.0.0.1:9901, or unix: and an absolute path of at most \(UnixSocketAddress.maximumPathLength) bytes, like unix:/run/envoy-edshim/admin.sock")
+        }
+        if let statsAddress {
+            guard let stats = SocketEndpoint(parsing: statsAddress) else {
+                throw ValidationError("--stats-address must be HOST:PORT with an IP address, like 127.0.0.1:9901")
+            }
+            if case .tcp(let admin)? = BootstrapDocument.AdminAddress(parsing: adminAddress), admin.bindConflicts(with: stats) {
+                throw ValidationError("--stats-address \(stats) and --admin-address \(admin) are the same port: put the admin API on a Unix socket (--admin-address unix:/run/envoy-edshim/admin.sock)")
+            }
         }
         guard !nodeID.isEmpty, !nodeCluster.isEmpty else {
             throw ValidationError("--node-id and --node-cluster must not be empty")
@@ -74,7 +93,8 @@ struct BootstrapCommand: ParsableCommand {
             xdsDirectory: absolute(xdsDirectory),
             admin: admin,
             nodeID: nodeID,
-            nodeCluster: nodeCluster
+            nodeCluster: nodeCluster,
+            statsAddress: statsAddress.flatMap(SocketEndpoint.init(parsing:))
         )
         do {
             try AtomicFile.makeDirectories(document.xdsDirectory)

@@ -23,8 +23,9 @@ struct EdshimCommand: AsyncParsableCommand {
 
             Quick start:
               edshim server &                                  # the registrar
-              mkdir -p /etc/edshim
-              edshim bootstrap > /etc/edshim/envoy.yaml        # Envoy's bootstrap
+              mkdir -p /etc/edshim /run/envoy-edshim           # Envoy's bootstrap:
+              edshim bootstrap --admin-address unix:/run/envoy-edshim/admin.sock \\
+                --stats-address 127.0.0.1:9901 > /etc/edshim/envoy.yaml
               envoy -c /etc/edshim/envoy.yaml --file-flush-interval-msec 1000 \\
                 --disable-hot-restart &                        # as root, like dockerd
               edshim resync                                    # after each Envoy start

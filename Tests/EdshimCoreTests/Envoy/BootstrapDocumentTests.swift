@@ -40,6 +40,12 @@ struct BootstrapDocumentTests {
         try GoldenFile.verify(Fixture.bytes(document.yaml), named: "bootstrap-admin-socket.yaml")
     }
 
+    /// contrib/envoy-edshim.service's: the admin API on a socket, its reads on 9901.
+    @Test func goldenWithStatsAddress() throws {
+        let document = BootstrapDocument(xdsDirectory: "/var/lib/edshim/xds", admin: .unixSocket("/run/envoy-edshim/admin.sock"), nodeID: "edshim", nodeCluster: "edshim", statsAddress: SocketEndpoint(parsing: "127.0.0.1:9901"))
+        try GoldenFile.verify(Fixture.bytes(document.yaml), named: "bootstrap-stats-address.yaml")
+    }
+
     @Test("admin addresses: HOST:PORT, or unix: and an absolute path that fits a socket address", arguments: [
         ("127.0.0.1:9901", "127.0.0.1:9901"),
         ("[::1]:9901", "[::1]:9901"),
