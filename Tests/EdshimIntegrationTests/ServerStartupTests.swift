@@ -79,6 +79,22 @@ struct ServerStartupTests {
         }
     }
 
+    @Test("a symbolic link where the state file's lock goes (planted in a directory others may write) is not followed: the server refuses to start, saying so, and creates nothing at its target")
+    func stateLockSymlinkRefused() async throws {
+        let directory = try ScratchDirectory.make("/tmp/edshim-test-lock-")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let target = directory + "/created-by-root"
+        #expect(symlink(target, directory + "/state.json.lock") == 0)
+        let server = try ChildProcess.spawn(try Binaries.edshim(), [
+            "server", "--socket", directory + "/edshim.sock", "--xds-dir", directory + "/xds", "--state-file", directory + "/state.json",
+            "--admin-address", "off", "--docker-host", "unix://\(directory)/no-docker.sock",
+        ], logPath: directory + "/server.log")
+        defer { server.signal(SIGKILL) }
+        #expect(try await server.finish(within: .seconds(10), command: "edshim server") == 1, "\(server.log)")
+        #expect(server.log.contains("a symbolic link, which is not followed here"), "\(server.log)")
+        #expect(access(target, F_OK) != 0, "nothing created through the link")
+    }
+
     @Test("SIGHUP (logrotate, an operator's reload) is logged and ignored: the server runs on with its registrations, and still stops at SIGTERM")
     func hangupIgnored() async throws {
         try await withTestbed { bed in

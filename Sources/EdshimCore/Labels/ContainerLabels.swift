@@ -40,7 +40,7 @@ public enum ContainerLabels {
             for label in [namespaced, legacy] {
                 guard let value = labels[label], !value.trimmingASCIIWhitespace().isEmpty else { continue }
                 if usable(value) { return (label, value) }
-                warnings.append("container \(container): label \(label)=\(quoted(value)) has no ASCII letter or digit to name a service by (names keep only a-z, A-Z, 0-9, - and _); ignored")
+                warnings.append("container \(container): label \(label)=\(ErrorText.quoted(value)) has no ASCII letter or digit to name a service by (names keep only a-z, A-Z, 0-9, - and _); ignored")
             }
             return nil
         }
@@ -53,7 +53,7 @@ public enum ContainerLabels {
         if let (label, text) = value(Self.mode, legacyMode) {
             mode = ProxyMode(label: text)
             if mode == nil {
-                warnings.append("container \(container): label \(label)=\(quoted(text)) is not a mode edshim knows (http, tcp, http-only); using the server's default mode")
+                warnings.append("container \(container): label \(label)=\(ErrorText.quoted(text)) is not a mode edshim knows (http, tcp, http-only); using the server's default mode")
             }
         }
         return Reading(
@@ -66,19 +66,5 @@ public enum ContainerLabels {
             ),
             warnings: warnings
         )
-    }
-
-    /// A label value as it may appear in one log line: quoted, control characters
-    /// escaped, cut at 80 characters.
-    static func quoted(_ text: String) -> String {
-        let escaped = text.unicodeScalars.prefix(80).map { scalar -> String in
-            switch scalar {
-            case "\"": "\\\""
-            case "\\": "\\\\"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F: "\\u{\(String(scalar.value, radix: 16))}"
-            default: String(scalar)
-            }
-        }.joined()
-        return "\"\(escaped)\(text.unicodeScalars.count > 80 ? "…" : "")\""
     }
 }

@@ -118,7 +118,7 @@ extension WireRequest {
         case "lookup":
             return .lookup(try decodeKey(object))
         default:
-            throw WireError(.unknownOperation, "unknown operation \"\(operation)\": this server knows register, deregister, list and lookup")
+            throw WireError(.unknownOperation, "unknown operation \(ErrorText.quoted(operation)): this server knows register, deregister, list and lookup")
         }
     }
 

@@ -57,9 +57,11 @@ public enum ShimProcesses {
 
     /// The shim with process id `pid`, or nil when that process is not a shim.
     public static func shim(pid: Int32, root: String = "/proc") -> Shim? {
+        // The name first: a command line can be megabytes, and only a shim's is read.
         guard let commBytes = SystemFile.read("\(root)/\(pid)/comm"),
+              case let comm = String(decoding: commBytes, as: UTF8.self).trimmingASCIIWhitespace(), comm == processName,
               let argv = ProcessTable.commandLine(of: pid, root: root),
-              let arguments = recognise(comm: String(decoding: commBytes, as: UTF8.self).trimmingASCIIWhitespace(), argv: argv),
+              let arguments = recognise(comm: comm, argv: argv),
               let owner = ProcessTable.owner(of: pid, root: root) else { return nil }
         let environment = SystemFile.read("\(root)/\(pid)/environ")
         let socket = environment.flatMap { value(EdshimDefaults.socketEnvironmentVariable, in: $0) }

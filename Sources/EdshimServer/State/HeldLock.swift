@@ -56,6 +56,7 @@ final class HeldLock: Sendable {
         guard descriptor >= 0 else {
             let code = errno
             let reason = ErrorText.describe(code) + (code == EROFS ? " (it cannot be created there: remount the file system read-write, or choose a path on another)" : "")
+                + (code == ELOOP ? " (a symbolic link, which is not followed here: remove it)" : "")
             throw ServerError(name.hasSuffix(path) ? "\(name): \(reason)" : "\(name): opening \(path): \(reason)")
         }
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {

@@ -18,7 +18,9 @@ final class StateFileClaim: Sendable {
         self.stateFile = stateFile
         try Self.makeDirectory(of: stateFile)
         lock = try HeldLock(
-            stateFile + ".lock", flags: O_RDWR | O_CREAT, name: "--state-file \(stateFile)",
+            // Not through a symbolic link: one planted beside the state file would have
+            // root create, or lock, a file anywhere.
+            stateFile + ".lock", flags: O_RDWR | O_CREAT | O_NOFOLLOW, name: "--state-file \(stateFile)",
             taken: "another edshim server keeps its registry in it: stop that one first, or give this one its own --state-file"
         )
     }
