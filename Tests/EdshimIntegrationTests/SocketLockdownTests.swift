@@ -108,6 +108,23 @@ struct SocketLockdownTests {
             )
             #expect(stranger.status != 0)
             #expect(stranger.output.contains("uid 65534 may not use this socket: only root or members of group docker may"), "\(stranger.output)")
+            // A refused peer gets its answer and no more: connections it keeps open (or
+            // opens and never uses) would take the ones the shims need.
+            let holder = """
+                import socket, sys, time
+                s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+                s.sendall(b'{"v":1,"op":"list"}\\n'); data = b''
+                while not data.endswith(b'\\n'): data += s.recv(4096)
+                print('after-answer', s.recv(4096) == b'')
+                idle = socket.socket(socket.AF_UNIX); idle.connect(sys.argv[1]); idle.settimeout(5); start = time.time()
+                print('idle', idle.recv(4096) == b'', time.time() - start < 3)
+                """
+            let held = try await Binaries.run(
+                try Binaries.onPath("setpriv", install: "apt-get install util-linux"),
+                ["--reuid=65534", "--regid=65534", "--clear-groups", "python3", "-c", holder, bed.socketPath],
+                environment: bed.environment, in: bed.directory
+            )
+            #expect(held.output.contains("after-answer True") && held.output.contains("idle True True"), "closed by the server: \(held.output)")
 
             let member = try await Binaries.run(
                 try Binaries.onPath("setpriv", install: "apt-get install util-linux"),

@@ -145,10 +145,17 @@ struct SocketListener: Service {
         let admitted = connections.enter()
         defer { connections.leave() }
         let peer: PeerCredentials
+        let refusal: WireError?
         let connection: Connection
         do {
             peer = try await Self.credentials(of: channel)
-            try await channel.pipeline.addHandler(IdleConnectionCloser(limit: admitted ? Self.idleLimit : Self.idleLimitPastTheMost))
+            // Judged once, as the peer was when it connected (SO_PEERCRED, SO_PEERGROUPS):
+            // its groups read from /proc later could be another process's, its PID
+            // reused once it exited and a child kept the connection.
+            refusal = admitted ? policy.refusal(for: peer) : WireError(.rateLimited, "the server has \(connections.limit) client connections open, the most it keeps; retry in a moment")
+            // A refused peer (a socket mode loosened past the group) gets its answer and
+            // no more: it must not hold the connections the shims need.
+            try await channel.pipeline.addHandler(IdleConnectionCloser(limit: admitted && refusal == nil ? Self.idleLimit : Self.idleLimitPastTheMost))
             connection = try await adopt(channel)
         } catch {
             logger.debug("dropped a connection", metadata: ["error": "\(error)"])
@@ -160,12 +167,8 @@ struct SocketListener: Service {
             // answer, and an idle client (an operator's socat) does not hold the stop.
             // A client that does not read its answers would: closed once its answers
             // have stalled.
-            // Judged once, as the peer was when it connected (SO_PEERCRED, SO_PEERGROUPS):
-            // its groups read from /proc later could be another process's, its PID
-            // reused once it exited and a child kept the connection.
-            let refusal = admitted ? policy.refusal(for: peer) : WireError(.rateLimited, "the server has \(connections.limit) client connections open, the most it keeps; retry in a moment")
             try await withGracefulShutdownHandler {
-                try await answerRequests(on: connection, from: peer, refusal: refusal, once: !admitted)
+                try await answerRequests(on: connection, from: peer, refusal: refusal, once: refusal != nil)
             } onGracefulShutdown: {
                 channel.close(mode: .input, promise: nil)
                 Self.closeOnceAnswersStall(channel)
