@@ -32,6 +32,21 @@ struct AdminEndpointTests {
             let post = try TestHTTP.send("POST", to: bed.serverAdmin, path: "/healthz", body: "x")
             #expect(post.status == 405 && post.headers["allow"] == "GET, HEAD" && post.body == "only GET or HEAD\n", "\(post)")
             #expect(ListenTable.read().contains { $0.endpoint == bed.serverAdmin }, "bound to 127.0.0.1, as asked")
+
+            // A web page's request through a DNS name rebound to 127.0.0.1 names that
+            // host: refused. An address or localhost passes.
+            func statusNaming(_ host: String) throws -> String {
+                let fd = try Sockets.connect(bed.serverAdmin)
+                defer { close(fd) }
+                try Sockets.sendAll(fd, Array("GET /status HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8))
+                return String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
+            }
+            let port = bed.serverAdmin.port
+            let rebound = try statusNaming("attacker.example:\(port)")
+            #expect(rebound.hasPrefix("HTTP/1.1 403") && !rebound.contains("owner_pid"), "\(rebound)")
+            for host in ["localhost:\(port)", "127.0.0.1:\(port)", "[::1]:\(port)", "LOCALHOST"] {
+                #expect(try statusNaming(host).hasPrefix("HTTP/1.1 200"), "Host: \(host)")
+            }
         }
     }
 
@@ -111,7 +126,7 @@ struct AdminEndpointTests {
         guard UnixSocketAddress.with(path: socketPath, { connect(fd, $0, $1) }) == 0 else {
             throw TestFailure("connect \(socketPath): \(String(cString: strerror(errno)))")
         }
-        try Sockets.sendAll(fd, Array("GET \(path) HTTP/1.1\r\nHost: edshim\r\nConnection: close\r\n\r\n".utf8))
+        try Sockets.sendAll(fd, Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8))
         return String(decoding: try Sockets.receiveToEnd(fd), as: UTF8.self)
     }
 
@@ -122,7 +137,7 @@ struct AdminEndpointTests {
         try await withTestbed(options) { bed in
             let fd = try Sockets.connect(bed.serverAdmin)
             defer { close(fd) }
-            try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
+            try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
             let answer = String(decoding: try Sockets.receive(fd, count: 12), as: UTF8.self)
             #expect(answer == "HTTP/1.1 200")
             let started = ContinuousClock.now
@@ -144,7 +159,7 @@ struct AdminEndpointTests {
             defer { close(fd) }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             // Far more answers than the sockets' buffers hold: the server's writes stall.
-            let requests = Array(String(repeating: "GET /status HTTP/1.1\r\nHost: edshim\r\n\r\n", count: 5_000).utf8)
+            let requests = Array(String(repeating: "GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n", count: 5_000).utf8)
             var sent = 0
             let sending = ContinuousClock.now + .seconds(3)
             while sent < requests.count, ContinuousClock.now < sending {
@@ -167,7 +182,7 @@ struct AdminEndpointTests {
         try await withTestbed(options) { bed in
             let fd = try Sockets.connect(bed.serverAdmin, timeoutSeconds: 45)
             defer { close(fd) }
-            try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
+            try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
             #expect(String(decoding: try Sockets.receive(fd, count: 12), as: UTF8.self) == "HTTP/1.1 200")
             let started = ContinuousClock.now
             let rest = try await onThread { try Sockets.receiveToEnd(fd) }
@@ -183,7 +198,7 @@ struct AdminEndpointTests {
         options.startEnvoy = false
         try await withTestbed(options) { bed in
             func healthz(_ fd: Int32) throws -> String {
-                try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
+                try Sockets.sendAll(fd, Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
                 return String(decoding: try Sockets.receive(fd, count: 12), as: UTF8.self)
             }
             var held: [Int32] = []
@@ -195,7 +210,7 @@ struct AdminEndpointTests {
             }
             let refused = try Sockets.connect(bed.serverAdmin)
             defer { close(refused) }
-            try? Sockets.sendAll(refused, Array("GET /healthz HTTP/1.1\r\nHost: edshim\r\n\r\n".utf8))
+            try? Sockets.sendAll(refused, Array("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
             // Closed without an answer: the end of the stream, or a reset (it sent a
             // request the server never read). Not a receive timeout: that would be a
             // connection left hanging.

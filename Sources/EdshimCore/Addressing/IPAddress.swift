@@ -57,6 +57,9 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         return IPAddress(validBytes: Array(bytes[12...]))
     }
 
+    /// True for 127.0.0.0/8 and `::1`: only this host reaches it.
+    public var isLoopback: Bool { isIPv6 ? self == .loopbackIPv6 : bytes[0] == 127 }
+
     /// True for `0.0.0.0` and `::`: the address means "every address of the host".
     public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
 

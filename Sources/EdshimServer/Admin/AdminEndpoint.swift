@@ -184,6 +184,9 @@ struct AdminEndpoint: Service {
         guard head.method == .GET || head.method == .HEAD else {
             return (.methodNotAllowed, "text/plain", "only GET or HEAD\n")
         }
+        if let refusal = AdminHostCheck.refusal(host: head.headers.first(name: "Host"), at: address) {
+            return (.forbidden, "text/plain", refusal)
+        }
         switch Self.path(of: head.uri) {
         case "/healthz":
             // 503 while a write keeps failing (a full disk): the server runs, but
