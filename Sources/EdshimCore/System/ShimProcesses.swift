@@ -99,6 +99,13 @@ public enum ShimProcesses {
         return sameFile || theirs.path == own.path ? .same : .other(theirs.path, own: own.path)
     }
 
+    /// Whether process `pid` runs an edshim since replaced at this process's own path
+    /// (an upgrade installed another file there): it keeps the old release's code.
+    public static func runsReplacedBinary(_ pid: Int32, root: String = "/proc") -> Bool {
+        guard let theirs = ProcessTable.executable(of: pid, root: root), let own = ProcessTable.ownExecutable(root: root) else { return false }
+        return theirs.path == own.path && (theirs.device, theirs.inode) != (own.device, own.inode)
+    }
+
     /// A variable from a process's environment (`/proc/PID/environ`, as it was at exec).
     public static func environmentValue(_ name: String, of pid: Int32, root: String = "/proc") -> String? {
         SystemFile.read("\(root)/\(pid)/environ").flatMap { value(name, in: $0) }

@@ -30,7 +30,9 @@ struct StatusCommand: ParsableCommand {
             or `unregistered` when status, not run as root, cannot see another user's
             shim; a line after the table says what each mode shown means. Shims that
             register with another server (one listens at their socket) are not listed:
-            a line counts them, naming that socket.
+            a line counts them, naming that socket. Another line counts the shims that
+            run an edshim replaced since they started (an upgrade: they keep the old
+            release's code until their container restarts).
 
             UDP ports follow: those of the dockerd whose shims use this server (their
             EDSHIM_SOCKET names the socket asked here, or cannot be read), found among
@@ -278,7 +280,9 @@ struct StatusCommand: ParsableCommand {
             if json {
                 print(StatusReport.json(seen.registrations, serving: seen.serving, notAccepting: seen.notAccepting, registering: seen.registering))
             } else {
-                print(StatusReport.table(seen.registrations, serving: seen.serving, unregistered: seen.unregistered, udpShims: Self.udpShims(among: seen.shims, of: client.socketPath, others: others), stoppedEnvoys: seen.stopped, notAccepting: seen.notAccepting, registering: seen.registering, socketPath: client.socketPath, otherServers: others.answered))
+                let udpShims = Self.udpShims(among: seen.shims, of: client.socketPath, others: others)
+                let listed = seen.registrations.map(\.owner.pid) + seen.unregistered.map(\.shim.owner.pid) + udpShims.map(\.owner.pid)
+                print(StatusReport.table(seen.registrations, serving: seen.serving, unregistered: seen.unregistered, udpShims: udpShims, stoppedEnvoys: seen.stopped, notAccepting: seen.notAccepting, registering: seen.registering, socketPath: client.socketPath, otherServers: others.answered, replacedBinary: Set(listed).filter { ShimProcesses.runsReplacedBinary($0) }.count))
             }
             guard check, !seen.notServed.isEmpty else { return }
             throw CommandFailure("\(seen.notServed.count) of \(seen.registrations.count + seen.unregistered.count) TCP ports not served by Envoy as registered: \(seen.notServed.map(\.line).joined(separator: ", "))")
