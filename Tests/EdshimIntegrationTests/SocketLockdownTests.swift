@@ -135,6 +135,47 @@ struct SocketLockdownTests {
         }
     }
 
+    @Test("refused peers flooding a loosened socket with connections take none of the shims': root's status still gets its answer")
+    func refusedFloodLeavesRoomForShims() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        options.serverArguments = ["--socket-group", "docker"]
+        // 512 descriptors: the server keeps 128 connections.
+        options.serverLauncher = [try SystemExecutables.prlimit(), "--nofile=512", "--"]
+        try await withTestbed(options) { bed in
+            chmod(bed.directory, 0o755)
+            chmod(bed.socketPath, 0o666)
+            // 300 connections that send nothing, each opened again as soon as the
+            // server closes it, for 4 s.
+            let flood = """
+                import selectors, socket, sys, time
+                sel = selectors.DefaultSelector()
+                def open_one():
+                    s = socket.socket(socket.AF_UNIX); s.setblocking(False)
+                    try: s.connect(sys.argv[1])
+                    except BlockingIOError: pass
+                    sel.register(s, selectors.EVENT_READ)
+                for _ in range(300): open_one()
+                end = time.time() + 4
+                while time.time() < end:
+                    for key, _ in sel.select(0.05):
+                        try: data = key.fileobj.recv(4096)
+                        except OSError: data = b''
+                        if not data:
+                            sel.unregister(key.fileobj); key.fileobj.close(); open_one()
+                """
+            let flooder = try ChildProcess.spawn(try SystemExecutables.setpriv(), ["--reuid=65534", "--regid=65534", "--clear-groups", "python3", "-c", flood, bed.socketPath], logPath: bed.directory + "/flood.log")
+            defer { flooder.signal(SIGKILL) }
+            try await Task.sleep(for: .seconds(1))
+            for _ in 0..<5 {
+                let status = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
+                #expect(status.status == 0 && !status.output.contains("rate_limited") && !status.output.contains("client connections open"), "\(status.output)")
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            #expect(!flooder.hasExited, "the flood ran throughout: \(flooder.log)")
+        }
+    }
+
     @Test("a peer is judged as it was when it connected: a member's connection, kept by its child after it exited, stays a member's (its PID, read again, could be anyone's)")
     func judgedAtConnect() async throws {
         var options = Testbed.Options()

@@ -54,7 +54,7 @@ struct StatusOtherSocketTests {
         }
     }
 
-    @Test("a program that only names itself a shim (comm edshim and docker-proxy flags, another executable: any user can start one) is not listed by status, fails no --check, and gets no socket of its choosing connected to")
+    @Test("a program that only names itself a shim (comm edshim and docker-proxy flags, another executable: any user can start one), or edshim started by another user, is not listed by status, fails no --check, and gets no socket of its choosing connected to")
     func impostorIsNotAShim() async throws {
         try await withTestbed { bed in
             let impostor = try await Impostor.build(in: bed.directory)
@@ -74,8 +74,16 @@ struct StatusOtherSocketTests {
                 ShimProcesses.all().filter { [bait.pid, elsewhere.pid].contains($0.owner.pid) }.count == 2
             }
 
+            // And this very edshim, started by another user (it is world-executable).
+            let stranger = try await bed.spawnShim(
+                ShimArguments(proto: .tcp, host: SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort()), container: SocketEndpoint(ip: .loopbackIPv4, port: 9)).commandLine,
+                launcher: [try SystemExecutables.setpriv(), "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+            )
+            #expect(stranger.isReady, "it serves the port itself: \(stranger.process.log)")
+
             let table = try await Binaries.run(bed.edshim, ["status"], environment: bed.environment, in: bed.directory)
             #expect(!table.output.contains("pid \(bait.pid)") && !table.output.contains(ownSocket), "\(table.output)")
+            #expect(!table.output.contains("pid \(stranger.process.pid)"), "\(table.output)")
             let check = try await Binaries.run(bed.edshim, ["status", "--check"], environment: bed.environment, in: bed.directory)
             #expect(check.status == 0, "\(check.output)")
             #expect(!check.output.contains(host.description), "\(check.output)")

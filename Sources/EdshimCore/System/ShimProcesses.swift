@@ -189,13 +189,16 @@ public enum ShimProcesses {
         executableCheck(of: shim.owner.pid, root: root) == .same && ProcessTable.userID(of: shim.owner.pid, root: root) == user
     }
 
-    /// `all()` without the processes that are seen to run another executable than
-    /// this one (only named edshim: any user can start one); those whose executable
-    /// cannot be read (another user's, to a caller without root) stay.
+    /// `all()` without what any local user can start: processes seen to run another
+    /// executable than this one (only named edshim), and edshim run by a user other
+    /// than root (dockerd's) or the caller. Those whose executable cannot be read
+    /// (root's, to a caller without root) stay.
     public static func allButImpostors(root: String = "/proc") -> [Shim] {
-        all(root: root).filter { shim in
+        let caller = geteuid()
+        return all(root: root).filter { shim in
             if case .other = executableCheck(of: shim.owner.pid, root: root) { return false }
-            return true
+            guard let user = ProcessTable.userID(of: shim.owner.pid, root: root) else { return true }
+            return user == 0 || user == caller
         }
     }
 

@@ -9,12 +9,15 @@ import Synchronization
 final class ConnectionCount: Sendable {
     let limit: Int
     private let logger: Logger
+    /// Logged when the limit is reached; nil: the shims' connections' words.
+    private let fullMessage: String?
     private let state = Mutex((open: 0, full: false))
 
-    /// A count kept under `limit` connections.
-    init(limit: Int, logger: Logger) {
+    /// A count kept under `limit` connections; `fullMessage` says what reaching it means.
+    init(limit: Int, logger: Logger, fullMessage: String? = nil) {
         self.limit = limit
         self.logger = logger
+        self.fullMessage = fullMessage
     }
 
     /// The most connections a server with `descriptors` (its soft open-files limit)
@@ -35,7 +38,7 @@ final class ConnectionCount: Sendable {
             return (admitted, nowFull)
         }
         if nowFull {
-            logger.warning("\(limit) client connections are open on the socket, the most the server keeps: a new one is answered rate_limited and closed (shims serve their ports themselves and register later); does a client open connections and not close them? (edshim status names registrations, not connections: see ss -xp for the socket)")
+            logger.warning("\(fullMessage ?? "\(limit) client connections are open on the socket, the most the server keeps: a new one is answered rate_limited and closed (shims serve their ports themselves and register later); does a client open connections and not close them? (edshim status names registrations, not connections: see ss -xp for the socket)")")
         }
         return admitted
     }

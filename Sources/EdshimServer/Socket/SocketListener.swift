@@ -21,6 +21,10 @@ struct SocketListener: Service {
     let health: WriteHealth
     private let limiter: RateLimiter
     private let connections: ConnectionCount
+    /// Those of peers the policy refuses, kept apart (`refusedLimit`).
+    private let refusedConnections: ConnectionCount
+    /// The most connections of refused peers open at once.
+    static let refusedLimit = 64
 
     /// How long a connection may go without a request before it is closed
     /// (`IdleConnectionCloser`); one past the limit of open connections, before its
@@ -34,6 +38,7 @@ struct SocketListener: Service {
         self.policy = policy
         self.limiter = RateLimiter(capacity: max(1, peerRate * 2), perSecond: peerRate)
         self.connections = ConnectionCount(limit: ConnectionCount.limit(forDescriptors: DescriptorLimit.current), logger: logger)
+        self.refusedConnections = ConnectionCount(limit: Self.refusedLimit, logger: logger, fullMessage: "\(Self.refusedLimit) connections of peers the socket refuses are open (its mode loosened past its group?): more are closed unanswered; the shims' connections are not affected")
         self.registrar = registrar
         self.logger = logger
     }
@@ -142,20 +147,32 @@ struct SocketListener: Service {
     }
 
     private func serve(_ channel: any Channel) async {
-        let admitted = connections.enter()
-        defer { connections.leave() }
         let peer: PeerCredentials
-        let refusal: WireError?
-        let connection: Connection
         do {
             peer = try await Self.credentials(of: channel)
-            // Judged once, as the peer was when it connected (SO_PEERCRED, SO_PEERGROUPS):
-            // its groups read from /proc later could be another process's, its PID
-            // reused once it exited and a child kept the connection.
-            refusal = admitted ? policy.refusal(for: peer) : WireError(.rateLimited, "the server has \(connections.limit) client connections open, the most it keeps; retry in a moment")
-            // A refused peer (a socket mode loosened past the group) gets its answer and
-            // no more: it must not hold the connections the shims need.
-            try await channel.pipeline.addHandler(IdleConnectionCloser(limit: admitted && refusal == nil ? Self.idleLimit : Self.idleLimitPastTheMost))
+        } catch {
+            logger.debug("dropped a connection", metadata: ["error": "\(error)"])
+            channel.close(promise: nil)
+            return
+        }
+        // Judged once, as the peer was when it connected (SO_PEERCRED, SO_PEERGROUPS):
+        // its groups read from /proc later could be another process's, its PID
+        // reused once it exited and a child kept the connection.
+        let policyRefusal = policy.refusal(for: peer)
+        // A refused peer (a socket mode loosened past the group) counts among the
+        // refused only, gets its answer and no more: it cannot take the connections
+        // the shims need. Past the refused ones' limit, it is closed unanswered.
+        let count = policyRefusal == nil ? connections : refusedConnections
+        let admitted = count.enter()
+        defer { count.leave() }
+        if policyRefusal != nil, !admitted {
+            channel.close(promise: nil)
+            return
+        }
+        let refusal = policyRefusal ?? (admitted ? nil : WireError(.rateLimited, "the server has \(connections.limit) client connections open, the most it keeps; retry in a moment"))
+        let connection: Connection
+        do {
+            try await channel.pipeline.addHandler(IdleConnectionCloser(limit: refusal == nil ? Self.idleLimit : Self.idleLimitPastTheMost))
             connection = try await adopt(channel)
         } catch {
             logger.debug("dropped a connection", metadata: ["error": "\(error)"])
