@@ -17,8 +17,11 @@ fi
 # Envoy writes the access log of every published port to its stdout (edshim server
 # --access-log): keep Docker's copy of it bounded. With --access-log FILE instead,
 # mount FILE's directory at the same path, read-write (-v /var/log/edshim:/var/log/edshim).
+# Root, as the unit runs it (privileged ports; dockerd >= 28's SO_REUSEPORT sockets;
+# the admin socket in /run/envoy-edshim): the image's entrypoint switches to its
+# envoy user unless ENVOY_UID=0, whatever --user says.
 exec docker run -d --name envoy-edshim --restart always --network host \
-    --user 0 \
+    --user 0 -e ENVOY_UID=0 \
     --log-opt max-size=100m --log-opt max-file=5 \
     -v /etc/edshim/envoy.yaml:/etc/envoy/envoy.yaml:ro \
     -v /var/lib/edshim/xds:/var/lib/edshim/xds:ro \

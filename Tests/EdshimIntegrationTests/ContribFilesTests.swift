@@ -56,6 +56,14 @@ struct ContribFilesTests {
         #expect(validation.output.contains("configuration '\(directory)/envoy.yaml' OK"), "\(validation.output)")
     }
 
+    @Test("envoy-docker.sh runs Envoy as root (the image's entrypoint switches to its envoy user unless ENVOY_UID=0), with the unit's admin socket, mounted, and stats address")
+    func envoyContainerScript() throws {
+        let script = try contrib("envoy-docker.sh")
+        #expect(script.contains("--user 0 -e ENVOY_UID=0"))
+        #expect(script.contains("--admin-address unix:/run/envoy-edshim/admin.sock") && script.contains("--stats-address 127.0.0.1:9901"))
+        #expect(script.contains("-v /run/envoy-edshim:/run/envoy-edshim"), "the admin socket reachable from the host")
+    }
+
     @Test("daemon.json points dockerd at edshim with iptables off, and the README shows the same keys")
     func daemonConfiguration() throws {
         let text = try contrib("daemon.json")
