@@ -361,7 +361,7 @@ struct ResyncTests {
             // Its own registration passes (the peer is that very process, which the
             // socket's permissions admit); only one made on its behalf needs the check.
             let arguments = ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine
-            let other = try await bed.spawnShim(arguments, host: host, launcher: ["/bin/sh", "-c", "shift; exec \"$0\" \"$@\"", copy])
+            let other = try await bed.spawnShim(arguments, host: host, launcher: Testbed.launcher(running: copy))
             #expect(other.isReady, "\(other.process.log)")
             #expect(ShimProcesses.shim(pid: other.process.pid) != nil, "named edshim, with a shim's flags")
 

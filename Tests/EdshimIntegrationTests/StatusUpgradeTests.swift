@@ -14,7 +14,7 @@ struct StatusUpgradeTests {
             try FileManager.default.createDirectory(atPath: bed.directory + "/bin", withIntermediateDirectories: true)
             try FileManager.default.copyItem(atPath: bed.edshim, toPath: installed)
             let arguments = ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine
-            let old = try await bed.spawnShim(arguments, host: host, launcher: ["/bin/sh", "-c", "shift; exec \"$0\" \"$@\"", installed])
+            let old = try await bed.spawnShim(arguments, host: host, launcher: Testbed.launcher(running: installed))
             #expect(old.isReady, "\(old.process.log)")
             let before = try await Binaries.run(installed, ["status"], environment: bed.environment, in: bed.directory)
             #expect(before.status == 0 && !before.output.contains("replaced since"), "\(before.output)")

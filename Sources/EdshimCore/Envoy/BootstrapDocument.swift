@@ -49,13 +49,8 @@ public struct BootstrapDocument: Equatable, Sendable {
     /// runtime has an admin layer, so that an operator can change a runtime flag with
     /// the admin API's `POST /runtime_modify` (and see it in `/runtime`).
     public var yaml: String {
-        let adminAddress = switch admin {
-        case .tcp(let endpoint):
-            "    socket_address:\n      address: \(Self.quoted(endpoint.ip.description))\n      port_value: \(endpoint.port)"
-        case .unixSocket(let path):
-            // 0600: root's alone (Envoy runs as root).
-            "    pipe:\n      path: \(Self.quoted(path))\n      mode: \(0o600)"
-        }
+        // A socket: 0600, root's alone (Envoy runs as root).
+        let adminAddress = Self.addressYAML(admin, indent: 4, pipeMode: 0o600)
         return """
             # Envoy bootstrap for edshim (\(Self.marker)).
             # Listeners and clusters come from lds.json and cds.json, which edshim
@@ -89,6 +84,19 @@ public struct BootstrapDocument: Equatable, Sendable {
                 admin_layer: {}
 
             """ + (statsAddress.map(statsListenerYAML) ?? "")
+    }
+
+    /// An `Address` (`socket_address`, or `pipe` with `pipeMode`) as YAML lines
+    /// indented by `indent` spaces.
+    static func addressYAML(_ address: AdminAddress, indent: Int, pipeMode: Int? = nil) -> String {
+        let lines = switch address {
+        case .tcp(let endpoint):
+            ["socket_address:", "  address: \(quoted(endpoint.ip.description))", "  port_value: \(endpoint.port)"]
+        case .unixSocket(let path):
+            ["pipe:", "  path: \(quoted(path))"] + (pipeMode.map { ["  mode: \($0)"] } ?? [])
+        }
+        let margin = String(repeating: " ", count: indent)
+        return lines.map { margin + $0 }.joined(separator: "\n")
     }
 
     /// A string as YAML reads it: JSON-quoted.

@@ -12,12 +12,6 @@ extension BootstrapDocument {
     /// the admin API, anything else answered 405.
     func statsListenerYAML(_ address: SocketEndpoint) -> String {
         let name = Self.quoted(Self.statsListenerName)
-        let adminEndpoint = switch admin {
-        case .tcp(let endpoint):
-            "              socket_address:\n                address: \(Self.quoted(endpoint.ip.description))\n                port_value: \(endpoint.port)"
-        case .unixSocket(let path):
-            "              pipe:\n                path: \(Self.quoted(path))"
-        }
         let routes = ["GET", "HEAD"].map { method in
             """
                           - match:
@@ -35,9 +29,7 @@ extension BootstrapDocument {
               listeners:
               - name: \(name)
                 address:
-                  socket_address:
-                    address: \(Self.quoted(address.ip.description))
-                    port_value: \(address.port)
+            \(Self.addressYAML(.tcp(address), indent: 6))
                 filter_chains:
                 - filters:
                   - name: envoy.filters.network.http_connection_manager
@@ -70,7 +62,7 @@ extension BootstrapDocument {
                   - lb_endpoints:
                     - endpoint:
                         address:
-            \(adminEndpoint)
+            \(Self.addressYAML(admin, indent: 14))
 
             """
     }

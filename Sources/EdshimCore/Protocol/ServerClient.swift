@@ -118,14 +118,10 @@ public struct ServerClient: Sendable {
     /// (no permission): only a certain absence counts.
     public var nothingListens: Bool {
         guard pathProblem == nil else { return true }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = Self.nonBlockingSocket()
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        let result = UnixSocketAddress.with(path: socketPath) { Glibc.connect(fd, $0, $1) } ?? {
-            errno = ENOENT
-            return -1
-        }()
-        return result != 0 && [ENOENT, ENOTDIR, ECONNREFUSED].contains(errno)
+        return connectOnce(fd) != 0 && [ENOENT, ENOTDIR, ECONNREFUSED].contains(errno)
     }
 
     /// Why waiting for a server at `socketPath` would not help, or nil: the path is
@@ -150,14 +146,11 @@ public struct ServerClient: Sendable {
     /// Non-blocking, such a connect fails at once with EAGAIN, and is tried again.
     private func connect(deadline: Deadline, interrupt: Int32?) throws(Failure) -> Int32 {
         if let pathProblem { throw .unreachable(pathProblem) }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        let fd = Self.nonBlockingSocket()
         guard fd >= 0 else { throw .unreachable("socket: \(ErrorText.describe(errno))") }
         var result: Int32
         while true {
-            result = UnixSocketAddress.with(path: socketPath) { Glibc.connect(fd, $0, $1) } ?? {
-                errno = ENOENT  // an empty path names no socket
-                return -1
-            }()
+            result = connectOnce(fd)
             guard result != 0, errno == EAGAIN || errno == EINTR else { break }
             guard !deadline.hasPassed else {
                 close(fd)
@@ -176,6 +169,19 @@ public struct ServerClient: Sendable {
             throw .unreachable(lastingProblem ?? "cannot reach the edshim server at \(socketPath): \(ErrorText.describe(code)); is `edshim server` running? (systemctl start edshim, or set EDSHIM_SOCKET)")
         }
         return fd
+    }
+
+    /// A Unix stream socket, non-blocking and closed on exec.
+    private static func nonBlockingSocket() -> Int32 {
+        socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    }
+
+    /// One `connect` of `fd` to `socketPath`; -1 with `errno` set when it fails.
+    private func connectOnce(_ fd: Int32) -> Int32 {
+        UnixSocketAddress.with(path: socketPath) { Glibc.connect(fd, $0, $1) } ?? {
+            errno = ENOENT  // an empty path names no socket
+            return -1
+        }()
     }
 
     private func send(_ bytes: [UInt8], on fd: Int32) throws(Failure) {

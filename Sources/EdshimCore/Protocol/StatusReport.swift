@@ -103,14 +103,14 @@ public enum StatusReport {
     /// `replacedBinary`: how many of the shims listed run an edshim replaced since
     /// they started (an upgrade), said in a line.
     public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath, otherServers: [String: Int] = [:], replacedBinary: Int = 0) -> String {
-        var elsewhere = otherServers.sorted { $0.key < $1.key }.map { path, count in
+        var footer = otherServers.sorted { $0.key < $1.key }.map { path, count in
             "\(count) more TCP port\(count == 1 ? "'s shim registers" : "s' shims register") with the server at \(path): EDSHIM_SOCKET=\(path) edshim status lists \(count == 1 ? "it" : "them")"
         }
         if replacedBinary > 0 {
-            elsewhere.append("\(replacedBinary) of these shims run\(replacedBinary == 1 ? "s" : "") the edshim replaced since \(replacedBinary == 1 ? "it" : "they") started (an upgrade): the old release's code, until the container restarts, or a dockerd restart with live-restore and EDSHIM_DOCKERD_RESTART_GRACE replaces \(replacedBinary == 1 ? "it" : "them") (docs/operations.md, Upgrade)")
+            footer.append("\(replacedBinary) of these shims run\(replacedBinary == 1 ? "s" : "") the edshim replaced since \(replacedBinary == 1 ? "it" : "they") started (an upgrade): the old release's code, until the container restarts, or a dockerd restart with live-restore and EDSHIM_DOCKERD_RESTART_GRACE replaces \(replacedBinary == 1 ? "it" : "them") (docs/operations.md, Upgrade)")
         }
         guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else {
-            return (["no published ports registered"] + elsewhere).joined(separator: "\n")
+            return (["no published ports registered"] + footer).joined(separator: "\n")
         }
         let header = ["HOST", "PROTO", "CONTAINER", "NAME", "SERVICE", "MODE", "OWNER"]
         let registered = registrations.map { registration in
@@ -181,7 +181,7 @@ public enum StatusReport {
         for mode in UnregisteredShim.Mode.allCases where modes.contains(mode) {
             lines.append("\(mode.rawValue): " + legend(of: mode, serverReachable: serverReachable, resync: resync, unanswered: unanswered, socketPath: socketPath))
         }
-        return (lines + elsewhere).joined(separator: "\n")
+        return (lines + footer).joined(separator: "\n")
     }
 
     /// What an unregistered shim's MODE means, and what to do about it; `unanswered`:

@@ -130,11 +130,12 @@ extension Registrar {
         guard !listensOnRegistered || unreadTooLong else { return nil }
         envoyFoundAbsent = ContinuousClock.now
         // Said so rather than "start Envoy": a second Envoy would share the ports.
-        let stopped = (envoyWatchers() ?? []).filter(\.stopped).map(\.pid)
+        let watchers = envoyWatchers() ?? []
+        let stopped = watchers.filter(\.stopped).map(\.pid)
         if !stopped.isEmpty { return .stopped(stopped) }
         guard listensOnRegistered else { return .notRunning }
         // Not "stopped, or hung" when the server knows why no update is read.
-        if await publisher.directoryWasReplaced, (envoyWatchers() ?? []).isEmpty { return .followsLostDirectory }
+        if await publisher.directoryWasReplaced, watchers.isEmpty { return .followsLostDirectory }
         return .notReading
     }
 

@@ -35,7 +35,8 @@ struct StatusCommand: ParsableCommand {
             release's code until their container restarts).
 
             UDP ports follow: those of the dockerd whose shims use this server (their
-            EDSHIM_SOCKET names the socket asked here, or cannot be read), found among
+            EDSHIM_SOCKET names the socket asked here, or cannot be read, or is the
+            default one where no server listens: other-socket above), found among
             the processes of this host's network namespace. edshim proxies them itself, without the server or Envoy, so their
             name and service are `-` (nothing asks Docker about them: docker ps
             --filter publish=PORT/udp names the container) and their mode `udp-proxy`. The shims' ports are listed even
@@ -141,10 +142,10 @@ struct StatusCommand: ParsableCommand {
         var unanswered: Set<String> = []
         var answered: [String: Int] = [:]
 
+        /// `shims`: genuine ones (`allButImpostors`): a socket named by any other
+        /// process is not connected to.
         init(_ shims: [ShimProcesses.Shim], besides socketPath: String) {
-            // Only dockerd's: a socket named by any other process is not connected to.
-            let user = geteuid()
-            let others = shims.filter { $0.socketPathKnown && !$0.registers(with: socketPath) && ShimProcesses.isGenuine($0, user: user) }
+            let others = shims.filter { $0.socketPathKnown && !$0.registers(with: socketPath) }
             for socket in Set(others.map(\.socketPath)) {
                 if ServerClient(socketPath: socket).nothingListens {
                     guard socket == EdshimDefaults.socketPath else { continue }

@@ -252,6 +252,12 @@ final class Testbed: @unchecked Sendable {
         return process
     }
 
+    /// A `spawnShim` launcher that runs the shim from `executable` (a copy of edshim)
+    /// instead of the testbed's edshim.
+    static func launcher(running executable: String) -> [String] {
+        ["/bin/sh", "-c", "shift; exec \"$0\" \"$@\"", executable]
+    }
+
     /// Starts the shim the way dockerd does and waits (up to dockerd's 16 s) for its report on fd 3.
     /// Its output goes to the testbed's shims.log, or, as dockerd leaves it, to /dev/null.
     /// In `networkNamespace` (when given) the shim runs, and the dockerd ≥ 28 socket is made.
