@@ -36,7 +36,8 @@ export EDSHIM_REQUIRE_DOCKER EDSHIM_REQUIRE_NAMESPACES
 
 test: test-deps
 	$(SWIFT) build --build-tests
-	EDSHIM_BIN=$(DEBUG_BIN) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" $(SWIFT) test --skip-build
+	EDSHIM_BIN=$(DEBUG_BIN) PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" \
+		scripts/run-tests.sh $(SWIFT) test --skip-build
 	$(MAKE) fuzz-replay
 
 # The property test (10,000 random operations against a real Envoy) and the chaos
@@ -44,7 +45,7 @@ test: test-deps
 test-long: test-deps
 	$(SWIFT) build --build-tests
 	EDSHIM_PROPERTY_OPERATIONS=10000 EDSHIM_CHAOS_SHIMS=200 EDSHIM_BIN=$(DEBUG_BIN) \
-		PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" $(SWIFT) test --skip-build
+		PATH="$$(scripts/ensure-test-deps.sh --print-path):$$PATH" scripts/run-tests.sh $(SWIFT) test --skip-build
 	$(MAKE) fuzz-replay
 
 demo: build
