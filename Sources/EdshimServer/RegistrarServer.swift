@@ -108,6 +108,10 @@ public struct RegistrarServer: Sendable {
             xdsDirectoryCreated: claim.created,
             logger: logger
         )
+        // Bound before the shims' socket (which the listener binds as it runs): a
+        // server that answers there answers here too.
+        var adminListening: AdminEndpoint.Listening?
+        if let admin = configuration.adminAddress { adminListening = try await AdminEndpoint.listen(on: admin, policy: policy, logger: logger) }
         let listener = SocketListener(
             path: configuration.socketPath,
             policy: policy,
@@ -119,8 +123,8 @@ public struct RegistrarServer: Sendable {
         let reaper = OwnerReaper(owners: owners, registrar: registrar)
         let refresher = LabelRefresher(registrar: registrar, source: metadataSource)
         var services: [any Service] = [listener, reaper, refresher, OnDiskGuard(publisher: publisher, state: state), UnservedPortsLog(registrar: registrar, socketPath: configuration.socketPath, logger: logger), HangupIgnored(logger: logger)]
-        if let admin = configuration.adminAddress {
-            services.append(AdminEndpoint(address: admin, policy: policy, registrar: registrar, health: health, logger: logger))
+        if let admin = configuration.adminAddress, let adminListening {
+            services.append(AdminEndpoint(address: admin, listening: adminListening, policy: policy, registrar: registrar, health: health, logger: logger))
         }
         let group = ServiceGroup(configuration: .init(
             services: services,

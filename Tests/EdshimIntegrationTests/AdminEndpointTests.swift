@@ -50,6 +50,20 @@ struct AdminEndpointTests {
         }
     }
 
+    @Test("the admin endpoint listens before the shims' socket: once the socket answers (systemd was told READY=1), so does /healthz")
+    func listensBeforeTheSocket() async throws {
+        var options = Testbed.Options()
+        options.startEnvoy = false
+        try await withTestbed(options) { bed in
+            // The testbed returned as soon as the socket answered.
+            #expect(try TestHTTP.get(bed.serverAdmin, path: "/healthz").status == 200)
+            let log = try #require(bed.server?.log)
+            let admin = try #require(log.range(of: "[EdshimServer] admin endpoint listening"), "\(log)")
+            let socket = try #require(log.range(of: "socket=\(bed.socketPath) [EdshimServer] listening"), "\(log)")
+            #expect(admin.lowerBound < socket.lowerBound, "bound before the socket: \(log)")
+        }
+    }
+
     @Test("GET /healthz answers 503 saying what cannot be written while the state file's writes fail (as on a full disk), and ok again once they succeed", .needsPrivateNetworkNamespaces)
     func healthzReportsFailingWrites() async throws {
         var options = Testbed.Options()

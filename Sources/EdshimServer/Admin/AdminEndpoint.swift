@@ -20,6 +20,7 @@ struct AdminEndpoint: Service {
     typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
 
     let address: AdminAddress
+    let listening: Listening
     /// Who may use a Unix socket: the registration socket's owner and group.
     let policy: PeerPolicy
     let registrar: Registrar
@@ -27,8 +28,9 @@ struct AdminEndpoint: Service {
     let logger: Logger
     private let budget = AdminConnectionBudget()
 
-    init(address: AdminAddress, policy: PeerPolicy, registrar: Registrar, health: WriteHealth, logger: Logger) {
+    init(address: AdminAddress, listening: Listening, policy: PeerPolicy, registrar: Registrar, health: WriteHealth, logger: Logger) {
         self.address = address
+        self.listening = listening
         self.policy = policy
         self.registrar = registrar
         self.health = health
@@ -36,8 +38,8 @@ struct AdminEndpoint: Service {
     }
 
     /// Refuses an address something already listens on, or a socket path that cannot
-    /// be one, before the server starts anything (the endpoint itself binds it when
-    /// the services run). A socket in the directory of the shims' socket
+    /// be one, before the server starts anything (`listen` binds it once the server
+    /// has read its state). A socket in the directory of the shims' socket
     /// (`/run/edshim`, gone after each reboot) may find it missing: the server makes
     /// it before the endpoint binds.
     static func refuseIfTaken(_ address: AdminAddress, besideShimsSocket shimsSocket: String) throws {
@@ -73,7 +75,16 @@ struct AdminEndpoint: Service {
         UnixSocketPath(path: path, option: "--admin-address unix:")
     }
 
-    func run() async throws {
+    /// The endpoint's socket, bound before the services run: the server binds it
+    /// before the shims' socket, so a server whose socket answers (and that told
+    /// systemd READY=1) answers on its admin address too.
+    struct Listening {
+        let server: UnixSocketPath.Server
+        /// A Unix socket, removed at the stop if it is still the one bound.
+        let unixSocket: (path: UnixSocketPath, identity: UnixSocketPath.Identity)?
+    }
+
+    static func listen(on address: AdminAddress, policy: PeerPolicy, logger: Logger) async throws -> Listening {
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelOption(.autoRead, value: false)
             // A client may close its sending side after its request (HTTP/1.0 tools,
@@ -81,28 +92,32 @@ struct AdminEndpoint: Service {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
         switch address {
         case .tcp(let endpoint):
-            let server: UnixSocketPath.Server
             do {
-                server = try await bootstrap
+                let server = try await bootstrap
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .bind(host: endpoint.ip.description, port: Int(endpoint.port), childChannelInitializer: Self.initializer)
+                logListening(on: address, logger: logger)
+                return Listening(server: server, unixSocket: nil)
             } catch {
                 throw ServerError("--admin-address \(address): \(error); choose a free address, or off")
             }
-            try await answerConnections(on: server)
         case .unixSocket(let path):
             let socket = Self.socketPath(path)
             let (server, bound) = try await socket.bind(policy: policy, logger: logger) {
                 try await bootstrap.bind(unixDomainSocketPath: $0, childChannelInitializer: Self.initializer)
             }
-            defer { socket.remove(ifStill: bound) }
-            try await answerConnections(on: server)
+            logListening(on: address, logger: logger)
+            return Listening(server: server, unixSocket: (socket, bound))
         }
     }
 
-    private func answerConnections(on server: UnixSocketPath.Server) async throws {
-        logger.info("admin endpoint listening", metadata: ["address": "\(address)", "try": "\(example)"])
-        try await server.serveConnections { connection in await serve(connection) }
+    private static func logListening(on address: AdminAddress, logger: Logger) {
+        logger.info("admin endpoint listening", metadata: ["address": "\(address)", "try": "\(example(address))"])
+    }
+
+    func run() async throws {
+        defer { listening.unixSocket.map { $0.path.remove(ifStill: $0.identity) } }
+        try await listening.server.serveConnections { connection in await serve(connection) }
     }
 
     /// Makes each accepted connection an HTTP/1.1 server's.
@@ -117,7 +132,7 @@ struct AdminEndpoint: Service {
     }
 
     /// How to ask it, for the log.
-    private var example: String {
+    private static func example(_ address: AdminAddress) -> String {
         switch address {
         case .tcp(let endpoint): "curl http://\(endpoint)/status"
         case .unixSocket(let path): "curl --unix-socket \(path) http://edshim/status"
