@@ -11,6 +11,11 @@ public enum EdshimDefaults {
     /// The Docker Engine API the server reads labels from, when neither
     /// `--docker-host` nor `DOCKER_HOST` names one.
     public static let dockerHost = "unix:///var/run/docker.sock"
+    /// `DOCKER_HOST`, else `dockerHost`: where the server and status look for Docker
+    /// when not told (`--docker-host`).
+    public static var environmentDockerHost: String {
+        ProcessEnvironment.value("DOCKER_HOST") ?? dockerHost
+    }
     /// The server's own admin and status HTTP endpoint.
     public static let serverAdminAddress = "127.0.0.1:7776"
     /// Envoy's admin API, in the bootstrap edshim prints.

@@ -70,6 +70,11 @@ public struct DockerEngineClient: Sendable {
         return try await decode([DockerEngine.ContainerSummary].self, from: "/v\(version)/containers/json?all=1&filters=\(filter)")
     }
 
+    /// The running containers (`paused` and `restarting` ones included), with their ports.
+    func runningContainers(version: String) async throws(Failure) -> [DockerEngine.ContainerSummary] {
+        try await decode([DockerEngine.ContainerSummary].self, from: "/v\(version)/containers/json")
+    }
+
     private struct Response {
         var status: Int
         var apiVersion: String?

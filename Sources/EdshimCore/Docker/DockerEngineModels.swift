@@ -28,10 +28,21 @@ enum DockerEngine {
         var Containers: [String: Endpoint]?
     }
 
-    /// An entry of `GET /containers/json?all=1`.
+    /// An entry of `GET /containers/json` (`?all=1`: in any state).
     struct ContainerSummary: Decodable {
+        /// A port of the container; published when it has a `PublicPort`.
+        struct Port: Decodable {
+            var IP: String?
+            var PrivatePort: Int?
+            var PublicPort: Int?
+            var `Type`: String?
+        }
+
         var Id: String
         var Names: [String]?
         var Labels: [String: String]?
+        /// running, paused, restarting, exited, …
+        var State: String?
+        var Ports: [Port]?
     }
 }

@@ -20,4 +20,10 @@ extension StatusReport {
         }
         return registered + unlisted
     }
+
+    /// The published ports no proxy serves, one `HOST/PROTO (no proxy: CONTAINER)`
+    /// each, for `edshim status --check`.
+    public static func unproxiedLines(_ unproxied: [PublishedPort]) -> [(key: RegistrationKey, line: String)] {
+        unproxied.map { (key: $0.key, line: "\($0.key.host)/\($0.key.proto.rawValue) (no proxy: dockerd publishes it for \($0.container))") }
+    }
 }

@@ -102,14 +102,20 @@ public enum StatusReport {
     /// server's ports: said in a line, not listed).
     /// `replacedBinary`: how many of the shims listed run an edshim replaced since
     /// they started (an upgrade), said in a line.
-    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath, otherServers: [String: Int] = [:], replacedBinary: Int = 0) -> String {
+    /// `docker`: the ports dockerd publishes that no proxy serves (`no-proxy` rows,
+    /// last), or why Docker could not be asked (said in a line).
+    public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath, otherServers: [String: Int] = [:], replacedBinary: Int = 0, docker: DockerView = .notAsked) -> String {
+        let unproxied = docker.unproxied
         var footer = otherServers.sorted { $0.key < $1.key }.map { path, count in
             "\(count) more TCP port\(count == 1 ? "'s shim registers" : "s' shims register") with the server at \(path): EDSHIM_SOCKET=\(path) edshim status lists \(count == 1 ? "it" : "them")"
         }
         if replacedBinary > 0 {
             footer.append("\(replacedBinary) of these shims run\(replacedBinary == 1 ? "s" : "") the edshim replaced since \(replacedBinary == 1 ? "it" : "they") started (an upgrade): the old release's code, until the container restarts, or a dockerd restart with live-restore and EDSHIM_DOCKERD_RESTART_GRACE replaces \(replacedBinary == 1 ? "it" : "them") (docs/operations.md, Upgrade)")
         }
-        guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty else {
+        if case .unreachable(let host, let reason) = docker {
+            footer.append("Docker at \(host) could not be asked (\(reason)): ports it publishes that no proxy serves are not looked for (--docker-host names another)")
+        }
+        guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty || !unproxied.isEmpty else {
             return (["no published ports registered"] + footer).joined(separator: "\n")
         }
         let header = ["HOST", "PROTO", "CONTAINER", "NAME", "SERVICE", "MODE", "OWNER"]
@@ -146,7 +152,10 @@ public enum StatusReport {
                 shim.owner.description,
             ]
         }
-        let rows = registered + unregisteredRows + proxied
+        let unproxiedRows = unproxied.map { port in
+            [port.key.host.description, port.key.proto.rawValue, "-:\(port.containerPort)", port.container, "-", "no-proxy", "-"]
+        }
+        let rows = registered + unregisteredRows + proxied + unproxiedRows
         let widths = header.indices.map { column in
             ([header] + rows).map { $0[column].count }.max() ?? 0
         }
@@ -181,7 +190,25 @@ public enum StatusReport {
         for mode in UnregisteredShim.Mode.allCases where modes.contains(mode) {
             lines.append("\(mode.rawValue): " + legend(of: mode, serverReachable: serverReachable, resync: resync, unanswered: unanswered, socketPath: socketPath))
         }
+        if !unproxied.isEmpty {
+            lines.append("no-proxy: dockerd publishes the port (docker ps lists it), but no proxy serves it: its shim was killed (kill -9: dockerd does not start it again), or dockerd does not run edshim (--userland-proxy-path); docker restart \(unproxied.map(\.container).first ?? "CONTAINER") publishes it again")
+        }
         return (lines + footer).joined(separator: "\n")
+    }
+
+    /// What status learnt from Docker about the ports it publishes.
+    public enum DockerView: Sendable {
+        /// Not asked (the server could not be reached, or --json).
+        case notAsked
+        /// Asked: the published ports that no proxy serves (`PublishedPorts.unproxied`).
+        case asked(unproxied: [PublishedPort])
+        /// Docker at `host` did not answer, for `reason`.
+        case unreachable(host: String, reason: String)
+
+        public var unproxied: [PublishedPort] {
+            if case .asked(let unproxied) = self { return unproxied }
+            return []
+        }
     }
 
     /// What an unregistered shim's MODE means, and what to do about it; `unanswered`:

@@ -181,7 +181,7 @@ struct ServerCommand: AsyncParsableCommand {
             xdsDirectory: absolute(xdsDirectory),
             stateFile: stateFile,
             adminAddress: AdminAddress(parsing: adminAddress),
-            dockerHost: dockerHost ?? environmentDockerHost(),
+            dockerHost: dockerHost ?? EdshimDefaults.environmentDockerHost,
             defaultMode: ProxyMode(rawValue: defaultMode) ?? .http,
             readyTimeout: .milliseconds(Int64(readyTimeout * 1000)),
             peerRequestsPerSecond: peerRate,
@@ -213,9 +213,5 @@ struct ServerCommand: AsyncParsableCommand {
             logger.critical("\(error)")
             throw ExitCode.failure
         }
-    }
-
-    private func environmentDockerHost() -> String {
-        ProcessEnvironment.value("DOCKER_HOST") ?? EdshimDefaults.dockerHost
     }
 }

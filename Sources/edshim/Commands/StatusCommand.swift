@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// `edshim status`: what the server has registered.
-struct StatusCommand: ParsableCommand {
+struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "List the published ports the server knows, and where they go.",
@@ -43,6 +43,15 @@ struct StatusCommand: ParsableCommand {
             when the server cannot be reached, TCP ones with the modes above (the
             command then still fails, saying so).
 
+            Last come the ports dockerd publishes (asked at --docker-host: docker ps's
+            ports of running containers) that no proxy serves, mode `no-proxy`, named
+            from their container: a shim killed with kill -9 (dockerd never starts it
+            again, and nothing else notices), or a dockerd not run with edshim as its
+            userland proxy; docker restart CONTAINER publishes it again. A port a
+            process listens on (TCP) or is bound to (UDP), such as a docker-proxy
+            started before edshim was installed, counts as served. When Docker cannot
+            be asked, a line says so.
+
             A registered port's mode is followed by `(registering)` while the server
             has not answered its shim yet and Envoy does not serve it (it waits for
             Envoy to listen), by `(closed)` when nothing listens on it
@@ -57,7 +66,8 @@ struct StatusCommand: ParsableCommand {
             each on stderr, for a monitoring check; 0 when every one is. Ports being
             registered do not count: docker run is publishing them; and a port counts
             only when it is found so again a second later (a port being withdrawn, by
-            docker rm or stop, passes through such states for a moment). A port where a
+            docker rm or stop, passes through such states for a moment). So do the
+            no-proxy ports, TCP and UDP (Docker out of reach is not a failure). A port where a
             connection waits unaccepted for a second (looked at again a second later,
             only when one is queued) counts too, `(not accepting)`: Envoy listens but
             does not accept (hung). Without it, status exits 0 whenever the server
@@ -71,7 +81,8 @@ struct StatusCommand: ParsableCommand {
 
             Examples:
               edshim status
-              edshim status --check     # exit 1 if a TCP port is not served by Envoy
+              edshim status --check     # exit 1 if a TCP port is not served by Envoy,
+                                        # or a published port by any proxy
               EDSHIM_SOCKET=/run/edshim-test/edshim.sock edshim status --json
             """
     )
@@ -82,7 +93,36 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Exit 1, naming them on stderr, when a TCP port is not served by Envoy as registered: (closed), (shim), (other program), (not accepting), or a shim the server does not list (for monitoring).")
     var check = false
 
+    @Option(name: .customLong("docker-host"), help: "Where dockerd's API is, to look for the ports it publishes that no proxy serves: unix:// or tcp:// (default: $DOCKER_HOST, else \(EdshimDefaults.dockerHost), as for the server).")
+    var dockerHost: String?
+
     @OptionGroup var server: ServerSocketOptions
+
+    func validate() throws {
+        if let dockerHost {
+            do {
+                _ = try DockerHost(parsing: dockerHost)
+            } catch {
+                throw ValidationError("--docker-host: \(error.description)")
+            }
+        }
+    }
+
+    /// The ports Docker publishes that no proxy serves: not among `listed` (the
+    /// registrations and the shims running), and nothing listening (TCP) or bound
+    /// (UDP) on them.
+    private func dockerView(listed: Set<RegistrationKey>, listening: [ListeningSocket]) async -> StatusReport.DockerView {
+        let text = dockerHost ?? EdshimDefaults.environmentDockerHost
+        do {
+            let published = try await PublishedPorts.read(from: try DockerHost(parsing: text))
+            let udp: [ListeningSocket]? = try? (ListenTable.unconnectedUDPSockets(family: AF_INET).get() + ListenTable.unconnectedUDPSockets(family: AF_INET6).get())
+            return .asked(unproxied: PublishedPorts.unproxied(published, listed: listed, listeningTCP: Set(listening.map(\.endpoint)), boundUDP: udp.map { Set($0.map(\.endpoint)) }))
+        } catch let failure as DockerEngineClient.Failure {
+            return .unreachable(host: text, reason: failure.description)
+        } catch {
+            return .unreachable(host: text, reason: "\(error)")
+        }
+    }
 
     /// What serves each registered port: Envoy, its shim (waiting for Envoy), another
     /// program (Envoy could not bind it), or nothing (Envoy does not run).
@@ -203,6 +243,9 @@ struct StatusCommand: ParsableCommand {
         var stopped: [PortHolders.Holder]
         var notAccepting: Set<RegistrationKey>
         var notServed: [(key: RegistrationKey, line: String)]
+        var docker: StatusReport.DockerView
+        /// With --check: the published ports no proxy serves.
+        var unproxied: [(key: RegistrationKey, line: String)]
     }
 
     /// The server's registrations and those in progress, asked again (nil when it
@@ -213,7 +256,7 @@ struct StatusCommand: ParsableCommand {
     }
 
     /// Looks at the host for the server's listing (`shims` read before it was asked).
-    private func snapshot(_ registrations: [Registration], registering inProgress: [RegistrationInProgress], shims: [ShimProcesses.Shim], others: OtherSockets, client: ServerClient) -> Snapshot {
+    private func snapshot(_ registrations: [Registration], registering inProgress: [RegistrationInProgress], shims: [ShimProcesses.Shim], others: OtherSockets, client: ServerClient) async -> Snapshot {
         let registering = Set(inProgress.map(\.key))
         let listening = ListenTable.read()
         let holders = Self.holders(of: registrations, listening: listening)
@@ -236,10 +279,13 @@ struct StatusCommand: ParsableCommand {
             notAccepting.formUnion(Self.notAccepting(registrations.filter { !heldByStopped.contains($0.key) }, listening: listening))
         }
         let notServed = check ? StatusReport.portsNotServedByEnvoy(registrations, serving: serving, unregistered: unregistered, notAccepting: notAccepting, registering: registering) : []
-        return Snapshot(registrations: registrations, registering: registering, shims: shims, serving: serving, unregistered: unregistered, stopped: stopped, notAccepting: notAccepting, notServed: notServed)
+        // --json alone prints the registrations only: Docker is not asked.
+        let docker = json && !check ? .notAsked : await dockerView(listed: registeredKeys.union(shims.map(\.arguments.key)), listening: listening)
+        let unproxied = check ? StatusReport.unproxiedLines(docker.unproxied) : []
+        return Snapshot(registrations: registrations, registering: registering, shims: shims, serving: serving, unregistered: unregistered, stopped: stopped, notAccepting: notAccepting, notServed: notServed, docker: docker, unproxied: unproxied)
     }
 
-    func run() throws {
+    func run() async throws {
         let client = server.client
         // Read before the server is asked: a shim it does not list had started before
         // it answered (`askedAgain`).
@@ -259,23 +305,25 @@ struct StatusCommand: ParsableCommand {
             guard !tcpShims.isEmpty || !udpShims.isEmpty || !strays.isEmpty else { throw CommandFailure(error.description) }
             let listening = ListenTable.read()
             let unregistered = tcpShims.map { Self.unregistered($0, listening: listening) } + strays.map { Self.unregistered($0, listening: listening, unansweredSocket: $0.socketPath) }
-            print(StatusReport.table([], unregistered: unregistered, udpShims: udpShims, serverReachable: false, socketPath: client.socketPath, otherServers: others.answered))
+            let docker = await dockerView(listed: Set(shims.map(\.arguments.key)), listening: listening)
+            print(StatusReport.table([], unregistered: unregistered, udpShims: udpShims, serverReachable: false, socketPath: client.socketPath, otherServers: others.answered, docker: docker))
             throw CommandFailure("\(error.description); the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)")
         }
         switch response {
         case .registrations(let registrations, let inProgress):
-            var seen = snapshot(registrations, registering: inProgress, shims: shims, others: others, client: client)
+            var seen = await snapshot(registrations, registering: inProgress, shims: shims, others: others, client: client)
             // A port being published or withdrawn passes through states that look wrong
             // for a moment (a shim deregistering, Envoy letting go of its listener): a
             // port fails the check only when it is found so again a second later,
             // whatever the reason each time.
-            if check, !seen.notServed.isEmpty {
-                usleep(1_000_000)
+            if check, !seen.notServed.isEmpty || !seen.unproxied.isEmpty {
+                try await Task.sleep(for: .seconds(1))
                 let later = ShimProcesses.allButImpostors()
                 if let (registrations, inProgress) = Self.listing(client) {
-                    let before = Set(seen.notServed.map(\.key))
-                    seen = snapshot(registrations, registering: inProgress, shims: later, others: others, client: client)
+                    let before = Set((seen.notServed + seen.unproxied).map(\.key))
+                    seen = await snapshot(registrations, registering: inProgress, shims: later, others: others, client: client)
                     seen.notServed = seen.notServed.filter { before.contains($0.key) }
+                    seen.unproxied = seen.unproxied.filter { before.contains($0.key) }
                 }
             }
             if json {
@@ -283,10 +331,17 @@ struct StatusCommand: ParsableCommand {
             } else {
                 let udpShims = Self.udpShims(among: seen.shims, of: client.socketPath, others: others)
                 let listed = seen.registrations.map(\.owner.pid) + seen.unregistered.map(\.shim.owner.pid) + udpShims.map(\.owner.pid)
-                print(StatusReport.table(seen.registrations, serving: seen.serving, unregistered: seen.unregistered, udpShims: udpShims, stoppedEnvoys: seen.stopped, notAccepting: seen.notAccepting, registering: seen.registering, socketPath: client.socketPath, otherServers: others.answered, replacedBinary: Set(listed).filter { ShimProcesses.runsReplacedBinary($0) }.count))
+                print(StatusReport.table(seen.registrations, serving: seen.serving, unregistered: seen.unregistered, udpShims: udpShims, stoppedEnvoys: seen.stopped, notAccepting: seen.notAccepting, registering: seen.registering, socketPath: client.socketPath, otherServers: others.answered, replacedBinary: Set(listed).filter { ShimProcesses.runsReplacedBinary($0) }.count, docker: seen.docker))
             }
-            guard check, !seen.notServed.isEmpty else { return }
-            throw CommandFailure("\(seen.notServed.count) of \(seen.registrations.count + seen.unregistered.count) TCP ports not served by Envoy as registered: \(seen.notServed.map(\.line).joined(separator: ", "))")
+            guard check, !seen.notServed.isEmpty || !seen.unproxied.isEmpty else { return }
+            var failures: [String] = []
+            if !seen.notServed.isEmpty {
+                failures.append("\(seen.notServed.count) of \(seen.registrations.count + seen.unregistered.count) TCP ports not served by Envoy as registered: \(seen.notServed.map(\.line).joined(separator: ", "))")
+            }
+            if !seen.unproxied.isEmpty {
+                failures.append("\(seen.unproxied.count) port\(seen.unproxied.count == 1 ? "" : "s") that dockerd publishes served by no proxy: \(seen.unproxied.map(\.line).joined(separator: ", "))")
+            }
+            throw CommandFailure(failures.joined(separator: "; "))
         case .failure(let error):
             throw CommandFailure(error.message)
         case .ok:
