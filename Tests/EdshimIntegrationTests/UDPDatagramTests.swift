@@ -171,8 +171,7 @@ struct UDPDatagramTests {
                 let target = SocketEndpoint(ip: IPAddress(address) ?? .loopbackIPv4, port: host.port)
                 let reply = try await onThread { () -> SocketEndpoint? in
                     let client = try UDPTestClient(.ipv4, bindTo: .loopbackIPv4)
-                    try client.send(Array("hello".utf8), to: target)
-                    return client.receive()?.from
+                    return try client.replySource(of: Array("hello".utf8), to: target)
                 }
                 #expect(reply == target, "sent to \(target), answered from \(String(describing: reply))")
             }
@@ -222,8 +221,7 @@ struct UDPDatagramTests {
                     let target = SocketEndpoint(ip: address, port: host.port)
                     let reply = try await namespace.run { () -> SocketEndpoint? in
                         let client = try UDPTestClient(.ipv6, bindTo: .loopbackIPv6)
-                        try client.send(Array("hello".utf8), to: target)
-                        return client.receive()?.from
+                        return try client.replySource(of: Array("hello".utf8), to: target)
                     }
                     #expect(reply == target, "sent to \(target), answered from \(String(describing: reply))")
                 }
@@ -314,8 +312,7 @@ struct UDPDatagramTests {
             #expect(proxy.isReady)
             let reply = try await onThread { () -> SocketEndpoint? in
                 let client = try UDPTestClient(.ipv4)
-                try client.send(Array("one".utf8), to: single)
-                return client.receive()?.from
+                return try client.replySource(of: Array("one".utf8), to: single)
             }
             #expect(reply == single)
         }

@@ -292,6 +292,17 @@ final class UDPTestClient: @unchecked Sendable {
         throw TestFailure("no answer from \(target) to \(bytes.count) bytes after \(attempts) attempts")
     }
 
+    /// The address the answer to `bytes` sent to `target` came from; sent again when
+    /// none comes within `timeout` (UDP may drop a datagram on a loaded host): nil
+    /// when none came after `attempts`.
+    func replySource(of bytes: [UInt8], to target: SocketEndpoint, attempts: Int = 3, timeout: Int32 = 2000) throws -> SocketEndpoint? {
+        for _ in 0..<attempts {
+            try send(bytes, to: target)
+            if let reply = receive(timeout: timeout) { return reply.from }
+        }
+        return nil
+    }
+
     /// The address the echo server saw this client's datagrams come from: the
     /// proxy's upstream socket for this client's flow.
     func upstreamAddress(via target: SocketEndpoint, attempts: Int = 3) throws -> String {
