@@ -80,6 +80,7 @@ ensure_tools() {
     local missing=()
     have curl || missing+=(curl)
     have pgrep || missing+=(procps)
+    have readelf || missing+=(binutils)
     (( ${#missing[@]} == 0 )) || install_packages "the tests and the demo run them" "${missing[@]}"
 }
 

@@ -1,7 +1,24 @@
+import CEdshimLinux
+
 /// The edshim release.
 public enum EdshimVersion {
     /// Semantic version of this build.
     public static let current = "0.1.0"
+    /// The GNU build ID the linker wrote into this executable, in hex: two builds of
+    /// one version tell apart by it (`file -L /proc/PID/exe` prints a running shim's,
+    /// as BuildID[sha1]). Nil when the executable has none.
+    public static let buildID: String? = {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        let length = Int(edshim_build_id(&bytes, Int32(bytes.count)))
+        guard length > 0 else { return nil }
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: bytes.prefix(length).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] }, as: UTF8.self)
+    }()
     /// The line `edshim version` and `-v` print.
-    public static let banner = "edshim version \(current) (docker-proxy compatible userland proxy; Envoy v3 xDS)"
+    public static let banner = banner(buildID: buildID)
+
+    /// The banner of a build whose ID is `buildID`.
+    public static func banner(buildID: String?) -> String {
+        "edshim version \(current) (\(buildID.map { "build-id \($0); " } ?? "")docker-proxy compatible userland proxy; Envoy v3 xDS)"
+    }
 }

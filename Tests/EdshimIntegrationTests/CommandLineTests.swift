@@ -72,9 +72,14 @@ struct CommandLineTests {
         ["version"], ["--version"], ["-v"], ["server", "--version"], ["bootstrap", "--version"], ["udp-proxy", "--version"], ["status", "--version"],
     ])
     func version(arguments: [String]) async throws {
-        let result = try await Binaries.run(try Binaries.edshim(), arguments, in: NSTemporaryDirectory())
+        let edshim = try Binaries.edshim()
+        let result = try await Binaries.run(edshim, arguments, in: NSTemporaryDirectory())
         #expect(result.status == 0, "\(result.output)")
-        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == EdshimVersion.banner)
+        // The build ID the linker wrote into the file, as readelf reads it.
+        let notes = try await Binaries.run(try Binaries.onPath("readelf", install: "apt-get install binutils"), ["-n", edshim], in: NSTemporaryDirectory())
+        let buildID = try #require(notes.output.split(separator: "\n").first { $0.contains("Build ID:") }?.split(separator: " ").last.map(String.init), "\(notes.output)")
+        #expect(buildID.count == 40)
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == EdshimVersion.banner(buildID: buildID))
     }
 
     @Test("edshim status lists registrations; --json prints an array")

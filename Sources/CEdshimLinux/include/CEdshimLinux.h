@@ -191,4 +191,8 @@ int edshim_rename_without_replacing(const char *from, const char *to);
 /// crash). 0, or -1 when glibc refused one of them.
 int edshim_use_built_in_name_services(void);
 
+/// The GNU build ID of the running executable into `bytes` (at most `capacity`):
+/// its length, 0 when it has none.
+int edshim_build_id(unsigned char *bytes, int capacity);
+
 #endif
