@@ -250,7 +250,7 @@ done
 echo "   access log (Envoy's stdout): ${ACCESS_LINE:-(no line yet)}"
 echo
 echo "Try: curl -i http://127.0.0.1:$HOST_PORT/"
-echo "     EDSHIM_SOCKET=$EDSHIM_SOCKET $EDSHIM status"
+echo "     EDSHIM_SOCKET=$EDSHIM_SOCKET${DOCKER_HOST_URL:+ DOCKER_HOST=$DOCKER_HOST_URL} $EDSHIM status"
 echo "     tail -f $DIR/envoy.log    # Envoy's access log, a JSON line per request"
 if (( WITH_DOCKER )); then
     TRY_PORT="$(free_port)"

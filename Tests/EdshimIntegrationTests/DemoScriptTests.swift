@@ -33,6 +33,10 @@ struct DemoScriptTests {
         let gateway = try #require(demo.output.firstMatch(of: /bridge edsdemo[0-9a-f]{4} \(([0-9.]+)\/24\)/)?.1, "the demo names its gateway")
         #expect(demo.output.contains("the container got 'hello over UDP' from \(gateway):"), "\(demo.output)")
         #expect(demo.statusRows(udpPort: try demo.udpHostPort()).count == 2, "\(demo.output)")
+        // status asked the demo's dockerd (DOCKER_HOST) for the ports it publishes:
+        // every one has its proxy.
+        #expect(!demo.output.contains("could not be asked") && !demo.output.contains("no-proxy"), "\(demo.output)")
+        #expect(demo.output.contains(" DOCKER_HOST=unix://") && demo.output.contains("/edshim status"), "the status command to try names the demo's dockerd: \(demo.output)")
 
         let bridge = try #require(demo.output.firstMatch(of: /bridge (edsdemo[0-9a-f]{4})/)?.1, "the demo names its bridge")
         #expect(!FileManager.default.fileExists(atPath: "/sys/class/net/\(bridge)"), "bridge \(bridge) removed")

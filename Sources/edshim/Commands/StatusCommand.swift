@@ -90,7 +90,7 @@ struct StatusCommand: AsyncParsableCommand {
     @Flag(help: "Print a JSON array instead of a table.")
     var json = false
 
-    @Flag(help: "Exit 1, naming them on stderr, when a TCP port is not served by Envoy as registered: (closed), (shim), (other program), (not accepting), or a shim the server does not list (for monitoring).")
+    @Flag(help: "Exit 1, naming them on stderr, when a TCP port is not served by Envoy as registered: (closed), (shim), (other program), (not accepting), or a shim the server does not list; or when a port dockerd publishes is served by no proxy (no-proxy). For monitoring.")
     var check = false
 
     @Option(name: .customLong("docker-host"), help: "Where dockerd's API is, to look for the ports it publishes that no proxy serves: unix:// or tcp:// (default: $DOCKER_HOST, else \(EdshimDefaults.dockerHost), as for the server).")
