@@ -29,6 +29,8 @@ public struct RegistrarServer: Sendable {
         let policy = try PeerPolicy.resolve(groupName: configuration.socketGroup)
         try SocketListener.refuseUnusable(path: configuration.socketPath)
         if let admin = configuration.adminAddress { try AdminEndpoint.refuseIfTaken(admin, besideShimsSocket: configuration.socketPath) }
+        try StateFileClaim.refuseWritableByOthers(configuration.stateFile)
+        try XDSDirectoryClaim.refuseWritableByOthers(configuration.xdsDirectory)
         let stateClaim = try StateFileClaim(configuration.stateFile)
         let claim = try XDSDirectoryClaim(configuration.xdsDirectory, logger: logger)
         defer { withExtendedLifetime((stateClaim, claim)) {} }

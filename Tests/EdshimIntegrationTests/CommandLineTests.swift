@@ -318,6 +318,9 @@ struct CommandLineTests {
         (["server", "--access-log", "access.log"], "--access-log must be stdout, stderr, off or an absolute file path"),
         (["server", "--access-log", "/nonexistent/envoy/access.log"], "the directory /nonexistent/envoy does not exist, and Envoy would refuse every listener"),
         (["server", "--access-log", "/tmp"], "--access-log /tmp: it is a directory"),
+        // Envoy (root) would append to what another user plants there first.
+        (["server", "--access-log", "/tmp/edshim-access.log"], "--access-log /tmp/edshim-access.log: /tmp may be written by any user (mode 1777, as /tmp): another user could plant a file or a link there first; choose a directory only root may write"),
+        (["status", "--docker-host", "docker.sock"], "--docker-host: docker host docker.sock must start with unix:// or tcp://"),
         (["server", "--ready-timeout", "0"], "--ready-timeout must be at least 0.001"),
         (["server", "--socket", ""], "--socket must name the socket's path"),
         (["server", "--xds-dir", ""], "--xds-dir must name the directory Envoy watches"),

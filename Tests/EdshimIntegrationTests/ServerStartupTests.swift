@@ -95,6 +95,36 @@ struct ServerStartupTests {
         #expect(access(target, F_OK) != 0, "nothing created through the link")
     }
 
+    @Test("an xds directory or state file where any user may write (the directory itself, or one above it without the sticky bit) is refused, naming the fix, before anything is created")
+    func writableByOthersRefused() async throws {
+        let directory = try ScratchDirectory.make("/tmp/edshim-test-open-")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let open = directory + "/open"
+        try FileManager.default.createDirectory(atPath: open + "/below", withIntermediateDirectories: true)
+        chmod(open, 0o777)
+        let safe = directory + "/safe"
+        for (xds, state, expected) in [
+            (open + "/xds", safe + "/state.json", "--xds-dir \(open)/xds: \(open) may be written by any user (mode 777): another user could replace what is kept there; chmod o-w \(open), or chmod +t \(open), or choose a directory only root may write"),
+            (open, safe + "/state.json", "--xds-dir \(open): \(open) may be written by any user (mode 777): another user could replace what is kept there; chmod o-w \(open), or choose a directory only root may write"),
+            (safe + "/xds", open + "/below/state.json", "--state-file \(open)/below/state.json: \(open) may be written by any user (mode 777)"),
+        ] {
+            let server = try ChildProcess.spawn(try Binaries.edshim(), [
+                "server", "--socket", directory + "/edshim.sock", "--xds-dir", xds, "--state-file", state,
+                "--admin-address", "off", "--docker-host", "unix://\(directory)/no-docker.sock",
+            ], logPath: directory + "/server.log")
+            defer { server.signal(SIGKILL) }
+            #expect(try await server.finish(within: .seconds(10), command: "edshim server") == 1, "\(server.log)")
+            #expect(server.log.contains(expected), "\(server.log)")
+            #expect(access(safe, F_OK) != 0, "nothing created: \(server.log)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: open) == ["below"], "nothing created")
+            try? FileManager.default.removeItem(atPath: directory + "/server.log")
+        }
+        // Sticky, as /tmp: what another user plants there cannot replace root's files.
+        chmod(open, 0o1777)
+        #expect(WritableByOthers.refusal(directory: open + "/xds") == nil)
+        #expect(WritableByOthers.refusal(directory: open)?.contains("as /tmp") == true, "the directory itself stays refused")
+    }
+
     @Test("SIGHUP (logrotate, an operator's reload) is logged and ignored: the server runs on with its registrations, and still stops at SIGTERM")
     func hangupIgnored() async throws {
         try await withTestbed { bed in

@@ -33,6 +33,15 @@ final class XDSDirectoryClaim: Sendable {
         )
     }
 
+    /// Refuses a directory other users may write into (checked before anything is
+    /// claimed or written): one who could replace lds.json would give Envoy
+    /// listeners of their own.
+    static func refuseWritableByOthers(_ directory: String) throws(ServerError) {
+        if let refusal = WritableByOthers.refusal(directory: directory) {
+            throw ServerError("--xds-dir \(directory): \(refusal)")
+        }
+    }
+
     /// The directory this server holds the claim on (its device and inode).
     var identity: FileIdentity? { lock.identity }
 

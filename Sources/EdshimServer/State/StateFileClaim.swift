@@ -32,8 +32,18 @@ final class StateFileClaim: Sendable {
         return try lock.relockIfLost()
     }
 
+    /// Refuses a state file in a directory other users may write into (checked
+    /// before anything is claimed or written): one who could replace the file would
+    /// choose what the server restores.
+    static func refuseWritableByOthers(_ stateFile: String) throws(ServerError) {
+        if let refusal = WritableByOthers.refusal(directory: AtomicFile.parent(of: stateFile) ?? "/") {
+            throw ServerError("--state-file \(stateFile): \(refusal)")
+        }
+    }
+
     private static func makeDirectory(of stateFile: String) throws(ServerError) {
         guard let slash = stateFile.lastIndex(of: "/"), slash != stateFile.startIndex else { return }
+        try refuseWritableByOthers(stateFile)
         do {
             try AtomicFile.makeDirectories(String(stateFile[..<slash]))
         } catch {

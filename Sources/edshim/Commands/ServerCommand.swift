@@ -141,6 +141,11 @@ struct ServerCommand: AsyncParsableCommand {
         if case .file(let path) = destination, let problem = AppendableFile.problem(at: path) {
             throw ValidationError("--access-log \(path): \(problem), and Envoy would refuse every listener that logs there; create it writable by Envoy's user, or choose stdout, stderr or another path")
         }
+        // Envoy, as root, appends to the file: through a link another user planted
+        // there, to any file.
+        if case .file(let path) = destination, let refusal = WritableByOthers.refusal(directory: AtomicFile.parent(of: path) ?? "/") {
+            throw ValidationError("--access-log \(path): \(refusal)")
+        }
         if let tracingOTLP, TracingCollector(parsing: tracingOTLP) == nil {
             let https = tracingOTLP.hasPrefix("https://") ? " (https is not supported: give the collector's plain-HTTP OTLP endpoint, usually a collector on this host)" : ""
             throw ValidationError("--tracing-otlp must be http://HOST[:PORT][/PATH], HOST an IP address or host name, not \"\(tracingOTLP)\"\(https)")
