@@ -75,6 +75,11 @@ public struct DockerEngineClient: Sendable {
         try await decode([DockerEngine.ContainerSummary].self, from: "/v\(version)/containers/json")
     }
 
+    /// The container `id`'s details; nil when it is gone (404).
+    func container(_ id: String, version: String) async throws(Failure) -> DockerEngine.ContainerDetail? {
+        try await decode(DockerEngine.ContainerDetail.self, from: "/v\(version)/containers/\(id)/json", absentOn404: true)
+    }
+
     private struct Response {
         var status: Int
         var apiVersion: String?
@@ -83,8 +88,12 @@ public struct DockerEngineClient: Sendable {
 
     private func get(_ path: String) async throws(Failure) -> Response {
         // A missing socket file fails at once (the HTTP client would wait for its timeout).
-        if case .unixSocket(let socket) = host.transport, access(socket, F_OK) != 0 {
-            throw Failure(description: "no Docker socket at \(socket)")
+        if case .unixSocket(let socket) = host.transport, access(socket, R_OK | W_OK) != 0 {
+            // A directory on the way this user may not enter hides the socket as well.
+            guard errno == EACCES else { throw Failure(description: "no Docker socket at \(socket)") }
+            var info = stat()
+            let group = stat(socket, &info) == 0 ? "gid \(info.st_gid), docker as a rule" : "docker as a rule"
+            throw Failure(description: "no permission to use \(socket): run as root, or as a member of its group (\(group))")
         }
         var request = HTTPClientRequest(url: host.url(path))
         // HTTP/1.1 needs a Host, which the client leaves out for a Unix socket; dockerd

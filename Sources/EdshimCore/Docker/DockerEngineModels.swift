@@ -45,4 +45,13 @@ enum DockerEngine {
         var State: String?
         var Ports: [Port]?
     }
+
+    /// `GET /containers/{id}/json`: only its main process.
+    struct ContainerDetail: Decodable {
+        struct ContainerState: Decodable {
+            var Pid: Int?
+        }
+
+        var State: ContainerState?
+    }
 }

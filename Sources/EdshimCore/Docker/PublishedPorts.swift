@@ -5,24 +5,37 @@ public struct PublishedPort: Hashable, Sendable {
     public var key: RegistrationKey
     /// The container's name (`docker ps`'s NAMES), or its short id.
     public var container: String
+    /// The container's full id.
+    public var containerID: String
     /// The container's port.
     public var containerPort: UInt16
 
-    public init(key: RegistrationKey, container: String, containerPort: UInt16) {
+    public init(key: RegistrationKey, container: String, containerID: String = "", containerPort: UInt16) {
         self.key = key
         self.container = container
+        self.containerID = containerID
         self.containerPort = containerPort
     }
 }
 
 public enum PublishedPorts {
     /// The TCP and UDP ports that dockerd at `host` publishes for its running (or
-    /// paused) containers. A restarting container's are left out: dockerd stops
-    /// their proxies until it runs again.
-    public static func read(from host: DockerHost, timeout: Duration = .seconds(2)) async throws(DockerEngineClient.Failure) -> [PublishedPort] {
+    /// paused) containers that no proxy serves (`unproxied`), less those of a
+    /// container whose main process has exited (`isRunning` says no): dockerd lists
+    /// such a container as running while it stops its proxies one after another,
+    /// seconds for a wide port range (`docker stop`, `rm -f`, `restart`, a crash).
+    /// A restarting container's are left out too: dockerd stops their proxies until
+    /// it runs again.
+    public static func unproxied(at host: DockerHost, listed: Set<RegistrationKey>, listeningTCP: Set<SocketEndpoint>, boundUDP: Set<SocketEndpoint>?, isRunning: (Int32) -> Bool, timeout: Duration = .seconds(2)) async throws(DockerEngineClient.Failure) -> [PublishedPort] {
         let client = DockerEngineClient(host: host, timeout: .milliseconds(Int64(timeout / .milliseconds(1)))).until(.now + timeout)
         let version = try await client.negotiateVersion()
-        return of(try await client.runningContainers(version: version))
+        let dark = unproxied(of(try await client.runningContainers(version: version)), listed: listed, listeningTCP: listeningTCP, boundUDP: boundUDP)
+        var stopping: Set<String> = []
+        for id in Set(dark.map(\.containerID)) {
+            let pid = try await client.container(id, version: version)?.State?.Pid ?? 0
+            if pid <= 0 || !isRunning(Int32(clamping: pid)) { stopping.insert(id) }
+        }
+        return dark.filter { !stopping.contains($0.containerID) }
     }
 
     /// The published ports of `containers` (an Engine API listing), in key order.
@@ -36,7 +49,7 @@ public enum PublishedPorts {
                       let ip = IPAddress(port.IP ?? "0.0.0.0"),
                       let containerPort = port.PrivatePort.flatMap(UInt16.init(exactly:))
                 else { return nil }
-                return PublishedPort(key: RegistrationKey(proto: proto, host: SocketEndpoint(ip: ip, port: published)), container: name, containerPort: containerPort)
+                return PublishedPort(key: RegistrationKey(proto: proto, host: SocketEndpoint(ip: ip, port: published)), container: name, containerID: container.Id, containerPort: containerPort)
             }
         }.sorted { $0.key < $1.key }
     }

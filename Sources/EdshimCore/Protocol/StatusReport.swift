@@ -113,7 +113,7 @@ public enum StatusReport {
             footer.append("\(replacedBinary) of these shims run\(replacedBinary == 1 ? "s" : "") the edshim replaced since \(replacedBinary == 1 ? "it" : "they") started (an upgrade): the old release's code, until the container restarts, or a dockerd restart with live-restore and EDSHIM_DOCKERD_RESTART_GRACE replaces \(replacedBinary == 1 ? "it" : "them") (docs/operations.md, Upgrade)")
         }
         if case .unreachable(let host, let reason) = docker {
-            footer.append("Docker at \(host) could not be asked (\(reason)): ports it publishes that no proxy serves are not looked for (--docker-host names another)")
+            footer.append("Docker at \(host) could not be asked: \(reason). The ports it publishes that no proxy serves are not looked for (--docker-host, or DOCKER_HOST, says where dockerd listens)")
         }
         guard !registrations.isEmpty || !unregistered.isEmpty || !udpShims.isEmpty || !unproxied.isEmpty else {
             return (["no published ports registered"] + footer).joined(separator: "\n")
@@ -191,7 +191,9 @@ public enum StatusReport {
             lines.append("\(mode.rawValue): " + legend(of: mode, serverReachable: serverReachable, resync: resync, unanswered: unanswered, socketPath: socketPath))
         }
         if !unproxied.isEmpty {
-            lines.append("no-proxy: dockerd publishes the port (docker ps lists it), but no proxy serves it: its shim was killed (kill -9: dockerd does not start it again), or dockerd does not run edshim (--userland-proxy-path); docker restart \(unproxied.map(\.container).first ?? "CONTAINER") publishes it again")
+            var containers: [String] = []
+            for port in unproxied where !containers.contains(port.container) { containers.append(port.container) }
+            lines.append("no-proxy: dockerd publishes the port (docker ps lists it), but no proxy serves it: its shim was killed (kill -9: dockerd does not start it again), or dockerd does not run edshim (--userland-proxy-path); docker restart \(containers.joined(separator: " ")) publishes \(unproxied.count == 1 ? "it" : "them") again")
         }
         return (lines + footer).joined(separator: "\n")
     }
@@ -208,6 +210,13 @@ public enum StatusReport {
         public var unproxied: [PublishedPort] {
             if case .asked(let unproxied) = self { return unproxied }
             return []
+        }
+
+        /// The same view with only the no-proxy ports among `keys` (those found so a
+        /// second earlier).
+        public func keeping(_ keys: Set<RegistrationKey>) -> DockerView {
+            guard case .asked(let unproxied) = self else { return self }
+            return .asked(unproxied: unproxied.filter { keys.contains($0.key) })
         }
     }
 

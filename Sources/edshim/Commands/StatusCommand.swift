@@ -38,8 +38,8 @@ struct StatusCommand: AsyncParsableCommand {
             EDSHIM_SOCKET names the socket asked here, or cannot be read, or is the
             default one where no server listens: other-socket above), found among
             the processes of this host's network namespace. edshim proxies them itself, without the server or Envoy, so their
-            name and service are `-` (nothing asks Docker about them: docker ps
-            --filter publish=PORT/udp names the container) and their mode `udp-proxy`. The shims' ports are listed even
+            name and service are `-` (the shim's command line does not name the
+            container: docker ps --filter publish=PORT/udp does) and their mode `udp-proxy`. The shims' ports are listed even
             when the server cannot be reached, TCP ones with the modes above (the
             command then still fails, saying so).
 
@@ -50,7 +50,10 @@ struct StatusCommand: AsyncParsableCommand {
             userland proxy; docker restart CONTAINER publishes it again. A port a
             process listens on (TCP) or is bound to (UDP), such as a docker-proxy
             started before edshim was installed, counts as served. When Docker cannot
-            be asked, a line says so.
+            be asked, a line says why. A container whose main process has exited is
+            left out: dockerd still lists it running while it stops its proxies one
+            after another (docker stop, rm -f, restart, a crash: seconds for a wide
+            port range).
 
             A registered port's mode is followed by `(registering)` while the server
             has not answered its shim yet and Envoy does not serve it (it waits for
@@ -76,8 +79,9 @@ struct StatusCommand: AsyncParsableCommand {
             --json prints the server's registrations as a JSON array of objects with the
             same facts, `served_by` saying what serves each port (envoy, shim, other
             or nothing), `"registering":true` on one the server has not answered yet,
-            `"accepting":false` on one that accepts no connection, for scripts (the unregistered TCP ports and the UDP ports are not
-            registrations: not in it).
+            `"accepting":false` on one that accepts no connection, for scripts (the unregistered TCP ports, the UDP ports and the
+            no-proxy ports are not registrations: not in it; Docker is asked only
+            with --check).
 
             Examples:
               edshim status
@@ -114,14 +118,22 @@ struct StatusCommand: AsyncParsableCommand {
     private func dockerView(listed: Set<RegistrationKey>, listening: [ListeningSocket]) async -> StatusReport.DockerView {
         let text = dockerHost ?? EdshimDefaults.environmentDockerHost
         do {
-            let published = try await PublishedPorts.read(from: try DockerHost(parsing: text))
             let udp: [ListeningSocket]? = try? (ListenTable.unconnectedUDPSockets(family: AF_INET).get() + ListenTable.unconnectedUDPSockets(family: AF_INET6).get())
-            return .asked(unproxied: PublishedPorts.unproxied(published, listed: listed, listeningTCP: Set(listening.map(\.endpoint)), boundUDP: udp.map { Set($0.map(\.endpoint)) }))
+            let unproxied = try await PublishedPorts.unproxied(
+                at: try DockerHost(parsing: text), listed: listed, listeningTCP: Set(listening.map(\.endpoint)), boundUDP: udp.map { Set($0.map(\.endpoint)) },
+                isRunning: { pid in ProcessTable.owner(of: pid).map { ProcessTable.liveness(of: $0) == .running } ?? false }
+            )
+            return .asked(unproxied: unproxied)
         } catch let failure as DockerEngineClient.Failure {
             return .unreachable(host: text, reason: failure.description)
         } catch {
             return .unreachable(host: text, reason: "\(error)")
         }
+    }
+
+    /// --check's words for the published ports no proxy serves.
+    private static func unproxiedFailure(_ unproxied: [(key: RegistrationKey, line: String)]) -> String {
+        "\(unproxied.count) port\(unproxied.count == 1 ? "" : "s") that dockerd publishes served by no proxy: \(unproxied.map(\.line).joined(separator: ", "))"
     }
 
     /// What serves each registered port: Envoy, its shim (waiting for Envoy), another
@@ -305,9 +317,17 @@ struct StatusCommand: AsyncParsableCommand {
             guard !tcpShims.isEmpty || !udpShims.isEmpty || !strays.isEmpty else { throw CommandFailure(error.description) }
             let listening = ListenTable.read()
             let unregistered = tcpShims.map { Self.unregistered($0, listening: listening) } + strays.map { Self.unregistered($0, listening: listening, unansweredSocket: $0.socketPath) }
-            let docker = await dockerView(listed: Set(shims.map(\.arguments.key)), listening: listening)
+            var docker = await dockerView(listed: Set(shims.map(\.arguments.key)), listening: listening)
+            if check, !docker.unproxied.isEmpty {
+                // Looked at again a second later, as when the server answers.
+                try await Task.sleep(for: .seconds(1))
+                let before = Set(docker.unproxied.map(\.key))
+                docker = await dockerView(listed: Set(ShimProcesses.allButImpostors().map(\.arguments.key)), listening: ListenTable.read())
+                docker = docker.keeping(before)
+            }
             print(StatusReport.table([], unregistered: unregistered, udpShims: udpShims, serverReachable: false, socketPath: client.socketPath, otherServers: others.answered, docker: docker))
-            throw CommandFailure("\(error.description); the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)")
+            let unproxied = check ? StatusReport.unproxiedLines(docker.unproxied) : []
+            throw CommandFailure("\(error.description); the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)" + (unproxied.isEmpty ? "" : "; " + Self.unproxiedFailure(unproxied)))
         }
         switch response {
         case .registrations(let registrations, let inProgress):
@@ -338,9 +358,7 @@ struct StatusCommand: AsyncParsableCommand {
             if !seen.notServed.isEmpty {
                 failures.append("\(seen.notServed.count) of \(seen.registrations.count + seen.unregistered.count) TCP ports not served by Envoy as registered: \(seen.notServed.map(\.line).joined(separator: ", "))")
             }
-            if !seen.unproxied.isEmpty {
-                failures.append("\(seen.unproxied.count) port\(seen.unproxied.count == 1 ? "" : "s") that dockerd publishes served by no proxy: \(seen.unproxied.map(\.line).joined(separator: ", "))")
-            }
+            if !seen.unproxied.isEmpty { failures.append(Self.unproxiedFailure(seen.unproxied)) }
             throw CommandFailure(failures.joined(separator: "; "))
         case .failure(let error):
             throw CommandFailure(error.message)

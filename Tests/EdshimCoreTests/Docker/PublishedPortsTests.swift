@@ -29,9 +29,9 @@ struct PublishedPortsTests {
         let containers = try JSONDecoder().decode([DockerEngine.ContainerSummary].self, from: Data(Self.listing.utf8))
         let published = PublishedPorts.of(containers)
         #expect(published == [
-            PublishedPort(key: Self.key(.tcp, "0.0.0.0", 8080), container: "web", containerPort: 80),
-            PublishedPort(key: Self.key(.tcp, "::", 8080), container: "web", containerPort: 80),
-            PublishedPort(key: Self.key(.udp, "127.0.0.1", 5353), container: "dns", containerPort: 53),
+            PublishedPort(key: Self.key(.tcp, "0.0.0.0", 8080), container: "web", containerID: "aaaaaaaaaaaa1111", containerPort: 80),
+            PublishedPort(key: Self.key(.tcp, "::", 8080), container: "web", containerID: "aaaaaaaaaaaa1111", containerPort: 80),
+            PublishedPort(key: Self.key(.udp, "127.0.0.1", 5353), container: "dns", containerID: "bbbbbbbbbbbb2222", containerPort: 53),
         ].sorted { $0.key < $1.key })
     }
 
@@ -60,7 +60,13 @@ struct PublishedPortsTests {
         #expect(lines[2].hasPrefix("no-proxy: dockerd publishes the port") && lines[2].hasSuffix("docker restart dns publishes it again"), "\(table)")
         #expect(StatusReport.unproxiedLines([port]).map(\.line) == ["0.0.0.0:5353/udp (no proxy: dockerd publishes it for dns)"])
 
+        // Every container with a dark port is named in the command to run.
+        let more = StatusReport.table([], docker: .asked(unproxied: [
+            port, PublishedPort(key: Self.key(.tcp, "127.0.0.1", 8080), container: "web", containerPort: 80), PublishedPort(key: Self.key(.tcp, "0.0.0.0", 8080), container: "dns", containerPort: 80),
+        ]))
+        #expect(more.hasSuffix("docker restart dns web publishes them again"), "\(more)")
+
         let unreachable = StatusReport.table([], docker: .unreachable(host: "unix:///nope.sock", reason: "no Docker socket at /nope.sock"))
-        #expect(unreachable == "no published ports registered\nDocker at unix:///nope.sock could not be asked (no Docker socket at /nope.sock): ports it publishes that no proxy serves are not looked for (--docker-host names another)")
+        #expect(unreachable == "no published ports registered\nDocker at unix:///nope.sock could not be asked: no Docker socket at /nope.sock. The ports it publishes that no proxy serves are not looked for (--docker-host, or DOCKER_HOST, says where dockerd listens)")
     }
 }

@@ -44,7 +44,17 @@ struct DockerStatusTests {
 
             // Docker out of reach: said, and not a failure of its own.
             let unreachable = try await Binaries.run(bed.edshim, ["status", "--docker-host", "unix://\(bed.directory)/none.sock"], environment: bed.environment, in: bed.directory)
-            #expect(unreachable.status == 0 && unreachable.output.contains("Docker at unix://\(bed.directory)/none.sock could not be asked (no Docker socket at \(bed.directory)/none.sock)"), "\(unreachable.output)")
+            #expect(unreachable.status == 0 && unreachable.output.contains("Docker at unix://\(bed.directory)/none.sock could not be asked: no Docker socket at \(bed.directory)/none.sock."), "\(unreachable.output)")
+            // Not allowed to use Docker's socket: says what to do.
+            chmod(bed.directory, 0o755)
+            let stranger = try await Binaries.run(try SystemExecutables.setpriv(), ["--reuid=65534", "--regid=65534", "--clear-groups", bed.edshim, "status", "--docker-host", docker.host], environment: bed.environment, in: bed.directory)
+            #expect(stranger.output.contains("could not be asked: no permission to use \(docker.socketPath): run as root, or as a member of its group"), "\(stranger.output)")
+
+            // The server down: the table still shows the dark ports, and --check names them.
+            await bed.stopServer()
+            let serverDown = try await status(["--check"])
+            #expect(serverDown.status == 1 && serverDown.output.contains("0.0.0.0:\(udp)/udp (no proxy: dockerd publishes it for web)"), "\(serverDown.output)")
+            try await bed.startServer(extraArguments: ["--docker-host", docker.host])
 
             try await docker.run(["restart", "-t", "1", "web"])
             let again = try await status(["--check"])

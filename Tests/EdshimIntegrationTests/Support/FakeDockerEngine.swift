@@ -6,8 +6,9 @@ import Glibc
 #endif
 
 /// A stand-in for the Docker Engine API on a Unix socket, answering the calls edshim
-/// makes (`/_ping`, `/v1.41/networks`, `/v1.41/networks/{id}`, `/v1.41/containers/json`)
-/// from a table the test controls: container address → id, name, labels.
+/// makes (`/_ping`, `/v1.41/networks`, `/v1.41/networks/{id}`, `/v1.41/containers/json`,
+/// `/v1.41/containers/{id}/json`) from tables the test controls: container address →
+/// id, name, labels; and the running containers with their published ports.
 final class FakeDockerEngine: @unchecked Sendable {
     struct Container: Sendable {
         var id: String
@@ -15,8 +16,21 @@ final class FakeDockerEngine: @unchecked Sendable {
         var labels: [String: String]
     }
 
+    /// A running container as `GET /containers/json` lists it (no filter: what
+    /// `edshim status` asks), with its published ports and main process.
+    struct PublishingContainer: Sendable {
+        var id: String
+        var name: String
+        /// Its main process (`State.Pid` of its inspect).
+        var pid: Int32
+        /// Each published port: host address, host port, container port, tcp or udp.
+        var ports: [(ip: String, port: UInt16, containerPort: UInt16, proto: String)]
+    }
+
     let socketPath: String
     private let containers = Mutex<[IPAddress: Container]>([:])
+    /// The running containers listed without a filter.
+    let publishing = Mutex<[PublishingContainer]>([])
     /// Set once listening: the listener hands connections to this engine.
     private let server = Mutex<UnixStreamServer?>(nil)
     /// How long each answer takes (a slow or loaded dockerd).
@@ -112,6 +126,18 @@ final class FakeDockerEngine: @unchecked Sendable {
                 endpoints[container.id] = endpoint
             }
             return ("200 OK", json(["Id": "fakenet", "Containers": endpoints]), "")
+        case "/v1.41/containers/json" where !target.contains("filters="):
+            let listed = publishing.withLock { $0 }.map { container -> [String: Any] in
+                let ports = container.ports.map { ["IP": $0.ip, "PublicPort": Int($0.port), "PrivatePort": Int($0.containerPort), "Type": $0.proto] as [String: Any] }
+                return ["Id": container.id, "Names": ["/" + container.name], "State": "running", "Ports": ports]
+            }
+            return ("200 OK", json(listed), "")
+        case let inspect where inspect.hasPrefix("/v1.41/containers/") && inspect.hasSuffix("/json"):
+            let id = inspect.dropFirst("/v1.41/containers/".count).dropLast("/json".count)
+            guard let container = publishing.withLock({ $0 }).first(where: { $0.id == id }) else {
+                return ("404 Not Found", json(["message": "No such container: \(id)"]), "")
+            }
+            return ("200 OK", json(["Id": container.id, "State": ["Pid": Int(container.pid)]]), "")
         case "/v1.41/containers/json":
             let query = target.removingPercentEncoding ?? target
             let matching = Dictionary(table.values.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first }).values.filter { query.contains($0.id) }
