@@ -132,7 +132,7 @@ final class FakeDockerEngine: @unchecked Sendable {
                 return ["Id": container.id, "Names": ["/" + container.name], "State": "running", "Ports": ports]
             }
             return ("200 OK", json(listed), "")
-        case let inspect where inspect.hasPrefix("/v1.41/containers/") && inspect.hasSuffix("/json"):
+        case let inspect where inspect != "/v1.41/containers/json" && inspect.hasPrefix("/v1.41/containers/") && inspect.hasSuffix("/json"):
             let id = inspect.dropFirst("/v1.41/containers/".count).dropLast("/json".count)
             guard let container = publishing.withLock({ $0 }).first(where: { $0.id == id }) else {
                 return ("404 Not Found", json(["message": "No such container: \(id)"]), "")
