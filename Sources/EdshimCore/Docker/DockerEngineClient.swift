@@ -132,6 +132,8 @@ public struct DockerEngineClient: Sendable {
                 }
                 return response
             }
+        } catch let error as IOError where error.errnoCode == ECONNREFUSED {
+            throw Failure(description: "GET \(path) on \(host): connection refused (is dockerd listening there?)")
         } catch {
             throw Failure(description: "GET \(path) on \(host): \(error)")
         }

@@ -1,3 +1,5 @@
+import AsyncHTTPClient
+
 /// A port dockerd publishes for a running container, as its Engine API lists it
 /// (`docker ps`): what a proxy should be serving.
 public struct PublishedPort: Hashable, Sendable {
@@ -27,7 +29,13 @@ public enum PublishedPorts {
     /// A restarting container's are left out too: dockerd stops their proxies until
     /// it runs again.
     public static func unproxied(at host: DockerHost, listed: Set<RegistrationKey>, listeningTCP: Set<SocketEndpoint>, boundUDP: Set<SocketEndpoint>?, isRunning: (Int32) -> Bool, timeout: Duration = .seconds(2)) async throws(DockerEngineClient.Failure) -> [PublishedPort] {
-        let client = DockerEngineClient(host: host, timeout: .milliseconds(Int64(timeout / .milliseconds(1)))).until(.now + timeout)
+        // A client of its own that does not retry a refused connection until the
+        // deadline: a command run by hand says at once that nothing listens there.
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        defer { Task { try? await http.shutdown() } }
+        let client = DockerEngineClient(host: host, timeout: .milliseconds(Int64(timeout / .milliseconds(1))), http: http).until(.now + timeout)
         let version = try await client.negotiateVersion()
         let dark = unproxied(of(try await client.runningContainers(version: version)), listed: listed, listeningTCP: listeningTCP, boundUDP: boundUDP)
         var stopping: Set<String> = []

@@ -46,4 +46,22 @@ struct DockerEngineClientTests {
         #expect(took < .seconds(5), "and no longer (its own timeout is 10 s): \(took)")
         #expect(failure?.description.contains("/_ping") == true, "\(String(describing: failure))")
     }
+
+    @Test("status's look at a TCP Docker host where nothing listens fails at once, saying the connection was refused, in plain words")
+    func refused() async throws {
+        // A port nothing listens on: bound to be known free, then closed.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: UInt32(0x7f00_0001).bigEndian), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        close(fd)
+        let host = try DockerHost(parsing: "tcp://127.0.0.1:\(UInt16(bigEndian: address.sin_port))")
+        let start = ContinuousClock.now
+        let failure = await #expect(throws: DockerEngineClient.Failure.self) {
+            try await PublishedPorts.unproxied(at: host, listed: [], listeningTCP: [], boundUDP: [], isRunning: { _ in true }, timeout: .seconds(5))
+        }
+        #expect(failure?.description.hasSuffix("connection refused (is dockerd listening there?)") == true, "\(String(describing: failure))")
+        #expect(ContinuousClock.now - start < .seconds(2), "at once, not at the 5 s deadline")
+    }
 }
