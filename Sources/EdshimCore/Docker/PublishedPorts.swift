@@ -22,13 +22,20 @@ public struct PublishedPort: Hashable, Sendable {
 
 public enum PublishedPorts {
     /// The TCP and UDP ports that dockerd at `host` publishes for its running (or
-    /// paused) containers that no proxy serves (`unproxied`), less those of a
+    /// paused) containers, and those no proxy serves (`unproxied`), less those of a
     /// container whose main process has exited (`isRunning` says no): dockerd lists
     /// such a container as running while it stops its proxies one after another,
     /// seconds for a wide port range (`docker stop`, `rm -f`, `restart`, a crash).
     /// A restarting container's are left out too: dockerd stops their proxies until
     /// it runs again.
-    public static func unproxied(at host: DockerHost, listed: Set<RegistrationKey>, listeningTCP: Set<SocketEndpoint>, boundUDP: Set<SocketEndpoint>?, isRunning: (Int32) -> Bool, timeout: Duration = .seconds(2)) async throws(DockerEngineClient.Failure) -> [PublishedPort] {
+    /// What `edshim status` learns from Docker: every port it publishes, and those of
+    /// them no proxy serves.
+    public struct Look: Sendable {
+        public var published: [PublishedPort]
+        public var unproxied: [PublishedPort]
+    }
+
+    public static func look(at host: DockerHost, listed: Set<RegistrationKey>, listeningTCP: Set<SocketEndpoint>, boundUDP: Set<SocketEndpoint>?, isRunning: (Int32) -> Bool, timeout: Duration = .seconds(2)) async throws(DockerEngineClient.Failure) -> Look {
         // A client of its own that does not retry a refused connection until the
         // deadline: a command run by hand says at once that nothing listens there.
         var configuration = HTTPClient.Configuration()
@@ -37,13 +44,14 @@ public enum PublishedPorts {
         defer { Task { try? await http.shutdown() } }
         let client = DockerEngineClient(host: host, timeout: .milliseconds(Int64(timeout / .milliseconds(1))), http: http).until(.now + timeout)
         let version = try await client.negotiateVersion()
-        let dark = unproxied(of(try await client.runningContainers(version: version)), listed: listed, listeningTCP: listeningTCP, boundUDP: boundUDP)
+        let published = of(try await client.runningContainers(version: version))
+        let dark = unproxied(published, listed: listed, listeningTCP: listeningTCP, boundUDP: boundUDP)
         var stopping: Set<String> = []
         for id in Set(dark.map(\.containerID)) {
             let pid = try await client.container(id, version: version)?.State?.Pid ?? 0
             if pid <= 0 || !isRunning(Int32(clamping: pid)) { stopping.insert(id) }
         }
-        return dark.filter { !stopping.contains($0.containerID) }
+        return Look(published: published, unproxied: dark.filter { !stopping.contains($0.containerID) })
     }
 
     /// The published ports of `containers` (an Engine API listing), in key order.

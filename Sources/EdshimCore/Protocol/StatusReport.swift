@@ -106,6 +106,8 @@ public enum StatusReport {
     /// last), or why Docker could not be asked (said in a line).
     public static func table(_ registrations: [Registration], serving: [RegistrationKey: Serving] = [:], unregistered: [UnregisteredShim] = [], udpShims: [ShimProcesses.Shim] = [], stoppedEnvoys: [PortHolders.Holder] = [], notAccepting: Set<RegistrationKey> = [], registering: Set<RegistrationKey> = [], serverReachable: Bool = true, socketPath: String = EdshimDefaults.socketPath, otherServers: [String: Int] = [:], replacedBinary: Int = 0, docker: DockerView = .notAsked) -> String {
         let unproxied = docker.unproxied
+        // Docker's names now, where it was asked: a renamed container shows renamed.
+        let names = docker.names
         var footer = otherServers.sorted { $0.key < $1.key }.map { path, count in
             "\(count) more TCP port\(count == 1 ? "'s shim registers" : "s' shims register") with the server at \(path): EDSHIM_SOCKET=\(path) edshim status lists \(count == 1 ? "it" : "them")"
         }
@@ -124,7 +126,7 @@ public enum StatusReport {
                 registration.key.host.description,
                 registration.key.proto.rawValue,
                 registration.container.description,
-                registration.metadata.containerName ?? "-",
+                names[registration.key] ?? registration.metadata.containerName ?? "-",
                 registration.serviceName,
                 registration.mode.rawValue + (note(for: registration.key, serving: serving, notAccepting: notAccepting, registering: registering) ?? ""),
                 registration.owner.description,
@@ -135,7 +137,7 @@ public enum StatusReport {
                 entry.shim.arguments.host.description,
                 entry.shim.arguments.proto.rawValue,
                 entry.shim.arguments.container.description,
-                "-",
+                names[entry.shim.arguments.key] ?? "-",
                 "-",
                 entry.mode.rawValue,
                 entry.shim.owner.description,
@@ -146,7 +148,7 @@ public enum StatusReport {
                 shim.arguments.host.description,
                 shim.arguments.proto.rawValue,
                 shim.arguments.container.description,
-                "-",
+                names[shim.arguments.key] ?? "-",
                 "-",
                 "udp-proxy",
                 shim.owner.description,
@@ -202,21 +204,28 @@ public enum StatusReport {
     public enum DockerView: Sendable {
         /// Not asked (the server could not be reached, or --json).
         case notAsked
-        /// Asked: the published ports that no proxy serves (`PublishedPorts.unproxied`).
-        case asked(unproxied: [PublishedPort])
+        /// Asked: the published ports that no proxy serves (`PublishedPorts.unproxied`),
+        /// and the name of the container each published port is for.
+        case asked(unproxied: [PublishedPort], names: [RegistrationKey: String] = [:])
         /// Docker at `host` did not answer, for `reason`.
         case unreachable(host: String, reason: String)
 
         public var unproxied: [PublishedPort] {
-            if case .asked(let unproxied) = self { return unproxied }
+            if case .asked(let unproxied, _) = self { return unproxied }
             return []
+        }
+
+        /// The container each published port is for, as Docker names it now.
+        public var names: [RegistrationKey: String] {
+            if case .asked(_, let names) = self { return names }
+            return [:]
         }
 
         /// The same view with only the no-proxy ports among `keys` (those found so a
         /// second earlier).
         public func keeping(_ keys: Set<RegistrationKey>) -> DockerView {
-            guard case .asked(let unproxied) = self else { return self }
-            return .asked(unproxied: unproxied.filter { keys.contains($0.key) })
+            guard case .asked(let unproxied, let names) = self else { return self }
+            return .asked(unproxied: unproxied.filter { keys.contains($0.key) }, names: names)
         }
     }
 

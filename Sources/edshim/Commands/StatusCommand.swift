@@ -12,8 +12,8 @@ struct StatusCommand: AsyncParsableCommand {
         discussion: """
             Asks the server over its socket ($EDSHIM_SOCKET, else /run/edshim/edshim.sock).
             Each line is one registration: host address and port, container address, the
-            container's name when its port was registered (- when Docker did not say;
-            a docker rename shows once the port is registered again), the Envoy service
+            container's name (as Docker names it now, from the ports it publishes; else
+            when its port was registered; - when Docker did not say), the Envoy service
             (cluster) name, the mode, and the shim process that owns it.
 
             TCP ports whose shim runs but which the server has not registered follow,
@@ -38,8 +38,8 @@ struct StatusCommand: AsyncParsableCommand {
             EDSHIM_SOCKET names the socket asked here, or cannot be read, or is the
             default one where no server listens: other-socket above), found among
             the processes of this host's network namespace. edshim proxies them itself, without the server or Envoy, so their
-            name and service are `-` (the shim's command line does not name the
-            container: docker ps --filter publish=PORT/udp does) and their mode `udp-proxy`. The shims' ports are listed even
+            name is the container's as Docker names it (- when Docker cannot be asked),
+            their service `-`, and their mode `udp-proxy`. The shims' ports are listed even
             when the server cannot be reached, TCP ones with the modes above (the
             command then still fails, saying so).
 
@@ -119,11 +119,11 @@ struct StatusCommand: AsyncParsableCommand {
         let text = dockerHost ?? EdshimDefaults.environmentDockerHost
         do {
             let udp: [ListeningSocket]? = try? (ListenTable.unconnectedUDPSockets(family: AF_INET).get() + ListenTable.unconnectedUDPSockets(family: AF_INET6).get())
-            let unproxied = try await PublishedPorts.unproxied(
+            let look = try await PublishedPorts.look(
                 at: try DockerHost(parsing: text), listed: listed, listeningTCP: Set(listening.map(\.endpoint)), boundUDP: udp.map { Set($0.map(\.endpoint)) },
                 isRunning: { pid in ProcessTable.owner(of: pid).map { ProcessTable.liveness(of: $0) == .running } ?? false }
             )
-            return .asked(unproxied: unproxied)
+            return .asked(unproxied: look.unproxied, names: Dictionary(look.published.map { ($0.key, $0.container) }, uniquingKeysWith: { first, _ in first }))
         } catch let failure as DockerEngineClient.Failure {
             return .unreachable(host: text, reason: failure.description)
         } catch {

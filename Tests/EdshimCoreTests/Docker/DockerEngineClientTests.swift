@@ -59,7 +59,7 @@ struct DockerEngineClientTests {
         let host = try DockerHost(parsing: "tcp://127.0.0.1:\(UInt16(bigEndian: address.sin_port))")
         let start = ContinuousClock.now
         let failure = await #expect(throws: DockerEngineClient.Failure.self) {
-            try await PublishedPorts.unproxied(at: host, listed: [], listeningTCP: [], boundUDP: [], isRunning: { _ in true }, timeout: .seconds(5))
+            try await PublishedPorts.look(at: host, listed: [], listeningTCP: [], boundUDP: [], isRunning: { _ in true }, timeout: .seconds(5))
         }
         #expect(failure?.description.hasSuffix("connection refused (is dockerd listening there?)") == true, "\(String(describing: failure))")
         #expect(ContinuousClock.now - start < .seconds(2), "at once, not at the 5 s deadline")
