@@ -47,7 +47,7 @@ struct DockerEngineClientTests {
         #expect(failure?.description.contains("/_ping") == true, "\(String(describing: failure))")
     }
 
-    @Test("status's look at a TCP Docker host where nothing listens fails at once, saying the connection was refused, in plain words")
+    @Test("status's look at a TCP Docker host where nothing listens fails at once, not at its deadline, saying the connection was refused, in plain words")
     func refused() async throws {
         // A port nothing listens on: bound to be known free, then closed.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -59,9 +59,11 @@ struct DockerEngineClientTests {
         let host = try DockerHost(parsing: "tcp://127.0.0.1:\(UInt16(bigEndian: address.sin_port))")
         let start = ContinuousClock.now
         let failure = await #expect(throws: DockerEngineClient.Failure.self) {
-            try await PublishedPorts.look(at: host, listed: [], listeningTCP: [], boundUDP: [], isRunning: { _ in true }, timeout: .seconds(5))
+            try await PublishedPorts.look(at: host, listed: [], listeningTCP: [], boundUDP: [], isRunning: { _ in true }, timeout: .seconds(30))
         }
         #expect(failure?.description.hasSuffix("connection refused (is dockerd listening there?)") == true, "\(String(describing: failure))")
-        #expect(ContinuousClock.now - start < .seconds(2), "at once, not at the 5 s deadline")
+        // Far from the deadline, however loaded the machine (a retried connection
+        // would fail only at it).
+        #expect(ContinuousClock.now - start < .seconds(15), "at once, not at the 30 s deadline")
     }
 }
