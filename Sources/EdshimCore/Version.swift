@@ -11,8 +11,7 @@ public enum EdshimVersion {
         var bytes = [UInt8](repeating: 0, count: 64)
         let length = Int(edshim_build_id(&bytes, Int32(bytes.count)))
         guard length > 0 else { return nil }
-        let digits = Array("0123456789abcdef".utf8)
-        return String(decoding: bytes.prefix(length).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0x0f)]] }, as: UTF8.self)
+        return bytes.prefix(length).map { String($0 >> 4, radix: 16) + String($0 & 0x0f, radix: 16) }.joined()
     }()
     /// The line `edshim version` and `-v` print.
     public static let banner = banner(buildID: buildID)

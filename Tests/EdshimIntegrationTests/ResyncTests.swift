@@ -355,9 +355,7 @@ struct ResyncTests {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            let copy = bed.directory + "/elsewhere/edshim"
-            try FileManager.default.createDirectory(atPath: bed.directory + "/elsewhere", withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: bed.edshim, toPath: copy)
+            let copy = try bed.copyOfEdshim(at: "elsewhere/edshim")
             // Its own registration passes (the peer is that very process, which the
             // socket's permissions admit); only one made on its behalf needs the check.
             let arguments = ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine

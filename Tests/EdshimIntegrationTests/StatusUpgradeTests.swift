@@ -10,9 +10,7 @@ struct StatusUpgradeTests {
         try await withTestbed { bed in
             let backend = try bed.httpBackend("web")
             let host = SocketEndpoint(ip: .anyIPv4, port: try Sockets.freePort())
-            let installed = bed.directory + "/bin/edshim"
-            try FileManager.default.createDirectory(atPath: bed.directory + "/bin", withIntermediateDirectories: true)
-            try FileManager.default.copyItem(atPath: bed.edshim, toPath: installed)
+            let installed = try bed.copyOfEdshim(at: "bin/edshim")
             let arguments = ShimArguments(proto: .tcp, host: host, container: backend.endpoint).commandLine
             let old = try await bed.spawnShim(arguments, host: host, launcher: Testbed.launcher(running: installed))
             #expect(old.isReady, "\(old.process.log)")

@@ -21,13 +21,6 @@ public struct PublishedPort: Hashable, Sendable {
 }
 
 public enum PublishedPorts {
-    /// The TCP and UDP ports that dockerd at `host` publishes for its running (or
-    /// paused) containers, and those no proxy serves (`unproxied`), less those of a
-    /// container whose main process has exited (`isRunning` says no): dockerd lists
-    /// such a container as running while it stops its proxies one after another,
-    /// seconds for a wide port range (`docker stop`, `rm -f`, `restart`, a crash).
-    /// A restarting container's are left out too: dockerd stops their proxies until
-    /// it runs again.
     /// What `edshim status` learns from Docker: every port it publishes, and those of
     /// them no proxy serves.
     public struct Look: Sendable {
@@ -35,6 +28,13 @@ public enum PublishedPorts {
         public var unproxied: [PublishedPort]
     }
 
+    /// The TCP and UDP ports that dockerd at `host` publishes for its running (or
+    /// paused) containers, and those no proxy serves (`unproxied`), less those of a
+    /// container whose main process has exited (`isRunning` says no): dockerd lists
+    /// such a container as running while it stops its proxies one after another,
+    /// seconds for a wide port range (`docker stop`, `rm -f`, `restart`, a crash).
+    /// A restarting container's are left out too: dockerd stops their proxies until
+    /// it runs again.
     public static func look(at host: DockerHost, listed: Set<RegistrationKey>, listeningTCP: Set<SocketEndpoint>, boundUDP: Set<SocketEndpoint>?, isRunning: (Int32) -> Bool, timeout: Duration = .seconds(2)) async throws(DockerEngineClient.Failure) -> Look {
         // A client of its own that does not retry a refused connection until the
         // deadline: a command run by hand says at once that nothing listens there.

@@ -220,13 +220,6 @@ public enum StatusReport {
             if case .asked(_, let names) = self { return names }
             return [:]
         }
-
-        /// The same view with only the no-proxy ports among `keys` (those found so a
-        /// second earlier).
-        public func keeping(_ keys: Set<RegistrationKey>) -> DockerView {
-            guard case .asked(let unproxied, let names) = self else { return self }
-            return .asked(unproxied: unproxied.filter { keys.contains($0.key) }, names: names)
-        }
     }
 
     /// What an unregistered shim's MODE means, and what to do about it; `unanswered`:

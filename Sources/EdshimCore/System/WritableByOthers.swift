@@ -31,7 +31,7 @@ public enum WritableByOthers {
                 return "\(path) belongs to uid \(info.st_uid), neither root nor this process's user: that user could replace what is kept there; chown root \(path), or choose another directory"
             }
             guard path != "/" else { return nil }
-            path = parent(of: path)
+            path = AtomicFile.parent(of: path) ?? "/"
             isItself = false
         }
     }
@@ -45,12 +45,7 @@ public enum WritableByOthers {
                 return (String(cString: real), path == directory)
             }
             guard path != "/", !path.isEmpty else { return nil }
-            path = parent(of: path)
+            path = AtomicFile.parent(of: path) ?? "/"
         }
-    }
-
-    private static func parent(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
-        return String(path[..<slash])
     }
 }

@@ -157,13 +157,7 @@ struct ServerCommand: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
-        if let dockerHost {
-            do {
-                _ = try DockerHost(parsing: dockerHost)
-            } catch {
-                throw ValidationError("--docker-host: \(error.description)")
-            }
-        }
+        try DockerHost.validate(option: dockerHost)
     }
 
     func run() async throws {

@@ -103,13 +103,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var server: ServerSocketOptions
 
     func validate() throws {
-        if let dockerHost {
-            do {
-                _ = try DockerHost(parsing: dockerHost)
-            } catch {
-                throw ValidationError("--docker-host: \(error.description)")
-            }
-        }
+        try DockerHost.validate(option: dockerHost)
     }
 
     /// The ports Docker publishes that no proxy serves: not among `listed` (the
@@ -318,15 +312,15 @@ struct StatusCommand: AsyncParsableCommand {
             let listening = ListenTable.read()
             let unregistered = tcpShims.map { Self.unregistered($0, listening: listening) } + strays.map { Self.unregistered($0, listening: listening, unansweredSocket: $0.socketPath) }
             var docker = await dockerView(listed: Set(shims.map(\.arguments.key)), listening: listening)
-            if check, !docker.unproxied.isEmpty {
+            var unproxied = check ? StatusReport.unproxiedLines(docker.unproxied) : []
+            if !unproxied.isEmpty {
                 // Looked at again a second later, as when the server answers.
                 try await Task.sleep(for: .seconds(1))
-                let before = Set(docker.unproxied.map(\.key))
+                let before = Set(unproxied.map(\.key))
                 docker = await dockerView(listed: Set(ShimProcesses.allButImpostors().map(\.arguments.key)), listening: ListenTable.read())
-                docker = docker.keeping(before)
+                unproxied = StatusReport.unproxiedLines(docker.unproxied).filter { before.contains($0.key) }
             }
             print(StatusReport.table([], unregistered: unregistered, udpShims: udpShims, serverReachable: false, socketPath: client.socketPath, otherServers: others.answered, docker: docker))
-            let unproxied = check ? StatusReport.unproxiedLines(docker.unproxied) : []
             throw CommandFailure("\(error.description); the ports above are those of the shims running, as this host's sockets show them (the server's registrations could not be listed)" + (unproxied.isEmpty ? "" : "; " + Self.unproxiedFailure(unproxied)))
         }
         switch response {

@@ -252,6 +252,15 @@ final class Testbed: @unchecked Sendable {
         return process
     }
 
+    /// A copy of the testbed's edshim at `relativePath` in its directory (an installed
+    /// binary, or another program with its name), for `launcher(running:)`.
+    func copyOfEdshim(at relativePath: String) throws -> String {
+        let copy = directory + "/" + relativePath
+        try FileManager.default.createDirectory(atPath: AtomicFile.parent(of: copy) ?? directory, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: edshim, toPath: copy)
+        return copy
+    }
+
     /// A `spawnShim` launcher that runs the shim from `executable` (a copy of edshim)
     /// instead of the testbed's edshim.
     static func launcher(running executable: String) -> [String] {
